@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# bench/bench.sh - run the same workloads natively, under our runsc (each
+# platform in BENCH_PLATFORMS) and under Debian's gVisor (/usr/bin/runsc, if
+# installed), and print a table of medians with ratios.
+#
+# Usage: bash bench/bench.sh            (from anywhere; needs gcc, root for gVisor)
+#
+# Environment:
+#   BENCH_N=20                 repetitions of each workload per runtime
+#   BENCH_PLATFORMS=ptrace     our platforms to measure (space separated)
+#   RUNSC=<repo>/target/release/runsc     our binary
+#   GVISOR=/usr/bin/runsc      gVisor's binary ("" to skip it)
+#   GVISOR_FLAGS="--network=none --platform=ptrace"
+#   BENCH_GETPID_ITERS=200000  syscalls per getpid run
+#   BENCH_OPEN_ITERS=5000      open+fstat+close iterations per openloop run
+#   BENCH_FILE=/tmp/bench-64m  the 64 MiB file read by readfile (created once)
+#
+# Workloads (all static binaries built from bench/*.c into target/bench/):
+#   startup   wall time of `/bin/true` (dynamic, so includes ld.so), ms
+#   getpid    raw syscall(SYS_getpid) round trip, ns/call (measured inside)
+#   openloop  open("/etc/passwd")+fstat+close, ns/iteration (measured inside)
+#   readfile  read(2) of a 64 MiB file in 1 MiB chunks, MB/s (measured inside)
+#
+# Ratios are slowdowns, >1 = slower: for times runtime/native, for MB/s
+# native/runtime. "ours/gVisor" < 1 means we are faster than gVisor.
+#
+# Notes on gVisor (0.0~20221219, Debian's `runsc` package): `runsc do` works as
+# root without --rootless; it does not accept `--` before the command, so no
+# `--` is passed to either runtime. It writes to an inherited stdout file at its
+# own offset, so all output here is read through pipes.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+N=${BENCH_N:-20}
+PLATFORMS=${BENCH_PLATFORMS:-ptrace}
+RUNSC=${RUNSC:-$ROOT/target/release/runsc}
+GVISOR=${GVISOR-/usr/bin/runsc}
+GVISOR_FLAGS=${GVISOR_FLAGS:---network=none --platform=ptrace}
+GETPID_ITERS=${BENCH_GETPID_ITERS:-200000}
+OPEN_ITERS=${BENCH_OPEN_ITERS:-5000}
+BENCH_FILE=${BENCH_FILE:-/tmp/bench-64m}
+BIN=$ROOT/target/bench
+
+log() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------- build
+mkdir -p "$BIN"
+for p in getpid openloop readfile; do
+    if [ ! -x "$BIN/$p" ] || [ "$ROOT/bench/$p.c" -nt "$BIN/$p" ]; then
+        gcc -O2 -Wall -static -o "$BIN/$p" "$ROOT/bench/$p.c" || { log "gcc failed for $p.c"; exit 1; }
+    fi
+done
+if [ "$(stat -c %s "$BENCH_FILE" 2>/dev/null)" != 67108864 ]; then
+    log "creating $BENCH_FILE (64 MiB)"
+    head -c 67108864 /dev/urandom >"$BENCH_FILE.tmp" && mv "$BENCH_FILE.tmp" "$BENCH_FILE"
+fi
+# Warm the page cache so every runtime reads from memory.
+cat "$BENCH_FILE" >/dev/null
+
+# ---------------------------------------------------------------- runtimes
+# Each runtime is a name and a command prefix.
+RT_NAMES=(native)
+RT_PREFIX=("")
+for p in $PLATFORMS; do
+    if [ -x "$RUNSC" ]; then
+        if out=$("$RUNSC" --platform="$p" do /bin/true 2>&1); then
+            RT_NAMES+=("ours-$p")
+            RT_PREFIX+=("$RUNSC --platform=$p do")
+        else
+            log "our runsc --platform=$p cannot run /bin/true, skipped: $(echo "$out" | tail -1)"
+        fi
+    else
+        log "$RUNSC not found (cargo build --release), our runtime skipped"
+    fi
+done
+if [ -n "$GVISOR" ] && [ -x "$GVISOR" ]; then
+    # shellcheck disable=SC2086
+    if out=$("$GVISOR" $GVISOR_FLAGS do /bin/true 2>&1); then
+        RT_NAMES+=(gvisor)
+        RT_PREFIX+=("$GVISOR $GVISOR_FLAGS do")
+    else
+        log "gVisor at $GVISOR cannot run /bin/true, skipped: $(echo "$out" | tail -1)"
+    fi
+else
+    log "gVisor not installed (apt-get install runsc), skipped"
+fi
+
+# ---------------------------------------------------------------- workloads
+# name|unit|kind|command ; kind: wall (time the command, ms) or self (the
+# command prints its own number as the last line of stdout)
+WORKLOADS=(
+    "startup|ms|wall|/bin/true"
+    "getpid|ns/call|self|$BIN/getpid $GETPID_ITERS"
+    "openloop|ns/iter|self|$BIN/openloop $OPEN_ITERS /etc/passwd"
+    "readfile|MB/s|self|$BIN/readfile $BENCH_FILE"
+)
+
+now_ns() { date +%s%N; }
+
+# run_once PREFIX KIND CMD -> prints the measured number, or fails
+run_once() {
+    local prefix=$1 kind=$2 cmd=$3 t0 t1 out
+    if [ "$kind" = wall ]; then
+        t0=$(now_ns)
+        # shellcheck disable=SC2086
+        $prefix $cmd </dev/null >/dev/null 2>&1 || return 1
+        t1=$(now_ns)
+        awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'
+    else
+        # shellcheck disable=SC2086
+        out=$($prefix $cmd </dev/null 2>/dev/null) || return 1
+        out=$(printf '%s\n' "$out" | tail -n 1)
+        [[ $out =~ ^[0-9]+(\.[0-9]+)?$ ]] || return 1
+        echo "$out"
+    fi
+}
+
+median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) exit 1
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        if (m >= 100) printf "%.0f\n", m; else printf "%.3g\n", m }'
+}
+
+declare -A RESULT
+for w in "${WORKLOADS[@]}"; do
+    IFS='|' read -r wname unit kind cmd <<<"$w"
+    for i in "${!RT_NAMES[@]}"; do
+        rt=${RT_NAMES[$i]}
+        prefix=${RT_PREFIX[$i]}
+        log "$wname on $rt ($N runs)"
+        vals=()
+        failed=0
+        for ((r = 0; r < N; r++)); do
+            if v=$(run_once "$prefix" "$kind" "$cmd"); then
+                vals+=("$v")
+            else
+                failed=1
+                break
+            fi
+        done
+        if [ $failed = 1 ] || [ ${#vals[@]} = 0 ]; then
+            RESULT[$wname,$rt]=fail
+        else
+            RESULT[$wname,$rt]=$(printf '%s\n' "${vals[@]}" | median)
+        fi
+    done
+done
+
+# ---------------------------------------------------------------- table
+# ratio VALUE BASE UNIT -> slowdown (value/base for times, base/value for MB/s)
+ratio() {
+    local v=$1 b=$2 unit=$3
+    if [ "$v" = fail ] || [ "$b" = fail ] || [ -z "$v" ] || [ -z "$b" ]; then echo "-"; return; fi
+    awk -v v="$v" -v b="$b" -v u="$unit" 'BEGIN {
+        if (u == "MB/s") { if (v == 0) { print "-"; exit } r = b / v }
+        else { if (b == 0) { print "-"; exit } r = v / b }
+        printf "%.3gx\n", r }'
+}
+
+has_gvisor=0
+for rt in "${RT_NAMES[@]}"; do [ "$rt" = gvisor ] && has_gvisor=1; done
+
+header="| workload | unit |"
+sep="| --- | --- |"
+for rt in "${RT_NAMES[@]}"; do header+=" $rt |"; sep+=" ---: |"; done
+for rt in "${RT_NAMES[@]}"; do
+    [ "$rt" = native ] && continue
+    header+=" $rt/native |"; sep+=" ---: |"
+done
+if [ $has_gvisor = 1 ]; then
+    for rt in "${RT_NAMES[@]}"; do
+        case $rt in ours-*) header+=" $rt/gvisor |"; sep+=" ---: |" ;; esac
+    done
+fi
+
+echo
+echo "Medians of $N runs; $(uname -sr); $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no git'); $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "$header"
+echo "$sep"
+for w in "${WORKLOADS[@]}"; do
+    IFS='|' read -r wname unit kind cmd <<<"$w"
+    row="| $wname | $unit |"
+    for rt in "${RT_NAMES[@]}"; do row+=" ${RESULT[$wname,$rt]} |"; done
+    for rt in "${RT_NAMES[@]}"; do
+        [ "$rt" = native ] && continue
+        row+=" $(ratio "${RESULT[$wname,$rt]}" "${RESULT[$wname,native]}" "$unit") |"
+    done
+    if [ $has_gvisor = 1 ]; then
+        for rt in "${RT_NAMES[@]}"; do
+            case $rt in ours-*) row+=" $(ratio "${RESULT[$wname,$rt]}" "${RESULT[$wname,gvisor]}" "$unit") |" ;; esac
+        done
+    fi
+    echo "$row"
+done
+echo
+echo "Ratios are slowdowns (>1 = slower; for MB/s native/runtime). fail = the workload did not run."

@@ -1,0 +1,353 @@
+//! Open file descriptions: what an fd refers to. Shared (Arc) between dup'd fds
+//! and across fork; holds the offset and the status flags.
+
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use abi::linux::Stat;
+use abi::Errno;
+
+use crate::inode::StatFs;
+use crate::vfs::Location;
+use crate::{ReadAt, UserIo};
+
+/// One directory entry as a file system reports it. `next_off` is the directory
+/// position just after this entry (what `d_off` carries).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub next_off: u64,
+    pub dtype: u8,
+    pub name: Vec<u8>,
+}
+
+/// The mutable state of an open file description that implementations may use.
+pub struct FileState {
+    offset: Mutex<u64>,
+    flags: AtomicI32,
+}
+
+impl FileState {
+    /// The sentry-side file offset (file systems whose offset lives in a host fd
+    /// do not use it).
+    pub fn offset(&self) -> MutexGuard<'_, u64> {
+        self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Status flags (O_APPEND, O_NONBLOCK, ...) and the access mode.
+    pub fn flags(&self) -> i32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & libc::O_NONBLOCK != 0
+    }
+    pub fn append(&self) -> bool {
+        self.flags() & libc::O_APPEND != 0
+    }
+}
+
+/// Linux's lseek on a file whose offset the sentry keeps. `size` gives SEEK_END's base;
+/// None means SEEK_END is unsupported (EINVAL), as for directories.
+pub fn generic_lseek(st: &FileState, off: i64, whence: i32, size: Option<u64>) -> Result<u64, Errno> {
+    let mut cur = st.offset();
+    let base: i64 = match whence {
+        libc::SEEK_SET => 0,
+        libc::SEEK_CUR => *cur as i64,
+        libc::SEEK_END => size.ok_or(Errno::EINVAL)? as i64,
+        libc::SEEK_DATA | libc::SEEK_HOLE => {
+            let size = size.ok_or(Errno::EINVAL)? as i64;
+            if off < 0 || off >= size {
+                return Err(Errno::ENXIO);
+            }
+            let r = if whence == libc::SEEK_DATA { off } else { size };
+            *cur = r as u64;
+            return Ok(r as u64);
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = base.checked_add(off).ok_or(Errno::EINVAL)?;
+    if new < 0 {
+        return Err(Errno::EINVAL);
+    }
+    *cur = new as u64;
+    Ok(new as u64)
+}
+
+/// What a file system implements for its open files. Defaults describe a file that
+/// supports nothing; the offset handling defaults to the sentry-side offset with
+/// `pread`/`pwrite` doing the I/O.
+pub trait FileOps: Send + Sync {
+    /// Reads at the current offset (or from the stream) and advances it.
+    fn read(&self, st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+        let mut off = st.offset();
+        let n = self.pread(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+    /// Writes at the current offset (at the end with O_APPEND) and advances it.
+    fn write(&self, st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
+        let mut off = st.offset();
+        if st.append() {
+            *off = self.stat()?.size as u64;
+        }
+        let n = self.pwrite(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+    /// Positional read; ESPIPE for streams.
+    fn pread(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+    fn pwrite(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+    /// Whether pread/pwrite/lseek make sense (false for pipes, ttys, sockets).
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn lseek(&self, st: &FileState, off: i64, whence: i32) -> Result<u64, Errno> {
+        if !self.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        let size = if self.is_dir() { None } else { Some(self.stat()?.size as u64) };
+        generic_lseek(st, off, whence, size)
+    }
+    fn stat(&self) -> Result<Stat, Errno>;
+    fn statfs(&self) -> Result<StatFs, Errno> {
+        Err(Errno::ENOSYS)
+    }
+    fn is_dir(&self) -> bool {
+        false
+    }
+    /// Directory entries from position `off`, roughly `max_bytes` worth (more or
+    /// fewer is fine: the caller packs what fits). Empty at the end.
+    fn readdir(&self, _off: u64, _max_bytes: usize) -> Result<Vec<DirEntry>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+    fn ioctl(&self, _st: &FileState, _io: &dyn UserIo, _cmd: u32, _arg: u64) -> Result<u64, Errno> {
+        Err(Errno::ENOTTY)
+    }
+    /// Called after F_SETFL changed the status flags to `flags`.
+    fn flags_changed(&self, _flags: i32) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// The host fd behind this file, if any (for mmap and the like).
+    fn host_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+}
+
+/// Access-mode bits for an O_PATH description (neither read nor write).
+const PATH_ONLY: i32 = libc::O_PATH;
+
+/// Flags F_SETFL may change.
+const SETFL_MASK: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+
+/// An open file description.
+pub struct OpenFile {
+    ops: Box<dyn FileOps>,
+    state: FileState,
+    location: Option<Location>,
+}
+
+impl OpenFile {
+    /// A new description. `flags` are the open flags; the creation flags
+    /// (O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_CLOEXEC) are dropped and O_LARGEFILE
+    /// added, so F_GETFL reports what Linux reports.
+    pub fn new(ops: Box<dyn FileOps>, flags: i32, location: Option<Location>) -> Arc<OpenFile> {
+        let drop = libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC;
+        let flags = (flags & !drop) | libc::O_LARGEFILE;
+        Arc::new(OpenFile { ops, state: FileState { offset: Mutex::new(0), flags: AtomicI32::new(flags) }, location })
+    }
+
+    pub fn ops(&self) -> &dyn FileOps {
+        self.ops.as_ref()
+    }
+
+    /// Where the file was opened (None for host stdio and anonymous files).
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+
+    /// F_GETFL: access mode and status flags.
+    pub fn status_flags(&self) -> i32 {
+        self.state.flags()
+    }
+
+    /// F_SETFL: only O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT and O_NOATIME change.
+    pub fn set_status_flags(&self, flags: i32) -> Result<(), Errno> {
+        let old = self.state.flags();
+        let new = (old & !SETFL_MASK) | (flags & SETFL_MASK);
+        self.ops.flags_changed(new)?;
+        self.state.flags.store(new, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sets or clears O_NONBLOCK (FIONBIO).
+    pub fn set_nonblocking(&self, on: bool) -> Result<(), Errno> {
+        let f = self.state.flags();
+        self.set_status_flags(if on { f | libc::O_NONBLOCK } else { f & !libc::O_NONBLOCK })
+    }
+
+    pub fn is_path_only(&self) -> bool {
+        self.state.flags() & PATH_ONLY != 0
+    }
+
+    pub fn readable(&self) -> bool {
+        let f = self.state.flags();
+        f & PATH_ONLY == 0 && matches!(f & libc::O_ACCMODE, libc::O_RDONLY | libc::O_RDWR)
+    }
+
+    pub fn writable(&self) -> bool {
+        let f = self.state.flags();
+        f & PATH_ONLY == 0 && matches!(f & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.ops.is_dir()
+    }
+
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        self.ops.read(&self.state, buf)
+    }
+
+    pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.write(&self.state, buf)
+    }
+
+    pub fn pread(&self, buf: &mut [u8], off: i64) -> Result<usize, Errno> {
+        if off < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if !self.ops.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        if self.ops.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        self.ops.pread(buf, off as u64)
+    }
+
+    pub fn pwrite(&self, buf: &[u8], off: i64) -> Result<usize, Errno> {
+        if off < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if !self.ops.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        self.ops.pwrite(buf, off as u64)
+    }
+
+    pub fn lseek(&self, off: i64, whence: i32) -> Result<u64, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.lseek(&self.state, off, whence)
+    }
+
+    pub fn stat(&self) -> Result<Stat, Errno> {
+        self.ops.stat()
+    }
+
+    pub fn statfs(&self) -> Result<StatFs, Errno> {
+        match &self.location {
+            Some(l) => l.statfs(),
+            None => self.ops.statfs(),
+        }
+    }
+
+    /// getdents64(2): `linux_dirent64` records filling at most `cap` bytes.
+    /// EINVAL when not even the next entry fits; empty at the end.
+    pub fn getdents64(&self, cap: usize) -> Result<Vec<u8>, Errno> {
+        self.getdents_impl(cap, abi::linux::push_dirent64)
+    }
+
+    /// getdents(2): the old `linux_dirent` layout (d_type in the record's last byte).
+    pub fn getdents(&self, cap: usize) -> Result<Vec<u8>, Errno> {
+        self.getdents_impl(cap, push_dirent_old)
+    }
+
+    fn getdents_impl(
+        &self,
+        cap: usize,
+        push: fn(&mut Vec<u8>, usize, u64, i64, u8, &[u8]) -> bool,
+    ) -> Result<Vec<u8>, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        if !self.ops.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut off = self.state.offset();
+        let mut out = Vec::new();
+        loop {
+            let ents = self.ops.readdir(*off, cap.saturating_sub(out.len()).max(64))?;
+            if ents.is_empty() {
+                return Ok(out);
+            }
+            for e in ents {
+                if !push(&mut out, cap, e.ino, e.next_off as i64, e.dtype, &e.name) {
+                    if out.is_empty() {
+                        return Err(Errno::EINVAL);
+                    }
+                    return Ok(out);
+                }
+                *off = e.next_off;
+            }
+        }
+    }
+
+    /// The file's own ioctls (FIOCLEX/FIONCLEX/FIONBIO are the caller's).
+    pub fn ioctl(&self, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.ioctl(&self.state, io, cmd, arg)
+    }
+}
+
+impl ReadAt for OpenFile {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.pread(buf, off)
+    }
+}
+
+impl std::fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenFile").field("flags", &format_args!("{:#o}", self.state.flags())).finish()
+    }
+}
+
+/// Appends one old-style `struct linux_dirent` (d_type in the last byte).
+pub fn push_dirent_old(out: &mut Vec<u8>, cap: usize, ino: u64, off: i64, dtype: u8, name: &[u8]) -> bool {
+    let reclen = (18 + name.len() + 2 + 7) & !7;
+    if out.len() + reclen > cap {
+        return false;
+    }
+    let start = out.len();
+    out.extend_from_slice(&ino.to_le_bytes());
+    out.extend_from_slice(&off.to_le_bytes());
+    out.extend_from_slice(&(reclen as u16).to_le_bytes());
+    out.extend_from_slice(name);
+    out.resize(start + reclen, 0);
+    out[start + reclen - 1] = dtype;
+    true
+}

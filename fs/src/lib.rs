@@ -1,0 +1,56 @@
+//! The VFS: mounts, dentries, path walk, file descriptions and fd tables, and the
+//! file systems that need no kernel state (gofer-backed, host fds, synthetic dirs).
+//!
+//! Layout:
+//! - [`vfs`]: the mount tree, dentries, path walk and the path-based operations
+//!   (`open`, `stat`, `access`, `readlink`, the mutating calls).
+//! - [`file`]: open file descriptions ([`OpenFile`]) and the [`FileOps`] trait.
+//! - [`fd_table`]: per-process descriptor tables.
+//! - [`context`]: a task's root, cwd and umask.
+//! - [`inode`]: the [`Inode`] trait every file system implements.
+//! - [`remote`]: the gofer-backed file system, over the [`RemoteFs`] trait
+//!   (implemented for `gofer::Client`).
+//! - [`host`]: files wrapping host fds (the workload's inherited stdio).
+//! - [`synthetic`]: the sentry-owned empty directories (/proc, /sys, /dev for now).
+
+pub mod context;
+pub mod fd_table;
+pub mod file;
+pub mod host;
+pub mod inode;
+pub mod perm;
+pub mod remote;
+pub mod synthetic;
+pub mod vfs;
+
+#[cfg(test)]
+mod testutil;
+#[cfg(test)]
+mod tests;
+
+pub use context::FsContext;
+pub use fd_table::FdTable;
+pub use file::{DirEntry, FileOps, OpenFile};
+pub use inode::{Inode, StatFs};
+pub use perm::{Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
+pub use remote::RemoteFs;
+pub use vfs::{Location, Mount, OpenHow, Vfs, WalkOpts};
+
+/// Longest path accepted (including the NUL), as Linux's PATH_MAX.
+pub const PATH_MAX: usize = 4096;
+/// Longest path component.
+pub const NAME_MAX: usize = 255;
+/// Most symlinks followed in one walk.
+pub const MAX_SYMLINKS: u32 = 40;
+
+/// Access to the calling task's memory, for ioctls and the like.
+pub trait UserIo {
+    fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), abi::Errno>;
+    fn copy_out(&self, addr: u64, buf: &[u8]) -> Result<(), abi::Errno>;
+}
+
+/// Positional reads, for memory-mapping and loading files.
+pub trait ReadAt: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `off`; 0 at end of file.
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, abi::Errno>;
+}

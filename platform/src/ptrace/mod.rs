@@ -1,0 +1,499 @@
+//! The ptrace platform. Workload code runs in stub processes under PTRACE_SYSEMU,
+//! so its syscalls stop in the tracer (the task's host thread) instead of running.
+//!
+//! One master stub is forked early: it keeps only the stub page (and the memory
+//! file's fd), installs a seccomp filter that kills it on any syscall not made
+//! from the stub page, and stops. A dedicated "creator" thread traces it; every new
+//! address space is a process cloned from the master by an injected `clone()` with
+//! CLONE_FILES (so it shares the fd table holding the memory file), then attached
+//! by the host thread that asked for it. map/unmap/protect are `mmap`/`munmap`/
+//! `mprotect` calls injected into a stopped stub thread traced by the calling thread.
+
+mod stub;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use crate::{AddressSpace, Context, Event, MemoryFile, Platform, PlatformError, Prot, Regs};
+
+/// One past the highest user address on x86-64 with 4-level paging.
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// Bytes reserved for the stub region (the code uses one page).
+const STUB_REGION: u64 = 0x10000;
+/// Preferred stub address; lower free addresses are tried if taken.
+const STUB_PREFERRED: u64 = TASK_SIZE - 0xf000 - STUB_REGION;
+
+use crate::host::gettid as host_tid;
+
+/// Waits for a ptrace stop of `tid`, retrying EINTR. Returns the raw status.
+fn wait(tid: i32) -> Result<i32, PlatformError> {
+    loop {
+        let mut status = 0;
+        // SAFETY: plain syscall with a valid status pointer.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        if r == tid {
+            return Ok(status);
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return Err(PlatformError::last("waitpid"));
+    }
+}
+
+fn describe_exit(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("status {status:#x}")
+    }
+}
+
+fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> Result<libc::c_long, PlatformError> {
+    // SAFETY: every caller passes pointers to live, correctly sized buffers for the
+    // requests that take them (GETREGS/SETREGS/GETSIGINFO) and plain values otherwise.
+    let r = unsafe { libc::ptrace(req, tid, addr as *mut libc::c_void, data as *mut libc::c_void) };
+    if r < 0 {
+        return Err(PlatformError::last("ptrace"));
+    }
+    Ok(r)
+}
+
+fn get_regs(tid: i32, regs: &mut Regs) -> Result<(), PlatformError> {
+    ptrace(libc::PTRACE_GETREGS, tid, 0, regs as *mut Regs as usize).map(|_| ())
+}
+
+fn set_regs(tid: i32, regs: &Regs) -> Result<(), PlatformError> {
+    ptrace(libc::PTRACE_SETREGS, tid, 0, regs as *const Regs as usize).map(|_| ())
+}
+
+/// Attaches the calling thread to `tid` (stopped in the stub's stop loop) and
+/// waits for the attach stop.
+fn attach(tid: i32) -> Result<(), PlatformError> {
+    ptrace(libc::PTRACE_ATTACH, tid, 0, 0)?;
+    loop {
+        let status = wait(tid)?;
+        if libc::WIFSTOPPED(status) {
+            break;
+        }
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            return Err(PlatformError::StubDied(describe_exit(status)));
+        }
+    }
+    let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
+    ptrace(libc::PTRACE_SETOPTIONS, tid, 0, opts as usize)?;
+    Ok(())
+}
+
+/// A stub thread traced by the current host thread.
+struct StubThread {
+    tid: i32,
+    /// Register template with the stub's segment registers, for injected calls.
+    template: Regs,
+}
+
+impl StubThread {
+    fn attach(tid: i32) -> Result<StubThread, PlatformError> {
+        attach(tid)?;
+        let mut template = crate::zeroed_regs();
+        get_regs(tid, &mut template)?;
+        Ok(StubThread { tid, template })
+    }
+
+    /// Resumes with `req` (PTRACE_CONT or PTRACE_SYSEMU) until a stop that is not
+    /// a stray SIGSTOP (left over from attaching) or an asynchronous host signal,
+    /// which are suppressed. Returns the stop signal.
+    fn resume(&self, req: libc::c_uint) -> Result<i32, PlatformError> {
+        loop {
+            ptrace(req, self.tid, 0, 0)?;
+            let status = wait(self.tid)?;
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                return Err(PlatformError::StubDied(describe_exit(status)));
+            }
+            if !libc::WIFSTOPPED(status) {
+                continue;
+            }
+            let sig = libc::WSTOPSIG(status);
+            match sig {
+                s if s == libc::SIGTRAP | 0x80 => return Ok(s),
+                libc::SIGTRAP | libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL => return Ok(sig),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Runs one host syscall in the stub and returns its raw result.
+    fn inject(&self, code: &Layout, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        let mut r = self.template;
+        r.rip = code.syscall_addr;
+        r.rax = nr as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        set_regs(self.tid, &r)?;
+        let sig = self.resume(libc::PTRACE_CONT)?;
+        if sig != libc::SIGTRAP {
+            return Err(PlatformError::StubDied(format!("injected syscall {nr} stopped with signal {sig}")));
+        }
+        get_regs(self.tid, &mut r)?;
+        Ok(r.rax as i64)
+    }
+}
+
+/// Where the stub lives (fixed for the life of the sentry).
+#[derive(Clone, Copy)]
+struct Layout {
+    stub_addr: u64,
+    syscall_addr: u64,
+    clone_addr: u64,
+}
+
+/// Requests to the creator thread.
+type CloneRequest = mpsc::Sender<Result<i32, PlatformError>>;
+
+/// The ptrace platform.
+pub struct Ptrace {
+    mf: Arc<MemoryFile>,
+    layout: Layout,
+    creator: Mutex<mpsc::Sender<CloneRequest>>,
+}
+
+impl Ptrace {
+    /// Sets up the stub page and forks the master stub. Call before the sentry
+    /// confines itself.
+    pub fn new(mf: Arc<MemoryFile>) -> Result<Arc<Ptrace>, PlatformError> {
+        let code = stub::code();
+        let stub_addr = map_stub_page(code.bytes)?;
+        let layout = Layout {
+            stub_addr,
+            syscall_addr: stub_addr + code.syscall,
+            clone_addr: stub_addr + code.clone,
+        };
+        let (tx, rx) = mpsc::channel::<CloneRequest>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let memfd = mf.fd();
+        std::thread::Builder::new()
+            .name("stub-creator".into())
+            .spawn(move || creator_thread(layout, memfd, rx, ready_tx))
+            .map_err(|_| PlatformError::last("spawn"))?;
+        ready_rx.recv().map_err(|_| PlatformError::StubDied("creator thread exited".into()))??;
+        Ok(Arc::new(Ptrace { mf, layout, creator: Mutex::new(tx) }))
+    }
+
+    fn clone_stub(&self) -> Result<i32, PlatformError> {
+        let (tx, rx) = mpsc::channel();
+        self.creator
+            .lock()
+            .unwrap()
+            .send(tx)
+            .map_err(|_| PlatformError::StubDied("creator thread gone".into()))?;
+        rx.recv().map_err(|_| PlatformError::StubDied("creator thread gone".into()))?
+    }
+}
+
+/// Maps the stub code at the highest free address at or below STUB_PREFERRED, in
+/// the sentry itself, so every process forked from it has the page.
+fn map_stub_page(bytes: &[u8]) -> Result<u64, PlatformError> {
+    let mut addr = STUB_PREFERRED;
+    while addr > TASK_SIZE / 2 {
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        let p = unsafe {
+            libc::mmap(
+                addr as *mut libc::c_void,
+                STUB_REGION as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p != libc::MAP_FAILED && p as u64 == addr {
+            // SAFETY: we just mapped this region read-write and own it.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), p as *mut u8, bytes.len());
+                libc::mprotect(p, STUB_REGION as usize, libc::PROT_READ | libc::PROT_EXEC);
+            }
+            return Ok(addr);
+        }
+        if p != libc::MAP_FAILED {
+            // SAFETY: an old kernel placed it elsewhere; drop that mapping.
+            unsafe { libc::munmap(p, STUB_REGION as usize) };
+        }
+        addr -= STUB_REGION;
+    }
+    Err(PlatformError::NoMemory)
+}
+
+/// A seccomp filter for stubs: allow syscalls made from the stub region, kill the
+/// process on any other (workload syscalls never get here: SYSEMU stops them first).
+fn stub_seccomp_filter(stub_addr: u64) -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let s = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let lo = stub_addr as u32;
+    let hi = (stub_addr >> 32) as u32;
+    let end_lo = lo.wrapping_add(STUB_REGION as u32);
+    // stub region never straddles a 4 GiB boundary (STUB_REGION-aligned, below 2^47).
+    vec![
+        s(LD_W_ABS, 0, 0, 4),                       // arch
+        s(JEQ, 1, 0, 0xc000_003e),                  // AUDIT_ARCH_X86_64
+        s(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        s(LD_W_ABS, 0, 0, 12),                      // instruction_pointer high
+        s(JEQ, 1, 0, hi),
+        s(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        s(LD_W_ABS, 0, 0, 8),                       // instruction_pointer low
+        s(JGE, 1, 0, lo),
+        s(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        s(JGE, 0, 1, end_lo),
+        s(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        s(RET, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// The creator thread: forks the master stub (so it is the master's parent and
+/// tracer) and clones new stubs from it on request.
+fn creator_thread(
+    layout: Layout,
+    memfd: i32,
+    rx: mpsc::Receiver<CloneRequest>,
+    ready: mpsc::Sender<Result<(), PlatformError>>,
+) {
+    let filter = stub_seccomp_filter(layout.stub_addr);
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: after fork the child runs only async-signal-safe raw syscalls on
+    // data prepared before the fork, then jumps into the stub page, never returning.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let _ = ready.send(Err(PlatformError::last("fork")));
+        return;
+    }
+    if pid == 0 {
+        // SAFETY: see above; this is the child and never returns to Rust code.
+        unsafe { master_child(layout.stub_addr, memfd, &prog) }
+    }
+    let master = match StubThread::attach(pid) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let flags = (libc::CLONE_FILES | libc::SIGCHLD) as u64;
+    let mut regs = master.template;
+    regs.rip = layout.clone_addr;
+    for reply in rx {
+        let res = (|| {
+            let mut r = regs;
+            r.rax = libc::SYS_clone as u64;
+            r.orig_rax = u64::MAX;
+            r.rdi = flags;
+            r.rsi = 0;
+            r.rdx = 0;
+            r.r10 = 0;
+            r.r8 = 0;
+            set_regs(master.tid, &r)?;
+            let sig = master.resume(libc::PTRACE_CONT)?;
+            if sig != libc::SIGTRAP {
+                return Err(PlatformError::StubDied(format!("master stopped with signal {sig}")));
+            }
+            get_regs(master.tid, &mut r)?;
+            let pid = r.rax as i64;
+            if pid < 0 {
+                return Err(PlatformError::Host { op: "clone stub", errno: -pid as i32 });
+            }
+            regs = r;
+            regs.rip = layout.clone_addr;
+            Ok(pid as i32)
+        })();
+        let _ = reply.send(res);
+    }
+    // Platform dropped: kill the master (its children follow via PDEATHSIG).
+    // SAFETY: plain syscalls on our own child.
+    unsafe {
+        libc::kill(master.tid, libc::SIGKILL);
+    }
+    let _ = wait(master.tid);
+}
+
+/// The forked master: drop everything but the stub page and the memory file,
+/// confine itself, and enter the stub.
+///
+/// # Safety
+/// Must only be called in a freshly forked child.
+unsafe fn master_child(stub_addr: u64, memfd: i32, prog: &libc::sock_fprog) -> ! {
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    // Out of the caller's session and process group: terminal signals must not
+    // reach stubs.
+    libc::setsid();
+    libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+    // Keep only the memory file (and stdio-less): close every other fd.
+    if memfd > 0 {
+        libc::syscall(libc::SYS_close_range, 0u32, (memfd - 1) as u32, 0u32);
+    }
+    libc::syscall(libc::SYS_close_range, (memfd + 1) as u32, u32::MAX, 0u32);
+    // Block every signal but the unblockable ones: stubs handle none.
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, prog as *const _) != 0 {
+        libc::_exit(101);
+    }
+    std::arch::asm!(
+        "jmp {entry}",
+        entry = in(reg) stub_addr,
+        in("r12") stub_addr,
+        in("r13") stub_addr + STUB_REGION,
+        in("r14") TASK_SIZE,
+        options(noreturn)
+    );
+}
+
+impl Platform for Ptrace {
+    fn name(&self) -> &'static str {
+        "ptrace"
+    }
+
+    fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    fn max_user_address(&self) -> u64 {
+        self.layout.stub_addr
+    }
+
+    fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
+        let pid = self.clone_stub()?;
+        let thread = match StubThread::attach(pid) {
+            Ok(t) => t,
+            Err(e) => {
+                // SAFETY: plain syscall on the stub we just created.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return Err(e);
+            }
+        };
+        let mut threads = HashMap::new();
+        threads.insert(host_tid(), Arc::new(thread));
+        Ok(Arc::new(PtraceAddressSpace {
+            pid,
+            memfd: self.mf.fd(),
+            layout: self.layout,
+            threads: Mutex::new(threads),
+        }))
+    }
+
+    fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
+        Ok(Box::new(PtraceContext))
+    }
+}
+
+/// One stub process.
+pub struct PtraceAddressSpace {
+    pid: i32,
+    memfd: i32,
+    layout: Layout,
+    /// The stub thread each host thread traces, by host thread ID.
+    threads: Mutex<HashMap<i32, Arc<StubThread>>>,
+}
+
+impl PtraceAddressSpace {
+    fn with_thread<T>(&self, f: impl FnOnce(&StubThread) -> Result<T, PlatformError>) -> Result<T, PlatformError> {
+        let t = self.threads.lock().unwrap().get(&host_tid()).cloned();
+        let t = t.ok_or(PlatformError::StubDied("no stub thread for this host thread".into()))?;
+        f(&t)
+    }
+
+    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<(), PlatformError> {
+        let r = self.with_thread(|t| t.inject(&self.layout, nr, args))?;
+        if r < 0 {
+            return Err(PlatformError::Host { op: "stub syscall", errno: -r as i32 });
+        }
+        Ok(())
+    }
+}
+
+impl AddressSpace for PtraceAddressSpace {
+    fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        self.inject(libc::SYS_mmap, [va, len, prot as u64, flags, self.memfd as u64, offset])
+    }
+
+    fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
+        self.inject(libc::SYS_munmap, [va, len, 0, 0, 0, 0])
+    }
+
+    fn protect(&self, va: u64, len: u64, prot: Prot) -> Result<(), PlatformError> {
+        self.inject(libc::SYS_mprotect, [va, len, prot as u64, 0, 0, 0])
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Drop for PtraceAddressSpace {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall on our stub process.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        // Reap it if this thread is its tracer; otherwise the tracer's exit detaches
+        // it and the master (ignoring SIGCHLD) lets it go.
+        let threads = self.threads.get_mut().unwrap();
+        if threads.contains_key(&host_tid()) {
+            for t in threads.values() {
+                let _ = wait(t.tid);
+            }
+        }
+    }
+}
+
+/// A task's execution context: the host thread itself; the stub thread it runs
+/// in is found through the address space.
+struct PtraceContext;
+
+impl Context for PtraceContext {
+    fn switch(&mut self, space: &dyn AddressSpace, regs: &mut Regs) -> Result<Event, PlatformError> {
+        let space = space
+            .as_any()
+            .downcast_ref::<PtraceAddressSpace>()
+            .ok_or(PlatformError::StubDied("not a ptrace address space".into()))?;
+        space.with_thread(|t| {
+            set_regs(t.tid, regs)?;
+            let sig = t.resume(libc::PTRACE_SYSEMU)?;
+            get_regs(t.tid, regs)?;
+            if sig == libc::SIGTRAP | 0x80 {
+                return Ok(Event::Syscall);
+            }
+            // SAFETY: siginfo_t is plain data; GETSIGINFO fills it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            ptrace(libc::PTRACE_GETSIGINFO, t.tid, 0, &mut info as *mut _ as usize)?;
+            // SAFETY: si_addr is valid to read for the fault signals we stop on.
+            let addr = unsafe { info.si_addr() } as u64;
+            Ok(Event::Fault { signo: sig, code: info.si_code, addr })
+        })
+    }
+}
+
+/// Registers for starting a program at `entry` with stack `sp`.
+pub fn initial_regs(entry: u64, sp: u64) -> Regs {
+    let mut r = crate::zeroed_regs();
+    r.rip = entry;
+    r.rsp = sp;
+    r.cs = 0x33;
+    r.ss = 0x2b;
+    r.eflags = 0x202;
+    r
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,56 @@
+use super::*;
+
+/// x86-64 code: getpid(); exit_group(42) — both emulated by the test.
+const CODE: &[u8] = &[
+    0xb8, 0x27, 0x00, 0x00, 0x00, // mov eax, 39
+    0x0f, 0x05, // syscall
+    0xbf, 0x2a, 0x00, 0x00, 0x00, // mov edi, 42
+    0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax, 231
+    0x0f, 0x05, // syscall
+    0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00, // mov rax, [0] -> fault
+];
+
+#[test]
+fn runs_code_and_catches_syscalls_and_faults() {
+    let mf = Arc::new(MemoryFile::new(1 << 30).unwrap());
+    let p = Ptrace::new(mf.clone()).unwrap();
+    let space = p.new_address_space().unwrap();
+    let off = mf.allocate(4096).unwrap();
+    mf.write_at(off, CODE);
+    space.map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC).unwrap();
+    let mut ctx = p.new_context().unwrap();
+    let mut regs = initial_regs(0x400000, 0);
+    assert_eq!(ctx.switch(space.as_ref(), &mut regs).unwrap(), Event::Syscall);
+    assert_eq!(regs.orig_rax, 39);
+    regs.rax = 1234;
+    assert_eq!(ctx.switch(space.as_ref(), &mut regs).unwrap(), Event::Syscall);
+    assert_eq!(regs.orig_rax, 231);
+    assert_eq!(regs.rdi, 42);
+    match ctx.switch(space.as_ref(), &mut regs).unwrap() {
+        Event::Fault { signo, addr, .. } => {
+            assert_eq!(signo, libc::SIGSEGV);
+            assert_eq!(addr, 0);
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    // Memory written through the memory file is visible to the workload's mapping
+    // and protect/unmap work.
+    space.protect(0x400000, 4096, libc::PROT_READ).unwrap();
+    regs.rip = 0x400000;
+    match ctx.switch(space.as_ref(), &mut regs).unwrap() {
+        Event::Fault { signo, addr, .. } => {
+            assert_eq!(signo, libc::SIGSEGV);
+            assert_eq!(addr, 0x400000);
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    space.unmap(0x400000, 4096).unwrap();
+    // A second address space is independent.
+    let space2 = p.new_address_space().unwrap();
+    space2.map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC).unwrap();
+    let mut regs = initial_regs(0x400000, 0);
+    assert_eq!(ctx.switch(space2.as_ref(), &mut regs).unwrap(), Event::Syscall);
+    assert_eq!(regs.orig_rax, 39);
+    drop(space);
+    drop(space2);
+}

@@ -1,0 +1,59 @@
+//! `runsc`: the container runtime binary. It parses the command line and hands
+//! off to the sandbox lifecycle code; it also re-executes itself as the hidden
+//! `runsc boot` (the sentry) and `runsc gofer` (the file proxy).
+
+mod boot;
+mod cli;
+mod gofer_cmd;
+mod log;
+mod sandbox;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: runsc [global flags] <command> [args]
+
+commands:
+  do        run a command in a new sandbox with the host / as (read-only) root
+
+global flags:
+  --platform=ptrace     how workload code runs (ptrace; kvm later)
+  --strace              print every syscall of the workload to stderr
+  --debug-log=FILE      write the sandbox's log to FILE
+  --debug               verbose logging
+  --network=none        networking mode (none, sandbox, host)
+  --root, --log, --log-format, --rootless, --overlay, --systemd-cgroup: accepted for runc compatibility
+  --version             print the version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (global, rest) = match cli::parse_global(&args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("runsc: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(cmd) = rest.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let sub = &rest[1..];
+    let code = match cmd.as_str() {
+        "do" => sandbox::cmd_do(&global, sub),
+        "boot" => boot::cmd_boot(&global, sub),
+        "gofer" => gofer_cmd::cmd_gofer(&global, sub),
+        "--version" | "-version" | "-v" | "version" => {
+            println!("runsc version {}\nspec: 1.1.0", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        "help" | "--help" | "-help" | "-h" => {
+            println!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("runsc: unknown command {other:?}\n{USAGE}");
+            2
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

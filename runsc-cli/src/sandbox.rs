@@ -1,0 +1,98 @@
+//! Sandbox launch: `runsc do` starts a gofer and a sentry (`runsc boot`) as
+//! re-executions of this binary, connected by a socketpair, and waits for the
+//! workload's exit status.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
+use crate::cli::{forward, split_flag, Global};
+
+/// Lets `fd` survive exec into the child about to be spawned.
+fn inheritable(fd: &OwnedFd) -> std::io::Result<()> {
+    // SAFETY: plain fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `runsc do [--cwd=DIR] [--] CMD [ARGS...]`.
+pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
+    let mut cwd = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with('-') {
+            break;
+        }
+        match split_flag(a) {
+            Some(("cwd", Some(v))) => cwd = Some(v.to_string()),
+            Some(("cwd", None)) if i + 1 < args.len() => {
+                i += 1;
+                cwd = Some(args[i].clone());
+            }
+            _ => {
+                eprintln!("runsc do: flag provided but not defined: {a}");
+                return 2;
+            }
+        }
+        i += 1;
+    }
+    let cmd = &args[i..];
+    if cmd.is_empty() {
+        eprintln!("runsc do: missing command (usage: runsc do [--] CMD [ARGS...])");
+        return 2;
+    }
+    match run_sandbox(g, cmd, cwd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("runsc do: {e}");
+            1
+        }
+    }
+}
+
+fn run_sandbox(g: &Global, cmd: &[String], cwd: Option<String>) -> std::io::Result<i32> {
+    let exe = std::env::current_exe()?;
+    let (sentry_end, gofer_end) = gofer::socketpair()?;
+    inheritable(&gofer_end)?;
+    let mut gofer = Command::new(&exe)
+        .args(forward(g))
+        .arg("gofer")
+        .arg("--root=/")
+        .arg(format!("--fd={}", gofer_end.as_raw_fd()))
+        .arg("--read-only")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?;
+    drop(gofer_end);
+    inheritable(&sentry_end)?;
+    let mut boot = Command::new(&exe);
+    boot.args(forward(g)).arg("boot").arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));
+    if let Some(c) = cwd {
+        boot.arg(format!("--cwd={c}"));
+    }
+    let boot = boot.arg("--").args(cmd).spawn();
+    drop(sentry_end);
+    let status = match boot {
+        Ok(mut b) => b.wait(),
+        Err(e) => {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+            return Err(e);
+        }
+    };
+    // The gofer exits when the sentry's end of the socket closes.
+    let _ = gofer.wait();
+    let status = status?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
+    })
+}

@@ -1,0 +1,93 @@
+//! execve: resolving the file (and `#!` interpreters), building a fresh address
+//! space and loading the image into it. Nothing of the old image is touched until
+//! the new one is complete, so a failed exec returns to the caller intact.
+
+use std::sync::Arc;
+
+use abi::Errno;
+use platform::Regs;
+
+use crate::kernel::Kernel;
+use crate::loader::{self, LoadArgs};
+use crate::mm::MemoryManager;
+use crate::task::Credentials;
+
+/// Nested `#!` interpreters allowed (Linux allows 4 levels of binfmt recursion).
+const MAX_INTERP_DEPTH: usize = 4;
+
+/// A loaded program, ready to replace a task's image.
+pub struct Image {
+    pub mm: Arc<MemoryManager>,
+    pub regs: Regs,
+    /// Resolved absolute path of the executable (not the interpreter of a script).
+    pub exe_path: Vec<u8>,
+}
+
+/// Loads `path` with `argv` and `envp` into a new address space.
+pub fn load_image(
+    kernel: &Arc<Kernel>,
+    fsctx: &fs::FsContext,
+    creds: &Credentials,
+    path: &[u8],
+    mut argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    stack_size: u64,
+) -> Result<Image, Errno> {
+    let fcreds = fs_creds(creds);
+    let mut path = path.to_vec();
+    let execfn = path.clone();
+    let mut depth = 0;
+    let (file, resolved) = loop {
+        let (file, resolved) = kernel.vfs.open_exec(fsctx, &fcreds, &path)?;
+        let mut head = [0u8; 256];
+        let n = fs::ReadAt::read_at(file.as_ref(), 0, &mut head)?;
+        if !head[..n].starts_with(b"#!") {
+            break (file, resolved);
+        }
+        depth += 1;
+        if depth > MAX_INTERP_DEPTH {
+            return Err(Errno::ELOOP);
+        }
+        let (interp, arg) = loader::parse_shebang(&head[..n]).ok_or(Errno::ENOEXEC)?;
+        // argv[0] is replaced by: interpreter, optional argument, script path.
+        let mut new_argv = vec![interp.clone()];
+        new_argv.extend(arg);
+        new_argv.push(path.clone());
+        new_argv.extend(argv.into_iter().skip(1));
+        argv = new_argv;
+        path = interp;
+    };
+    let space = kernel.platform.new_address_space().map_err(|e| {
+        tracing::warn!("exec: cannot create address space: {e}");
+        Errno::ENOMEM
+    })?;
+    let mm = Arc::new(MemoryManager::new(kernel.platform.memory_file().clone(), space, kernel.platform.max_user_address()));
+    let mut random = [0u8; 16];
+    platform::fill_random(&mut random);
+    let open_interp = |p: &[u8]| -> Result<Arc<dyn fs::ReadAt>, Errno> {
+        let (f, _) = kernel.vfs.open_exec(fsctx, &fcreds, p)?;
+        Ok(f)
+    };
+    let loaded = loader::load(LoadArgs {
+        mm: &mm,
+        file,
+        file_name: resolved.clone(),
+        execfn,
+        argv,
+        envp,
+        open_interp: &open_interp,
+        uid: creds.uid,
+        euid: creds.euid,
+        gid: creds.gid,
+        egid: creds.egid,
+        random,
+        stack_size,
+    })?;
+    mm.set_brk_start(loaded.brk_start);
+    Ok(Image { mm, regs: platform::initial_regs(loaded.entry, loaded.stack_pointer), exe_path: resolved })
+}
+
+/// The credentials the VFS checks permissions against.
+pub fn fs_creds(c: &Credentials) -> fs::Creds {
+    fs::Creds { uid: c.euid, gid: c.egid, groups: c.groups.clone() }
+}

@@ -1,0 +1,10 @@
+//! The kernel: tasks, the memory manager, the ELF loader and the run loop.
+
+pub mod exec;
+pub mod kernel;
+pub mod loader;
+pub mod mm;
+pub mod task;
+
+pub use kernel::{Kernel, SyscallTable};
+pub use task::Task;

@@ -1,0 +1,532 @@
+//! The memory manager: one per process. It owns the VMAs, brk, and which
+//! memory-file range backs each page, and mirrors every change into the
+//! platform's address space. Copy-in/copy-out go through the memory file, never
+//! through a workload pointer; a bad pointer is EFAULT.
+
+mod vma;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use abi::{page_down, page_up, Errno, PAGE_SIZE};
+use platform::{AddressSpace, MemoryFile};
+
+pub use vma::{MmapOpts, MmapSource, Vma};
+
+/// Lowest address mmap hands out or accepts for MAP_FIXED (vm.mmap_min_addr).
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+
+/// Chunk size for filling file-backed mappings.
+const FILL_CHUNK: usize = 1 << 20;
+
+struct Inner {
+    /// VMAs by start address; non-overlapping.
+    vmas: BTreeMap<u64, Vma>,
+    brk_start: u64,
+    brk: u64,
+    /// Top of the region mmap allocates downwards from.
+    mmap_base: u64,
+}
+
+/// One process's memory.
+pub struct MemoryManager {
+    mf: Arc<MemoryFile>,
+    space: Arc<dyn AddressSpace>,
+    /// One past the highest mappable address.
+    max_addr: u64,
+    inner: Mutex<Inner>,
+}
+
+fn platform_err(e: platform::PlatformError) -> Errno {
+    tracing::warn!("address space update failed: {e}");
+    Errno::ENOMEM
+}
+
+impl MemoryManager {
+    pub fn new(mf: Arc<MemoryFile>, space: Arc<dyn AddressSpace>, max_addr: u64) -> MemoryManager {
+        MemoryManager {
+            mf,
+            space,
+            max_addr,
+            inner: Mutex::new(Inner { vmas: BTreeMap::new(), brk_start: 0, brk: 0, mmap_base: max_addr }),
+        }
+    }
+
+    pub fn address_space(&self) -> Arc<dyn AddressSpace> {
+        self.space.clone()
+    }
+
+    pub fn max_addr(&self) -> u64 {
+        self.max_addr
+    }
+
+    /// Sets where top-down mmap allocation starts (below the stack).
+    pub fn set_mmap_base(&self, base: u64) {
+        self.inner.lock().unwrap().mmap_base = page_down(base.min(self.max_addr));
+    }
+
+    /// Sets the program break's start (end of the loaded executable's data).
+    pub fn set_brk_start(&self, addr: u64) {
+        let mut i = self.inner.lock().unwrap();
+        i.brk_start = addr;
+        i.brk = addr;
+    }
+
+    /// Maps memory as mmap(2) does; returns the address.
+    pub fn mmap(&self, opts: MmapOpts) -> Result<u64, Errno> {
+        if opts.len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(opts.len).ok_or(Errno::ENOMEM)?;
+        if len > self.max_addr {
+            return Err(Errno::ENOMEM);
+        }
+        if let MmapSource::File { offset, .. } = &opts.source {
+            if offset % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if offset.checked_add(len).is_none() {
+                return Err(Errno::EOVERFLOW);
+            }
+        }
+        let mut inner = self.inner.lock().unwrap();
+        let addr = if opts.fixed || opts.noreplace {
+            if opts.addr % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let end = opts.addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+            if end > self.max_addr || opts.addr < MMAP_MIN_ADDR {
+                return Err(if opts.addr < MMAP_MIN_ADDR { Errno::EPERM } else { Errno::ENOMEM });
+            }
+            if opts.noreplace && Self::overlaps(&inner, opts.addr, end) {
+                return Err(Errno::EEXIST);
+            }
+            opts.addr
+        } else {
+            self.find_free(&inner, page_down(opts.addr), len)?
+        };
+        self.unmap_locked(&mut inner, addr, len)?;
+        let off = self.mf.allocate(len)?;
+        let (file, name) = match &opts.source {
+            MmapSource::Anonymous => (None, Vec::new()),
+            MmapSource::File { file, offset, name } => {
+                if let Err(e) = self.fill_from_file(off, len, file.as_ref(), *offset) {
+                    self.mf.release(off, len);
+                    return Err(e);
+                }
+                (Some((file.clone(), *offset)), name.clone())
+            }
+        };
+        if let Err(e) = self.space.map(addr, len, off, opts.prot) {
+            self.mf.release(off, len);
+            return Err(platform_err(e));
+        }
+        let vma = Vma { start: addr, end: addr + len, prot: opts.prot, shared: opts.shared, mf_offset: off, file, name };
+        inner.vmas.insert(addr, vma);
+        Ok(addr)
+    }
+
+    fn fill_from_file(&self, off: u64, len: u64, file: &dyn fs::ReadAt, file_off: u64) -> Result<(), Errno> {
+        let mut buf = vec![0u8; FILL_CHUNK.min(len as usize)];
+        let mut done = 0u64;
+        while done < len {
+            let want = buf.len().min((len - done) as usize);
+            let n = file.read_at(file_off + done, &mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            self.mf.write_at(off + done, &buf[..n]);
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    fn overlaps(inner: &Inner, start: u64, end: u64) -> bool {
+        inner.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// Top-down first fit below mmap_base, honouring a free hint.
+    fn find_free(&self, inner: &Inner, hint: u64, len: u64) -> Result<u64, Errno> {
+        if hint >= MMAP_MIN_ADDR && hint.checked_add(len).is_some_and(|e| e <= self.max_addr)
+            && !Self::overlaps(inner, hint, hint + len)
+        {
+            return Ok(hint);
+        }
+        let mut top = inner.mmap_base;
+        for (_, v) in inner.vmas.range(..inner.mmap_base).rev() {
+            if v.end <= top && top - v.end >= len {
+                return Ok(top - len);
+            }
+            top = top.min(v.start);
+        }
+        if top >= MMAP_MIN_ADDR + len {
+            return Ok(top - len);
+        }
+        // Nothing below the base: try above it (up to max_addr).
+        let mut bottom = inner.mmap_base;
+        for (_, v) in inner.vmas.range(inner.mmap_base..) {
+            if v.start >= bottom && v.start - bottom >= len {
+                return Ok(bottom);
+            }
+            bottom = bottom.max(v.end);
+        }
+        if self.max_addr.saturating_sub(bottom) >= len {
+            return Ok(bottom);
+        }
+        Err(Errno::ENOMEM)
+    }
+
+    /// Splits VMAs so that `at` is a boundary.
+    fn split_at(inner: &mut Inner, at: u64) {
+        let Some((&s, v)) = inner.vmas.range_mut(..at).next_back() else { return };
+        if v.end > at && s < at {
+            let upper = v.split_off(at);
+            inner.vmas.insert(at, upper);
+        }
+    }
+
+    fn unmap_locked(&self, inner: &mut Inner, start: u64, len: u64) -> Result<(), Errno> {
+        let end = start + len;
+        Self::split_at(inner, start);
+        Self::split_at(inner, end);
+        let keys: Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.space.unmap(start, len).map_err(platform_err)?;
+        for k in keys {
+            let v = inner.vmas.remove(&k).unwrap();
+            self.mf.release(v.mf_offset, v.len());
+        }
+        Ok(())
+    }
+
+    /// munmap(2).
+    pub fn munmap(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        if addr % PAGE_SIZE != 0 || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if end > self.max_addr {
+            return Err(Errno::EINVAL);
+        }
+        let mut inner = self.inner.lock().unwrap();
+        self.unmap_locked(&mut inner, addr, len)
+    }
+
+    /// mprotect(2).
+    pub fn mprotect(&self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if prot & !(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let prot = prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut inner = self.inner.lock().unwrap();
+        // Every page of the range must be mapped.
+        let mut cur = addr;
+        for (_, v) in inner.vmas.range(..end) {
+            if v.end <= cur {
+                continue;
+            }
+            if v.start > cur {
+                return Err(Errno::ENOMEM);
+            }
+            cur = v.end;
+        }
+        if cur < end {
+            return Err(Errno::ENOMEM);
+        }
+        Self::split_at(&mut inner, addr);
+        Self::split_at(&mut inner, end);
+        self.space.protect(addr, len, prot).map_err(platform_err)?;
+        for (_, v) in inner.vmas.range_mut(addr..end) {
+            v.prot = prot;
+        }
+        Ok(())
+    }
+
+    /// mremap(2). `new_addr` is used with MREMAP_FIXED.
+    pub fn mremap(&self, old: u64, old_len: u64, new_len: u64, flags: i32, new_addr: u64) -> Result<u64, Errno> {
+        let may_move = flags & libc::MREMAP_MAYMOVE != 0;
+        let fixed = flags & libc::MREMAP_FIXED != 0;
+        if old % PAGE_SIZE != 0
+            || flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0
+            || (fixed && !may_move)
+            || flags & libc::MREMAP_DONTUNMAP != 0
+        {
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+        let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+        if new_len == 0 || old_len == 0 {
+            // old_len == 0 duplicates shared mappings; not supported for private ones.
+            return Err(Errno::EINVAL);
+        }
+        let mut inner = self.inner.lock().unwrap();
+        let (vstart, vma) = match inner.vmas.range(..=old).next_back() {
+            Some((s, v)) if v.end > old => (*s, v.clone()),
+            _ => return Err(Errno::EFAULT),
+        };
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        if old_end > vma.end {
+            return Err(Errno::EFAULT);
+        }
+        if fixed {
+            if new_addr % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let ne = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+            if ne > self.max_addr || new_addr < MMAP_MIN_ADDR {
+                return Err(Errno::EINVAL);
+            }
+            if new_addr < old_end && old < ne {
+                return Err(Errno::EINVAL);
+            }
+        }
+        if !fixed && new_len <= old_len {
+            if new_len < old_len {
+                self.unmap_locked(&mut inner, old + new_len, old_len - new_len)?;
+            }
+            return Ok(old);
+        }
+        let mf_off = vma.mf_offset + (old - vstart);
+        // Grow in place when the VMA ends here and the following range is free.
+        let grow_end = old.checked_add(new_len).filter(|e| *e <= self.max_addr);
+        if !fixed && old_end == vma.end {
+            if let Some(ge) = grow_end {
+                if !Self::overlaps(&inner, old_end, ge) && self.mf.try_extend(mf_off, old_len, new_len) {
+                    self.space.map(old_end, ge - old_end, mf_off + old_len, vma.prot).map_err(platform_err)?;
+                    Self::split_at(&mut inner, old);
+                    inner.vmas.get_mut(&old).unwrap().end = ge;
+                    return Ok(old);
+                }
+            }
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = if fixed {
+            self.unmap_locked(&mut inner, new_addr, new_len)?;
+            new_addr
+        } else {
+            self.find_free(&inner, 0, new_len)?
+        };
+        // Move: new backing, copy the kept bytes, map, then drop the old range.
+        let off = self.mf.allocate(new_len)?;
+        self.mf.copy_within(mf_off, off, old_len.min(new_len));
+        if let Err(e) = self.space.map(dest, new_len, off, vma.prot) {
+            self.mf.release(off, new_len);
+            return Err(platform_err(e));
+        }
+        let file = vma.file.as_ref().map(|(f, o)| (f.clone(), o + (old - vstart)));
+        self.unmap_locked(&mut inner, old, old_len)?;
+        inner.vmas.insert(
+            dest,
+            Vma { start: dest, end: dest + new_len, prot: vma.prot, shared: vma.shared, mf_offset: off, file, name: vma.name },
+        );
+        Ok(dest)
+    }
+
+    /// brk(2): returns the new (or unchanged) break.
+    pub fn brk(&self, addr: u64) -> u64 {
+        let mut inner = self.inner.lock().unwrap();
+        let cur = inner.brk;
+        if addr < inner.brk_start || addr >= self.max_addr {
+            return cur;
+        }
+        let (old_top, new_top) = match (page_up(cur), page_up(addr)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return cur,
+        };
+        if new_top > old_top {
+            if Self::overlaps(&inner, old_top, new_top) {
+                return cur;
+            }
+            let len = new_top - old_top;
+            let Ok(off) = self.mf.allocate(len) else { return cur };
+            let prot = libc::PROT_READ | libc::PROT_WRITE;
+            if self.space.map(old_top, len, off, prot).is_err() {
+                self.mf.release(off, len);
+                return cur;
+            }
+            inner.vmas.insert(
+                old_top,
+                Vma { start: old_top, end: new_top, prot, shared: false, mf_offset: off, file: None, name: b"[heap]".to_vec() },
+            );
+        } else if new_top < old_top && self.unmap_locked(&mut inner, new_top, old_top - new_top).is_err() {
+            return cur;
+        }
+        inner.brk = addr;
+        addr
+    }
+
+    /// madvise(2). DONTNEED drops private pages: anonymous memory reads as zeros
+    /// again, private file mappings re-read the file.
+    pub fn madvise(&self, addr: u64, len: u64, advice: i32) -> Result<(), Errno> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        match advice {
+            libc::MADV_DONTNEED | libc::MADV_FREE => {}
+            libc::MADV_NORMAL | libc::MADV_RANDOM | libc::MADV_SEQUENTIAL | libc::MADV_WILLNEED
+            | libc::MADV_DONTFORK | libc::MADV_DOFORK | libc::MADV_HUGEPAGE | libc::MADV_NOHUGEPAGE
+            | libc::MADV_DONTDUMP | libc::MADV_DODUMP | libc::MADV_MERGEABLE | libc::MADV_UNMERGEABLE
+            | libc::MADV_COLD | libc::MADV_PAGEOUT => return self.check_mapped(addr, end),
+            _ => return Err(Errno::EINVAL),
+        }
+        let inner = self.inner.lock().unwrap();
+        let mut cur = addr;
+        for (_, v) in inner.vmas.range(..end) {
+            if v.end <= addr {
+                continue;
+            }
+            if v.start > cur {
+                return Err(Errno::ENOMEM);
+            }
+            let s = v.start.max(addr);
+            let e = v.end.min(end);
+            if !v.shared {
+                let off = v.mf_offset + (s - v.start);
+                self.mf.punch(off, e - s);
+                if let Some((f, fo)) = &v.file {
+                    self.fill_from_file(off, e - s, f.as_ref(), fo + (s - v.start))?;
+                }
+            }
+            cur = e;
+        }
+        if cur < end {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
+    fn check_mapped(&self, addr: u64, end: u64) -> Result<(), Errno> {
+        let inner = self.inner.lock().unwrap();
+        let mut cur = addr;
+        for (_, v) in inner.vmas.range(..end) {
+            if v.end <= cur {
+                continue;
+            }
+            if v.start > cur {
+                return Err(Errno::ENOMEM);
+            }
+            cur = v.end;
+        }
+        if cur < end {
+            Err(Errno::ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Calls `f(mf_offset, buf_range)` for each VMA piece of `[addr, addr+len)`,
+    /// requiring `need` permission bits; EFAULT on any hole or missing permission.
+    fn for_each_piece(
+        &self,
+        addr: u64,
+        len: usize,
+        need: i32,
+        mut f: impl FnMut(u64, std::ops::Range<usize>),
+    ) -> Result<(), Errno> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        let inner = self.inner.lock().unwrap();
+        let mut cur = addr;
+        while cur < end {
+            let v = match inner.vmas.range(..=cur).next_back() {
+                Some((_, v)) if v.end > cur => v,
+                _ => return Err(Errno::EFAULT),
+            };
+            if v.prot & need != need {
+                return Err(Errno::EFAULT);
+            }
+            let e = v.end.min(end);
+            f(v.mf_offset + (cur - v.start), (cur - addr) as usize..(e - addr) as usize);
+            cur = e;
+        }
+        Ok(())
+    }
+
+    /// Copies workload memory at `addr` into `buf`.
+    pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let len = buf.len();
+        self.for_each_piece(addr, len, libc::PROT_READ, |off, r| self.mf.read_at(off, &mut buf[r]))
+    }
+
+    /// Copies `buf` to workload memory at `addr`.
+    pub fn copy_out(&self, addr: u64, buf: &[u8]) -> Result<(), Errno> {
+        self.for_each_piece(addr, buf.len(), libc::PROT_WRITE, |off, r| self.mf.write_at(off, &buf[r]))
+    }
+
+    /// Writes `buf` even into read-only mappings (the loader fills its own pages).
+    pub fn copy_out_force(&self, addr: u64, buf: &[u8]) -> Result<(), Errno> {
+        self.for_each_piece(addr, buf.len(), 0, |off, r| self.mf.write_at(off, &buf[r]))
+    }
+
+    /// Zeroes `[addr, addr+len)` even in read-only mappings (the loader's bss).
+    pub fn zero_force(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let zeros = vec![0u8; len as usize];
+        self.copy_out_force(addr, &zeros)
+    }
+
+    /// Copies in a NUL-terminated string of at most `max` bytes before the NUL.
+    pub fn copy_in_string(&self, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        let mut cur = addr;
+        loop {
+            // Read up to the end of the page so an unmapped next page is not touched.
+            let chunk = (PAGE_SIZE - cur % PAGE_SIZE) as usize;
+            let mut buf = vec![0u8; chunk];
+            self.copy_in(cur, &mut buf)?;
+            if let Some(p) = buf.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..p]);
+                if out.len() > max {
+                    return Err(Errno::ENAMETOOLONG);
+                }
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf);
+            if out.len() > max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            cur = cur.checked_add(chunk as u64).ok_or(Errno::EFAULT)?;
+        }
+    }
+
+    /// A snapshot of the VMAs (for /proc/self/maps and tests).
+    pub fn vmas(&self) -> Vec<Vma> {
+        self.inner.lock().unwrap().vmas.values().cloned().collect()
+    }
+
+    /// Releases every mapping (exec and exit).
+    pub fn release_all(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        for (_, v) in std::mem::take(&mut inner.vmas) {
+            self.mf.release(v.mf_offset, v.len());
+        }
+    }
+}
+
+impl Drop for MemoryManager {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap();
+        for (_, v) in std::mem::take(&mut inner.vmas) {
+            self.mf.release(v.mf_offset, v.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

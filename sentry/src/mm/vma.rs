@@ -1,0 +1,77 @@
+//! Virtual memory areas.
+
+use std::sync::Arc;
+
+/// Where a mapping's initial contents come from.
+#[derive(Clone)]
+pub enum MmapSource {
+    /// Zero-filled memory.
+    Anonymous,
+    /// A file's bytes from `offset` (copied in at map time; zeros past EOF).
+    File { file: Arc<dyn fs::ReadAt>, offset: u64, name: Vec<u8> },
+}
+
+/// Arguments of one mmap.
+#[derive(Clone)]
+pub struct MmapOpts {
+    /// Requested address (a hint unless `fixed`).
+    pub addr: u64,
+    pub len: u64,
+    pub prot: i32,
+    /// MAP_FIXED: replace whatever is at `addr`.
+    pub fixed: bool,
+    /// MAP_FIXED_NOREPLACE: like fixed, but EEXIST if anything is there.
+    pub noreplace: bool,
+    /// MAP_SHARED (vs MAP_PRIVATE).
+    pub shared: bool,
+    pub source: MmapSource,
+}
+
+impl MmapOpts {
+    /// Anonymous private read-write memory at a kernel-chosen address.
+    pub fn anon(len: u64, prot: i32) -> MmapOpts {
+        MmapOpts { addr: 0, len, prot, fixed: false, noreplace: false, shared: false, source: MmapSource::Anonymous }
+    }
+}
+
+/// One contiguous mapping, backed by one contiguous memory-file range.
+#[derive(Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: i32,
+    pub shared: bool,
+    /// Memory-file offset backing `start`.
+    pub mf_offset: u64,
+    /// The file and file offset backing `start`, for file mappings.
+    pub file: Option<(Arc<dyn fs::ReadAt>, u64)>,
+    /// Name shown in /proc/self/maps ("[stack]", "[heap]" or the file path).
+    pub name: Vec<u8>,
+}
+
+impl Vma {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// Splits at `at` (strictly inside), returning the upper part and keeping the lower.
+    pub fn split_off(&mut self, at: u64) -> Vma {
+        debug_assert!(at > self.start && at < self.end);
+        let delta = at - self.start;
+        let upper = Vma {
+            start: at,
+            end: self.end,
+            prot: self.prot,
+            shared: self.shared,
+            mf_offset: self.mf_offset + delta,
+            file: self.file.as_ref().map(|(f, o)| (f.clone(), o + delta)),
+            name: self.name.clone(),
+        };
+        self.end = at;
+        upper
+    }
+}

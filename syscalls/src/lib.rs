@@ -1,0 +1,120 @@
+//! The syscall table: number -> handler, with each call's name and argument format
+//! for `--strace`. Handlers are thin: decode arguments, call into `sentry` / `fs`,
+//! encode the result. Anything not in the table returns ENOSYS and is logged once.
+#![forbid(unsafe_code)]
+
+mod strace;
+mod sys_file;
+mod sys_misc;
+mod sys_mm;
+mod sys_process;
+mod sys_signal;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use abi::{Errno, SysResult};
+use sentry::{SyscallTable, Task};
+
+pub use strace::Arg;
+
+/// A syscall handler: the task and the six raw argument registers.
+pub type Handler = fn(&mut Task, &Args) -> SysResult;
+
+/// The six argument registers of a syscall, with typed accessors.
+#[derive(Clone, Copy, Debug)]
+pub struct Args(pub [u64; 6]);
+
+impl Args {
+    pub fn u64(&self, i: usize) -> u64 {
+        self.0[i]
+    }
+    /// The argument as a C `int` (the upper 32 bits are ignored, as Linux does).
+    pub fn i32(&self, i: usize) -> i32 {
+        self.0[i] as i32
+    }
+    pub fn u32(&self, i: usize) -> u32 {
+        self.0[i] as u32
+    }
+    pub fn i64(&self, i: usize) -> i64 {
+        self.0[i] as i64
+    }
+    /// A length argument; lengths beyond isize::MAX are EINVAL as in Linux.
+    pub fn len(&self, i: usize) -> Result<usize, Errno> {
+        usize::try_from(self.0[i] as i64).map_err(|_| Errno::EINVAL)
+    }
+    /// A file descriptor argument (an int).
+    pub fn fd(&self, i: usize) -> i32 {
+        self.0[i] as i32
+    }
+}
+
+/// One table entry.
+pub struct Syscall {
+    pub name: &'static str,
+    pub handler: Handler,
+    /// How `--strace` prints the arguments.
+    pub args: &'static [Arg],
+}
+
+/// The table handed to the kernel.
+pub struct Table {
+    entries: Vec<Option<Syscall>>,
+    warned: Vec<AtomicBool>,
+}
+
+impl Table {
+    fn new() -> Table {
+        let n = abi::sysno::MAX as usize + 1;
+        Table { entries: (0..n).map(|_| None).collect(), warned: (0..n).map(|_| AtomicBool::new(false)).collect() }
+    }
+
+    /// Registers `handler` for syscall `nr`; the name comes from `abi::sysno`.
+    pub(crate) fn add(&mut self, nr: u64, handler: Handler, args: &'static [Arg]) {
+        let name = abi::sysno::name(nr).expect("registering an unnamed syscall");
+        assert!(self.entries[nr as usize].is_none(), "syscall {name} registered twice");
+        self.entries[nr as usize] = Some(Syscall { name, handler, args });
+    }
+
+    /// The entry for `nr`, if implemented.
+    pub fn get(&self, nr: u64) -> Option<&Syscall> {
+        self.entries.get(nr as usize).and_then(|e| e.as_ref())
+    }
+}
+
+/// Builds the syscall table.
+pub fn table() -> Arc<Table> {
+    let mut t = Table::new();
+    sys_file::register(&mut t);
+    sys_mm::register(&mut t);
+    sys_misc::register(&mut t);
+    sys_process::register(&mut t);
+    sys_signal::register(&mut t);
+    Arc::new(t)
+}
+
+impl SyscallTable for Table {
+    fn dispatch(&self, task: &mut Task, nr: u64, raw: [u64; 6]) -> u64 {
+        let args = Args(raw);
+        let Some(sc) = self.get(nr) else {
+            let name = abi::sysno::name(nr).unwrap_or("unknown");
+            let first = self.warned.get(nr as usize).is_none_or(|w| !w.swap(true, Ordering::Relaxed));
+            if first {
+                tracing::warn!(tid = task.tid, nr, "unimplemented syscall {name}");
+            }
+            if task.kernel.strace {
+                strace::print_unimplemented(task, nr, name, &args);
+            }
+            return Errno::ENOSYS.as_ret();
+        };
+        let entry = if task.kernel.strace { Some(strace::Entry::before(task, sc, &args)) } else { None };
+        let res = (sc.handler)(task, &args);
+        if let Some(e) = entry {
+            e.after(task, sc, &args, &res);
+        }
+        match res {
+            Ok(v) => v,
+            Err(e) => e.as_ret(),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Conformance: each C program in `tests/conformance/` is compiled twice
+//! (static and dynamic, `gcc -O1 -Wall`), run natively, where it must pass
+//! (summary line `N passed, 0 failed`, exit 0), and then under
+//! `runsc --platform=P do` for every platform in `tests::PLATFORMS`, where its
+//! stdout (the SKIP lines and the summary line) and exit status must be
+//! identical to the native run.
+//!
+//! Run one program by hand:
+//!   target/conformance/file_read.static -v            natively
+//!   target/release/runsc do target/conformance/file_read.static -v
+//! A name filter argument runs only matching tests: `... mm.static mremap`.
+
+use tests::{compile_c, expect_native_ok, Cmd, Failures, Link, RunOutput, PLATFORMS};
+
+/// Program names (conformance/<name>.c). Each has its own #[test] below.
+pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc"];
+
+fn is_summary(line: &str) -> Option<(u32, u32)> {
+    // "N passed, N failed"
+    let (p, rest) = line.trim().split_once(" passed, ")?;
+    let f = rest.strip_suffix(" failed")?;
+    Some((p.parse().ok()?, f.parse().ok()?))
+}
+
+fn check_native(name: &str, link: Link, out: &RunOutput, f: &mut Failures) -> bool {
+    let label = format!("{name} ({}) natively", link.name());
+    match out.last_line().and_then(is_summary) {
+        Some((p, 0)) if p > 0 => expect_native_ok(out, 0, f),
+        Some(_) => {
+            f.add(format!(
+                "{label}: tests failed natively. Native must pass: fix the test (it \
+                 must describe Linux) or the host setup.\n{}",
+                out.describe()
+            ));
+            false
+        }
+        None => {
+            f.add(format!(
+                "{label}: no summary line `N passed, N failed` at the end of stdout\n{}",
+                out.describe()
+            ));
+            false
+        }
+    }
+}
+
+fn compare(
+    name: &str,
+    link: Link,
+    platform: &str,
+    native: &RunOutput,
+    sb: &RunOutput,
+    f: &mut Failures,
+) {
+    let label = format!("{name} ({}) under runsc --platform={platform}", link.name());
+    let native_sum = native.last_line().unwrap_or("");
+    let sb_sum = sb.last_line().unwrap_or("<no output>");
+    if native_sum != sb_sum || native.exit != sb.exit || native.stdout != sb.stdout {
+        let why = if native_sum != sb_sum {
+            format!("summary `{sb_sum}` != native `{native_sum}`")
+        } else if native.exit != sb.exit {
+            format!("{} != native {}", sb.exit, native.exit)
+        } else {
+            "stdout differs (SKIP lines?)".to_string()
+        };
+        f.add(format!(
+            "{label}: {why}\n--- sandbox ---\n{}--- native ---\n{}",
+            sb.describe(),
+            native.describe()
+        ));
+    }
+}
+
+fn run_program(name: &str) {
+    let mut f = Failures::new();
+    let mut natives = Vec::new();
+    for link in Link::ALL {
+        let bin = compile_c(name, link);
+        let cmd = Cmd::new([bin.as_os_str()]);
+        let native = cmd.run_native();
+        if check_native(name, link, &native, &mut f) {
+            natives.push((link, cmd, native));
+        }
+    }
+    if !f.is_empty() {
+        f.check(&format!("conformance/{name}.c (native)"));
+        return;
+    }
+    // Native passes; now the sandbox. runsc_bin() fails loudly if it is missing.
+    for (link, cmd, native) in &natives {
+        for platform in PLATFORMS {
+            let sb = cmd.run_sandbox(platform);
+            compare(name, *link, platform, native, &sb, &mut f);
+        }
+    }
+    f.check(&format!("conformance/{name}.c"));
+}
+
+#[test]
+fn conformance_file_read() {
+    run_program("file_read");
+}
+
+#[test]
+fn conformance_mm() {
+    run_program("mm");
+}
+
+#[test]
+fn conformance_misc() {
+    run_program("misc");
+}
+
+/// Every .c file in conformance/ must be listed in PROGRAMS (and so have a
+/// #[test] above): a new program can't be silently left out.
+#[test]
+fn all_programs_listed() {
+    let dir = tests::conformance_src_dir();
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("read conformance dir") {
+        let p = e.expect("dir entry").path();
+        if p.extension().is_some_and(|x| x == "c") {
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            if !PROGRAMS.contains(&stem.as_str()) {
+                missing.push(stem);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "conformance programs without a #[test] in tests/conformance.rs: {missing:?}"
+    );
+}
+
+/// The harness itself reports failures: a deliberately failing program must
+/// print FAIL lines, the summary with failures, and exit 1.
+#[test]
+fn harness_reports_failures() {
+    let dir = tests::build_dir();
+    let src = dir.join("harness_selftest.c");
+    std::fs::write(
+        &src,
+        r#"#include "harness.h"
+#include <fcntl.h>
+#include <unistd.h>
+TEST(passes) { EXPECT_EQ(1 + 1, 2); EXPECT_ERRNO(open("/nonexistent-x", O_RDONLY), ENOENT); }
+TEST(fails_eq) { EXPECT_EQ(1, 2); }
+TEST(fails_errno) { EXPECT_ERRNO(open("/nonexistent-x", O_RDONLY), EBADF); }
+TEST(skips) { SKIP("because"); }
+"#,
+    )
+    .unwrap();
+    let bin = tests::compile_c_file(&src, "harness_selftest", Link::Static);
+    let out = Cmd::new([bin.as_os_str()]).run_native();
+    assert_eq!(out.exit, tests::Exit::Code(1), "{}", out.describe());
+    assert_eq!(
+        out.last_line(),
+        Some("2 passed, 2 failed"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("FAIL fails_eq: "), "{}", out.describe());
+    assert!(
+        out.stdout.contains("harness_selftest.c:5:"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("FAIL fails_errno: "),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("ENOENT"), "{}", out.describe());
+    assert!(
+        out.stdout.contains("SKIP skips: because"),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.stdout.contains("FAIL passes"), "{}", out.describe());
+}
