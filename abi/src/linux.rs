@@ -8,7 +8,9 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn with_capacity(n: usize) -> Self {
-        Encoder { buf: Vec::with_capacity(n) }
+        Encoder {
+            buf: Vec::with_capacity(n),
+        }
     }
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
@@ -77,10 +79,16 @@ impl Timespec {
         e.finish()
     }
     pub fn from_bytes(b: &[u8]) -> Timespec {
-        Timespec { sec: le_u64(b, 0) as i64, nsec: le_u64(b, 8) as i64 }
+        Timespec {
+            sec: le_u64(b, 0) as i64,
+            nsec: le_u64(b, 8) as i64,
+        }
     }
     pub fn from_nanos(ns: u128) -> Timespec {
-        Timespec { sec: (ns / 1_000_000_000) as i64, nsec: (ns % 1_000_000_000) as i64 }
+        Timespec {
+            sec: (ns / 1_000_000_000) as i64,
+            nsec: (ns % 1_000_000_000) as i64,
+        }
     }
     /// Nanoseconds, or None when nsec is out of range or the value is negative.
     pub fn to_nanos(&self) -> Option<u128> {
@@ -113,8 +121,17 @@ impl Stat {
     pub const SIZE: usize = 144;
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut e = Encoder::with_capacity(Self::SIZE);
-        e.u64(self.dev).u64(self.ino).u64(self.nlink).u32(self.mode).u32(self.uid).u32(self.gid).u32(0);
-        e.u64(self.rdev).i64(self.size).i64(self.blksize).i64(self.blocks);
+        e.u64(self.dev)
+            .u64(self.ino)
+            .u64(self.nlink)
+            .u32(self.mode)
+            .u32(self.uid)
+            .u32(self.gid)
+            .u32(0);
+        e.u64(self.rdev)
+            .i64(self.size)
+            .i64(self.blksize)
+            .i64(self.blocks);
         e.i64(self.atime.sec).i64(self.atime.nsec);
         e.i64(self.mtime.sec).i64(self.mtime.nsec);
         e.i64(self.ctime.sec).i64(self.ctime.nsec);
@@ -135,9 +152,18 @@ impl Stat {
             size: s.st_size,
             blksize: s.st_blksize,
             blocks: s.st_blocks,
-            atime: Timespec { sec: s.st_atime, nsec: s.st_atime_nsec },
-            mtime: Timespec { sec: s.st_mtime, nsec: s.st_mtime_nsec },
-            ctime: Timespec { sec: s.st_ctime, nsec: s.st_ctime_nsec },
+            atime: Timespec {
+                sec: s.st_atime,
+                nsec: s.st_atime_nsec,
+            },
+            mtime: Timespec {
+                sec: s.st_mtime,
+                nsec: s.st_mtime_nsec,
+            },
+            ctime: Timespec {
+                sec: s.st_ctime,
+                nsec: s.st_ctime_nsec,
+            },
         }
     }
 
@@ -147,8 +173,15 @@ impl Stat {
         let got = mask & 0x7ff | 0x7ff;
         let mut e = Encoder::with_capacity(256);
         e.u32(got).u32(self.blksize as u32).u64(0); // mask, blksize, attributes
-        e.u32(self.nlink as u32).u32(self.uid).u32(self.gid).u16(self.mode as u16).u16(0);
-        e.u64(self.ino).u64(self.size as u64).u64(self.blocks as u64).u64(0); // attributes_mask
+        e.u32(self.nlink as u32)
+            .u32(self.uid)
+            .u32(self.gid)
+            .u16(self.mode as u16)
+            .u16(0);
+        e.u64(self.ino)
+            .u64(self.size as u64)
+            .u64(self.blocks as u64)
+            .u64(0); // attributes_mask
         for t in [self.atime, Timespec::default(), self.ctime, self.mtime] {
             e.i64(t.sec).u32(t.nsec as u32).u32(0);
         }
@@ -193,7 +226,14 @@ pub fn dtype_of_mode(mode: u32) -> u8 {
 
 /// Appends one `struct linux_dirent64` to `out` if it fits in `cap` bytes.
 /// Returns false (appending nothing) when it does not fit.
-pub fn push_dirent64(out: &mut Vec<u8>, cap: usize, ino: u64, off: i64, dtype: u8, name: &[u8]) -> bool {
+pub fn push_dirent64(
+    out: &mut Vec<u8>,
+    cap: usize,
+    ino: u64,
+    off: i64,
+    dtype: u8,
+    name: &[u8],
+) -> bool {
     let reclen = (19 + name.len() + 1 + 7) & !7;
     if out.len() + reclen > cap {
         return false;
@@ -236,7 +276,10 @@ impl Rlimit {
         e.finish()
     }
     pub fn from_bytes(b: &[u8]) -> Rlimit {
-        Rlimit { cur: le_u64(b, 0), max: le_u64(b, 8) }
+        Rlimit {
+            cur: le_u64(b, 0),
+            max: le_u64(b, 8),
+        }
     }
 }
 
@@ -246,7 +289,12 @@ mod tests {
 
     #[test]
     fn stat_layout() {
-        let s = Stat { ino: 7, mode: S_IFREG | 0o644, size: 42, ..Default::default() };
+        let s = Stat {
+            ino: 7,
+            mode: S_IFREG | 0o644,
+            size: 42,
+            ..Default::default()
+        };
         let b = s.to_bytes();
         assert_eq!(b.len(), Stat::SIZE);
         assert_eq!(le_u64(&b, 8), 7);
@@ -269,3 +317,7 @@ mod tests {
         assert_eq!((dev_major(d), dev_minor(d)), (259, 70000));
     }
 }
+
+/// The kernel's O_LARGEFILE (the libc crate defines it as 0 on x86-64, where
+/// user space never needs to pass it, but the kernel reports it in F_GETFL).
+pub const O_LARGEFILE: i32 = 0o100000;

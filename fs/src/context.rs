@@ -15,7 +15,11 @@ pub struct FsContext {
 impl FsContext {
     /// A context rooted (and with its cwd) at `root`, umask 022.
     pub fn new(root: Location) -> Arc<FsContext> {
-        Arc::new(FsContext { cwd: Mutex::new(root.clone()), root: Mutex::new(root), umask: AtomicU32::new(0o022) })
+        Arc::new(FsContext {
+            cwd: Mutex::new(root.clone()),
+            root: Mutex::new(root),
+            umask: AtomicU32::new(0o022),
+        })
     }
 
     /// A copy for a child that does not share it (fork without CLONE_FS).

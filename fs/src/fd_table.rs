@@ -37,7 +37,9 @@ impl FdTable {
 
     /// A copy (fork without CLONE_FILES): same descriptions, same flags.
     pub fn fork(&self) -> Arc<FdTable> {
-        Arc::new(FdTable { slots: Mutex::new(self.lock().clone()) })
+        Arc::new(FdTable {
+            slots: Mutex::new(self.lock().clone()),
+        })
     }
 
     /// The file at `fd`; EBADF if none.
@@ -63,14 +65,22 @@ impl FdTable {
 
     /// Installs `file` at the lowest free fd >= `min` (F_DUPFD); EINVAL when `min`
     /// is past the limit, EMFILE when the table is full.
-    pub fn insert_from(&self, min: i32, file: Arc<OpenFile>, cloexec: bool, limit: u64) -> Result<i32, Errno> {
+    pub fn insert_from(
+        &self,
+        min: i32,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+        limit: u64,
+    ) -> Result<i32, Errno> {
         let cap = cap(limit);
         if min < 0 || min as usize >= cap {
             return Err(Errno::EINVAL);
         }
         let mut t = self.lock();
         let start = min as usize;
-        let fd = (start..t.len()).find(|&i| t[i].is_none()).unwrap_or(t.len().max(start));
+        let fd = (start..t.len())
+            .find(|&i| t[i].is_none())
+            .unwrap_or(t.len().max(start));
         if fd >= cap {
             return Err(Errno::EMFILE);
         }
@@ -84,7 +94,13 @@ impl FdTable {
     /// Installs `file` at exactly `fd` (dup2/dup3), replacing what was there; the
     /// replaced file is returned so the caller drops (closes) it outside the lock.
     /// EBADF when `fd` is negative or not below the limit.
-    pub fn insert_at(&self, fd: i32, file: Arc<OpenFile>, cloexec: bool, limit: u64) -> Result<Option<Arc<OpenFile>>, Errno> {
+    pub fn insert_at(
+        &self,
+        fd: i32,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+        limit: u64,
+    ) -> Result<Option<Arc<OpenFile>>, Errno> {
         if fd < 0 || fd as usize >= cap(limit) {
             return Err(Errno::EBADF);
         }
@@ -102,7 +118,10 @@ impl FdTable {
             return Err(Errno::EBADF);
         }
         let mut t = self.lock();
-        let e = t.get_mut(fd as usize).and_then(|s| s.take()).ok_or(Errno::EBADF)?;
+        let e = t
+            .get_mut(fd as usize)
+            .and_then(|s| s.take())
+            .ok_or(Errno::EBADF)?;
         while matches!(t.last(), Some(None)) {
             t.pop();
         }
@@ -130,7 +149,11 @@ impl FdTable {
     pub fn close_on_exec(&self) {
         let dropped: Vec<Entry> = {
             let mut t = self.lock();
-            let v = t.iter_mut().filter(|s| s.as_ref().is_some_and(|e| e.cloexec)).filter_map(|s| s.take()).collect();
+            let v = t
+                .iter_mut()
+                .filter(|s| s.as_ref().is_some_and(|e| e.cloexec))
+                .filter_map(|s| s.take())
+                .collect();
             while matches!(t.last(), Some(None)) {
                 t.pop();
             }
@@ -147,7 +170,12 @@ impl FdTable {
 
     /// Open fds, ascending (for /proc/self/fd and the like).
     pub fn fds(&self) -> Vec<i32> {
-        self.lock().iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as i32).collect()
+        self.lock()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as i32)
+            .collect()
     }
 
     pub fn len(&self) -> usize {

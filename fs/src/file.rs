@@ -48,7 +48,12 @@ impl FileState {
 
 /// Linux's lseek on a file whose offset the sentry keeps. `size` gives SEEK_END's base;
 /// None means SEEK_END is unsupported (EINVAL), as for directories.
-pub fn generic_lseek(st: &FileState, off: i64, whence: i32, size: Option<u64>) -> Result<u64, Errno> {
+pub fn generic_lseek(
+    st: &FileState,
+    off: i64,
+    whence: i32,
+    size: Option<u64>,
+) -> Result<u64, Errno> {
     let mut cur = st.offset();
     let base: i64 = match whence {
         libc::SEEK_SET => 0,
@@ -109,7 +114,11 @@ pub trait FileOps: Send + Sync {
         if !self.seekable() {
             return Err(Errno::ESPIPE);
         }
-        let size = if self.is_dir() { None } else { Some(self.stat()?.size as u64) };
+        let size = if self.is_dir() {
+            None
+        } else {
+            Some(self.stat()?.size as u64)
+        };
         generic_lseek(st, off, whence, size)
     }
     fn stat(&self) -> Result<Stat, Errno>;
@@ -141,7 +150,8 @@ pub trait FileOps: Send + Sync {
 const PATH_ONLY: i32 = libc::O_PATH;
 
 /// Flags F_SETFL may change.
-const SETFL_MASK: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+const SETFL_MASK: i32 =
+    libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
 
 /// An open file description.
 pub struct OpenFile {
@@ -156,8 +166,15 @@ impl OpenFile {
     /// added, so F_GETFL reports what Linux reports.
     pub fn new(ops: Box<dyn FileOps>, flags: i32, location: Option<Location>) -> Arc<OpenFile> {
         let drop = libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC;
-        let flags = (flags & !drop) | libc::O_LARGEFILE;
-        Arc::new(OpenFile { ops, state: FileState { offset: Mutex::new(0), flags: AtomicI32::new(flags) }, location })
+        let flags = (flags & !drop) | abi::linux::O_LARGEFILE;
+        Arc::new(OpenFile {
+            ops,
+            state: FileState {
+                offset: Mutex::new(0),
+                flags: AtomicI32::new(flags),
+            },
+            location,
+        })
     }
 
     pub fn ops(&self) -> &dyn FileOps {
@@ -186,7 +203,11 @@ impl OpenFile {
     /// Sets or clears O_NONBLOCK (FIONBIO).
     pub fn set_nonblocking(&self, on: bool) -> Result<(), Errno> {
         let f = self.state.flags();
-        self.set_status_flags(if on { f | libc::O_NONBLOCK } else { f & !libc::O_NONBLOCK })
+        self.set_status_flags(if on {
+            f | libc::O_NONBLOCK
+        } else {
+            f & !libc::O_NONBLOCK
+        })
     }
 
     pub fn is_path_only(&self) -> bool {
@@ -282,11 +303,7 @@ impl OpenFile {
         self.getdents_impl(cap, push_dirent_old)
     }
 
-    fn getdents_impl(
-        &self,
-        cap: usize,
-        push: fn(&mut Vec<u8>, usize, u64, i64, u8, &[u8]) -> bool,
-    ) -> Result<Vec<u8>, Errno> {
+    fn getdents_impl(&self, cap: usize, push: PushDirent) -> Result<Vec<u8>, Errno> {
         if self.is_path_only() {
             return Err(Errno::EBADF);
         }
@@ -296,7 +313,9 @@ impl OpenFile {
         let mut off = self.state.offset();
         let mut out = Vec::new();
         loop {
-            let ents = self.ops.readdir(*off, cap.saturating_sub(out.len()).max(64))?;
+            let ents = self
+                .ops
+                .readdir(*off, cap.saturating_sub(out.len()).max(64))?;
             if ents.is_empty() {
                 return Ok(out);
             }
@@ -332,12 +351,24 @@ impl ReadAt for OpenFile {
 
 impl std::fmt::Debug for OpenFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenFile").field("flags", &format_args!("{:#o}", self.state.flags())).finish()
+        f.debug_struct("OpenFile")
+            .field("flags", &format_args!("{:#o}", self.state.flags()))
+            .finish()
     }
 }
 
+/// Appends one directory record: (out, cap, ino, off, type, name) -> fitted.
+type PushDirent = fn(&mut Vec<u8>, usize, u64, i64, u8, &[u8]) -> bool;
+
 /// Appends one old-style `struct linux_dirent` (d_type in the last byte).
-pub fn push_dirent_old(out: &mut Vec<u8>, cap: usize, ino: u64, off: i64, dtype: u8, name: &[u8]) -> bool {
+pub fn push_dirent_old(
+    out: &mut Vec<u8>,
+    cap: usize,
+    ino: u64,
+    off: i64,
+    dtype: u8,
+    name: &[u8],
+) -> bool {
     let reclen = (18 + name.len() + 2 + 7) & !7;
     if out.len() + reclen > cap {
         return false;

@@ -47,7 +47,11 @@ pub(crate) fn host_fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
 
 /// Polls one host fd for `events` without blocking; true when ready.
 fn ready_now(fd: BorrowedFd<'_>, events: i16) -> Result<bool, Errno> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, zero timeout.
     let n = retry(|| unsafe { libc::poll(&mut p, 1, 0) } as isize)?;
     Ok(n > 0)
@@ -70,7 +74,13 @@ impl HostFdOps {
     pub fn new(fd: OwnedFd, stdio: bool, statfs: Option<StatFs>) -> Result<HostFdOps, Errno> {
         let st = host_fstat(fd.as_fd())?;
         let seekable = matches!(st.mode & S_IFMT, S_IFREG | S_IFBLK | S_IFDIR);
-        Ok(HostFdOps { fd, seekable, dir: st.mode & S_IFMT == S_IFDIR, stdio, statfs })
+        Ok(HostFdOps {
+            fd,
+            seekable,
+            dir: st.mode & S_IFMT == S_IFDIR,
+            stdio,
+            statfs,
+        })
     }
 
     fn raw(&self) -> i32 {
@@ -126,7 +136,10 @@ impl FileOps for HostFdOps {
     }
 
     fn lseek(&self, _st: &FileState, off: i64, whence: i32) -> Result<u64, Errno> {
-        if !matches!(whence, libc::SEEK_SET | libc::SEEK_CUR | libc::SEEK_END | libc::SEEK_DATA | libc::SEEK_HOLE) {
+        if !matches!(
+            whence,
+            libc::SEEK_SET | libc::SEEK_CUR | libc::SEEK_END | libc::SEEK_DATA | libc::SEEK_HOLE
+        ) {
             return Err(Errno::EINVAL);
         }
         // SAFETY: plain lseek on our own fd.
@@ -183,7 +196,9 @@ impl FileOps for HostFdOps {
         const FIONREAD: u32 = 0x541b;
         match cmd {
             FIONREAD => self.ioctl_out(io, cmd, arg, 4),
-            TCGETS | TCSETS | TCSETSW | TCSETSF | TIOCGPGRP | TIOCGWINSZ if !self.stdio => Err(Errno::ENOTTY),
+            TCGETS | TCSETS | TCSETSW | TCSETSF | TIOCGPGRP | TIOCGWINSZ if !self.stdio => {
+                Err(Errno::ENOTTY)
+            }
             TCGETS => self.ioctl_out(io, cmd, arg, KTERMIOS_SIZE),
             TCSETS | TCSETSW | TCSETSF => self.ioctl_in(io, cmd, arg, KTERMIOS_SIZE),
             TIOCGWINSZ => self.ioctl_out(io, cmd, arg, 8),
@@ -221,6 +236,7 @@ pub struct HostFile;
 impl HostFile {
     /// Wraps a host fd as an open file. The access mode and O_APPEND/O_NONBLOCK come
     /// from the host description.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(fd: OwnedFd) -> Result<Arc<OpenFile>, Errno> {
         // SAFETY: F_GETFL on an fd we own.
         let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };

@@ -75,8 +75,16 @@ impl StatFs {
     pub const SIZE: usize = 120;
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut e = abi::linux::Encoder::with_capacity(Self::SIZE);
-        e.u64(self.fs_type).u64(self.bsize).u64(self.blocks).u64(self.bfree).u64(self.bavail);
-        e.u64(self.files).u64(self.ffree).u64(self.fsid).u64(self.namelen).u64(self.frsize);
+        e.u64(self.fs_type)
+            .u64(self.bsize)
+            .u64(self.blocks)
+            .u64(self.bfree)
+            .u64(self.bavail);
+        e.u64(self.files)
+            .u64(self.ffree)
+            .u64(self.fsid)
+            .u64(self.namelen)
+            .u64(self.frsize);
         e.u64(self.flags).zeros(32);
         e.finish()
     }

@@ -24,9 +24,9 @@ pub mod synthetic;
 pub mod vfs;
 
 #[cfg(test)]
-mod testutil;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;
 
 pub use context::FsContext;
 pub use fd_table::FdTable;

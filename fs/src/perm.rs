@@ -59,15 +59,28 @@ mod tests {
 
     #[test]
     fn owner_group_other() {
-        let u = Creds { uid: 1000, gid: 100, groups: vec![5] };
+        let u = Creds {
+            uid: 1000,
+            gid: 100,
+            groups: vec![5],
+        };
         assert!(check(&u, S_IFREG | 0o600, 1000, 0, MAY_READ | MAY_WRITE).is_ok());
-        assert_eq!(check(&u, S_IFREG | 0o066, 1000, 100, MAY_READ), Err(Errno::EACCES));
+        assert_eq!(
+            check(&u, S_IFREG | 0o066, 1000, 100, MAY_READ),
+            Err(Errno::EACCES)
+        );
         assert!(check(&u, S_IFREG | 0o040, 0, 5, MAY_READ).is_ok());
         assert!(check(&u, S_IFREG | 0o004, 0, 0, MAY_READ).is_ok());
-        assert_eq!(check(&u, S_IFREG | 0o004, 0, 0, MAY_WRITE), Err(Errno::EACCES));
+        assert_eq!(
+            check(&u, S_IFREG | 0o004, 0, 0, MAY_WRITE),
+            Err(Errno::EACCES)
+        );
         let r = Creds::root();
         assert!(check(&r, S_IFREG, 5, 5, MAY_READ | MAY_WRITE).is_ok());
-        assert_eq!(check(&r, S_IFREG | 0o644, 5, 5, MAY_EXEC), Err(Errno::EACCES));
+        assert_eq!(
+            check(&r, S_IFREG | 0o644, 5, 5, MAY_EXEC),
+            Err(Errno::EACCES)
+        );
         assert!(check(&r, S_IFREG | 0o010, 5, 5, MAY_EXEC).is_ok());
         assert!(check(&r, S_IFDIR, 5, 5, MAY_EXEC).is_ok());
     }

@@ -50,7 +50,12 @@ impl RemoteFs for gofer::Client {
     fn getdents(&self, h: Handle, offset: u64, max_bytes: u32) -> Result<Vec<DirEntry>, Errno> {
         Ok(gofer::Client::getdents(self, h, offset, max_bytes)?
             .into_iter()
-            .map(|d| DirEntry { ino: d.ino, next_off: d.next_offset, dtype: d.dtype, name: d.name })
+            .map(|d| DirEntry {
+                ino: d.ino,
+                next_off: d.next_offset,
+                dtype: d.dtype,
+                name: d.name,
+            })
             .collect())
     }
     fn statfs(&self, h: Handle) -> Result<StatFs, Errno> {
@@ -91,10 +96,18 @@ pub struct RemoteInode {
 
 impl RemoteInode {
     /// The root node of a new mount of `client`'s tree.
-    pub fn mount_root(client: Arc<dyn RemoteFs>, read_only: bool) -> Result<Arc<RemoteInode>, Errno> {
+    pub fn mount_root(
+        client: Arc<dyn RemoteFs>,
+        read_only: bool,
+    ) -> Result<Arc<RemoteInode>, Errno> {
         let (handle, stat) = client.mount()?;
         let mnt = Arc::new(RemoteMount { client, read_only });
-        Ok(Arc::new(RemoteInode { mnt, handle, stat: Mutex::new(stat), link: OnceLock::new() }))
+        Ok(Arc::new(RemoteInode {
+            mnt,
+            handle,
+            stat: Mutex::new(stat),
+            link: OnceLock::new(),
+        }))
     }
 
     fn cached(&self) -> Stat {
@@ -111,7 +124,11 @@ impl Drop for RemoteInode {
 impl Inode for RemoteInode {
     fn attr(&self) -> Attr {
         let s = self.cached();
-        Attr { mode: s.mode, uid: s.uid, gid: s.gid }
+        Attr {
+            mode: s.mode,
+            uid: s.uid,
+            gid: s.gid,
+        }
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
@@ -122,7 +139,12 @@ impl Inode for RemoteInode {
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         let (handle, stat) = self.mnt.client.walk(self.handle, name)?;
-        Ok(Arc::new(RemoteInode { mnt: self.mnt.clone(), handle, stat: Mutex::new(stat), link: OnceLock::new() }))
+        Ok(Arc::new(RemoteInode {
+            mnt: self.mnt.clone(),
+            handle,
+            stat: Mutex::new(stat),
+            link: OnceLock::new(),
+        }))
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
@@ -140,7 +162,12 @@ impl Inode for RemoteInode {
         if self.attr().is_dir() {
             return Ok(Box::new(RemoteDirFile { node: self }));
         }
-        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC | libc::O_NONBLOCK | libc::O_DSYNC | libc::O_SYNC;
+        let keep = libc::O_ACCMODE
+            | libc::O_APPEND
+            | libc::O_TRUNC
+            | libc::O_NONBLOCK
+            | libc::O_DSYNC
+            | libc::O_SYNC;
         let fd = self.mnt.client.open(self.handle, flags & keep)?;
         // fstatfs goes through the file's location (OpenFile::statfs), not the fd.
         Ok(Box::new(HostFdOps::new(fd, false, None)?))

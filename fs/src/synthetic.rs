@@ -20,8 +20,13 @@ static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 static NEXT_DEV_MINOR: AtomicU64 = AtomicU64::new(200);
 
 fn now() -> Timespec {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() as i64 }
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec {
+        sec: d.as_secs() as i64,
+        nsec: d.subsec_nanos() as i64,
+    }
 }
 
 /// An empty, read-only directory owned by root, mode 0555.
@@ -52,7 +57,11 @@ impl SynthDir {
 
 impl Inode for SynthDir {
     fn attr(&self) -> Attr {
-        Attr { mode: self.stat.mode, uid: self.stat.uid, gid: self.stat.gid }
+        Attr {
+            mode: self.stat.mode,
+            uid: self.stat.uid,
+            gid: self.stat.gid,
+        }
     }
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(self.stat)
@@ -64,7 +73,14 @@ impl Inode for SynthDir {
         Ok(Box::new(SynthDirFile { dir: self }))
     }
     fn statfs(&self) -> Result<StatFs, Errno> {
-        Ok(StatFs { fs_type: self.fs_type, bsize: 4096, namelen: 255, frsize: 4096, flags: ST_RDONLY, ..Default::default() })
+        Ok(StatFs {
+            fs_type: self.fs_type,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+            flags: ST_RDONLY,
+            ..Default::default()
+        })
     }
 }
 
@@ -85,8 +101,18 @@ impl FileOps for SynthDirFile {
     fn readdir(&self, off: u64, _max: usize) -> Result<Vec<DirEntry>, Errno> {
         let dt = abi::linux::dtype_of_mode(S_IFDIR);
         let all = [
-            DirEntry { ino: self.dir.stat.ino, next_off: 1, dtype: dt, name: b".".to_vec() },
-            DirEntry { ino: 1, next_off: 2, dtype: dt, name: b"..".to_vec() },
+            DirEntry {
+                ino: self.dir.stat.ino,
+                next_off: 1,
+                dtype: dt,
+                name: b".".to_vec(),
+            },
+            DirEntry {
+                ino: 1,
+                next_off: 2,
+                dtype: dt,
+                name: b"..".to_vec(),
+            },
         ];
         Ok(all.into_iter().skip(off.min(2) as usize).collect())
     }

@@ -12,7 +12,9 @@ use crate::file::OpenFile;
 use crate::host::HostFile;
 use crate::synthetic::PROC_SUPER_MAGIC;
 use crate::testutil::{tree, FakeMem, Tree};
-use crate::vfs::{OpenHow, WalkOpts, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
+use crate::vfs::{
+    OpenHow, WalkOpts, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV,
+};
 use crate::{Creds, FdTable, Location};
 
 fn root() -> Creds {
@@ -20,13 +22,22 @@ fn root() -> Creds {
 }
 
 fn user() -> Creds {
-    Creds { uid: 54321, gid: 54321, groups: vec![] }
+    Creds {
+        uid: 54321,
+        gid: 54321,
+        groups: vec![],
+    }
 }
 
 impl Tree {
     fn walk(&self, p: &str, follow: bool) -> Result<Location, Errno> {
-        let o = if follow { WalkOpts::follow() } else { WalkOpts::nofollow() };
-        self.vfs.walk(&self.ctx, &root(), &self.ctx.cwd(), p.as_bytes(), &o)
+        let o = if follow {
+            WalkOpts::follow()
+        } else {
+            WalkOpts::nofollow()
+        };
+        self.vfs
+            .walk(&self.ctx, &root(), &self.ctx.cwd(), p.as_bytes(), &o)
     }
     fn mode(&self, p: &str) -> Result<u32, Errno> {
         Ok(self.walk(p, true)?.attr().mode & S_IFMT)
@@ -37,9 +48,20 @@ impl Tree {
     fn open(&self, p: &str, flags: i32) -> Result<Arc<OpenFile>, Errno> {
         self.open_as(&root(), p, flags, 0)
     }
-    fn open_as(&self, c: &Creds, p: &str, flags: i32, resolve: u64) -> Result<Arc<OpenFile>, Errno> {
-        let how = OpenHow { flags, mode: 0, resolve };
-        self.vfs.open(&self.ctx, c, &self.ctx.cwd(), p.as_bytes(), &how)
+    fn open_as(
+        &self,
+        c: &Creds,
+        p: &str,
+        flags: i32,
+        resolve: u64,
+    ) -> Result<Arc<OpenFile>, Errno> {
+        let how = OpenHow {
+            flags,
+            mode: 0,
+            resolve,
+        };
+        self.vfs
+            .open(&self.ctx, c, &self.ctx.cwd(), p.as_bytes(), &how)
     }
 }
 
@@ -108,12 +130,30 @@ fn walk_basics() {
     assert_eq!(t.mode(&"a/".repeat(2100)), Err(Errno::ENAMETOOLONG));
     // AT_EMPTY_PATH: the start itself.
     let etc = t.walk("/etc", true).unwrap();
-    let o = WalkOpts { allow_empty: true, ..WalkOpts::follow() };
-    assert!(t.vfs.walk(&t.ctx, &root(), &etc, b"", &o).unwrap().same(&etc));
-    assert_eq!(t.vfs.walk(&t.ctx, &root(), &etc, b"passwd", &o).unwrap().attr().mode & S_IFMT, S_IFREG);
+    let o = WalkOpts {
+        allow_empty: true,
+        ..WalkOpts::follow()
+    };
+    assert!(t
+        .vfs
+        .walk(&t.ctx, &root(), &etc, b"", &o)
+        .unwrap()
+        .same(&etc));
+    assert_eq!(
+        t.vfs
+            .walk(&t.ctx, &root(), &etc, b"passwd", &o)
+            .unwrap()
+            .attr()
+            .mode
+            & S_IFMT,
+        S_IFREG
+    );
     // A relative walk from a file start: ENOTDIR.
     let pw = t.walk("/etc/passwd", true).unwrap();
-    assert_eq!(t.vfs.walk(&t.ctx, &root(), &pw, b"x", &o).err(), Some(Errno::ENOTDIR));
+    assert_eq!(
+        t.vfs.walk(&t.ctx, &root(), &pw, b"x", &o).err(),
+        Some(Errno::ENOTDIR)
+    );
     // cwd-relative.
     t.ctx.set_cwd(t.walk("/dir/sub", true).unwrap());
     assert_eq!(t.path("file"), "/dir/sub/file");
@@ -129,7 +169,10 @@ fn symlinks() {
     assert_eq!(t.path("/dirlink/sub"), "/dir/sub");
     assert_eq!(t.path("/dirlink"), "/dir");
     assert_eq!(t.path("/escape/passwd"), "/etc/passwd");
-    assert_eq!(t.walk("/link_abs", false).unwrap().attr().mode & S_IFMT, S_IFLNK);
+    assert_eq!(
+        t.walk("/link_abs", false).unwrap().attr().mode & S_IFMT,
+        S_IFLNK
+    );
     assert_eq!(t.mode("/link_abs/"), Err(Errno::ENOTDIR));
     assert_eq!(t.mode("/loop1"), Err(Errno::ELOOP));
     assert_eq!(t.mode("/self"), Err(Errno::ELOOP));
@@ -138,37 +181,143 @@ fn symlinks() {
     assert_eq!(t.mode("/dangling"), Err(Errno::ENOENT));
     assert_eq!(t.mode("/c2"), Ok(S_IFREG)); // 40 links
     assert_eq!(t.mode("/c1"), Err(Errno::ELOOP)); // 41
-    assert_eq!(t.vfs.readlink(&t.walk("/link_rel", false).unwrap()).unwrap(), b"etc/passwd");
-    assert_eq!(t.vfs.readlink(&t.walk("/etc", false).unwrap()).err(), Some(Errno::EINVAL));
+    assert_eq!(
+        t.vfs
+            .readlink(&t.walk("/link_rel", false).unwrap())
+            .unwrap(),
+        b"etc/passwd"
+    );
+    assert_eq!(
+        t.vfs.readlink(&t.walk("/etc", false).unwrap()).err(),
+        Some(Errno::EINVAL)
+    );
     // O_NOFOLLOW / O_PATH.
-    assert_eq!(t.open("/link_abs", libc::O_RDONLY | libc::O_NOFOLLOW).err(), Some(Errno::ELOOP));
-    let p = t.open("/link_abs", libc::O_PATH | libc::O_NOFOLLOW).unwrap();
+    assert_eq!(
+        t.open("/link_abs", libc::O_RDONLY | libc::O_NOFOLLOW).err(),
+        Some(Errno::ELOOP)
+    );
+    let p = t
+        .open("/link_abs", libc::O_PATH | libc::O_NOFOLLOW)
+        .unwrap();
     assert_eq!(p.stat().unwrap().mode & S_IFMT, S_IFLNK);
     assert_eq!(p.read(&mut [0u8; 4]).err(), Some(Errno::EBADF));
-    assert_eq!(read_all(&t.open("/link_rel", libc::O_RDONLY).unwrap()), "root:x:0:0:root:/root:/bin/sh\n");
+    assert_eq!(
+        read_all(&t.open("/link_rel", libc::O_RDONLY).unwrap()),
+        "root:x:0:0:root:/root:/bin/sh\n"
+    );
     // A chroot-like context: absolute links resolve from the task root.
     let ctx2 = crate::FsContext::new(t.walk("/dir", true).unwrap());
-    let r = t.vfs.walk(&ctx2, &root(), &ctx2.cwd(), b"/up", &WalkOpts::nofollow()).unwrap();
+    let r = t
+        .vfs
+        .walk(&ctx2, &root(), &ctx2.cwd(), b"/up", &WalkOpts::nofollow())
+        .unwrap();
     assert_eq!(t.vfs.path_of(&ctx2, &r), b"/up");
-    assert_eq!(t.vfs.walk(&ctx2, &root(), &ctx2.cwd(), b"/up/passwd", &WalkOpts::follow()).err(), Some(Errno::ENOENT));
-    assert_eq!(t.vfs.path_of(&ctx2, &t.vfs.walk(&ctx2, &root(), &ctx2.cwd(), b"/../../sub", &WalkOpts::follow()).unwrap()), b"/sub");
+    assert_eq!(
+        t.vfs
+            .walk(
+                &ctx2,
+                &root(),
+                &ctx2.cwd(),
+                b"/up/passwd",
+                &WalkOpts::follow()
+            )
+            .err(),
+        Some(Errno::ENOENT)
+    );
+    assert_eq!(
+        t.vfs.path_of(
+            &ctx2,
+            &t.vfs
+                .walk(
+                    &ctx2,
+                    &root(),
+                    &ctx2.cwd(),
+                    b"/../../sub",
+                    &WalkOpts::follow()
+                )
+                .unwrap()
+        ),
+        b"/sub"
+    );
 }
 
 #[test]
 fn resolve_flags() {
     let t = tree();
     let c = root();
-    assert_eq!(t.open_as(&c, "/link_abs", libc::O_RDONLY, RESOLVE_NO_SYMLINKS).err(), Some(Errno::ELOOP));
-    assert_eq!(t.open_as(&c, "/proc", libc::O_RDONLY, RESOLVE_NO_XDEV).err(), Some(Errno::EXDEV));
-    assert!(t.open_as(&c, "/etc", libc::O_RDONLY, RESOLVE_NO_XDEV).is_ok());
+    assert_eq!(
+        t.open_as(&c, "/link_abs", libc::O_RDONLY, RESOLVE_NO_SYMLINKS)
+            .err(),
+        Some(Errno::ELOOP)
+    );
+    assert_eq!(
+        t.open_as(&c, "/proc", libc::O_RDONLY, RESOLVE_NO_XDEV)
+            .err(),
+        Some(Errno::EXDEV)
+    );
+    assert!(t
+        .open_as(&c, "/etc", libc::O_RDONLY, RESOLVE_NO_XDEV)
+        .is_ok());
     t.ctx.set_cwd(t.walk("/dir", true).unwrap());
-    assert_eq!(t.open_as(&c, "..", libc::O_RDONLY, RESOLVE_BENEATH).err(), Some(Errno::EXDEV));
-    assert_eq!(t.open_as(&c, "/etc", libc::O_RDONLY, RESOLVE_BENEATH).err(), Some(Errno::EXDEV));
-    assert_eq!(t.open_as(&c, "up/passwd", libc::O_RDONLY, RESOLVE_BENEATH).err(), Some(Errno::EXDEV));
-    assert!(t.open_as(&c, "sub/../sub/file", libc::O_RDONLY, RESOLVE_BENEATH).is_ok());
+    assert_eq!(
+        t.open_as(&c, "..", libc::O_RDONLY, RESOLVE_BENEATH).err(),
+        Some(Errno::EXDEV)
+    );
+    assert_eq!(
+        t.open_as(&c, "/etc", libc::O_RDONLY, RESOLVE_BENEATH).err(),
+        Some(Errno::EXDEV)
+    );
+    assert_eq!(
+        t.open_as(&c, "up/passwd", libc::O_RDONLY, RESOLVE_BENEATH)
+            .err(),
+        Some(Errno::EXDEV)
+    );
+    assert!(t
+        .open_as(&c, "sub/../sub/file", libc::O_RDONLY, RESOLVE_BENEATH)
+        .is_ok());
     // IN_ROOT: ".." clamps at the start.
-    let f = t.open_as(&c, "../../sub/file", libc::O_RDONLY, RESOLVE_IN_ROOT).unwrap();
+    let f = t
+        .open_as(&c, "../../sub/file", libc::O_RDONLY, RESOLVE_IN_ROOT)
+        .unwrap();
     assert_eq!(read_all(&f), "deep\n");
+    let f = t
+        .open_as(&c, "/sub/file", libc::O_RDONLY, RESOLVE_IN_ROOT)
+        .unwrap();
+    assert_eq!(read_all(&f), "deep\n");
+    assert_eq!(
+        t.open_as(&c, "/etc/passwd", libc::O_RDONLY, RESOLVE_IN_ROOT)
+            .err(),
+        Some(Errno::ENOENT)
+    );
+}
+
+#[test]
+fn walk_parent_cases() {
+    use crate::vfs::Last;
+    let t = tree();
+    let r = t.vfs.root();
+    let wp = |p: &str| {
+        t.vfs
+            .walk_parent(&t.ctx, &root(), &r, p.as_bytes(), &WalkOpts::default())
+    };
+    let (d, l, tr) = wp("/etc/passwd").unwrap();
+    assert_eq!(
+        (t.vfs.path_of(&t.ctx, &d), l, tr),
+        (b"/etc".to_vec(), Last::Normal(b"passwd".to_vec()), false)
+    );
+    let (d, l, tr) = wp("/newdir//").unwrap();
+    assert_eq!(
+        (t.vfs.path_of(&t.ctx, &d), l, tr),
+        (b"/".to_vec(), Last::Normal(b"newdir".to_vec()), true)
+    );
+    assert_eq!(wp("///").unwrap().1, Last::Root);
+    assert_eq!(wp("/etc/..").unwrap().1, Last::DotDot);
+    assert_eq!(wp("x").unwrap().1, Last::Normal(b"x".to_vec()));
+    assert_eq!(wp("/etc/passwd/x").err(), Some(Errno::ENOTDIR));
+    assert_eq!(wp("/nope/x").err(), Some(Errno::ENOENT));
+    assert_eq!(wp("").err(), Some(Errno::ENOENT));
+    let (d, _, _) = wp("/dirlink/x").unwrap();
+    assert_eq!(t.vfs.path_of(&t.ctx, &d), b"/dir");
 }
 
 #[test]
@@ -188,8 +337,16 @@ fn synthetic_mounts_shadow_host_dirs() {
     assert_eq!(f.statfs().unwrap().fs_type, PROC_SUPER_MAGIC);
     assert_eq!(f.stat().unwrap().mode, S_IFDIR | 0o555);
     assert_eq!(t.open("/proc", libc::O_RDWR).err(), Some(Errno::EISDIR));
-    assert_eq!(t.vfs.create_at(&t.ctx, &root(), &t.vfs.root(), b"/proc/x", false), Err(Errno::EROFS));
-    assert_eq!(t.vfs.create_at(&t.ctx, &root(), &t.vfs.root(), b"/proc", true), Err(Errno::EEXIST));
+    assert_eq!(
+        t.vfs
+            .create_at(&t.ctx, &root(), &t.vfs.root(), b"/proc/x", false),
+        Err(Errno::EROFS)
+    );
+    assert_eq!(
+        t.vfs
+            .create_at(&t.ctx, &root(), &t.vfs.root(), b"/proc", true),
+        Err(Errno::EEXIST)
+    );
 }
 
 #[test]
@@ -216,39 +373,100 @@ fn open_read_seek() {
     let d = t.open("/etc", libc::O_RDONLY).unwrap();
     assert_eq!(d.read(&mut b), Err(Errno::EISDIR));
     assert_eq!(t.open("/etc", libc::O_WRONLY).err(), Some(Errno::EISDIR));
-    assert_eq!(t.open("/etc/passwd", libc::O_RDONLY | libc::O_DIRECTORY).err(), Some(Errno::ENOTDIR));
+    assert_eq!(
+        t.open("/etc/passwd", libc::O_RDONLY | libc::O_DIRECTORY)
+            .err(),
+        Some(Errno::ENOTDIR)
+    );
     // Read-only root.
-    assert_eq!(t.open("/etc/passwd", libc::O_RDWR).err(), Some(Errno::EROFS));
-    assert_eq!(t.open("/etc/passwd", libc::O_RDONLY | libc::O_TRUNC).err(), Some(Errno::EROFS));
-    assert!(t.open("/etc/passwd", libc::O_RDONLY | libc::O_CREAT).is_ok());
-    assert_eq!(t.open("/etc/passwd", libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL).err(), Some(Errno::EEXIST));
-    assert_eq!(t.open("/etc/new", libc::O_WRONLY | libc::O_CREAT).err(), Some(Errno::EROFS));
-    assert_eq!(t.open("/nodir/new", libc::O_WRONLY | libc::O_CREAT).err(), Some(Errno::ENOENT));
-    assert_eq!(t.open("/etc/new/", libc::O_WRONLY | libc::O_CREAT).err(), Some(Errno::EISDIR));
-    assert_eq!(t.open("/dangling", libc::O_WRONLY | libc::O_CREAT).err(), Some(Errno::EROFS));
-    assert_eq!(t.open("/etc", libc::O_RDONLY | libc::O_CREAT).err(), Some(Errno::EISDIR));
+    assert_eq!(
+        t.open("/etc/passwd", libc::O_RDWR).err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(
+        t.open("/etc/passwd", libc::O_RDONLY | libc::O_TRUNC).err(),
+        Some(Errno::EROFS)
+    );
+    assert!(t
+        .open("/etc/passwd", libc::O_RDONLY | libc::O_CREAT)
+        .is_ok());
+    assert_eq!(
+        t.open("/etc/passwd", libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL)
+            .err(),
+        Some(Errno::EEXIST)
+    );
+    assert_eq!(
+        t.open("/etc/new", libc::O_WRONLY | libc::O_CREAT).err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(
+        t.open("/nodir/new", libc::O_WRONLY | libc::O_CREAT).err(),
+        Some(Errno::ENOENT)
+    );
+    assert_eq!(
+        t.open("/etc/new/", libc::O_WRONLY | libc::O_CREAT).err(),
+        Some(Errno::EISDIR)
+    );
+    assert_eq!(
+        t.open("/dangling", libc::O_WRONLY | libc::O_CREAT).err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(
+        t.open("/etc", libc::O_RDONLY | libc::O_CREAT).err(),
+        Some(Errno::EISDIR)
+    );
     // Mutations.
     let (v, c, r) = (&t.vfs, &t.ctx, t.vfs.root());
-    assert_eq!(v.create_at(c, &root(), &r, b"/etc", true), Err(Errno::EEXIST));
-    assert_eq!(v.create_at(c, &root(), &r, b"/etc/newdir", true), Err(Errno::EROFS));
-    assert_eq!(v.create_at(c, &root(), &r, b"/nope/newdir", true), Err(Errno::ENOENT));
+    assert_eq!(
+        v.create_at(c, &root(), &r, b"/etc", true),
+        Err(Errno::EEXIST)
+    );
+    assert_eq!(
+        v.create_at(c, &root(), &r, b"/etc/newdir", true),
+        Err(Errno::EROFS)
+    );
+    assert_eq!(
+        v.create_at(c, &root(), &r, b"/nope/newdir", true),
+        Err(Errno::ENOENT)
+    );
     assert_eq!(v.create_at(c, &root(), &r, b"/", true), Err(Errno::EEXIST));
-    assert_eq!(v.remove_at(c, &root(), &r, b"/etc/passwd", false), Err(Errno::EROFS));
-    assert_eq!(v.remove_at(c, &root(), &r, b"/nope/x", false), Err(Errno::ENOENT));
-    assert_eq!(v.remove_at(c, &root(), &r, b"/etc/.", true), Err(Errno::EINVAL));
-    assert_eq!(v.rename_at(c, &root(), &r, b"/etc/passwd", &r, b"/proc/x"), Err(Errno::EXDEV));
-    assert_eq!(v.rename_at(c, &root(), &r, b"/etc/passwd", &r, b"/etc/y"), Err(Errno::EROFS));
+    assert_eq!(
+        v.remove_at(c, &root(), &r, b"/etc/passwd", false),
+        Err(Errno::EROFS)
+    );
+    assert_eq!(
+        v.remove_at(c, &root(), &r, b"/nope/x", false),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(
+        v.remove_at(c, &root(), &r, b"/etc/.", true),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        v.rename_at(c, &root(), &r, b"/etc/passwd", &r, b"/proc/x"),
+        Err(Errno::EXDEV)
+    );
+    assert_eq!(
+        v.rename_at(c, &root(), &r, b"/etc/passwd", &r, b"/etc/y"),
+        Err(Errno::EROFS)
+    );
 }
 
 #[test]
 fn permissions() {
     let t = tree();
     let u = user();
-    let w = |p: &str| t.vfs.walk(&t.ctx, &u, &t.ctx.cwd(), p.as_bytes(), &WalkOpts::follow());
+    let w = |p: &str| {
+        t.vfs
+            .walk(&t.ctx, &u, &t.ctx.cwd(), p.as_bytes(), &WalkOpts::follow())
+    };
     assert_eq!(w("/private/f").err(), Some(Errno::EACCES));
     assert!(w("/private").is_ok());
     assert!(t.open_as(&u, "/etc/passwd", libc::O_RDONLY, 0).is_ok());
-    assert_eq!(t.open_as(&u, "/etc/shadow", libc::O_RDONLY, 0).err(), Some(Errno::EACCES));
+    assert_eq!(
+        t.open_as(&u, "/etc/shadow", libc::O_RDONLY, 0).err(),
+        Some(Errno::EACCES)
+    );
     assert!(t.open_as(&root(), "/etc/shadow", libc::O_RDONLY, 0).is_ok());
     assert!(t.open_as(&u, "/etc/shadow", libc::O_PATH, 0).is_ok());
     let pw = w("/etc/passwd").unwrap();
@@ -263,10 +481,22 @@ fn permissions() {
     assert_eq!(read_all(&f), "#!fake\n");
     t.ctx.set_cwd(w("/bin").unwrap());
     assert_eq!(t.vfs.open_exec(&t.ctx, &u, b"sh").unwrap().1, b"/bin/sh");
-    assert_eq!(t.vfs.open_exec(&t.ctx, &root(), b"noexec").err(), Some(Errno::EACCES));
-    assert_eq!(t.vfs.open_exec(&t.ctx, &root(), b"/etc").err(), Some(Errno::EACCES));
-    assert_eq!(t.vfs.open_exec(&t.ctx, &root(), b"/nope").err(), Some(Errno::ENOENT));
-    assert_eq!(t.vfs.check_chdir(&u, &w("/private").unwrap()), Err(Errno::EACCES));
+    assert_eq!(
+        t.vfs.open_exec(&t.ctx, &root(), b"noexec").err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        t.vfs.open_exec(&t.ctx, &root(), b"/etc").err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        t.vfs.open_exec(&t.ctx, &root(), b"/nope").err(),
+        Some(Errno::ENOENT)
+    );
+    assert_eq!(
+        t.vfs.check_chdir(&u, &w("/private").unwrap()),
+        Err(Errno::EACCES)
+    );
     assert_eq!(t.vfs.check_chdir(&u, &pw), Err(Errno::ENOTDIR));
 }
 
@@ -274,7 +504,9 @@ fn permissions() {
 fn getdents_packing() {
     let t = tree();
     let f = t.open("/many", libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
-    let mut expect: BTreeSet<String> = (0..100).map(|i| format!("file_with_a_longish_name_{i:03}")).collect();
+    let mut expect: BTreeSet<String> = (0..100)
+        .map(|i| format!("file_with_a_longish_name_{i:03}"))
+        .collect();
     expect.insert(".".into());
     expect.insert("..".into());
     for cap in [48usize, 100, 333, 4096, 65536] {
@@ -326,7 +558,10 @@ fn fd_table() {
     assert_eq!(fds.insert(f.clone(), false, 4), Err(Errno::EMFILE));
     assert_eq!(fds.insert_from(10, f.clone(), true, 1024), Ok(10));
     assert_eq!(fds.insert_from(10, f.clone(), false, 1024), Ok(11));
-    assert_eq!(fds.insert_from(2000, f.clone(), false, 1024), Err(Errno::EINVAL));
+    assert_eq!(
+        fds.insert_from(2000, f.clone(), false, 1024),
+        Err(Errno::EINVAL)
+    );
     assert!(fds.get_cloexec(10).unwrap());
     fds.set_cloexec(10, false).unwrap();
     fds.set_cloexec(11, true).unwrap();
@@ -337,7 +572,10 @@ fn fd_table() {
     assert!(Arc::ptr_eq(&old.unwrap(), &f));
     assert!(Arc::ptr_eq(&fds.get(0).unwrap(), &g));
     assert!(fds.insert_at(500, g.clone(), true, 1024).unwrap().is_none());
-    assert_eq!(fds.insert_at(1024, g.clone(), true, 1024).err(), Some(Errno::EBADF));
+    assert_eq!(
+        fds.insert_at(1024, g.clone(), true, 1024).err(),
+        Some(Errno::EBADF)
+    );
     let forked = fds.fork();
     fds.close_on_exec();
     assert_eq!(fds.fds(), vec![0, 1, 2, 3, 10]);

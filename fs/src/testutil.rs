@@ -32,10 +32,16 @@ fn write(p: &Path, data: &str, mode: u32) {
 
 /// Builds the standard tree and serves it read-only.
 pub fn tree() -> Tree {
-    let dir = std::env::temp_dir().join(format!("fs-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "fs-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let d = |p: &str| dir.join(p);
-    for sub in ["etc", "bin", "dir/sub", "proc", "dev", "private", "many", "empty"] {
+    for sub in [
+        "etc", "bin", "dir/sub", "proc", "dev", "private", "many", "empty",
+    ] {
         std::fs::create_dir_all(d(sub)).unwrap();
     }
     write(&d("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n", 0o644);
@@ -48,7 +54,11 @@ pub fn tree() -> Tree {
     write(&d("private/f"), "p\n", 0o644);
     std::fs::set_permissions(d("private"), std::fs::Permissions::from_mode(0o700)).unwrap();
     for i in 0..100 {
-        write(&d(&format!("many/file_with_a_longish_name_{i:03}")), "", 0o644);
+        write(
+            &d(&format!("many/file_with_a_longish_name_{i:03}")),
+            "",
+            0o644,
+        );
     }
     symlink("/etc/passwd", d("link_abs")).unwrap();
     symlink("etc/passwd", d("link_rel")).unwrap();
@@ -61,7 +71,11 @@ pub fn tree() -> Tree {
     symlink("/../../../../etc", d("escape")).unwrap();
     // A chain c1 -> c2 -> ... -> c41 -> etc/passwd (41 links from c1, 40 from c2).
     for i in 1..=41 {
-        let target = if i == 41 { "etc/passwd".to_string() } else { format!("c{}", i + 1) };
+        let target = if i == 41 {
+            "etc/passwd".to_string()
+        } else {
+            format!("c{}", i + 1)
+        };
         symlink(target, d(&format!("c{i}"))).unwrap();
     }
 
@@ -87,7 +101,9 @@ impl UserIo for FakeMem {
     fn copy_out(&self, addr: u64, buf: &[u8]) -> Result<(), Errno> {
         let mut m = self.0.borrow_mut();
         let a = addr.checked_sub(0x1000).ok_or(Errno::EFAULT)? as usize;
-        m.get_mut(a..a + buf.len()).ok_or(Errno::EFAULT)?.copy_from_slice(buf);
+        m.get_mut(a..a + buf.len())
+            .ok_or(Errno::EFAULT)?
+            .copy_from_slice(buf);
         Ok(())
     }
 }

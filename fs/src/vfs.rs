@@ -62,18 +62,31 @@ impl Dentry {
 
     /// The cached child `name`, or a fresh lookup (cached on success).
     fn child(self: &Arc<Self>, name: &[u8]) -> Result<Arc<Dentry>, Errno> {
-        if let Some(c) = self.children.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+        if let Some(c) = self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
             return Ok(c.clone());
         }
         let inode = self.inode.lookup(name)?;
         let mut m = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(m.entry(name.to_vec()).or_insert_with(|| Dentry::new(name, Arc::downgrade(self), inode)).clone())
+        Ok(m.entry(name.to_vec())
+            .or_insert_with(|| Dentry::new(name, Arc::downgrade(self), inode))
+            .clone())
     }
 
     /// Inserts `inode` as child `name` unless one is cached already (mount points).
-    fn ensure_child(self: &Arc<Self>, name: &[u8], inode: impl FnOnce() -> Arc<dyn Inode>) -> Arc<Dentry> {
+    fn ensure_child(
+        self: &Arc<Self>,
+        name: &[u8],
+        inode: impl FnOnce() -> Arc<dyn Inode>,
+    ) -> Arc<Dentry> {
         let mut m = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(name.to_vec()).or_insert_with(|| Dentry::new(name, Arc::downgrade(self), inode())).clone()
+        m.entry(name.to_vec())
+            .or_insert_with(|| Dentry::new(name, Arc::downgrade(self), inode()))
+            .clone()
     }
 }
 
@@ -129,7 +142,12 @@ impl Location {
 
 impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Location(mnt {}, {:?})", self.mount.id, String::from_utf8_lossy(&self.dentry.name))
+        write!(
+            f,
+            "Location(mnt {}, {:?})",
+            self.mount.id,
+            String::from_utf8_lossy(&self.dentry.name)
+        )
     }
 }
 
@@ -163,7 +181,10 @@ pub const RESOLVE_ALL: u64 = 0x3f;
 
 impl WalkOpts {
     pub fn follow() -> WalkOpts {
-        WalkOpts { follow_final: true, ..Default::default() }
+        WalkOpts {
+            follow_final: true,
+            ..Default::default()
+        }
     }
     pub fn nofollow() -> WalkOpts {
         WalkOpts::default()
@@ -209,8 +230,19 @@ impl Vfs {
     /// A VFS with `root` mounted at /.
     pub fn new(root: Arc<dyn Inode>, read_only: bool) -> Arc<Vfs> {
         let d = Dentry::new(b"/", Weak::new(), root);
-        let m = Arc::new(Mount { id: next_id(), root: d.clone(), parent: None, read_only });
-        Arc::new(Vfs { root: Location { mount: m, dentry: d }, mounts: RwLock::new(HashMap::new()) })
+        let m = Arc::new(Mount {
+            id: next_id(),
+            root: d.clone(),
+            parent: None,
+            read_only,
+        });
+        Arc::new(Vfs {
+            root: Location {
+                mount: m,
+                dentry: d,
+            },
+            mounts: RwLock::new(HashMap::new()),
+        })
     }
 
     /// The sandbox's VFS: the gofer's tree at / (read-only for now), and the
@@ -221,10 +253,17 @@ impl Vfs {
     }
 
     /// As [`Vfs::new_with_gofer_root`], over any [`RemoteFs`].
-    pub fn new_with_remote_root(remote: Arc<dyn RemoteFs>, read_only: bool) -> Result<Arc<Vfs>, Errno> {
+    pub fn new_with_remote_root(
+        remote: Arc<dyn RemoteFs>,
+        read_only: bool,
+    ) -> Result<Arc<Vfs>, Errno> {
         let root = RemoteInode::mount_root(remote, read_only)?;
         let vfs = Vfs::new(root, read_only);
-        for (name, magic) in [(&b"proc"[..], PROC_SUPER_MAGIC), (b"sys", SYSFS_MAGIC), (b"dev", TMPFS_MAGIC)] {
+        for (name, magic) in [
+            (&b"proc"[..], PROC_SUPER_MAGIC),
+            (b"sys", SYSFS_MAGIC),
+            (b"dev", TMPFS_MAGIC),
+        ] {
             vfs.mount_under_root(name, SynthDir::new(magic), true);
         }
         Ok(vfs)
@@ -237,18 +276,41 @@ impl Vfs {
 
     /// Mounts `fs_root` on `/<name>`. The mount point is made in the dentry cache
     /// without asking the root file system (which need not have it).
-    pub fn mount_under_root(&self, name: &[u8], fs_root: Arc<dyn Inode>, read_only: bool) -> Arc<Mount> {
-        let d = self.root.dentry.ensure_child(name, || SynthDir::new(TMPFS_MAGIC));
-        self.mount_at(&Location { mount: self.root.mount.clone(), dentry: d }, fs_root, read_only)
+    pub fn mount_under_root(
+        &self,
+        name: &[u8],
+        fs_root: Arc<dyn Inode>,
+        read_only: bool,
+    ) -> Arc<Mount> {
+        let d = self
+            .root
+            .dentry
+            .ensure_child(name, || SynthDir::new(TMPFS_MAGIC));
+        self.mount_at(
+            &Location {
+                mount: self.root.mount.clone(),
+                dentry: d,
+            },
+            fs_root,
+            read_only,
+        )
     }
 
     /// Mounts `fs_root` over `at` (a later mount on the same point covers an earlier one).
     pub fn mount_at(&self, at: &Location, fs_root: Arc<dyn Inode>, read_only: bool) -> Arc<Mount> {
         let at = self.follow_mounts(at.clone());
         let d = Dentry::new(&at.dentry.name, Weak::new(), fs_root);
-        let m = Arc::new(Mount { id: next_id(), root: d, parent: Some((at.mount.clone(), at.dentry.clone())), read_only });
+        let m = Arc::new(Mount {
+            id: next_id(),
+            root: d,
+            parent: Some((at.mount.clone(), at.dentry.clone())),
+            read_only,
+        });
         at.dentry.mounted_on.store(true, Ordering::Release);
-        self.mounts.write().unwrap_or_else(|e| e.into_inner()).insert((at.mount.id, at.dentry.id), m.clone());
+        self.mounts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((at.mount.id, at.dentry.id), m.clone());
         m
     }
 
@@ -256,12 +318,19 @@ impl Vfs {
         if !loc.dentry.mounted_on.load(Ordering::Acquire) {
             return None;
         }
-        self.mounts.read().unwrap_or_else(|e| e.into_inner()).get(&(loc.mount.id, loc.dentry.id)).cloned()
+        self.mounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(loc.mount.id, loc.dentry.id))
+            .cloned()
     }
 
     fn follow_mounts(&self, mut loc: Location) -> Location {
         while let Some(m) = self.mount_on(&loc) {
-            loc = Location { dentry: m.root.clone(), mount: m };
+            loc = Location {
+                dentry: m.root.clone(),
+                mount: m,
+            };
         }
         loc
     }
@@ -269,7 +338,10 @@ impl Vfs {
     /// `name` in directory `dir`, crossing into mounts.
     fn lookup_child(&self, dir: &Location, name: &[u8], no_xdev: bool) -> Result<Location, Errno> {
         let d = dir.dentry.child(name)?;
-        let loc = Location { mount: dir.mount.clone(), dentry: d };
+        let loc = Location {
+            mount: dir.mount.clone(),
+            dentry: d,
+        };
         let out = self.follow_mounts(loc);
         if no_xdev && !Arc::ptr_eq(&out.mount, &dir.mount) {
             return Err(Errno::EXDEV);
@@ -292,18 +364,35 @@ impl Vfs {
                     if no_xdev {
                         return Err(Errno::EXDEV);
                     }
-                    cur = Location { mount: pm.clone(), dentry: pd.clone() };
+                    cur = Location {
+                        mount: pm.clone(),
+                        dentry: pd.clone(),
+                    };
                 }
                 // The global root, outside the task's root: stay.
                 None => return Ok(cur),
             }
         }
-        let p = cur.dentry.parent.upgrade().unwrap_or_else(|| cur.dentry.clone());
-        Ok(Location { mount: cur.mount, dentry: p })
+        let p = cur
+            .dentry
+            .parent
+            .upgrade()
+            .unwrap_or_else(|| cur.dentry.clone());
+        Ok(Location {
+            mount: cur.mount,
+            dentry: p,
+        })
     }
 
     /// Walks `path` from `start` (relative paths) or the task's root (absolute).
-    pub fn walk(&self, ctx: &FsContext, creds: &Creds, start: &Location, path: &[u8], opts: &WalkOpts) -> Result<Location, Errno> {
+    pub fn walk(
+        &self,
+        ctx: &FsContext,
+        creds: &Creds,
+        start: &Location,
+        path: &[u8],
+        opts: &WalkOpts,
+    ) -> Result<Location, Errno> {
         if path.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
@@ -316,7 +405,11 @@ impl Vfs {
             }
             return Ok(start.clone());
         }
-        let root = if opts.beneath || opts.in_root { start.clone() } else { ctx.root() };
+        let root = if opts.beneath || opts.in_root {
+            start.clone()
+        } else {
+            ctx.root()
+        };
         let mut cur = if path[0] == b'/' {
             if opts.beneath {
                 return Err(Errno::EXDEV);
@@ -402,14 +495,22 @@ impl Vfs {
         if path.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        let end = path.iter().rposition(|&c| c != b'/').map(|i| i + 1).unwrap_or(0);
+        let end = path
+            .iter()
+            .rposition(|&c| c != b'/')
+            .map(|i| i + 1)
+            .unwrap_or(0);
         let trailing = end < path.len();
         let mut o = *opts;
         o.follow_final = true;
         o.must_dir = true;
         o.allow_empty = true;
         if end == 0 {
-            let root = if opts.beneath || opts.in_root { start.clone() } else { ctx.root() };
+            let root = if opts.beneath || opts.in_root {
+                start.clone()
+            } else {
+                ctx.root()
+            };
             if opts.beneath {
                 return Err(Errno::EXDEV);
             }
@@ -417,7 +518,10 @@ impl Vfs {
         }
         let trimmed = &path[..end];
         let (dir, name) = match trimmed.iter().rposition(|&c| c == b'/') {
-            Some(i) => (if i == 0 { &trimmed[..1] } else { &trimmed[..i] }, &trimmed[i + 1..]),
+            Some(i) => (
+                if i == 0 { &trimmed[..1] } else { &trimmed[..i] },
+                &trimmed[i + 1..],
+            ),
             None => (&b""[..], trimmed),
         };
         let parent = self.walk(ctx, creds, start, dir, &o)?;
@@ -432,7 +536,13 @@ impl Vfs {
 
     /// Looks up a final component in a directory returned by [`Vfs::walk_parent`]
     /// (search permission checked; no symlink following).
-    pub fn lookup_last(&self, creds: &Creds, dir: &Location, name: &[u8], no_xdev: bool) -> Result<Location, Errno> {
+    pub fn lookup_last(
+        &self,
+        creds: &Creds,
+        dir: &Location,
+        name: &[u8],
+        no_xdev: bool,
+    ) -> Result<Location, Errno> {
         let a = dir.attr();
         if !a.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -442,14 +552,35 @@ impl Vfs {
     }
 
     /// open(2)/openat(2)/openat2(2) of `path` relative to `start`.
-    pub fn open(&self, ctx: &FsContext, creds: &Creds, start: &Location, path: &[u8], how: &OpenHow) -> Result<Arc<OpenFile>, Errno> {
+    pub fn open(
+        &self,
+        ctx: &FsContext,
+        creds: &Creds,
+        start: &Location,
+        path: &[u8],
+        how: &OpenHow,
+    ) -> Result<Arc<OpenFile>, Errno> {
         let flags = how.flags;
         let path_only = flags & libc::O_PATH != 0;
         let base = WalkOpts::default().with_resolve(how.resolve);
         if flags & O_TMPFILE_BIT != 0 && !path_only {
             // An unnamed file in the given directory: needs a writable file system.
-            let dir = self.walk(ctx, creds, start, path, &WalkOpts { follow_final: true, must_dir: true, ..base })?;
-            return Err(if dir.mount.read_only { Errno::EROFS } else { Errno::EOPNOTSUPP });
+            let dir = self.walk(
+                ctx,
+                creds,
+                start,
+                path,
+                &WalkOpts {
+                    follow_final: true,
+                    must_dir: true,
+                    ..base
+                },
+            )?;
+            return Err(if dir.mount.read_only {
+                Errno::EROFS
+            } else {
+                Errno::EOPNOTSUPP
+            });
         }
         if flags & libc::O_CREAT != 0 && !path_only {
             if flags & libc::O_DIRECTORY != 0 {
@@ -469,7 +600,16 @@ impl Vfs {
                         if flags & libc::O_NOFOLLOW != 0 {
                             return Err(Errno::ELOOP);
                         }
-                        match self.walk(ctx, creds, &parent, &name, &WalkOpts { follow_final: true, ..base }) {
+                        match self.walk(
+                            ctx,
+                            creds,
+                            &parent,
+                            &name,
+                            &WalkOpts {
+                                follow_final: true,
+                                ..base
+                            },
+                        ) {
                             Ok(l) => l,
                             // A dangling link: creating its target.
                             Err(Errno::ENOENT) => return Err(self.create_error(&parent)),
@@ -487,7 +627,10 @@ impl Vfs {
             }
             return self.open_location(creds, loc, flags);
         }
-        let opts = WalkOpts { follow_final: flags & libc::O_NOFOLLOW == 0, ..base };
+        let opts = WalkOpts {
+            follow_final: flags & libc::O_NOFOLLOW == 0,
+            ..base
+        };
         let loc = self.walk(ctx, creds, start, path, &opts)?;
         self.open_location(creds, loc, flags)
     }
@@ -503,7 +646,12 @@ impl Vfs {
 
     /// Opens a walked location with open(2) `flags`: type, permission and
     /// read-only checks, then the file system's open.
-    pub fn open_location(&self, creds: &Creds, loc: Location, flags: i32) -> Result<Arc<OpenFile>, Errno> {
+    pub fn open_location(
+        &self,
+        creds: &Creds,
+        loc: Location,
+        flags: i32,
+    ) -> Result<Arc<OpenFile>, Errno> {
         let a = loc.attr();
         if flags & libc::O_PATH != 0 {
             if flags & libc::O_DIRECTORY != 0 && !a.is_dir() {
@@ -533,7 +681,10 @@ impl Vfs {
         if a.mode & S_IFMT == S_IFSOCK {
             return Err(Errno::ENXIO);
         }
-        if mask & MAY_WRITE != 0 && loc.mount.read_only && matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK) {
+        if mask & MAY_WRITE != 0
+            && loc.mount.read_only
+            && matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK)
+        {
             return Err(Errno::EROFS);
         }
         perm::check(creds, a.mode, a.uid, a.gid, mask)?;
@@ -544,7 +695,12 @@ impl Vfs {
     /// Opens `path` (relative to the cwd) for execve: it must be a regular file the
     /// caller may execute (EACCES otherwise). Returns the file and its resolved
     /// absolute path.
-    pub fn open_exec(&self, ctx: &FsContext, creds: &Creds, path: &[u8]) -> Result<(Arc<OpenFile>, Vec<u8>), Errno> {
+    pub fn open_exec(
+        &self,
+        ctx: &FsContext,
+        creds: &Creds,
+        path: &[u8],
+    ) -> Result<(Arc<OpenFile>, Vec<u8>), Errno> {
         let loc = self.walk(ctx, creds, &ctx.cwd(), path, &WalkOpts::follow())?;
         let a = loc.attr();
         if !a.is_regular() {
@@ -568,7 +724,10 @@ impl Vfs {
             if cur.is_mount_root() {
                 match &cur.mount.parent {
                     Some((pm, pd)) => {
-                        cur = Location { mount: pm.clone(), dentry: pd.clone() };
+                        cur = Location {
+                            mount: pm.clone(),
+                            dentry: pd.clone(),
+                        };
                         continue;
                     }
                     None => break,
@@ -594,7 +753,10 @@ impl Vfs {
     /// access(2): `mode` is F_OK or a mask of R_OK/W_OK/X_OK (validated by the caller).
     pub fn access(&self, creds: &Creds, loc: &Location, mode: u32) -> Result<(), Errno> {
         let a = loc.attr();
-        if mode & MAY_WRITE != 0 && loc.mount.read_only && matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK) {
+        if mode & MAY_WRITE != 0
+            && loc.mount.read_only
+            && matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK)
+        {
             return Err(Errno::EROFS);
         }
         if mode & 7 == 0 {
@@ -634,8 +796,16 @@ impl Vfs {
 
     /// mkdir(2), mknod(2), symlink(2) and link(2)'s new name: EEXIST if it exists,
     /// then EROFS.
-    pub fn create_at(&self, ctx: &FsContext, creds: &Creds, start: &Location, path: &[u8], is_dir: bool) -> Result<(), Errno> {
-        let (parent, last, trailing) = self.walk_parent(ctx, creds, start, path, &WalkOpts::default())?;
+    pub fn create_at(
+        &self,
+        ctx: &FsContext,
+        creds: &Creds,
+        start: &Location,
+        path: &[u8],
+        is_dir: bool,
+    ) -> Result<(), Errno> {
+        let (parent, last, trailing) =
+            self.walk_parent(ctx, creds, start, path, &WalkOpts::default())?;
         match last {
             Last::Normal(n) => {
                 match self.lookup_last(creds, &parent, &n, false) {
@@ -653,7 +823,14 @@ impl Vfs {
     }
 
     /// unlink(2) / rmdir(2).
-    pub fn remove_at(&self, ctx: &FsContext, creds: &Creds, start: &Location, path: &[u8], is_dir: bool) -> Result<(), Errno> {
+    pub fn remove_at(
+        &self,
+        ctx: &FsContext,
+        creds: &Creds,
+        start: &Location,
+        path: &[u8],
+        is_dir: bool,
+    ) -> Result<(), Errno> {
         let (parent, last, _) = self.walk_parent(ctx, creds, start, path, &WalkOpts::default())?;
         match (last, is_dir) {
             (Last::Normal(_), _) => Self::want_write(&parent),
@@ -695,7 +872,10 @@ impl Vfs {
 /// Pushes the components of `path` (empty ones dropped) so that popping yields
 /// them in order.
 fn push_components(stack: &mut Vec<Vec<u8>>, path: &[u8]) {
-    let mut comps: VecDeque<&[u8]> = path.split(|&c| c == b'/').filter(|c| !c.is_empty()).collect();
+    let mut comps: VecDeque<&[u8]> = path
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
     while let Some(c) = comps.pop_back() {
         stack.push(c.to_vec());
     }

@@ -35,7 +35,13 @@ fn reply_errno(e: i32) -> Errno {
 
 impl Client {
     pub fn new(sock: OwnedFd) -> Client {
-        Client { sock, state: Mutex::new(State { broken: false, buf: vec![0u8; MAX_FRAME + 1] }) }
+        Client {
+            sock,
+            state: Mutex::new(State {
+                broken: false,
+                buf: vec![0u8; MAX_FRAME + 1],
+            }),
+        }
     }
 
     /// One round trip. Returns the reply (never `Response::Error`) and the fd that came
@@ -110,7 +116,11 @@ impl Client {
     /// Like [`walk_many`](Self::walk_many) but also returns the errno that stopped the
     /// walk (None when every name was walked). Any number of names (split into
     /// requests of at most [`MAX_WALK`]).
-    pub fn walk_partial(&self, dir: Handle, names: &[&[u8]]) -> (Vec<(Handle, Stat)>, Option<Errno>) {
+    pub fn walk_partial(
+        &self,
+        dir: Handle,
+        names: &[&[u8]],
+    ) -> (Vec<(Handle, Stat)>, Option<Errno>) {
         let mut out = Vec::with_capacity(names.len());
         let mut cur = dir;
         for chunk in names.chunks(MAX_WALK) {
@@ -120,10 +130,17 @@ impl Client {
             }
             let mut err = None;
             if valid > 0 {
-                let req = Request::Walk { dir: cur, names: chunk[..valid].iter().map(|n| n.to_vec()).collect() };
+                let req = Request::Walk {
+                    dir: cur,
+                    names: chunk[..valid].iter().map(|n| n.to_vec()).collect(),
+                };
                 match self.call(&req) {
                     Ok((Response::Walk { nodes, error }, _)) => {
-                        let ok = if error == 0 { nodes.len() == valid } else { nodes.len() < valid };
+                        let ok = if error == 0 {
+                            nodes.len() == valid
+                        } else {
+                            nodes.len() < valid
+                        };
                         if !ok {
                             for (h, _) in &nodes {
                                 self.close(*h);
@@ -181,9 +198,15 @@ impl Client {
     /// per reply (always at least one entry unless at the end). Empty = end.
     /// Includes "." and "..".
     pub fn getdents(&self, h: Handle, offset: u64, max_bytes: u32) -> Result<Vec<Dirent>, Errno> {
-        match self.call(&Request::Getdents { handle: h, offset, max_bytes })? {
+        match self.call(&Request::Getdents {
+            handle: h,
+            offset,
+            max_bytes,
+        })? {
             (Response::Getdents(v), _) => {
-                if v.iter().all(|d| proto::valid_name(&d.name) || d.name == b"." || d.name == b"..") {
+                if v.iter()
+                    .all(|d| proto::valid_name(&d.name) || d.name == b"." || d.name == b"..")
+                {
                     Ok(v)
                 } else {
                     Err(Errno::EIO)

@@ -53,14 +53,32 @@ pub enum Request {
     /// A new handle for the root of the served tree.
     Mount,
     /// Walk `names` (at most [`MAX_WALK`]) one component at a time from `dir`.
-    Walk { dir: Handle, names: Vec<Vec<u8>> },
-    Stat { handle: Handle },
+    Walk {
+        dir: Handle,
+        names: Vec<Vec<u8>>,
+    },
+    Stat {
+        handle: Handle,
+    },
     /// Open the node; the reply carries the host fd.
-    Open { handle: Handle, flags: i32 },
-    Readlink { handle: Handle },
-    Getdents { handle: Handle, offset: u64, max_bytes: u32 },
-    StatFs { handle: Handle },
-    Close { handle: Handle },
+    Open {
+        handle: Handle,
+        flags: i32,
+    },
+    Readlink {
+        handle: Handle,
+    },
+    Getdents {
+        handle: Handle,
+        offset: u64,
+        max_bytes: u32,
+    },
+    StatFs {
+        handle: Handle,
+    },
+    Close {
+        handle: Handle,
+    },
 }
 
 /// Gofer -> sentry.
@@ -68,10 +86,16 @@ pub enum Request {
 pub enum Response {
     /// The request failed with this (positive) errno.
     Error(i32),
-    Mount { handle: Handle, stat: Stat },
+    Mount {
+        handle: Handle,
+        stat: Stat,
+    },
     /// The nodes walked, in order. `error` is 0 when every name was walked,
     /// else the errno that stopped the walk at `nodes.len()`.
-    Walk { nodes: Vec<(Handle, Stat)>, error: i32 },
+    Walk {
+        nodes: Vec<(Handle, Stat)>,
+        error: i32,
+    },
     Stat(Stat),
     /// Success; exactly one fd accompanies this reply (SCM_RIGHTS).
     Open,
@@ -268,7 +292,11 @@ impl Request {
                 w.u32(T_READLINK);
                 w.u64(*handle);
             }
-            Request::Getdents { handle, offset, max_bytes } => {
+            Request::Getdents {
+                handle,
+                offset,
+                max_bytes,
+            } => {
                 w.u32(T_GETDENTS);
                 w.u64(*handle);
                 w.u64(*offset);
@@ -305,9 +333,16 @@ impl Request {
                 Request::Walk { dir, names }
             }
             T_STAT => Request::Stat { handle: r.u64()? },
-            T_OPEN => Request::Open { handle: r.u64()?, flags: r.i32()? },
+            T_OPEN => Request::Open {
+                handle: r.u64()?,
+                flags: r.i32()?,
+            },
             T_READLINK => Request::Readlink { handle: r.u64()? },
-            T_GETDENTS => Request::Getdents { handle: r.u64()?, offset: r.u64()?, max_bytes: r.u32()? },
+            T_GETDENTS => Request::Getdents {
+                handle: r.u64()?,
+                offset: r.u64()?,
+                max_bytes: r.u32()?,
+            },
             T_STATFS => Request::StatFs { handle: r.u64()? },
             T_CLOSE => Request::Close { handle: r.u64()? },
             _ => return Err(DecodeError("unknown request tag")),
@@ -361,8 +396,8 @@ impl Response {
             Response::StatFs(s) => {
                 w.u32(R_STATFS);
                 for v in [
-                    s.fs_type, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.fsid, s.namelen, s.frsize,
-                    s.flags,
+                    s.fs_type, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.fsid,
+                    s.namelen, s.frsize, s.flags,
                 ] {
                     w.u64(v);
                 }
@@ -379,7 +414,10 @@ impl Response {
         let mut r = R { b };
         let resp = match r.u32()? {
             R_ERROR => Response::Error(r.i32()?),
-            R_MOUNT => Response::Mount { handle: r.u64()?, stat: r.stat()? },
+            R_MOUNT => Response::Mount {
+                handle: r.u64()?,
+                stat: r.stat()?,
+            },
             R_WALK => {
                 let error = r.i32()?;
                 let n = r.count(MAX_WALK, 8 + STAT_SIZE)?;
@@ -444,25 +482,44 @@ mod tests {
 
     fn stat() -> impl Strategy<Value = Stat> {
         (
-            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>()),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u64>(),
+            ),
             (any::<i64>(), any::<i64>(), any::<i64>()),
             vec(any::<i64>(), 6),
         )
-            .prop_map(|((dev, ino, nlink, mode, uid, gid, rdev), (size, blksize, blocks), t)| Stat {
-                dev,
-                ino,
-                nlink,
-                mode,
-                uid,
-                gid,
-                rdev,
-                size,
-                blksize,
-                blocks,
-                atime: Timespec { sec: t[0], nsec: t[1] },
-                mtime: Timespec { sec: t[2], nsec: t[3] },
-                ctime: Timespec { sec: t[4], nsec: t[5] },
-            })
+            .prop_map(
+                |((dev, ino, nlink, mode, uid, gid, rdev), (size, blksize, blocks), t)| Stat {
+                    dev,
+                    ino,
+                    nlink,
+                    mode,
+                    uid,
+                    gid,
+                    rdev,
+                    size,
+                    blksize,
+                    blocks,
+                    atime: Timespec {
+                        sec: t[0],
+                        nsec: t[1],
+                    },
+                    mtime: Timespec {
+                        sec: t[2],
+                        nsec: t[3],
+                    },
+                    ctime: Timespec {
+                        sec: t[4],
+                        nsec: t[5],
+                    },
+                },
+            )
     }
 
     fn name() -> impl Strategy<Value = Vec<u8>> {
@@ -472,20 +529,33 @@ mod tests {
     fn request() -> impl Strategy<Value = Request> {
         prop_oneof![
             Just(Request::Mount),
-            (any::<u64>(), vec(name(), 0..=MAX_WALK)).prop_map(|(dir, names)| Request::Walk { dir, names }),
+            (any::<u64>(), vec(name(), 0..=MAX_WALK))
+                .prop_map(|(dir, names)| Request::Walk { dir, names }),
             any::<u64>().prop_map(|handle| Request::Stat { handle }),
-            (any::<u64>(), any::<i32>()).prop_map(|(handle, flags)| Request::Open { handle, flags }),
+            (any::<u64>(), any::<i32>())
+                .prop_map(|(handle, flags)| Request::Open { handle, flags }),
             any::<u64>().prop_map(|handle| Request::Readlink { handle }),
-            (any::<u64>(), any::<u64>(), any::<u32>())
-                .prop_map(|(handle, offset, max_bytes)| Request::Getdents { handle, offset, max_bytes }),
+            (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(|(handle, offset, max_bytes)| {
+                Request::Getdents {
+                    handle,
+                    offset,
+                    max_bytes,
+                }
+            }),
             any::<u64>().prop_map(|handle| Request::StatFs { handle }),
             any::<u64>().prop_map(|handle| Request::Close { handle }),
         ]
     }
 
     fn response() -> impl Strategy<Value = Response> {
-        let dirent = (any::<u64>(), any::<u64>(), any::<u8>(), name())
-            .prop_map(|(ino, next_offset, dtype, name)| Dirent { ino, next_offset, dtype, name });
+        let dirent = (any::<u64>(), any::<u64>(), any::<u8>(), name()).prop_map(
+            |(ino, next_offset, dtype, name)| Dirent {
+                ino,
+                next_offset,
+                dtype,
+                name,
+            },
+        );
         let statfs = vec(any::<u64>(), 11).prop_map(|v| StatFs {
             fs_type: v[0],
             bsize: v[1],

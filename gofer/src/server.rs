@@ -17,7 +17,9 @@ use std::rc::Rc;
 use abi::linux::{Stat, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use abi::Errno;
 
-use crate::proto::{self, Dirent, Request, Response, StatFs, DIRENT_OVERHEAD, MAX_DIRENT_BYTES, MAX_FRAME};
+use crate::proto::{
+    self, Dirent, Request, Response, StatFs, DIRENT_OVERHEAD, MAX_DIRENT_BYTES, MAX_FRAME,
+};
 use crate::sys;
 use crate::Handle;
 
@@ -32,7 +34,7 @@ const ALLOWED_OPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_NONBLOCK
     | libc::O_DSYNC
     | libc::O_SYNC
-    | libc::O_LARGEFILE;
+    | abi::linux::O_LARGEFILE;
 
 struct Node {
     /// O_PATH | O_NOFOLLOW fd of the node itself.
@@ -68,7 +70,12 @@ pub fn serve(root: OwnedFd, sock: OwnedFd, read_only: bool) -> io::Result<()> {
     if st.st_mode & S_IFMT != S_IFDIR {
         return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
     }
-    let mut srv = Server { root: Rc::new(root), read_only, nodes: HashMap::new(), next: 1 };
+    let mut srv = Server {
+        root: Rc::new(root),
+        read_only,
+        nodes: HashMap::new(),
+        next: 1,
+    };
     let mut buf = vec![0u8; MAX_FRAME];
     loop {
         let r = match sys::recv(sock.as_fd(), &mut buf) {
@@ -80,7 +87,11 @@ pub fn serve(root: OwnedFd, sock: OwnedFd, read_only: bool) -> io::Result<()> {
             return Ok(()); // hangup
         }
         let (resp, fd) = if !r.fds.is_empty() || r.truncated {
-            tracing::debug!(fds = r.fds.len(), truncated = r.truncated, "gofer: rejecting frame");
+            tracing::debug!(
+                fds = r.fds.len(),
+                truncated = r.truncated,
+                "gofer: rejecting frame"
+            );
             (Response::Error(Errno::EINVAL.0), None)
         } else {
             match Request::decode(&buf[..r.len]) {
@@ -97,7 +108,9 @@ pub fn serve(root: OwnedFd, sock: OwnedFd, read_only: bool) -> io::Result<()> {
         drop(r); // closes any fds the peer sent
         match sys::send(sock.as_fd(), &resp.encode(), fd.as_ref().map(|f| f.as_fd())) {
             Ok(()) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) => {
+                return Ok(())
+            }
             Err(e) => return Err(e),
         }
     }
@@ -110,11 +123,18 @@ impl Server {
             Request::Mount => {
                 let stat = Stat::from_host(&host_stat(&self.root)?);
                 let root = self.root.clone();
-                let handle = self.insert(Node { fd: root.clone(), parent: root, name: c".".into(), dirents: None })?;
+                let handle = self.insert(Node {
+                    fd: root.clone(),
+                    parent: root,
+                    name: c".".into(),
+                    dirents: None,
+                })?;
                 plain(Response::Mount { handle, stat })
             }
             Request::Walk { dir, names } => plain(self.walk(dir, &names)?),
-            Request::Stat { handle } => plain(Response::Stat(Stat::from_host(&host_stat(&self.node(handle)?.fd)?))),
+            Request::Stat { handle } => plain(Response::Stat(Stat::from_host(&host_stat(
+                &self.node(handle)?.fd,
+            )?))),
             Request::Open { handle, flags } => {
                 let fd = self.open(handle, flags)?;
                 Ok((Response::Open, Some(fd)))
@@ -124,9 +144,15 @@ impl Server {
                 if host_stat(&n.fd)?.st_mode & S_IFMT != S_IFLNK {
                     return Err(Errno::EINVAL);
                 }
-                plain(Response::Readlink(sys::readlink(n.fd.as_fd(), proto::PATH_MAX).map_err(errno)?))
+                plain(Response::Readlink(
+                    sys::readlink(n.fd.as_fd(), proto::PATH_MAX).map_err(errno)?,
+                ))
             }
-            Request::Getdents { handle, offset, max_bytes } => plain(self.getdents(handle, offset, max_bytes)?),
+            Request::Getdents {
+                handle,
+                offset,
+                max_bytes,
+            } => plain(self.getdents(handle, offset, max_bytes)?),
             Request::StatFs { handle } => plain(Response::StatFs(self.statfs(handle)?)),
             Request::Close { handle } => {
                 self.nodes.remove(&handle).ok_or(Errno::EBADF)?;
@@ -181,10 +207,22 @@ impl Server {
             return Err(Errno::ENFILE);
         }
         let cname = CString::new(name).map_err(|_| Errno::EINVAL)?;
-        let fd = sys::openat(parent.as_fd(), &cname, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .map_err(errno)?;
+        let fd = sys::openat(
+            parent.as_fd(),
+            &cname,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+        .map_err(errno)?;
         let stat = Stat::from_host(&host_stat(&fd)?);
-        Ok((Node { fd: Rc::new(fd), parent: parent.clone(), name: cname, dirents: None }, stat))
+        Ok((
+            Node {
+                fd: Rc::new(fd),
+                parent: parent.clone(),
+                name: cname,
+                dirents: None,
+            },
+            stat,
+        ))
     }
 
     fn open(&mut self, h: Handle, flags: i32) -> Result<OwnedFd, Errno> {
@@ -198,8 +236,11 @@ impl Server {
             return Err(Errno::EROFS);
         }
         // Always open non-blocking (so nothing can hang the server), then restore.
-        let oflags =
-            (flags & ALLOWED_OPEN_FLAGS) | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        let oflags = (flags & ALLOWED_OPEN_FLAGS)
+            | libc::O_NOFOLLOW
+            | libc::O_CLOEXEC
+            | libc::O_NOCTTY
+            | libc::O_NONBLOCK;
         let st = host_stat(&n.fd)?;
         let fd = match st.st_mode & S_IFMT {
             // "." of the node's own O_PATH fd: no name lookup, so no race with renames.
@@ -232,7 +273,9 @@ impl Server {
         }
         let ents = n.dirents.as_deref().unwrap_or_default();
         let cap = max_bytes.clamp(1, MAX_DIRENT_BYTES) as usize;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(ents.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(ents.len());
         let mut out = Vec::new();
         let mut used = 0;
         for e in &ents[start..] {
@@ -276,8 +319,12 @@ fn read_dir(dir: &OwnedFd) -> Result<Vec<Dirent>, Errno> {
     if host_stat(dir)?.st_mode & S_IFMT != S_IFDIR {
         return Err(Errno::ENOTDIR);
     }
-    let fd = sys::openat(dir.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .map_err(errno)?;
+    let fd = sys::openat(
+        dir.as_fd(),
+        c".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    )
+    .map_err(errno)?;
     let mut buf = vec![0u8; 32 * 1024];
     let mut out = Vec::new();
     loop {
@@ -307,7 +354,12 @@ fn parse_dirents64(b: &[u8], out: &mut Vec<Dirent>) -> Result<(), Errno> {
         let raw = b.get(pos + 19..pos + reclen).ok_or(Errno::EIO)?;
         let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
         if !name.is_empty() && name.len() <= proto::NAME_MAX {
-            out.push(Dirent { ino, next_offset: 0, dtype, name: name.to_vec() });
+            out.push(Dirent {
+                ino,
+                next_offset: 0,
+                dtype,
+                name: name.to_vec(),
+            });
         }
         pos += reclen;
     }
@@ -328,10 +380,16 @@ mod tests {
         let mut buf = vec![0u8; MAX_FRAME];
         sys::send(a.as_fd(), &Request::Mount.encode(), Some(x.as_fd())).unwrap();
         let r = sys::recv(a.as_fd(), &mut buf).unwrap();
-        assert_eq!(Response::decode(&buf[..r.len]), Ok(Response::Error(Errno::EINVAL.0)));
+        assert_eq!(
+            Response::decode(&buf[..r.len]),
+            Ok(Response::Error(Errno::EINVAL.0))
+        );
         sys::send(a.as_fd(), &Request::Mount.encode(), None).unwrap();
         let r = sys::recv(a.as_fd(), &mut buf).unwrap();
-        assert!(matches!(Response::decode(&buf[..r.len]), Ok(Response::Mount { .. })));
+        assert!(matches!(
+            Response::decode(&buf[..r.len]),
+            Ok(Response::Mount { .. })
+        ));
         drop(a);
         t.join().unwrap().unwrap();
     }
@@ -344,7 +402,12 @@ mod tests {
             let mut buf = vec![0u8; MAX_FRAME];
             sys::recv(b.as_fd(), &mut buf).unwrap();
             let (x, _y) = sys::socketpair().unwrap();
-            sys::send(b.as_fd(), &Response::Stat(Stat::default()).encode(), Some(x.as_fd())).unwrap();
+            sys::send(
+                b.as_fd(),
+                &Response::Stat(Stat::default()).encode(),
+                Some(x.as_fd()),
+            )
+            .unwrap();
         });
         let c = crate::Client::new(a);
         assert_eq!(c.stat(1).unwrap_err(), Errno::EIO);

@@ -35,7 +35,8 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<OwnedFd> {
     retry(|| {
         // SAFETY: `name` is a valid NUL-terminated string; no mode needed without O_CREAT.
-        let fd = cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, 0 as libc::c_uint) })?;
+        let fd =
+            cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, 0 as libc::c_uint) })?;
         // SAFETY: openat returned a fresh fd that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     })
@@ -48,7 +49,12 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: the path is a static empty C string and `st` is a valid out-pointer.
         cvt(unsafe {
-            libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
+            libc::fstatat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                &mut st,
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
         })?;
         Ok(st)
     })
@@ -61,7 +67,12 @@ pub fn readlink(fd: BorrowedFd<'_>, max: usize) -> io::Result<Vec<u8>> {
     let n = retry(|| {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         cvt_ssize(unsafe {
-            libc::readlinkat(fd.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            libc::readlinkat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
         })
     })?;
     if n > max {
@@ -75,7 +86,14 @@ pub fn readlink(fd: BorrowedFd<'_>, max: usize) -> io::Result<Vec<u8>> {
 pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let r = unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
         cvt_ssize(r as libc::ssize_t)
     })
 }
@@ -114,7 +132,12 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` is a valid out-array of two ints.
     cvt(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
     })?;
     // SAFETY: socketpair returned two fresh fds that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -129,7 +152,10 @@ struct CmsgBuf([u8; CMSG_BUF]);
 
 /// Sends one record, with `fd` attached via SCM_RIGHTS when given. Never raises SIGPIPE.
 pub fn send(sock: BorrowedFd<'_>, data: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     let mut cbuf = CmsgBuf([0; CMSG_BUF]);
     // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -139,7 +165,10 @@ pub fn send(sock: BorrowedFd<'_>, data: &[u8], fd: Option<BorrowedFd<'_>>) -> io
         let raw = fd.as_raw_fd();
         // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
         let (space, len) = unsafe {
-            (libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32), libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32))
+            (
+                libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32),
+                libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32),
+            )
         };
         msg.msg_control = cbuf.0.as_mut_ptr().cast();
         msg.msg_controllen = space as usize;
@@ -175,7 +204,10 @@ pub struct Received {
 
 /// Receives one record into `buf` with MSG_CMSG_CLOEXEC, taking ownership of any fds sent.
 pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cbuf = CmsgBuf([0; CMSG_BUF]);
     // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -197,7 +229,8 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c).cast::<RawFd>();
-                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
                 for i in 0..n {
                     let fd = std::ptr::read_unaligned(data.add(i));
                     if fd >= 0 {
@@ -209,7 +242,11 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
         }
     }
     let truncated = msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
-    Ok(Received { len, fds, truncated })
+    Ok(Received {
+        len,
+        fds,
+        truncated,
+    })
 }
 
 const _: () = assert!(CMSG_BUF >= 16 + 4 * MAX_FDS);

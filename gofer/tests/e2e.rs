@@ -23,7 +23,11 @@ impl Drop for TempDir {
 
 fn tree() -> TempDir {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!("gofer-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let p = std::env::temp_dir().join(format!(
+        "gofer-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = fs::remove_dir_all(&p);
     fs::create_dir_all(p.join("root/sub")).unwrap();
     let r = p.join("root");
@@ -80,16 +84,24 @@ fn walk_stat_open_read() {
     let v = c.walk_many(root, &[b"sub", b"inner"]).unwrap();
     assert_eq!(v.len(), 2);
     assert_eq!(v[0].1.mode & S_IFMT, S_IFDIR);
-    assert_eq!(read_all(c.open(v[1].0, libc::O_RDONLY).unwrap()), b"inner data");
+    assert_eq!(
+        read_all(c.open(v[1].0, libc::O_RDONLY).unwrap()),
+        b"inner data"
+    );
     assert_eq!(c.walk_many(root, &[]).unwrap().len(), 0);
 
     // Opening a directory.
     let d = c.open(v[0].0, libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
     assert!(fs::File::from(d).metadata().unwrap().is_dir());
-    assert_eq!(c.open(f, libc::O_RDONLY | libc::O_DIRECTORY).unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(
+        c.open(f, libc::O_RDONLY | libc::O_DIRECTORY).unwrap_err(),
+        Errno::ENOTDIR
+    );
     assert_eq!(c.open(v[0].0, libc::O_WRONLY).unwrap_err(), Errno::EISDIR);
     // O_CREAT/O_PATH stripped, O_CLOEXEC added.
-    let fd = c.open(f, libc::O_RDONLY | libc::O_CREAT | libc::O_PATH).unwrap();
+    let fd = c
+        .open(f, libc::O_RDONLY | libc::O_CREAT | libc::O_PATH)
+        .unwrap();
     let file = fs::File::from(fd);
     let mut s = String::new();
     (&file).read_to_string(&mut s).unwrap();
@@ -98,7 +110,10 @@ fn walk_stat_open_read() {
     // Writes through a read-write server.
     let fd = c.open(f, libc::O_WRONLY | libc::O_APPEND).unwrap();
     fs::File::from(fd).write_all(b"!").unwrap();
-    assert_eq!(fs::read(t.0.join("root/file.txt")).unwrap(), b"hello gofer!");
+    assert_eq!(
+        fs::read(t.0.join("root/file.txt")).unwrap(),
+        b"hello gofer!"
+    );
     let fd = c.open(f, libc::O_RDWR | libc::O_TRUNC).unwrap();
     drop(fd);
     assert_eq!(c.stat(f).unwrap().size, 0);
@@ -116,13 +131,20 @@ fn symlinks_never_followed() {
     let t = tree();
     let (c, _srv) = start(&t.0.join("root"), false);
     let (root, _) = c.mount().unwrap();
-    for (name, target) in [(&b"link"[..], &b"file.txt"[..]), (b"escape", b"../../etc/passwd"), (b"abs", b"/etc")] {
+    for (name, target) in [
+        (&b"link"[..], &b"file.txt"[..]),
+        (b"escape", b"../../etc/passwd"),
+        (b"abs", b"/etc"),
+    ] {
         let (h, st) = c.walk(root, name).unwrap();
         assert_eq!(st.mode & S_IFMT, S_IFLNK);
         assert_eq!(c.stat(h).unwrap().mode & S_IFMT, S_IFLNK);
         assert_eq!(c.readlink(h).unwrap(), target);
         assert_eq!(c.open(h, libc::O_RDONLY).unwrap_err(), Errno::ELOOP);
-        assert_eq!(c.open(h, libc::O_RDONLY | libc::O_DIRECTORY).unwrap_err(), Errno::ELOOP);
+        assert_eq!(
+            c.open(h, libc::O_RDONLY | libc::O_DIRECTORY).unwrap_err(),
+            Errno::ELOOP
+        );
         assert_eq!(c.getdents(h, 0, 4096).unwrap_err(), Errno::ENOTDIR);
     }
     // Walking through a symlink to a directory does not follow it.
@@ -143,14 +165,29 @@ fn bad_names_and_missing() {
     let (root, _) = c.mount().unwrap();
     let (sub, _) = c.walk(root, b"sub").unwrap();
     let long = vec![b'x'; 256];
-    for bad in [&b".."[..], b".", b"a/b", b"", b"/", b"sub/inner", b"a\0b", &long] {
+    for bad in [
+        &b".."[..],
+        b".",
+        b"a/b",
+        b"",
+        b"/",
+        b"sub/inner",
+        b"a\0b",
+        &long,
+    ] {
         assert_eq!(c.walk(root, bad).unwrap_err(), Errno::EINVAL, "{bad:?}");
         assert_eq!(c.walk(sub, bad).unwrap_err(), Errno::EINVAL, "{bad:?}");
     }
     assert_eq!(c.walk(root, &[b'x'; 255]).unwrap_err(), Errno::ENOENT);
     assert_eq!(c.walk(root, b"nope").unwrap_err(), Errno::ENOENT);
-    assert_eq!(c.walk_many(root, &[b"nope", b"x"]).unwrap_err(), Errno::ENOENT);
-    assert_eq!(c.walk_partial(root, &[b"sub", b".."]).1, Some(Errno::EINVAL));
+    assert_eq!(
+        c.walk_many(root, &[b"nope", b"x"]).unwrap_err(),
+        Errno::ENOENT
+    );
+    assert_eq!(
+        c.walk_partial(root, &[b"sub", b".."]).1,
+        Some(Errno::EINVAL)
+    );
     assert_eq!(c.walk_partial(root, &[b"sub", b".."]).0.len(), 1);
     let (f, _) = c.walk(root, b"file.txt").unwrap();
     assert_eq!(c.walk(f, b"x").unwrap_err(), Errno::ENOTDIR);
@@ -222,7 +259,12 @@ fn read_only_server() {
     let (c, srv) = start(&t.0.join("root"), true);
     let (root, _) = c.mount().unwrap();
     let (f, _) = c.walk(root, b"file.txt").unwrap();
-    for fl in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC, libc::O_WRONLY | libc::O_APPEND] {
+    for fl in [
+        libc::O_WRONLY,
+        libc::O_RDWR,
+        libc::O_RDONLY | libc::O_TRUNC,
+        libc::O_WRONLY | libc::O_APPEND,
+    ] {
         assert_eq!(c.open(f, fl).unwrap_err(), Errno::EROFS, "{fl:#x}");
     }
     assert_eq!(read_all(c.open(f, libc::O_RDONLY).unwrap()), b"hello gofer");
@@ -309,7 +351,11 @@ fn malformed_frames_get_einval() {
     let einval = Response::Error(Errno::EINVAL.0);
     assert_eq!(rt(&[1, 2, 3]), einval);
     assert_eq!(rt(&[0xff; 100]), einval);
-    let mut walk = Request::Walk { dir: 1, names: vec![b"sub".to_vec()] }.encode();
+    let mut walk = Request::Walk {
+        dir: 1,
+        names: vec![b"sub".to_vec()],
+    }
+    .encode();
     walk.push(0);
     assert_eq!(rt(&walk), einval);
     walk.truncate(walk.len() - 2);
@@ -324,9 +370,17 @@ fn malformed_frames_get_einval() {
     // A response tag sent as a request.
     assert_eq!(rt(&Response::Open.encode()), einval);
     // Still serving.
-    let Response::Mount { handle, .. } = rt(&Request::Mount.encode()) else { panic!() };
-    assert!(matches!(rt(&Request::Stat { handle }.encode()), Response::Stat(_)));
-    assert_eq!(rt(&Request::Stat { handle: handle + 1 }.encode()), Response::Error(Errno::EBADF.0));
+    let Response::Mount { handle, .. } = rt(&Request::Mount.encode()) else {
+        panic!()
+    };
+    assert!(matches!(
+        rt(&Request::Stat { handle }.encode()),
+        Response::Stat(_)
+    ));
+    assert_eq!(
+        rt(&Request::Stat { handle: handle + 1 }.encode()),
+        Response::Error(Errno::EBADF.0)
+    );
     drop(s);
     srv.join().unwrap().unwrap();
 }
@@ -348,11 +402,15 @@ fn bogus_server_replies_give_eio() {
     let t = std::thread::spawn(move || {
         let mut buf = [0u8; 70000];
         let replies: Vec<Vec<u8>> = vec![
-            vec![9, 9, 9],                                                 // garbage
-            Response::Open.encode(),                                       // Open without an fd
-            Response::Stat(Default::default()).encode(),                   // wrong variant for walk
-            Response::Walk { nodes: vec![(5, Default::default()), (6, Default::default())], error: 0 }.encode(),
-            Response::Error(-7).encode(),                                  // bogus errno
+            vec![9, 9, 9],                               // garbage
+            Response::Open.encode(),                     // Open without an fd
+            Response::Stat(Default::default()).encode(), // wrong variant for walk
+            Response::Walk {
+                nodes: vec![(5, Default::default()), (6, Default::default())],
+                error: 0,
+            }
+            .encode(),
+            Response::Error(-7).encode(), // bogus errno
         ];
         for r in replies {
             peer.recv(&mut buf).unwrap();

@@ -3,7 +3,10 @@
 
 /// Reads host clock `id` as (seconds, nanoseconds).
 pub fn clock_gettime(id: libc::clockid_t) -> (i64, i64) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec; an unsupported id leaves it zero.
     unsafe { libc::clock_gettime(id, &mut ts) };
     (ts.tv_sec, ts.tv_nsec)
@@ -11,7 +14,10 @@ pub fn clock_gettime(id: libc::clockid_t) -> (i64, i64) {
 
 /// Resolution of host clock `id` as (seconds, nanoseconds).
 pub fn clock_getres(id: libc::clockid_t) -> (i64, i64) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_getres(id, &mut ts) };
     (ts.tv_sec, ts.tv_nsec)
@@ -32,7 +38,13 @@ pub fn fill_random(buf: &mut [u8]) {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: the host writes at most `buf.len() - done` bytes into buf[done..].
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr() as *mut libc::c_void, buf.len() - done, 0) };
+        let n = unsafe {
+            libc::getrandom(
+                buf[done..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - done,
+                0,
+            )
+        };
         if n > 0 {
             done += n as usize;
         }

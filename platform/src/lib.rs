@@ -70,7 +70,10 @@ impl std::error::Error for PlatformError {}
 impl PlatformError {
     /// The last host error, attributed to `op`.
     pub fn last(op: &'static str) -> PlatformError {
-        PlatformError::Host { op, errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0) }
+        PlatformError::Host {
+            op,
+            errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        }
     }
 }
 
@@ -106,5 +109,6 @@ pub trait AddressSpace: Send + Sync {
 pub trait Context: Send {
     /// Runs the workload in `space` with `regs` until the next event; `regs` holds the
     /// workload's registers on return.
-    fn switch(&mut self, space: &dyn AddressSpace, regs: &mut Regs) -> Result<Event, PlatformError>;
+    fn switch(&mut self, space: &dyn AddressSpace, regs: &mut Regs)
+        -> Result<Event, PlatformError>;
 }

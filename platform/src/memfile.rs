@@ -58,7 +58,12 @@ impl MemoryFile {
         }
         let mut free = BTreeMap::new();
         free.insert(0, size);
-        Ok(MemoryFile { fd, base: base as *mut u8, size, free: Mutex::new(free) })
+        Ok(MemoryFile {
+            fd,
+            base: base as *mut u8,
+            size,
+            free: Mutex::new(free),
+        })
     }
 
     /// The memfd (address spaces map it).
@@ -75,7 +80,11 @@ impl MemoryFile {
     pub fn allocate(&self, len: u64) -> Result<u64, Errno> {
         let len = abi::page_up(len).ok_or(Errno::ENOMEM)?.max(PAGE_SIZE);
         let mut free = self.free.lock().unwrap();
-        let (start, flen) = free.iter().find(|(_, l)| **l >= len).map(|(s, l)| (*s, *l)).ok_or(Errno::ENOMEM)?;
+        let (start, flen) = free
+            .iter()
+            .find(|(_, l)| **l >= len)
+            .map(|(s, l)| (*s, *l))
+            .ok_or(Errno::ENOMEM)?;
         free.remove(&start);
         if flen > len {
             free.insert(start + len, flen - len);
@@ -86,7 +95,9 @@ impl MemoryFile {
     /// Grows the allocation `[off, off+len)` in place to `new_len` if the bytes after
     /// it are free. Returns whether it did.
     pub fn try_extend(&self, off: u64, len: u64, new_len: u64) -> bool {
-        let (Some(len), Some(new_len)) = (abi::page_up(len), abi::page_up(new_len)) else { return false };
+        let (Some(len), Some(new_len)) = (abi::page_up(len), abi::page_up(new_len)) else {
+            return false;
+        };
         if new_len <= len {
             return true;
         }
@@ -141,7 +152,10 @@ impl MemoryFile {
             )
         };
         if r < 0 {
-            tracing::warn!("memory file punch hole failed: {}", std::io::Error::last_os_error());
+            tracing::warn!(
+                "memory file punch hole failed: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
 
@@ -157,23 +171,36 @@ impl MemoryFile {
         self.check(off, buf.len());
         // SAFETY: the range is inside our mapping (checked above) and `buf` is a
         // distinct Rust buffer.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off as usize), buf.as_mut_ptr(), buf.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(off as usize), buf.as_mut_ptr(), buf.len())
+        }
     }
 
     /// Copies bytes into the file at `off`.
     pub fn write_at(&self, off: u64, buf: &[u8]) {
         self.check(off, buf.len());
         // SAFETY: as read_at.
-        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.base.add(off as usize), buf.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), self.base.add(off as usize), buf.len())
+        }
     }
 
     /// Copies `len` bytes within the file (ranges must not overlap).
     pub fn copy_within(&self, src: u64, dst: u64, len: u64) {
         self.check(src, len as usize);
         self.check(dst, len as usize);
-        assert!(src + len <= dst || dst + len <= src, "overlapping memory file copy");
+        assert!(
+            src + len <= dst || dst + len <= src,
+            "overlapping memory file copy"
+        );
         // SAFETY: both ranges are inside our mapping and do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(src as usize), self.base.add(dst as usize), len as usize) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.base.add(src as usize),
+                self.base.add(dst as usize),
+                len as usize,
+            )
+        }
     }
 
     /// Finds the first NUL in `[off, off+len)`.

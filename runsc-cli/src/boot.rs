@@ -41,7 +41,11 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
     if argv.is_empty() {
         return Err("missing command".into());
     }
-    Ok(BootArgs { gofer_fd, cwd, argv })
+    Ok(BootArgs {
+        gofer_fd,
+        cwd,
+        argv,
+    })
 }
 
 pub fn cmd_boot(g: &Global, args: &[String]) -> i32 {
@@ -98,20 +102,37 @@ fn setup<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> BootError {
 
 fn host_creds() -> Credentials {
     // SAFETY: these identity calls cannot fail.
-    let (uid, euid, gid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
     let mut groups = vec![0 as libc::gid_t; 256];
     // SAFETY: the buffer holds 256 entries.
     let n = unsafe { libc::getgroups(groups.len() as i32, groups.as_mut_ptr()) };
     groups.truncate(n.max(0) as usize);
-    Credentials { uid, euid, suid: euid, gid, egid, sgid: egid, groups }
+    Credentials {
+        uid,
+        euid,
+        suid: euid,
+        gid,
+        egid,
+        sgid: egid,
+        groups,
+    }
 }
 
 fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     // SAFETY: the parent handed us this descriptor for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(b.gofer_fd) };
     let client = Arc::new(gofer::Client::new(sock));
-    let mf = Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
-    let platform: Arc<dyn Platform> = platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
+    let mf =
+        Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
+    let platform: Arc<dyn Platform> =
+        platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
     let vfs = fs::Vfs::new_with_gofer_root(client).map_err(setup("mounting the root"))?;
     let kernel = Kernel::new(platform, vfs.clone(), syscalls::table(), g.strace);
 
@@ -119,11 +140,19 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     let fcreds = sentry::exec::fs_creds(&creds);
     let cwd = match &b.cwd {
         Some(c) => c.clone(),
-        None => std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/".into()),
+        None => std::env::current_dir()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "/".into()),
     };
     let fsctx = fs::FsContext::new(vfs.root());
     let entered = vfs
-        .walk(&fsctx, &fcreds, &vfs.root(), cwd.as_bytes(), &fs::WalkOpts::follow())
+        .walk(
+            &fsctx,
+            &fcreds,
+            &vfs.root(),
+            cwd.as_bytes(),
+            &fs::WalkOpts::follow(),
+        )
         .and_then(|loc| vfs.check_chdir(&fcreds, &loc).map(|_| loc));
     match entered {
         Ok(loc) => fsctx.set_cwd(loc),
@@ -131,7 +160,8 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     }
     let fds = fs::FdTable::new();
     for (fd, file) in fs::host::HostFile::stdio() {
-        fds.insert_at(fd, file, false, u64::MAX).map_err(setup("stdio"))?;
+        fds.insert_at(fd, file, false, u64::MAX)
+            .map_err(setup("stdio"))?;
     }
     let envp: Vec<Vec<u8>> = std::env::vars_os()
         .map(|(k, v)| {
@@ -143,8 +173,12 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
         .collect();
     let argv: Vec<Vec<u8>> = b.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
     let cmd = b.argv[0].clone();
-    let path = resolve_command(&kernel, &fsctx, &fcreds, &cmd, &envp)
-        .map_err(|errno| BootError::Exec { cmd: cmd.clone(), errno })?;
+    let path = resolve_command(&kernel, &fsctx, &fcreds, &cmd, &envp).map_err(|errno| {
+        BootError::Exec {
+            cmd: cmd.clone(),
+            errno,
+        }
+    })?;
 
     // The first task runs on its own host thread: that thread creates (and so
     // traces) the task's stub process.
@@ -154,14 +188,18 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
         .spawn(move || -> Result<ExitStatus, BootError> {
             let stack = 8 << 20;
             let image = sentry::exec::load_image(&k, &fsctx, &creds, &path, argv, envp, stack)
-                .map_err(|errno| BootError::Exec { cmd: cmd.clone(), errno })?;
-            let mut task =
-                Task::new_init(k, image.mm.clone(), fsctx, fds, creds).map_err(setup("creating the first task"))?;
+                .map_err(|errno| BootError::Exec {
+                    cmd: cmd.clone(),
+                    errno,
+                })?;
+            let mut task = Task::new_init(k, image.mm.clone(), fsctx, fds, creds)
+                .map_err(setup("creating the first task"))?;
             task.exec(image);
             Ok(task.run())
         })
         .map_err(setup("spawning the task thread"))?;
-    t.join().map_err(|_| BootError::Setup("task thread panicked".into()))?
+    t.join()
+        .map_err(|_| BootError::Setup("task thread panicked".into()))?
 }
 
 /// Finds `cmd` as execvp(3) does: a name with a slash is used as is, others are

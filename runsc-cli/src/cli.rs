@@ -51,7 +51,9 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, UsageError> {
     match v {
         "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
         "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
-        _ => Err(UsageError(format!("invalid boolean value {v:?} for flag --{name}"))),
+        _ => Err(UsageError(format!(
+            "invalid boolean value {v:?} for flag --{name}"
+        ))),
     }
 }
 
@@ -76,7 +78,8 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
         if a == "--" || !a.starts_with('-') || a == "-" {
             break;
         }
-        let (name, inline) = split_flag(a).ok_or_else(|| UsageError(format!("invalid flag {a:?}")))?;
+        let (name, inline) =
+            split_flag(a).ok_or_else(|| UsageError(format!("invalid flag {a:?}")))?;
         if matches!(name, "version" | "v" | "help" | "h") {
             break;
         }
@@ -85,7 +88,9 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
                 return Ok(v.to_string());
             }
             *i += 1;
-            args.get(*i).cloned().ok_or_else(|| UsageError(format!("flag needs an argument: --{name}")))
+            args.get(*i)
+                .cloned()
+                .ok_or_else(|| UsageError(format!("flag needs an argument: --{name}")))
         };
         match name {
             "platform" => g.platform = value(&mut i)?,
@@ -98,25 +103,45 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
             "debug" => g.debug = inline.map_or(Ok(true), |v| parse_bool(name, v))?,
             "rootless" => g.rootless = inline.map_or(Ok(true), |v| parse_bool(name, v))?,
             "overlay" => g.overlay = inline.map_or(Ok(true), |v| parse_bool(name, v))?,
-            "systemd-cgroup" => g.systemd_cgroup = inline.map_or(Ok(true), |v| parse_bool(name, v))?,
-            _ => return Err(UsageError(format!("flag provided but not defined: -{name}"))),
+            "systemd-cgroup" => {
+                g.systemd_cgroup = inline.map_or(Ok(true), |v| parse_bool(name, v))?
+            }
+            _ => {
+                return Err(UsageError(format!(
+                    "flag provided but not defined: -{name}"
+                )))
+            }
         }
         i += 1;
     }
     match g.platform.as_str() {
         "ptrace" => {}
-        "kvm" => return Err(UsageError("platform kvm is not available yet (use --platform=ptrace)".into())),
-        p => return Err(UsageError(format!("unknown platform {p:?} (want ptrace or kvm)"))),
+        "kvm" => {
+            return Err(UsageError(
+                "platform kvm is not available yet (use --platform=ptrace)".into(),
+            ))
+        }
+        p => {
+            return Err(UsageError(format!(
+                "unknown platform {p:?} (want ptrace or kvm)"
+            )))
+        }
     }
     if g.network != "none" && g.network != "sandbox" && g.network != "host" {
-        return Err(UsageError(format!("invalid network type {:?} (want none, sandbox or host)", g.network)));
+        return Err(UsageError(format!(
+            "invalid network type {:?} (want none, sandbox or host)",
+            g.network
+        )));
     }
     Ok((g, args[i..].to_vec()))
 }
 
 /// Re-creates the global flags for a re-executed child (`runsc boot`, `runsc gofer`).
 pub fn forward(g: &Global) -> Vec<String> {
-    let mut v = vec![format!("--platform={}", g.platform), format!("--network={}", g.network)];
+    let mut v = vec![
+        format!("--platform={}", g.platform),
+        format!("--network={}", g.network),
+    ];
     if g.strace {
         v.push("--strace".into());
     }
@@ -139,7 +164,15 @@ mod tests {
 
     #[test]
     fn globals_before_command() {
-        let (g, rest) = parse_global(&s(&["--strace", "--platform", "ptrace", "-debug-log=/tmp/x", "do", "ls"])).unwrap();
+        let (g, rest) = parse_global(&s(&[
+            "--strace",
+            "--platform",
+            "ptrace",
+            "-debug-log=/tmp/x",
+            "do",
+            "ls",
+        ]))
+        .unwrap();
         assert!(g.strace);
         assert_eq!(g.debug_log.as_deref(), Some("/tmp/x"));
         assert_eq!(rest, s(&["do", "ls"]));

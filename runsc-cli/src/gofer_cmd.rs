@@ -37,9 +37,17 @@ pub fn cmd_gofer(g: &Global, args: &[String]) -> i32 {
         return 2;
     };
     // SAFETY: plain syscall with a valid C string.
-    let rfd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let rfd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if rfd < 0 {
-        eprintln!("runsc gofer: cannot open root {root}: {}", std::io::Error::last_os_error());
+        eprintln!(
+            "runsc gofer: cannot open root {root}: {}",
+            std::io::Error::last_os_error()
+        );
         return 1;
     }
     // SAFETY: rfd is a fresh descriptor we own.

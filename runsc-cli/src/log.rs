@@ -49,7 +49,9 @@ impl Subscriber for Logger {
     fn event(&self, e: &Event<'_>) {
         let mut f = Fields(String::new());
         e.record(&mut f);
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let line = format!(
             "{}.{:06} {} {} {}:{}\n",
             t.as_secs(),
@@ -75,8 +77,16 @@ pub fn init(debug_log: Option<&str>, debug: bool, prefix: &str) {
                 (Box::new(std::io::stderr()), Level::ERROR)
             }
         },
-        None => (Box::new(std::io::stderr()), if debug { Level::DEBUG } else { Level::ERROR }),
+        None => (
+            Box::new(std::io::stderr()),
+            if debug { Level::DEBUG } else { Level::ERROR },
+        ),
     };
-    let logger = Logger { out: Mutex::new(out), max, next_span: AtomicU64::new(1), prefix: prefix.to_string() };
+    let logger = Logger {
+        out: Mutex::new(out),
+        max,
+        next_span: AtomicU64::new(1),
+        prefix: prefix.to_string(),
+    };
     let _ = tracing::subscriber::set_global_default(logger);
 }

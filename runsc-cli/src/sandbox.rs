@@ -73,7 +73,9 @@ fn run_sandbox(g: &Global, cmd: &[String], cwd: Option<String>) -> std::io::Resu
     drop(gofer_end);
     inheritable(&sentry_end)?;
     let mut boot = Command::new(&exe);
-    boot.args(forward(g)).arg("boot").arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));
+    boot.args(forward(g))
+        .arg("boot")
+        .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));
     if let Some(c) = cwd {
         boot.arg(format!("--cwd={c}"));
     }

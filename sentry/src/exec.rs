@@ -61,7 +61,11 @@ pub fn load_image(
         tracing::warn!("exec: cannot create address space: {e}");
         Errno::ENOMEM
     })?;
-    let mm = Arc::new(MemoryManager::new(kernel.platform.memory_file().clone(), space, kernel.platform.max_user_address()));
+    let mm = Arc::new(MemoryManager::new(
+        kernel.platform.memory_file().clone(),
+        space,
+        kernel.platform.max_user_address(),
+    ));
     let mut random = [0u8; 16];
     platform::fill_random(&mut random);
     let open_interp = |p: &[u8]| -> Result<Arc<dyn fs::ReadAt>, Errno> {
@@ -84,10 +88,18 @@ pub fn load_image(
         stack_size,
     })?;
     mm.set_brk_start(loaded.brk_start);
-    Ok(Image { mm, regs: platform::initial_regs(loaded.entry, loaded.stack_pointer), exe_path: resolved })
+    Ok(Image {
+        mm,
+        regs: platform::initial_regs(loaded.entry, loaded.stack_pointer),
+        exe_path: resolved,
+    })
 }
 
 /// The credentials the VFS checks permissions against.
 pub fn fs_creds(c: &Credentials) -> fs::Creds {
-    fs::Creds { uid: c.euid, gid: c.egid, groups: c.groups.clone() }
+    fs::Creds {
+        uid: c.euid,
+        gid: c.egid,
+        groups: c.groups.clone(),
+    }
 }

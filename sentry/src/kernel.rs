@@ -27,6 +27,7 @@ pub struct Kernel {
     pub boot_time: Instant,
     /// Reported by uname(2).
     pub hostname: String,
+    pub futexes: crate::futex::Futexes,
     next_tid: AtomicI32,
 }
 
@@ -44,6 +45,7 @@ impl Kernel {
             strace,
             boot_time: Instant::now(),
             hostname: "sandbox".to_string(),
+            futexes: Default::default(),
             next_tid: AtomicI32::new(1),
         })
     }

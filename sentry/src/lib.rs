@@ -1,6 +1,7 @@
 //! The kernel: tasks, the memory manager, the ELF loader and the run loop.
 
 pub mod exec;
+pub mod futex;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

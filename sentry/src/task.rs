@@ -146,8 +146,14 @@ impl Task {
                 Ok(Event::Fault { signo, code, addr }) => {
                     // Signal delivery arrives with the signals issue; until then a
                     // fault is fatal, as it is for a task with default handlers.
-                    tracing::info!(tid = self.tid, signo, code, addr = format_args!("{addr:#x}"),
-                        rip = format_args!("{:#x}", self.regs.rip), "fatal fault");
+                    tracing::info!(
+                        tid = self.tid,
+                        signo,
+                        code,
+                        addr = format_args!("{addr:#x}"),
+                        rip = format_args!("{:#x}", self.regs.rip),
+                        "fatal fault"
+                    );
                     return ExitStatus::Signaled(signo);
                 }
                 Ok(Event::Interrupted) => {}
@@ -200,7 +206,6 @@ impl Task {
     pub fn copy_out_u32(&self, addr: u64, v: u32) -> Result<(), Errno> {
         self.copy_out(addr, &v.to_le_bytes())
     }
-
 }
 
 impl fs::UserIo for Task {
@@ -215,15 +220,39 @@ impl fs::UserIo for Task {
 /// Linux's defaults for a new init process, with the stack at 8 MiB.
 fn default_rlimits() -> [abi::linux::Rlimit; RLIM_NLIMITS] {
     use abi::linux::Rlimit;
-    let inf = Rlimit { cur: Rlimit::INFINITY, max: Rlimit::INFINITY };
+    let inf = Rlimit {
+        cur: Rlimit::INFINITY,
+        max: Rlimit::INFINITY,
+    };
     let mut r = [inf; RLIM_NLIMITS];
-    r[libc::RLIMIT_STACK as usize] = Rlimit { cur: 8 << 20, max: Rlimit::INFINITY };
-    r[libc::RLIMIT_CORE as usize] = Rlimit { cur: 0, max: Rlimit::INFINITY };
-    r[libc::RLIMIT_NOFILE as usize] = Rlimit { cur: 1024, max: 1 << 20 };
-    r[libc::RLIMIT_NPROC as usize] = Rlimit { cur: 63_000, max: 63_000 };
-    r[libc::RLIMIT_MEMLOCK as usize] = Rlimit { cur: 8 << 20, max: 8 << 20 };
-    r[libc::RLIMIT_SIGPENDING as usize] = Rlimit { cur: 63_000, max: 63_000 };
-    r[libc::RLIMIT_MSGQUEUE as usize] = Rlimit { cur: 819_200, max: 819_200 };
+    r[libc::RLIMIT_STACK as usize] = Rlimit {
+        cur: 8 << 20,
+        max: Rlimit::INFINITY,
+    };
+    r[libc::RLIMIT_CORE as usize] = Rlimit {
+        cur: 0,
+        max: Rlimit::INFINITY,
+    };
+    r[libc::RLIMIT_NOFILE as usize] = Rlimit {
+        cur: 1024,
+        max: 1 << 20,
+    };
+    r[libc::RLIMIT_NPROC as usize] = Rlimit {
+        cur: 63_000,
+        max: 63_000,
+    };
+    r[libc::RLIMIT_MEMLOCK as usize] = Rlimit {
+        cur: 8 << 20,
+        max: 8 << 20,
+    };
+    r[libc::RLIMIT_SIGPENDING as usize] = Rlimit {
+        cur: 63_000,
+        max: 63_000,
+    };
+    r[libc::RLIMIT_MSGQUEUE as usize] = Rlimit {
+        cur: 819_200,
+        max: 819_200,
+    };
     r[libc::RLIMIT_NICE as usize] = Rlimit { cur: 0, max: 0 };
     r[libc::RLIMIT_RTPRIO as usize] = Rlimit { cur: 0, max: 0 };
     r
@@ -237,7 +266,12 @@ impl Task {
         self.mm = image.mm;
         self.regs = image.regs;
         // comm is the executable's base name, truncated to 15 bytes.
-        let base = image.exe_path.rsplit(|&c| c == b'/').next().unwrap_or(&[]).to_vec();
+        let base = image
+            .exe_path
+            .rsplit(|&c| c == b'/')
+            .next()
+            .unwrap_or(&[])
+            .to_vec();
         self.comm = [0; 16];
         let n = base.len().min(15);
         self.comm[..n].copy_from_slice(&base[..n]);

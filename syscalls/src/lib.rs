@@ -5,6 +5,7 @@
 
 mod strace;
 mod sys_file;
+mod sys_futex;
 mod sys_misc;
 mod sys_mm;
 mod sys_process;
@@ -66,14 +67,24 @@ pub struct Table {
 impl Table {
     fn new() -> Table {
         let n = abi::sysno::MAX as usize + 1;
-        Table { entries: (0..n).map(|_| None).collect(), warned: (0..n).map(|_| AtomicBool::new(false)).collect() }
+        Table {
+            entries: (0..n).map(|_| None).collect(),
+            warned: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        }
     }
 
     /// Registers `handler` for syscall `nr`; the name comes from `abi::sysno`.
     pub(crate) fn add(&mut self, nr: u64, handler: Handler, args: &'static [Arg]) {
         let name = abi::sysno::name(nr).expect("registering an unnamed syscall");
-        assert!(self.entries[nr as usize].is_none(), "syscall {name} registered twice");
-        self.entries[nr as usize] = Some(Syscall { name, handler, args });
+        assert!(
+            self.entries[nr as usize].is_none(),
+            "syscall {name} registered twice"
+        );
+        self.entries[nr as usize] = Some(Syscall {
+            name,
+            handler,
+            args,
+        });
     }
 
     /// The entry for `nr`, if implemented.
@@ -86,6 +97,7 @@ impl Table {
 pub fn table() -> Arc<Table> {
     let mut t = Table::new();
     sys_file::register(&mut t);
+    sys_futex::register(&mut t);
     sys_mm::register(&mut t);
     sys_misc::register(&mut t);
     sys_process::register(&mut t);
@@ -97,8 +109,18 @@ impl SyscallTable for Table {
     fn dispatch(&self, task: &mut Task, nr: u64, raw: [u64; 6]) -> u64 {
         let args = Args(raw);
         let Some(sc) = self.get(nr) else {
-            let name = abi::sysno::name(nr).unwrap_or("unknown");
-            let first = self.warned.get(nr as usize).is_none_or(|w| !w.swap(true, Ordering::Relaxed));
+            let unnamed;
+            let name = match abi::sysno::name(nr) {
+                Some(n) => n,
+                None => {
+                    unnamed = format!("syscall_{nr:#x}");
+                    unnamed.as_str()
+                }
+            };
+            let first = self
+                .warned
+                .get(nr as usize)
+                .is_none_or(|w| !w.swap(true, Ordering::Relaxed));
             if first {
                 tracing::warn!(tid = task.tid, nr, "unimplemented syscall {name}");
             }
@@ -107,7 +129,11 @@ impl SyscallTable for Table {
             }
             return Errno::ENOSYS.as_ret();
         };
-        let entry = if task.kernel.strace { Some(strace::Entry::before(task, sc, &args)) } else { None };
+        let entry = if task.kernel.strace {
+            Some(strace::Entry::before(task, sc, &args))
+        } else {
+            None
+        };
         let res = (sc.handler)(task, &args);
         if let Some(e) = entry {
             e.after(task, sc, &args, &res);

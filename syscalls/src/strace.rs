@@ -95,7 +95,7 @@ fn open_flags(f: u64) -> String {
         (libc::O_NONBLOCK, "O_NONBLOCK"),
         (libc::O_DSYNC, "O_DSYNC"),
         (libc::O_DIRECT, "O_DIRECT"),
-        (libc::O_LARGEFILE, "O_LARGEFILE"),
+        (abi::linux::O_LARGEFILE, "O_LARGEFILE"),
         (libc::O_DIRECTORY, "O_DIRECTORY"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_NOATIME, "O_NOATIME"),
@@ -188,7 +188,13 @@ impl Entry {
             .args
             .iter()
             .enumerate()
-            .map(|(i, a)| if *a == Arg::OutBuf { None } else { Some(format_arg(t, *a, args, i)) })
+            .map(|(i, a)| {
+                if *a == Arg::OutBuf {
+                    None
+                } else {
+                    Some(format_arg(t, *a, args, i))
+                }
+            })
             .collect();
         Entry { before }
     }
@@ -224,7 +230,13 @@ impl Entry {
 /// Prints a call the table does not implement.
 pub fn print_unimplemented(t: &Task, nr: u64, name: &str, args: &Args) {
     let a: Vec<String> = args.0.iter().map(|v| format!("{v:#x}")).collect();
-    emit(t, &format!("{name}({}) = -1 ENOSYS (Function not implemented) [unimplemented syscall {nr}]", a.join(", ")));
+    emit(
+        t,
+        &format!(
+            "{name}({}) = -1 ENOSYS (Function not implemented) [unimplemented syscall {nr}]",
+            a.join(", ")
+        ),
+    );
 }
 
 fn emit(t: &Task, line: &str) {

@@ -1,5 +1,1115 @@
-//! (being written)
+//! File syscalls: I/O, open/close, stat, directories, fd manipulation, and the
+//! mutating calls (which fail with EROFS on the read-only root for now).
 
-use crate::Table;
+use std::sync::Arc;
 
-pub(crate) fn register(_t: &mut Table) {}
+use abi::linux::Stat;
+use abi::sysno as nr;
+use abi::{Errno, SysResult};
+use fs::vfs::{Location, OpenHow, WalkOpts, RESOLVE_ALL};
+use fs::{Creds, OpenFile};
+use sentry::Task;
+
+use crate::{Arg, Args, Table};
+
+/// Largest single read/write (Linux's MAX_RW_COUNT).
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+/// Most iovecs per call.
+const IOV_MAX: usize = 1024;
+/// I/O is staged through sentry buffers of at most this size.
+const CHUNK: usize = 1 << 20;
+
+const AT_FDCWD: i32 = libc::AT_FDCWD;
+const AT_SYMLINK_NOFOLLOW: i32 = libc::AT_SYMLINK_NOFOLLOW;
+const AT_EMPTY_PATH: i32 = libc::AT_EMPTY_PATH;
+const AT_NO_AUTOMOUNT: i32 = libc::AT_NO_AUTOMOUNT;
+const AT_EACCESS: i32 = libc::AT_EACCESS;
+const AT_REMOVEDIR: i32 = libc::AT_REMOVEDIR;
+const AT_SYMLINK_FOLLOW: i32 = libc::AT_SYMLINK_FOLLOW;
+const AT_STATX_SYNC_TYPE: i32 = 0x6000;
+
+pub(crate) fn register(t: &mut Table) {
+    use Arg::*;
+    t.add(nr::READ, sys_read, &[Fd, OutBuf, UDec]);
+    t.add(nr::WRITE, sys_write, &[Fd, InBuf(2), UDec]);
+    t.add(nr::READV, sys_readv, &[Fd, Hex, UDec]);
+    t.add(nr::WRITEV, sys_writev, &[Fd, Hex, UDec]);
+    t.add(nr::PREAD64, sys_pread64, &[Fd, OutBuf, UDec, Dec]);
+    t.add(nr::PWRITE64, sys_pwrite64, &[Fd, InBuf(2), UDec, Dec]);
+    t.add(nr::PREADV, sys_preadv, &[Fd, Hex, UDec, Dec]);
+    t.add(nr::PWRITEV, sys_pwritev, &[Fd, Hex, UDec, Dec]);
+    t.add(nr::OPEN, sys_open, &[Path, OpenFlags, Oct]);
+    t.add(nr::OPENAT, sys_openat, &[DirFd, Path, OpenFlags, Oct]);
+    t.add(nr::OPENAT2, sys_openat2, &[DirFd, Path, Hex, UDec]);
+    t.add(nr::CREAT, sys_creat, &[Path, Oct]);
+    t.add(nr::CLOSE, sys_close, &[Fd]);
+    t.add(nr::LSEEK, sys_lseek, &[Fd, Dec, Dec]);
+    t.add(nr::FSTAT, sys_fstat, &[Fd, Hex]);
+    t.add(nr::STAT, sys_stat, &[Path, Hex]);
+    t.add(nr::LSTAT, sys_lstat, &[Path, Hex]);
+    t.add(nr::NEWFSTATAT, sys_newfstatat, &[DirFd, Path, Hex, Hex]);
+    t.add(nr::STATX, sys_statx, &[DirFd, Path, Hex, Hex, Hex]);
+    t.add(nr::ACCESS, sys_access, &[Path, Oct]);
+    t.add(nr::FACCESSAT, sys_faccessat, &[DirFd, Path, Oct]);
+    t.add(nr::FACCESSAT2, sys_faccessat2, &[DirFd, Path, Oct, Hex]);
+    t.add(nr::READLINK, sys_readlink, &[Path, OutBuf, UDec]);
+    t.add(nr::READLINKAT, sys_readlinkat, &[DirFd, Path, OutBuf, UDec]);
+    t.add(nr::GETDENTS64, sys_getdents64, &[Fd, Hex, UDec]);
+    t.add(nr::GETDENTS, sys_getdents, &[Fd, Hex, UDec]);
+    t.add(nr::GETCWD, sys_getcwd, &[OutBuf, UDec]);
+    t.add(nr::CHDIR, sys_chdir, &[Path]);
+    t.add(nr::FCHDIR, sys_fchdir, &[Fd]);
+    t.add(nr::DUP, sys_dup, &[Fd]);
+    t.add(nr::DUP2, sys_dup2, &[Fd, Fd]);
+    t.add(nr::DUP3, sys_dup3, &[Fd, Fd, Hex]);
+    t.add(nr::FCNTL, sys_fcntl, &[Fd, Dec, Hex]);
+    t.add(nr::IOCTL, sys_ioctl, &[Fd, Hex, Hex]);
+    t.add(nr::STATFS, sys_statfs, &[Path, Hex]);
+    t.add(nr::FSTATFS, sys_fstatfs, &[Fd, Hex]);
+    t.add(nr::UMASK, sys_umask, &[Oct]);
+    t.add(nr::FSYNC, sys_fsync, &[Fd]);
+    t.add(nr::FDATASYNC, sys_fsync, &[Fd]);
+    t.add(nr::SYNCFS, sys_fsync, &[Fd]);
+    t.add(nr::MKDIR, sys_mkdir, &[Path, Oct]);
+    t.add(nr::MKDIRAT, sys_mkdirat, &[DirFd, Path, Oct]);
+    t.add(nr::MKNOD, sys_mknod, &[Path, Oct, Hex]);
+    t.add(nr::MKNODAT, sys_mknodat, &[DirFd, Path, Oct, Hex]);
+    t.add(nr::UNLINK, sys_unlink, &[Path]);
+    t.add(nr::UNLINKAT, sys_unlinkat, &[DirFd, Path, Hex]);
+    t.add(nr::RMDIR, sys_rmdir, &[Path]);
+    t.add(nr::RENAME, sys_rename, &[Path, Path]);
+    t.add(nr::RENAMEAT, sys_renameat, &[DirFd, Path, DirFd, Path]);
+    t.add(
+        nr::RENAMEAT2,
+        sys_renameat2,
+        &[DirFd, Path, DirFd, Path, Hex],
+    );
+    t.add(nr::SYMLINK, sys_symlink, &[Path, Path]);
+    t.add(nr::SYMLINKAT, sys_symlinkat, &[Path, DirFd, Path]);
+    t.add(nr::LINK, sys_link, &[Path, Path]);
+    t.add(nr::LINKAT, sys_linkat, &[DirFd, Path, DirFd, Path, Hex]);
+    t.add(nr::CHMOD, sys_chmod, &[Path, Oct]);
+    t.add(nr::FCHMOD, sys_fchmod, &[Fd, Oct]);
+    t.add(nr::FCHMODAT, sys_fchmodat, &[DirFd, Path, Oct]);
+    t.add(nr::CHOWN, sys_chown, &[Path, Dec, Dec]);
+    t.add(nr::LCHOWN, sys_lchown, &[Path, Dec, Dec]);
+    t.add(nr::FCHOWN, sys_fchown, &[Fd, Dec, Dec]);
+    t.add(nr::FCHOWNAT, sys_fchownat, &[DirFd, Path, Dec, Dec, Hex]);
+    t.add(nr::TRUNCATE, sys_truncate, &[Path, Dec]);
+    t.add(nr::FTRUNCATE, sys_ftruncate, &[Fd, Dec]);
+    t.add(nr::UTIMENSAT, sys_utimensat, &[DirFd, Path, Hex, Hex]);
+    t.add(nr::GETXATTR, sys_getxattr, &[Path, Path, Hex, UDec]);
+    t.add(nr::LGETXATTR, sys_lgetxattr, &[Path, Path, Hex, UDec]);
+    t.add(nr::FGETXATTR, sys_fgetxattr, &[Fd, Path, Hex, UDec]);
+    t.add(nr::LISTXATTR, sys_getxattr, &[Path, Hex, UDec]);
+    t.add(nr::LLISTXATTR, sys_lgetxattr, &[Path, Hex, UDec]);
+    t.add(nr::FLISTXATTR, sys_fgetxattr, &[Fd, Hex, UDec]);
+    t.add(nr::SETXATTR, sys_setxattr, &[Path, Path, Hex, UDec, Hex]);
+    t.add(nr::LSETXATTR, sys_lsetxattr, &[Path, Path, Hex, UDec, Hex]);
+    t.add(nr::FSETXATTR, sys_fsetxattr, &[Fd, Path, Hex, UDec, Hex]);
+    t.add(nr::REMOVEXATTR, sys_setxattr, &[Path, Path]);
+    t.add(nr::LREMOVEXATTR, sys_lsetxattr, &[Path, Path]);
+    t.add(nr::FREMOVEXATTR, sys_fsetxattr, &[Fd, Path]);
+}
+
+// ---- helpers ----
+
+/// The effective (file-system) credentials.
+fn creds(t: &Task) -> Creds {
+    Creds {
+        uid: t.creds.euid,
+        gid: t.creds.egid,
+        groups: t.creds.groups.clone(),
+    }
+}
+
+/// The real credentials (access(2) without AT_EACCESS).
+fn real_creds(t: &Task) -> Creds {
+    Creds {
+        uid: t.creds.uid,
+        gid: t.creds.gid,
+        groups: t.creds.groups.clone(),
+    }
+}
+
+fn nofile(t: &Task) -> u64 {
+    t.rlimits[libc::RLIMIT_NOFILE as usize].cur
+}
+
+/// Copies in a path argument (NULL is EFAULT).
+fn path_arg(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
+    if addr == 0 {
+        return Err(Errno::EFAULT);
+    }
+    t.copy_in_path(addr)
+}
+
+/// Where a relative path starts: the cwd or `dirfd`'s directory. Absolute paths
+/// ignore `dirfd` (as Linux does, even an invalid one).
+fn start_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<Location, Errno> {
+    if path.first() == Some(&b'/') {
+        return Ok(t.fs.root());
+    }
+    if dirfd == AT_FDCWD {
+        return Ok(t.fs.cwd());
+    }
+    let f = t.fds.get(dirfd)?;
+    let loc = f.location().cloned().ok_or(Errno::ENOTDIR)?;
+    if !path.is_empty() && !loc.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(loc)
+}
+
+/// Walks `path` from `dirfd`.
+fn resolve(
+    t: &Task,
+    c: &Creds,
+    dirfd: i32,
+    path: &[u8],
+    opts: &WalkOpts,
+) -> Result<Location, Errno> {
+    let start = start_of(t, dirfd, path)?;
+    t.kernel.vfs.walk(&t.fs, c, &start, path, opts)
+}
+
+/// An empty path with AT_EMPTY_PATH names `dirfd` itself (which may be a file
+/// with no location, like inherited stdio).
+fn empty_path_file(t: &Task, dirfd: i32) -> Result<Option<Arc<OpenFile>>, Errno> {
+    if dirfd == AT_FDCWD {
+        return Ok(None);
+    }
+    Ok(Some(t.fds.get(dirfd)?))
+}
+
+fn install(t: &Task, f: Arc<OpenFile>, cloexec: bool) -> SysResult {
+    Ok(t.fds.insert(f, cloexec, nofile(t))? as u64)
+}
+
+// ---- read / write ----
+
+/// Reads `iov` in `(addr, len)` pieces (lengths already validated and capped).
+fn copy_out_iov(
+    t: &Task,
+    iov: &[(u64, usize)],
+    mut pos: usize,
+    mut data: &[u8],
+) -> Result<(), Errno> {
+    for &(base, len) in iov {
+        if data.is_empty() {
+            break;
+        }
+        if pos >= len {
+            pos -= len;
+            continue;
+        }
+        let n = (len - pos).min(data.len());
+        t.copy_out(base + pos as u64, &data[..n])?;
+        data = &data[n..];
+        pos = 0;
+    }
+    Ok(())
+}
+
+fn copy_in_iov(
+    t: &Task,
+    iov: &[(u64, usize)],
+    mut pos: usize,
+    mut data: &mut [u8],
+) -> Result<(), Errno> {
+    for &(base, len) in iov {
+        if data.is_empty() {
+            break;
+        }
+        if pos >= len {
+            pos -= len;
+            continue;
+        }
+        let n = (len - pos).min(data.len());
+        let (head, rest) = data.split_at_mut(n);
+        t.copy_in(base + pos as u64, head)?;
+        data = rest;
+        pos = 0;
+    }
+    Ok(())
+}
+
+/// Reads the iovec array at `addr`; lengths are capped so the total stays within
+/// MAX_RW_COUNT.
+fn read_iovecs(t: &Task, addr: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
+    if cnt as usize > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let raw = t.copy_in_vec(addr, cnt as usize * 16)?;
+    let mut out = Vec::with_capacity(cnt as usize);
+    let mut total = 0usize;
+    for i in 0..cnt as usize {
+        let base = abi::linux::le_u64(&raw, i * 16);
+        let len = abi::linux::le_u64(&raw, i * 16 + 8);
+        if len as i64 <= -1 {
+            return Err(Errno::EINVAL);
+        }
+        let len = (len as usize).min(MAX_RW_COUNT - total);
+        total += len;
+        out.push((base, len));
+    }
+    Ok(out)
+}
+
+fn do_read(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> SysResult {
+    let total: usize = iov.iter().map(|v| v.1).sum();
+    if total == 0 {
+        let r = match off {
+            Some(o) => f.pread(&mut [], o),
+            None => f.read(&mut []),
+        };
+        return r.map(|_| 0);
+    }
+    let stream = !f.ops().seekable();
+    let mut done = 0usize;
+    let mut buf = vec![0u8; total.min(CHUNK)];
+    loop {
+        let want = (total - done).min(CHUNK);
+        let r = match off {
+            Some(o) => f.pread(&mut buf[..want], o + done as i64),
+            None => f.read(&mut buf[..want]),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = copy_out_iov(t, iov, done, &buf[..n]) {
+            // Bytes that never reached the workload are not consumed: Linux copies
+            // straight to the user buffer and stops advancing at the fault.
+            if off.is_none() && !stream {
+                let _ = f.lseek(-(n as i64), libc::SEEK_CUR);
+            }
+            if done > 0 {
+                break;
+            }
+            return Err(e);
+        }
+        done += n;
+        if n < want || done == total || stream {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+fn do_write(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> SysResult {
+    let total: usize = iov.iter().map(|v| v.1).sum();
+    if total == 0 {
+        let r = match off {
+            Some(o) => f.pwrite(&[], o),
+            None => f.write(&[]),
+        };
+        return r.map(|_| 0);
+    }
+    let mut done = 0usize;
+    let mut buf = vec![0u8; total.min(CHUNK)];
+    loop {
+        let want = (total - done).min(CHUNK);
+        if let Err(e) = copy_in_iov(t, iov, done, &mut buf[..want]) {
+            if done > 0 {
+                break;
+            }
+            return Err(e);
+        }
+        let r = match off {
+            Some(o) => f.pwrite(&buf[..want], o + done as i64),
+            None => f.write(&buf[..want]),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
+        done += n;
+        if n < want || done == total {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+fn count_arg(a: &Args, i: usize) -> Result<usize, Errno> {
+    Ok(a.len(i)?.min(MAX_RW_COUNT))
+}
+
+fn sys_read(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    do_read(t, &f, &[(a.u64(1), count_arg(a, 2)?)], None)
+}
+
+fn sys_write(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    do_write(t, &f, &[(a.u64(1), count_arg(a, 2)?)], None)
+}
+
+fn sys_pread64(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    do_read(t, &f, &[(a.u64(1), count_arg(a, 2)?)], Some(a.i64(3)))
+}
+
+fn sys_pwrite64(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    do_write(t, &f, &[(a.u64(1), count_arg(a, 2)?)], Some(a.i64(3)))
+}
+
+fn sys_readv(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    let iov = read_iovecs(t, a.u64(1), a.u64(2) as u32 as u64)?;
+    do_read(t, &f, &iov, None)
+}
+
+fn sys_writev(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    let iov = read_iovecs(t, a.u64(1), a.u64(2) as u32 as u64)?;
+    do_write(t, &f, &iov, None)
+}
+
+fn sys_preadv(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    let iov = read_iovecs(t, a.u64(1), a.u64(2) as u32 as u64)?;
+    do_read(t, &f, &iov, Some(a.i64(3)))
+}
+
+fn sys_pwritev(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    let iov = read_iovecs(t, a.u64(1), a.u64(2) as u32 as u64)?;
+    do_write(t, &f, &iov, Some(a.i64(3)))
+}
+
+// ---- open / close ----
+
+fn do_open(t: &Task, dirfd: i32, path_addr: u64, how: OpenHow) -> SysResult {
+    let path = path_arg(t, path_addr)?;
+    let c = creds(t);
+    // RESOLVE_BENEATH / RESOLVE_IN_ROOT scope even absolute paths to dirfd.
+    let scoped = how.resolve & (fs::vfs::RESOLVE_BENEATH | fs::vfs::RESOLVE_IN_ROOT) != 0;
+    let start = if scoped && path.first() == Some(&b'/') {
+        start_of(t, dirfd, b".")?
+    } else {
+        start_of(t, dirfd, &path)?
+    };
+    let mut how = how;
+    how.mode &= !t.fs.umask() & 0o7777;
+    let f = t.kernel.vfs.open(&t.fs, &c, &start, &path, &how)?;
+    install(t, f, how.flags & libc::O_CLOEXEC != 0)
+}
+
+fn sys_open(t: &mut Task, a: &Args) -> SysResult {
+    do_open(
+        t,
+        AT_FDCWD,
+        a.u64(0),
+        OpenHow {
+            flags: a.i32(1),
+            mode: a.u32(2),
+            resolve: 0,
+        },
+    )
+}
+
+fn sys_openat(t: &mut Task, a: &Args) -> SysResult {
+    do_open(
+        t,
+        a.fd(0),
+        a.u64(1),
+        OpenHow {
+            flags: a.i32(2),
+            mode: a.u32(3),
+            resolve: 0,
+        },
+    )
+}
+
+fn sys_creat(t: &mut Task, a: &Args) -> SysResult {
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+    do_open(
+        t,
+        AT_FDCWD,
+        a.u64(0),
+        OpenHow {
+            flags,
+            mode: a.u32(1),
+            resolve: 0,
+        },
+    )
+}
+
+fn sys_openat2(t: &mut Task, a: &Args) -> SysResult {
+    const OPEN_HOW_SIZE: usize = 24;
+    let size = a.len(3)?;
+    if size < OPEN_HOW_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let raw = t.copy_in_vec(a.u64(2), size)?;
+    if raw[OPEN_HOW_SIZE..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let flags = abi::linux::le_u64(&raw, 0);
+    let mode = abi::linux::le_u64(&raw, 8);
+    let resolve = abi::linux::le_u64(&raw, 16);
+    // Every flag open(2) knows; openat2 rejects the rest.
+    let valid = (libc::O_ACCMODE
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_NOCTTY
+        | libc::O_TRUNC
+        | libc::O_APPEND
+        | libc::O_NONBLOCK
+        | libc::O_DSYNC
+        | libc::O_SYNC
+        | libc::O_ASYNC
+        | libc::O_DIRECT
+        | abi::linux::O_LARGEFILE
+        | libc::O_DIRECTORY
+        | libc::O_NOFOLLOW
+        | libc::O_NOATIME
+        | libc::O_CLOEXEC
+        | libc::O_PATH
+        | libc::O_TMPFILE) as u32 as u64;
+    if flags & !valid != 0 || resolve & !RESOLVE_ALL != 0 || mode & !0o7777 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let flags = flags as i32;
+    let creating = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    if mode != 0 && !creating {
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::O_PATH != 0
+        && flags & !(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let (rb, ri) = (fs::vfs::RESOLVE_BENEATH, fs::vfs::RESOLVE_IN_ROOT);
+    if resolve & rb != 0 && resolve & ri != 0 {
+        return Err(Errno::EINVAL);
+    }
+    do_open(
+        t,
+        a.fd(0),
+        a.u64(1),
+        OpenHow {
+            flags,
+            mode: mode as u32,
+            resolve,
+        },
+    )
+}
+
+fn sys_close(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.remove(a.fd(0))?;
+    drop(f);
+    Ok(0)
+}
+
+fn sys_lseek(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    f.lseek(a.i64(1), a.i32(2))
+}
+
+// ---- stat ----
+
+fn stat_at(t: &Task, dirfd: i32, path: &[u8], flags: i32) -> Result<Stat, Errno> {
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        if let Some(f) = empty_path_file(t, dirfd)? {
+            return f.stat();
+        }
+    }
+    let opts = WalkOpts {
+        follow_final: flags & AT_SYMLINK_NOFOLLOW == 0,
+        allow_empty: flags & AT_EMPTY_PATH != 0,
+        ..Default::default()
+    };
+    resolve(t, &creds(t), dirfd, path, &opts)?.stat()
+}
+
+fn sys_fstat(t: &mut Task, a: &Args) -> SysResult {
+    let st = t.fds.get(a.fd(0))?.stat()?;
+    t.copy_out(a.u64(1), &st.to_bytes())?;
+    Ok(0)
+}
+
+fn sys_stat(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    let st = stat_at(t, AT_FDCWD, &p, 0)?;
+    t.copy_out(a.u64(1), &st.to_bytes())?;
+    Ok(0)
+}
+
+fn sys_lstat(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    let st = stat_at(t, AT_FDCWD, &p, AT_SYMLINK_NOFOLLOW)?;
+    t.copy_out(a.u64(1), &st.to_bytes())?;
+    Ok(0)
+}
+
+fn sys_newfstatat(t: &mut Task, a: &Args) -> SysResult {
+    let flags = a.i32(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = path_arg(t, a.u64(1))?;
+    let st = stat_at(t, a.fd(0), &p, flags)?;
+    t.copy_out(a.u64(2), &st.to_bytes())?;
+    Ok(0)
+}
+
+fn sys_statx(t: &mut Task, a: &Args) -> SysResult {
+    let flags = a.i32(2);
+    let mask = a.u32(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || mask & 0x8000_0000 != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    // A NULL path with AT_EMPTY_PATH is allowed (Linux 6.11).
+    let p = if a.u64(1) == 0 && flags & AT_EMPTY_PATH != 0 {
+        Vec::new()
+    } else {
+        path_arg(t, a.u64(1))?
+    };
+    let st = stat_at(t, a.fd(0), &p, flags)?;
+    t.copy_out(a.u64(4), &st.to_statx_bytes(mask))?;
+    Ok(0)
+}
+
+fn do_access(t: &Task, dirfd: i32, path_addr: u64, mode: i32, flags: i32) -> SysResult {
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let c = if flags & AT_EACCESS != 0 {
+        creds(t)
+    } else {
+        real_creds(t)
+    };
+    let p = path_arg(t, path_addr)?;
+    if p.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        if let Some(f) = empty_path_file(t, dirfd)? {
+            let Some(loc) = f.location() else {
+                // No location (host stdio): judge by its mode.
+                let st = f.stat()?;
+                fs::perm::check(&c, st.mode, st.uid, st.gid, mode as u32)?;
+                return Ok(0);
+            };
+            t.kernel.vfs.access(&c, loc, mode as u32)?;
+            return Ok(0);
+        }
+    }
+    let opts = WalkOpts {
+        follow_final: flags & AT_SYMLINK_NOFOLLOW == 0,
+        allow_empty: flags & AT_EMPTY_PATH != 0,
+        ..Default::default()
+    };
+    let loc = resolve(t, &c, dirfd, &p, &opts)?;
+    t.kernel.vfs.access(&c, &loc, mode as u32)?;
+    Ok(0)
+}
+
+fn sys_access(t: &mut Task, a: &Args) -> SysResult {
+    do_access(t, AT_FDCWD, a.u64(0), a.i32(1), 0)
+}
+
+fn sys_faccessat(t: &mut Task, a: &Args) -> SysResult {
+    do_access(t, a.fd(0), a.u64(1), a.i32(2), 0)
+}
+
+fn sys_faccessat2(t: &mut Task, a: &Args) -> SysResult {
+    do_access(t, a.fd(0), a.u64(1), a.i32(2), a.i32(3))
+}
+
+// ---- links, directories, cwd ----
+
+fn do_readlink(t: &Task, dirfd: i32, path_addr: u64, buf: u64, size: i32) -> SysResult {
+    if size <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = path_arg(t, path_addr)?;
+    let loc = if p.is_empty() {
+        // readlinkat(fd, "") reads an O_PATH|O_NOFOLLOW fd's link.
+        let f = empty_path_file(t, dirfd)?.ok_or(Errno::ENOENT)?;
+        f.location().cloned().ok_or(Errno::ENOENT)?
+    } else {
+        resolve(t, &creds(t), dirfd, &p, &WalkOpts::nofollow())?
+    };
+    let target = t.kernel.vfs.readlink(&loc)?;
+    let n = target.len().min(size as usize);
+    t.copy_out(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+fn sys_readlink(t: &mut Task, a: &Args) -> SysResult {
+    do_readlink(t, AT_FDCWD, a.u64(0), a.u64(1), a.i32(2))
+}
+
+fn sys_readlinkat(t: &mut Task, a: &Args) -> SysResult {
+    do_readlink(t, a.fd(0), a.u64(1), a.u64(2), a.i32(3))
+}
+
+fn sys_getdents64(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    let b = f.getdents64(a.u32(2) as usize)?;
+    t.copy_out(a.u64(1), &b)?;
+    Ok(b.len() as u64)
+}
+
+fn sys_getdents(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    let b = f.getdents(a.u32(2) as usize)?;
+    t.copy_out(a.u64(1), &b)?;
+    Ok(b.len() as u64)
+}
+
+fn sys_getcwd(t: &mut Task, a: &Args) -> SysResult {
+    let mut p = t.kernel.vfs.path_of(&t.fs, &t.fs.cwd());
+    p.push(0);
+    if (a.u64(1) as usize) < p.len() {
+        return Err(Errno::ERANGE);
+    }
+    t.copy_out(a.u64(0), &p)?;
+    Ok(p.len() as u64)
+}
+
+fn sys_chdir(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    let c = creds(t);
+    let loc = resolve(t, &c, AT_FDCWD, &p, &WalkOpts::follow())?;
+    t.kernel.vfs.check_chdir(&c, &loc)?;
+    t.fs.set_cwd(loc);
+    Ok(0)
+}
+
+fn sys_fchdir(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    let loc = f.location().cloned().ok_or(Errno::ENOTDIR)?;
+    t.kernel.vfs.check_chdir(&creds(t), &loc)?;
+    t.fs.set_cwd(loc);
+    Ok(0)
+}
+
+// ---- fd manipulation ----
+
+fn sys_dup(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    install(t, f, false)
+}
+
+fn do_dup3(t: &Task, old: i32, new: i32, cloexec: bool) -> SysResult {
+    let f = t.fds.get(old)?;
+    let replaced = t.fds.insert_at(new, f, cloexec, nofile(t))?;
+    drop(replaced);
+    Ok(new as u64)
+}
+
+fn sys_dup2(t: &mut Task, a: &Args) -> SysResult {
+    let (old, new) = (a.fd(0), a.fd(1));
+    if old == new {
+        t.fds.get(old)?;
+        return Ok(new as u64);
+    }
+    do_dup3(t, old, new, false)
+}
+
+fn sys_dup3(t: &mut Task, a: &Args) -> SysResult {
+    let (old, new, flags) = (a.fd(0), a.fd(1), a.i32(2));
+    if flags & !libc::O_CLOEXEC != 0 || old == new {
+        return Err(Errno::EINVAL);
+    }
+    do_dup3(t, old, new, flags & libc::O_CLOEXEC != 0)
+}
+
+fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
+    let fd = a.fd(0);
+    let (f, cloexec) = t.fds.get_with_flags(fd)?;
+    match a.i32(1) {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let min = a.i32(2);
+            Ok(t.fds
+                .insert_from(min, f, a.i32(1) == libc::F_DUPFD_CLOEXEC, nofile(t))?
+                as u64)
+        }
+        libc::F_GETFD => Ok(if cloexec { libc::FD_CLOEXEC as u64 } else { 0 }),
+        libc::F_SETFD => {
+            t.fds.set_cloexec(fd, a.i32(2) & libc::FD_CLOEXEC != 0)?;
+            Ok(0)
+        }
+        libc::F_GETFL => Ok(f.status_flags() as u32 as u64),
+        libc::F_SETFL => {
+            if f.is_path_only() {
+                return Err(Errno::EBADF);
+            }
+            f.set_status_flags(a.i32(2))?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
+    const FIONCLEX: u32 = 0x5450;
+    const FIOCLEX: u32 = 0x5451;
+    const FIONBIO: u32 = 0x5421;
+    let fd = a.fd(0);
+    let f = t.fds.get(fd)?;
+    match a.u32(1) {
+        FIOCLEX => t.fds.set_cloexec(fd, true).map(|_| 0),
+        FIONCLEX => t.fds.set_cloexec(fd, false).map(|_| 0),
+        FIONBIO => {
+            let mut b = [0u8; 4];
+            t.copy_in(a.u64(2), &mut b)?;
+            f.set_nonblocking(i32::from_le_bytes(b) != 0)?;
+            Ok(0)
+        }
+        cmd => f.ioctl(&*t, cmd, a.u64(2)),
+    }
+}
+
+fn sys_statfs(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    let s = resolve(t, &creds(t), AT_FDCWD, &p, &WalkOpts::follow())?.statfs()?;
+    t.copy_out(a.u64(1), &s.to_bytes())?;
+    Ok(0)
+}
+
+fn sys_fstatfs(t: &mut Task, a: &Args) -> SysResult {
+    let s = t.fds.get(a.fd(0))?.statfs()?;
+    t.copy_out(a.u64(1), &s.to_bytes())?;
+    Ok(0)
+}
+
+fn sys_umask(t: &mut Task, a: &Args) -> SysResult {
+    Ok(t.fs.set_umask(a.u32(0) & 0o777) as u64)
+}
+
+fn sys_fsync(t: &mut Task, a: &Args) -> SysResult {
+    t.fds.get(a.fd(0))?;
+    Ok(0)
+}
+
+// ---- mutating calls (EROFS on the read-only root, after path resolution) ----
+
+fn do_create(t: &Task, dirfd: i32, path_addr: u64, is_dir: bool) -> SysResult {
+    let p = path_arg(t, path_addr)?;
+    let start = start_of(t, dirfd, &p)?;
+    t.kernel
+        .vfs
+        .create_at(&t.fs, &creds(t), &start, &p, is_dir)?;
+    Ok(0)
+}
+
+fn sys_mkdir(t: &mut Task, a: &Args) -> SysResult {
+    do_create(t, AT_FDCWD, a.u64(0), true)
+}
+
+fn sys_mkdirat(t: &mut Task, a: &Args) -> SysResult {
+    do_create(t, a.fd(0), a.u64(1), true)
+}
+
+fn check_mknod_mode(mode: u32) -> Result<(), Errno> {
+    match mode & libc::S_IFMT {
+        0 | libc::S_IFREG | libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO | libc::S_IFSOCK => {
+            Ok(())
+        }
+        libc::S_IFDIR => Err(Errno::EPERM),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_mknod(t: &mut Task, a: &Args) -> SysResult {
+    check_mknod_mode(a.u32(1))?;
+    do_create(t, AT_FDCWD, a.u64(0), false)
+}
+
+fn sys_mknodat(t: &mut Task, a: &Args) -> SysResult {
+    check_mknod_mode(a.u32(2))?;
+    do_create(t, a.fd(0), a.u64(1), false)
+}
+
+fn do_remove(t: &Task, dirfd: i32, path_addr: u64, is_dir: bool) -> SysResult {
+    let p = path_arg(t, path_addr)?;
+    let start = start_of(t, dirfd, &p)?;
+    t.kernel
+        .vfs
+        .remove_at(&t.fs, &creds(t), &start, &p, is_dir)?;
+    Ok(0)
+}
+
+fn sys_unlink(t: &mut Task, a: &Args) -> SysResult {
+    do_remove(t, AT_FDCWD, a.u64(0), false)
+}
+
+fn sys_unlinkat(t: &mut Task, a: &Args) -> SysResult {
+    let flags = a.i32(2);
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    do_remove(t, a.fd(0), a.u64(1), flags & AT_REMOVEDIR != 0)
+}
+
+fn sys_rmdir(t: &mut Task, a: &Args) -> SysResult {
+    do_remove(t, AT_FDCWD, a.u64(0), true)
+}
+
+fn do_rename(t: &Task, olddir: i32, old: u64, newdir: i32, new: u64) -> SysResult {
+    let op = path_arg(t, old)?;
+    let np = path_arg(t, new)?;
+    let os = start_of(t, olddir, &op)?;
+    let ns = start_of(t, newdir, &np)?;
+    t.kernel
+        .vfs
+        .rename_at(&t.fs, &creds(t), &os, &op, &ns, &np)?;
+    Ok(0)
+}
+
+fn sys_rename(t: &mut Task, a: &Args) -> SysResult {
+    do_rename(t, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1))
+}
+
+fn sys_renameat(t: &mut Task, a: &Args) -> SysResult {
+    do_rename(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3))
+}
+
+fn sys_renameat2(t: &mut Task, a: &Args) -> SysResult {
+    const RENAME_NOREPLACE: u32 = 1;
+    const RENAME_EXCHANGE: u32 = 2;
+    const RENAME_WHITEOUT: u32 = 4;
+    let flags = a.u32(4);
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+        || (flags & RENAME_NOREPLACE != 0 && flags & RENAME_EXCHANGE != 0)
+        || (flags & RENAME_WHITEOUT != 0 && flags & RENAME_EXCHANGE != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    do_rename(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3))
+}
+
+fn do_symlink(t: &Task, target: u64, newdir: i32, new: u64) -> SysResult {
+    let target = path_arg(t, target)?;
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    do_create(t, newdir, new, false)
+}
+
+fn sys_symlink(t: &mut Task, a: &Args) -> SysResult {
+    do_symlink(t, a.u64(0), AT_FDCWD, a.u64(1))
+}
+
+fn sys_symlinkat(t: &mut Task, a: &Args) -> SysResult {
+    do_symlink(t, a.u64(0), a.fd(1), a.u64(2))
+}
+
+fn do_link(t: &Task, olddir: i32, old: u64, newdir: i32, new: u64, flags: i32) -> SysResult {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let op = path_arg(t, old)?;
+    let c = creds(t);
+    let opts = WalkOpts {
+        follow_final: flags & AT_SYMLINK_FOLLOW != 0,
+        allow_empty: flags & AT_EMPTY_PATH != 0,
+        ..Default::default()
+    };
+    let src = resolve(t, &c, olddir, &op, &opts)?;
+    if src.is_dir() {
+        return Err(Errno::EPERM);
+    }
+    do_create(t, newdir, new, false)
+}
+
+fn sys_link(t: &mut Task, a: &Args) -> SysResult {
+    do_link(t, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0)
+}
+
+fn sys_linkat(t: &mut Task, a: &Args) -> SysResult {
+    do_link(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3), a.i32(4))
+}
+
+/// chmod/chown/utimes/truncate on a path: resolve, then the file system says no.
+fn setattr_path(t: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysResult {
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        if let Some(f) = empty_path_file(t, dirfd)? {
+            return setattr_file(t, &f);
+        }
+    }
+    let opts = WalkOpts {
+        follow_final: flags & AT_SYMLINK_NOFOLLOW == 0,
+        allow_empty: flags & AT_EMPTY_PATH != 0,
+        ..Default::default()
+    };
+    let loc = resolve(t, &creds(t), dirfd, path, &opts)?;
+    t.kernel.vfs.setattr(&loc)?;
+    Ok(0)
+}
+
+fn setattr_file(t: &Task, f: &OpenFile) -> SysResult {
+    match f.location() {
+        Some(loc) => t.kernel.vfs.setattr(loc).map(|_| 0),
+        // Host stdio: not ours to change.
+        None => Err(Errno::EPERM),
+    }
+}
+
+fn sys_chmod(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    setattr_path(t, AT_FDCWD, &p, 0)
+}
+
+fn sys_fchmod(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    setattr_file(t, &f)
+}
+
+fn sys_fchmodat(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(1))?;
+    setattr_path(t, a.fd(0), &p, 0)
+}
+
+fn sys_chown(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    setattr_path(t, AT_FDCWD, &p, 0)
+}
+
+fn sys_lchown(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    setattr_path(t, AT_FDCWD, &p, AT_SYMLINK_NOFOLLOW)
+}
+
+fn sys_fchown(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    setattr_file(t, &f)
+}
+
+fn sys_fchownat(t: &mut Task, a: &Args) -> SysResult {
+    let flags = a.i32(4);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = path_arg(t, a.u64(1))?;
+    setattr_path(t, a.fd(0), &p, flags)
+}
+
+fn sys_truncate(t: &mut Task, a: &Args) -> SysResult {
+    if a.i64(1) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = path_arg(t, a.u64(0))?;
+    let loc = resolve(t, &creds(t), AT_FDCWD, &p, &WalkOpts::follow())?;
+    let at = loc.attr();
+    if at.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if !at.is_regular() {
+        return Err(Errno::EINVAL);
+    }
+    t.kernel.vfs.setattr(&loc)?;
+    Ok(0)
+}
+
+fn sys_ftruncate(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    if a.i64(1) < 0 || !f.writable() {
+        return Err(Errno::EINVAL);
+    }
+    match f.location() {
+        Some(loc) if loc.attr().is_regular() => t.kernel.vfs.setattr(loc).map(|_| 0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_utimensat(t: &mut Task, a: &Args) -> SysResult {
+    let flags = a.i32(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a.u64(2) != 0 {
+        // Validate the times as Linux does (EINVAL on a bad tv_nsec).
+        let b = t.copy_in_vec(a.u64(2), 32)?;
+        for i in 0..2 {
+            let nsec = abi::linux::le_u64(&b, i * 16 + 8) as i64;
+            let special = nsec == (1 << 30) - 1 || nsec == (1 << 30) - 2; // UTIME_NOW / UTIME_OMIT
+            if !special && !(0..1_000_000_000).contains(&nsec) {
+                return Err(Errno::EINVAL);
+            }
+        }
+    }
+    if a.u64(1) == 0 {
+        // futimens(fd): dirfd is the file.
+        let dirfd = a.fd(0);
+        if dirfd == AT_FDCWD {
+            return Err(Errno::EFAULT);
+        }
+        let f = t.fds.get(dirfd)?;
+        return setattr_file(t, &f);
+    }
+    let p = path_arg(t, a.u64(1))?;
+    setattr_path(t, a.fd(0), &p, flags)
+}
+
+// ---- extended attributes ----
+//
+// No file system here stores extended attributes yet (the gofer protocol has no
+// xattr messages), so after resolving the path the answer is the one Linux gives
+// for a file system without xattr support: EOPNOTSUPP, or EROFS for changes on a
+// read-only mount.
+
+fn xattr_target(t: &Task, path_addr: u64, follow: bool) -> Result<Location, Errno> {
+    let path = path_arg(t, path_addr)?;
+    let opts = if follow {
+        WalkOpts::follow()
+    } else {
+        WalkOpts::nofollow()
+    };
+    resolve(t, &creds(t), AT_FDCWD, &path, &opts)
+}
+
+fn sys_getxattr(t: &mut Task, a: &Args) -> SysResult {
+    xattr_target(t, a.u64(0), true)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+fn sys_lgetxattr(t: &mut Task, a: &Args) -> SysResult {
+    xattr_target(t, a.u64(0), false)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+fn sys_fgetxattr(t: &mut Task, a: &Args) -> SysResult {
+    t.fds.get(a.fd(0))?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+fn xattr_change(loc: Option<&Location>) -> SysResult {
+    match loc {
+        Some(l) if l.mount.read_only() => Err(Errno::EROFS),
+        _ => Err(Errno::EOPNOTSUPP),
+    }
+}
+
+fn sys_setxattr(t: &mut Task, a: &Args) -> SysResult {
+    let loc = xattr_target(t, a.u64(0), true)?;
+    xattr_change(Some(&loc))
+}
+
+fn sys_lsetxattr(t: &mut Task, a: &Args) -> SysResult {
+    let loc = xattr_target(t, a.u64(0), false)?;
+    xattr_change(Some(&loc))
+}
+
+fn sys_fsetxattr(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    xattr_change(f.location())
+}

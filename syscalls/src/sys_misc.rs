@@ -29,14 +29,34 @@ pub(crate) fn register(t: &mut Table) {
     t.add(GETTIMEOFDAY, sys_gettimeofday, &[Arg::Hex, Arg::Hex]);
     t.add(TIME, sys_time, &[Arg::Hex]);
     t.add(NANOSLEEP, sys_nanosleep, &[Arg::Hex, Arg::Hex]);
-    t.add(CLOCK_NANOSLEEP, sys_clock_nanosleep, &[Arg::Dec, Arg::Dec, Arg::Hex, Arg::Hex]);
-    t.add(SCHED_GETAFFINITY, sys_sched_getaffinity, &[Arg::Dec, Arg::UDec, Arg::Hex]);
-    t.add(SCHED_YIELD, |_, _| {
-        std::thread::yield_now();
-        Ok(0)
-    }, &[]);
-    t.add(GETRANDOM, sys_getrandom, &[Arg::OutBuf, Arg::UDec, Arg::Hex]);
-    t.add(PRLIMIT64, sys_prlimit64, &[Arg::Dec, Arg::Dec, Arg::Hex, Arg::Hex]);
+    t.add(
+        CLOCK_NANOSLEEP,
+        sys_clock_nanosleep,
+        &[Arg::Dec, Arg::Dec, Arg::Hex, Arg::Hex],
+    );
+    t.add(
+        SCHED_GETAFFINITY,
+        sys_sched_getaffinity,
+        &[Arg::Dec, Arg::UDec, Arg::Hex],
+    );
+    t.add(
+        SCHED_YIELD,
+        |_, _| {
+            std::thread::yield_now();
+            Ok(0)
+        },
+        &[],
+    );
+    t.add(
+        GETRANDOM,
+        sys_getrandom,
+        &[Arg::OutBuf, Arg::UDec, Arg::Hex],
+    );
+    t.add(
+        PRLIMIT64,
+        sys_prlimit64,
+        &[Arg::Dec, Arg::Dec, Arg::Hex, Arg::Hex],
+    );
     t.add(GETRLIMIT, sys_getrlimit, &[Arg::Dec, Arg::Hex]);
     t.add(SETRLIMIT, sys_setrlimit, &[Arg::Dec, Arg::Hex]);
     t.add(SYSINFO, sys_sysinfo, &[Arg::Hex]);
@@ -72,7 +92,12 @@ fn sys_getgroups(t: &mut Task, a: &Args) -> SysResult {
     if (size as usize) < n {
         return Err(Errno::EINVAL);
     }
-    let bytes: Vec<u8> = t.creds.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    let bytes: Vec<u8> = t
+        .creds
+        .groups
+        .iter()
+        .flat_map(|g| g.to_le_bytes())
+        .collect();
     t.copy_out(a.u64(1), &bytes)?;
     Ok(n as u64)
 }
@@ -89,7 +114,8 @@ fn sys_getpgid(t: &mut Task, a: &Args) -> SysResult {
 
 fn sys_uname(t: &mut Task, a: &Args) -> SysResult {
     let host = t.kernel.hostname.clone();
-    let b = abi::linux::utsname_bytes(["Linux", &host, "5.15.0", "#1 SMP runsc", "x86_64", "(none)"]);
+    let b =
+        abi::linux::utsname_bytes(["Linux", &host, "5.15.0", "#1 SMP runsc", "x86_64", "(none)"]);
     t.copy_out(a.u64(0), &b)?;
     Ok(0)
 }
@@ -105,8 +131,13 @@ fn host_clock(id: libc::clockid_t) -> Timespec {
 fn clock_for(t: &Task, id: i32) -> Result<libc::clockid_t, Errno> {
     match id {
         libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => Ok(id),
-        libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_COARSE | libc::CLOCK_MONOTONIC_RAW | libc::CLOCK_BOOTTIME => Ok(id),
-        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => Ok(libc::CLOCK_THREAD_CPUTIME_ID),
+        libc::CLOCK_MONOTONIC
+        | libc::CLOCK_MONOTONIC_COARSE
+        | libc::CLOCK_MONOTONIC_RAW
+        | libc::CLOCK_BOOTTIME => Ok(id),
+        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
+            Ok(libc::CLOCK_THREAD_CPUTIME_ID)
+        }
         // Dynamic CPU-clock ids of this process/thread (glibc's pthread_getcpuclockid).
         id if id < 0 => {
             let pid = !(id >> 3);
@@ -197,7 +228,10 @@ fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> SysResult {
     if pid != 0 && pid != t.tid && pid != t.tgid {
         return Err(Errno::ESRCH);
     }
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(1024);
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(1024);
     let size = ncpu.div_ceil(64) * 8;
     if (len as usize) < size || len % 8 != 0 {
         return Err(Errno::EINVAL);
@@ -213,7 +247,8 @@ fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> SysResult {
 fn sys_getrandom(t: &mut Task, a: &Args) -> SysResult {
     let flags = a.u32(2);
     if flags & !(libc::GRND_NONBLOCK | libc::GRND_RANDOM | libc::GRND_INSECURE) != 0
-        || flags & (libc::GRND_RANDOM | libc::GRND_INSECURE) == (libc::GRND_RANDOM | libc::GRND_INSECURE)
+        || flags & (libc::GRND_RANDOM | libc::GRND_INSECURE)
+            == (libc::GRND_RANDOM | libc::GRND_INSECURE)
     {
         return Err(Errno::EINVAL);
     }

@@ -8,10 +8,18 @@ use sentry::Task;
 use crate::{Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
-    t.add(MMAP, sys_mmap, &[Arg::Hex, Arg::UDec, Arg::Prot, Arg::Hex, Arg::Fd, Arg::Hex]);
+    t.add(
+        MMAP,
+        sys_mmap,
+        &[Arg::Hex, Arg::UDec, Arg::Prot, Arg::Hex, Arg::Fd, Arg::Hex],
+    );
     t.add(MUNMAP, sys_munmap, &[Arg::Hex, Arg::UDec]);
     t.add(MPROTECT, sys_mprotect, &[Arg::Hex, Arg::UDec, Arg::Prot]);
-    t.add(MREMAP, sys_mremap, &[Arg::Hex, Arg::UDec, Arg::UDec, Arg::Hex, Arg::Hex]);
+    t.add(
+        MREMAP,
+        sys_mremap,
+        &[Arg::Hex, Arg::UDec, Arg::UDec, Arg::Hex, Arg::Hex],
+    );
     t.add(BRK, sys_brk, &[Arg::Hex]);
     t.add(MADVISE, sys_madvise, &[Arg::Hex, Arg::UDec, Arg::Dec]);
     t.add(MLOCK, sys_mlock, &[Arg::Hex, Arg::UDec]);
@@ -36,7 +44,8 @@ const KNOWN_MAP_FLAGS: i32 = libc::MAP_SHARED
     | libc::MAP_32BIT;
 
 fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
-    let (addr, len, prot, flags, fd, off) = (a.u64(0), a.u64(1), a.i32(2), a.i32(3), a.fd(4), a.u64(5));
+    let (addr, len, prot, flags, fd, off) =
+        (a.u64(0), a.u64(1), a.i32(2), a.i32(3), a.fd(4), a.u64(5));
     let kind = flags & libc::MAP_SHARED_VALIDATE;
     let shared = match kind {
         libc::MAP_PRIVATE => false,
@@ -58,6 +67,7 @@ fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
     if flags & libc::MAP_HUGETLB != 0 {
         return Err(Errno::EINVAL);
     }
+    let mut max_prot = sentry::mm::PROT_ALL;
     let source = if flags & libc::MAP_ANONYMOUS != 0 {
         MmapSource::Anonymous
     } else {
@@ -66,11 +76,18 @@ fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
         }
         let file = t.fds.get(fd)?;
         check_mappable(&file, prot, shared)?;
+        if shared && !file.writable() {
+            max_prot &= !libc::PROT_WRITE;
+        }
         let name = match file.location() {
             Some(loc) => t.kernel.vfs.path_of(&t.fs, loc),
             None => Vec::new(),
         };
-        MmapSource::File { file, offset: off, name }
+        MmapSource::File {
+            file,
+            offset: off,
+            name,
+        }
     };
     let opts = MmapOpts {
         addr,
@@ -79,6 +96,7 @@ fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
         fixed: flags & libc::MAP_FIXED != 0,
         noreplace: flags & libc::MAP_FIXED_NOREPLACE != 0,
         shared,
+        max_prot,
         source,
     };
     t.mm.mmap(opts)
@@ -127,9 +145,11 @@ fn sys_madvise(t: &mut Task, a: &Args) -> SysResult {
 /// can tell; validate the range like Linux does.
 fn sys_mlock(t: &mut Task, a: &Args) -> SysResult {
     let start = abi::page_down(a.u64(0));
-    let end = abi::page_up(a.u64(0).checked_add(a.u64(1)).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
+    let end =
+        abi::page_up(a.u64(0).checked_add(a.u64(1)).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
     if end == start {
         return Ok(0);
     }
-    t.mm.madvise(start, end - start, libc::MADV_NORMAL).map(|_| 0)
+    t.mm.madvise(start, end - start, libc::MADV_NORMAL)
+        .map(|_| 0)
 }

@@ -10,12 +10,24 @@ use crate::{Arg, Args, Table};
 pub(crate) fn register(t: &mut Table) {
     t.add(EXIT, sys_exit, &[Arg::Dec]);
     t.add(EXIT_GROUP, sys_exit, &[Arg::Dec]);
-    t.add(EXECVE, sys_execve, &[Arg::Path, Arg::StrArray, Arg::StrArray]);
+    t.add(
+        EXECVE,
+        sys_execve,
+        &[Arg::Path, Arg::StrArray, Arg::StrArray],
+    );
     t.add(ARCH_PRCTL, sys_arch_prctl, &[Arg::Hex, Arg::Hex]);
     t.add(SET_TID_ADDRESS, sys_set_tid_address, &[Arg::Hex]);
     t.add(SET_ROBUST_LIST, sys_set_robust_list, &[Arg::Hex, Arg::UDec]);
-    t.add(GET_ROBUST_LIST, sys_get_robust_list, &[Arg::Dec, Arg::Hex, Arg::Hex]);
-    t.add(PRCTL, sys_prctl, &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex]);
+    t.add(
+        GET_ROBUST_LIST,
+        sys_get_robust_list,
+        &[Arg::Dec, Arg::Hex, Arg::Hex],
+    );
+    t.add(
+        PRCTL,
+        sys_prctl,
+        &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex],
+    );
 }
 
 /// prctl(2): the per-process knobs programs commonly touch.
@@ -106,7 +118,13 @@ fn copy_in_strings(t: &Task, mut addr: u64, budget: &mut usize) -> Result<Vec<Ve
         if out.len() >= MAX_ARG_STRINGS {
             return Err(Errno::E2BIG);
         }
-        let s = t.copy_in_string(p, MAX_ARG_STRLEN - 1).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        let s = t.copy_in_string(p, MAX_ARG_STRLEN - 1).map_err(|e| {
+            if e == Errno::ENAMETOOLONG {
+                Errno::E2BIG
+            } else {
+                e
+            }
+        })?;
         let cost = s.len() + 1 + 8;
         if cost > *budget {
             return Err(Errno::E2BIG);
@@ -127,7 +145,8 @@ fn sys_execve(t: &mut Task, a: &Args) -> SysResult {
     let mut budget = (stack / 4).clamp(128 * 1024, 6 << 20) as usize;
     let argv = copy_in_strings(t, a.u64(1), &mut budget)?;
     let envp = copy_in_strings(t, a.u64(2), &mut budget)?;
-    let image = sentry::exec::load_image(&t.kernel.clone(), &t.fs, &t.creds, &path, argv, envp, stack)?;
+    let image =
+        sentry::exec::load_image(&t.kernel.clone(), &t.fs, &t.creds, &path, argv, envp, stack)?;
     t.exec(image);
     Ok(0)
 }

@@ -53,10 +53,22 @@ fn describe_exit(status: i32) -> String {
     }
 }
 
-fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> Result<libc::c_long, PlatformError> {
+fn ptrace(
+    req: libc::c_uint,
+    tid: i32,
+    addr: usize,
+    data: usize,
+) -> Result<libc::c_long, PlatformError> {
     // SAFETY: every caller passes pointers to live, correctly sized buffers for the
     // requests that take them (GETREGS/SETREGS/GETSIGINFO) and plain values otherwise.
-    let r = unsafe { libc::ptrace(req, tid, addr as *mut libc::c_void, data as *mut libc::c_void) };
+    let r = unsafe {
+        libc::ptrace(
+            req,
+            tid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    };
     if r < 0 {
         return Err(PlatformError::last("ptrace"));
     }
@@ -120,7 +132,9 @@ impl StubThread {
             let sig = libc::WSTOPSIG(status);
             match sig {
                 s if s == libc::SIGTRAP | 0x80 => return Ok(s),
-                libc::SIGTRAP | libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL => return Ok(sig),
+                libc::SIGTRAP | libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL => {
+                    return Ok(sig)
+                }
                 _ => continue,
             }
         }
@@ -141,7 +155,9 @@ impl StubThread {
         set_regs(self.tid, &r)?;
         let sig = self.resume(libc::PTRACE_CONT)?;
         if sig != libc::SIGTRAP {
-            return Err(PlatformError::StubDied(format!("injected syscall {nr} stopped with signal {sig}")));
+            return Err(PlatformError::StubDied(format!(
+                "injected syscall {nr} stopped with signal {sig}"
+            )));
         }
         get_regs(self.tid, &mut r)?;
         Ok(r.rax as i64)
@@ -184,8 +200,14 @@ impl Ptrace {
             .name("stub-creator".into())
             .spawn(move || creator_thread(layout, memfd, rx, ready_tx))
             .map_err(|_| PlatformError::last("spawn"))?;
-        ready_rx.recv().map_err(|_| PlatformError::StubDied("creator thread exited".into()))??;
-        Ok(Arc::new(Ptrace { mf, layout, creator: Mutex::new(tx) }))
+        ready_rx
+            .recv()
+            .map_err(|_| PlatformError::StubDied("creator thread exited".into()))??;
+        Ok(Arc::new(Ptrace {
+            mf,
+            layout,
+            creator: Mutex::new(tx),
+        }))
     }
 
     fn clone_stub(&self) -> Result<i32, PlatformError> {
@@ -195,7 +217,8 @@ impl Ptrace {
             .unwrap()
             .send(tx)
             .map_err(|_| PlatformError::StubDied("creator thread gone".into()))?;
-        rx.recv().map_err(|_| PlatformError::StubDied("creator thread gone".into()))?
+        rx.recv()
+            .map_err(|_| PlatformError::StubDied("creator thread gone".into()))?
     }
 }
 
@@ -245,13 +268,13 @@ fn stub_seccomp_filter(stub_addr: u64) -> Vec<libc::sock_filter> {
     let end_lo = lo.wrapping_add(STUB_REGION as u32);
     // stub region never straddles a 4 GiB boundary (STUB_REGION-aligned, below 2^47).
     vec![
-        s(LD_W_ABS, 0, 0, 4),                       // arch
-        s(JEQ, 1, 0, 0xc000_003e),                  // AUDIT_ARCH_X86_64
+        s(LD_W_ABS, 0, 0, 4),      // arch
+        s(JEQ, 1, 0, 0xc000_003e), // AUDIT_ARCH_X86_64
         s(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
-        s(LD_W_ABS, 0, 0, 12),                      // instruction_pointer high
+        s(LD_W_ABS, 0, 0, 12), // instruction_pointer high
         s(JEQ, 1, 0, hi),
         s(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
-        s(LD_W_ABS, 0, 0, 8),                       // instruction_pointer low
+        s(LD_W_ABS, 0, 0, 8), // instruction_pointer low
         s(JGE, 1, 0, lo),
         s(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
         s(JGE, 0, 1, end_lo),
@@ -269,7 +292,10 @@ fn creator_thread(
     ready: mpsc::Sender<Result<(), PlatformError>>,
 ) {
     let filter = stub_seccomp_filter(layout.stub_addr);
-    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: after fork the child runs only async-signal-safe raw syscalls on
     // data prepared before the fork, then jumps into the stub page, never returning.
     let pid = unsafe { libc::fork() };
@@ -305,12 +331,17 @@ fn creator_thread(
             set_regs(master.tid, &r)?;
             let sig = master.resume(libc::PTRACE_CONT)?;
             if sig != libc::SIGTRAP {
-                return Err(PlatformError::StubDied(format!("master stopped with signal {sig}")));
+                return Err(PlatformError::StubDied(format!(
+                    "master stopped with signal {sig}"
+                )));
             }
             get_regs(master.tid, &mut r)?;
             let pid = r.rax as i64;
             if pid < 0 {
-                return Err(PlatformError::Host { op: "clone stub", errno: -pid as i32 });
+                return Err(PlatformError::Host {
+                    op: "clone stub",
+                    errno: -pid as i32,
+                });
             }
             regs = r;
             regs.rip = layout.clone_addr;
@@ -347,7 +378,13 @@ unsafe fn master_child(stub_addr: u64, memfd: i32, prog: &libc::sock_fprog) -> !
     libc::sigfillset(&mut all);
     libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, prog as *const _) != 0 {
+    if libc::syscall(
+        libc::SYS_seccomp,
+        libc::SECCOMP_SET_MODE_FILTER,
+        0,
+        prog as *const _,
+    ) != 0
+    {
         libc::_exit(101);
     }
     std::arch::asm!(
@@ -408,16 +445,24 @@ pub struct PtraceAddressSpace {
 }
 
 impl PtraceAddressSpace {
-    fn with_thread<T>(&self, f: impl FnOnce(&StubThread) -> Result<T, PlatformError>) -> Result<T, PlatformError> {
+    fn with_thread<T>(
+        &self,
+        f: impl FnOnce(&StubThread) -> Result<T, PlatformError>,
+    ) -> Result<T, PlatformError> {
         let t = self.threads.lock().unwrap().get(&host_tid()).cloned();
-        let t = t.ok_or(PlatformError::StubDied("no stub thread for this host thread".into()))?;
+        let t = t.ok_or(PlatformError::StubDied(
+            "no stub thread for this host thread".into(),
+        ))?;
         f(&t)
     }
 
     fn inject(&self, nr: i64, args: [u64; 6]) -> Result<(), PlatformError> {
         let r = self.with_thread(|t| t.inject(&self.layout, nr, args))?;
         if r < 0 {
-            return Err(PlatformError::Host { op: "stub syscall", errno: -r as i32 });
+            return Err(PlatformError::Host {
+                op: "stub syscall",
+                errno: -r as i32,
+            });
         }
         Ok(())
     }
@@ -426,7 +471,10 @@ impl PtraceAddressSpace {
 impl AddressSpace for PtraceAddressSpace {
     fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        self.inject(libc::SYS_mmap, [va, len, prot as u64, flags, self.memfd as u64, offset])
+        self.inject(
+            libc::SYS_mmap,
+            [va, len, prot as u64, flags, self.memfd as u64, offset],
+        )
     }
 
     fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
@@ -462,7 +510,11 @@ impl Drop for PtraceAddressSpace {
 struct PtraceContext;
 
 impl Context for PtraceContext {
-    fn switch(&mut self, space: &dyn AddressSpace, regs: &mut Regs) -> Result<Event, PlatformError> {
+    fn switch(
+        &mut self,
+        space: &dyn AddressSpace,
+        regs: &mut Regs,
+    ) -> Result<Event, PlatformError> {
         let space = space
             .as_any()
             .downcast_ref::<PtraceAddressSpace>()
@@ -476,10 +528,19 @@ impl Context for PtraceContext {
             }
             // SAFETY: siginfo_t is plain data; GETSIGINFO fills it.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            ptrace(libc::PTRACE_GETSIGINFO, t.tid, 0, &mut info as *mut _ as usize)?;
+            ptrace(
+                libc::PTRACE_GETSIGINFO,
+                t.tid,
+                0,
+                &mut info as *mut _ as usize,
+            )?;
             // SAFETY: si_addr is valid to read for the fault signals we stop on.
             let addr = unsafe { info.si_addr() } as u64;
-            Ok(Event::Fault { signo: sig, code: info.si_code, addr })
+            Ok(Event::Fault {
+                signo: sig,
+                code: info.si_code,
+                addr,
+            })
         })
     }
 }

@@ -17,13 +17,21 @@ fn runs_code_and_catches_syscalls_and_faults() {
     let space = p.new_address_space().unwrap();
     let off = mf.allocate(4096).unwrap();
     mf.write_at(off, CODE);
-    space.map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC).unwrap();
+    space
+        .map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
     let mut ctx = p.new_context().unwrap();
     let mut regs = initial_regs(0x400000, 0);
-    assert_eq!(ctx.switch(space.as_ref(), &mut regs).unwrap(), Event::Syscall);
+    assert_eq!(
+        ctx.switch(space.as_ref(), &mut regs).unwrap(),
+        Event::Syscall
+    );
     assert_eq!(regs.orig_rax, 39);
     regs.rax = 1234;
-    assert_eq!(ctx.switch(space.as_ref(), &mut regs).unwrap(), Event::Syscall);
+    assert_eq!(
+        ctx.switch(space.as_ref(), &mut regs).unwrap(),
+        Event::Syscall
+    );
     assert_eq!(regs.orig_rax, 231);
     assert_eq!(regs.rdi, 42);
     match ctx.switch(space.as_ref(), &mut regs).unwrap() {
@@ -47,9 +55,14 @@ fn runs_code_and_catches_syscalls_and_faults() {
     space.unmap(0x400000, 4096).unwrap();
     // A second address space is independent.
     let space2 = p.new_address_space().unwrap();
-    space2.map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC).unwrap();
+    space2
+        .map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
     let mut regs = initial_regs(0x400000, 0);
-    assert_eq!(ctx.switch(space2.as_ref(), &mut regs).unwrap(), Event::Syscall);
+    assert_eq!(
+        ctx.switch(space2.as_ref(), &mut regs).unwrap(),
+        Event::Syscall
+    );
     assert_eq!(regs.orig_rax, 39);
     drop(space);
     drop(space2);

@@ -246,14 +246,22 @@ fn parse_with(read: &mut Reader<'_>) -> Result<Elf, Errno> {
             _ => {}
         }
     }
-    Ok(Elf { header, phdrs, phdr_bytes, interp, exec_stack })
+    Ok(Elf {
+        header,
+        phdrs,
+        phdr_bytes,
+        interp,
+        exec_stack,
+    })
 }
 
 /// Parses an in-memory ELF image (the whole file, or at least its headers and
 /// PT_INTERP string).
 pub fn parse(bytes: &[u8]) -> Result<Elf, Errno> {
     parse_with(&mut |off, buf| {
-        let Ok(off) = usize::try_from(off) else { return Ok(0) };
+        let Ok(off) = usize::try_from(off) else {
+            return Ok(0);
+        };
         if off >= bytes.len() {
             return Ok(0);
         }
@@ -272,7 +280,9 @@ pub fn read(file: &dyn fs::ReadAt) -> Result<Elf, Errno> {
 pub fn read_full(file: &dyn fs::ReadAt, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
     let mut done = 0usize;
     while done < buf.len() {
-        let Some(pos) = off.checked_add(done as u64) else { break };
+        let Some(pos) = off.checked_add(done as u64) else {
+            break;
+        };
         match file.read_at(pos, &mut buf[done..]) {
             Ok(0) => break,
             Ok(n) => done += n.min(buf.len() - done),
@@ -312,6 +322,9 @@ impl Elf {
 
     /// The largest power-of-two `p_align` of the PT_LOADs (at least a page).
     pub fn max_align(&self) -> u64 {
-        self.loads().map(|p| p.p_align).filter(|a| a.is_power_of_two()).fold(PAGE_SIZE, u64::max)
+        self.loads()
+            .map(|p| p.p_align)
+            .filter(|a| a.is_power_of_two())
+            .fold(PAGE_SIZE, u64::max)
     }
 }

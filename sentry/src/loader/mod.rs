@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use abi::{page_down, page_up, Errno, PAGE_SIZE};
 
+use crate::mm::PROT_ALL;
 use crate::mm::{MemoryManager, MmapOpts, MmapSource, MMAP_MIN_ADDR};
 use elf::{Elf, ET_DYN, ET_EXEC};
 
@@ -89,7 +90,11 @@ struct Mapped {
 }
 
 fn file_source(file: &Arc<dyn fs::ReadAt>, offset: u64, name: &[u8]) -> MmapSource {
-    MmapSource::File { file: file.clone(), offset, name: name.to_vec() }
+    MmapSource::File {
+        file: file.clone(),
+        offset,
+        name: name.to_vec(),
+    }
 }
 
 /// Maps every PT_LOAD of `elf` (elf_load() in binfmt_elf.c): the file pages
@@ -115,6 +120,7 @@ fn map_image(
             fixed: false,
             noreplace: fixed,
             shared: false,
+            max_prot: PROT_ALL,
             source: MmapSource::Anonymous,
         })
     };
@@ -150,6 +156,7 @@ fn map_image(
                 fixed: !noreplace,
                 noreplace,
                 shared: false,
+                max_prot: PROT_ALL,
                 source: file_source(file, page_down(ph.p_offset), name),
             })?;
             let file_end = addr.checked_add(ph.p_filesz).ok_or(Errno::ENOMEM)?;
@@ -171,6 +178,7 @@ fn map_image(
                 fixed: !(noreplace && ph.p_filesz == 0),
                 noreplace: noreplace && ph.p_filesz == 0,
                 shared: false,
+                max_prot: PROT_ALL,
                 source: MmapSource::Anonymous,
             })?;
         }
@@ -194,7 +202,10 @@ fn map_image(
             mm.munmap(cur, end - cur)?;
         }
     }
-    Ok(Mapped { bias: start.wrapping_sub(lo), end })
+    Ok(Mapped {
+        bias: start.wrapping_sub(lo),
+        end,
+    })
 }
 
 /// The host CPU's CPUID.1:EDX, which is what Linux reports as AT_HWCAP on x86-64.
@@ -208,8 +219,14 @@ fn hwcap() -> u64 {
 /// alternate signal stacks.
 pub fn minsigstksz() -> u64 {
     use std::arch::x86_64::{__cpuid_count, __get_cpuid_max};
-    let xsave = if __get_cpuid_max(0).0 >= 0xd { __cpuid_count(0xd, 0).ebx as u64 } else { 512 };
-    (xsave + SIGFRAME_OVERHEAD).next_multiple_of(16).max(MINSIGSTKSZ)
+    let xsave = if __get_cpuid_max(0).0 >= 0xd {
+        __cpuid_count(0xd, 0).ebx as u64
+    } else {
+        512
+    };
+    (xsave + SIGFRAME_OVERHEAD)
+        .next_multiple_of(16)
+        .max(MINSIGSTKSZ)
 }
 
 /// Where an ET_DYN executable goes: Linux's ELF_ET_DYN_BASE (2/3 of the address
@@ -261,12 +278,22 @@ pub fn load(args: LoadArgs<'_>) -> Result<Loaded, Errno> {
     // area below it (mm/util.c mmap_base without randomisation).
     let max = page_down(mm.max_addr());
     let stack_top = max.checked_sub(PAGE_SIZE).ok_or(Errno::ENOMEM)?;
-    let stack_len = page_up(args.stack_size.clamp(MIN_STACK_MAPPING, MAX_STACK_MAPPING)).ok_or(Errno::ENOMEM)?;
-    let stack_bottom = stack_top.checked_sub(stack_len).filter(|b| *b >= MMAP_MIN_ADDR).ok_or(Errno::ENOMEM)?;
-    let gap = args.stack_size.saturating_add(STACK_GUARD_GAP).clamp(MIN_MMAP_GAP, (max / 6 * 5).max(MIN_MMAP_GAP));
-    let mmap_base = max.saturating_sub(gap).min(stack_bottom.saturating_sub(PAGE_SIZE));
+    let stack_len = page_up(args.stack_size.clamp(MIN_STACK_MAPPING, MAX_STACK_MAPPING))
+        .ok_or(Errno::ENOMEM)?;
+    let stack_bottom = stack_top
+        .checked_sub(stack_len)
+        .filter(|b| *b >= MMAP_MIN_ADDR)
+        .ok_or(Errno::ENOMEM)?;
+    let gap = args
+        .stack_size
+        .saturating_add(STACK_GUARD_GAP)
+        .clamp(MIN_MMAP_GAP, (max / 6 * 5).max(MIN_MMAP_GAP));
+    let mmap_base = max
+        .saturating_sub(gap)
+        .min(stack_bottom.saturating_sub(PAGE_SIZE));
     mm.set_mmap_base(mmap_base);
-    let stack_prot = libc::PROT_READ | libc::PROT_WRITE | if exe.exec_stack { libc::PROT_EXEC } else { 0 };
+    let stack_prot =
+        libc::PROT_READ | libc::PROT_WRITE | if exe.exec_stack { libc::PROT_EXEC } else { 0 };
     mm.mmap(MmapOpts {
         addr: stack_bottom,
         len: stack_len,
@@ -274,6 +301,7 @@ pub fn load(args: LoadArgs<'_>) -> Result<Loaded, Errno> {
         fixed: true,
         noreplace: false,
         shared: false,
+        max_prot: PROT_ALL,
         source: MmapSource::Anonymous,
     })?;
 
@@ -315,10 +343,22 @@ pub fn load(args: LoadArgs<'_>) -> Result<Loaded, Errno> {
         secure: false,
         random: args.random,
     };
-    let img = stack::build(stack_top, stack_bottom, &argv, &args.envp, &args.execfn, &aux)?;
+    let img = stack::build(
+        stack_top,
+        stack_bottom,
+        &argv,
+        &args.envp,
+        &args.execfn,
+        &aux,
+    )?;
     mm.copy_out_force(img.sp, &img.bytes)?;
 
-    Ok(Loaded { entry: start, stack_pointer: img.sp, brk_start: exe_map.end, interp_base })
+    Ok(Loaded {
+        entry: start,
+        stack_pointer: img.sp,
+        brk_start: exe_map.end,
+        interp_base,
+    })
 }
 
 fn spacetab(c: u8) -> bool {
@@ -339,7 +379,8 @@ pub fn parse_shebang(head: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     let buf_end = BINPRM_BUF_SIZE - 1;
     // Both searches are inclusive of `last`, as in the kernel.
     let next_non_spacetab = |first: usize, last: usize| (first..=last).find(|&i| !spacetab(buf[i]));
-    let next_terminator = |first: usize, last: usize| (first..=last).find(|&i| spacetab(buf[i]) || buf[i] == 0);
+    let next_terminator =
+        |first: usize, last: usize| (first..=last).find(|&i| spacetab(buf[i]) || buf[i] == 0);
 
     // strnchr() stops at the first NUL.
     let nul = buf.iter().position(|&c| c == 0).unwrap_or(BINPRM_BUF_SIZE);

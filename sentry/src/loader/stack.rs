@@ -77,7 +77,12 @@ pub struct AuxInfo {
 /// E2BIG if a string is too long, there are too many, or all the strings and
 /// pointers do not fit in a quarter of the stack rlimit (bounded to
 /// [128 KiB, 6 MiB]). `argv` must already have its empty-argv fix-up applied.
-pub fn check_arg_limits(argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8], rlim_stack: u64) -> Result<(), Errno> {
+pub fn check_arg_limits(
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    execfn: &[u8],
+    rlim_stack: u64,
+) -> Result<(), Errno> {
     if argv.len() > MAX_ARG_STRINGS || envp.len() > MAX_ARG_STRINGS {
         return Err(Errno::E2BIG);
     }
@@ -88,7 +93,12 @@ pub fn check_arg_limits(argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8], rlim_
     }
     let limit = limit - ptr_size;
     let mut total: u64 = 0;
-    for s in argv.iter().chain(envp.iter()).map(|s| s.as_slice()).chain(std::iter::once(execfn)) {
+    for s in argv
+        .iter()
+        .chain(envp.iter())
+        .map(|s| s.as_slice())
+        .chain(std::iter::once(execfn))
+    {
         let len = s.len() + 1;
         if len > MAX_ARG_STRLEN {
             return Err(Errno::E2BIG);

@@ -35,7 +35,9 @@ struct VecFile(Vec<u8>);
 
 impl fs::ReadAt for VecFile {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let Ok(off) = usize::try_from(off) else { return Ok(0) };
+        let Ok(off) = usize::try_from(off) else {
+            return Ok(0);
+        };
         if off >= self.0.len() {
             return Ok(0);
         }
@@ -54,7 +56,9 @@ impl fs::ReadAt for HostFile {
 }
 
 fn host_file(path: &Path) -> Result<Arc<dyn fs::ReadAt>, Errno> {
-    Ok(Arc::new(HostFile(std::fs::File::open(path).map_err(Errno::from)?)))
+    Ok(Arc::new(HostFile(
+        std::fs::File::open(path).map_err(Errno::from)?,
+    )))
 }
 
 fn host_interp(p: &[u8]) -> Result<Arc<dyn fs::ReadAt>, Errno> {
@@ -71,7 +75,11 @@ fn no_interp(_: &[u8]) -> Result<Arc<dyn fs::ReadAt>, Errno> {
     Err(Errno::ENOENT)
 }
 
-fn args<'a>(mm: &'a MemoryManager, file: Arc<dyn fs::ReadAt>, open_interp: &'a OpenInterp<'a>) -> LoadArgs<'a> {
+fn args<'a>(
+    mm: &'a MemoryManager,
+    file: Arc<dyn fs::ReadAt>,
+    open_interp: &'a OpenInterp<'a>,
+) -> LoadArgs<'a> {
     LoadArgs {
         mm,
         file,
@@ -149,7 +157,10 @@ fn parse_stack(mm: &MemoryManager, sp: u64) -> InitialStack {
 /// Checks the common stack contents of a load with `args()`.
 fn check_stack(mm: &MemoryManager, l: &Loaded, exe: &Elf, bias: u64) -> InitialStack {
     let st = parse_stack(mm, l.stack_pointer);
-    assert_eq!(st.argv, vec![b"prog".to_vec(), b"-x".to_vec(), b"hello world".to_vec()]);
+    assert_eq!(
+        st.argv,
+        vec![b"prog".to_vec(), b"-x".to_vec(), b"hello world".to_vec()]
+    );
     assert_eq!(st.envp, vec![b"PATH=/bin".to_vec(), b"HOME=/".to_vec()]);
     let keys: Vec<u64> = st.auxv.iter().map(|(k, _)| *k).collect();
     let mut dedup = keys.clone();
@@ -160,7 +171,10 @@ fn check_stack(mm: &MemoryManager, l: &Loaded, exe: &Elf, bias: u64) -> InitialS
     assert_eq!(st.aux(AT_CLKTCK), Some(100));
     assert_eq!(st.aux(AT_PHENT), Some(56));
     assert_eq!(st.aux(AT_PHNUM), Some(exe.header.e_phnum as u64));
-    assert_eq!(st.aux(AT_ENTRY), Some(exe.header.e_entry.wrapping_add(bias)));
+    assert_eq!(
+        st.aux(AT_ENTRY),
+        Some(exe.header.e_entry.wrapping_add(bias))
+    );
     assert_eq!(st.aux(AT_BASE), Some(l.interp_base));
     assert_eq!(st.aux(AT_FLAGS), Some(0));
     assert_eq!(st.aux(AT_UID), Some(1000));
@@ -168,7 +182,10 @@ fn check_stack(mm: &MemoryManager, l: &Loaded, exe: &Elf, bias: u64) -> InitialS
     assert_eq!(st.aux(AT_GID), Some(2000));
     assert_eq!(st.aux(AT_EGID), Some(2001));
     assert_eq!(st.aux(AT_SECURE), Some(0));
-    assert_eq!(st.aux(AT_HWCAP), Some(std::arch::x86_64::__cpuid(1).edx as u64));
+    assert_eq!(
+        st.aux(AT_HWCAP),
+        Some(std::arch::x86_64::__cpuid(1).edx as u64)
+    );
     assert!(st.aux(AT_SYSINFO_EHDR).is_none());
     assert!(st.aux(AT_MINSIGSTKSZ).unwrap() >= 2048);
     let phdr = st.aux(AT_PHDR).unwrap();
@@ -183,7 +200,10 @@ fn check_stack(mm: &MemoryManager, l: &Loaded, exe: &Elf, bias: u64) -> InitialS
     let top = MAX_ADDR - PAGE_SIZE;
     assert!(execfn < top && top - execfn < 64);
     assert_eq!(read_u64(mm, top - 8), 0);
-    assert!(mm.vmas().iter().any(|v| v.end == top && v.prot & libc::PROT_WRITE != 0));
+    assert!(mm
+        .vmas()
+        .iter()
+        .any(|v| v.end == top && v.prot & libc::PROT_WRITE != 0));
     st
 }
 
@@ -193,23 +213,53 @@ fn check_segments(mm: &MemoryManager, e: &Elf, file: &[u8], bias: u64) {
         let addr = ph.p_vaddr.wrapping_add(bias);
         let off = ph.p_offset as usize;
         let want = &file[off..(off + ph.p_filesz as usize).min(file.len())];
-        assert_eq!(read_bytes(mm, addr, want.len()), want, "segment at {:#x}", ph.p_vaddr);
+        assert_eq!(
+            read_bytes(mm, addr, want.len()),
+            want,
+            "segment at {:#x}",
+            ph.p_vaddr
+        );
         if ph.p_memsz > ph.p_filesz {
             let bss = addr + ph.p_filesz;
-            let len = (page_up(bss).unwrap() - bss).max(1).min(ph.p_memsz - ph.p_filesz);
-            assert!(read_bytes(mm, bss, len as usize).iter().all(|&b| b == 0), "bss at {bss:#x}");
+            let len = (page_up(bss).unwrap() - bss)
+                .max(1)
+                .min(ph.p_memsz - ph.p_filesz);
+            assert!(
+                read_bytes(mm, bss, len as usize).iter().all(|&b| b == 0),
+                "bss at {bss:#x}"
+            );
             let last = addr + ph.p_memsz - 1;
             assert_eq!(read_bytes(mm, last, 1), [0]);
         }
-        let vma = mm.vmas().into_iter().find(|v| v.start <= addr && addr < v.end).unwrap();
+        let vma = mm
+            .vmas()
+            .into_iter()
+            .find(|v| v.start <= addr && addr < v.end)
+            .unwrap();
         assert_eq!(vma.prot, ph.prot());
     }
 }
 
 // ---------- synthetic ELF images ----------
 
-fn ph(p_type: u32, p_flags: u32, p_offset: u64, p_vaddr: u64, p_filesz: u64, p_memsz: u64) -> ProgramHeader {
-    ProgramHeader { p_type, p_flags, p_offset, p_vaddr, p_paddr: p_vaddr, p_filesz, p_memsz, p_align: 0x1000 }
+fn ph(
+    p_type: u32,
+    p_flags: u32,
+    p_offset: u64,
+    p_vaddr: u64,
+    p_filesz: u64,
+    p_memsz: u64,
+) -> ProgramHeader {
+    ProgramHeader {
+        p_type,
+        p_flags,
+        p_offset,
+        p_vaddr,
+        p_paddr: p_vaddr,
+        p_filesz,
+        p_memsz,
+        p_align: 0x1000,
+    }
 }
 
 fn build_elf(e_type: u16, entry: u64, phdrs: &[ProgramHeader], len: usize) -> Vec<u8> {
@@ -275,7 +325,9 @@ fn synthetic(e_type: u16, base: u64, interp: Option<&[u8]>) -> Vec<u8> {
 }
 
 fn loaded_vma_at(mm: &MemoryManager, addr: u64) -> Option<crate::mm::Vma> {
-    mm.vmas().into_iter().find(|v| v.start <= addr && addr < v.end)
+    mm.vmas()
+        .into_iter()
+        .find(|v| v.start <= addr && addr < v.end)
 }
 
 #[test]
@@ -346,7 +398,10 @@ fn synthetic_with_interp() {
     check_segments(&mm, &elf::parse(&ld).unwrap(), &ld, l.interp_base);
     let st = check_stack(&mm, &l, &e, base);
     assert_eq!(st.aux(AT_BASE), Some(l.interp_base));
-    assert_eq!(loaded_vma_at(&mm, l.interp_base).unwrap().name, b"/lib/ld.so");
+    assert_eq!(
+        loaded_vma_at(&mm, l.interp_base).unwrap().name,
+        b"/lib/ld.so"
+    );
 }
 
 // ---------- host binaries ----------
@@ -362,7 +417,10 @@ fn parse_host_true() {
     assert!(interp.starts_with(b"/"));
     assert!(e.loads().count() >= 2);
     assert_eq!(e.phdr_bytes.len(), e.header.e_phnum as usize * 56);
-    assert_eq!(&data[e.header.e_phoff as usize..][..e.phdr_bytes.len()], &e.phdr_bytes[..]);
+    assert_eq!(
+        &data[e.header.e_phoff as usize..][..e.phdr_bytes.len()],
+        &e.phdr_bytes[..]
+    );
     assert!(!e.exec_stack);
 }
 
@@ -377,7 +435,11 @@ fn load_host(path: &Path) -> (MemoryManager, Loaded, Elf, Vec<u8>) {
 #[test]
 fn load_host_true() {
     let (mm, l, e, data) = load_host(Path::new("/bin/true"));
-    let bias = if e.header.e_type == ET_DYN { 0x5555_5555_4000 - e.span().unwrap().0 } else { 0 };
+    let bias = if e.header.e_type == ET_DYN {
+        0x5555_5555_4000 - e.span().unwrap().0
+    } else {
+        0
+    };
     check_segments(&mm, &e, &data, bias);
     let st = check_stack(&mm, &l, &e, bias);
     let interp_path = e.interp.clone().unwrap();
@@ -388,7 +450,10 @@ fn load_host_true() {
     assert_eq!(l.entry, ie.header.e_entry + l.interp_base);
     assert_eq!(st.aux(AT_BASE), Some(l.interp_base));
     check_segments(&mm, &ie, &idata, l.interp_base);
-    assert_eq!(l.brk_start, page_up(e.loads().map(|p| p.p_vaddr + p.p_memsz).max().unwrap() + bias).unwrap());
+    assert_eq!(
+        l.brk_start,
+        page_up(e.loads().map(|p| p.p_vaddr + p.p_memsz).max().unwrap() + bias).unwrap()
+    );
     if let Some(p) = e.phdrs.iter().find(|p| p.p_type == PT_PHDR) {
         assert_eq!(st.aux(AT_PHDR), Some(p.p_vaddr + bias));
     }
@@ -406,10 +471,15 @@ impl Drop for TempDir {
 /// Compiles a trivial C program with `flags`; None if there is no working gcc.
 fn compile(flags: &[&str]) -> Option<(TempDir, PathBuf)> {
     let tag = flags.join("").replace('-', "_");
-    let dir = TempDir(std::env::temp_dir().join(format!("loader-test-{}-{tag}", std::process::id())));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("loader-test-{}-{tag}", std::process::id())));
     std::fs::create_dir_all(&dir.0).ok()?;
     let src = dir.0.join("t.c");
-    std::fs::write(&src, "int x[1000]; int y = 5; int main(void) { return x[3] + y; }\n").ok()?;
+    std::fs::write(
+        &src,
+        "int x[1000]; int y = 5; int main(void) { return x[3] + y; }\n",
+    )
+    .ok()?;
     let out = dir.0.join("t");
     let st = std::process::Command::new("gcc")
         .args(flags)
@@ -492,20 +562,40 @@ fn rejects_non_elf() {
 
 #[test]
 fn rejects_bad_segments() {
-    let text = |filesz, memsz, off, vaddr| vec![ph(PT_LOAD, PF_R | PF_X, off, vaddr, filesz, memsz)];
-    let e = |phdrs: Vec<ProgramHeader>| elf::parse(&build_elf(ET_EXEC, 0x401000, &phdrs, 0x2000)).map(|_| ());
+    let text =
+        |filesz, memsz, off, vaddr| vec![ph(PT_LOAD, PF_R | PF_X, off, vaddr, filesz, memsz)];
+    let e = |phdrs: Vec<ProgramHeader>| {
+        elf::parse(&build_elf(ET_EXEC, 0x401000, &phdrs, 0x2000)).map(|_| ())
+    };
     assert_eq!(e(text(0x200, 0x100, 0, 0x400000)), Err(Errno::EINVAL));
     assert_eq!(e(text(0x100, 0x100, 0x10, 0x400000)), Err(Errno::EINVAL));
     assert_eq!(e(text(0x100, u64::MAX, 0, 0x400000)), Err(Errno::EINVAL));
-    assert_eq!(e(text(0x100, 0x100, 0, u64::MAX - 0x10)), Err(Errno::EINVAL));
-    assert_eq!(e(text(u64::MAX, u64::MAX, 0x1000, 0x1000)), Err(Errno::EINVAL));
+    assert_eq!(
+        e(text(0x100, 0x100, 0, u64::MAX - 0x10)),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        e(text(u64::MAX, u64::MAX, 0x1000, 0x1000)),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(e(text(0x100, 0x100, 0, 0x400000)), Ok(()));
     // Parsed fine but not loadable: no PT_LOAD at all; below mmap_min_addr; beyond the top.
-    assert_eq!(load_err(build_elf(ET_EXEC, 0, &[ph(PT_NOTE, 0, 0, 0, 0, 0)], 0x1000)), Errno::ENOEXEC);
-    assert_eq!(load_err(build_elf(ET_EXEC, 0, &text(0x100, 0x100, 0, 0), 0x1000)), Errno::EPERM);
+    assert_eq!(
+        load_err(build_elf(ET_EXEC, 0, &[ph(PT_NOTE, 0, 0, 0, 0, 0)], 0x1000)),
+        Errno::ENOEXEC
+    );
+    assert_eq!(
+        load_err(build_elf(ET_EXEC, 0, &text(0x100, 0x100, 0, 0), 0x1000)),
+        Errno::EPERM
+    );
     assert!(load(args(
         &new_mm(),
-        Arc::new(VecFile(build_elf(ET_EXEC, 0, &text(0x100, 0x100, 0, 0x7fff_ffff_0000), 0x1000))),
+        Arc::new(VecFile(build_elf(
+            ET_EXEC,
+            0,
+            &text(0x100, 0x100, 0, 0x7fff_ffff_0000),
+            0x1000
+        ))),
         &no_interp
     ))
     .is_err());
@@ -523,12 +613,21 @@ fn rejects_bad_interp() {
         f
     };
     // Not NUL terminated, too short, too long, past EOF, empty.
-    assert_eq!(elf::parse(&interp(b"/ld.so", 6)).unwrap_err(), Errno::ENOEXEC);
+    assert_eq!(
+        elf::parse(&interp(b"/ld.so", 6)).unwrap_err(),
+        Errno::ENOEXEC
+    );
     assert_eq!(elf::parse(&interp(b"/", 1)).unwrap_err(), Errno::ENOEXEC);
-    assert_eq!(elf::parse(&interp(b"/ld", 4097)).unwrap_err(), Errno::ENOEXEC);
+    assert_eq!(
+        elf::parse(&interp(b"/ld", 4097)).unwrap_err(),
+        Errno::ENOEXEC
+    );
     assert_eq!(elf::parse(&interp(b"/ld", 0x900)).unwrap_err(), Errno::EIO);
     assert_eq!(elf::parse(&interp(b"\0\0", 2)).unwrap_err(), Errno::ENOEXEC);
-    assert_eq!(elf::parse(&interp(b"/ld.so\0", 7)).unwrap().interp.unwrap(), b"/ld.so");
+    assert_eq!(
+        elf::parse(&interp(b"/ld.so\0", 7)).unwrap().interp.unwrap(),
+        b"/ld.so"
+    );
     // Two PT_INTERPs.
     let mut two = interp(b"/ld.so\0", 7);
     let phdrs = [
@@ -543,10 +642,18 @@ fn rejects_bad_interp() {
     // The interpreter cannot be opened / is not ELF.
     let exe = interp(b"/ld.so\0", 7);
     let mm = new_mm();
-    assert_eq!(load(args(&mm, Arc::new(VecFile(exe.clone())), &no_interp)).unwrap_err(), Errno::ENOENT);
-    let garbage = |_: &[u8]| -> Result<Arc<dyn fs::ReadAt>, Errno> { Ok(Arc::new(VecFile(b"#!/bin/sh\n".to_vec()))) };
+    assert_eq!(
+        load(args(&mm, Arc::new(VecFile(exe.clone())), &no_interp)).unwrap_err(),
+        Errno::ENOENT
+    );
+    let garbage = |_: &[u8]| -> Result<Arc<dyn fs::ReadAt>, Errno> {
+        Ok(Arc::new(VecFile(b"#!/bin/sh\n".to_vec())))
+    };
     let mm = new_mm();
-    assert_eq!(load(args(&mm, Arc::new(VecFile(exe)), &garbage)).unwrap_err(), Errno::ELIBBAD);
+    assert_eq!(
+        load(args(&mm, Arc::new(VecFile(exe)), &garbage)).unwrap_err(),
+        Errno::ELIBBAD
+    );
 }
 
 #[test]
@@ -615,10 +722,14 @@ fn stack_alignment_all_parities() {
                     secure: false,
                     random: [7; 16],
                 };
-                let img = stack::build(0x7fff_0000, 0x7ff0_0000, &argv, &envp, b"/x", &aux).unwrap();
+                let img =
+                    stack::build(0x7fff_0000, 0x7ff0_0000, &argv, &envp, b"/x", &aux).unwrap();
                 assert_eq!(img.sp % 16, 0);
                 assert_eq!(img.sp + img.bytes.len() as u64, 0x7fff_0000);
-                assert_eq!(u64::from_le_bytes(img.bytes[..8].try_into().unwrap()), argc as u64);
+                assert_eq!(
+                    u64::from_le_bytes(img.bytes[..8].try_into().unwrap()),
+                    argc as u64
+                );
             }
         }
     }
@@ -638,7 +749,10 @@ fn some(i: &str, a: Option<&str>) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
 fn shebang() {
     assert_eq!(sb(b"#!/bin/sh\n"), some("/bin/sh", None));
     assert_eq!(sb(b"#!/bin/sh\necho hi\n"), some("/bin/sh", None));
-    assert_eq!(sb(b"#! /usr/bin/env  python3 -u \n"), some("/usr/bin/env", Some("python3 -u")));
+    assert_eq!(
+        sb(b"#! /usr/bin/env  python3 -u \n"),
+        some("/usr/bin/env", Some("python3 -u"))
+    );
     assert_eq!(sb(b"#!\t/bin/bash\t-e\t\n"), some("/bin/bash", Some("-e")));
     assert_eq!(sb(b"#!/bin/sh \n"), some("/bin/sh", None));
     assert_eq!(sb(b"#!/bin/sh -x -y\r\n"), some("/bin/sh", Some("-x -y\r")));
@@ -679,7 +793,11 @@ fn mutate(mut img: Vec<u8>, muts: &[(usize, u8)]) -> Vec<u8> {
     let len = img.len();
     for &(i, v) in muts {
         // Bias mutations towards the headers.
-        let i = if i % 4 == 0 { i % len } else { i % (64 + 6 * 56) };
+        let i = if i % 4 == 0 {
+            i % len
+        } else {
+            i % (64 + 6 * 56)
+        };
         img[i] = v;
     }
     img

@@ -16,6 +16,9 @@ pub use vma::{MmapOpts, MmapSource, Vma};
 /// Lowest address mmap hands out or accepts for MAP_FIXED (vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
+/// Every protection bit.
+pub const PROT_ALL: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+
 /// Chunk size for filling file-backed mappings.
 const FILL_CHUNK: usize = 1 << 20;
 
@@ -48,7 +51,12 @@ impl MemoryManager {
             mf,
             space,
             max_addr,
-            inner: Mutex::new(Inner { vmas: BTreeMap::new(), brk_start: 0, brk: 0, mmap_base: max_addr }),
+            inner: Mutex::new(Inner {
+                vmas: BTreeMap::new(),
+                brk_start: 0,
+                brk: 0,
+                mmap_base: max_addr,
+            }),
         }
     }
 
@@ -96,7 +104,11 @@ impl MemoryManager {
             }
             let end = opts.addr.checked_add(len).ok_or(Errno::ENOMEM)?;
             if end > self.max_addr || opts.addr < MMAP_MIN_ADDR {
-                return Err(if opts.addr < MMAP_MIN_ADDR { Errno::EPERM } else { Errno::ENOMEM });
+                return Err(if opts.addr < MMAP_MIN_ADDR {
+                    Errno::EPERM
+                } else {
+                    Errno::ENOMEM
+                });
             }
             if opts.noreplace && Self::overlaps(&inner, opts.addr, end) {
                 return Err(Errno::EEXIST);
@@ -121,12 +133,27 @@ impl MemoryManager {
             self.mf.release(off, len);
             return Err(platform_err(e));
         }
-        let vma = Vma { start: addr, end: addr + len, prot: opts.prot, shared: opts.shared, mf_offset: off, file, name };
+        let vma = Vma {
+            start: addr,
+            end: addr + len,
+            prot: opts.prot,
+            max_prot: opts.max_prot,
+            shared: opts.shared,
+            mf_offset: off,
+            file,
+            name,
+        };
         inner.vmas.insert(addr, vma);
         Ok(addr)
     }
 
-    fn fill_from_file(&self, off: u64, len: u64, file: &dyn fs::ReadAt, file_off: u64) -> Result<(), Errno> {
+    fn fill_from_file(
+        &self,
+        off: u64,
+        len: u64,
+        file: &dyn fs::ReadAt,
+        file_off: u64,
+    ) -> Result<(), Errno> {
         let mut buf = vec![0u8; FILL_CHUNK.min(len as usize)];
         let mut done = 0u64;
         while done < len {
@@ -142,12 +169,17 @@ impl MemoryManager {
     }
 
     fn overlaps(inner: &Inner, start: u64, end: u64) -> bool {
-        inner.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+        inner
+            .vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
     }
 
     /// Top-down first fit below mmap_base, honouring a free hint.
     fn find_free(&self, inner: &Inner, hint: u64, len: u64) -> Result<u64, Errno> {
-        if hint >= MMAP_MIN_ADDR && hint.checked_add(len).is_some_and(|e| e <= self.max_addr)
+        if hint >= MMAP_MIN_ADDR
+            && hint.checked_add(len).is_some_and(|e| e <= self.max_addr)
             && !Self::overlaps(inner, hint, hint + len)
         {
             return Ok(hint);
@@ -178,7 +210,9 @@ impl MemoryManager {
 
     /// Splits VMAs so that `at` is a boundary.
     fn split_at(inner: &mut Inner, at: u64) {
-        let Some((&s, v)) = inner.vmas.range_mut(..at).next_back() else { return };
+        let Some((&s, v)) = inner.vmas.range_mut(..at).next_back() else {
+            return;
+        };
         if v.end > at && s < at {
             let upper = v.split_off(at);
             inner.vmas.insert(at, upper);
@@ -220,7 +254,14 @@ impl MemoryManager {
         if addr % PAGE_SIZE != 0 {
             return Err(Errno::EINVAL);
         }
-        if prot & !(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) != 0 {
+        if prot
+            & !(libc::PROT_READ
+                | libc::PROT_WRITE
+                | libc::PROT_EXEC
+                | libc::PROT_GROWSDOWN
+                | libc::PROT_GROWSUP)
+            != 0
+        {
             return Err(Errno::EINVAL);
         }
         let prot = prot & (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC);
@@ -230,7 +271,7 @@ impl MemoryManager {
         }
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut inner = self.inner.lock().unwrap();
-        // Every page of the range must be mapped.
+        // Every page of the range must be mapped, and may take `prot`.
         let mut cur = addr;
         for (_, v) in inner.vmas.range(..end) {
             if v.end <= cur {
@@ -238,6 +279,9 @@ impl MemoryManager {
             }
             if v.start > cur {
                 return Err(Errno::ENOMEM);
+            }
+            if prot & !v.max_prot != 0 {
+                return Err(Errno::EACCES);
             }
             cur = v.end;
         }
@@ -254,7 +298,14 @@ impl MemoryManager {
     }
 
     /// mremap(2). `new_addr` is used with MREMAP_FIXED.
-    pub fn mremap(&self, old: u64, old_len: u64, new_len: u64, flags: i32, new_addr: u64) -> Result<u64, Errno> {
+    pub fn mremap(
+        &self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: i32,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
         let may_move = flags & libc::MREMAP_MAYMOVE != 0;
         let fixed = flags & libc::MREMAP_FIXED != 0;
         if old % PAGE_SIZE != 0
@@ -302,8 +353,12 @@ impl MemoryManager {
         let grow_end = old.checked_add(new_len).filter(|e| *e <= self.max_addr);
         if !fixed && old_end == vma.end {
             if let Some(ge) = grow_end {
-                if !Self::overlaps(&inner, old_end, ge) && self.mf.try_extend(mf_off, old_len, new_len) {
-                    self.space.map(old_end, ge - old_end, mf_off + old_len, vma.prot).map_err(platform_err)?;
+                if !Self::overlaps(&inner, old_end, ge)
+                    && self.mf.try_extend(mf_off, old_len, new_len)
+                {
+                    self.space
+                        .map(old_end, ge - old_end, mf_off + old_len, vma.prot)
+                        .map_err(platform_err)?;
                     Self::split_at(&mut inner, old);
                     inner.vmas.get_mut(&old).unwrap().end = ge;
                     return Ok(old);
@@ -326,11 +381,20 @@ impl MemoryManager {
             self.mf.release(off, new_len);
             return Err(platform_err(e));
         }
-        let file = vma.file.as_ref().map(|(f, o)| (f.clone(), o + (old - vstart)));
+        let file = vma
+            .file
+            .as_ref()
+            .map(|(f, o)| (f.clone(), o + (old - vstart)));
         self.unmap_locked(&mut inner, old, old_len)?;
         inner.vmas.insert(
             dest,
-            Vma { start: dest, end: dest + new_len, prot: vma.prot, shared: vma.shared, mf_offset: off, file, name: vma.name },
+            Vma {
+                start: dest,
+                end: dest + new_len,
+                mf_offset: off,
+                file,
+                ..vma
+            },
         );
         Ok(dest)
     }
@@ -351,7 +415,9 @@ impl MemoryManager {
                 return cur;
             }
             let len = new_top - old_top;
-            let Ok(off) = self.mf.allocate(len) else { return cur };
+            let Ok(off) = self.mf.allocate(len) else {
+                return cur;
+            };
             let prot = libc::PROT_READ | libc::PROT_WRITE;
             if self.space.map(old_top, len, off, prot).is_err() {
                 self.mf.release(off, len);
@@ -359,9 +425,22 @@ impl MemoryManager {
             }
             inner.vmas.insert(
                 old_top,
-                Vma { start: old_top, end: new_top, prot, shared: false, mf_offset: off, file: None, name: b"[heap]".to_vec() },
+                Vma {
+                    start: old_top,
+                    end: new_top,
+                    prot,
+                    max_prot: PROT_ALL,
+                    shared: false,
+                    mf_offset: off,
+                    file: None,
+                    name: b"[heap]".to_vec(),
+                },
             );
-        } else if new_top < old_top && self.unmap_locked(&mut inner, new_top, old_top - new_top).is_err() {
+        } else if new_top < old_top
+            && self
+                .unmap_locked(&mut inner, new_top, old_top - new_top)
+                .is_err()
+        {
             return cur;
         }
         inner.brk = addr;
@@ -378,10 +457,20 @@ impl MemoryManager {
         let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
         match advice {
             libc::MADV_DONTNEED | libc::MADV_FREE => {}
-            libc::MADV_NORMAL | libc::MADV_RANDOM | libc::MADV_SEQUENTIAL | libc::MADV_WILLNEED
-            | libc::MADV_DONTFORK | libc::MADV_DOFORK | libc::MADV_HUGEPAGE | libc::MADV_NOHUGEPAGE
-            | libc::MADV_DONTDUMP | libc::MADV_DODUMP | libc::MADV_MERGEABLE | libc::MADV_UNMERGEABLE
-            | libc::MADV_COLD | libc::MADV_PAGEOUT => return self.check_mapped(addr, end),
+            libc::MADV_NORMAL
+            | libc::MADV_RANDOM
+            | libc::MADV_SEQUENTIAL
+            | libc::MADV_WILLNEED
+            | libc::MADV_DONTFORK
+            | libc::MADV_DOFORK
+            | libc::MADV_HUGEPAGE
+            | libc::MADV_NOHUGEPAGE
+            | libc::MADV_DONTDUMP
+            | libc::MADV_DODUMP
+            | libc::MADV_MERGEABLE
+            | libc::MADV_UNMERGEABLE
+            | libc::MADV_COLD
+            | libc::MADV_PAGEOUT => return self.check_mapped(addr, end),
             _ => return Err(Errno::EINVAL),
         }
         let inner = self.inner.lock().unwrap();
@@ -453,7 +542,10 @@ impl MemoryManager {
                 return Err(Errno::EFAULT);
             }
             let e = v.end.min(end);
-            f(v.mf_offset + (cur - v.start), (cur - addr) as usize..(e - addr) as usize);
+            f(
+                v.mf_offset + (cur - v.start),
+                (cur - addr) as usize..(e - addr) as usize,
+            );
             cur = e;
         }
         Ok(())
@@ -462,12 +554,16 @@ impl MemoryManager {
     /// Copies workload memory at `addr` into `buf`.
     pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let len = buf.len();
-        self.for_each_piece(addr, len, libc::PROT_READ, |off, r| self.mf.read_at(off, &mut buf[r]))
+        self.for_each_piece(addr, len, libc::PROT_READ, |off, r| {
+            self.mf.read_at(off, &mut buf[r])
+        })
     }
 
     /// Copies `buf` to workload memory at `addr`.
     pub fn copy_out(&self, addr: u64, buf: &[u8]) -> Result<(), Errno> {
-        self.for_each_piece(addr, buf.len(), libc::PROT_WRITE, |off, r| self.mf.write_at(off, &buf[r]))
+        self.for_each_piece(addr, buf.len(), libc::PROT_WRITE, |off, r| {
+            self.mf.write_at(off, &buf[r])
+        })
     }
 
     /// Writes `buf` even into read-only mappings (the loader fills its own pages).

@@ -48,14 +48,20 @@ fn copy_in_out_and_efault() {
     mm.copy_in(a + PAGE_SIZE - 2, &mut b).unwrap();
     assert_eq!(&b, b"hello");
     assert_eq!(mm.copy_in(0, &mut b), Err(Errno::EFAULT));
-    assert_eq!(mm.copy_in(a + 3 * PAGE_SIZE - 2, &mut b), Err(Errno::EFAULT));
+    assert_eq!(
+        mm.copy_in(a + 3 * PAGE_SIZE - 2, &mut b),
+        Err(Errno::EFAULT)
+    );
     assert_eq!(mm.copy_in(u64::MAX - 2, &mut b), Err(Errno::EFAULT));
     mm.mprotect(a, PAGE_SIZE, libc::PROT_READ).unwrap();
     assert_eq!(mm.copy_out(a, b"x"), Err(Errno::EFAULT));
     mm.copy_out(a + 2 * PAGE_SIZE - 1, &[0]).unwrap();
     mm.copy_out(a + 2 * PAGE_SIZE, b"abc\0").unwrap();
     assert_eq!(mm.copy_in_string(a + 2 * PAGE_SIZE, 10).unwrap(), b"abc");
-    assert_eq!(mm.copy_in_string(a + 2 * PAGE_SIZE, 2), Err(Errno::ENAMETOOLONG));
+    assert_eq!(
+        mm.copy_in_string(a + 2 * PAGE_SIZE, 2),
+        Err(Errno::ENAMETOOLONG)
+    );
 }
 
 #[test]
@@ -74,14 +80,30 @@ fn brk_grows_and_shrinks() {
 #[test]
 fn mremap_grow_move_shrink() {
     let mm = new_mm();
-    let a = mm.mmap(MmapOpts { addr: BASE, fixed: true, ..MmapOpts::anon(PAGE_SIZE, RW) }).unwrap();
+    let a = mm
+        .mmap(MmapOpts {
+            addr: BASE,
+            fixed: true,
+            ..MmapOpts::anon(PAGE_SIZE, RW)
+        })
+        .unwrap();
     mm.copy_out(a, b"keep").unwrap();
     // Grows in place when free.
     assert_eq!(mm.mremap(a, PAGE_SIZE, 2 * PAGE_SIZE, 0, 0).unwrap(), a);
     // Blocked by a neighbour: ENOMEM without MAYMOVE, moves with it.
-    mm.mmap(MmapOpts { addr: a + 2 * PAGE_SIZE, fixed: true, ..MmapOpts::anon(PAGE_SIZE, RW) }).unwrap();
-    assert_eq!(mm.mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, 0, 0), Err(Errno::ENOMEM));
-    let b = mm.mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, libc::MREMAP_MAYMOVE, 0).unwrap();
+    mm.mmap(MmapOpts {
+        addr: a + 2 * PAGE_SIZE,
+        fixed: true,
+        ..MmapOpts::anon(PAGE_SIZE, RW)
+    })
+    .unwrap();
+    assert_eq!(
+        mm.mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, 0, 0),
+        Err(Errno::ENOMEM)
+    );
+    let b = mm
+        .mremap(a, 2 * PAGE_SIZE, 4 * PAGE_SIZE, libc::MREMAP_MAYMOVE, 0)
+        .unwrap();
     assert_ne!(a, b);
     let mut k = [0u8; 4];
     mm.copy_in(b, &mut k).unwrap();
@@ -89,8 +111,14 @@ fn mremap_grow_move_shrink() {
     assert_eq!(mm.copy_in(a, &mut k), Err(Errno::EFAULT));
     assert_eq!(mm.mremap(b, 4 * PAGE_SIZE, PAGE_SIZE, 0, 0).unwrap(), b);
     assert_eq!(mm.copy_in(b + PAGE_SIZE, &mut k), Err(Errno::EFAULT));
-    assert_eq!(mm.mremap(b + 1, PAGE_SIZE, PAGE_SIZE, 0, 0), Err(Errno::EINVAL));
-    assert_eq!(mm.mremap(0x5000_0000, PAGE_SIZE, 2 * PAGE_SIZE, 0, 0), Err(Errno::EFAULT));
+    assert_eq!(
+        mm.mremap(b + 1, PAGE_SIZE, PAGE_SIZE, 0, 0),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mm.mremap(0x5000_0000, PAGE_SIZE, 2 * PAGE_SIZE, 0, 0),
+        Err(Errno::EFAULT)
+    );
 }
 
 #[test]
@@ -102,36 +130,81 @@ fn madvise_dontneed_zeroes() {
     let mut k = [1u8; 4];
     mm.copy_in(a, &mut k).unwrap();
     assert_eq!(k, [0; 4]);
-    assert_eq!(mm.madvise(a + 1, PAGE_SIZE, libc::MADV_DONTNEED), Err(Errno::EINVAL));
+    assert_eq!(
+        mm.madvise(a + 1, PAGE_SIZE, libc::MADV_DONTNEED),
+        Err(Errno::EINVAL)
+    );
 }
 
 #[test]
 fn mmap_argument_errors() {
     let mm = new_mm();
     assert_eq!(mm.mmap(MmapOpts::anon(0, RW)), Err(Errno::EINVAL));
-    assert_eq!(mm.mmap(MmapOpts { addr: BASE + 1, fixed: true, ..MmapOpts::anon(1, RW) }), Err(Errno::EINVAL));
+    assert_eq!(
+        mm.mmap(MmapOpts {
+            addr: BASE + 1,
+            fixed: true,
+            ..MmapOpts::anon(1, RW)
+        }),
+        Err(Errno::EINVAL)
+    );
     assert_eq!(mm.mmap(MmapOpts::anon(u64::MAX, RW)), Err(Errno::ENOMEM));
-    mm.mmap(MmapOpts { addr: BASE, fixed: true, ..MmapOpts::anon(1, RW) }).unwrap();
-    assert_eq!(mm.mmap(MmapOpts { addr: BASE, noreplace: true, ..MmapOpts::anon(1, RW) }), Err(Errno::EEXIST));
+    mm.mmap(MmapOpts {
+        addr: BASE,
+        fixed: true,
+        ..MmapOpts::anon(1, RW)
+    })
+    .unwrap();
+    assert_eq!(
+        mm.mmap(MmapOpts {
+            addr: BASE,
+            noreplace: true,
+            ..MmapOpts::anon(1, RW)
+        }),
+        Err(Errno::EEXIST)
+    );
     assert_eq!(mm.munmap(BASE + 1, 1), Err(Errno::EINVAL));
     assert_eq!(mm.munmap(BASE, 0), Err(Errno::EINVAL));
 }
 
 #[derive(Clone, Debug)]
 enum Op {
-    Map { page: u64, pages: u64, prot: i32 },
-    Unmap { page: u64, pages: u64 },
-    Protect { page: u64, pages: u64, prot: i32 },
-    Remap { page: u64, pages: u64, new_pages: u64 },
+    Map {
+        page: u64,
+        pages: u64,
+        prot: i32,
+    },
+    Unmap {
+        page: u64,
+        pages: u64,
+    },
+    Protect {
+        page: u64,
+        pages: u64,
+        prot: i32,
+    },
+    Remap {
+        page: u64,
+        pages: u64,
+        new_pages: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let prot = prop_oneof![Just(0), Just(libc::PROT_READ), Just(RW)];
     prop_oneof![
-        (0..48u64, 1..8u64, prot.clone()).prop_map(|(page, pages, prot)| Op::Map { page, pages, prot }),
+        (0..48u64, 1..8u64, prot.clone()).prop_map(|(page, pages, prot)| Op::Map {
+            page,
+            pages,
+            prot
+        }),
         (0..48u64, 1..8u64).prop_map(|(page, pages)| Op::Unmap { page, pages }),
         (0..48u64, 1..8u64, prot).prop_map(|(page, pages, prot)| Op::Protect { page, pages, prot }),
-        (0..48u64, 1..4u64, 1..8u64).prop_map(|(page, pages, new_pages)| Op::Remap { page, pages, new_pages }),
+        (0..48u64, 1..4u64, 1..8u64).prop_map(|(page, pages, new_pages)| Op::Remap {
+            page,
+            pages,
+            new_pages
+        }),
     ]
 }
 

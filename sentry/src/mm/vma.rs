@@ -8,7 +8,11 @@ pub enum MmapSource {
     /// Zero-filled memory.
     Anonymous,
     /// A file's bytes from `offset` (copied in at map time; zeros past EOF).
-    File { file: Arc<dyn fs::ReadAt>, offset: u64, name: Vec<u8> },
+    File {
+        file: Arc<dyn fs::ReadAt>,
+        offset: u64,
+        name: Vec<u8>,
+    },
 }
 
 /// Arguments of one mmap.
@@ -24,13 +28,25 @@ pub struct MmapOpts {
     pub noreplace: bool,
     /// MAP_SHARED (vs MAP_PRIVATE).
     pub shared: bool,
+    /// The most mprotect may grant later (Linux's VM_MAY*): a shared mapping of a
+    /// file not open for writing can never become writable.
+    pub max_prot: i32,
     pub source: MmapSource,
 }
 
 impl MmapOpts {
     /// Anonymous private read-write memory at a kernel-chosen address.
     pub fn anon(len: u64, prot: i32) -> MmapOpts {
-        MmapOpts { addr: 0, len, prot, fixed: false, noreplace: false, shared: false, source: MmapSource::Anonymous }
+        MmapOpts {
+            addr: 0,
+            len,
+            prot,
+            fixed: false,
+            noreplace: false,
+            shared: false,
+            max_prot: super::PROT_ALL,
+            source: MmapSource::Anonymous,
+        }
     }
 }
 
@@ -40,6 +56,8 @@ pub struct Vma {
     pub start: u64,
     pub end: u64,
     pub prot: i32,
+    /// See [`MmapOpts::max_prot`].
+    pub max_prot: i32,
     pub shared: bool,
     /// Memory-file offset backing `start`.
     pub mf_offset: u64,
@@ -66,6 +84,7 @@ impl Vma {
             start: at,
             end: self.end,
             prot: self.prot,
+            max_prot: self.max_prot,
             shared: self.shared,
             mf_offset: self.mf_offset + delta,
             file: self.file.as_ref().map(|(f, o)| (f.clone(), o + delta)),
