@@ -144,3 +144,41 @@ impl SyscallTable for Table {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The syscalls issue 2 asks for (rseq is deliberately absent: ENOSYS is what
+    /// glibc expects from a kernel without it).
+    const REQUIRED: &[&str] = &[
+        "read", "write", "readv", "writev", "pread64", "pwrite64", "openat", "open", "close", "lseek",
+        "fstat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink",
+        "readlinkat", "getdents64", "getcwd", "chdir", "fchdir", "dup", "dup2", "dup3", "fcntl", "ioctl",
+        "mmap", "munmap", "mprotect", "mremap", "brk", "madvise", "arch_prctl", "set_tid_address",
+        "set_robust_list", "prlimit64", "getrlimit", "getrandom", "uname", "getpid", "getppid", "gettid",
+        "getuid", "geteuid", "getgid", "getegid", "getgroups", "clock_gettime", "clock_getres",
+        "gettimeofday", "time", "nanosleep", "clock_nanosleep", "sched_getaffinity", "sched_yield",
+        "rt_sigaction", "rt_sigprocmask", "sigaltstack", "exit", "exit_group", "umask", "sysinfo",
+    ];
+
+    #[test]
+    fn required_syscalls_are_registered() {
+        let t = table();
+        let names: Vec<&str> = (0..=abi::sysno::MAX).filter_map(|nr| t.get(nr).map(|s| s.name)).collect();
+        for r in REQUIRED {
+            assert!(names.contains(r), "{r} is not implemented");
+        }
+        assert!(t.get(abi::sysno::RSEQ).is_none());
+    }
+
+    #[test]
+    fn strace_formats_match_arity() {
+        let t = table();
+        for nr in 0..=abi::sysno::MAX {
+            if let Some(s) = t.get(nr) {
+                assert!(s.args.len() <= 6, "{}", s.name);
+            }
+        }
+    }
+}
