@@ -283,6 +283,49 @@ impl Rlimit {
     }
 }
 
+/// `struct statfs` (x86-64, 120 bytes); also what the gofer reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatFs {
+    pub fs_type: u64,
+    pub bsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub fsid: u64,
+    pub namelen: u64,
+    pub frsize: u64,
+    pub flags: u64,
+}
+
+/// `ST_RDONLY` in `f_flags`.
+pub const ST_RDONLY: u64 = 1;
+
+impl StatFs {
+    pub const SIZE: usize = 120;
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut e = Encoder::with_capacity(Self::SIZE);
+        for v in [
+            self.fs_type,
+            self.bsize,
+            self.blocks,
+            self.bfree,
+            self.bavail,
+            self.files,
+            self.ffree,
+            self.fsid,
+            self.namelen,
+            self.frsize,
+            self.flags,
+        ] {
+            e.u64(v);
+        }
+        e.zeros(32);
+        e.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,40 +52,4 @@ pub trait Inode: Send + Sync {
     fn statfs(&self) -> Result<StatFs, Errno>;
 }
 
-/// `struct statfs` (x86-64, 120 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatFs {
-    pub fs_type: u64,
-    pub bsize: u64,
-    pub blocks: u64,
-    pub bfree: u64,
-    pub bavail: u64,
-    pub files: u64,
-    pub ffree: u64,
-    pub fsid: u64,
-    pub namelen: u64,
-    pub frsize: u64,
-    pub flags: u64,
-}
-
-/// `ST_RDONLY` in `f_flags`.
-pub const ST_RDONLY: u64 = 1;
-
-impl StatFs {
-    pub const SIZE: usize = 120;
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut e = abi::linux::Encoder::with_capacity(Self::SIZE);
-        e.u64(self.fs_type)
-            .u64(self.bsize)
-            .u64(self.blocks)
-            .u64(self.bfree)
-            .u64(self.bavail);
-        e.u64(self.files)
-            .u64(self.ffree)
-            .u64(self.fsid)
-            .u64(self.namelen)
-            .u64(self.frsize);
-        e.u64(self.flags).zeros(32);
-        e.finish()
-    }
-}
+pub use abi::linux::{StatFs, ST_RDONLY};

@@ -59,20 +59,7 @@ impl RemoteFs for gofer::Client {
             .collect())
     }
     fn statfs(&self, h: Handle) -> Result<StatFs, Errno> {
-        let s = gofer::Client::statfs(self, h)?;
-        Ok(StatFs {
-            fs_type: s.fs_type,
-            bsize: s.bsize,
-            blocks: s.blocks,
-            bfree: s.bfree,
-            bavail: s.bavail,
-            files: s.files,
-            ffree: s.ffree,
-            fsid: s.fsid,
-            namelen: s.namelen,
-            frsize: s.frsize,
-            flags: s.flags,
-        })
+        gofer::Client::statfs(self, h)
     }
     fn close(&self, h: Handle) {
         gofer::Client::close(self, h)

@@ -31,21 +31,7 @@ pub struct Dirent {
     pub name: Vec<u8>,
 }
 
-/// File-system statistics (statfs(2) fields, widened to u64).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatFs {
-    pub fs_type: u64,
-    pub bsize: u64,
-    pub blocks: u64,
-    pub bfree: u64,
-    pub bavail: u64,
-    pub files: u64,
-    pub ffree: u64,
-    pub fsid: u64,
-    pub namelen: u64,
-    pub frsize: u64,
-    pub flags: u64,
-}
+pub use abi::linux::StatFs;
 
 /// Sentry -> gofer.
 #[derive(Clone, Debug, PartialEq, Eq)]

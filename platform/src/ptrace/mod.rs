@@ -70,7 +70,17 @@ fn ptrace(
         )
     };
     if r < 0 {
-        return Err(PlatformError::last("ptrace"));
+        let op = match req {
+            libc::PTRACE_ATTACH => "ptrace(PTRACE_ATTACH)",
+            libc::PTRACE_SETOPTIONS => "ptrace(PTRACE_SETOPTIONS)",
+            libc::PTRACE_GETREGS => "ptrace(PTRACE_GETREGS)",
+            libc::PTRACE_SETREGS => "ptrace(PTRACE_SETREGS)",
+            libc::PTRACE_CONT => "ptrace(PTRACE_CONT)",
+            libc::PTRACE_SYSEMU => "ptrace(PTRACE_SYSEMU)",
+            libc::PTRACE_GETSIGINFO => "ptrace(PTRACE_GETSIGINFO)",
+            _ => "ptrace",
+        };
+        return Err(PlatformError::last(op));
     }
     Ok(r)
 }
@@ -283,6 +293,33 @@ fn stub_seccomp_filter(stub_addr: u64) -> Vec<libc::sock_filter> {
     ]
 }
 
+extern "C" {
+    /// glibc (>= 2.35): offset of the thread's rseq area from the thread pointer.
+    static __rseq_offset: isize;
+    /// glibc: size of the registered rseq area; 0 when glibc did not register one.
+    static __rseq_size: u32;
+}
+
+/// The rseq signature glibc registers with.
+const RSEQ_SIG: u32 = 0x5305_3053;
+
+/// The calling thread's rseq registration (area, length), if glibc made one. A
+/// forked child inherits it, and once the stub unmaps the area the kernel's rseq
+/// updates would fault, so the master drops it first.
+fn current_rseq() -> Option<(u64, u32)> {
+    // SAFETY: reading glibc's exported, immutable-after-startup variables.
+    let (off, size) = unsafe { (__rseq_offset, __rseq_size) };
+    if size == 0 {
+        return None;
+    }
+    let tp: u64;
+    // SAFETY: on x86-64 glibc the thread pointer's first word points to itself.
+    unsafe {
+        std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
+    };
+    Some((tp.wrapping_add(off as u64), size.max(32)))
+}
+
 /// The creator thread: forks the master stub (so it is the master's parent and
 /// tracer) and clones new stubs from it on request.
 fn creator_thread(
@@ -292,6 +329,7 @@ fn creator_thread(
     ready: mpsc::Sender<Result<(), PlatformError>>,
 ) {
     let filter = stub_seccomp_filter(layout.stub_addr);
+    let rseq = current_rseq();
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,
@@ -305,7 +343,27 @@ fn creator_thread(
     }
     if pid == 0 {
         // SAFETY: see above; this is the child and never returns to Rust code.
-        unsafe { master_child(layout.stub_addr, memfd, &prog) }
+        unsafe { master_child(layout.stub_addr, memfd, &prog, rseq) }
+    }
+    // Wait until the master has confined itself and stopped in the stub before
+    // attaching: attaching earlier could stop it halfway through its setup.
+    let confined = loop {
+        let mut status = 0;
+        // SAFETY: plain syscall on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+        if r == pid {
+            if libc::WIFSTOPPED(status) {
+                break Ok(());
+            }
+            break Err(PlatformError::StubDied(describe_exit(status)));
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break Err(PlatformError::last("waitpid"));
+        }
+    };
+    if let Err(e) = confined {
+        let _ = ready.send(Err(e));
+        return;
     }
     let master = match StubThread::attach(pid) {
         Ok(t) => t,
@@ -362,7 +420,20 @@ fn creator_thread(
 ///
 /// # Safety
 /// Must only be called in a freshly forked child.
-unsafe fn master_child(stub_addr: u64, memfd: i32, prog: &libc::sock_fprog) -> ! {
+unsafe fn master_child(
+    stub_addr: u64,
+    memfd: i32,
+    prog: &libc::sock_fprog,
+    rseq: Option<(u64, u32)>,
+) -> ! {
+    if let Some((area, len)) = rseq {
+        const RSEQ_FLAG_UNREGISTER: i32 = 1;
+        if libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0
+            && libc::syscall(libc::SYS_rseq, area, 32u32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0
+        {
+            libc::_exit(102);
+        }
+    }
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     // Out of the caller's session and process group: terminal signals must not
     // reach stubs.

@@ -272,21 +272,10 @@ impl MemoryManager {
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut inner = self.inner.lock().unwrap();
         // Every page of the range must be mapped, and may take `prot`.
-        let mut cur = addr;
-        for (_, v) in inner.vmas.range(..end) {
-            if v.end <= cur {
-                continue;
-            }
-            if v.start > cur {
-                return Err(Errno::ENOMEM);
-            }
+        for v in Self::covering(&inner, addr, end)? {
             if prot & !v.max_prot != 0 {
                 return Err(Errno::EACCES);
             }
-            cur = v.end;
-        }
-        if cur < end {
-            return Err(Errno::ENOMEM);
         }
         Self::split_at(&mut inner, addr);
         Self::split_at(&mut inner, end);
@@ -474,33 +463,28 @@ impl MemoryManager {
             _ => return Err(Errno::EINVAL),
         }
         let inner = self.inner.lock().unwrap();
-        let mut cur = addr;
-        for (_, v) in inner.vmas.range(..end) {
-            if v.end <= addr {
+        for v in Self::covering(&inner, addr, end)? {
+            if v.shared {
                 continue;
-            }
-            if v.start > cur {
-                return Err(Errno::ENOMEM);
             }
             let s = v.start.max(addr);
             let e = v.end.min(end);
-            if !v.shared {
-                let off = v.mf_offset + (s - v.start);
-                self.mf.punch(off, e - s);
-                if let Some((f, fo)) = &v.file {
-                    self.fill_from_file(off, e - s, f.as_ref(), fo + (s - v.start))?;
-                }
+            let off = v.mf_offset + (s - v.start);
+            self.mf.punch(off, e - s);
+            if let Some((f, fo)) = &v.file {
+                self.fill_from_file(off, e - s, f.as_ref(), fo + (s - v.start))?;
             }
-            cur = e;
-        }
-        if cur < end {
-            return Err(Errno::ENOMEM);
         }
         Ok(())
     }
 
     fn check_mapped(&self, addr: u64, end: u64) -> Result<(), Errno> {
-        let inner = self.inner.lock().unwrap();
+        Self::covering(&self.inner.lock().unwrap(), addr, end).map(|_| ())
+    }
+
+    /// The VMAs overlapping `[addr, end)`, or ENOMEM if any page of it is unmapped.
+    fn covering(inner: &Inner, addr: u64, end: u64) -> Result<Vec<&Vma>, Errno> {
+        let mut out = Vec::new();
         let mut cur = addr;
         for (_, v) in inner.vmas.range(..end) {
             if v.end <= cur {
@@ -510,12 +494,12 @@ impl MemoryManager {
                 return Err(Errno::ENOMEM);
             }
             cur = v.end;
+            out.push(v);
         }
         if cur < end {
-            Err(Errno::ENOMEM)
-        } else {
-            Ok(())
+            return Err(Errno::ENOMEM);
         }
+        Ok(out)
     }
 
     /// Calls `f(mf_offset, buf_range)` for each VMA piece of `[addr, addr+len)`,
