@@ -22,6 +22,7 @@ pub mod perm;
 pub mod remote;
 pub mod synthetic;
 pub mod vfs;
+pub mod waiter;
 
 #[cfg(test)]
 mod tests;

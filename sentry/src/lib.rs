@@ -5,6 +5,7 @@ pub mod futex;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod signal;
 pub mod task;
 
 pub use kernel::{Kernel, SyscallTable};

@@ -67,6 +67,8 @@ pub struct Task {
     /// The workload's registers while the sentry handles an event.
     pub regs: Regs,
     ctx: Box<dyn Context>,
+    /// Where this task sleeps in blocking calls; signals interrupt it.
+    waiter: Arc<fs::waiter::Waiter>,
     /// Blocked signals (bit n-1 for signal n).
     pub signal_mask: u64,
     pub sigactions: [SigAction; 64],
@@ -100,6 +102,8 @@ impl Task {
         creds: Credentials,
     ) -> Result<Task, platform::PlatformError> {
         let ctx = kernel.platform.new_context()?;
+        let waiter = fs::waiter::Waiter::new()
+            .map_err(|e| platform::PlatformError::Host { op: "eventfd", errno: e.raw_os_error().unwrap_or(0) })?;
         let tid = kernel.alloc_tid();
         Ok(Task {
             kernel,
@@ -112,6 +116,7 @@ impl Task {
             creds,
             regs: platform::zeroed_regs(),
             ctx,
+            waiter,
             signal_mask: 0,
             sigactions: [SigAction::default(); 64],
             altstack: (0, libc::SS_DISABLE, 0),
@@ -163,6 +168,17 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// The waiter blocking calls sleep on (see `fs::waiter::block`).
+    pub fn waiter(&self) -> &Arc<fs::waiter::Waiter> {
+        &self.waiter
+    }
+
+    /// Sends `sig` to this task (as Linux's send_sig to current, e.g. SIGPIPE on
+    /// EPIPE).
+    pub fn send_signal_to_self(&mut self, sig: i32) {
+        crate::signal::send_to_self(self, sig);
     }
 
     /// Copies `buf.len()` bytes from workload address `addr`.

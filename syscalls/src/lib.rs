@@ -8,6 +8,8 @@ mod sys_file;
 mod sys_futex;
 mod sys_misc;
 mod sys_mm;
+mod sys_pipe;
+mod sys_poll;
 mod sys_process;
 mod sys_signal;
 
@@ -99,6 +101,8 @@ pub fn table() -> Arc<Table> {
     sys_file::register(&mut t);
     sys_futex::register(&mut t);
     sys_mm::register(&mut t);
+    sys_pipe::register(&mut t);
+    sys_poll::register(&mut t);
     sys_misc::register(&mut t);
     sys_process::register(&mut t);
     sys_signal::register(&mut t);
