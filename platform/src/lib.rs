@@ -6,6 +6,7 @@
 
 pub mod host;
 pub mod memfile;
+pub mod null;
 pub mod ptrace;
 
 pub use ptrace::initial_regs;
@@ -101,6 +102,16 @@ pub trait AddressSpace: Send + Sync {
     fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError>;
     /// Changes the protection of `[va, va+len)`.
     fn protect(&self, va: u64, len: u64, prot: Prot) -> Result<(), PlatformError>;
+    /// Prepares execution resources for another task that will share this address
+    /// space (a thread, or a vfork child). Called on the creating task's host
+    /// thread; the new task's host thread passes the token to `attach_thread`.
+    fn new_thread(&self) -> Result<u64, PlatformError>;
+    /// Makes the calling host thread able to run in (and update) this address
+    /// space, with the resources `new_thread` prepared.
+    fn attach_thread(&self, token: u64) -> Result<(), PlatformError>;
+    /// The calling host thread's task stops using this address space (it exits or
+    /// execs); its execution resources are freed.
+    fn release_thread(&self);
     /// For platform implementations to recover their concrete type.
     fn as_any(&self) -> &dyn Any;
 }
@@ -111,4 +122,20 @@ pub trait Context: Send {
     /// workload's registers on return.
     fn switch(&mut self, space: &dyn AddressSpace, regs: &mut Regs)
         -> Result<Event, PlatformError>;
+    /// A handle other threads use to make a running `switch` return `Interrupted`
+    /// (or the next one return it at once).
+    fn interrupter(&self) -> Arc<dyn Interrupter>;
+    /// The task's FPU/vector state as an XSAVE area (for signal frames, fork).
+    fn fpu_state(&mut self, space: &dyn AddressSpace) -> Result<Vec<u8>, PlatformError>;
+    /// Replaces the task's FPU/vector state with an XSAVE area from `fpu_state`.
+    fn set_fpu_state(
+        &mut self,
+        space: &dyn AddressSpace,
+        state: &[u8],
+    ) -> Result<(), PlatformError>;
+}
+
+/// Interrupts a task's execution context from another thread.
+pub trait Interrupter: Send + Sync {
+    fn interrupt(&self);
 }

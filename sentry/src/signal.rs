@@ -4,7 +4,10 @@ use crate::task::{ExitStatus, Task};
 
 /// Signals whose default action is to do nothing.
 pub fn default_ignored(sig: i32) -> bool {
-    matches!(sig, libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH)
+    matches!(
+        sig,
+        libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH
+    )
 }
 
 /// Sends `sig` to the calling task. Until delivery to handlers exists, only

@@ -102,8 +102,10 @@ impl Task {
         creds: Credentials,
     ) -> Result<Task, platform::PlatformError> {
         let ctx = kernel.platform.new_context()?;
-        let waiter = fs::waiter::Waiter::new()
-            .map_err(|e| platform::PlatformError::Host { op: "eventfd", errno: e.raw_os_error().unwrap_or(0) })?;
+        let waiter = fs::waiter::Waiter::new().map_err(|e| platform::PlatformError::Host {
+            op: "eventfd",
+            errno: e.raw_os_error().unwrap_or(0),
+        })?;
         let tid = kernel.alloc_tid();
         Ok(Task {
             kernel,

@@ -13,10 +13,13 @@ mod stub;
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use crate::{AddressSpace, Context, Event, MemoryFile, Platform, PlatformError, Prot, Regs};
+use crate::{
+    AddressSpace, Context, Event, Interrupter, MemoryFile, Platform, PlatformError, Prot, Regs,
+};
 
 /// One past the highest user address on x86-64 with 4-level paging.
 pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
@@ -111,6 +114,23 @@ fn attach(tid: i32) -> Result<(), PlatformError> {
     Ok(())
 }
 
+/// Seizes `tid` (parked in the stub's pause loop) for the calling thread and
+/// waits for the interrupt stop. Unlike PTRACE_ATTACH this sends no SIGSTOP.
+fn seize(tid: i32) -> Result<(), PlatformError> {
+    let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
+    ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)?;
+    ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)?;
+    loop {
+        let status = wait(tid)?;
+        if libc::WIFSTOPPED(status) {
+            return Ok(());
+        }
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            return Err(PlatformError::StubDied(describe_exit(status)));
+        }
+    }
+}
+
 /// Pins the calling (tracer) thread and stub thread `tid` to one CPU.
 ///
 /// Every workload syscall is a round trip between the two; on the same CPU it is a
@@ -171,9 +191,20 @@ struct StubThread {
 }
 
 impl StubThread {
+    /// Attaches to the master (stopped by itself in the stub's stop loop).
     fn attach(tid: i32) -> Result<StubThread, PlatformError> {
         attach(tid)?;
+        Self::adopt(tid)
+    }
+
+    /// Seizes a new stub process or thread parked in the stub.
+    fn seize(tid: i32) -> Result<StubThread, PlatformError> {
+        seize(tid)?;
         pin_with_tracer(tid);
+        Self::adopt(tid)
+    }
+
+    fn adopt(tid: i32) -> Result<StubThread, PlatformError> {
         let mut template = crate::zeroed_regs();
         get_regs(tid, &mut template)?;
         Ok(StubThread { tid, template })
@@ -182,18 +213,24 @@ impl StubThread {
     /// Resumes with `req` (PTRACE_CONT or PTRACE_SYSEMU) until a stop that is not
     /// a stray SIGSTOP (left over from attaching) or an asynchronous host signal,
     /// which are suppressed. Returns the stop signal.
-    fn resume(&self, req: libc::c_uint) -> Result<i32, PlatformError> {
+    ///
+    /// With `interruptible`, a SIGSTOP (the sentry's kick, see [`Kick`]) ends the
+    /// run and is returned.
+    fn resume(&self, req: libc::c_uint, interruptible: bool) -> Result<i32, PlatformError> {
         loop {
             ptrace(req, self.tid, 0, 0)?;
             let status = wait(self.tid)?;
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
                 return Err(PlatformError::StubDied(describe_exit(status)));
             }
-            if !libc::WIFSTOPPED(status) {
+            if !libc::WIFSTOPPED(status) || status >> 16 != 0 {
+                // Not stopped, or a PTRACE_EVENT stop (group-stop of a seized
+                // thread): nothing the workload did.
                 continue;
             }
             let sig = libc::WSTOPSIG(status);
             match sig {
+                libc::SIGSTOP if interruptible => return Ok(sig),
                 s if s == libc::SIGTRAP | 0x80 => return Ok(s),
                 libc::SIGTRAP | libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL => {
                     return Ok(sig)
@@ -216,7 +253,7 @@ impl StubThread {
         r.r8 = args[4];
         r.r9 = args[5];
         set_regs(self.tid, &r)?;
-        let sig = self.resume(libc::PTRACE_CONT)?;
+        let sig = self.resume(libc::PTRACE_CONT, false)?;
         if sig != libc::SIGTRAP {
             return Err(PlatformError::StubDied(format!(
                 "injected syscall {nr} stopped with signal {sig}"
@@ -271,6 +308,14 @@ impl Ptrace {
             layout,
             creator: Mutex::new(tx),
         }))
+    }
+
+    /// A context without a platform reference (tests).
+    #[cfg(test)]
+    fn new_context_static() -> Box<dyn Context> {
+        Box::new(PtraceContext {
+            kick: Arc::new(Kick::default()),
+        })
     }
 
     fn clone_stub(&self) -> Result<i32, PlatformError> {
@@ -440,7 +485,7 @@ fn creator_thread(
             r.r10 = 0;
             r.r8 = 0;
             set_regs(master.tid, &r)?;
-            let sig = master.resume(libc::PTRACE_CONT)?;
+            let sig = master.resume(libc::PTRACE_CONT, false)?;
             if sig != libc::SIGTRAP {
                 return Err(PlatformError::StubDied(format!(
                     "master stopped with signal {sig}"
@@ -536,7 +581,7 @@ impl Platform for Ptrace {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
         let pid = self.clone_stub()?;
-        let thread = match StubThread::attach(pid) {
+        let thread = match StubThread::seize(pid) {
             Ok(t) => t,
             Err(e) => {
                 // SAFETY: plain syscall on the stub we just created.
@@ -555,7 +600,9 @@ impl Platform for Ptrace {
     }
 
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
-        Ok(Box::new(PtraceContext))
+        Ok(Box::new(PtraceContext {
+            kick: Arc::new(Kick::default()),
+        }))
     }
 }
 
@@ -569,19 +616,20 @@ pub struct PtraceAddressSpace {
 }
 
 impl PtraceAddressSpace {
-    fn with_thread<T>(
-        &self,
-        f: impl FnOnce(&StubThread) -> Result<T, PlatformError>,
-    ) -> Result<T, PlatformError> {
+    fn current(&self) -> Result<Arc<StubThread>, PlatformError> {
         let t = self.threads.lock().unwrap().get(&host_tid()).cloned();
-        let t = t.ok_or(PlatformError::StubDied(
+        t.ok_or(PlatformError::StubDied(
             "no stub thread for this host thread".into(),
-        ))?;
-        f(&t)
+        ))
     }
 
-    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<(), PlatformError> {
-        let r = self.with_thread(|t| t.inject(&self.layout, nr, args))?;
+    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        let t = self.current()?;
+        t.inject(&self.layout, nr, args)
+    }
+
+    fn inject_ok(&self, nr: i64, args: [u64; 6]) -> Result<(), PlatformError> {
+        let r = self.inject(nr, args)?;
         if r < 0 {
             return Err(PlatformError::Host {
                 op: "stub syscall",
@@ -595,18 +643,77 @@ impl PtraceAddressSpace {
 impl AddressSpace for PtraceAddressSpace {
     fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        self.inject(
+        self.inject_ok(
             libc::SYS_mmap,
             [va, len, prot as u64, flags, self.memfd as u64, offset],
         )
     }
 
     fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
-        self.inject(libc::SYS_munmap, [va, len, 0, 0, 0, 0])
+        self.inject_ok(libc::SYS_munmap, [va, len, 0, 0, 0, 0])
     }
 
     fn protect(&self, va: u64, len: u64, prot: Prot) -> Result<(), PlatformError> {
-        self.inject(libc::SYS_mprotect, [va, len, prot as u64, 0, 0, 0])
+        self.inject_ok(libc::SYS_mprotect, [va, len, prot as u64, 0, 0, 0])
+    }
+
+    fn new_thread(&self) -> Result<u64, PlatformError> {
+        // A host thread of the stub process, parked in the stub until seized.
+        let flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM) as u64;
+        let t = self.current()?;
+        let mut r = t.template;
+        r.rip = self.layout.clone_addr;
+        r.rax = libc::SYS_clone as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = flags;
+        r.rsi = 0;
+        r.rdx = 0;
+        r.r10 = 0;
+        r.r8 = 0;
+        set_regs(t.tid, &r)?;
+        let sig = t.resume(libc::PTRACE_CONT, false)?;
+        if sig != libc::SIGTRAP {
+            return Err(PlatformError::StubDied(format!(
+                "stub thread clone stopped with signal {sig}"
+            )));
+        }
+        get_regs(t.tid, &mut r)?;
+        let tid = r.rax as i64;
+        if tid < 0 {
+            return Err(PlatformError::Host {
+                op: "clone stub thread",
+                errno: -tid as i32,
+            });
+        }
+        Ok(tid as u64)
+    }
+
+    fn attach_thread(&self, token: u64) -> Result<(), PlatformError> {
+        let tid = token as i32;
+        let t = StubThread::seize(tid)?;
+        self.threads.lock().unwrap().insert(host_tid(), Arc::new(t));
+        Ok(())
+    }
+
+    fn release_thread(&self) {
+        let Some(t) = self.threads.lock().unwrap().remove(&host_tid()) else {
+            return;
+        };
+        // Only this thread of the stub process exits; the process (and its
+        // memory) stays for the tasks still using it.
+        let mut r = t.template;
+        r.rip = self.layout.syscall_addr;
+        r.rax = libc::SYS_exit as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = 0;
+        if set_regs(t.tid, &r).is_ok() && ptrace(libc::PTRACE_CONT, t.tid, 0, 0).is_ok() {
+            let _ = wait(t.tid);
+        }
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -618,20 +725,57 @@ impl Drop for PtraceAddressSpace {
     fn drop(&mut self) {
         // SAFETY: plain syscall on our stub process.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        // Reap it if this thread is its tracer; otherwise the tracer's exit detaches
-        // it and the master (ignoring SIGCHLD) lets it go.
+        // Reap the threads this host thread traces; the others are detached when
+        // their tracers exit, and the master (ignoring SIGCHLD) lets them go.
+        let me = host_tid();
         let threads = self.threads.get_mut().unwrap();
-        if threads.contains_key(&host_tid()) {
-            for t in threads.values() {
-                let _ = wait(t.tid);
-            }
+        if let Some(t) = threads.get(&me) {
+            let _ = wait(t.tid);
+        }
+    }
+}
+
+/// Lets other sentry threads stop a task that is running workload code: they
+/// send its stub thread a SIGSTOP, which the tracer sees as an interrupt.
+#[derive(Default)]
+struct Kick {
+    /// Set by `interrupt`; consumed by the next switch.
+    requested: AtomicBool,
+    /// The stub (process, thread) while the workload runs.
+    running: Mutex<Option<(i32, i32)>>,
+}
+
+impl Interrupter for Kick {
+    fn interrupt(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        if let Some((pid, tid)) = *self.running.lock().unwrap() {
+            // SAFETY: plain syscall; the stub thread is ours.
+            unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGSTOP) };
         }
     }
 }
 
 /// A task's execution context: the host thread itself; the stub thread it runs
 /// in is found through the address space.
-struct PtraceContext;
+struct PtraceContext {
+    kick: Arc<Kick>,
+}
+
+fn downcast(space: &dyn AddressSpace) -> Result<&PtraceAddressSpace, PlatformError> {
+    space
+        .as_any()
+        .downcast_ref::<PtraceAddressSpace>()
+        .ok_or(PlatformError::StubDied("not a ptrace address space".into()))
+}
+
+/// NT_X86_XSTATE: the regset holding the XSAVE area.
+const NT_X86_XSTATE: usize = 0x202;
+
+/// Size of the XSAVE area for the host's enabled features (CPUID.(EAX=0xD,ECX=0).EBX).
+pub fn xsave_size() -> usize {
+    let r = std::arch::x86_64::__cpuid_count(0xd, 0);
+    (r.ebx as usize).max(512 + 64)
+}
 
 impl Context for PtraceContext {
     fn switch(
@@ -639,33 +783,83 @@ impl Context for PtraceContext {
         space: &dyn AddressSpace,
         regs: &mut Regs,
     ) -> Result<Event, PlatformError> {
-        let space = space
-            .as_any()
-            .downcast_ref::<PtraceAddressSpace>()
-            .ok_or(PlatformError::StubDied("not a ptrace address space".into()))?;
-        space.with_thread(|t| {
+        let space = downcast(space)?;
+        let t = space.current()?;
+        *self.kick.running.lock().unwrap() = Some((space.pid, t.tid));
+        if self.kick.requested.swap(false, Ordering::SeqCst) {
+            *self.kick.running.lock().unwrap() = None;
+            return Ok(Event::Interrupted);
+        }
+        let res = (|| {
             set_regs(t.tid, regs)?;
-            let sig = t.resume(libc::PTRACE_SYSEMU)?;
-            get_regs(t.tid, regs)?;
-            if sig == libc::SIGTRAP | 0x80 {
-                return Ok(Event::Syscall);
-            }
-            // SAFETY: siginfo_t is plain data; GETSIGINFO fills it.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            ptrace(
-                libc::PTRACE_GETSIGINFO,
-                t.tid,
-                0,
-                &mut info as *mut _ as usize,
-            )?;
-            // SAFETY: si_addr is valid to read for the fault signals we stop on.
-            let addr = unsafe { info.si_addr() } as u64;
-            Ok(Event::Fault {
-                signo: sig,
-                code: info.si_code,
-                addr,
-            })
+            t.resume(libc::PTRACE_SYSEMU, true)
+        })();
+        *self.kick.running.lock().unwrap() = None;
+        let sig = res?;
+        get_regs(t.tid, regs)?;
+        if sig == libc::SIGTRAP | 0x80 {
+            return Ok(Event::Syscall);
+        }
+        if sig == libc::SIGSTOP {
+            self.kick.requested.store(false, Ordering::SeqCst);
+            return Ok(Event::Interrupted);
+        }
+        // SAFETY: siginfo_t is plain data; GETSIGINFO fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        ptrace(
+            libc::PTRACE_GETSIGINFO,
+            t.tid,
+            0,
+            &mut info as *mut _ as usize,
+        )?;
+        // SAFETY: si_addr is valid to read for the fault signals we stop on.
+        let addr = unsafe { info.si_addr() } as u64;
+        Ok(Event::Fault {
+            signo: sig,
+            code: info.si_code,
+            addr,
         })
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupter> {
+        self.kick.clone()
+    }
+
+    fn fpu_state(&mut self, space: &dyn AddressSpace) -> Result<Vec<u8>, PlatformError> {
+        let t = downcast(space)?.current()?;
+        let mut buf = vec![0u8; xsave_size()];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        ptrace(
+            libc::PTRACE_GETREGSET,
+            t.tid,
+            NT_X86_XSTATE,
+            &mut iov as *mut _ as usize,
+        )?;
+        buf.truncate(iov.iov_len);
+        Ok(buf)
+    }
+
+    fn set_fpu_state(
+        &mut self,
+        space: &dyn AddressSpace,
+        state: &[u8],
+    ) -> Result<(), PlatformError> {
+        let t = downcast(space)?.current()?;
+        let mut buf = state.to_vec();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        ptrace(
+            libc::PTRACE_SETREGSET,
+            t.tid,
+            NT_X86_XSTATE,
+            &mut iov as *mut _ as usize,
+        )?;
+        Ok(())
     }
 }
 
@@ -677,6 +871,7 @@ pub fn initial_regs(entry: u64, sp: u64) -> Regs {
     r.cs = 0x33;
     r.ss = 0x2b;
     r.eflags = 0x202;
+    r.orig_rax = u64::MAX;
     r
 }
 

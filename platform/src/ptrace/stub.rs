@@ -6,8 +6,9 @@
 //! - `start`: the master, after fork: unmaps everything but this page, then stops.
 //! - `stop`: `kill(getpid(), SIGSTOP)` in a loop; a new stub waits here to be attached.
 //! - `syscall`: `syscall; int3`: where the sentry injects map/unmap/protect calls.
-//! - `clone`: `syscall` (clone) then the child sets PDEATHSIG and stops; the
-//!   parent (the master) traps with int3.
+//! - `clone`: `syscall` (clone) then the child sets PDEATHSIG and parks in
+//!   `pause()` until it is seized; the parent traps with int3. Used both on the
+//!   master (new stub processes) and on a stub thread (new stub threads).
 
 use std::arch::global_asm;
 
@@ -47,12 +48,16 @@ global_asm!(
     "syscall",
     "test rax, rax",
     "jnz 2f",
-    // child: prctl(PR_SET_PDEATHSIG, SIGKILL), then wait to be attached.
+    // child (a new stub process or thread): prctl(PR_SET_PDEATHSIG, SIGKILL),
+    // then park in pause() until a tracer seizes and interrupts it.
     "mov eax, 157",
     "mov edi, 1",
     "mov esi, 9",
     "syscall",
-    "jmp runsc_stub_stop",
+    "3:",
+    "mov eax, 34",
+    "syscall",
+    "jmp 3b",
     "2:",
     "int3",
     ".globl runsc_stub_end",

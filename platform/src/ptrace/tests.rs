@@ -67,3 +67,74 @@ fn runs_code_and_catches_syscalls_and_faults() {
     drop(space);
     drop(space2);
 }
+
+/// x86-64 code: loop { getpid() }.
+const LOOP: &[u8] = &[
+    0xb8, 0x27, 0x00, 0x00, 0x00, // mov eax, 39
+    0x0f, 0x05, // syscall
+    0xeb, 0xf7, // jmp -9
+];
+
+/// x86-64 code: spin forever without syscalls.
+const SPIN: &[u8] = &[0xeb, 0xfe];
+
+#[test]
+fn threads_interrupts_and_fpu() {
+    let mf = Arc::new(MemoryFile::new(1 << 30).unwrap());
+    let p = Ptrace::new(mf.clone()).unwrap();
+    let space = p.new_address_space().unwrap();
+    let off = mf.allocate(4096).unwrap();
+    mf.write_at(off, LOOP);
+    mf.write_at(off + 64, SPIN);
+    space
+        .map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
+    let mut ctx = p.new_context().unwrap();
+    let mut regs = initial_regs(0x400000, 0);
+    assert_eq!(
+        ctx.switch(space.as_ref(), &mut regs).unwrap(),
+        Event::Syscall
+    );
+
+    // FPU state round-trips (MXCSR lives at byte 24 of the XSAVE area).
+    let mut fpu = ctx.fpu_state(space.as_ref()).unwrap();
+    assert!(fpu.len() >= 512);
+    fpu[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    ctx.set_fpu_state(space.as_ref(), &fpu).unwrap();
+
+    // A second task's thread shares the address space.
+    let token = space.new_thread().unwrap();
+    let s2 = space.clone();
+    let handle = std::thread::spawn(move || {
+        s2.attach_thread(token).unwrap();
+        let mut ctx = Ptrace::new_context_static();
+        let mut regs = initial_regs(0x400000 + 64, 0);
+        let kick = ctx.interrupter();
+        let k2 = kick.clone();
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            k2.interrupt();
+        });
+        // The spinning thread is stopped by the interrupt.
+        assert_eq!(
+            ctx.switch(s2.as_ref(), &mut regs).unwrap(),
+            Event::Interrupted
+        );
+        assert_eq!(regs.rip, 0x400000 + 64);
+        waker.join().unwrap();
+        // An interrupt requested while not running makes the next switch return at once.
+        kick.interrupt();
+        assert_eq!(
+            ctx.switch(s2.as_ref(), &mut regs).unwrap(),
+            Event::Interrupted
+        );
+        s2.release_thread();
+    });
+    handle.join().unwrap();
+    // The first thread still runs.
+    assert_eq!(
+        ctx.switch(space.as_ref(), &mut regs).unwrap(),
+        Event::Syscall
+    );
+    assert_eq!(regs.orig_rax, 39);
+}

@@ -1,10 +1,9 @@
-use std::any::Any;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use abi::{page_up, Errno, PAGE_SIZE};
-use platform::{AddressSpace, MemoryFile, PlatformError, Prot};
+use platform::MemoryFile;
 use proptest::prelude::*;
 
 use super::elf::{self, *};
@@ -13,23 +12,6 @@ use super::*;
 use crate::mm::MemoryManager;
 
 const MAX_ADDR: u64 = 0x7fff_ffff_f000;
-
-struct FakeSpace;
-
-impl AddressSpace for FakeSpace {
-    fn map(&self, _va: u64, _len: u64, _offset: u64, _prot: Prot) -> Result<(), PlatformError> {
-        Ok(())
-    }
-    fn unmap(&self, _va: u64, _len: u64) -> Result<(), PlatformError> {
-        Ok(())
-    }
-    fn protect(&self, _va: u64, _len: u64, _prot: Prot) -> Result<(), PlatformError> {
-        Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
 
 struct VecFile(Vec<u8>);
 
@@ -68,7 +50,7 @@ fn host_interp(p: &[u8]) -> Result<Arc<dyn fs::ReadAt>, Errno> {
 
 fn new_mm() -> MemoryManager {
     let mf = Arc::new(MemoryFile::new(1 << 32).expect("memory file"));
-    MemoryManager::new(mf, Arc::new(FakeSpace), MAX_ADDR)
+    MemoryManager::new(mf, Arc::new(platform::null::NullAddressSpace), MAX_ADDR)
 }
 
 fn no_interp(_: &[u8]) -> Result<Arc<dyn fs::ReadAt>, Errno> {

@@ -1,39 +1,21 @@
 //! MM tests: unit cases and a proptest of random map/unmap/protect/mremap sequences
 //! against a page-level model.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use platform::{AddressSpace, MemoryFile, PlatformError, Prot};
+use platform::MemoryFile;
 use proptest::prelude::*;
 
 use super::*;
 
-/// An address space that only checks its calls are page aligned.
-struct FakeSpace;
-
-impl AddressSpace for FakeSpace {
-    fn map(&self, va: u64, len: u64, offset: u64, _: Prot) -> Result<(), PlatformError> {
-        assert!(va % PAGE_SIZE == 0 && len % PAGE_SIZE == 0 && offset % PAGE_SIZE == 0);
-        Ok(())
-    }
-    fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
-        assert!(va % PAGE_SIZE == 0 && len % PAGE_SIZE == 0);
-        Ok(())
-    }
-    fn protect(&self, va: u64, len: u64, _: Prot) -> Result<(), PlatformError> {
-        assert!(va % PAGE_SIZE == 0 && len % PAGE_SIZE == 0);
-        Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
 fn new_mm() -> MemoryManager {
     let mf = Arc::new(MemoryFile::new(1 << 32).unwrap());
-    MemoryManager::new(mf, Arc::new(FakeSpace), 0x7fff_0000_0000)
+    MemoryManager::new(
+        mf,
+        Arc::new(platform::null::NullAddressSpace),
+        0x7fff_0000_0000,
+    )
 }
 
 const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
