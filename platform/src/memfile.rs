@@ -203,6 +203,45 @@ impl MemoryFile {
         }
     }
 
+    /// Copies `len` bytes from `src` to `dst` (non-overlapping), skipping holes so
+    /// that untouched pages stay unallocated in the copy (fork of a mostly empty
+    /// 64 MiB reservation costs nothing).
+    pub fn copy_sparse(&self, src: u64, dst: u64, len: u64) {
+        let end = src + len;
+        let mut cur = src;
+        while cur < end {
+            // SAFETY: plain lseek on our fd.
+            let data = unsafe { libc::lseek(self.fd.as_raw_fd(), cur as i64, libc::SEEK_DATA) };
+            if data < 0 || data as u64 >= end {
+                break;
+            }
+            let data = data as u64;
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(self.fd.as_raw_fd(), data as i64, libc::SEEK_HOLE) };
+            let hole = if hole < 0 { end } else { (hole as u64).min(end) };
+            self.copy_within(data, dst + (data - src), hole - data);
+            cur = hole;
+        }
+    }
+
+    /// Atomically applies `f` to the aligned u32 at `off` (compare-and-swap loop),
+    /// returning the old value: futex operations on memory that workload threads
+    /// access concurrently.
+    pub fn update_u32(&self, off: u64, f: impl Fn(u32) -> u32) -> u32 {
+        assert!(off % 4 == 0, "unaligned atomic");
+        self.check(off, 4);
+        // SAFETY: the word is inside our mapping (checked), 4-byte aligned, and
+        // only ever accessed atomically or by plain copies, as in the kernel.
+        let a = unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off as usize) as *mut u32) };
+        let mut cur = a.load(std::sync::atomic::Ordering::SeqCst);
+        loop {
+            match a.compare_exchange(cur, f(cur), std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst) {
+                Ok(old) => return old,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
     /// Finds the first NUL in `[off, off+len)`.
     pub fn find_nul(&self, off: u64, len: usize) -> Option<usize> {
         let mut buf = vec![0u8; len];

@@ -118,9 +118,11 @@ fn host_creds() -> Credentials {
         uid,
         euid,
         suid: euid,
+        fsuid: euid,
         gid,
         egid,
         sgid: egid,
+        fsgid: egid,
         groups,
     }
 }
@@ -181,25 +183,34 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     })?;
 
     // The first task runs on its own host thread: that thread creates (and so
-    // traces) the task's stub process.
+    // traces) the task's stub process. The sandbox lasts as long as init.
     let k = kernel.clone();
-    let t = std::thread::Builder::new()
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), BootError>>();
+    std::thread::Builder::new()
         .name("task-1".into())
-        .spawn(move || -> Result<ExitStatus, BootError> {
+        .spawn(move || {
             let stack = 8 << 20;
-            let image = sentry::exec::load_image(&k, &fsctx, &creds, &path, argv, envp, stack)
-                .map_err(|errno| BootError::Exec {
-                    cmd: cmd.clone(),
-                    errno,
-                })?;
-            let mut task = Task::new_init(k, image.mm.clone(), fsctx, fds, creds)
-                .map_err(setup("creating the first task"))?;
+            let image = match sentry::exec::load_image(&k, &fsctx, &creds, &path, argv, envp, stack) {
+                Ok(i) => i,
+                Err(errno) => {
+                    let _ = tx.send(Err(BootError::Exec { cmd: cmd.clone(), errno }));
+                    return;
+                }
+            };
+            let mut task = match Task::new_init(k, image.mm.clone(), fsctx, fds, creds) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = tx.send(Err(BootError::Setup(format!("creating the first task: {e}"))));
+                    return;
+                }
+            };
             task.exec(image);
-            Ok(task.run())
+            let _ = tx.send(Ok(()));
+            task.run();
         })
         .map_err(setup("spawning the task thread"))?;
-    t.join()
-        .map_err(|_| BootError::Setup("task thread panicked".into()))?
+    rx.recv().map_err(|_| BootError::Setup("task thread died".into()))??;
+    Ok(kernel.wait_init())
 }
 
 /// Finds `cmd` as execvp(3) does: a name with a slash is used as is, others are

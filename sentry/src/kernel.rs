@@ -1,12 +1,16 @@
-//! The kernel object: what every task shares (platform, VFS, syscall table, clocks).
+//! The kernel object: what every task shares (platform, VFS, syscall table, the
+//! PID namespace, futexes, clocks), and signal sending.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use abi::Errno;
 use platform::Platform;
 
-use crate::task::Task;
+use crate::signal::{self, sigbit, DefaultAction, SigInfo};
+use crate::task::{ExitStatus, Task, TaskShared};
+use crate::thread_group::ThreadGroup;
 
 /// The syscall table, handed to the kernel by `runsc boot` (the `syscalls` crate
 /// implements it; the kernel cannot depend on that crate without a cycle).
@@ -14,6 +18,33 @@ pub trait SyscallTable: Send + Sync {
     /// Runs syscall `nr` with `args` for `task` and returns the value for rax
     /// (a result, or a negated errno).
     fn dispatch(&self, task: &mut Task, nr: u64, args: [u64; 6]) -> u64;
+}
+
+/// Highest PID handed out before wrapping (Linux's default pid_max).
+const PID_MAX: i32 = 4_194_304;
+
+/// The sandbox's PID namespace.
+#[derive(Default)]
+pub struct Pids {
+    next: i32,
+    /// Live (and zombie leader) tasks by TID.
+    pub tasks: HashMap<i32, Arc<TaskShared>>,
+    /// Thread groups by TGID, until reaped.
+    pub groups: HashMap<i32, Arc<ThreadGroup>>,
+}
+
+impl Pids {
+    /// Allocates an unused ID (the first is 1, the container's init).
+    pub fn alloc(&mut self) -> Result<i32, Errno> {
+        for _ in 0..PID_MAX {
+            self.next = if self.next >= PID_MAX { 1 } else { self.next + 1 };
+            let id = self.next;
+            if !self.tasks.contains_key(&id) && !self.groups.contains_key(&id) {
+                return Ok(id);
+            }
+        }
+        Err(Errno::EAGAIN)
+    }
 }
 
 /// State shared by every task of one sandbox.
@@ -28,7 +59,10 @@ pub struct Kernel {
     /// Reported by uname(2).
     pub hostname: String,
     pub futexes: crate::futex::Futexes,
-    next_tid: AtomicI32,
+    pub pids: Mutex<Pids>,
+    /// The init process's exit status, once it has exited.
+    init_status: Mutex<Option<ExitStatus>>,
+    init_exited: Condvar,
 }
 
 impl Kernel {
@@ -46,12 +80,169 @@ impl Kernel {
             boot_time: Instant::now(),
             hostname: "sandbox".to_string(),
             futexes: Default::default(),
-            next_tid: AtomicI32::new(1),
+            pids: Mutex::new(Pids::default()),
+            init_status: Mutex::new(None),
+            init_exited: Condvar::new(),
         })
     }
 
-    /// Allocates a thread ID in the sandbox's PID namespace (the first is 1).
-    pub fn alloc_tid(&self) -> i32 {
-        self.next_tid.fetch_add(1, Ordering::Relaxed)
+    pub fn pids(&self) -> std::sync::MutexGuard<'_, Pids> {
+        self.pids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn task(&self, tid: i32) -> Option<Arc<TaskShared>> {
+        self.pids().tasks.get(&tid).cloned()
+    }
+
+    pub fn group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
+        self.pids().groups.get(&tgid).cloned()
+    }
+
+    /// Records that init (PID 1) has exited: the sandbox is over.
+    pub fn set_init_exited(&self, st: ExitStatus) {
+        *self.init_status.lock().unwrap() = Some(st);
+        self.init_exited.notify_all();
+    }
+
+    /// Blocks until init exits and returns its status.
+    pub fn wait_init(&self) -> ExitStatus {
+        let mut g = self.init_status.lock().unwrap();
+        loop {
+            if let Some(st) = *g {
+                return st;
+            }
+            g = self.init_exited.wait(g).unwrap();
+        }
+    }
+
+    /// Sends `info` to one thread (tkill, tgkill, faults, SIGPIPE).
+    pub fn send_to_task(&self, target: &Arc<TaskShared>, info: SigInfo) {
+        let sig = info.signo();
+        let tg = target.tg.clone();
+        if self.prepare(&tg, sig) {
+            return;
+        }
+        if sig == libc::SIGKILL {
+            self.kill_group(&tg, ExitStatus::Signaled(libc::SIGKILL));
+            return;
+        }
+        {
+            let mut st = target.sig.lock().unwrap();
+            st.pending.push(info);
+        }
+        if target.sigmask() & sigbit(sig) == 0 {
+            target.interrupt();
+        }
+    }
+
+    /// Sends `info` to a process (kill, SIGCHLD, timers): queued on the group and
+    /// one thread that does not block it is woken.
+    pub fn send_to_group(&self, tg: &Arc<ThreadGroup>, info: SigInfo) {
+        let sig = info.signo();
+        if self.prepare(tg, sig) {
+            return;
+        }
+        if sig == libc::SIGKILL {
+            self.kill_group(tg, ExitStatus::Signaled(libc::SIGKILL));
+            return;
+        }
+        let st = &mut *tg.lock();
+        if st.zombie.is_some() {
+            return;
+        }
+        st.pending.push(info);
+        if let Some(t) = st.tasks.iter().find(|t| t.sigmask() & sigbit(sig) == 0) {
+            t.interrupt();
+        }
+    }
+
+    /// The generation-time side effects of a signal (Linux's prepare_signal):
+    /// SIGCONT resumes a stopped group and discards pending stop signals; stop
+    /// signals discard a pending SIGCONT. Returns true when the signal is to be
+    /// dropped (ignored and not blocked by every thread).
+    fn prepare(&self, tg: &Arc<ThreadGroup>, sig: i32) -> bool {
+        let stop_mask = sigbit(libc::SIGSTOP) | sigbit(libc::SIGTSTP) | sigbit(libc::SIGTTIN) | sigbit(libc::SIGTTOU);
+        let mut notify_parent = None;
+        {
+            let st = &mut *tg.lock();
+            if st.zombie.is_some() || st.group_exit.is_some() {
+                return true;
+            }
+            if sig == libc::SIGCONT {
+                st.pending.discard(stop_mask);
+                for t in st.tasks.iter() {
+                    t.sig.lock().unwrap().pending.discard(stop_mask);
+                }
+                if st.stopped {
+                    st.stopped = false;
+                    st.stop_report = None;
+                    st.cont_report = true;
+                    notify_parent = st.parent.clone();
+                }
+            } else if stop_mask & sigbit(sig) != 0 {
+                st.pending.discard(sigbit(libc::SIGCONT));
+                for t in st.tasks.iter() {
+                    t.sig.lock().unwrap().pending.discard(sigbit(libc::SIGCONT));
+                }
+            }
+        }
+        if sig == libc::SIGCONT {
+            tg.stop_wait.notify(fs::waiter::EVENT_ALL);
+            for t in tg.lock().tasks.iter() {
+                t.waiter.notify();
+            }
+        }
+        if let Some(p) = notify_parent {
+            let act = p.handlers.get(libc::SIGCHLD);
+            if act.flags & signal::SA_NOCLDSTOP == 0 {
+                self.send_to_group(
+                    &p,
+                    SigInfo::child(signal::CLD_CONTINUED, tg.tgid, 0, libc::SIGCONT, 0, 0),
+                );
+            }
+            p.child_wait.notify(fs::waiter::EVENT_ALL);
+        }
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            return false;
+        }
+        let act = tg.handlers.get(sig);
+        if !signal::is_ignored(&act, sig) {
+            return false;
+        }
+        // Ignored: dropped unless some thread blocks it (then it stays pending).
+        !tg.lock().tasks.iter().any(|t| t.sigmask() & sigbit(sig) != 0)
+    }
+
+    /// Starts a group exit (SIGKILL, fatal signals, exit_group): every thread exits.
+    pub fn kill_group(&self, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+        {
+            let st = &mut *tg.lock();
+            if st.zombie.is_some() {
+                return;
+            }
+            if st.group_exit.is_none() {
+                st.group_exit = Some(status);
+            }
+            st.stopped = false;
+        }
+        tg.stop_wait.notify(fs::waiter::EVENT_ALL);
+        tg.interrupt_all();
+    }
+
+    /// The default action of an unhandled signal that reached a thread.
+    pub fn default_action(sig: i32) -> DefaultAction {
+        signal::default_action(sig)
+    }
+
+    /// Every thread group in a process group.
+    pub fn process_group(&self, pgid: i32) -> Vec<Arc<ThreadGroup>> {
+        let groups: Vec<Arc<ThreadGroup>> = self.pids().groups.values().cloned().collect();
+        groups.into_iter().filter(|g| g.lock().pgid == pgid && g.lock().zombie.is_none()).collect()
+    }
+
+    /// Every live thread group.
+    pub fn all_groups(&self) -> Vec<Arc<ThreadGroup>> {
+        let groups: Vec<Arc<ThreadGroup>> = self.pids().groups.values().cloned().collect();
+        groups.into_iter().filter(|g| g.lock().zombie.is_none()).collect()
     }
 }

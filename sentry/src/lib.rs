@@ -5,8 +5,10 @@ pub mod futex;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod process;
 pub mod signal;
 pub mod task;
+pub mod thread_group;
 
 pub use kernel::{Kernel, SyscallTable};
 pub use task::Task;

@@ -1,13 +1,19 @@
 //! A task: one workload thread, run by one host thread. The run loop switches into
-//! the workload, handles the event that brought it back, and repeats.
+//! the workload, handles the event that brought it back (a syscall, a fault, an
+//! interrupt), delivers pending signals, and repeats until the task exits.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use abi::Errno;
-use platform::{Context, Event, Regs};
+use abi::errno::{ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, ERESTART_RESTARTBLOCK};
+use abi::{Errno, SysResult};
+use fs::waiter::{WaitQueue, Waiter};
+use platform::{Context, Event, Interrupter, Regs};
 
 use crate::kernel::Kernel;
 use crate::mm::MemoryManager;
+use crate::signal::{self, sigbit, DefaultAction, SigAction, SigInfo, SigPending, SIG_DFL, SIG_IGN};
+use crate::thread_group::{SigHandlers, ThreadGroup};
 
 /// How a task (or its thread group) ended; the wait status is built from this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +22,9 @@ pub enum ExitStatus {
     Exited(i32),
     /// Killed by a signal.
     Signaled(i32),
+    /// Killed by a signal whose default action dumps core (and core dumps are
+    /// enabled by RLIMIT_CORE).
+    Dumped(i32),
 }
 
 impl ExitStatus {
@@ -23,7 +32,16 @@ impl ExitStatus {
     pub fn shell_code(self) -> i32 {
         match self {
             ExitStatus::Exited(c) => c & 0xff,
-            ExitStatus::Signaled(s) => 128 + s,
+            ExitStatus::Signaled(s) | ExitStatus::Dumped(s) => 128 + s,
+        }
+    }
+
+    /// The wait(2) status word.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => (c & 0xff) << 8,
+            ExitStatus::Signaled(s) => s & 0x7f,
+            ExitStatus::Dumped(s) => (s & 0x7f) | 0x80,
         }
     }
 }
@@ -34,44 +52,101 @@ pub struct Credentials {
     pub uid: u32,
     pub euid: u32,
     pub suid: u32,
+    pub fsuid: u32,
     pub gid: u32,
     pub egid: u32,
     pub sgid: u32,
+    pub fsgid: u32,
     pub groups: Vec<u32>,
-}
-
-/// A recorded `struct sigaction` (delivery arrives with signals proper).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SigAction {
-    pub handler: u64,
-    pub flags: u64,
-    pub restorer: u64,
-    pub mask: u64,
 }
 
 /// Number of resource limits (RLIMIT_NLIMITS).
 pub const RLIM_NLIMITS: usize = 16;
 
-/// One workload thread.
+/// The part of a task other threads touch: identity, signal mask and pending
+/// signals, and the means to wake it.
+pub struct TaskShared {
+    tid: AtomicI32,
+    pub tg: Arc<ThreadGroup>,
+    pub waiter: Arc<Waiter>,
+    kick: Arc<dyn Interrupter>,
+    /// Blocked signals (bit n-1 for signal n).
+    mask: AtomicU64,
+    /// Thread-directed pending signals.
+    pub sig: Mutex<TaskSig>,
+    /// prctl(PR_SET_PDEATHSIG): sent to this task when its parent exits.
+    pub pdeathsig: AtomicI32,
+    /// Set once the task has exited.
+    pub exited: AtomicBool,
+    /// vfork: the parent sleeps here until this task execs or exits.
+    pub vfork_done: WaitQueue,
+    pub vfork_released: AtomicBool,
+}
+
+/// Pending signal state of one task.
+#[derive(Default)]
+pub struct TaskSig {
+    pub pending: SigPending,
+}
+
+impl TaskShared {
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed);
+    }
+
+    pub fn sigmask(&self) -> u64 {
+        self.mask.load(Ordering::SeqCst)
+    }
+
+    /// Makes the task notice new state: wakes it if blocked, stops it if it runs
+    /// workload code.
+    pub fn interrupt(&self) {
+        self.waiter.interrupt();
+        self.kick.interrupt();
+    }
+
+    /// Signals pending for this task, thread- or process-directed.
+    pub fn pending_set(&self) -> u64 {
+        let own = self.sig.lock().unwrap().pending.set();
+        own | self.tg.lock().pending.set()
+    }
+}
+
+/// Why the task is leaving its run loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// exit(2): this thread only.
+    Thread(i32),
+    /// exit_group(2) or a fatal signal: the whole group.
+    Group(ExitStatus),
+    /// Another thread exec'd: leave without a trace.
+    Exec,
+}
+
+/// A syscall to re-run through restart_syscall(2) after a signal without handler.
+pub type RestartFn = Box<dyn FnMut(&mut Task) -> SysResult + Send>;
+
+/// One workload thread, owned by the host thread that runs it.
 pub struct Task {
     pub kernel: Arc<Kernel>,
+    pub shared: Arc<TaskShared>,
     /// Thread ID and thread-group ID in the sandbox's PID namespace.
     pub tid: i32,
     pub tgid: i32,
-    pub ppid: i32,
+    pub tg: Arc<ThreadGroup>,
     pub mm: Arc<MemoryManager>,
     /// Root, working directory and umask.
     pub fs: Arc<fs::FsContext>,
     pub fds: Arc<fs::FdTable>,
     pub creds: Credentials,
+    pub handlers: Arc<SigHandlers>,
     /// The workload's registers while the sentry handles an event.
     pub regs: Regs,
     ctx: Box<dyn Context>,
-    /// Where this task sleeps in blocking calls; signals interrupt it.
-    waiter: Arc<fs::waiter::Waiter>,
-    /// Blocked signals (bit n-1 for signal n).
-    pub signal_mask: u64,
-    pub sigactions: [SigAction; 64],
     /// sigaltstack: (ss_sp, ss_flags, ss_size).
     pub altstack: (u64, i32, u64),
     pub clear_child_tid: u64,
@@ -81,107 +156,411 @@ pub struct Task {
     pub exe_path: Vec<u8>,
     /// Thread name (prctl PR_SET_NAME, /proc/self/comm).
     pub comm: [u8; 16],
-    /// prctl PR_SET_PDEATHSIG.
-    pub pdeathsig: i32,
     /// prctl PR_SET_DUMPABLE.
     pub dumpable: bool,
     /// prctl PR_SET_NO_NEW_PRIVS (sticky).
     pub no_new_privs: bool,
-    /// Set by exit/exit_group (or a fatal signal); the run loop returns it.
-    pub exit_status: Option<ExitStatus>,
+    /// Set by exit, exit_group or a fatal signal; the run loop then exits.
+    pub exiting: Option<Exit>,
+    /// (trapno, error code, cr2) of the fault being delivered, for the sigcontext.
+    pub fault_context: Option<(u64, u64, u64)>,
+    /// The mask to restore after a signal handler runs (sigsuspend, ppoll,
+    /// pselect): set by the call, consumed by delivery or on return.
+    pub saved_mask: Option<u64>,
+    /// What restart_syscall(2) runs (nanosleep and friends set it).
+    pub restart: Option<RestartFn>,
+    /// The restart code of the syscall that just returned, if any.
+    pending_restart: Option<i32>,
+    /// Parent to wake when this vfork child execs or exits.
+    pub vfork_parent: Option<Arc<TaskShared>>,
+}
+
+/// What a new task starts with (init, or a clone child).
+pub struct TaskSetup {
+    pub tg: Arc<ThreadGroup>,
+    pub tid: i32,
+    pub mm: Arc<MemoryManager>,
+    pub fs: Arc<fs::FsContext>,
+    pub fds: Arc<fs::FdTable>,
+    pub creds: Credentials,
+    pub mask: u64,
+    pub regs: Regs,
 }
 
 impl Task {
-    /// Builds the first task of a sandbox. It must then be run on the host thread
-    /// that called this (ptrace ties a stub thread to its tracer thread).
-    pub fn new_init(
-        kernel: Arc<Kernel>,
-        mm: Arc<MemoryManager>,
-        fs: Arc<fs::FsContext>,
-        fds: Arc<fs::FdTable>,
-        creds: Credentials,
-    ) -> Result<Task, platform::PlatformError> {
-        let ctx = kernel.platform.new_context()?;
-        let waiter = fs::waiter::Waiter::new().map_err(|e| platform::PlatformError::Host {
-            op: "eventfd",
-            errno: e.raw_os_error().unwrap_or(0),
+    /// Creates the shared half of a task: its waiter and interrupt handle, and the
+    /// execution context the owning host thread will use.
+    pub fn new_shared(
+        kernel: &Arc<Kernel>,
+        tg: &Arc<ThreadGroup>,
+        tid: i32,
+        mask: u64,
+    ) -> Result<(Arc<TaskShared>, Box<dyn Context>), Errno> {
+        let ctx = kernel.platform.new_context().map_err(|e| {
+            tracing::warn!("new context: {e}");
+            Errno::EAGAIN
         })?;
-        let tid = kernel.alloc_tid();
-        Ok(Task {
-            kernel,
-            tid,
-            tgid: tid,
-            ppid: 0,
-            mm,
-            fs,
-            fds,
-            creds,
-            regs: platform::zeroed_regs(),
-            ctx,
+        let waiter = Waiter::new().map_err(|_| Errno::EAGAIN)?;
+        let shared = Arc::new(TaskShared {
+            tid: AtomicI32::new(tid),
+            tg: tg.clone(),
             waiter,
-            signal_mask: 0,
-            sigactions: [SigAction::default(); 64],
+            kick: ctx.interrupter(),
+            mask: AtomicU64::new(mask),
+            sig: Mutex::new(TaskSig::default()),
+            pdeathsig: AtomicI32::new(0),
+            exited: AtomicBool::new(false),
+            vfork_done: WaitQueue::default(),
+            vfork_released: AtomicBool::new(false),
+        });
+        Ok((shared, ctx))
+    }
+
+    /// Builds a task around its shared half (already registered in the PID table
+    /// and its thread group).
+    pub fn from_setup(kernel: Arc<Kernel>, shared: Arc<TaskShared>, ctx: Box<dyn Context>, s: TaskSetup) -> Task {
+        Task {
+            tgid: s.tg.tgid,
+            handlers: s.tg.handlers.clone(),
+            tg: s.tg,
+            kernel,
+            shared,
+            tid: s.tid,
+            mm: s.mm,
+            fs: s.fs,
+            fds: s.fds,
+            creds: s.creds,
+            regs: s.regs,
+            ctx,
             altstack: (0, libc::SS_DISABLE, 0),
             clear_child_tid: 0,
             robust_list: (0, 0),
             rlimits: default_rlimits(),
             exe_path: Vec::new(),
             comm: [0; 16],
-            pdeathsig: 0,
             dumpable: true,
             no_new_privs: false,
-            exit_status: None,
-        })
+            exiting: None,
+            fault_context: None,
+            saved_mask: None,
+            restart: None,
+            pending_restart: None,
+            vfork_parent: None,
+        }
     }
 
-    /// Runs the workload until the task exits.
-    pub fn run(&mut self) -> ExitStatus {
+    /// Builds the first task of a sandbox (PID 1, its own process group and
+    /// session). It must run on the calling host thread (ptrace ties a stub thread
+    /// to its tracer thread).
+    pub fn new_init(
+        kernel: Arc<Kernel>,
+        mm: Arc<MemoryManager>,
+        fs: Arc<fs::FsContext>,
+        fds: Arc<fs::FdTable>,
+        creds: Credentials,
+    ) -> Result<Task, Errno> {
+        let tid = kernel.pids().alloc()?;
+        let tg = ThreadGroup::new(tid, SigHandlers::new(), None, tid, tid, libc::SIGCHLD);
+        let (shared, ctx) = Task::new_shared(&kernel, &tg, tid, 0)?;
+        tg.lock().tasks.push(shared.clone());
+        {
+            let mut pids = kernel.pids();
+            pids.tasks.insert(tid, shared.clone());
+            pids.groups.insert(tid, tg.clone());
+        }
+        let setup = TaskSetup { tg, tid, mm, fs, fds, creds, mask: 0, regs: platform::zeroed_regs() };
+        Ok(Task::from_setup(kernel, shared, ctx, setup))
+    }
+
+    // ---- signal state accessors ----
+
+    pub fn sigmask(&self) -> u64 {
+        self.shared.sigmask()
+    }
+
+    /// Sets the blocked mask (SIGKILL and SIGSTOP are never blocked). Unblocking a
+    /// pending signal makes the run loop deliver it.
+    pub fn set_sigmask(&mut self, m: u64) {
+        let m = m & !signal::UNBLOCKABLE;
+        let old = self.shared.mask.swap(m, Ordering::SeqCst);
+        if old & !m & self.shared.pending_set() != 0 {
+            self.shared.waiter.interrupt();
+        }
+    }
+
+    pub fn sigaction(&self, sig: i32) -> SigAction {
+        self.handlers.get(sig)
+    }
+
+    pub fn set_sigaction(&mut self, sig: i32, act: SigAction) {
+        self.handlers.actions.lock().unwrap()[sig as usize - 1] = act;
+        // Setting a pending signal to be ignored discards it (Linux does this in
+        // do_sigaction).
+        if signal::is_ignored(&act, sig) {
+            let tg = self.tg.clone();
+            let st = &mut *tg.lock();
+            st.pending.discard(sigbit(sig));
+            for t in st.tasks.iter() {
+                t.sig.lock().unwrap().pending.discard(sigbit(sig));
+            }
+        }
+    }
+
+    pub fn ppid(&self) -> i32 {
+        self.tg.ppid()
+    }
+
+    /// Whether the task is on its way out (exit, exit_group, fatal signal).
+    pub fn is_exiting(&self) -> bool {
+        self.exiting.is_some()
+    }
+
+    /// The waiter blocking calls sleep on (see `fs::waiter::block`).
+    pub fn waiter(&self) -> &Arc<Waiter> {
+        &self.shared.waiter
+    }
+
+    /// Sends `sig` to this task (Linux's send_sig to current, e.g. SIGPIPE on EPIPE).
+    pub fn send_signal_to_self(&mut self, sig: i32) {
+        let info = SigInfo::from_sender(sig, signal::SI_USER, self.tgid, self.creds.uid);
+        self.kernel.clone().send_to_task(&self.shared, info);
+    }
+
+    /// The FPU/vector state (XSAVE area).
+    pub fn fpu_state(&mut self) -> Result<Vec<u8>, platform::PlatformError> {
+        let space = self.mm.address_space();
+        self.ctx.fpu_state(space.as_ref())
+    }
+
+    pub fn set_fpu_state(&mut self, state: &[u8]) -> Result<(), platform::PlatformError> {
+        let space = self.mm.address_space();
+        self.ctx.set_fpu_state(space.as_ref(), state)
+    }
+
+    // ---- the run loop ----
+
+    /// Runs the workload until the task exits, then exits it.
+    pub fn run(mut self) {
         let table = self.kernel.syscalls.clone();
         loop {
+            self.handle_pending();
+            if self.exiting.is_some() {
+                break;
+            }
             let space = self.mm.address_space();
             match self.ctx.switch(space.as_ref(), &mut self.regs) {
                 Ok(Event::Syscall) => {
                     let r = &self.regs;
                     let nr = r.orig_rax;
                     let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
-                    let ret = table.dispatch(self, nr, args);
-                    if let Some(st) = self.exit_status {
-                        return st;
+                    let ret = table.dispatch(&mut self, nr, args);
+                    if self.exiting.is_some() {
+                        break;
                     }
                     self.regs.rax = ret;
+                    let err = -(ret as i64);
+                    if matches!(err as i32, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND | ERESTART_RESTARTBLOCK)
+                        && err < 4096
+                    {
+                        self.pending_restart = Some(err as i32);
+                    }
                 }
-                Ok(Event::Fault { signo, code, addr }) => {
-                    // Signal delivery arrives with the signals issue; until then a
-                    // fault is fatal, as it is for a task with default handlers.
-                    tracing::info!(
-                        tid = self.tid,
-                        signo,
-                        code,
-                        addr = format_args!("{addr:#x}"),
-                        rip = format_args!("{:#x}", self.regs.rip),
-                        "fatal fault"
-                    );
-                    return ExitStatus::Signaled(signo);
-                }
+                Ok(Event::Fault { signo, code, addr }) => self.fault(signo, code, addr),
                 Ok(Event::Interrupted) => {}
                 Err(e) => {
                     tracing::error!(tid = self.tid, "platform failure: {e}");
-                    return ExitStatus::Signaled(libc::SIGKILL);
+                    self.exiting = Some(Exit::Group(ExitStatus::Signaled(libc::SIGKILL)));
                 }
+            }
+        }
+        crate::process::exit_task(self);
+    }
+
+    /// A synchronous fault becomes a signal that cannot be blocked or ignored
+    /// (Linux's force_sig_fault).
+    fn fault(&mut self, signo: i32, code: i32, addr: u64) {
+        let trapno = match signo {
+            libc::SIGSEGV | libc::SIGBUS => 14,
+            libc::SIGFPE => 0,
+            libc::SIGILL => 6,
+            libc::SIGTRAP => 3,
+            _ => 0,
+        };
+        self.fault_context = Some((trapno, 0, addr));
+        let act = self.sigaction(signo);
+        if self.sigmask() & sigbit(signo) != 0 || act.handler == SIG_IGN {
+            self.handlers.actions.lock().unwrap()[signo as usize - 1] = SigAction::default();
+            let m = self.sigmask() & !sigbit(signo);
+            self.shared.mask.store(m, Ordering::SeqCst);
+        }
+        let info = SigInfo::fault(signo, code, addr);
+        self.shared.sig.lock().unwrap().pending.push(info);
+    }
+
+    /// Handles everything pending before returning to the workload: a group exit
+    /// or exec, a group stop, and signals; then restarts an interrupted syscall if
+    /// no handler ran.
+    fn handle_pending(&mut self) {
+        loop {
+            if self.check_group_state() {
+                return;
+            }
+            // Cleared before looking, so a signal arriving after the scan still
+            // interrupts the next blocking call.
+            self.shared.waiter.clear_interrupt();
+            let Some(info) = self.dequeue() else { break };
+            self.handle_signal(info);
+            if self.exiting.is_some() {
+                return;
+            }
+        }
+        if let Some(code) = self.pending_restart.take() {
+            self.restart_syscall(code);
+        }
+        if let Some(m) = self.saved_mask.take() {
+            self.set_sigmask(m);
+        }
+        self.fault_context = None;
+    }
+
+    /// Group exit, exec teardown and group stop. True when the task must exit.
+    fn check_group_state(&mut self) -> bool {
+        loop {
+            if self.exiting.is_some() {
+                return true;
+            }
+            let (exit, execing, stopped) = {
+                let st = self.tg.lock();
+                (st.group_exit, st.execing, st.stopped)
+            };
+            if let Some(s) = exit {
+                self.exiting = Some(Exit::Group(s));
+                return true;
+            }
+            if execing.is_some_and(|t| t != self.tid) {
+                self.exiting = Some(Exit::Exec);
+                return true;
+            }
+            if !stopped {
+                return false;
+            }
+            // Stopped: sleep until SIGCONT or SIGKILL; other signals wait.
+            let _reg = self.tg.stop_wait.register(&self.shared.waiter, fs::waiter::EVENT_ALL);
+            let still = {
+                let st = self.tg.lock();
+                st.stopped && st.group_exit.is_none()
+            };
+            if still {
+                self.shared.waiter.clear_interrupt();
+                let _ = self.shared.waiter.wait(None, &[]);
             }
         }
     }
 
-    /// The waiter blocking calls sleep on (see `fs::waiter::block`).
-    pub fn waiter(&self) -> &Arc<fs::waiter::Waiter> {
-        &self.waiter
+    /// Takes the next deliverable signal: thread-directed first, then the group's.
+    fn dequeue(&mut self) -> Option<SigInfo> {
+        let blocked = self.sigmask();
+        if let Some(i) = self.shared.sig.lock().unwrap().pending.take(blocked) {
+            return Some(i);
+        }
+        self.tg.lock().pending.take(blocked)
     }
 
-    /// Sends `sig` to this task (as Linux's send_sig to current, e.g. SIGPIPE on
-    /// EPIPE).
-    pub fn send_signal_to_self(&mut self, sig: i32) {
-        crate::signal::send_to_self(self, sig);
+    fn handle_signal(&mut self, info: SigInfo) {
+        let sig = info.signo();
+        let act = self.sigaction(sig);
+        if act.handler == SIG_IGN && sig != libc::SIGKILL {
+            return;
+        }
+        if act.handler == SIG_DFL || sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            match signal::default_action(sig) {
+                DefaultAction::Ignore | DefaultAction::Continue => {}
+                DefaultAction::Stop => crate::process::group_stop(self, sig),
+                DefaultAction::Terminate => self.die(ExitStatus::Signaled(sig)),
+                DefaultAction::Core => {
+                    let core = self.rlimits[libc::RLIMIT_CORE as usize].cur > 0;
+                    self.die(if core { ExitStatus::Dumped(sig) } else { ExitStatus::Signaled(sig) })
+                }
+            }
+            return;
+        }
+        // A handler: finish the interrupted syscall as SA_RESTART says.
+        if let Some(code) = self.pending_restart.take() {
+            let restart = match code {
+                ERESTARTSYS => act.flags & signal::SA_RESTART != 0,
+                ERESTARTNOINTR => true,
+                _ => false,
+            };
+            if restart {
+                self.restart_syscall(code);
+            } else {
+                self.regs.rax = Errno::EINTR.as_ret();
+            }
+        }
+        let old_mask = self.saved_mask.take().unwrap_or_else(|| self.sigmask());
+        if signal::setup_frame(self, &info, &act, old_mask).is_err() {
+            // An unusable stack: Linux forces SIGSEGV, which then kills.
+            tracing::info!(tid = self.tid, sig, "cannot build a signal frame; killing with SIGSEGV");
+            self.die(ExitStatus::Signaled(libc::SIGSEGV));
+            return;
+        }
+        let mut m = self.sigmask() | act.mask;
+        if act.flags & signal::SA_NODEFER == 0 {
+            m |= sigbit(sig);
+        }
+        self.set_sigmask(m);
+        if act.flags & signal::SA_RESETHAND != 0 {
+            self.handlers.actions.lock().unwrap()[sig as usize - 1] = SigAction::default();
+        }
+        self.fault_context = None;
     }
+
+    /// Rewinds to re-execute the interrupted syscall.
+    fn restart_syscall(&mut self, code: i32) {
+        self.regs.rip -= 2;
+        self.regs.rax = if code == ERESTART_RESTARTBLOCK { abi::sysno::RESTART_SYSCALL } else { self.regs.orig_rax };
+    }
+
+    /// A fatal signal: the whole group exits with `st`.
+    fn die(&mut self, st: ExitStatus) {
+        let k = self.kernel.clone();
+        k.kill_group(&self.tg, st);
+        self.exiting = Some(Exit::Group(st));
+    }
+
+    /// Replaces this task's image with `image` (execve after the point of no
+    /// return): new memory and registers, close-on-exec fds closed, caught signals
+    /// reset to their default action, the alternate stack forgotten.
+    pub fn exec(&mut self, image: crate::exec::Image) {
+        let old = std::mem::replace(&mut self.mm, image.mm);
+        if !Arc::ptr_eq(&old.address_space(), &self.mm.address_space()) {
+            old.address_space().release_thread();
+        }
+        drop(old);
+        self.regs = image.regs;
+        let base = image.exe_path.rsplit(|&c| c == b'/').next().unwrap_or(&[]).to_vec();
+        self.comm = [0; 16];
+        let n = base.len().min(15);
+        self.comm[..n].copy_from_slice(&base[..n]);
+        self.exe_path = image.exe_path;
+        self.fds.close_on_exec();
+        // A private copy of the actions; handlers reset, SIG_IGN survives.
+        let mut acts = *self.handlers.actions.lock().unwrap();
+        for a in acts.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+        *self.handlers.actions.lock().unwrap() = acts;
+        self.altstack = (0, libc::SS_DISABLE, 0);
+        self.clear_child_tid = 0;
+        self.robust_list = (0, 0);
+        self.restart = None;
+        self.tg.lock().did_exec = true;
+        crate::process::release_vfork_parent(self);
+    }
+
+    // ---- workload memory ----
 
     /// Copies `buf.len()` bytes from workload address `addr`.
     pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
@@ -217,6 +596,12 @@ impl Task {
         Ok(u64::from_le_bytes(b))
     }
 
+    pub fn copy_in_u32(&self, addr: u64) -> Result<u32, Errno> {
+        let mut b = [0u8; 4];
+        self.copy_in(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
     pub fn copy_out_u64(&self, addr: u64, v: u64) -> Result<(), Errno> {
         self.copy_out(addr, &v.to_le_bytes())
     }
@@ -236,73 +621,19 @@ impl fs::UserIo for Task {
 }
 
 /// Linux's defaults for a new init process, with the stack at 8 MiB.
-fn default_rlimits() -> [abi::linux::Rlimit; RLIM_NLIMITS] {
+pub fn default_rlimits() -> [abi::linux::Rlimit; RLIM_NLIMITS] {
     use abi::linux::Rlimit;
-    let inf = Rlimit {
-        cur: Rlimit::INFINITY,
-        max: Rlimit::INFINITY,
-    };
-    let mut r = [inf; RLIM_NLIMITS];
-    r[libc::RLIMIT_STACK as usize] = Rlimit {
-        cur: 8 << 20,
-        max: Rlimit::INFINITY,
-    };
-    r[libc::RLIMIT_CORE as usize] = Rlimit {
-        cur: 0,
-        max: Rlimit::INFINITY,
-    };
-    r[libc::RLIMIT_NOFILE as usize] = Rlimit {
-        cur: 1024,
-        max: 1 << 20,
-    };
-    r[libc::RLIMIT_NPROC as usize] = Rlimit {
-        cur: 63_000,
-        max: 63_000,
-    };
-    r[libc::RLIMIT_MEMLOCK as usize] = Rlimit {
-        cur: 8 << 20,
-        max: 8 << 20,
-    };
-    r[libc::RLIMIT_SIGPENDING as usize] = Rlimit {
-        cur: 63_000,
-        max: 63_000,
-    };
-    r[libc::RLIMIT_MSGQUEUE as usize] = Rlimit {
-        cur: 819_200,
-        max: 819_200,
-    };
-    r[libc::RLIMIT_NICE as usize] = Rlimit { cur: 0, max: 0 };
-    r[libc::RLIMIT_RTPRIO as usize] = Rlimit { cur: 0, max: 0 };
+    let lim = |cur, max| Rlimit { cur, max };
+    let inf = Rlimit::INFINITY;
+    let mut r = [lim(inf, inf); RLIM_NLIMITS];
+    r[libc::RLIMIT_STACK as usize] = lim(8 << 20, inf);
+    r[libc::RLIMIT_CORE as usize] = lim(0, inf);
+    r[libc::RLIMIT_NOFILE as usize] = lim(1024, 1 << 20);
+    r[libc::RLIMIT_NPROC as usize] = lim(63_000, 63_000);
+    r[libc::RLIMIT_MEMLOCK as usize] = lim(8 << 20, 8 << 20);
+    r[libc::RLIMIT_SIGPENDING as usize] = lim(63_000, 63_000);
+    r[libc::RLIMIT_MSGQUEUE as usize] = lim(819_200, 819_200);
+    r[libc::RLIMIT_NICE as usize] = lim(0, 0);
+    r[libc::RLIMIT_RTPRIO as usize] = lim(0, 0);
     r
-}
-
-impl Task {
-    /// Replaces this task's image with `image` (execve after the point of no
-    /// return): new memory and registers, close-on-exec fds closed, caught signals
-    /// reset to their default action, the alternate stack forgotten.
-    pub fn exec(&mut self, image: crate::exec::Image) {
-        self.mm = image.mm;
-        self.regs = image.regs;
-        // comm is the executable's base name, truncated to 15 bytes.
-        let base = image
-            .exe_path
-            .rsplit(|&c| c == b'/')
-            .next()
-            .unwrap_or(&[])
-            .to_vec();
-        self.comm = [0; 16];
-        let n = base.len().min(15);
-        self.comm[..n].copy_from_slice(&base[..n]);
-        self.exe_path = image.exe_path;
-        self.fds.close_on_exec();
-        for a in self.sigactions.iter_mut() {
-            // SIG_IGN (1) survives exec; handlers do not.
-            if a.handler != 1 {
-                *a = SigAction::default();
-            }
-        }
-        self.altstack = (0, libc::SS_DISABLE, 0);
-        self.clear_child_tid = 0;
-        self.robust_list = (0, 0);
-    }
 }

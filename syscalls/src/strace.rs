@@ -213,7 +213,7 @@ impl Entry {
             })
             .collect();
         let ret = match res {
-            _ if t.exit_status.is_some() => "?".to_string(),
+            _ if t.is_exiting() => "?".to_string(),
             Ok(v) => {
                 if matches!(sc.name, "mmap" | "brk" | "mremap") {
                     format!("{v:#x}")

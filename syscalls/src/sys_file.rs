@@ -7,6 +7,7 @@ use abi::linux::Stat;
 use abi::sysno as nr;
 use abi::{Errno, SysResult};
 use fs::vfs::{Location, OpenHow, WalkOpts, RESOLVE_ALL};
+use fs::waiter::{EVENT_IN, EVENT_OUT};
 use fs::{Creds, OpenFile};
 use sentry::Task;
 
@@ -257,22 +258,24 @@ fn read_iovecs(t: &Task, addr: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno
 }
 
 fn do_read(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> SysResult {
+    let read = |buf: &mut [u8], pos: usize| match off {
+        Some(o) => f.pread(buf, o + pos as i64),
+        None => f.read(buf),
+    };
     let total: usize = iov.iter().map(|v| v.1).sum();
     if total == 0 {
-        let r = match off {
-            Some(o) => f.pread(&mut [], o),
-            None => f.read(&mut []),
-        };
-        return r.map(|_| 0);
+        return read(&mut [], 0).map(|_| 0);
     }
     let stream = !f.ops().seekable();
     let mut done = 0usize;
     let mut buf = vec![0u8; total.min(CHUNK)];
     loop {
         let want = (total - done).min(CHUNK);
-        let r = match off {
-            Some(o) => f.pread(&mut buf[..want], o + done as i64),
-            None => f.read(&mut buf[..want]),
+        // Only the first transfer waits: once some data has moved, read returns it.
+        let r = if done == 0 {
+            f.block(t.waiter(), EVENT_IN, || read(&mut buf[..want], done))
+        } else {
+            read(&mut buf[..want], done)
         };
         let n = match r {
             Ok(n) => n,
@@ -298,40 +301,52 @@ fn do_read(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> Sy
     Ok(done as u64)
 }
 
-fn do_write(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> SysResult {
+fn do_write(t: &mut Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> SysResult {
+    let write = |buf: &[u8], pos: usize| match off {
+        Some(o) => f.pwrite(buf, o + pos as i64),
+        None => f.write(buf),
+    };
     let total: usize = iov.iter().map(|v| v.1).sum();
     if total == 0 {
-        let r = match off {
-            Some(o) => f.pwrite(&[], o),
-            None => f.write(&[]),
-        };
-        return r.map(|_| 0);
+        return write(&[], 0).map(|_| 0);
     }
+    // A blocking write to a stream (pipe, tty) returns once all of it is written,
+    // or a signal or an error stops it part way; a file write ends at a short count.
+    let stream = !f.ops().seekable();
     let mut done = 0usize;
     let mut buf = vec![0u8; total.min(CHUNK)];
-    loop {
+    let err = loop {
         let want = (total - done).min(CHUNK);
         if let Err(e) = copy_in_iov(t, iov, done, &mut buf[..want]) {
-            if done > 0 {
-                break;
+            break e;
+        }
+        let mut pos = 0;
+        let r = loop {
+            match f.block(t.waiter(), EVENT_OUT, || write(&buf[pos..want], done + pos)) {
+                Ok(n) => pos += n,
+                Err(e) => break Err(e),
             }
-            return Err(e);
-        }
-        let r = match off {
-            Some(o) => f.pwrite(&buf[..want], o + done as i64),
-            None => f.write(&buf[..want]),
+            if pos == want || !stream {
+                break Ok(());
+            }
         };
-        let n = match r {
-            Ok(n) => n,
-            Err(_) if done > 0 => break,
-            Err(e) => return Err(e),
-        };
-        done += n;
-        if n < want || done == total {
-            break;
+        done += pos;
+        if let Err(e) = r {
+            break e;
         }
+        if pos < want || done == total {
+            return Ok(done as u64);
+        }
+    };
+    if err == Errno::EPIPE {
+        // Linux sends SIGPIPE to the writing thread, even after a partial write.
+        t.send_signal_to_self(libc::SIGPIPE);
     }
-    Ok(done as u64)
+    if done > 0 {
+        Ok(done as u64)
+    } else {
+        Err(err)
+    }
 }
 
 fn count_arg(a: &Args, i: usize) -> Result<usize, Errno> {
@@ -748,6 +763,12 @@ fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
             }
             f.set_status_flags(a.i32(2))?;
             Ok(0)
+        }
+        libc::F_GETPIPE_SZ => Ok(f.ops().pipe().ok_or(Errno::EBADF)?.capacity() as u64),
+        libc::F_SETPIPE_SZ => {
+            let pipe = f.ops().pipe().ok_or(Errno::EBADF)?;
+            // CAP_SYS_RESOURCE may exceed pipe-max-size; root holds it here.
+            Ok(pipe.set_capacity(a.u32(2) as u64, t.creds.euid == 0)? as u64)
         }
         _ => Err(Errno::EINVAL),
     }

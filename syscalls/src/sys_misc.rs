@@ -10,9 +10,6 @@ use sentry::Task;
 use crate::{Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
-    t.add(GETPID, |t, _| Ok(t.tgid as u64), &[]);
-    t.add(GETTID, |t, _| Ok(t.tid as u64), &[]);
-    t.add(GETPPID, |t, _| Ok(t.ppid as u64), &[]);
     t.add(GETUID, |t, _| Ok(t.creds.uid as u64), &[]);
     t.add(GETEUID, |t, _| Ok(t.creds.euid as u64), &[]);
     t.add(GETGID, |t, _| Ok(t.creds.gid as u64), &[]);
@@ -20,9 +17,6 @@ pub(crate) fn register(t: &mut Table) {
     t.add(GETRESUID, sys_getresuid, &[Arg::Hex, Arg::Hex, Arg::Hex]);
     t.add(GETRESGID, sys_getresgid, &[Arg::Hex, Arg::Hex, Arg::Hex]);
     t.add(GETGROUPS, sys_getgroups, &[Arg::Dec, Arg::Hex]);
-    t.add(GETPGRP, |t, _| Ok(t.tgid as u64), &[]);
-    t.add(GETPGID, sys_getpgid, &[Arg::Dec]);
-    t.add(GETSID, sys_getpgid, &[Arg::Dec]);
     t.add(UNAME, sys_uname, &[Arg::Hex]);
     t.add(CLOCK_GETTIME, sys_clock_gettime, &[Arg::Dec, Arg::Hex]);
     t.add(CLOCK_GETRES, sys_clock_getres, &[Arg::Dec, Arg::Hex]);
@@ -100,16 +94,6 @@ fn sys_getgroups(t: &mut Task, a: &Args) -> SysResult {
         .collect();
     t.copy_out(a.u64(1), &bytes)?;
     Ok(n as u64)
-}
-
-/// getpgid/getsid: one session and process group (the init process's) until job
-/// control arrives.
-fn sys_getpgid(t: &mut Task, a: &Args) -> SysResult {
-    let pid = a.i32(0);
-    if pid != 0 && pid != t.tgid {
-        return Err(Errno::ESRCH);
-    }
-    Ok(t.tgid as u64)
 }
 
 fn sys_uname(t: &mut Task, a: &Args) -> SysResult {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use abi::{page_down, page_up, Errno, PAGE_SIZE};
 use platform::{AddressSpace, MemoryFile};
 
-pub use vma::{MmapOpts, MmapSource, Vma};
+pub use vma::{Backing, MmapOpts, MmapSource, Vma};
 
 /// Lowest address mmap hands out or accepts for MAP_FIXED (vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
@@ -133,6 +133,7 @@ impl MemoryManager {
             self.mf.release(off, len);
             return Err(platform_err(e));
         }
+        let backing = opts.shared.then(|| Arc::new(Backing { mf: self.mf.clone(), off, len }));
         let vma = Vma {
             start: addr,
             end: addr + len,
@@ -142,6 +143,7 @@ impl MemoryManager {
             mf_offset: off,
             file,
             name,
+            backing,
         };
         inner.vmas.insert(addr, vma);
         Ok(addr)
@@ -230,7 +232,7 @@ impl MemoryManager {
         self.space.unmap(start, len).map_err(platform_err)?;
         for k in keys {
             let v = inner.vmas.remove(&k).unwrap();
-            self.mf.release(v.mf_offset, v.len());
+            Self::release_vma(&self.mf, &v);
         }
         Ok(())
     }
@@ -340,7 +342,7 @@ impl MemoryManager {
         let mf_off = vma.mf_offset + (old - vstart);
         // Grow in place when the VMA ends here and the following range is free.
         let grow_end = old.checked_add(new_len).filter(|e| *e <= self.max_addr);
-        if !fixed && old_end == vma.end {
+        if !fixed && old_end == vma.end && vma.backing.is_none() {
             if let Some(ge) = grow_end {
                 if !Self::overlaps(&inner, old_end, ge)
                     && self.mf.try_extend(mf_off, old_len, new_len)
@@ -423,6 +425,7 @@ impl MemoryManager {
                     mf_offset: off,
                     file: None,
                     name: b"[heap]".to_vec(),
+                    backing: None,
                 },
             );
         } else if new_top < old_top
@@ -585,6 +588,65 @@ impl MemoryManager {
         }
     }
 
+    /// Frees a removed VMA's memory: private ranges at once, shared ones when the
+    /// last mapping of their backing goes.
+    fn release_vma(mf: &MemoryFile, v: &Vma) {
+        if v.backing.is_none() {
+            mf.release(v.mf_offset, v.len());
+        }
+    }
+
+    /// fork(2): a copy of this address space in `space`. Private mappings are
+    /// copied (sparsely: untouched pages stay unallocated); shared mappings share
+    /// their backing.
+    pub fn fork(&self, space: Arc<dyn AddressSpace>) -> Result<MemoryManager, Errno> {
+        let inner = self.inner.lock().unwrap();
+        let child = MemoryManager::new(self.mf.clone(), space, self.max_addr);
+        {
+            let mut ci = child.inner.lock().unwrap();
+            ci.brk_start = inner.brk_start;
+            ci.brk = inner.brk;
+            ci.mmap_base = inner.mmap_base;
+            for v in inner.vmas.values() {
+                let mut nv = v.clone();
+                if v.backing.is_none() {
+                    let off = self.mf.allocate(v.len())?;
+                    self.mf.copy_sparse(v.mf_offset, off, v.len());
+                    nv.mf_offset = off;
+                }
+                // Insert first so that a failure below releases it with the child.
+                ci.vmas.insert(nv.start, nv.clone());
+                child.space.map(nv.start, nv.len(), nv.mf_offset, nv.prot).map_err(platform_err)?;
+            }
+        }
+        Ok(child)
+    }
+
+    /// The futex key of `addr`: memory-file offset for shared mappings (so that
+    /// processes sharing memory agree), None for private ones.
+    pub fn shared_offset(&self, addr: u64) -> Result<Option<u64>, Errno> {
+        let inner = self.inner.lock().unwrap();
+        match inner.vmas.range(..=addr).next_back() {
+            Some((_, v)) if v.end > addr => Ok(v.backing.as_ref().map(|_| v.mf_offset + (addr - v.start))),
+            _ => Err(Errno::EFAULT),
+        }
+    }
+
+    /// Atomically updates the writable, aligned u32 at `addr` with `f`; returns the
+    /// old value (futex operations).
+    pub fn update_u32(&self, addr: u64, f: impl Fn(u32) -> u32) -> Result<u32, Errno> {
+        if addr % 4 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let inner = self.inner.lock().unwrap();
+        match inner.vmas.range(..=addr).next_back() {
+            Some((_, v)) if v.end > addr && v.prot & libc::PROT_WRITE != 0 => {
+                Ok(self.mf.update_u32(v.mf_offset + (addr - v.start), f))
+            }
+            _ => Err(Errno::EFAULT),
+        }
+    }
+
     /// A snapshot of the VMAs (for /proc/self/maps and tests).
     pub fn vmas(&self) -> Vec<Vma> {
         self.inner.lock().unwrap().vmas.values().cloned().collect()
@@ -594,7 +656,7 @@ impl MemoryManager {
     pub fn release_all(&self) {
         let mut inner = self.inner.lock().unwrap();
         for (_, v) in std::mem::take(&mut inner.vmas) {
-            self.mf.release(v.mf_offset, v.len());
+            Self::release_vma(&self.mf, &v);
         }
     }
 }
@@ -603,7 +665,7 @@ impl Drop for MemoryManager {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap();
         for (_, v) in std::mem::take(&mut inner.vmas) {
-            self.mf.release(v.mf_offset, v.len());
+            Self::release_vma(&self.mf, &v);
         }
     }
 }

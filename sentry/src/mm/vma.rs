@@ -65,6 +65,23 @@ pub struct Vma {
     pub file: Option<(Arc<dyn fs::ReadAt>, u64)>,
     /// Name shown in /proc/self/maps ("[stack]", "[heap]" or the file path).
     pub name: Vec<u8>,
+    /// For shared mappings: the memory-file range, shared with other address
+    /// spaces after fork and released when the last mapping of it goes. Private
+    /// mappings own their range outright (None).
+    pub backing: Option<Arc<Backing>>,
+}
+
+/// A memory-file range shared by several mappings.
+pub struct Backing {
+    pub mf: Arc<platform::MemoryFile>,
+    pub off: u64,
+    pub len: u64,
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        self.mf.release(self.off, self.len);
+    }
 }
 
 impl Vma {
@@ -89,6 +106,7 @@ impl Vma {
             mf_offset: self.mf_offset + delta,
             file: self.file.as_ref().map(|(f, o)| (f.clone(), o + delta)),
             name: self.name.clone(),
+            backing: self.backing.clone(),
         };
         self.end = at;
         upper
