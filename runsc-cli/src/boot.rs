@@ -50,6 +50,13 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
 
 pub fn cmd_boot(g: &Global, args: &[String]) -> i32 {
     crate::log::init(g.debug_log.as_deref(), g.debug, "boot");
+    // A sentry bug must end the sandbox, not leave it hanging with a dead task
+    // thread: log and abort (the stubs die with us).
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("sentry panic: {info}");
+        eprintln!("runsc: internal error: {info}");
+        std::process::abort();
+    }));
     let b = match parse(args) {
         Ok(b) => b,
         Err(e) => {

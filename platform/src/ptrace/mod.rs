@@ -596,6 +596,7 @@ impl Platform for Ptrace {
             memfd: self.mf.fd(),
             layout: self.layout,
             threads: Mutex::new(threads),
+            dead: AtomicBool::new(false),
         }))
     }
 
@@ -613,6 +614,8 @@ pub struct PtraceAddressSpace {
     layout: Layout,
     /// The stub thread each host thread traces, by host thread ID.
     threads: Mutex<HashMap<i32, Arc<StubThread>>>,
+    /// The process is gone (its last thread was released): never signal its PID.
+    dead: AtomicBool,
 }
 
 impl PtraceAddressSpace {
@@ -701,9 +704,20 @@ impl AddressSpace for PtraceAddressSpace {
     }
 
     fn release_thread(&self) {
-        let Some(t) = self.threads.lock().unwrap().remove(&host_tid()) else {
+        let mut threads = self.threads.lock().unwrap();
+        let Some(t) = threads.remove(&host_tid()) else { return };
+        if threads.is_empty() {
+            // The last user: end the process while we still trace it, so its PID
+            // cannot have been reused by the time anyone would signal it.
+            self.dead.store(true, Ordering::SeqCst);
+            drop(threads);
+            // SAFETY: plain syscall on our stub process, which still exists (we
+            // trace one of its threads and have not reaped it).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = wait(t.tid);
             return;
-        };
+        }
+        drop(threads);
         // Only this thread of the stub process exits; the process (and its
         // memory) stays for the tasks still using it.
         let mut r = t.template;
@@ -723,10 +737,13 @@ impl AddressSpace for PtraceAddressSpace {
 
 impl Drop for PtraceAddressSpace {
     fn drop(&mut self) {
+        if self.dead.load(Ordering::SeqCst) {
+            return;
+        }
+        // Threads are still attached (their tasks are gone without releasing
+        // them, e.g. on a failed exec): the process is alive, so its PID is ours.
         // SAFETY: plain syscall on our stub process.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        // Reap the threads this host thread traces; the others are detached when
-        // their tracers exit, and the master (ignoring SIGCHLD) lets them go.
         let me = host_tid();
         let threads = self.threads.get_mut().unwrap();
         if let Some(t) = threads.get(&me) {
