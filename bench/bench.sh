@@ -14,12 +14,18 @@
 #   BENCH_GETPID_ITERS=200000  syscalls per getpid run
 #   BENCH_OPEN_ITERS=5000      open+fstat+close iterations per openloop run
 #   BENCH_FILE=/tmp/bench-64m  the 64 MiB file read by readfile (created once)
+#   BENCH_FORKEXEC_ITERS=200   fork+execve+wait iterations per forkexec run
+#   BENCH_PINGPONG_ITERS=20000 round trips per pingpong run
+#   BENCH_MUTEX_ITERS=20000    round trips per mutexpp run
 #
 # Workloads (all static binaries built from bench/*.c into target/bench/):
 #   startup   wall time of `/bin/true` (dynamic, so includes ld.so), ms
 #   getpid    raw syscall(SYS_getpid) round trip, ns/call (measured inside)
 #   openloop  open("/etc/passwd")+fstat+close, ns/iteration (measured inside)
 #   readfile  read(2) of a 64 MiB file in 1 MiB chunks, MB/s (measured inside)
+#   forkexec  fork + execve(static nop) + waitpid, us/iteration (measured inside)
+#   pingpong  1-byte round trip between two processes over two pipes, ns/trip
+#   mutexpp   two threads taking turns via mutex+condvar (futex), ns/trip
 #
 # Ratios are slowdowns, >1 = slower: for times runtime/native, for MB/s
 # native/runtime. "ours/gVisor" < 1 means we are faster than gVisor.
@@ -38,6 +44,9 @@ GVISOR=${GVISOR-/usr/bin/runsc}
 GVISOR_FLAGS=${GVISOR_FLAGS:---network=none --platform=ptrace}
 GETPID_ITERS=${BENCH_GETPID_ITERS:-200000}
 OPEN_ITERS=${BENCH_OPEN_ITERS:-5000}
+FORKEXEC_ITERS=${BENCH_FORKEXEC_ITERS:-200}
+PINGPONG_ITERS=${BENCH_PINGPONG_ITERS:-20000}
+MUTEX_ITERS=${BENCH_MUTEX_ITERS:-20000}
 BENCH_FILE=${BENCH_FILE:-/tmp/bench-64m}
 BIN=$ROOT/target/bench
 
@@ -45,7 +54,7 @@ log() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- build
 mkdir -p "$BIN"
-for p in getpid openloop readfile; do
+for p in getpid openloop readfile nop forkexec pingpong mutexpp; do
     if [ ! -x "$BIN/$p" ] || [ "$ROOT/bench/$p.c" -nt "$BIN/$p" ]; then
         gcc -O2 -Wall -static -o "$BIN/$p" "$ROOT/bench/$p.c" || { log "gcc failed for $p.c"; exit 1; }
     fi
@@ -93,6 +102,9 @@ WORKLOADS=(
     "getpid|ns/call|self|$BIN/getpid $GETPID_ITERS"
     "openloop|ns/iter|self|$BIN/openloop $OPEN_ITERS /etc/passwd"
     "readfile|MB/s|self|$BIN/readfile $BENCH_FILE"
+    "forkexec|us/iter|self|$BIN/forkexec $FORKEXEC_ITERS $BIN/nop"
+    "pingpong|ns/trip|self|$BIN/pingpong $PINGPONG_ITERS"
+    "mutexpp|ns/trip|self|$BIN/mutexpp $MUTEX_ITERS"
 )
 
 now_ns() { date +%s%N; }

@@ -1,7 +1,7 @@
 //! Open file descriptions: what an fd refers to. Shared (Arc) between dup'd fds
 //! and across fork; holds the offset and the status flags.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -9,7 +9,9 @@ use abi::linux::Stat;
 use abi::Errno;
 
 use crate::inode::StatFs;
+use crate::pipe::Pipe;
 use crate::vfs::Location;
+use crate::waiter::{self, WaitQueue, Waiter, EVENT_IN, EVENT_OUT};
 use crate::{ReadAt, UserIo};
 
 /// One directory entry as a file system reports it. `next_off` is the directory
@@ -78,6 +80,11 @@ pub fn generic_lseek(
     Ok(new as u64)
 }
 
+/// What poll reports for files that never block (Linux's DEFAULT_POLLMASK):
+/// regular files and directories are always readable and writable.
+pub const DEFAULT_POLLMASK: u32 =
+    EVENT_IN | EVENT_OUT | libc::POLLRDNORM as u32 | libc::POLLWRNORM as u32;
+
 /// What a file system implements for its open files. Defaults describe a file that
 /// supports nothing; the offset handling defaults to the sentry-side offset with
 /// `pread`/`pwrite` doing the I/O.
@@ -140,8 +147,26 @@ pub trait FileOps: Send + Sync {
     fn flags_changed(&self, _flags: i32) -> Result<(), Errno> {
         Ok(())
     }
-    /// The host fd behind this file, if any (for mmap and the like).
+    /// The host fd behind this file, if any (for mmap and the like). A blocked
+    /// caller also polls it, so a file whose readiness is the host fd's needs no
+    /// wait queue.
     fn host_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// The poll(2) events among `mask` that are ready now (POLLERR and POLLHUP are
+    /// reported only when asked for: callers add them to `mask`). A file that can
+    /// make read or write return EAGAIN must also provide a wait queue or a host fd
+    /// that signals the change.
+    fn readiness(&self, mask: u32) -> u32 {
+        DEFAULT_POLLMASK & mask
+    }
+    /// Where waiters for this file's readiness register; notified with the
+    /// events that became ready.
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+    /// The pipe behind this file, for the pipe fcntls (Linux's get_pipe_info).
+    fn pipe(&self) -> Option<&Pipe> {
         None
     }
 }
@@ -272,6 +297,31 @@ impl OpenFile {
             return Err(Errno::ESPIPE);
         }
         self.ops.pwrite(buf, off as u64)
+    }
+
+    /// The poll(2) events among `mask` that are ready now.
+    pub fn readiness(&self, mask: u32) -> u32 {
+        self.ops.readiness(mask)
+    }
+
+    /// Runs `op` (an I/O call on this file) until it stops returning EAGAIN,
+    /// sleeping on `w` until one of `events` may have become ready: the one wait
+    /// loop of read, write and their vectored and positional forms. O_NONBLOCK
+    /// descriptions run `op` once. Returns ERESTARTSYS when a signal interrupts.
+    pub fn block<T>(
+        &self,
+        w: &Arc<Waiter>,
+        events: u32,
+        mut op: impl FnMut() -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let queue = self.ops.wait_queue().map(|q| (q, events));
+        let host = self.ops.host_fd().map(|fd| (fd.as_raw_fd(), events as i16));
+        // Without a queue or a host fd nothing would wake the sleeper: such a
+        // file's EAGAIN is final.
+        if self.state.nonblocking() || (queue.is_none() && host.is_none()) {
+            return op();
+        }
+        waiter::block(w, queue.as_slice(), host.as_slice(), None, op)
     }
 
     pub fn lseek(&self, off: i64, whence: i32) -> Result<u64, Errno> {

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use abi::linux::{Stat, S_IFBLK, S_IFDIR, S_IFMT, S_IFREG};
 use abi::Errno;
 
-use crate::file::{FileOps, FileState, OpenFile};
+use crate::file::{FileOps, FileState, OpenFile, DEFAULT_POLLMASK};
 use crate::inode::StatFs;
+use crate::pipe::PIPE_BUF;
+use crate::waiter::EVENT_ERR;
 use crate::UserIo;
 
 /// Size of the kernel's `struct termios` (not glibc's larger one).
@@ -45,16 +47,22 @@ pub(crate) fn host_fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
     Ok(Stat::from_host(unsafe { &st.assume_init() }))
 }
 
-/// Polls one host fd for `events` without blocking; true when ready.
-fn ready_now(fd: BorrowedFd<'_>, events: i16) -> Result<bool, Errno> {
+/// Polls one host fd for `events` without blocking: its revents.
+fn poll_now(fd: BorrowedFd<'_>, events: i16) -> Result<i16, Errno> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events,
         revents: 0,
     };
     // SAFETY: one valid pollfd, zero timeout.
-    let n = retry(|| unsafe { libc::poll(&mut p, 1, 0) } as isize)?;
-    Ok(n > 0)
+    retry(|| unsafe { libc::poll(&mut p, 1, 0) } as isize)?;
+    Ok(p.revents)
+}
+
+/// Whether an I/O call for `events` on `fd` would not block now (ready, or an
+/// error or hang-up the call itself will report).
+fn ready_now(fd: BorrowedFd<'_>, events: i16) -> Result<bool, Errno> {
+    Ok(poll_now(fd, events)? != 0)
 }
 
 /// File operations over a host fd.
@@ -62,8 +70,9 @@ pub struct HostFdOps {
     fd: OwnedFd,
     seekable: bool,
     dir: bool,
-    /// Inherited stdio: tty ioctls pass through; O_NONBLOCK is emulated with
-    /// poll rather than set on a description the host shares with others.
+    /// Inherited stdio: tty ioctls pass through. Streams are never switched to
+    /// O_NONBLOCK (the host description is shared with others): blocking is
+    /// emulated with poll, see `read`.
     stdio: bool,
     /// The file system's statfs, for gofer files.
     statfs: Option<StatFs>,
@@ -105,20 +114,36 @@ impl HostFdOps {
 }
 
 impl FileOps for HostFdOps {
-    fn read(&self, st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
-        if self.stdio && st.nonblocking() && !ready_now(self.fd.as_fd(), libc::POLLIN)? {
+    fn read(&self, _st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+        // A stream (tty, pipe, socket) is read only once poll says it will not
+        // block, so the task waits in `OpenFile::block`, where signals reach it.
+        if !self.seekable && !buf.is_empty() && !ready_now(self.fd.as_fd(), libc::POLLIN)? {
             return Err(Errno::EAGAIN);
         }
         // SAFETY: reads into a buffer we own, bounded by its length.
         retry(|| unsafe { libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len()) })
     }
 
-    fn write(&self, st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
-        if self.stdio && st.nonblocking() && !ready_now(self.fd.as_fd(), libc::POLLOUT)? {
-            return Err(Errno::EAGAIN);
+    fn write(&self, _st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
+        let mut len = buf.len();
+        if !self.seekable && len > 0 {
+            if !ready_now(self.fd.as_fd(), libc::POLLOUT)? {
+                return Err(Errno::EAGAIN);
+            }
+            // POLLOUT on a pipe promises room for PIPE_BUF bytes, no more: larger
+            // writes go in pieces (the syscall layer keeps writing while blocking
+            // writes have more to write).
+            len = len.min(PIPE_BUF);
         }
-        // SAFETY: writes from a buffer we own, bounded by its length.
-        retry(|| unsafe { libc::write(self.raw(), buf.as_ptr().cast(), buf.len()) })
+        // SAFETY: writes from a buffer we own, bounded by `len` <= its length.
+        retry(|| unsafe { libc::write(self.raw(), buf.as_ptr().cast(), len) })
+    }
+
+    fn readiness(&self, mask: u32) -> u32 {
+        if self.seekable {
+            return DEFAULT_POLLMASK & mask;
+        }
+        poll_now(self.fd.as_fd(), mask as i16).map_or(EVENT_ERR, |r| r as u16 as u32) & mask
     }
 
     fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {

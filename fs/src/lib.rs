@@ -11,14 +11,18 @@
 //! - [`remote`]: the gofer-backed file system, over the [`RemoteFs`] trait
 //!   (implemented for `gofer::Client`).
 //! - [`host`]: files wrapping host fds (the workload's inherited stdio).
+//! - [`pipe`]: pipes (pipe(2), pipe2(2)).
+//! - [`waiter`]: interruptible blocking (waiters, wait queues, the block loop).
 //! - [`synthetic`]: the sentry-owned empty directories (/proc, /sys, /dev for now).
 
 pub mod context;
+pub mod devfs;
 pub mod fd_table;
 pub mod file;
 pub mod host;
 pub mod inode;
 pub mod perm;
+pub mod pipe;
 pub mod remote;
 pub mod synthetic;
 pub mod vfs;
@@ -31,9 +35,10 @@ mod testutil;
 
 pub use context::FsContext;
 pub use fd_table::FdTable;
-pub use file::{DirEntry, FileOps, OpenFile};
+pub use file::{DirEntry, FileOps, OpenFile, DEFAULT_POLLMASK};
 pub use inode::{Inode, StatFs};
 pub use perm::{Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
+pub use pipe::Pipe;
 pub use remote::RemoteFs;
 pub use vfs::{Location, Mount, OpenHow, Vfs, WalkOpts};
 

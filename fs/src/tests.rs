@@ -323,11 +323,17 @@ fn walk_parent_cases() {
 #[test]
 fn synthetic_mounts_shadow_host_dirs() {
     let t = tree();
-    for d in ["/proc", "/sys", "/dev"] {
+    for d in ["/proc", "/sys"] {
         let f = t.open(d, libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
         assert_eq!(list(&f, 4096), vec![".", ".."], "{d}");
         assert_eq!(t.path(d), d);
     }
+    // /dev is the sentry's devfs: its memory devices, never the host's nodes.
+    let f = t.open("/dev", libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+    assert_eq!(
+        list(&f, 4096),
+        vec![".", "..", "full", "null", "random", "urandom", "zero"]
+    );
     assert_eq!(t.mode("/proc/host_secret"), Err(Errno::ENOENT));
     assert_eq!(t.mode("/dev/host_dev"), Err(Errno::ENOENT));
     assert_eq!(t.path("/proc/.."), "/");
@@ -621,6 +627,62 @@ fn host_file_pipe() {
     assert_eq!(r.stat().unwrap().mode & S_IFMT, libc::S_IFIFO);
     drop(w);
     assert_eq!(r.read(&mut b), Ok(0));
+}
+
+/// A host pipe as inherited stdio: reads and writes never block the host thread
+/// uninterruptibly; the task waits in `OpenFile::block`, which polls the host fd.
+#[test]
+fn host_stream_blocks_interruptibly() {
+    use crate::waiter::{Waiter, EVENT_IN, EVENT_OUT};
+    use std::time::Duration;
+
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 fills the two-int array.
+    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh fds we own.
+    let (r, w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1]))
+    };
+    let r = HostFile::new(r).unwrap();
+    let w = HostFile::new(w).unwrap();
+    assert_eq!(r.status_flags() & libc::O_NONBLOCK, 0);
+    let waiter = Waiter::new().unwrap();
+    let mut b = [0u8; 16];
+    // Empty: the blocking description still reports EAGAIN to its caller...
+    assert_eq!(r.read(&mut b), Err(Errno::EAGAIN));
+    assert_eq!(r.readiness(EVENT_IN | EVENT_OUT), 0);
+    // ...which sleeps until the host fd is readable,
+    let w2 = w.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        w2.write(b"hi").unwrap();
+    });
+    assert_eq!(r.block(&waiter, EVENT_IN, || r.read(&mut b)), Ok(2));
+    writer.join().unwrap();
+    // ...or a signal interrupts it.
+    let w3 = waiter.clone();
+    let sig = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        w3.interrupt();
+    });
+    assert_eq!(
+        r.block(&waiter, EVENT_IN, || r.read(&mut b)),
+        Err(Errno(abi::errno::ERESTARTSYS))
+    );
+    sig.join().unwrap();
+    waiter.clear_interrupt();
+    // Writes go in PIPE_BUF pieces while the host pipe has room, then EAGAIN.
+    assert_eq!(w.write(&[0u8; 10000]), Ok(crate::pipe::PIPE_BUF));
+    let mut total = crate::pipe::PIPE_BUF;
+    while let Ok(n) = w.write(&[0u8; 10000]) {
+        total += n;
+    }
+    assert!(total >= 65536 - crate::pipe::PIPE_BUF, "{total}");
+    assert_eq!(w.write(b"x"), Err(Errno::EAGAIN));
+    assert_eq!(w.readiness(EVENT_OUT), 0);
+    drop(r);
+    assert_eq!(w.write(b"x"), Err(Errno::EPIPE));
 }
 
 mod proptests {

@@ -259,13 +259,10 @@ impl Vfs {
     ) -> Result<Arc<Vfs>, Errno> {
         let root = RemoteInode::mount_root(remote, read_only)?;
         let vfs = Vfs::new(root, read_only);
-        for (name, magic) in [
-            (&b"proc"[..], PROC_SUPER_MAGIC),
-            (b"sys", SYSFS_MAGIC),
-            (b"dev", TMPFS_MAGIC),
-        ] {
+        for (name, magic) in [(&b"proc"[..], PROC_SUPER_MAGIC), (b"sys", SYSFS_MAGIC)] {
             vfs.mount_under_root(name, SynthDir::new(magic), true);
         }
+        vfs.mount_under_root(b"dev", crate::devfs::DevDir::new(), false);
         Ok(vfs)
     }
 

@@ -46,7 +46,11 @@ impl Waiter {
         }
         // SAFETY: a fresh fd we own.
         let efd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Arc::new(Waiter { efd, interrupted: AtomicBool::new(false), id: NEXT_ID.fetch_add(1, Ordering::Relaxed) }))
+        Ok(Arc::new(Waiter {
+            efd,
+            interrupted: AtomicBool::new(false),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }))
     }
 
     /// Wakes the waiter if it sleeps (or makes its next sleep return at once).
@@ -54,7 +58,13 @@ impl Waiter {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to our eventfd; EAGAIN (counter
         // saturated) still leaves it readable, which is all we need.
-        unsafe { libc::write(self.efd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        unsafe {
+            libc::write(
+                self.efd.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            )
+        };
     }
 
     /// Marks the owner interrupted and wakes it.
@@ -76,7 +86,13 @@ impl Waiter {
     fn drain(&self) {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a valid u64 from our nonblocking eventfd.
-        unsafe { libc::read(self.efd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+        unsafe {
+            libc::read(
+                self.efd.as_raw_fd(),
+                &mut v as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
     }
 
     /// Sleeps until notified, a watched host fd is ready, interrupted
@@ -87,8 +103,16 @@ impl Waiter {
             return Err(Errno(ERESTARTSYS));
         }
         let mut fds = Vec::with_capacity(1 + host.len());
-        fds.push(libc::pollfd { fd: self.efd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-        fds.extend(host.iter().map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 }));
+        fds.push(libc::pollfd {
+            fd: self.efd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        fds.extend(host.iter().map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        }));
         let timeout = match deadline {
             None => -1,
             Some(d) => {
@@ -130,15 +154,25 @@ pub struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.queue.entries.lock().unwrap().retain(|(id, _, _)| *id != self.id);
+        self.queue
+            .entries
+            .lock()
+            .unwrap()
+            .retain(|(id, _, _)| *id != self.id);
     }
 }
 
 impl WaitQueue {
     /// Registers `w` for `mask` events until the registration is dropped.
     pub fn register<'a>(&'a self, w: &Arc<Waiter>, mask: u32) -> Registration<'a> {
-        self.entries.lock().unwrap().push((w.id, Arc::downgrade(w), mask));
-        Registration { queue: self, id: w.id }
+        self.entries
+            .lock()
+            .unwrap()
+            .push((w.id, Arc::downgrade(w), mask));
+        Registration {
+            queue: self,
+            id: w.id,
+        }
     }
 
     /// Wakes every waiter interested in any of `events`.
@@ -210,7 +244,9 @@ mod tests {
         assert!(q.is_empty(), "registration dropped");
 
         let deadline = Instant::now() + Duration::from_millis(10);
-        let r: Result<(), Errno> = block(&w, &[(&q, EVENT_IN)], &[], Some(deadline), || Err(Errno::EAGAIN));
+        let r: Result<(), Errno> = block(&w, &[(&q, EVENT_IN)], &[], Some(deadline), || {
+            Err(Errno::EAGAIN)
+        });
         assert_eq!(r, Err(Errno::ETIMEDOUT));
         assert!(Instant::now() >= deadline);
 

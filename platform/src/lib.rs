@@ -14,6 +14,7 @@ pub use ptrace::initial_regs;
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use host::fill_random;
 pub use memfile::MemoryFile;
@@ -114,6 +115,15 @@ pub trait AddressSpace: Send + Sync {
     fn release_thread(&self);
     /// For platform implementations to recover their concrete type.
     fn as_any(&self) -> &dyn Any;
+    /// CPU time the workload has used in this address space, all its threads
+    /// (including exited ones) together; None when the platform cannot tell.
+    fn cpu_time(&self) -> Option<Duration> {
+        None
+    }
+    /// CPU time of the workload thread that host thread `host_tid` runs here.
+    fn thread_cpu_time(&self, _host_tid: i32) -> Option<Duration> {
+        None
+    }
 }
 
 /// Runs one task's workload code on the calling host thread.

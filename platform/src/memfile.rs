@@ -218,7 +218,11 @@ impl MemoryFile {
             let data = data as u64;
             // SAFETY: as above.
             let hole = unsafe { libc::lseek(self.fd.as_raw_fd(), data as i64, libc::SEEK_HOLE) };
-            let hole = if hole < 0 { end } else { (hole as u64).min(end) };
+            let hole = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
             self.copy_within(data, dst + (data - src), hole - data);
             cur = hole;
         }
@@ -232,10 +236,17 @@ impl MemoryFile {
         self.check(off, 4);
         // SAFETY: the word is inside our mapping (checked), 4-byte aligned, and
         // only ever accessed atomically or by plain copies, as in the kernel.
-        let a = unsafe { std::sync::atomic::AtomicU32::from_ptr(self.base.add(off as usize) as *mut u32) };
+        let a = unsafe {
+            std::sync::atomic::AtomicU32::from_ptr(self.base.add(off as usize) as *mut u32)
+        };
         let mut cur = a.load(std::sync::atomic::Ordering::SeqCst);
         loop {
-            match a.compare_exchange(cur, f(cur), std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst) {
+            match a.compare_exchange(
+                cur,
+                f(cur),
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            ) {
                 Ok(old) => return old,
                 Err(now) => cur = now,
             }

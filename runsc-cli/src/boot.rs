@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use abi::Errno;
 use platform::{MemoryFile, Platform};
-use sentry::task::{Credentials, ExitStatus};
+use sentry::task::{Credentials, ExitStatus, CAP_FULL_SET};
 use sentry::{Kernel, Task};
 
 use crate::cli::{split_flag, Global};
@@ -131,6 +131,18 @@ fn host_creds() -> Credentials {
         sgid: egid,
         fsgid: egid,
         groups,
+        // Root in the sandbox holds every capability (inside it only); other
+        // users none, as after a Linux exec without file capabilities.
+        cap_effective: if euid == 0 { CAP_FULL_SET } else { 0 },
+        cap_permitted: if uid == 0 || euid == 0 {
+            CAP_FULL_SET
+        } else {
+            0
+        },
+        cap_inheritable: 0,
+        cap_bounding: CAP_FULL_SET,
+        cap_ambient: 0,
+        securebits: 0,
     }
 }
 
@@ -197,17 +209,23 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
         .name("task-1".into())
         .spawn(move || {
             let stack = 8 << 20;
-            let image = match sentry::exec::load_image(&k, &fsctx, &creds, &path, argv, envp, stack) {
+            let image = match sentry::exec::load_image(&k, &fsctx, &creds, &path, argv, envp, stack)
+            {
                 Ok(i) => i,
                 Err(errno) => {
-                    let _ = tx.send(Err(BootError::Exec { cmd: cmd.clone(), errno }));
+                    let _ = tx.send(Err(BootError::Exec {
+                        cmd: cmd.clone(),
+                        errno,
+                    }));
                     return;
                 }
             };
             let mut task = match Task::new_init(k, image.mm.clone(), fsctx, fds, creds) {
                 Ok(t) => t,
                 Err(e) => {
-                    let _ = tx.send(Err(BootError::Setup(format!("creating the first task: {e}"))));
+                    let _ = tx.send(Err(BootError::Setup(format!(
+                        "creating the first task: {e}"
+                    ))));
                     return;
                 }
             };
@@ -216,7 +234,8 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
             task.run();
         })
         .map_err(setup("spawning the task thread"))?;
-    rx.recv().map_err(|_| BootError::Setup("task thread died".into()))??;
+    rx.recv()
+        .map_err(|_| BootError::Setup("task thread died".into()))??;
     Ok(kernel.wait_init())
 }
 

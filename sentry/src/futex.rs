@@ -15,8 +15,17 @@ use crate::task::Task;
 /// Identifies one futex word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FutexKey {
-    Private { mm: usize, addr: u64 },
-    Shared { offset: u64 },
+    /// An address in one memory manager. `shared` is set for a non-private
+    /// futex on private memory: Linux keys those apart from FUTEX_PRIVATE ones
+    /// (FUT_OFF_MMSHARED), so a private wake never reaches a shared waiter.
+    Private {
+        mm: usize,
+        addr: u64,
+        shared: bool,
+    },
+    Shared {
+        offset: u64,
+    },
 }
 
 impl FutexKey {
@@ -30,7 +39,11 @@ impl FutexKey {
                 return Ok(FutexKey::Shared { offset });
             }
         }
-        Ok(FutexKey::Private { mm: Arc::as_ptr(&t.mm) as usize, addr })
+        Ok(FutexKey::Private {
+            mm: Arc::as_ptr(&t.mm) as usize,
+            addr,
+            shared: !private,
+        })
     }
 }
 
@@ -74,7 +87,12 @@ impl Futexes {
             if !check()? {
                 return Err(Errno::EAGAIN);
             }
-            q.entry(key).or_default().push(Entry { id, waiter: waiter.clone(), bitset, woken: woken.clone() });
+            q.entry(key).or_default().push(Entry {
+                id,
+                waiter: waiter.clone(),
+                bitset,
+                woken: woken.clone(),
+            });
         }
         let r = block(waiter, &[], &[], deadline, || {
             if woken.load(Ordering::SeqCst) {
@@ -106,7 +124,12 @@ impl Futexes {
         Ok(Self::wake_locked(&mut q, key, bitset, n))
     }
 
-    fn wake_locked(q: &mut HashMap<FutexKey, Vec<Entry>>, key: FutexKey, bitset: u32, n: u32) -> u64 {
+    fn wake_locked(
+        q: &mut HashMap<FutexKey, Vec<Entry>>,
+        key: FutexKey,
+        bitset: u32,
+        n: u32,
+    ) -> u64 {
         let Some(v) = q.get_mut(&key) else { return 0 };
         let mut count = 0u64;
         let mut i = 0;
@@ -178,17 +201,12 @@ impl Futexes {
     }
 }
 
-/// Wakes `n` waiters on `addr` of `t`'s memory, shared or private (exit's
-/// CLONE_CHILD_CLEARTID wake and robust-list cleanup use this).
+/// Wakes `n` waiters on `addr` with a non-private FUTEX_WAKE, as the kernel does
+/// for CLONE_CHILD_CLEARTID at exit and for robust-list cleanup.
 pub fn wake_addr(t: &Task, addr: u64, n: u32) -> Result<u64, Errno> {
-    let k = &t.kernel.futexes;
-    let mut woke = k.wake(FutexKey::of(t, addr, false)?, MATCH_ANY, n)?;
-    if let Ok(p) = FutexKey::of(t, addr, true) {
-        if p != FutexKey::of(t, addr, false)? {
-            woke += k.wake(p, MATCH_ANY, n)?;
-        }
-    }
-    Ok(woke)
+    t.kernel
+        .futexes
+        .wake(FutexKey::of(t, addr, false)?, MATCH_ANY, n)
 }
 
 const FUTEX_WAITERS: u32 = 0x8000_0000;
@@ -204,9 +222,11 @@ pub fn exit_robust_list(t: &Task) {
     if head == 0 || len != 24 {
         return;
     }
-    let (Ok(mut entry), Ok(offset), Ok(pending)) =
-        (t.copy_in_u64(head), t.copy_in_u64(head + 8), t.copy_in_u64(head + 16))
-    else {
+    let (Ok(mut entry), Ok(offset), Ok(pending)) = (
+        t.copy_in_u64(head),
+        t.copy_in_u64(head + 8),
+        t.copy_in_u64(head + 16),
+    ) else {
         return;
     };
     let offset = offset as i64;

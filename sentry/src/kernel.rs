@@ -37,7 +37,11 @@ impl Pids {
     /// Allocates an unused ID (the first is 1, the container's init).
     pub fn alloc(&mut self) -> Result<i32, Errno> {
         for _ in 0..PID_MAX {
-            self.next = if self.next >= PID_MAX { 1 } else { self.next + 1 };
+            self.next = if self.next >= PID_MAX {
+                1
+            } else {
+                self.next + 1
+            };
             let id = self.next;
             if !self.tasks.contains_key(&id) && !self.groups.contains_key(&id) {
                 return Ok(id);
@@ -161,7 +165,10 @@ impl Kernel {
     /// signals discard a pending SIGCONT. Returns true when the signal is to be
     /// dropped (ignored and not blocked by every thread).
     fn prepare(&self, tg: &Arc<ThreadGroup>, sig: i32) -> bool {
-        let stop_mask = sigbit(libc::SIGSTOP) | sigbit(libc::SIGTSTP) | sigbit(libc::SIGTTIN) | sigbit(libc::SIGTTOU);
+        let stop_mask = sigbit(libc::SIGSTOP)
+            | sigbit(libc::SIGTSTP)
+            | sigbit(libc::SIGTTIN)
+            | sigbit(libc::SIGTTOU);
         let mut notify_parent = None;
         {
             let st = &mut *tg.lock();
@@ -210,7 +217,10 @@ impl Kernel {
             return false;
         }
         // Ignored: dropped unless some thread blocks it (then it stays pending).
-        !tg.lock().tasks.iter().any(|t| t.sigmask() & sigbit(sig) != 0)
+        !tg.lock().tasks.iter().any(|t| {
+            (t.sigmask() | t.real_blocked.load(std::sync::atomic::Ordering::SeqCst)) & sigbit(sig)
+                != 0
+        })
     }
 
     /// Starts a group exit (SIGKILL, fatal signals, exit_group): every thread exits.
@@ -237,12 +247,21 @@ impl Kernel {
     /// Every thread group in a process group.
     pub fn process_group(&self, pgid: i32) -> Vec<Arc<ThreadGroup>> {
         let groups: Vec<Arc<ThreadGroup>> = self.pids().groups.values().cloned().collect();
-        groups.into_iter().filter(|g| g.lock().pgid == pgid && g.lock().zombie.is_none()).collect()
+        groups
+            .into_iter()
+            .filter(|g| {
+                let st = g.lock();
+                st.pgid == pgid && st.zombie.is_none()
+            })
+            .collect()
     }
 
     /// Every live thread group.
     pub fn all_groups(&self) -> Vec<Arc<ThreadGroup>> {
         let groups: Vec<Arc<ThreadGroup>> = self.pids().groups.values().cloned().collect();
-        groups.into_iter().filter(|g| g.lock().zombie.is_none()).collect()
+        groups
+            .into_iter()
+            .filter(|g| g.lock().zombie.is_none())
+            .collect()
     }
 }

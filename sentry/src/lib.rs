@@ -9,6 +9,7 @@ pub mod process;
 pub mod signal;
 pub mod task;
 pub mod thread_group;
+pub mod timer;
 
 pub use kernel::{Kernel, SyscallTable};
 pub use task::Task;

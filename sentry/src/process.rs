@@ -51,7 +51,11 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         return Err(Errno::EINVAL);
     }
     if f & CLONE_NAMESPACES != 0 || has(f, libc::CLONE_PIDFD) {
-        tracing::warn!(tid = t.tid, flags = format_args!("{f:#x}"), "clone: namespaces and pidfds are not supported");
+        tracing::warn!(
+            tid = t.tid,
+            flags = format_args!("{f:#x}"),
+            "clone: namespaces and pidfds are not supported"
+        );
         return Err(Errno::EINVAL);
     }
     if !(0..=64).contains(&a.exit_signal) {
@@ -68,10 +72,18 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     } else {
         let (parent, pgid, sid) = {
             let st = t.tg.lock();
-            let parent = if has(f, libc::CLONE_PARENT) { st.parent.clone() } else { Some(t.tg.clone()) };
+            let parent = if has(f, libc::CLONE_PARENT) {
+                st.parent.clone()
+            } else {
+                Some(t.tg.clone())
+            };
             (parent, st.pgid, st.sid)
         };
-        let handlers = if has(f, libc::CLONE_SIGHAND) { t.handlers.clone() } else { t.handlers.copy() };
+        let handlers = if has(f, libc::CLONE_SIGHAND) {
+            t.handlers.clone()
+        } else {
+            t.handlers.copy()
+        };
         ThreadGroup::new(tid, handlers, parent, pgid, sid, a.exit_signal)
     };
     let (shared, ctx) = Task::new_shared(&k, &tg, tid, t.sigmask())?;
@@ -97,8 +109,16 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         tg: tg.clone(),
         tid,
         mm: t.mm.clone(),
-        fs: if has(f, libc::CLONE_FS) { t.fs.clone() } else { t.fs.fork() },
-        fds: if has(f, libc::CLONE_FILES) { t.fds.clone() } else { t.fds.fork() },
+        fs: if has(f, libc::CLONE_FS) {
+            t.fs.clone()
+        } else {
+            t.fs.fork()
+        },
+        fds: if has(f, libc::CLONE_FILES) {
+            t.fds.clone()
+        } else {
+            t.fds.fork()
+        },
         creds: t.creds.clone(),
         mask: t.sigmask(),
         regs,
@@ -107,7 +127,11 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     // Register the child before it runs, so that kill and wait see it at once.
     {
         let mut pids = k.pids();
-        let parent_tg = if thread { None } else { tg.lock().parent.clone() };
+        let parent_tg = if thread {
+            None
+        } else {
+            tg.lock().parent.clone()
+        };
         if let Some(p) = &parent_tg {
             let mut ps = p.lock();
             if ps.group_exit.is_some() || ps.zombie.is_some() {
@@ -133,56 +157,73 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         t.rlimits,
         t.exe_path.clone(),
         t.comm,
-        if has(f, libc::CLONE_VM) && !has(f, libc::CLONE_VFORK) { (0, libc::SS_DISABLE, 0) } else { t.altstack },
+        if has(f, libc::CLONE_VM) && !has(f, libc::CLONE_VFORK) {
+            (0, libc::SS_DISABLE, 0)
+        } else {
+            t.altstack
+        },
         t.dumpable,
         t.no_new_privs,
     );
     let vfork_parent = has(f, libc::CLONE_VFORK).then(|| t.shared.clone());
+    // Scheduling attributes are inherited (SCHED_RESET_ON_FORK is the sched
+    // code's to apply).
+    let inherit_sched = (t.sched.for_fork(), t.personality, t.mempolicy);
     let k2 = k.clone();
     let shared2 = shared.clone();
-    let spawned = std::thread::Builder::new().name(format!("task-{tid}")).spawn(move || {
-        let mm = match plan {
-            MmPlan::Share(mm, token) => match mm.address_space().attach_thread(token) {
-                Ok(()) => mm,
-                Err(e) => {
-                    tracing::warn!("clone: attach stub thread: {e}");
-                    let _ = tx.send(Err(Errno::EAGAIN));
-                    return;
-                }
-            },
-            MmPlan::Fork(parent) => {
-                let space = match k2.platform.new_address_space() {
-                    Ok(s) => s,
+    let spawned = std::thread::Builder::new()
+        .name(format!("task-{tid}"))
+        .spawn(move || {
+            let mm = match plan {
+                MmPlan::Share(mm, token) => match mm.address_space().attach_thread(token) {
+                    Ok(()) => mm,
                     Err(e) => {
-                        tracing::warn!("fork: new address space: {e}");
+                        tracing::warn!("clone: attach stub thread: {e}");
                         let _ = tx.send(Err(Errno::EAGAIN));
                         return;
                     }
-                };
-                match parent.fork(space) {
-                    Ok(mm) => Arc::new(mm),
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
+                },
+                MmPlan::Fork(parent) => {
+                    let space = match k2.platform.new_address_space() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!("fork: new address space: {e}");
+                            let _ = tx.send(Err(Errno::EAGAIN));
+                            return;
+                        }
+                    };
+                    match parent.fork(space) {
+                        Ok(mm) => Arc::new(mm),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
                     }
                 }
+            };
+            let mut child = Task::from_setup(k2, shared2, ctx, TaskSetup { mm, ..setup });
+            (
+                child.rlimits,
+                child.exe_path,
+                child.comm,
+                child.altstack,
+                child.dumpable,
+                child.no_new_privs,
+            ) = inherit;
+            (child.sched, child.personality, child.mempolicy) = inherit_sched;
+            if let Some(state) = fpu {
+                let _ = child.set_fpu_state(&state);
             }
-        };
-        let mut child = Task::from_setup(k2, shared2, ctx, TaskSetup { mm, ..setup });
-        (child.rlimits, child.exe_path, child.comm, child.altstack, child.dumpable, child.no_new_privs) = inherit;
-        if let Some(state) = fpu {
-            let _ = child.set_fpu_state(&state);
-        }
-        if has(f, libc::CLONE_CHILD_SETTID) {
-            let _ = child.copy_out_u32(a.child_tid, tid as u32);
-        }
-        if has(f, libc::CLONE_CHILD_CLEARTID) {
-            child.clear_child_tid = a.child_tid;
-        }
-        child.vfork_parent = vfork_parent;
-        let _ = tx.send(Ok(()));
-        child.run();
-    });
+            if has(f, libc::CLONE_CHILD_SETTID) {
+                let _ = child.copy_out_u32(a.child_tid, tid as u32);
+            }
+            if has(f, libc::CLONE_CHILD_CLEARTID) {
+                child.clear_child_tid = a.child_tid;
+            }
+            child.vfork_parent = vfork_parent;
+            let _ = tx.send(Ok(()));
+            child.run();
+        });
     let started = match spawned {
         Ok(_) => rx.recv().unwrap_or(Err(Errno::EAGAIN)),
         Err(_) => Err(Errno::EAGAIN),
@@ -197,13 +238,19 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     if has(f, libc::CLONE_VFORK) {
         // The parent sleeps until the child execs or exits (killably).
         loop {
-            let r = block(t.waiter(), &[(&shared.vfork_done, EVENT_ALL)], &[], None, || {
-                if shared.vfork_released.load(Ordering::SeqCst) {
-                    Ok(())
-                } else {
-                    Err(Errno::EAGAIN)
-                }
-            });
+            let r = block(
+                t.waiter(),
+                &[(&shared.vfork_done, EVENT_ALL)],
+                &[],
+                None,
+                || {
+                    if shared.vfork_released.load(Ordering::SeqCst) {
+                        Ok(())
+                    } else {
+                        Err(Errno::EAGAIN)
+                    }
+                },
+            );
             if r.is_ok() || t.tg.lock().group_exit.is_some() {
                 break;
             }
@@ -213,7 +260,12 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     Ok(tid)
 }
 
-fn unregister_failed(k: &Kernel, tg: &Arc<ThreadGroup>, shared: &Arc<crate::task::TaskShared>, thread: bool) {
+fn unregister_failed(
+    k: &Kernel,
+    tg: &Arc<ThreadGroup>,
+    shared: &Arc<crate::task::TaskShared>,
+    thread: bool,
+) {
     let tid = shared.tid();
     let mut pids = k.pids();
     pids.tasks.remove(&tid);
@@ -236,7 +288,9 @@ pub fn release_vfork_parent(t: &mut Task) {
 
 /// Tears a task down after its run loop ends.
 pub fn exit_task(mut t: Task) {
-    let exit = t.exiting.unwrap_or(Exit::Group(ExitStatus::Signaled(libc::SIGKILL)));
+    let exit = t
+        .exiting
+        .unwrap_or(Exit::Group(ExitStatus::Signaled(libc::SIGKILL)));
     let k = t.kernel.clone();
     // CLONE_CHILD_CLEARTID: zero the TID word and wake one futex waiter (how
     // pthread_join learns a thread is gone).
@@ -258,6 +312,7 @@ pub fn exit_task(mut t: Task) {
         };
         (st.tasks.is_empty(), st.group_exit.unwrap_or(own))
     };
+    crate::timer::account_exit(&t, last);
     // An exec'ing thread may be waiting for this one to go.
     tg.stop_wait.notify(EVENT_ALL);
     if t.tid != t.tgid {
@@ -277,7 +332,11 @@ fn group_exited(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     let (parent, children, exit_signal) = {
         let mut st = tg.lock();
         st.zombie = Some(status);
-        (st.parent.clone(), std::mem::take(&mut st.children), st.exit_signal)
+        (
+            st.parent.clone(),
+            std::mem::take(&mut st.children),
+            st.exit_signal,
+        )
     };
     if tg.tgid == 1 {
         // The container's init is gone: everything else dies with it.
@@ -325,7 +384,11 @@ fn find_reaper(k: &Kernel, tg: &Arc<ThreadGroup>) -> Option<Arc<ThreadGroup>> {
     while let Some(p) = cur {
         let (sub, alive, next) = {
             let st = p.lock();
-            (st.subreaper, st.zombie.is_none() && st.group_exit.is_none(), st.parent.clone())
+            (
+                st.subreaper,
+                st.zombie.is_none() && st.group_exit.is_none(),
+                st.parent.clone(),
+            )
         };
         if sub && alive {
             return Some(p);
@@ -343,10 +406,16 @@ fn child_code(st: ExitStatus) -> (i32, i32) {
     }
 }
 
-fn notify_parent_exit(k: &Arc<Kernel>, p: &Arc<ThreadGroup>, child: &Arc<ThreadGroup>, st: ExitStatus, exit_signal: i32) {
+fn notify_parent_exit(
+    k: &Arc<Kernel>,
+    p: &Arc<ThreadGroup>,
+    child: &Arc<ThreadGroup>,
+    st: ExitStatus,
+    exit_signal: i32,
+) {
     let act = p.handlers.get(libc::SIGCHLD);
-    let autoreap =
-        exit_signal == libc::SIGCHLD && (act.handler == SIG_IGN || act.flags & signal::SA_NOCLDWAIT != 0);
+    let autoreap = exit_signal == libc::SIGCHLD
+        && (act.handler == SIG_IGN || act.flags & signal::SA_NOCLDWAIT != 0);
     if autoreap {
         reap(k, Some(p), child);
     } else if exit_signal != 0 {
@@ -393,7 +462,10 @@ pub fn group_stop(t: &mut Task, sig: i32) {
     if let Some(p) = parent {
         let act = p.handlers.get(libc::SIGCHLD);
         if act.flags & signal::SA_NOCLDSTOP == 0 {
-            t.kernel.send_to_group(&p, SigInfo::child(signal::CLD_STOPPED, t.tgid, t.creds.uid, sig, 0, 0));
+            t.kernel.send_to_group(
+                &p,
+                SigInfo::child(signal::CLD_STOPPED, t.tgid, t.creds.uid, sig, 0, 0),
+            );
         }
         p.child_wait.notify(EVENT_ALL);
     }
@@ -431,17 +503,26 @@ pub const WCLONE: i32 = 0x8000_0000u32 as i32;
 pub fn wait(t: &mut Task, target: WaitTarget, options: i32) -> Result<Option<WaitResult>, Errno> {
     let tg = t.tg.clone();
     let k = t.kernel.clone();
-    let r = block(t.waiter(), &[(&tg.child_wait, EVENT_ALL)], &[], None, || {
-        match try_wait(&k, &tg, target, options)? {
+    let r = block(
+        t.waiter(),
+        &[(&tg.child_wait, EVENT_ALL)],
+        &[],
+        None,
+        || match try_wait(&k, &tg, target, options)? {
             Some(r) => Ok(Some(r)),
             None if options & WNOHANG != 0 => Ok(None),
             None => Err(Errno::EAGAIN),
-        }
-    });
+        },
+    );
     r
 }
 
-fn try_wait(k: &Kernel, tg: &Arc<ThreadGroup>, target: WaitTarget, options: i32) -> Result<Option<WaitResult>, Errno> {
+fn try_wait(
+    k: &Kernel,
+    tg: &Arc<ThreadGroup>,
+    target: WaitTarget,
+    options: i32,
+) -> Result<Option<WaitResult>, Errno> {
     let children: Vec<Arc<ThreadGroup>> = tg.lock().children.clone();
     let mut any = false;
     for c in children {
@@ -465,7 +546,12 @@ fn try_wait(k: &Kernel, tg: &Arc<ThreadGroup>, target: WaitTarget, options: i32)
         };
         if let Some(st) = cs.zombie {
             if options & WEXITED != 0 {
-                let res = WaitResult { pid: c.tgid, uid: 0, event: ChildEvent::Exited(st), usage };
+                let res = WaitResult {
+                    pid: c.tgid,
+                    uid: 0,
+                    event: ChildEvent::Exited(st),
+                    usage,
+                };
                 if options & WNOWAIT == 0 {
                     drop(cs);
                     reap(k, Some(tg), &c);
@@ -479,14 +565,24 @@ fn try_wait(k: &Kernel, tg: &Arc<ThreadGroup>, target: WaitTarget, options: i32)
                 if options & WNOWAIT == 0 {
                     cs.stop_report = None;
                 }
-                return Ok(Some(WaitResult { pid: c.tgid, uid: 0, event: ChildEvent::Stopped(sig), usage }));
+                return Ok(Some(WaitResult {
+                    pid: c.tgid,
+                    uid: 0,
+                    event: ChildEvent::Stopped(sig),
+                    usage,
+                }));
             }
         }
         if cs.cont_report && options & WCONTINUED != 0 {
             if options & WNOWAIT == 0 {
                 cs.cont_report = false;
             }
-            return Ok(Some(WaitResult { pid: c.tgid, uid: 0, event: ChildEvent::Continued, usage }));
+            return Ok(Some(WaitResult {
+                pid: c.tgid,
+                uid: 0,
+                event: ChildEvent::Continued,
+                usage,
+            }));
         }
     }
     if !any {
@@ -554,7 +650,11 @@ pub fn setpgid(t: &Task, pid: i32, pgid: i32) -> Result<(), Errno> {
     } else {
         let g = t.kernel.group(pid).ok_or(Errno::ESRCH)?;
         // Only the caller or its children.
-        let is_child = g.lock().parent.as_ref().is_some_and(|p| Arc::ptr_eq(p, &t.tg));
+        let is_child = g
+            .lock()
+            .parent
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, &t.tg));
         if !is_child {
             return Err(Errno::ESRCH);
         }

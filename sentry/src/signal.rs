@@ -59,7 +59,12 @@ pub struct SigInfo {
 
 impl std::fmt::Debug for SigInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigInfo{{signo: {}, code: {}}}", self.signo(), self.code())
+        write!(
+            f,
+            "SigInfo{{signo: {}, code: {}}}",
+            self.signo(),
+            self.code()
+        )
     }
 }
 
@@ -148,9 +153,8 @@ pub enum DefaultAction {
 pub fn default_action(sig: i32) -> DefaultAction {
     use libc::*;
     match sig {
-        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS => {
-            DefaultAction::Core
-        }
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ
+        | SIGSYS => DefaultAction::Core,
         SIGCHLD | SIGURG | SIGWINCH => DefaultAction::Ignore,
         SIGCONT => DefaultAction::Continue,
         SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Stop,
@@ -161,7 +165,8 @@ pub fn default_action(sig: i32) -> DefaultAction {
 /// Whether `sig` with action `act` would be discarded on arrival (Linux's
 /// sig_ignored: ignored and not blocked).
 pub fn is_ignored(act: &SigAction, sig: i32) -> bool {
-    act.handler == SIG_IGN || (act.handler == SIG_DFL && matches!(default_action(sig), DefaultAction::Ignore))
+    act.handler == SIG_IGN
+        || (act.handler == SIG_DFL && matches!(default_action(sig), DefaultAction::Ignore))
 }
 
 /// Signals Linux dequeues before others (synchronous faults).
@@ -208,7 +213,11 @@ impl SigPending {
         if avail == 0 {
             return None;
         }
-        let pick = if avail & SYNCHRONOUS != 0 { avail & SYNCHRONOUS } else { avail };
+        let pick = if avail & SYNCHRONOUS != 0 {
+            avail & SYNCHRONOUS
+        } else {
+            avail
+        };
         let sig = pick.trailing_zeros() as i32 + 1;
         self.take_signal(sig)
     }
@@ -242,7 +251,8 @@ const UC_STRICT_RESTORE_SS: u64 = 0x4;
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 /// eflags bits a signal frame may restore (Linux's FIX_EFLAGS).
-const FIX_EFLAGS: u64 = 0x0004_0000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x0001_0000;
+const FIX_EFLAGS: u64 =
+    0x0004_0000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x0001_0000;
 
 /// sigaltstack state flags of stack pointer `sp` (SS_ONSTACK / SS_DISABLE / 0).
 pub fn altstack_flags(t: &Task, sp: u64) -> i32 {
@@ -259,7 +269,12 @@ pub fn altstack_flags(t: &Task, sp: u64) -> i32 {
 
 /// Builds the frame for a handler of `sig` and points the registers at it.
 /// EFAULT when the stack is unusable (the caller then forces SIGSEGV).
-pub fn setup_frame(t: &mut Task, info: &SigInfo, act: &SigAction, old_mask: u64) -> Result<(), Errno> {
+pub fn setup_frame(
+    t: &mut Task,
+    info: &SigInfo,
+    act: &SigAction,
+    old_mask: u64,
+) -> Result<(), Errno> {
     if act.flags & SA_RESTORER == 0 {
         return Err(Errno::EFAULT);
     }
@@ -293,12 +308,32 @@ pub fn setup_frame(t: &mut Task, info: &SigInfo, act: &SigAction, old_mask: u64)
     let mut e = Encoder::with_capacity(FRAME_SIZE as usize);
     e.u64(act.restorer);
     // ucontext
-    e.u64(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS).u64(0);
-    e.u64(t.altstack.0).u32(on_alt as u32).u32(0).u64(t.altstack.2);
+    e.u64(UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS)
+        .u64(0);
+    e.u64(t.altstack.0)
+        .u32(on_alt as u32)
+        .u32(0)
+        .u64(t.altstack.2);
     // sigcontext
     for v in [
-        regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15, regs.rdi, regs.rsi,
-        regs.rbp, regs.rbx, regs.rdx, regs.rax, regs.rcx, regs.rsp, regs.rip, regs.eflags,
+        regs.r8,
+        regs.r9,
+        regs.r10,
+        regs.r11,
+        regs.r12,
+        regs.r13,
+        regs.r14,
+        regs.r15,
+        regs.rdi,
+        regs.rsi,
+        regs.rbp,
+        regs.rbx,
+        regs.rdx,
+        regs.rax,
+        regs.rcx,
+        regs.rsp,
+        regs.rip,
+        regs.eflags,
     ] {
         e.u64(v);
     }
@@ -402,12 +437,21 @@ mod tests {
     fn pending_order_and_coalescing() {
         let mut p = SigPending::default();
         assert!(p.push(SigInfo::new(libc::SIGUSR1, SI_USER)));
-        assert!(!p.push(SigInfo::new(libc::SIGUSR1, SI_USER)), "standard signals coalesce");
+        assert!(
+            !p.push(SigInfo::new(libc::SIGUSR1, SI_USER)),
+            "standard signals coalesce"
+        );
         assert!(p.push(SigInfo::new(libc::SIGRTMIN(), SI_QUEUE)));
-        assert!(p.push(SigInfo::new(libc::SIGRTMIN(), SI_QUEUE)), "real-time signals queue");
+        assert!(
+            p.push(SigInfo::new(libc::SIGRTMIN(), SI_QUEUE)),
+            "real-time signals queue"
+        );
         assert!(p.push(SigInfo::new(libc::SIGSEGV, SI_KERNEL)));
         assert_eq!(p.take(0).unwrap().signo(), libc::SIGSEGV, "faults first");
-        assert_eq!(p.take(sigbit(libc::SIGUSR1)).unwrap().signo(), libc::SIGRTMIN());
+        assert_eq!(
+            p.take(sigbit(libc::SIGUSR1)).unwrap().signo(),
+            libc::SIGRTMIN()
+        );
         assert_eq!(p.take(0).unwrap().signo(), libc::SIGUSR1);
         assert_eq!(p.take(0).unwrap().signo(), libc::SIGRTMIN());
         assert!(p.take(0).is_none());

@@ -2,7 +2,7 @@
 //! the workload, handles the event that brought it back (a syscall, a fault, an
 //! interrupt), delivers pending signals, and repeats until the task exits.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use abi::errno::{ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, ERESTART_RESTARTBLOCK};
@@ -12,7 +12,9 @@ use platform::{Context, Event, Interrupter, Regs};
 
 use crate::kernel::Kernel;
 use crate::mm::MemoryManager;
-use crate::signal::{self, sigbit, DefaultAction, SigAction, SigInfo, SigPending, SIG_DFL, SIG_IGN};
+use crate::signal::{
+    self, sigbit, DefaultAction, SigAction, SigInfo, SigPending, SIG_DFL, SIG_IGN,
+};
 use crate::thread_group::{SigHandlers, ThreadGroup};
 
 /// How a task (or its thread group) ended; the wait status is built from this.
@@ -58,6 +60,84 @@ pub struct Credentials {
     pub sgid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
+    /// Capability sets (capabilities(7)): bit n is capability n. They only
+    /// describe privilege inside the sandbox; the sentry's own host credentials
+    /// never change.
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_inheritable: u64,
+    pub cap_bounding: u64,
+    pub cap_ambient: u64,
+    /// SECBIT_* flags (prctl PR_SET_SECUREBITS); SECBIT_KEEP_CAPS is PR_SET_KEEPCAPS.
+    pub securebits: u32,
+}
+
+/// The highest capability number (CAP_CHECKPOINT_RESTORE).
+pub const CAP_LAST_CAP: u32 = 40;
+/// Every capability: what root holds.
+pub const CAP_FULL_SET: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
+
+impl Credentials {
+    /// Whether capability `cap` is in the effective set (Linux's `capable()`;
+    /// the sandbox has one user namespace).
+    pub fn has_capability(&self, cap: u32) -> bool {
+        cap <= CAP_LAST_CAP && self.cap_effective & (1 << cap) != 0
+    }
+}
+
+/// Scheduling attributes of one thread (sched(7), setpriority(2), ioprio_set(2),
+/// PR_SET_TIMERSLACK). They are recorded so the workload reads back what it set;
+/// the host schedules the thread that runs the task as it sees fit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedAttrs {
+    /// -20..=19.
+    pub nice: i32,
+    /// SCHED_OTHER, SCHED_FIFO, ... (without SCHED_RESET_ON_FORK).
+    pub policy: i32,
+    /// 1..=99 for SCHED_FIFO and SCHED_RR, else 0.
+    pub rt_priority: u32,
+    pub reset_on_fork: bool,
+    /// SCHED_DEADLINE (runtime, deadline, period) in nanoseconds.
+    pub deadline: (u64, u64, u64),
+    /// sched_setaffinity mask (bit n = CPU n), None for every CPU of the host.
+    pub affinity: Option<Vec<u64>>,
+    /// ioprio_set(2) value (class << 13 | data).
+    pub ioprio: u32,
+    pub timer_slack_ns: u64,
+}
+
+impl SchedAttrs {
+    /// What a clone child inherits: everything, except that SCHED_RESET_ON_FORK
+    /// resets real-time policies to SCHED_OTHER and negative nice values to 0.
+    pub fn for_fork(&self) -> SchedAttrs {
+        let mut s = self.clone();
+        if s.reset_on_fork {
+            if s.policy != 0 && s.policy != 3 && s.policy != 5 {
+                s.policy = 0;
+                s.rt_priority = 0;
+                s.deadline = (0, 0, 0);
+            }
+            s.nice = s.nice.max(0);
+            s.reset_on_fork = false;
+        }
+        s
+    }
+}
+
+impl Default for SchedAttrs {
+    fn default() -> SchedAttrs {
+        SchedAttrs {
+            nice: 0,
+            policy: 0,
+            rt_priority: 0,
+            reset_on_fork: false,
+            deadline: (0, 0, 0),
+            affinity: None,
+            ioprio: 0,
+            // Linux's default timer slack: 50 us.
+            timer_slack_ns: 50_000,
+        }
+    }
 }
 
 /// Number of resource limits (RLIMIT_NLIMITS).
@@ -72,8 +152,15 @@ pub struct TaskShared {
     kick: Arc<dyn Interrupter>,
     /// Blocked signals (bit n-1 for signal n).
     mask: AtomicU64,
+    /// The mask in force before rt_sigtimedwait temporarily unblocked the signals
+    /// it waits for (Linux's real_blocked): ignored signals in it are still
+    /// queued, not dropped.
+    pub real_blocked: AtomicU64,
     /// Thread-directed pending signals.
     pub sig: Mutex<TaskSig>,
+    /// Real, effective and saved user IDs, as other tasks see them (kill(2)
+    /// permission checks); published by the owner after each syscall.
+    pub ids: [AtomicU32; 3],
     /// prctl(PR_SET_PDEATHSIG): sent to this task when its parent exits.
     pub pdeathsig: AtomicI32,
     /// Set once the task has exited.
@@ -160,6 +247,12 @@ pub struct Task {
     pub dumpable: bool,
     /// prctl PR_SET_NO_NEW_PRIVS (sticky).
     pub no_new_privs: bool,
+    /// Scheduling attributes (nice, policy, affinity, I/O priority, timer slack).
+    pub sched: SchedAttrs,
+    /// personality(2) persona.
+    pub personality: u32,
+    /// set_mempolicy(2): (mode | mode flags, node mask).
+    pub mempolicy: (i32, u64),
     /// Set by exit, exit_group or a fatal signal; the run loop then exits.
     pub exiting: Option<Exit>,
     /// (trapno, error code, cr2) of the fault being delivered, for the sigcontext.
@@ -207,6 +300,8 @@ impl Task {
             waiter,
             kick: ctx.interrupter(),
             mask: AtomicU64::new(mask),
+            real_blocked: AtomicU64::new(0),
+            ids: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
             sig: Mutex::new(TaskSig::default()),
             pdeathsig: AtomicI32::new(0),
             exited: AtomicBool::new(false),
@@ -218,7 +313,19 @@ impl Task {
 
     /// Builds a task around its shared half (already registered in the PID table
     /// and its thread group).
-    pub fn from_setup(kernel: Arc<Kernel>, shared: Arc<TaskShared>, ctx: Box<dyn Context>, s: TaskSetup) -> Task {
+    pub fn from_setup(
+        kernel: Arc<Kernel>,
+        shared: Arc<TaskShared>,
+        ctx: Box<dyn Context>,
+        s: TaskSetup,
+    ) -> Task {
+        for (slot, v) in shared
+            .ids
+            .iter()
+            .zip([s.creds.uid, s.creds.euid, s.creds.suid])
+        {
+            slot.store(v, Ordering::Relaxed);
+        }
         Task {
             tgid: s.tg.tgid,
             handlers: s.tg.handlers.clone(),
@@ -240,6 +347,9 @@ impl Task {
             comm: [0; 16],
             dumpable: true,
             no_new_privs: false,
+            sched: SchedAttrs::default(),
+            personality: 0,
+            mempolicy: (0, 0),
             exiting: None,
             fault_context: None,
             saved_mask: None,
@@ -268,7 +378,16 @@ impl Task {
             pids.tasks.insert(tid, shared.clone());
             pids.groups.insert(tid, tg.clone());
         }
-        let setup = TaskSetup { tg, tid, mm, fs, fds, creds, mask: 0, regs: platform::zeroed_regs() };
+        let setup = TaskSetup {
+            tg,
+            tid,
+            mm,
+            fs,
+            fds,
+            creds,
+            mask: 0,
+            regs: platform::zeroed_regs(),
+        };
         Ok(Task::from_setup(kernel, shared, ctx, setup))
     }
 
@@ -342,6 +461,7 @@ impl Task {
     /// Runs the workload until the task exits, then exits it.
     pub fn run(mut self) {
         let table = self.kernel.syscalls.clone();
+        crate::timer::note_task(&self);
         loop {
             self.handle_pending();
             if self.exiting.is_some() {
@@ -354,13 +474,16 @@ impl Task {
                     let nr = r.orig_rax;
                     let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
                     let ret = table.dispatch(&mut self, nr, args);
+                    self.publish_ids();
                     if self.exiting.is_some() {
                         break;
                     }
                     self.regs.rax = ret;
                     let err = -(ret as i64);
-                    if matches!(err as i32, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND | ERESTART_RESTARTBLOCK)
-                        && err < 4096
+                    if matches!(
+                        err as i32,
+                        ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND | ERESTART_RESTARTBLOCK
+                    ) && err < 4096
                     {
                         self.pending_restart = Some(err as i32);
                     }
@@ -374,6 +497,16 @@ impl Task {
             }
         }
         crate::process::exit_task(self);
+    }
+
+    /// Makes credential changes visible to other tasks.
+    fn publish_ids(&self) {
+        let c = &self.creds;
+        for (slot, v) in self.shared.ids.iter().zip([c.uid, c.euid, c.suid]) {
+            if slot.load(Ordering::Relaxed) != v {
+                slot.store(v, Ordering::Relaxed);
+            }
+        }
     }
 
     /// A synchronous fault becomes a signal that cannot be blocked or ignored
@@ -445,7 +578,10 @@ impl Task {
                 return false;
             }
             // Stopped: sleep until SIGCONT or SIGKILL; other signals wait.
-            let _reg = self.tg.stop_wait.register(&self.shared.waiter, fs::waiter::EVENT_ALL);
+            let _reg = self
+                .tg
+                .stop_wait
+                .register(&self.shared.waiter, fs::waiter::EVENT_ALL);
             let still = {
                 let st = self.tg.lock();
                 st.stopped && st.group_exit.is_none()
@@ -479,7 +615,11 @@ impl Task {
                 DefaultAction::Terminate => self.die(ExitStatus::Signaled(sig)),
                 DefaultAction::Core => {
                     let core = self.rlimits[libc::RLIMIT_CORE as usize].cur > 0;
-                    self.die(if core { ExitStatus::Dumped(sig) } else { ExitStatus::Signaled(sig) })
+                    self.die(if core {
+                        ExitStatus::Dumped(sig)
+                    } else {
+                        ExitStatus::Signaled(sig)
+                    })
                 }
             }
             return;
@@ -500,7 +640,11 @@ impl Task {
         let old_mask = self.saved_mask.take().unwrap_or_else(|| self.sigmask());
         if signal::setup_frame(self, &info, &act, old_mask).is_err() {
             // An unusable stack: Linux forces SIGSEGV, which then kills.
-            tracing::info!(tid = self.tid, sig, "cannot build a signal frame; killing with SIGSEGV");
+            tracing::info!(
+                tid = self.tid,
+                sig,
+                "cannot build a signal frame; killing with SIGSEGV"
+            );
             self.die(ExitStatus::Signaled(libc::SIGSEGV));
             return;
         }
@@ -518,7 +662,11 @@ impl Task {
     /// Rewinds to re-execute the interrupted syscall.
     fn restart_syscall(&mut self, code: i32) {
         self.regs.rip -= 2;
-        self.regs.rax = if code == ERESTART_RESTARTBLOCK { abi::sysno::RESTART_SYSCALL } else { self.regs.orig_rax };
+        self.regs.rax = if code == ERESTART_RESTARTBLOCK {
+            abi::sysno::RESTART_SYSCALL
+        } else {
+            self.regs.orig_rax
+        };
     }
 
     /// A fatal signal: the whole group exits with `st`.
@@ -538,7 +686,12 @@ impl Task {
         }
         drop(old);
         self.regs = image.regs;
-        let base = image.exe_path.rsplit(|&c| c == b'/').next().unwrap_or(&[]).to_vec();
+        let base = image
+            .exe_path
+            .rsplit(|&c| c == b'/')
+            .next()
+            .unwrap_or(&[])
+            .to_vec();
         self.comm = [0; 16];
         let n = base.len().min(15);
         self.comm[..n].copy_from_slice(&base[..n]);

@@ -16,12 +16,16 @@ pub struct SigHandlers {
 
 impl SigHandlers {
     pub fn new() -> Arc<SigHandlers> {
-        Arc::new(SigHandlers { actions: Mutex::new([SigAction::default(); NSIG]) })
+        Arc::new(SigHandlers {
+            actions: Mutex::new([SigAction::default(); NSIG]),
+        })
     }
 
     /// A private copy (fork without CLONE_SIGHAND).
     pub fn copy(&self) -> Arc<SigHandlers> {
-        Arc::new(SigHandlers { actions: Mutex::new(*self.actions.lock().unwrap()) })
+        Arc::new(SigHandlers {
+            actions: Mutex::new(*self.actions.lock().unwrap()),
+        })
     }
 
     pub fn get(&self, sig: i32) -> SigAction {
@@ -83,6 +87,8 @@ pub struct TgState {
     /// CPU time of exited threads, and of reaped children.
     pub usage: Usage,
     pub children_usage: Usage,
+    /// alarm/itimers, POSIX timers and where to read the group's CPU time.
+    pub timers: crate::timer::GroupTimers,
 }
 
 /// A process.
@@ -128,6 +134,7 @@ impl ThreadGroup {
                 execing: None,
                 usage: Usage::default(),
                 children_usage: Usage::default(),
+                timers: Default::default(),
             }),
             child_wait: WaitQueue::default(),
             stop_wait: WaitQueue::default(),

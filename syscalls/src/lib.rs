@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod strace;
+mod sys_cred;
 mod sys_file;
 mod sys_futex;
 mod sys_misc;
@@ -11,7 +12,9 @@ mod sys_mm;
 mod sys_pipe;
 mod sys_poll;
 mod sys_process;
+mod sys_sched;
 mod sys_signal;
+mod sys_timer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -98,6 +101,7 @@ impl Table {
 /// Builds the syscall table.
 pub fn table() -> Arc<Table> {
     let mut t = Table::new();
+    sys_cred::register(&mut t);
     sys_file::register(&mut t);
     sys_futex::register(&mut t);
     sys_mm::register(&mut t);
@@ -105,7 +109,9 @@ pub fn table() -> Arc<Table> {
     sys_poll::register(&mut t);
     sys_misc::register(&mut t);
     sys_process::register(&mut t);
+    sys_sched::register(&mut t);
     sys_signal::register(&mut t);
+    sys_timer::register(&mut t);
     Arc::new(t)
 }
 

@@ -11,7 +11,11 @@ use sentry::Task;
 use crate::{Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
-    t.add(FUTEX, sys_futex, &[Arg::Hex, Arg::Hex, Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex]);
+    t.add(
+        FUTEX,
+        sys_futex,
+        &[Arg::Hex, Arg::Hex, Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex],
+    );
 }
 
 const FUTEX_WAIT: i32 = 0;
@@ -32,13 +36,19 @@ fn deadline(t: &Task, addr: u64, absolute: bool, realtime: bool) -> Result<Optio
     let ts = Timespec::from_bytes(&t.copy_in_vec(addr, Timespec::SIZE)?);
     let ns = ts.to_nanos().ok_or(Errno::EINVAL)?;
     let rel = if absolute {
-        let clock = if realtime { libc::CLOCK_REALTIME } else { libc::CLOCK_MONOTONIC };
+        let clock = if realtime {
+            libc::CLOCK_REALTIME
+        } else {
+            libc::CLOCK_MONOTONIC
+        };
         let (s, n) = platform::host::clock_gettime(clock);
         ns.saturating_sub(s as u128 * 1_000_000_000 + n as u128)
     } else {
         ns
     };
-    Ok(Some(Instant::now() + Duration::from_nanos(rel.min(u64::MAX as u128 / 2) as u64)))
+    Ok(Some(
+        Instant::now() + Duration::from_nanos(rel.min(u64::MAX as u128 / 2) as u64),
+    ))
 }
 
 /// Decodes FUTEX_WAKE_OP's encoded operation and applies it to `old`.
@@ -86,7 +96,11 @@ fn sys_futex(t: &mut Task, a: &Args) -> SysResult {
     let k = t.kernel.clone();
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            let bitset = if cmd == FUTEX_WAIT { MATCH_ANY } else { a.u32(5) };
+            let bitset = if cmd == FUTEX_WAIT {
+                MATCH_ANY
+            } else {
+                a.u32(5)
+            };
             let dl = deadline(t, a.u64(3), cmd == FUTEX_WAIT_BITSET, realtime)?;
             let mm = t.mm.clone();
             let check = move || -> Result<bool, Errno> {
@@ -98,7 +112,11 @@ fn sys_futex(t: &mut Task, a: &Args) -> SysResult {
             k.futexes.wait(&w, key, bitset, check, dl).map(|_| 0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
-            let bitset = if cmd == FUTEX_WAKE { MATCH_ANY } else { a.u32(5) };
+            let bitset = if cmd == FUTEX_WAKE {
+                MATCH_ANY
+            } else {
+                a.u32(5)
+            };
             k.futexes.wake(key, bitset, val)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {

@@ -1,6 +1,4 @@
-//! Identity, time, limits, randomness and system information.
-
-use std::time::Duration;
+//! Time, limits, randomness and system information.
 
 use abi::linux::{Encoder, Rlimit, Timespec};
 use abi::sysno::*;
@@ -10,29 +8,9 @@ use sentry::Task;
 use crate::{Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
-    t.add(GETUID, |t, _| Ok(t.creds.uid as u64), &[]);
-    t.add(GETEUID, |t, _| Ok(t.creds.euid as u64), &[]);
-    t.add(GETGID, |t, _| Ok(t.creds.gid as u64), &[]);
-    t.add(GETEGID, |t, _| Ok(t.creds.egid as u64), &[]);
-    t.add(GETRESUID, sys_getresuid, &[Arg::Hex, Arg::Hex, Arg::Hex]);
-    t.add(GETRESGID, sys_getresgid, &[Arg::Hex, Arg::Hex, Arg::Hex]);
-    t.add(GETGROUPS, sys_getgroups, &[Arg::Dec, Arg::Hex]);
     t.add(UNAME, sys_uname, &[Arg::Hex]);
-    t.add(CLOCK_GETTIME, sys_clock_gettime, &[Arg::Dec, Arg::Hex]);
-    t.add(CLOCK_GETRES, sys_clock_getres, &[Arg::Dec, Arg::Hex]);
     t.add(GETTIMEOFDAY, sys_gettimeofday, &[Arg::Hex, Arg::Hex]);
     t.add(TIME, sys_time, &[Arg::Hex]);
-    t.add(NANOSLEEP, sys_nanosleep, &[Arg::Hex, Arg::Hex]);
-    t.add(
-        CLOCK_NANOSLEEP,
-        sys_clock_nanosleep,
-        &[Arg::Dec, Arg::Dec, Arg::Hex, Arg::Hex],
-    );
-    t.add(
-        SCHED_GETAFFINITY,
-        sys_sched_getaffinity,
-        &[Arg::Dec, Arg::UDec, Arg::Hex],
-    );
     t.add(
         SCHED_YIELD,
         |_, _| {
@@ -56,46 +34,6 @@ pub(crate) fn register(t: &mut Table) {
     t.add(SYSINFO, sys_sysinfo, &[Arg::Hex]);
 }
 
-fn sys_getresuid(t: &mut Task, a: &Args) -> SysResult {
-    let c = &t.creds;
-    let (r, e, s) = (c.uid, c.euid, c.suid);
-    t.copy_out_u32(a.u64(0), r)?;
-    t.copy_out_u32(a.u64(1), e)?;
-    t.copy_out_u32(a.u64(2), s)?;
-    Ok(0)
-}
-
-fn sys_getresgid(t: &mut Task, a: &Args) -> SysResult {
-    let c = &t.creds;
-    let (r, e, s) = (c.gid, c.egid, c.sgid);
-    t.copy_out_u32(a.u64(0), r)?;
-    t.copy_out_u32(a.u64(1), e)?;
-    t.copy_out_u32(a.u64(2), s)?;
-    Ok(0)
-}
-
-fn sys_getgroups(t: &mut Task, a: &Args) -> SysResult {
-    let size = a.i32(0);
-    let n = t.creds.groups.len();
-    if size < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if size == 0 {
-        return Ok(n as u64);
-    }
-    if (size as usize) < n {
-        return Err(Errno::EINVAL);
-    }
-    let bytes: Vec<u8> = t
-        .creds
-        .groups
-        .iter()
-        .flat_map(|g| g.to_le_bytes())
-        .collect();
-    t.copy_out(a.u64(1), &bytes)?;
-    Ok(n as u64)
-}
-
 fn sys_uname(t: &mut Task, a: &Args) -> SysResult {
     let host = t.kernel.hostname.clone();
     let b =
@@ -109,45 +47,6 @@ fn sys_uname(t: &mut Task, a: &Args) -> SysResult {
 fn host_clock(id: libc::clockid_t) -> Timespec {
     let (sec, nsec) = platform::host::clock_gettime(id);
     Timespec { sec, nsec }
-}
-
-/// Maps a workload clock id to the host clock that implements it.
-fn clock_for(t: &Task, id: i32) -> Result<libc::clockid_t, Errno> {
-    match id {
-        libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE => Ok(id),
-        libc::CLOCK_MONOTONIC
-        | libc::CLOCK_MONOTONIC_COARSE
-        | libc::CLOCK_MONOTONIC_RAW
-        | libc::CLOCK_BOOTTIME => Ok(id),
-        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
-            Ok(libc::CLOCK_THREAD_CPUTIME_ID)
-        }
-        // Dynamic CPU-clock ids of this process/thread (glibc's pthread_getcpuclockid).
-        id if id < 0 => {
-            let pid = !(id >> 3);
-            if pid == 0 || pid == t.tid || pid == t.tgid {
-                Ok(libc::CLOCK_THREAD_CPUTIME_ID)
-            } else {
-                Err(Errno::EINVAL)
-            }
-        }
-        _ => Err(Errno::EINVAL),
-    }
-}
-
-fn sys_clock_gettime(t: &mut Task, a: &Args) -> SysResult {
-    let id = clock_for(t, a.i32(0))?;
-    t.copy_out(a.u64(1), &host_clock(id).to_bytes())?;
-    Ok(0)
-}
-
-fn sys_clock_getres(t: &mut Task, a: &Args) -> SysResult {
-    let id = clock_for(t, a.i32(0))?;
-    if a.u64(1) != 0 {
-        let (sec, nsec) = platform::host::clock_getres(id);
-        t.copy_out(a.u64(1), &Timespec { sec, nsec }.to_bytes())?;
-    }
-    Ok(0)
 }
 
 fn sys_gettimeofday(t: &mut Task, a: &Args) -> SysResult {
@@ -169,63 +68,6 @@ fn sys_time(t: &mut Task, a: &Args) -> SysResult {
         t.copy_out_u64(a.u64(0), now as u64)?;
     }
     Ok(now as u64)
-}
-
-fn read_timespec(t: &Task, addr: u64) -> Result<Duration, Errno> {
-    let b = t.copy_in_vec(addr, Timespec::SIZE)?;
-    let ts = Timespec::from_bytes(&b);
-    let ns = ts.to_nanos().ok_or(Errno::EINVAL)?;
-    Ok(Duration::from_nanos(ns.min(u64::MAX as u128) as u64))
-}
-
-fn sys_nanosleep(t: &mut Task, a: &Args) -> SysResult {
-    let d = read_timespec(t, a.u64(0))?;
-    std::thread::sleep(d);
-    Ok(0)
-}
-
-fn sys_clock_nanosleep(t: &mut Task, a: &Args) -> SysResult {
-    let id = a.i32(0);
-    let flags = a.i32(1);
-    let host = match id {
-        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME => id,
-        libc::CLOCK_PROCESS_CPUTIME_ID => return Err(Errno::EINVAL),
-        libc::CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL),
-        _ => return Err(Errno::EINVAL),
-    };
-    let d = read_timespec(t, a.u64(2))?;
-    if flags & libc::TIMER_ABSTIME != 0 {
-        let now = host_clock(host).to_nanos().unwrap_or(0);
-        let target = d.as_nanos();
-        if target > now {
-            std::thread::sleep(Duration::from_nanos((target - now) as u64));
-        }
-    } else {
-        std::thread::sleep(d);
-    }
-    Ok(0)
-}
-
-fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> SysResult {
-    let pid = a.i32(0);
-    let len = a.u64(1);
-    if pid != 0 && pid != t.tid && pid != t.tgid {
-        return Err(Errno::ESRCH);
-    }
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(1024);
-    let size = ncpu.div_ceil(64) * 8;
-    if (len as usize) < size || len % 8 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let mut mask = vec![0u8; size];
-    for c in 0..ncpu {
-        mask[c / 8] |= 1 << (c % 8);
-    }
-    t.copy_out(a.u64(2), &mask)?;
-    Ok(size as u64)
 }
 
 fn sys_getrandom(t: &mut Task, a: &Args) -> SysResult {

@@ -154,7 +154,9 @@ fn with_sigmask(
     t.set_sigmask(mask);
     let r = f(t);
     match r {
-        Err(e) if e.0 == abi::errno::ERESTARTNOHAND || e.0 == abi::errno::ERESTARTSYS => t.saved_mask = Some(old),
+        Err(e) if e.0 == abi::errno::ERESTARTNOHAND || e.0 == abi::errno::ERESTARTSYS => {
+            t.saved_mask = Some(old)
+        }
         _ => t.set_sigmask(old),
     }
     r

@@ -9,19 +9,41 @@ use sentry::task::{Exit, ExitStatus};
 use sentry::thread_group::ChildEvent;
 use sentry::Task;
 
-use crate::{Arg, Args, Table};
+use crate::{sys_cred, sys_sched, Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
     t.add(EXIT, sys_exit, &[Arg::Dec]);
     t.add(EXIT_GROUP, sys_exit_group, &[Arg::Dec]);
-    t.add(EXECVE, sys_execve, &[Arg::Path, Arg::StrArray, Arg::StrArray]);
-    t.add(EXECVEAT, sys_execveat, &[Arg::DirFd, Arg::Path, Arg::StrArray, Arg::StrArray, Arg::Hex]);
-    t.add(CLONE, sys_clone, &[Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex]);
+    t.add(
+        EXECVE,
+        sys_execve,
+        &[Arg::Path, Arg::StrArray, Arg::StrArray],
+    );
+    t.add(
+        EXECVEAT,
+        sys_execveat,
+        &[
+            Arg::DirFd,
+            Arg::Path,
+            Arg::StrArray,
+            Arg::StrArray,
+            Arg::Hex,
+        ],
+    );
+    t.add(
+        CLONE,
+        sys_clone,
+        &[Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex],
+    );
     t.add(CLONE3, sys_clone3, &[Arg::Hex, Arg::UDec]);
     t.add(FORK, sys_fork, &[]);
     t.add(VFORK, sys_vfork, &[]);
     t.add(WAIT4, sys_wait4, &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex]);
-    t.add(WAITID, sys_waitid, &[Arg::Dec, Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex]);
+    t.add(
+        WAITID,
+        sys_waitid,
+        &[Arg::Dec, Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex],
+    );
     t.add(GETPID, |t, _| Ok(t.tgid as u64), &[]);
     t.add(GETTID, |t, _| Ok(t.tid as u64), &[]);
     t.add(GETPPID, |t, _| Ok(t.ppid() as u64), &[]);
@@ -33,8 +55,16 @@ pub(crate) fn register(t: &mut Table) {
     t.add(ARCH_PRCTL, sys_arch_prctl, &[Arg::Hex, Arg::Hex]);
     t.add(SET_TID_ADDRESS, sys_set_tid_address, &[Arg::Hex]);
     t.add(SET_ROBUST_LIST, sys_set_robust_list, &[Arg::Hex, Arg::UDec]);
-    t.add(GET_ROBUST_LIST, sys_get_robust_list, &[Arg::Dec, Arg::Hex, Arg::Hex]);
-    t.add(PRCTL, sys_prctl, &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex]);
+    t.add(
+        GET_ROBUST_LIST,
+        sys_get_robust_list,
+        &[Arg::Dec, Arg::Hex, Arg::Hex],
+    );
+    t.add(
+        PRCTL,
+        sys_prctl,
+        &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::Hex, Arg::Hex],
+    );
 }
 
 /// exit(2): this thread only. The group ends when its last thread does.
@@ -67,12 +97,27 @@ fn sys_clone(t: &mut Task, a: &Args) -> SysResult {
 }
 
 fn sys_fork(t: &mut Task, _a: &Args) -> SysResult {
-    process::clone(t, CloneArgs { exit_signal: libc::SIGCHLD, ..Default::default() }).map(|tid| tid as u64)
+    process::clone(
+        t,
+        CloneArgs {
+            exit_signal: libc::SIGCHLD,
+            ..Default::default()
+        },
+    )
+    .map(|tid| tid as u64)
 }
 
 fn sys_vfork(t: &mut Task, _a: &Args) -> SysResult {
     let flags = (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
-    process::clone(t, CloneArgs { flags, exit_signal: libc::SIGCHLD, ..Default::default() }).map(|tid| tid as u64)
+    process::clone(
+        t,
+        CloneArgs {
+            flags,
+            exit_signal: libc::SIGCHLD,
+            ..Default::default()
+        },
+    )
+    .map(|tid| tid as u64)
 }
 
 /// sizeof(struct clone_args) in its first published version (CLONE_ARGS_SIZE_VER0).
@@ -133,9 +178,13 @@ fn copy_in_strings(t: &Task, mut addr: u64, budget: &mut usize) -> Result<Vec<Ve
         if out.len() >= MAX_ARG_STRINGS {
             return Err(Errno::E2BIG);
         }
-        let s = t
-            .copy_in_string(p, MAX_ARG_STRLEN - 1)
-            .map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        let s = t.copy_in_string(p, MAX_ARG_STRLEN - 1).map_err(|e| {
+            if e == Errno::ENAMETOOLONG {
+                Errno::E2BIG
+            } else {
+                e
+            }
+        })?;
         let cost = s.len() + 1 + 8;
         if cost > *budget {
             return Err(Errno::E2BIG);
@@ -155,7 +204,8 @@ fn do_execve(t: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> Sys
     let mut budget = (stack / 4).clamp(128 * 1024, 6 << 20) as usize;
     let argv = copy_in_strings(t, argv_addr, &mut budget)?;
     let envp = copy_in_strings(t, envp_addr, &mut budget)?;
-    let image = sentry::exec::load_image(&t.kernel.clone(), &t.fs, &t.creds, &path, argv, envp, stack)?;
+    let image =
+        sentry::exec::load_image(&t.kernel.clone(), &t.fs, &t.creds, &path, argv, envp, stack)?;
     process::de_thread(t)?;
     t.exec(image);
     Ok(0)
@@ -176,7 +226,11 @@ fn sys_execveat(t: &mut Task, a: &Args) -> SysResult {
     if flags & !(libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) != 0 {
         return Err(Errno::EINVAL);
     }
-    let path = if a.u64(1) == 0 { Vec::new() } else { t.copy_in_path(a.u64(1))? };
+    let path = if a.u64(1) == 0 {
+        Vec::new()
+    } else {
+        t.copy_in_path(a.u64(1))?
+    };
     let full = if path.first() == Some(&b'/') {
         path
     } else if path.is_empty() {
@@ -225,7 +279,12 @@ fn rusage_bytes(u: sentry::thread_group::Usage) -> Vec<u8> {
 
 fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
     let options = a.i32(2);
-    let allowed = process::WNOHANG | process::WUNTRACED | process::WCONTINUED | process::WNOTHREAD | process::WALL | process::WCLONE;
+    let allowed = process::WNOHANG
+        | process::WUNTRACED
+        | process::WCONTINUED
+        | process::WNOTHREAD
+        | process::WALL
+        | process::WCLONE;
     if options & !allowed != 0 {
         return Err(Errno::EINVAL);
     }
@@ -246,9 +305,17 @@ fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
 
 fn sys_waitid(t: &mut Task, a: &Args) -> SysResult {
     let (idtype, id, options) = (a.i32(0), a.i32(1), a.i32(3));
-    let allowed = process::WNOHANG | process::WEXITED | process::WUNTRACED | process::WCONTINUED | process::WNOWAIT
-        | process::WNOTHREAD | process::WALL | process::WCLONE;
-    if options & !allowed != 0 || options & (process::WEXITED | process::WUNTRACED | process::WCONTINUED) == 0 {
+    let allowed = process::WNOHANG
+        | process::WEXITED
+        | process::WUNTRACED
+        | process::WCONTINUED
+        | process::WNOWAIT
+        | process::WNOTHREAD
+        | process::WALL
+        | process::WCLONE;
+    if options & !allowed != 0
+        || options & (process::WEXITED | process::WUNTRACED | process::WCONTINUED) == 0
+    {
         return Err(Errno::EINVAL);
     }
     let target = match idtype {
@@ -333,11 +400,16 @@ fn sys_prctl(t: &mut Task, a: &Args) -> SysResult {
             if arg2 > 64 {
                 return Err(Errno::EINVAL);
             }
-            t.shared.pdeathsig.store(arg2 as i32, std::sync::atomic::Ordering::Relaxed);
+            t.shared
+                .pdeathsig
+                .store(arg2 as i32, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
         libc::PR_GET_PDEATHSIG => {
-            let v = t.shared.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
+            let v = t
+                .shared
+                .pdeathsig
+                .load(std::sync::atomic::Ordering::Relaxed);
             t.copy_out_u32(arg2, v as u32)?;
             Ok(0)
         }
@@ -357,7 +429,48 @@ fn sys_prctl(t: &mut Task, a: &Args) -> SysResult {
             Ok(0)
         }
         libc::PR_GET_NO_NEW_PRIVS => Ok(t.no_new_privs as u64),
-        libc::PR_GET_SECUREBITS => Ok(0),
+        // Capabilities and securebits (security/commoncap.c cap_task_prctl).
+        libc::PR_GET_SECUREBITS => Ok(t.creds.securebits as u64),
+        libc::PR_SET_SECUREBITS => sys_cred::prctl_set_securebits(&mut t.creds, arg2),
+        libc::PR_GET_KEEPCAPS => Ok((t.creds.securebits & sys_cred::SECBIT_KEEP_CAPS != 0) as u64),
+        libc::PR_SET_KEEPCAPS => sys_cred::prctl_set_keepcaps(&mut t.creds, arg2),
+        libc::PR_CAPBSET_READ => {
+            if !sys_cred::cap_valid(arg2) {
+                return Err(Errno::EINVAL);
+            }
+            Ok((t.creds.cap_bounding >> arg2) & 1)
+        }
+        libc::PR_CAPBSET_DROP => sys_cred::prctl_capbset_drop(&mut t.creds, arg2),
+        libc::PR_CAP_AMBIENT => {
+            sys_cred::prctl_cap_ambient(&mut t.creds, arg2, a.u64(2), [a.u64(3), a.u64(4)])
+        }
+        // No seccomp filters: the answer of a kernel built without CONFIG_SECCOMP.
+        libc::PR_GET_SECCOMP | libc::PR_SET_SECCOMP => Err(Errno::EINVAL),
+        // Rewriting the mm's layout (checkpoint/restore) is not supported: EPERM
+        // without CAP_SYS_RESOURCE, as Linux checks first, else EINVAL.
+        libc::PR_SET_MM => {
+            const PR_SET_MM_MAP: u64 = 14;
+            const PR_SET_MM_MAP_SIZE: u64 = 15;
+            if arg2 != PR_SET_MM_MAP
+                && arg2 != PR_SET_MM_MAP_SIZE
+                && !t.creds.has_capability(sys_cred::CAP_SYS_RESOURCE)
+            {
+                return Err(Errno::EPERM);
+            }
+            Err(Errno::EINVAL)
+        }
+        libc::PR_GET_TIMERSLACK => Ok(t.sched.timer_slack_ns),
+        libc::PR_SET_TIMERSLACK => {
+            // Real-time tasks have no slack; Linux ignores the request for them.
+            if !sys_sched::is_rt_or_deadline(t.sched.policy) {
+                t.sched.timer_slack_ns = if arg2 == 0 {
+                    sentry::task::SchedAttrs::default().timer_slack_ns
+                } else {
+                    arg2
+                };
+            }
+            Ok(0)
+        }
         libc::PR_SET_CHILD_SUBREAPER => {
             t.tg.lock().subreaper = arg2 != 0;
             Ok(0)
@@ -366,12 +479,6 @@ fn sys_prctl(t: &mut Task, a: &Args) -> SysResult {
             let v = t.tg.lock().subreaper as u32;
             t.copy_out_u32(arg2, v)?;
             Ok(0)
-        }
-        libc::PR_CAPBSET_READ => {
-            if arg2 > 40 {
-                return Err(Errno::EINVAL);
-            }
-            Ok((t.creds.euid == 0) as u64)
         }
         _ => Err(Errno::EINVAL),
     }

@@ -13,13 +13,33 @@ use sentry::Task;
 use crate::{Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
-    t.add(RT_SIGACTION, sys_rt_sigaction, &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::UDec]);
-    t.add(RT_SIGPROCMASK, sys_rt_sigprocmask, &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::UDec]);
+    t.add(
+        RT_SIGACTION,
+        sys_rt_sigaction,
+        &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::UDec],
+    );
+    t.add(
+        RT_SIGPROCMASK,
+        sys_rt_sigprocmask,
+        &[Arg::Dec, Arg::Hex, Arg::Hex, Arg::UDec],
+    );
     t.add(RT_SIGPENDING, sys_rt_sigpending, &[Arg::Hex, Arg::UDec]);
     t.add(RT_SIGSUSPEND, sys_rt_sigsuspend, &[Arg::Hex, Arg::UDec]);
-    t.add(RT_SIGTIMEDWAIT, sys_rt_sigtimedwait, &[Arg::Hex, Arg::Hex, Arg::Hex, Arg::UDec]);
-    t.add(RT_SIGQUEUEINFO, sys_rt_sigqueueinfo, &[Arg::Dec, Arg::Dec, Arg::Hex]);
-    t.add(RT_TGSIGQUEUEINFO, sys_rt_tgsigqueueinfo, &[Arg::Dec, Arg::Dec, Arg::Dec, Arg::Hex]);
+    t.add(
+        RT_SIGTIMEDWAIT,
+        sys_rt_sigtimedwait,
+        &[Arg::Hex, Arg::Hex, Arg::Hex, Arg::UDec],
+    );
+    t.add(
+        RT_SIGQUEUEINFO,
+        sys_rt_sigqueueinfo,
+        &[Arg::Dec, Arg::Dec, Arg::Hex],
+    );
+    t.add(
+        RT_TGSIGQUEUEINFO,
+        sys_rt_tgsigqueueinfo,
+        &[Arg::Dec, Arg::Dec, Arg::Dec, Arg::Hex],
+    );
     t.add(RT_SIGRETURN, sys_rt_sigreturn, &[]);
     t.add(SIGALTSTACK, sys_sigaltstack, &[Arg::Hex, Arg::Hex]);
     t.add(KILL, sys_kill, &[Arg::Dec, Arg::Dec]);
@@ -64,7 +84,10 @@ fn sys_rt_sigaction(t: &mut Task, a: &Args) -> SysResult {
     let old = t.sigaction(sig);
     if a.u64(2) != 0 {
         let mut e = Encoder::with_capacity(32);
-        e.u64(old.handler).u64(old.flags).u64(old.restorer).u64(old.mask);
+        e.u64(old.handler)
+            .u64(old.flags)
+            .u64(old.restorer)
+            .u64(old.mask);
         t.copy_out(a.u64(2), &e.finish())?;
     }
     if let Some(n) = new {
@@ -158,40 +181,55 @@ fn sys_rt_sigtimedwait(t: &mut Task, a: &Args) -> SysResult {
     } else {
         None
     };
-    // The waited-for signals are taken from the pending queues directly, so
-    // they must not be delivered meanwhile: Linux unblocks nothing here; a signal
-    // outside `set` that is deliverable interrupts the wait.
+    // While waiting, the waited-for signals count as unblocked so that their
+    // arrival wakes us (Linux's real_blocked); they are then taken from the
+    // queues here instead of being delivered.
     let shared = t.shared.clone();
     let take = || -> Option<SigInfo> {
-        let mut own = shared.sig.lock().unwrap();
-        let any = own.pending.take(!set);
-        drop(own);
-        any.or_else(|| shared.tg.lock().pending.take(!set))
+        let own = shared.sig.lock().unwrap().pending.take(!set);
+        own.or_else(|| shared.tg.lock().pending.take(!set))
     };
-    loop {
+    let old = t.sigmask();
+    t.shared
+        .real_blocked
+        .store(old, std::sync::atomic::Ordering::SeqCst);
+    t.set_sigmask(old & !set);
+    let r = loop {
         if let Some(info) = take() {
-            if a.u64(1) != 0 {
-                t.copy_out(a.u64(1), &info.bytes)?;
-            }
-            return Ok(info.signo() as u64);
+            break Ok(info);
         }
         match t.waiter().wait(deadline, &[]) {
             Ok(()) => {}
-            Err(Errno::ETIMEDOUT) => return Err(Errno::EAGAIN),
-            Err(e) => {
-                // Interrupted: a signal in `set` may be what woke us.
-                if let Some(info) = take() {
-                    if a.u64(1) != 0 {
-                        t.copy_out(a.u64(1), &info.bytes)?;
-                    }
-                    return Ok(info.signo() as u64);
-                }
-                let _ = e;
-                return Err(Errno(ERESTARTNOHAND));
-            }
+            Err(Errno::ETIMEDOUT) => break take().ok_or(Errno::EAGAIN),
+            Err(_) => break take().ok_or(Errno(ERESTARTNOHAND)),
         }
+    };
+    t.set_sigmask(old);
+    t.shared
+        .real_blocked
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let info = r?;
+    if a.u64(1) != 0 {
+        t.copy_out(a.u64(1), &info.bytes)?;
     }
+    Ok(info.signo() as u64)
 }
+
+/// Permission to signal (Linux's kill_ok_by_cred): CAP_KILL, or the sender's
+/// real or effective uid matching the target's real or saved uid.
+fn may_signal(t: &Task, target: &sentry::task::TaskShared) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    if t.creds.has_capability(CAP_KILL) {
+        return true;
+    }
+    let (ruid, suid) = (target.ids[0].load(Relaxed), target.ids[2].load(Relaxed));
+    [t.creds.uid, t.creds.euid]
+        .iter()
+        .any(|u| *u == ruid || *u == suid)
+}
+
+/// CAP_KILL.
+const CAP_KILL: u32 = 5;
 
 fn sender_info(t: &Task, sig: i32, code: i32) -> SigInfo {
     SigInfo::from_sender(sig, code, t.tgid, t.creds.uid)
@@ -204,18 +242,41 @@ fn sys_kill(t: &mut Task, a: &Args) -> SysResult {
     }
     let k = t.kernel.clone();
     let groups = match pid {
-        p if p > 0 => vec![k.group(p).filter(|g| g.lock().zombie.is_none()).ok_or(Errno::ESRCH)?],
-        0 => k.process_group(t.tg.lock().pgid),
-        -1 => k.all_groups().into_iter().filter(|g| g.tgid != 1 && g.tgid != t.tgid).collect(),
+        p if p > 0 => vec![k
+            .group(p)
+            .filter(|g| g.lock().zombie.is_none())
+            .ok_or(Errno::ESRCH)?],
+        0 => {
+            let pgid = t.tg.lock().pgid;
+            k.process_group(pgid)
+        }
+        -1 => k
+            .all_groups()
+            .into_iter()
+            .filter(|g| g.tgid != 1 && g.tgid != t.tgid)
+            .collect(),
         p => k.process_group(-p),
     };
     if groups.is_empty() {
         return Err(Errno::ESRCH);
     }
+    // Signal the groups we may; EPERM only if that is none of them.
+    let allowed: Vec<_> = groups
+        .into_iter()
+        .filter(|g| {
+            g.lock()
+                .tasks
+                .first()
+                .is_none_or(|leader| may_signal(t, leader))
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(Errno::EPERM);
+    }
     if sig == 0 {
         return Ok(0);
     }
-    for g in groups {
+    for g in allowed {
         // Init only gets signals it has handlers for (it is protected in its
         // PID namespace).
         if g.tgid == 1 && g.handlers.get(sig).handler <= signal::SIG_IGN {
@@ -231,14 +292,21 @@ fn thread_kill(t: &mut Task, tgid: Option<i32>, tid: i32, sig: i32) -> SysResult
         return Err(Errno::EINVAL);
     }
     let k = t.kernel.clone();
-    let target = k.task(tid).filter(|x| !x.exited.load(std::sync::atomic::Ordering::SeqCst)).ok_or(Errno::ESRCH)?;
+    let target = k
+        .task(tid)
+        .filter(|x| !x.exited.load(std::sync::atomic::Ordering::SeqCst))
+        .ok_or(Errno::ESRCH)?;
     if tgid.is_some_and(|g| target.tg.tgid != g) {
         return Err(Errno::ESRCH);
+    }
+    if !may_signal(t, &target) {
+        return Err(Errno::EPERM);
     }
     if sig == 0 {
         return Ok(0);
     }
-    if target.tg.tgid == 1 && target.tg.handlers.get(sig).handler <= signal::SIG_IGN && t.tgid != 1 {
+    if target.tg.tgid == 1 && target.tg.handlers.get(sig).handler <= signal::SIG_IGN && t.tgid != 1
+    {
         return Ok(0);
     }
     k.send_to_task(&target, sender_info(t, sig, signal::SI_TKILL));
@@ -268,7 +336,10 @@ fn sys_rt_sigqueueinfo(t: &mut Task, a: &Args) -> SysResult {
     let (pid, sig) = (a.i32(0), a.i32(1));
     check_sig(sig)?;
     let k = t.kernel.clone();
-    let g = k.group(pid).filter(|g| g.lock().zombie.is_none()).ok_or(Errno::ESRCH)?;
+    let g = k
+        .group(pid)
+        .filter(|g| g.lock().zombie.is_none())
+        .ok_or(Errno::ESRCH)?;
     let info = queued_info(t, sig, a.u64(2), pid != t.tgid)?;
     k.send_to_group(&g, info);
     Ok(0)
@@ -281,7 +352,10 @@ fn sys_rt_tgsigqueueinfo(t: &mut Task, a: &Args) -> SysResult {
     }
     check_sig(sig)?;
     let k = t.kernel.clone();
-    let target = k.task(tid).filter(|x| x.tg.tgid == tgid).ok_or(Errno::ESRCH)?;
+    let target = k
+        .task(tid)
+        .filter(|x| x.tg.tgid == tgid)
+        .ok_or(Errno::ESRCH)?;
     let info = queued_info(t, sig, a.u64(3), tgid != t.tgid)?;
     k.send_to_task(&target, info);
     Ok(0)

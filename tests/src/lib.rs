@@ -115,6 +115,37 @@ pub fn conformance_src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance")
 }
 
+/// Environment variable that enables every issue-3 test under the sandbox.
+pub const ISSUE3_ENV: &str = "RUNSC_ISSUE3";
+
+/// Path of the file listing enabled issue-3 tests (`tests/conformance/ENABLED`):
+/// one name per line (a conformance program such as `process`, or
+/// `issue3_workloads` for the issue-3 workloads in workloads.rs); blank lines
+/// and `#` comments are ignored. The file is optional.
+pub fn issue3_enabled_file() -> PathBuf {
+    conformance_src_dir().join("ENABLED")
+}
+
+/// The names listed in [`issue3_enabled_file`] (empty if it doesn't exist).
+pub fn issue3_enabled_list() -> Vec<String> {
+    let text = std::fs::read_to_string(issue3_enabled_file()).unwrap_or_default();
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the issue-3 test `name` should run under the sandbox:
+/// `RUNSC_ISSUE3=1` enables all of them, otherwise `name` must be listed in
+/// `tests/conformance/ENABLED`. (Native runs are never gated.)
+pub fn issue3_enabled(name: &str) -> bool {
+    if std::env::var(ISSUE3_ENV).is_ok_and(|v| v == "1") {
+        return true;
+    }
+    issue3_enabled_list().iter().any(|n| n == name)
+}
+
 /// How a conformance program is linked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {

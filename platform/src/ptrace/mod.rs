@@ -13,9 +13,10 @@ mod stub;
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::{
     AddressSpace, Context, Event, Interrupter, MemoryFile, Platform, PlatformError, Prot, Regs,
@@ -188,6 +189,9 @@ struct StubThread {
     tid: i32,
     /// Register template with the stub's segment registers, for injected calls.
     template: Regs,
+    /// Wall time spent running workload code (the host cannot read another
+    /// process's thread CPU clock, so this is the per-thread CPU estimate).
+    run_ns: AtomicU64,
 }
 
 impl StubThread {
@@ -207,7 +211,11 @@ impl StubThread {
     fn adopt(tid: i32) -> Result<StubThread, PlatformError> {
         let mut template = crate::zeroed_regs();
         get_regs(tid, &mut template)?;
-        Ok(StubThread { tid, template })
+        Ok(StubThread {
+            tid,
+            template,
+            run_ns: AtomicU64::new(0),
+        })
     }
 
     /// Resumes with `req` (PTRACE_CONT or PTRACE_SYSEMU) until a stop that is not
@@ -240,6 +248,42 @@ impl StubThread {
         }
     }
 
+    /// Creates another host thread of this stub process, parked in the stub until
+    /// seized; returns its TID.
+    fn clone_thread(&self, layout: &Layout) -> Result<i32, PlatformError> {
+        let flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM) as u64;
+        let mut r = self.template;
+        r.rip = layout.clone_addr;
+        r.rax = libc::SYS_clone as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = flags;
+        r.rsi = 0;
+        r.rdx = 0;
+        r.r10 = 0;
+        r.r8 = 0;
+        set_regs(self.tid, &r)?;
+        let sig = self.resume(libc::PTRACE_CONT, false)?;
+        if sig != libc::SIGTRAP {
+            return Err(PlatformError::StubDied(format!(
+                "stub thread clone stopped with signal {sig}"
+            )));
+        }
+        get_regs(self.tid, &mut r)?;
+        let tid = r.rax as i64;
+        if tid < 0 {
+            return Err(PlatformError::Host {
+                op: "clone stub thread",
+                errno: -tid as i32,
+            });
+        }
+        Ok(tid as i32)
+    }
+
     /// Runs one host syscall in the stub and returns its raw result.
     fn inject(&self, code: &Layout, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
         let mut r = self.template;
@@ -270,6 +314,7 @@ struct Layout {
     stub_addr: u64,
     syscall_addr: u64,
     clone_addr: u64,
+    park_addr: u64,
 }
 
 /// Requests to the creator thread.
@@ -292,6 +337,7 @@ impl Ptrace {
             stub_addr,
             syscall_addr: stub_addr + code.syscall,
             clone_addr: stub_addr + code.clone,
+            park_addr: stub_addr + code.park,
         };
         let (tx, rx) = mpsc::channel::<CloneRequest>();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -581,10 +627,26 @@ impl Platform for Ptrace {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
         let pid = self.clone_stub()?;
-        let thread = match StubThread::seize(pid) {
+        let made = (|| {
+            // The process's first thread only spawns a worker thread for us and is
+            // then parked untraced: a host thread-group leader cannot be reaped
+            // while other threads live, so tasks never run on it (their threads
+            // must be able to exit one by one).
+            let leader = StubThread::seize(pid)?;
+            let tid = leader.clone_thread(&self.layout)?;
+            let worker = StubThread::seize(tid)?;
+            let mut r = leader.template;
+            r.rip = self.layout.park_addr;
+            r.orig_rax = u64::MAX;
+            set_regs(leader.tid, &r)?;
+            ptrace(libc::PTRACE_DETACH, leader.tid, 0, 0)?;
+            Ok(worker)
+        })();
+        let thread = match made {
             Ok(t) => t,
             Err(e) => {
-                // SAFETY: plain syscall on the stub we just created.
+                // SAFETY: plain syscall on the stub we just created (not reaped:
+                // the master ignores SIGCHLD only once we stop tracing it).
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 return Err(e);
             }
@@ -597,6 +659,7 @@ impl Platform for Ptrace {
             layout: self.layout,
             threads: Mutex::new(threads),
             dead: AtomicBool::new(false),
+            final_cpu_ns: AtomicU64::new(0),
         }))
     }
 
@@ -616,6 +679,8 @@ pub struct PtraceAddressSpace {
     threads: Mutex<HashMap<i32, Arc<StubThread>>>,
     /// The process is gone (its last thread was released): never signal its PID.
     dead: AtomicBool,
+    /// The process's CPU time when its last thread was released.
+    final_cpu_ns: AtomicU64,
 }
 
 impl PtraceAddressSpace {
@@ -661,39 +726,8 @@ impl AddressSpace for PtraceAddressSpace {
     }
 
     fn new_thread(&self) -> Result<u64, PlatformError> {
-        // A host thread of the stub process, parked in the stub until seized.
-        let flags = (libc::CLONE_VM
-            | libc::CLONE_FS
-            | libc::CLONE_FILES
-            | libc::CLONE_SIGHAND
-            | libc::CLONE_THREAD
-            | libc::CLONE_SYSVSEM) as u64;
         let t = self.current()?;
-        let mut r = t.template;
-        r.rip = self.layout.clone_addr;
-        r.rax = libc::SYS_clone as u64;
-        r.orig_rax = u64::MAX;
-        r.rdi = flags;
-        r.rsi = 0;
-        r.rdx = 0;
-        r.r10 = 0;
-        r.r8 = 0;
-        set_regs(t.tid, &r)?;
-        let sig = t.resume(libc::PTRACE_CONT, false)?;
-        if sig != libc::SIGTRAP {
-            return Err(PlatformError::StubDied(format!(
-                "stub thread clone stopped with signal {sig}"
-            )));
-        }
-        get_regs(t.tid, &mut r)?;
-        let tid = r.rax as i64;
-        if tid < 0 {
-            return Err(PlatformError::Host {
-                op: "clone stub thread",
-                errno: -tid as i32,
-            });
-        }
-        Ok(tid as u64)
+        t.clone_thread(&self.layout).map(|tid| tid as u64)
     }
 
     fn attach_thread(&self, token: u64) -> Result<(), PlatformError> {
@@ -705,10 +739,16 @@ impl AddressSpace for PtraceAddressSpace {
 
     fn release_thread(&self) {
         let mut threads = self.threads.lock().unwrap();
-        let Some(t) = threads.remove(&host_tid()) else { return };
+        let Some(t) = threads.remove(&host_tid()) else {
+            return;
+        };
         if threads.is_empty() {
             // The last user: end the process while we still trace it, so its PID
             // cannot have been reused by the time anyone would signal it.
+            if let Some(d) = self.cpu_time() {
+                self.final_cpu_ns
+                    .store(d.as_nanos() as u64, Ordering::SeqCst);
+            }
             self.dead.store(true, Ordering::SeqCst);
             drop(threads);
             // SAFETY: plain syscall on our stub process, which still exists (we
@@ -732,6 +772,31 @@ impl AddressSpace for PtraceAddressSpace {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn cpu_time(&self) -> Option<Duration> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Some(Duration::from_nanos(
+                self.final_cpu_ns.load(Ordering::SeqCst),
+            ));
+        }
+        // The stub process's CPUCLOCK_SCHED clock; Linux lets any process read
+        // another's process CPU clock (not its thread clocks).
+        let id = (!self.pid << 3) | 2;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        if unsafe { libc::clock_gettime(id, &mut ts) } != 0 {
+            return None;
+        }
+        Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+
+    fn thread_cpu_time(&self, host_tid: i32) -> Option<Duration> {
+        let t = self.threads.lock().unwrap().get(&host_tid).cloned()?;
+        Some(Duration::from_nanos(t.run_ns.load(Ordering::Relaxed)))
     }
 }
 
@@ -807,10 +872,13 @@ impl Context for PtraceContext {
             *self.kick.running.lock().unwrap() = None;
             return Ok(Event::Interrupted);
         }
+        let start = std::time::Instant::now();
         let res = (|| {
             set_regs(t.tid, regs)?;
             t.resume(libc::PTRACE_SYSEMU, true)
         })();
+        t.run_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         *self.kick.running.lock().unwrap() = None;
         let sig = res?;
         get_regs(t.tid, regs)?;

@@ -54,10 +54,11 @@ global_asm!(
     "mov edi, 1",
     "mov esi, 9",
     "syscall",
-    "3:",
+    ".globl runsc_stub_park",
+    "runsc_stub_park:",
     "mov eax, 34",
     "syscall",
-    "jmp 3b",
+    "jmp runsc_stub_park",
     "2:",
     "int3",
     ".globl runsc_stub_end",
@@ -69,6 +70,7 @@ extern "C" {
     fn runsc_stub_start();
     fn runsc_stub_syscall();
     fn runsc_stub_clone();
+    fn runsc_stub_park();
     fn runsc_stub_end();
 }
 
@@ -77,6 +79,7 @@ pub struct StubCode {
     pub bytes: &'static [u8],
     pub syscall: u64,
     pub clone: u64,
+    pub park: u64,
 }
 
 /// Returns the stub code linked into this binary.
@@ -90,5 +93,6 @@ pub fn code() -> StubCode {
         bytes,
         syscall: (runsc_stub_syscall as *const () as usize - start) as u64,
         clone: (runsc_stub_clone as *const () as usize - start) as u64,
+        park: (runsc_stub_park as *const () as usize - start) as u64,
     }
 }

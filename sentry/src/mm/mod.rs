@@ -133,7 +133,13 @@ impl MemoryManager {
             self.mf.release(off, len);
             return Err(platform_err(e));
         }
-        let backing = opts.shared.then(|| Arc::new(Backing { mf: self.mf.clone(), off, len }));
+        let backing = opts.shared.then(|| {
+            Arc::new(Backing {
+                mf: self.mf.clone(),
+                off,
+                len,
+            })
+        });
         let vma = Vma {
             start: addr,
             end: addr + len,
@@ -616,7 +622,10 @@ impl MemoryManager {
                 }
                 // Insert first so that a failure below releases it with the child.
                 ci.vmas.insert(nv.start, nv.clone());
-                child.space.map(nv.start, nv.len(), nv.mf_offset, nv.prot).map_err(platform_err)?;
+                child
+                    .space
+                    .map(nv.start, nv.len(), nv.mf_offset, nv.prot)
+                    .map_err(platform_err)?;
             }
         }
         Ok(child)
@@ -627,7 +636,9 @@ impl MemoryManager {
     pub fn shared_offset(&self, addr: u64) -> Result<Option<u64>, Errno> {
         let inner = self.inner.lock().unwrap();
         match inner.vmas.range(..=addr).next_back() {
-            Some((_, v)) if v.end > addr => Ok(v.backing.as_ref().map(|_| v.mf_offset + (addr - v.start))),
+            Some((_, v)) if v.end > addr => {
+                Ok(v.backing.as_ref().map(|_| v.mf_offset + (addr - v.start)))
+            }
             _ => Err(Errno::EFAULT),
         }
     }
