@@ -203,6 +203,31 @@ impl MemoryFile {
         }
     }
 
+    /// Bytes of `[off, off+len)` the host has backed (not holes): the resident
+    /// part of a mapping.
+    pub fn data_bytes(&self, off: u64, len: u64) -> u64 {
+        let end = off + len;
+        let mut cur = off;
+        let mut total = 0;
+        while cur < end {
+            // SAFETY: plain lseek on our fd.
+            let data = unsafe { libc::lseek(self.fd.as_raw_fd(), cur as i64, libc::SEEK_DATA) };
+            if data < 0 || data as u64 >= end {
+                break;
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(self.fd.as_raw_fd(), data, libc::SEEK_HOLE) };
+            let hole = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
+            total += hole - data as u64;
+            cur = hole;
+        }
+        total
+    }
+
     /// Copies `len` bytes from `src` to `dst` (non-overlapping), skipping holes so
     /// that untouched pages stay unallocated in the copy (fork of a mostly empty
     /// 64 MiB reservation costs nothing).

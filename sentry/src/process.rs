@@ -313,6 +313,11 @@ pub fn exit_task(mut t: Task) {
         (st.tasks.is_empty(), st.group_exit.unwrap_or(own))
     };
     crate::timer::account_exit(&t, last);
+    let rss = t.mm.resident_kb();
+    {
+        let mut st = tg.lock();
+        st.usage.maxrss_kb = st.usage.maxrss_kb.max(rss);
+    }
     // An exec'ing thread may be waiting for this one to go.
     tg.stop_wait.notify(EVENT_ALL);
     if t.tid != t.tgid {

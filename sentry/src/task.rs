@@ -512,6 +512,13 @@ impl Task {
     /// A synchronous fault becomes a signal that cannot be blocked or ignored
     /// (Linux's force_sig_fault).
     fn fault(&mut self, signo: i32, code: i32, addr: u64) {
+        // The pages of a file mapping past end of file are left unmapped; the
+        // host reports SIGSEGV there, Linux reports SIGBUS.
+        let (signo, code) = if signo == libc::SIGSEGV && self.mm.is_past_eof(addr) {
+            (libc::SIGBUS, 2 /* BUS_ADRERR */)
+        } else {
+            (signo, code)
+        };
         let trapno = match signo {
             libc::SIGSEGV | libc::SIGBUS => 14,
             libc::SIGFPE => 0,

@@ -38,12 +38,27 @@ impl SigHandlers {
 pub struct Usage {
     pub user_ns: u64,
     pub sys_ns: u64,
+    /// Peak resident set, in KiB (a maximum, not a sum, when combined).
+    pub maxrss_kb: u64,
 }
 
 impl Usage {
     pub fn add(&mut self, o: Usage) {
         self.user_ns += o.user_ns;
         self.sys_ns += o.sys_ns;
+        self.maxrss_kb = self.maxrss_kb.max(o.maxrss_kb);
+    }
+
+    /// `struct rusage` (144 bytes): CPU times and the peak RSS; the other
+    /// counters are not tracked and read as zero.
+    pub fn to_rusage_bytes(&self) -> Vec<u8> {
+        let mut e = abi::linux::Encoder::with_capacity(144);
+        for ns in [self.user_ns, self.sys_ns] {
+            e.u64(ns / 1_000_000_000).u64((ns % 1_000_000_000) / 1000);
+        }
+        e.u64(self.maxrss_kb);
+        e.zeros(144 - 40);
+        e.finish()
     }
 }
 

@@ -72,6 +72,7 @@ impl ThreadCpuSource {
                 .thread_cpu_time(self.host_tid)
                 .map_or(0, |d| d.as_nanos() as u64),
             sys_ns: host_thread_cpu_ns(self.host_tid),
+            maxrss_kb: 0,
         }
     }
 }

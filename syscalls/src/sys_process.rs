@@ -1,7 +1,6 @@
 //! Process lifecycle: clone, fork, vfork, execve, exit, wait, process groups
 //! and sessions, and per-thread setup calls.
 
-use abi::linux::Encoder;
 use abi::sysno::*;
 use abi::{Errno, SysResult};
 use sentry::process::{self, CloneArgs, WaitTarget};
@@ -265,18 +264,6 @@ fn wait_target(t: &Task, pid: i32) -> WaitTarget {
     }
 }
 
-/// `struct rusage` (144 bytes) with the CPU times we track.
-fn rusage_bytes(u: sentry::thread_group::Usage) -> Vec<u8> {
-    let mut e = Encoder::with_capacity(144);
-    let tv = |e: &mut Encoder, ns: u64| {
-        e.u64(ns / 1_000_000_000).u64((ns % 1_000_000_000) / 1000);
-    };
-    tv(&mut e, u.user_ns);
-    tv(&mut e, u.sys_ns);
-    e.zeros(144 - 32);
-    e.finish()
-}
-
 fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
     let options = a.i32(2);
     let allowed = process::WNOHANG
@@ -296,7 +283,7 @@ fn sys_wait4(t: &mut Task, a: &Args) -> SysResult {
                 t.copy_out_u32(a.u64(1), process::wait_status(r.event) as u32)?;
             }
             if a.u64(3) != 0 {
-                t.copy_out(a.u64(3), &rusage_bytes(r.usage))?;
+                t.copy_out(a.u64(3), &r.usage.to_rusage_bytes())?;
             }
             Ok(r.pid as u64)
         }
@@ -343,7 +330,7 @@ fn sys_waitid(t: &mut Task, a: &Args) -> SysResult {
     }
     if a.u64(4) != 0 {
         let u = r.map(|r| r.usage).unwrap_or_default();
-        t.copy_out(a.u64(4), &rusage_bytes(u))?;
+        t.copy_out(a.u64(4), &u.to_rusage_bytes())?;
     }
     Ok(0)
 }

@@ -306,23 +306,20 @@ fn sys_times(t: &mut Task, a: &Args) -> SysResult {
     Ok((s as u64 * NSEC_PER_SEC + ns as u64) / CLOCK_TICK_NS)
 }
 
+/// The current resident set counts toward the peak.
+fn with_rss(t: &Task, mut u: Usage) -> Usage {
+    u.maxrss_kb = u.maxrss_kb.max(t.mm.resident_kb());
+    u
+}
+
 fn sys_getrusage(t: &mut Task, a: &Args) -> SysResult {
     timer::note_task(t);
     let u = match a.i32(0) {
-        libc::RUSAGE_SELF => timer::group_usage(&t.tg),
+        libc::RUSAGE_SELF => with_rss(t, timer::group_usage(&t.tg)),
         libc::RUSAGE_CHILDREN => t.tg.lock().children_usage,
-        libc::RUSAGE_THREAD => timer::thread_usage(&t.shared),
+        libc::RUSAGE_THREAD => with_rss(t, timer::thread_usage(&t.shared)),
         _ => return Err(Errno::EINVAL),
     };
-    t.copy_out(a.u64(1), &rusage_bytes(u))?;
+    t.copy_out(a.u64(1), &u.to_rusage_bytes())?;
     Ok(0)
-}
-
-/// `struct rusage` (144 bytes): the CPU times; the other counters are zero.
-fn rusage_bytes(u: Usage) -> Vec<u8> {
-    let mut e = Encoder::with_capacity(144);
-    timeval(&mut e, u.user_ns);
-    timeval(&mut e, u.sys_ns);
-    e.zeros(144 - 32);
-    e.finish()
 }

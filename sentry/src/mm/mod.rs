@@ -119,17 +119,26 @@ impl MemoryManager {
         };
         self.unmap_locked(&mut inner, addr, len)?;
         let off = self.mf.allocate(len)?;
-        let (file, name) = match &opts.source {
-            MmapSource::Anonymous => (None, Vec::new()),
+        let (file, name, eof) = match &opts.source {
+            MmapSource::Anonymous => (None, Vec::new(), u64::MAX),
             MmapSource::File { file, offset, name } => {
-                if let Err(e) = self.fill_from_file(off, len, file.as_ref(), *offset) {
-                    self.mf.release(off, len);
-                    return Err(e);
-                }
-                (Some((file.clone(), *offset)), name.clone())
+                let n = match self.fill_from_file(off, len, file.as_ref(), *offset) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.mf.release(off, len);
+                        return Err(e);
+                    }
+                };
+                let mapped = page_up(n).unwrap_or(len).min(len);
+                let eof = if mapped < len {
+                    addr + mapped
+                } else {
+                    u64::MAX
+                };
+                (Some((file.clone(), *offset)), name.clone(), eof)
             }
         };
-        if let Err(e) = self.space.map(addr, len, off, opts.prot) {
+        if let Err(e) = self.map_upto(addr, len, off, opts.prot, eof) {
             self.mf.release(off, len);
             return Err(platform_err(e));
         }
@@ -150,18 +159,21 @@ impl MemoryManager {
             file,
             name,
             backing,
+            eof,
         };
         inner.vmas.insert(addr, vma);
         Ok(addr)
     }
 
+    /// Copies the file's bytes from `file_off` into `[off, off+len)`; returns how
+    /// many there were (fewer than `len` at end of file).
     fn fill_from_file(
         &self,
         off: u64,
         len: u64,
         file: &dyn fs::ReadAt,
         file_off: u64,
-    ) -> Result<(), Errno> {
+    ) -> Result<u64, Errno> {
         let mut buf = vec![0u8; FILL_CHUNK.min(len as usize)];
         let mut done = 0u64;
         while done < len {
@@ -173,7 +185,7 @@ impl MemoryManager {
             self.mf.write_at(off + done, &buf[..n]);
             done += n as u64;
         }
-        Ok(())
+        Ok(done)
     }
 
     fn overlaps(inner: &Inner, start: u64, end: u64) -> bool {
@@ -287,8 +299,13 @@ impl MemoryManager {
         }
         Self::split_at(&mut inner, addr);
         Self::split_at(&mut inner, end);
-        self.space.protect(addr, len, prot).map_err(platform_err)?;
         for (_, v) in inner.vmas.range_mut(addr..end) {
+            let top = v.end.min(v.eof);
+            if top > v.start {
+                self.space
+                    .protect(v.start, top - v.start, prot)
+                    .map_err(platform_err)?;
+            }
             v.prot = prot;
         }
         Ok(())
@@ -353,8 +370,7 @@ impl MemoryManager {
                 if !Self::overlaps(&inner, old_end, ge)
                     && self.mf.try_extend(mf_off, old_len, new_len)
                 {
-                    self.space
-                        .map(old_end, ge - old_end, mf_off + old_len, vma.prot)
+                    self.map_upto(old_end, ge - old_end, mf_off + old_len, vma.prot, vma.eof)
                         .map_err(platform_err)?;
                     Self::split_at(&mut inner, old);
                     inner.vmas.get_mut(&old).unwrap().end = ge;
@@ -374,7 +390,12 @@ impl MemoryManager {
         // Move: new backing, copy the kept bytes, map, then drop the old range.
         let off = self.mf.allocate(new_len)?;
         self.mf.copy_within(mf_off, off, old_len.min(new_len));
-        if let Err(e) = self.space.map(dest, new_len, off, vma.prot) {
+        let eof = if vma.eof == u64::MAX {
+            u64::MAX
+        } else {
+            dest + vma.eof.saturating_sub(old)
+        };
+        if let Err(e) = self.map_upto(dest, new_len, off, vma.prot, eof) {
             self.mf.release(off, new_len);
             return Err(platform_err(e));
         }
@@ -390,6 +411,7 @@ impl MemoryManager {
                 end: dest + new_len,
                 mf_offset: off,
                 file,
+                eof,
                 ..vma
             },
         );
@@ -432,6 +454,7 @@ impl MemoryManager {
                     file: None,
                     name: b"[heap]".to_vec(),
                     backing: None,
+                    eof: u64::MAX,
                 },
             );
         } else if new_top < old_top
@@ -531,7 +554,7 @@ impl MemoryManager {
                 Some((_, v)) if v.end > cur => v,
                 _ => return Err(Errno::EFAULT),
             };
-            if v.prot & need != need {
+            if v.prot & need != need || cur >= v.eof {
                 return Err(Errno::EFAULT);
             }
             let e = v.end.min(end);
@@ -592,6 +615,30 @@ impl MemoryManager {
             }
             cur = cur.checked_add(chunk as u64).ok_or(Errno::EFAULT)?;
         }
+    }
+
+    /// Maps `[va, va+len)` into the address space, leaving out the pages from
+    /// `eof` on (past end of file: a fault there becomes SIGBUS).
+    fn map_upto(
+        &self,
+        va: u64,
+        len: u64,
+        off: u64,
+        prot: i32,
+        eof: u64,
+    ) -> Result<(), platform::PlatformError> {
+        let n = len.min(eof.saturating_sub(va));
+        if n == 0 {
+            return Ok(());
+        }
+        self.space.map(va, n, off, prot)
+    }
+
+    /// Whether a fault at `addr` is an access past end of file of a file mapping
+    /// (SIGBUS rather than SIGSEGV).
+    pub fn is_past_eof(&self, addr: u64) -> bool {
+        let inner = self.inner.lock().unwrap();
+        matches!(inner.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && addr >= v.eof)
     }
 
     /// Frees a removed VMA's memory: private ranges at once, shared ones when the
@@ -656,6 +703,17 @@ impl MemoryManager {
             }
             _ => Err(Errno::EFAULT),
         }
+    }
+
+    /// Resident memory in KiB: the pages of its mappings the host has backed.
+    pub fn resident_kb(&self) -> u64 {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .vmas
+            .values()
+            .map(|v| self.mf.data_bytes(v.mf_offset, v.len()))
+            .sum::<u64>()
+            / 1024
     }
 
     /// A snapshot of the VMAs (for /proc/self/maps and tests).

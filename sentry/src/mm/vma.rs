@@ -69,6 +69,10 @@ pub struct Vma {
     /// spaces after fork and released when the last mapping of it goes. Private
     /// mappings own their range outright (None).
     pub backing: Option<Arc<Backing>>,
+    /// For file mappings longer than the file: the address of the first page
+    /// wholly past end of file. Those pages are left out of the address space, and
+    /// touching them is SIGBUS, as on Linux. u64::MAX when there are none.
+    pub eof: u64,
 }
 
 /// A memory-file range shared by several mappings.
@@ -107,6 +111,7 @@ impl Vma {
             file: self.file.as_ref().map(|(f, o)| (f.clone(), o + delta)),
             name: self.name.clone(),
             backing: self.backing.clone(),
+            eof: self.eof,
         };
         self.end = at;
         upper
