@@ -1,4 +1,6 @@
-//! futex(2): WAIT/WAKE and their BITSET forms, REQUEUE, CMP_REQUEUE, WAKE_OP.
+//! futex(2): WAIT/WAKE and their BITSET forms, REQUEUE, CMP_REQUEUE, WAKE_OP,
+//! and the PI lock operations LOCK_PI, LOCK_PI2, TRYLOCK_PI and UNLOCK_PI.
+//! WAIT_REQUEUE_PI and CMP_REQUEUE_PI are not implemented (ENOSYS).
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +25,13 @@ const FUTEX_WAKE: i32 = 1;
 const FUTEX_REQUEUE: i32 = 3;
 const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_OP: i32 = 5;
+const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_TRYLOCK_PI: i32 = 8;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
+const FUTEX_WAIT_REQUEUE_PI: i32 = 11;
+const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
@@ -89,7 +96,12 @@ fn sys_futex(t: &mut Task, a: &Args) -> SysResult {
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
-    if realtime && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
+    if realtime
+        && !matches!(
+            cmd,
+            FUTEX_WAIT | FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI | FUTEX_LOCK_PI2
+        )
+    {
         return Err(Errno::ENOSYS);
     }
     let key = FutexKey::of(t, addr, private)?;
@@ -153,6 +165,19 @@ fn sys_futex(t: &mut Task, a: &Args) -> SysResult {
                 move |old| wake_op_cmp(encoded, old),
             )
         }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
+            // LOCK_PI's timeout is absolute on CLOCK_REALTIME; LOCK_PI2's on
+            // CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME; TRYLOCK_PI has none.
+            let dl = match cmd {
+                FUTEX_LOCK_PI => deadline(t, a.u64(3), true, true)?,
+                FUTEX_LOCK_PI2 => deadline(t, a.u64(3), true, realtime)?,
+                _ => None,
+            };
+            k.futexes
+                .lock_pi(t, key, addr, dl, cmd == FUTEX_TRYLOCK_PI)
+                .map(|_| 0)
+        }
+        FUTEX_UNLOCK_PI => k.futexes.unlock_pi(t, key, addr).map(|_| 0),
         _ => {
             tracing::warn!(tid = t.tid, "unimplemented futex operation {cmd}");
             Err(Errno::ENOSYS)
