@@ -334,9 +334,10 @@ pub fn exit_task(mut t: Task) {
 /// The last thread of `tg` has exited: it becomes a zombie, its children go to a
 /// reaper, and its parent is told.
 fn group_exited(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+    // Children go to their new parent before this group shows up as a zombie:
+    // whoever reaps it must already find them reparented.
     let (parent, children, exit_signal) = {
         let mut st = tg.lock();
-        st.zombie = Some(status);
         (
             st.parent.clone(),
             std::mem::take(&mut st.children),
@@ -344,6 +345,7 @@ fn group_exited(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
         )
     };
     if tg.tgid == 1 {
+        tg.lock().zombie = Some(status);
         // The container's init is gone: everything else dies with it.
         for g in k.all_groups() {
             if !Arc::ptr_eq(&g, tg) {
@@ -377,6 +379,7 @@ fn group_exited(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
             None => reap(k, None, &c),
         }
     }
+    tg.lock().zombie = Some(status);
     match parent {
         Some(p) => notify_parent_exit(k, &p, tg, status, exit_signal),
         None => reap(k, None, tg),
