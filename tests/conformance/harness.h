@@ -21,10 +21,10 @@
  * -v prints "RUN <test>" on stderr before each test (useful when a test
  * crashes the sandbox). Environment: HARNESS_VERBOSE=1 is the same as -v.
  *
- * Rules for tests: deterministic (native == sandbox), no writes to the
- * filesystem, no fork/exec/threads/signal delivery/sockets, no /proc, /sys or
- * /dev, stdin/stdout may be pipes. Values that differ between hosts are
- * compared for structure, never against constants.
+ * Rules for tests: deterministic (native == sandbox), no writes to the host
+ * filesystem (tests also run natively, as root), no sockets or /proc yet,
+ * stdin/stdout may be pipes. Values that differ between hosts are compared for
+ * structure, never against constants.
  */
 #ifndef CONFORMANCE_HARNESS_H
 #define CONFORMANCE_HARNESS_H
