@@ -4,14 +4,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use abi::linux::{makedev, Stat, Timespec, S_IFCHR, S_IFDIR};
+use abi::linux::{makedev, Stat, S_IFCHR, S_IFDIR};
 use abi::Errno;
 
 use crate::file::{DirEntry, FileOps, FileState};
 use crate::inode::{Attr, Inode, StatFs};
-use crate::synthetic::TMPFS_MAGIC;
+use crate::synthetic::{now, TMPFS_MAGIC};
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
@@ -55,15 +54,6 @@ impl MemDevice {
     }
 }
 
-fn now() -> Timespec {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timespec {
-        sec: d.as_secs() as i64,
-        nsec: d.subsec_nanos() as i64,
-    }
-}
 
 /// The /dev directory.
 pub struct DevDir {

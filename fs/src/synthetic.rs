@@ -19,7 +19,8 @@ pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 static NEXT_DEV_MINOR: AtomicU64 = AtomicU64::new(200);
 
-fn now() -> Timespec {
+/// The current wall-clock time, for the timestamps of sentry-owned nodes.
+pub fn now() -> Timespec {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -251,12 +251,18 @@ impl StubThread {
     /// Creates another host thread of this stub process, parked in the stub until
     /// seized; returns its TID.
     fn clone_thread(&self, layout: &Layout) -> Result<i32, PlatformError> {
-        let flags = (libc::CLONE_VM
+        let flags = libc::CLONE_VM
             | libc::CLONE_FS
             | libc::CLONE_FILES
             | libc::CLONE_SIGHAND
             | libc::CLONE_THREAD
-            | libc::CLONE_SYSVSEM) as u64;
+            | libc::CLONE_SYSVSEM;
+        self.clone_at_stub(layout, flags as u64)
+    }
+
+    /// Injects `clone(flags)` at the stub's clone entry: the child parks in the
+    /// stub, this thread traps back. Returns the child's TID.
+    fn clone_at_stub(&self, layout: &Layout, flags: u64) -> Result<i32, PlatformError> {
         let mut r = self.template;
         r.rip = layout.clone_addr;
         r.rax = libc::SYS_clone as u64;
@@ -269,17 +275,12 @@ impl StubThread {
         set_regs(self.tid, &r)?;
         let sig = self.resume(libc::PTRACE_CONT, false)?;
         if sig != libc::SIGTRAP {
-            return Err(PlatformError::StubDied(format!(
-                "stub thread clone stopped with signal {sig}"
-            )));
+            return Err(PlatformError::StubDied(format!("stub clone stopped with signal {sig}")));
         }
         get_regs(self.tid, &mut r)?;
         let tid = r.rax as i64;
         if tid < 0 {
-            return Err(PlatformError::Host {
-                op: "clone stub thread",
-                errno: -tid as i32,
-            });
+            return Err(PlatformError::Host { op: "clone stub", errno: -tid as i32 });
         }
         Ok(tid as i32)
     }
@@ -518,38 +519,8 @@ fn creator_thread(
     };
     let _ = ready.send(Ok(()));
     let flags = (libc::CLONE_FILES | libc::SIGCHLD) as u64;
-    let mut regs = master.template;
-    regs.rip = layout.clone_addr;
     for reply in rx {
-        let res = (|| {
-            let mut r = regs;
-            r.rax = libc::SYS_clone as u64;
-            r.orig_rax = u64::MAX;
-            r.rdi = flags;
-            r.rsi = 0;
-            r.rdx = 0;
-            r.r10 = 0;
-            r.r8 = 0;
-            set_regs(master.tid, &r)?;
-            let sig = master.resume(libc::PTRACE_CONT, false)?;
-            if sig != libc::SIGTRAP {
-                return Err(PlatformError::StubDied(format!(
-                    "master stopped with signal {sig}"
-                )));
-            }
-            get_regs(master.tid, &mut r)?;
-            let pid = r.rax as i64;
-            if pid < 0 {
-                return Err(PlatformError::Host {
-                    op: "clone stub",
-                    errno: -pid as i32,
-                });
-            }
-            regs = r;
-            regs.rip = layout.clone_addr;
-            Ok(pid as i32)
-        })();
-        let _ = reply.send(res);
+        let _ = reply.send(master.clone_at_stub(&layout, flags));
     }
     // Platform dropped: kill the master (its children follow via PDEATHSIG).
     // SAFETY: plain syscalls on our own child.
