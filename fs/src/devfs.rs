@@ -54,7 +54,6 @@ impl MemDevice {
     }
 }
 
-
 /// The /dev directory.
 pub struct DevDir {
     stat: Stat,

@@ -2,9 +2,10 @@
 //! `lookup` in dentries; everything path-related (walks, symlinks, mounts,
 //! permissions) is done by the VFS, not by the file systems.
 
+use std::any::Any;
 use std::sync::Arc;
 
-use abi::linux::{Stat, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use abi::linux::{Stat, Timespec, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use abi::Errno;
 
 use crate::file::FileOps;
@@ -30,10 +31,33 @@ impl Attr {
     }
 }
 
+/// How setattr sets a timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSet {
+    Now,
+    At(Timespec),
+}
+
+/// The changes of one setattr call (None: unchanged). The VFS has checked
+/// permissions; ctime is updated by the file system.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// Permission bits (the type bits are ignored).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// New size (truncate/extend a regular file).
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+}
+
 /// A file-system node.
 ///
-/// Mutating operations (create, mkdir, unlink, ...) arrive with the writable file
-/// systems; they will be added here with default implementations returning EROFS.
+/// The mutating operations default to EROFS (read-only file systems implement
+/// none of them). Names given to them are single components, never "." or "..";
+/// the VFS has done the permission checks, the existence checks it can, and the
+/// read-only-mount check.
 pub trait Inode: Send + Sync {
     /// Cached type, mode and owner.
     fn attr(&self) -> Attr;
@@ -50,6 +74,92 @@ pub trait Inode: Send + Sync {
     fn open(self: Arc<Self>, flags: i32) -> Result<Box<dyn FileOps>, Errno>;
     /// statfs(2) of the file system holding this node.
     fn statfs(&self) -> Result<StatFs, Errno>;
+
+    /// For file systems that need to recognise their own nodes (rename, link).
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
+    /// Creates regular file `name` in this directory (`mode`: permission bits).
+    fn create(
+        &self,
+        _name: &[u8],
+        _mode: u32,
+        _uid: u32,
+        _gid: u32,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EROFS)
+    }
+    fn mkdir(
+        &self,
+        _name: &[u8],
+        _mode: u32,
+        _uid: u32,
+        _gid: u32,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EROFS)
+    }
+    /// A node of the type in `mode` (FIFO, socket, char/block device with `rdev`,
+    /// or a regular file).
+    fn mknod(
+        &self,
+        _name: &[u8],
+        _mode: u32,
+        _rdev: u64,
+        _uid: u32,
+        _gid: u32,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EROFS)
+    }
+    /// An unnamed regular file in this directory's file system (O_TMPFILE);
+    /// `linkable`: linkat(2) may give it a name later (no O_EXCL).
+    fn tmpfile(
+        &self,
+        _mode: u32,
+        _uid: u32,
+        _gid: u32,
+        _linkable: bool,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    fn symlink(
+        &self,
+        _name: &[u8],
+        _target: &[u8],
+        _uid: u32,
+        _gid: u32,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EROFS)
+    }
+    /// Adds `name` as a hard link to `target` (EXDEV if not of this file system).
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+    /// Removes non-directory `name` (EISDIR for a directory).
+    fn unlink(&self, _name: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+    /// Removes empty directory `name` (ENOTDIR, ENOTEMPTY).
+    fn rmdir(&self, _name: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+    /// Renames `old_name` here to `new_name` in `new_dir` (renameat2 `flags`:
+    /// RENAME_NOREPLACE, RENAME_EXCHANGE).
+    fn rename(
+        &self,
+        _old_name: &[u8],
+        _new_dir: &Arc<dyn Inode>,
+        _new_name: &[u8],
+        _flags: u32,
+    ) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+    fn setattr(&self, _attr: &SetAttr) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+    /// fallocate(2) mode 0 / FALLOC_FL_KEEP_SIZE.
+    fn allocate(&self, _off: u64, _len: u64, _keep_size: bool) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 }
 
 pub use abi::linux::{StatFs, ST_RDONLY};

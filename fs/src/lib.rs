@@ -15,6 +15,7 @@
 //! - [`waiter`]: interruptible blocking (waiters, wait queues, the block loop).
 //! - [`synthetic`]: the sentry-owned empty directories (/proc, /sys, /dev for now).
 
+pub mod anon;
 pub mod context;
 pub mod devfs;
 pub mod fd_table;
@@ -25,6 +26,7 @@ pub mod perm;
 pub mod pipe;
 pub mod remote;
 pub mod synthetic;
+pub mod tmpfs;
 pub mod vfs;
 pub mod waiter;
 
@@ -36,7 +38,7 @@ mod testutil;
 pub use context::FsContext;
 pub use fd_table::FdTable;
 pub use file::{DirEntry, FileOps, OpenFile, DEFAULT_POLLMASK};
-pub use inode::{Inode, StatFs};
+pub use inode::{Inode, SetAttr, StatFs, TimeSet};
 pub use perm::{Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
 pub use pipe::Pipe;
 pub use remote::RemoteFs;

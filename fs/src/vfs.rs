@@ -1,8 +1,9 @@
 //! The mount tree, dentries and path walk, and the path-based operations.
 //!
 //! A [`Location`] is (mount, dentry). Dentries cache the children looked up in
-//! them (forever, for now: the root is read-only and nothing else can change
-//! them). Mounts are keyed by (parent mount, mount-point dentry); the walk crosses
+//! them; every namespace change made through the VFS (create, unlink, rename)
+//! updates the cache of the directories involved, and a renamed dentry moves
+//! (name and parent) so open files and cwds follow it. Mounts are keyed by (parent mount, mount-point dentry); the walk crosses
 //! into a mount after every step down, and ".." at a mount's root first climbs to
 //! the mount point.
 
@@ -10,12 +11,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use abi::linux::{Stat, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+use abi::linux::{Stat, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+
+const S_ISVTX: u32 = 0o1000;
 use abi::Errno;
 
 use crate::context::FsContext;
 use crate::file::{FileOps, OpenFile};
-use crate::inode::{Attr, Inode, StatFs, ST_RDONLY};
+use crate::inode::{Attr, Inode, SetAttr, StatFs, TimeSet, ST_RDONLY};
 use crate::perm::{self, Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::remote::{RemoteFs, RemoteInode};
 use crate::synthetic::{SynthDir, PROC_SUPER_MAGIC, SYSFS_MAGIC, TMPFS_MAGIC};
@@ -30,10 +33,10 @@ fn next_id() -> u64 {
 /// A name in a directory, with the node it names.
 pub struct Dentry {
     id: u64,
-    name: Vec<u8>,
+    name: Mutex<Vec<u8>>,
     /// Weak: parents own their children (through the cache), not the reverse.
     /// Dangling for a file system's root.
-    parent: Weak<Dentry>,
+    parent: Mutex<Weak<Dentry>>,
     inode: Arc<dyn Inode>,
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
     /// Hint: some mount may sit on this dentry.
@@ -44,8 +47,8 @@ impl Dentry {
     fn new(name: &[u8], parent: Weak<Dentry>, inode: Arc<dyn Inode>) -> Arc<Dentry> {
         Arc::new(Dentry {
             id: next_id(),
-            name: name.to_vec(),
-            parent,
+            name: Mutex::new(name.to_vec()),
+            parent: Mutex::new(parent),
             inode,
             children: Mutex::new(HashMap::new()),
             mounted_on: AtomicBool::new(false),
@@ -56,8 +59,50 @@ impl Dentry {
         &self.inode
     }
 
-    pub fn name(&self) -> &[u8] {
-        &self.name
+    pub fn name(&self) -> Vec<u8> {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn parent(&self) -> Option<Arc<Dentry>> {
+        self.parent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
+    }
+
+    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<Dentry>>> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops the cached child `name` (after the file system removed it).
+    fn forget(&self, name: &[u8]) {
+        self.children().remove(name);
+    }
+
+    /// Caches a freshly created child.
+    fn add_child(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>) {
+        self.children().insert(
+            name.to_vec(),
+            Dentry::new(name, Arc::downgrade(self), inode),
+        );
+    }
+
+    /// Whether `self` is `other` or below it (same file system).
+    fn is_within(self: &Arc<Self>, other: &Arc<Dentry>) -> bool {
+        let mut cur = self.clone();
+        loop {
+            if Arc::ptr_eq(&cur, other) {
+                return true;
+            }
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => return false,
+            }
+        }
+    }
+
+    fn is_mount_point(&self) -> bool {
+        self.mounted_on.load(Ordering::Acquire)
     }
 
     /// The cached child `name`, or a fresh lookup (cached on success).
@@ -146,7 +191,7 @@ impl std::fmt::Debug for Location {
             f,
             "Location(mnt {}, {:?})",
             self.mount.id,
-            String::from_utf8_lossy(&self.dentry.name)
+            String::from_utf8_lossy(&self.dentry.name())
         )
     }
 }
@@ -245,9 +290,9 @@ impl Vfs {
         })
     }
 
-    /// The sandbox's VFS: the gofer's tree at / (read-only for now), and the
-    /// sentry's own empty directories mounted over /proc, /sys and /dev (the
-    /// gofer's are never walked).
+    /// The sandbox's VFS: the gofer's tree at / (read-only for now), the
+    /// sentry's own file systems mounted over /proc, /sys and /dev (the gofer's
+    /// are never walked), and fresh tmpfs mounts at /tmp and /dev/shm.
     pub fn new_with_gofer_root(client: Arc<gofer::Client>) -> Result<Arc<Vfs>, Errno> {
         Vfs::new_with_remote_root(client, true)
     }
@@ -262,7 +307,22 @@ impl Vfs {
         for (name, magic) in [(&b"proc"[..], PROC_SUPER_MAGIC), (b"sys", SYSFS_MAGIC)] {
             vfs.mount_under_root(name, SynthDir::new(magic), true);
         }
-        vfs.mount_under_root(b"dev", crate::devfs::DevDir::new(), false);
+        let dev = vfs.mount_under_root(b"dev", crate::devfs::DevDir::new(), false);
+        // The sandbox's own /tmp and /dev/shm (the host's are never served).
+        vfs.mount_under_root(
+            b"tmp",
+            crate::tmpfs::TmpFs::new_root(0o1777, crate::tmpfs::DEFAULT_LIMIT),
+            false,
+        );
+        let shm = dev.root.ensure_child(b"shm", || SynthDir::new(TMPFS_MAGIC));
+        vfs.mount_at(
+            &Location {
+                mount: dev.clone(),
+                dentry: shm,
+            },
+            crate::tmpfs::TmpFs::new_root(0o1777, crate::tmpfs::DEFAULT_LIMIT),
+            false,
+        );
         Ok(vfs)
     }
 
@@ -296,7 +356,7 @@ impl Vfs {
     /// Mounts `fs_root` over `at` (a later mount on the same point covers an earlier one).
     pub fn mount_at(&self, at: &Location, fs_root: Arc<dyn Inode>, read_only: bool) -> Arc<Mount> {
         let at = self.follow_mounts(at.clone());
-        let d = Dentry::new(&at.dentry.name, Weak::new(), fs_root);
+        let d = Dentry::new(&at.dentry.name(), Weak::new(), fs_root);
         let m = Arc::new(Mount {
             id: next_id(),
             root: d,
@@ -370,11 +430,7 @@ impl Vfs {
                 None => return Ok(cur),
             }
         }
-        let p = cur
-            .dentry
-            .parent
-            .upgrade()
-            .unwrap_or_else(|| cur.dentry.clone());
+        let p = cur.dentry.parent().unwrap_or_else(|| cur.dentry.clone());
         Ok(Location {
             mount: cur.mount,
             dentry: p,
@@ -573,11 +629,34 @@ impl Vfs {
                     ..base
                 },
             )?;
-            return Err(if dir.mount.read_only {
-                Errno::EROFS
-            } else {
-                Errno::EOPNOTSUPP
-            });
+            let acc = flags & libc::O_ACCMODE;
+            if acc != libc::O_WRONLY && acc != libc::O_RDWR {
+                return Err(Errno::EINVAL);
+            }
+            Self::want_write(&dir)?;
+            Self::may_modify_dir(creds, &dir)?;
+            let inode = dir.inode().tmpfile(
+                how.mode & 0o7777,
+                creds.uid,
+                creds.gid,
+                flags & libc::O_EXCL == 0,
+            )?;
+            let name = format!("#{}", inode.stat()?.ino).into_bytes();
+            // An unhashed dentry: reachable only through the open file.
+            let d = Dentry::new(&name, Arc::downgrade(&dir.dentry), inode);
+            let loc = Location {
+                mount: dir.mount.clone(),
+                dentry: d,
+            };
+            let ops = loc
+                .inode()
+                .clone()
+                .open(flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY)?;
+            return Ok(OpenFile::new(
+                ops,
+                flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY,
+                Some(loc),
+            ));
         }
         if flags & libc::O_CREAT != 0 && !path_only {
             if flags & libc::O_DIRECTORY != 0 {
@@ -608,15 +687,34 @@ impl Vfs {
                             },
                         ) {
                             Ok(l) => l,
-                            // A dangling link: creating its target.
-                            Err(Errno::ENOENT) => return Err(self.create_error(&parent)),
+                            // A dangling link: create its target (the walk
+                            // reports ELOOP for cycles, so this recursion ends).
+                            Err(Errno::ENOENT) => {
+                                let target = child.inode().readlink()?;
+                                return self.open(ctx, creds, &parent, &target, how);
+                            }
                             Err(e) => return Err(e),
                         }
                     } else {
                         child
                     }
                 }
-                Err(Errno::ENOENT) => return Err(self.create_error(&parent)),
+                Err(Errno::ENOENT) => {
+                    // Create it: a writable mount and write permission on the
+                    // parent. The new file is opened without a permission check
+                    // (open(O_CREAT|O_RDWR, 0444) works, as on Linux).
+                    Self::want_write(&parent)?;
+                    Self::may_modify_dir(creds, &parent)?;
+                    let inode =
+                        parent
+                            .inode()
+                            .create(&name, how.mode & 0o7777, creds.uid, creds.gid)?;
+                    parent.dentry.forget(&name);
+                    parent.dentry.add_child(&name, inode);
+                    let loc = self.lookup_child(&parent, &name, base.no_xdev)?;
+                    let ops = loc.inode().clone().open(flags & !libc::O_TRUNC)?;
+                    return Ok(OpenFile::new(ops, flags, Some(loc)));
+                }
                 Err(e) => return Err(e),
             };
             if loc.is_dir() {
@@ -630,15 +728,6 @@ impl Vfs {
         };
         let loc = self.walk(ctx, creds, start, path, &opts)?;
         self.open_location(creds, loc, flags)
-    }
-
-    /// Why a new file cannot be created in `parent` (no writable file systems yet).
-    fn create_error(&self, parent: &Location) -> Errno {
-        if parent.mount.read_only {
-            Errno::EROFS
-        } else {
-            Errno::EOPNOTSUPP
-        }
     }
 
     /// Opens a walked location with open(2) `flags`: type, permission and
@@ -686,6 +775,12 @@ impl Vfs {
         }
         perm::check(creds, a.mode, a.uid, a.gid, mask)?;
         let ops = loc.inode().clone().open(flags)?;
+        if flags & libc::O_TRUNC != 0 && a.is_regular() && !loc.mount.read_only {
+            loc.inode().setattr(&SetAttr {
+                size: Some(0),
+                ..Default::default()
+            })?;
+        }
         Ok(OpenFile::new(ops, flags, Some(loc)))
     }
 
@@ -730,8 +825,8 @@ impl Vfs {
                     None => break,
                 }
             }
-            parts.push(cur.dentry.name.clone());
-            match cur.dentry.parent.upgrade() {
+            parts.push(cur.dentry.name());
+            match cur.dentry.parent() {
                 Some(p) => cur.dentry = p,
                 None => break,
             }
@@ -779,20 +874,39 @@ impl Vfs {
         perm::check(creds, a.mode, a.uid, a.gid, MAY_EXEC)
     }
 
-    // ---- The mutating calls. No file system is writable yet: each resolves its
-    // paths (so ENOENT/ENOTDIR/EEXIST come out as Linux orders them) and then fails
-    // with EROFS.
+    // ---- The mutating calls. Each resolves its paths first (so ENOENT/ENOTDIR/
+    // EEXIST come out as Linux orders them), checks the mount is writable and the
+    // caller's permissions, then asks the file system and updates the dentry cache.
 
     fn want_write(loc: &Location) -> Result<(), Errno> {
         if loc.mount.read_only {
             Err(Errno::EROFS)
         } else {
-            Err(Errno::EOPNOTSUPP)
+            Ok(())
         }
     }
 
-    /// mkdir(2), mknod(2), symlink(2) and link(2)'s new name: EEXIST if it exists,
-    /// then EROFS.
+    /// May `creds` add or remove names in directory `dir` (write + search)?
+    fn may_modify_dir(creds: &Creds, dir: &Location) -> Result<(), Errno> {
+        let a = dir.attr();
+        perm::check(creds, a.mode, a.uid, a.gid, MAY_WRITE | MAY_EXEC)
+    }
+
+    /// The sticky-bit rule: in a sticky directory only the owner of the entry,
+    /// the owner of the directory, or root may remove or rename it.
+    fn sticky_ok(creds: &Creds, dir: &Attr, child: &Attr) -> Result<(), Errno> {
+        if dir.mode & S_ISVTX != 0
+            && creds.uid != 0
+            && creds.uid != child.uid
+            && creds.uid != dir.uid
+        {
+            return Err(Errno::EPERM);
+        }
+        Ok(())
+    }
+
+    /// mkdir(2) / mknod(2) of a regular node without the details: kept for
+    /// callers that only need the checks (a directory, or a regular file).
     pub fn create_at(
         &self,
         ctx: &FsContext,
@@ -801,22 +915,76 @@ impl Vfs {
         path: &[u8],
         is_dir: bool,
     ) -> Result<(), Errno> {
+        let what = if is_dir {
+            NewNode::Dir { mode: 0o755 }
+        } else {
+            NewNode::Node {
+                mode: S_IFREG | 0o644,
+                rdev: 0,
+            }
+        };
+        self.make_node_at(ctx, creds, start, path, what)
+    }
+
+    /// mkdir(2), mknod(2), symlink(2) and link(2)'s new name: EEXIST if it
+    /// exists, EROFS on a read-only mount, EACCES without write permission on the
+    /// parent. `mode` permission bits have the umask applied by the caller.
+    pub fn make_node_at(
+        &self,
+        ctx: &FsContext,
+        creds: &Creds,
+        start: &Location,
+        path: &[u8],
+        what: NewNode,
+    ) -> Result<(), Errno> {
+        let is_dir = matches!(what, NewNode::Dir { .. });
         let (parent, last, trailing) =
             self.walk_parent(ctx, creds, start, path, &WalkOpts::default())?;
-        match last {
-            Last::Normal(n) => {
-                match self.lookup_last(creds, &parent, &n, false) {
-                    Ok(_) => return Err(Errno::EEXIST),
-                    Err(Errno::ENOENT) => {}
-                    Err(e) => return Err(e),
-                }
-                if trailing && !is_dir {
-                    return Err(Errno::ENOENT);
-                }
-                Self::want_write(&parent)
-            }
-            _ => Err(Errno::EEXIST),
+        let n = match last {
+            Last::Normal(n) => n,
+            _ => return Err(Errno::EEXIST),
+        };
+        match self.lookup_last(creds, &parent, &n, false) {
+            Ok(_) => return Err(Errno::EEXIST),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
         }
+        if trailing && !is_dir {
+            return Err(Errno::ENOENT);
+        }
+        Self::want_write(&parent)?;
+        Self::may_modify_dir(creds, &parent)?;
+        let dir = parent.inode();
+        let (uid, gid) = (creds.uid, creds.gid);
+        let inode = match what {
+            NewNode::Dir { mode } => dir.mkdir(&n, mode & 0o7777, uid, gid)?,
+            NewNode::Node { mode, rdev } => {
+                let ty = mode & S_IFMT;
+                if (ty == S_IFCHR || ty == S_IFBLK) && creds.uid != 0 {
+                    // CAP_MKNOD.
+                    return Err(Errno::EPERM);
+                }
+                if ty == 0 || ty == S_IFREG {
+                    dir.create(&n, mode & 0o7777, uid, gid)?
+                } else {
+                    dir.mknod(&n, mode, rdev, uid, gid)?
+                }
+            }
+            NewNode::Symlink { target } => dir.symlink(&n, &target, uid, gid)?,
+            NewNode::Link { target } => {
+                if !Arc::ptr_eq(&target.mount, &parent.mount) {
+                    return Err(Errno::EXDEV);
+                }
+                if target.is_dir() {
+                    return Err(Errno::EPERM);
+                }
+                dir.link(&n, target.inode())?;
+                target.inode().clone()
+            }
+        };
+        parent.dentry.forget(&n);
+        parent.dentry.add_child(&n, inode);
+        Ok(())
     }
 
     /// unlink(2) / rmdir(2).
@@ -828,17 +996,55 @@ impl Vfs {
         path: &[u8],
         is_dir: bool,
     ) -> Result<(), Errno> {
-        let (parent, last, _) = self.walk_parent(ctx, creds, start, path, &WalkOpts::default())?;
-        match (last, is_dir) {
-            (Last::Normal(_), _) => Self::want_write(&parent),
-            (_, false) => Err(Errno::EISDIR),
-            (Last::Dot, true) => Err(Errno::EINVAL),
-            (Last::DotDot, true) => Err(Errno::ENOTEMPTY),
-            (Last::Root, true) => Err(Errno::EBUSY),
+        let (parent, last, trailing) =
+            self.walk_parent(ctx, creds, start, path, &WalkOpts::default())?;
+        let n = match (last, is_dir) {
+            (Last::Normal(n), _) => n,
+            (_, false) => return Err(Errno::EISDIR),
+            (Last::Dot, true) => return Err(Errno::EINVAL),
+            (Last::DotDot, true) => return Err(Errno::ENOTEMPTY),
+            (Last::Root, true) => return Err(Errno::EBUSY),
+        };
+        Self::want_write(&parent)?;
+        let pa = parent.attr();
+        if !pa.is_dir() {
+            return Err(Errno::ENOTDIR);
         }
+        perm::check(creds, pa.mode, pa.uid, pa.gid, MAY_EXEC)?;
+        let child = parent.dentry.child(&n)?;
+        let ca = child.inode.attr();
+        if !is_dir && trailing {
+            // unlink("file/"): a trailing slash needs a directory.
+            return Err(if ca.is_dir() {
+                Errno::EISDIR
+            } else {
+                Errno::ENOTDIR
+            });
+        }
+        Self::may_modify_dir(creds, &parent)?;
+        Self::sticky_ok(creds, &pa, &ca)?;
+        if is_dir {
+            if !ca.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if child.is_mount_point() {
+                return Err(Errno::EBUSY);
+            }
+            parent.inode().rmdir(&n)?;
+        } else {
+            if ca.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            if child.is_mount_point() {
+                return Err(Errno::EBUSY);
+            }
+            parent.inode().unlink(&n)?;
+        }
+        parent.dentry.forget(&n);
+        Ok(())
     }
 
-    /// rename(2) family.
+    /// rename(2) / renameat(2).
     #[allow(clippy::too_many_arguments)]
     pub fn rename_at(
         &self,
@@ -849,21 +1055,217 @@ impl Vfs {
         new_start: &Location,
         new: &[u8],
     ) -> Result<(), Errno> {
-        let (op, ol, _) = self.walk_parent(ctx, creds, old_start, old, &WalkOpts::default())?;
-        let (np, nl, _) = self.walk_parent(ctx, creds, new_start, new, &WalkOpts::default())?;
-        if !matches!(ol, Last::Normal(_)) || !matches!(nl, Last::Normal(_)) {
-            return Err(Errno::EBUSY);
-        }
+        self.rename_at2(ctx, creds, old_start, old, new_start, new, 0)
+    }
+
+    /// renameat2(2) (`flags` validated by the caller: RENAME_NOREPLACE,
+    /// RENAME_EXCHANGE).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rename_at2(
+        &self,
+        ctx: &FsContext,
+        creds: &Creds,
+        old_start: &Location,
+        old: &[u8],
+        new_start: &Location,
+        new: &[u8],
+        flags: u32,
+    ) -> Result<(), Errno> {
+        const RENAME_NOREPLACE: u32 = 1;
+        const RENAME_EXCHANGE: u32 = 2;
+        let (op, ol, otrail) =
+            self.walk_parent(ctx, creds, old_start, old, &WalkOpts::default())?;
+        let (np, nl, ntrail) =
+            self.walk_parent(ctx, creds, new_start, new, &WalkOpts::default())?;
+        let (on, nn) = match (ol, nl) {
+            (Last::Normal(a), Last::Normal(b)) => (a, b),
+            _ => return Err(Errno::EBUSY),
+        };
         if !Arc::ptr_eq(&op.mount, &np.mount) {
             return Err(Errno::EXDEV);
         }
-        Self::want_write(&op)
+        Self::want_write(&op)?;
+        for d in [&op, &np] {
+            let a = d.attr();
+            perm::check(creds, a.mode, a.uid, a.gid, MAY_EXEC)?;
+        }
+        let src = op.dentry.child(&on)?;
+        let sa = src.inode.attr();
+        let dst = match np.dentry.child(&nn) {
+            Ok(d) => Some(d),
+            Err(Errno::ENOENT) if flags & RENAME_EXCHANGE == 0 => None,
+            Err(e) => return Err(e),
+        };
+        if (otrail || ntrail) && !sa.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if let Some(d) = &dst {
+            if flags & RENAME_NOREPLACE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            if std::ptr::addr_eq(Arc::as_ptr(&d.inode), Arc::as_ptr(&src.inode))
+                || Arc::ptr_eq(d, &src)
+            {
+                return Ok(());
+            }
+            let da = d.inode.attr();
+            if flags & RENAME_EXCHANGE == 0 {
+                if sa.is_dir() && !da.is_dir() {
+                    return Err(Errno::ENOTDIR);
+                }
+                if !sa.is_dir() && da.is_dir() {
+                    return Err(Errno::EISDIR);
+                }
+            } else if ntrail && !da.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+        }
+        // A directory may not move below itself; nor may the target contain
+        // the source (exchange).
+        if sa.is_dir() && np.dentry.is_within(&src) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(d) = &dst {
+            if d.inode.attr().is_dir() && op.dentry.is_within(d) {
+                return Err(if flags & RENAME_EXCHANGE != 0 {
+                    Errno::EINVAL
+                } else {
+                    Errno::ENOTEMPTY
+                });
+            }
+        }
+        Self::may_modify_dir(creds, &op)?;
+        Self::may_modify_dir(creds, &np)?;
+        Self::sticky_ok(creds, &op.attr(), &sa)?;
+        if let Some(d) = &dst {
+            Self::sticky_ok(creds, &np.attr(), &d.inode.attr())?;
+        }
+        // Moving a directory to a new parent rewrites its "..": needs write
+        // permission on it.
+        if sa.is_dir() && !Arc::ptr_eq(&op.dentry, &np.dentry) {
+            perm::check(creds, sa.mode, sa.uid, sa.gid, MAY_WRITE)?;
+        }
+        if src.is_mount_point() || dst.as_ref().is_some_and(|d| d.is_mount_point()) {
+            return Err(Errno::EBUSY);
+        }
+        op.inode().rename(&on, np.inode(), &nn, flags)?;
+        // Update the cache: the dentries move with their nodes.
+        let move_to = |d: &Arc<Dentry>, parent: &Arc<Dentry>, name: &[u8]| {
+            *d.name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_vec();
+            *d.parent.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(parent);
+            parent.children().insert(name.to_vec(), d.clone());
+        };
+        op.dentry.forget(&on);
+        np.dentry.forget(&nn);
+        move_to(&src, &np.dentry, &nn);
+        if flags & RENAME_EXCHANGE != 0 {
+            if let Some(d) = &dst {
+                move_to(d, &op.dentry, &on);
+            }
+        }
+        Ok(())
     }
 
-    /// chmod/chown/utimes/truncate on a walked location.
-    pub fn setattr(&self, loc: &Location) -> Result<(), Errno> {
-        Self::want_write(loc)
+    /// chmod/chown/utimes/truncate on a walked location, with the checks Linux
+    /// makes (EROFS; EPERM for a non-owner's chmod/chown/explicit times; EACCES
+    /// for truncate or "now" times without write permission). `by_fd` is set for
+    /// ftruncate/futimens-style calls, which skip the write-permission check for
+    /// truncate (the description was opened for writing).
+    pub fn setattr(
+        &self,
+        creds: &Creds,
+        loc: &Location,
+        attr: &SetAttr,
+        by_fd: bool,
+    ) -> Result<(), Errno> {
+        let a = loc.attr();
+        let mut attr = *attr;
+        let ro_sensitive = matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK);
+        if loc.mount.read_only && ro_sensitive {
+            return Err(Errno::EROFS);
+        }
+        let owner = creds.uid == 0 || creds.uid == a.uid;
+        if let Some(mode) = attr.mode {
+            if !owner {
+                return Err(Errno::EPERM);
+            }
+            let mut mode = mode & 0o7777;
+            if creds.uid != 0 && !creds.in_group(a.gid) {
+                mode &= !0o2000;
+            }
+            attr.mode = Some(mode);
+        }
+        if attr.uid.is_some() || attr.gid.is_some() {
+            let uid_change = attr.uid.is_some_and(|u| u != a.uid);
+            let gid_ok = attr.gid.is_none_or(|g| g == a.gid || creds.in_group(g));
+            if creds.uid != 0 && (uid_change || creds.uid != a.uid || !gid_ok) {
+                return Err(Errno::EPERM);
+            }
+            // Changing the owner of a non-directory clears set-user-ID and
+            // (group-executable) set-group-ID.
+            if !a.is_dir() && attr.mode.is_none() {
+                let mut m = a.mode & 0o7777 & !0o4000;
+                if m & 0o010 != 0 {
+                    m &= !0o2000;
+                }
+                if m != a.mode & 0o7777 {
+                    attr.mode = Some(m);
+                }
+            }
+        }
+        if attr.size.is_some() {
+            if a.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            if !a.is_regular() {
+                return Err(Errno::EINVAL);
+            }
+            if !by_fd {
+                perm::check(creds, a.mode, a.uid, a.gid, MAY_WRITE)?;
+            }
+        }
+        let explicit = matches!(attr.atime, Some(TimeSet::At(_)))
+            || matches!(attr.mtime, Some(TimeSet::At(_)));
+        let now_only = !explicit && (attr.atime.is_some() || attr.mtime.is_some());
+        if explicit && !owner {
+            return Err(Errno::EPERM);
+        }
+        if now_only && !owner {
+            perm::check(creds, a.mode, a.uid, a.gid, MAY_WRITE)?;
+        }
+        loc.inode().setattr(&attr)
     }
+
+    /// fallocate(2) on an open file's location.
+    pub fn allocate(
+        &self,
+        loc: &Location,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Result<(), Errno> {
+        Self::want_write(loc)?;
+        loc.inode().allocate(off, len, keep_size)
+    }
+}
+
+/// What [`Vfs::make_node_at`] makes.
+pub enum NewNode {
+    Dir {
+        mode: u32,
+    },
+    /// A regular file, FIFO, socket or device node (`mode` has the type).
+    Node {
+        mode: u32,
+        rdev: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    /// A hard link to an existing node.
+    Link {
+        target: Location,
+    },
 }
 
 /// Pushes the components of `path` (empty ones dropped) so that popping yields
@@ -892,5 +1294,373 @@ impl FileOps for PathOps {
     }
     fn is_dir(&self) -> bool {
         self.loc.attr().mode & S_IFMT == S_IFDIR
+    }
+}
+
+#[cfg(test)]
+mod mutation_tests {
+    use super::*;
+    use crate::tmpfs::TmpFs;
+
+    struct T {
+        vfs: Arc<Vfs>,
+        ctx: Arc<FsContext>,
+    }
+
+    fn root() -> Creds {
+        Creds::root()
+    }
+    fn user(uid: u32) -> Creds {
+        Creds {
+            uid,
+            gid: uid,
+            groups: vec![],
+        }
+    }
+
+    fn setup() -> T {
+        let vfs = Vfs::new(TmpFs::new_root(0o755, 1 << 20), false);
+        let ctx = FsContext::new(vfs.root());
+        let t = T { vfs, ctx };
+        t.mkdir(&root(), "/tmp", 0o1777).unwrap();
+        t
+    }
+
+    impl T {
+        fn mkdir(&self, c: &Creds, p: &str, mode: u32) -> Result<(), Errno> {
+            self.vfs.make_node_at(
+                &self.ctx,
+                c,
+                &self.vfs.root(),
+                p.as_bytes(),
+                NewNode::Dir { mode },
+            )
+        }
+        fn creat(&self, c: &Creds, p: &str, mode: u32) -> Result<Arc<OpenFile>, Errno> {
+            self.vfs.open(
+                &self.ctx,
+                c,
+                &self.vfs.root(),
+                p.as_bytes(),
+                &OpenHow {
+                    flags: libc::O_CREAT | libc::O_RDWR,
+                    mode,
+                    resolve: 0,
+                },
+            )
+        }
+        fn open(&self, c: &Creds, p: &str, flags: i32) -> Result<Arc<OpenFile>, Errno> {
+            self.vfs.open(
+                &self.ctx,
+                c,
+                &self.vfs.root(),
+                p.as_bytes(),
+                &OpenHow {
+                    flags,
+                    mode: 0o644,
+                    resolve: 0,
+                },
+            )
+        }
+        fn rm(&self, c: &Creds, p: &str, dir: bool) -> Result<(), Errno> {
+            self.vfs
+                .remove_at(&self.ctx, c, &self.vfs.root(), p.as_bytes(), dir)
+        }
+        fn mv(&self, c: &Creds, a: &str, b: &str, flags: u32) -> Result<(), Errno> {
+            let r = self.vfs.root();
+            self.vfs
+                .rename_at2(&self.ctx, c, &r, a.as_bytes(), &r, b.as_bytes(), flags)
+        }
+        fn stat(&self, p: &str) -> Result<Stat, Errno> {
+            self.vfs
+                .walk(
+                    &self.ctx,
+                    &root(),
+                    &self.vfs.root(),
+                    p.as_bytes(),
+                    &WalkOpts::nofollow(),
+                )?
+                .stat()
+        }
+        fn path_of_open(&self, f: &OpenFile) -> String {
+            String::from_utf8(self.vfs.path_of(&self.ctx, f.location().unwrap())).unwrap()
+        }
+    }
+
+    #[test]
+    fn create_write_read_truncate() {
+        let t = setup();
+        let f = t.creat(&root(), "/tmp/a", 0o644).unwrap();
+        assert_eq!(f.write(b"hello").unwrap(), 5);
+        let g = t.open(&root(), "/tmp/a", libc::O_RDONLY).unwrap();
+        let mut b = [0u8; 10];
+        assert_eq!(g.read(&mut b).unwrap(), 5);
+        assert_eq!(&b[..5], b"hello");
+        assert_eq!(
+            t.open(
+                &root(),
+                "/tmp/a",
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR
+            )
+            .err(),
+            Some(Errno::EEXIST)
+        );
+        t.open(&root(), "/tmp/a", libc::O_WRONLY | libc::O_TRUNC)
+            .unwrap();
+        assert_eq!(t.stat("/tmp/a").unwrap().size, 0);
+        // Created read-only but opened read-write: allowed at creation.
+        t.creat(&user(1000), "/tmp/ro", 0o444).unwrap();
+        assert_eq!(
+            t.open(&user(1000), "/tmp/ro", libc::O_RDWR).err(),
+            Some(Errno::EACCES)
+        );
+        assert_eq!(
+            t.creat(&root(), "/nope/x", 0o644).err(),
+            Some(Errno::ENOENT)
+        );
+    }
+
+    #[test]
+    fn permissions_and_sticky() {
+        let t = setup();
+        t.mkdir(&root(), "/priv", 0o755).unwrap();
+        assert_eq!(
+            t.creat(&user(1000), "/priv/x", 0o644).err(),
+            Some(Errno::EACCES)
+        );
+        assert_eq!(t.mkdir(&user(1000), "/priv/d", 0o755), Err(Errno::EACCES));
+        t.creat(&user(1000), "/tmp/mine", 0o644).unwrap();
+        // Sticky /tmp: another user cannot remove or rename it; the owner and root can.
+        assert_eq!(t.rm(&user(1001), "/tmp/mine", false), Err(Errno::EPERM));
+        assert_eq!(
+            t.mv(&user(1001), "/tmp/mine", "/tmp/theirs", 0),
+            Err(Errno::EPERM)
+        );
+        t.mv(&user(1000), "/tmp/mine", "/tmp/mine2", 0).unwrap();
+        t.rm(&user(1000), "/tmp/mine2", false).unwrap();
+        t.creat(&user(1000), "/tmp/m", 0o644).unwrap();
+        t.rm(&root(), "/tmp/m", false).unwrap();
+        // setattr checks.
+        t.creat(&user(1000), "/tmp/f", 0o644).unwrap();
+        let loc = t
+            .vfs
+            .walk(
+                &t.ctx,
+                &root(),
+                &t.vfs.root(),
+                b"/tmp/f",
+                &WalkOpts::follow(),
+            )
+            .unwrap();
+        let chmod = SetAttr {
+            mode: Some(0o600),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.vfs.setattr(&user(1001), &loc, &chmod, false),
+            Err(Errno::EPERM)
+        );
+        t.vfs.setattr(&user(1000), &loc, &chmod, false).unwrap();
+        assert_eq!(t.stat("/tmp/f").unwrap().mode, S_IFREG | 0o600);
+        let chown = SetAttr {
+            uid: Some(1001),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.vfs.setattr(&user(1000), &loc, &chown, false),
+            Err(Errno::EPERM)
+        );
+        t.vfs.setattr(&root(), &loc, &chown, false).unwrap();
+        assert_eq!(t.stat("/tmp/f").unwrap().uid, 1001);
+        let now = SetAttr {
+            mtime: Some(TimeSet::Now),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.vfs.setattr(&user(1000), &loc, &now, false),
+            Err(Errno::EACCES)
+        );
+        let trunc = SetAttr {
+            size: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.vfs.setattr(&user(1000), &loc, &trunc, false),
+            Err(Errno::EACCES)
+        );
+        t.vfs.setattr(&user(1001), &loc, &trunc, false).unwrap();
+        assert_eq!(t.stat("/tmp/f").unwrap().size, 3);
+    }
+
+    #[test]
+    fn remove_errnos() {
+        let t = setup();
+        t.mkdir(&root(), "/d", 0o755).unwrap();
+        t.creat(&root(), "/d/f", 0o644).unwrap();
+        assert_eq!(t.rm(&root(), "/d", false), Err(Errno::EISDIR));
+        assert_eq!(t.rm(&root(), "/d", true), Err(Errno::ENOTEMPTY));
+        assert_eq!(t.rm(&root(), "/d/f", true), Err(Errno::ENOTDIR));
+        assert_eq!(t.rm(&root(), "/d/f/", false), Err(Errno::ENOTDIR));
+        assert_eq!(t.rm(&root(), "/d/nope", false), Err(Errno::ENOENT));
+        assert_eq!(t.rm(&root(), "/d/.", true), Err(Errno::EINVAL));
+        assert_eq!(t.mkdir(&root(), "/d/f", 0o755), Err(Errno::EEXIST));
+        let long = format!("/d/{}", "x".repeat(256));
+        assert_eq!(t.mkdir(&root(), &long, 0o755), Err(Errno::ENAMETOOLONG));
+        t.rm(&root(), "/d/f", false).unwrap();
+        assert_eq!(t.stat("/d/f").err(), Some(Errno::ENOENT));
+        t.rm(&root(), "/d", true).unwrap();
+        assert_eq!(t.stat("/d").err(), Some(Errno::ENOENT));
+        // Symlink loops.
+        let r = t.vfs.root();
+        t.vfs
+            .make_node_at(
+                &t.ctx,
+                &root(),
+                &r,
+                b"/l1",
+                NewNode::Symlink {
+                    target: b"/l2".to_vec(),
+                },
+            )
+            .unwrap();
+        t.vfs
+            .make_node_at(
+                &t.ctx,
+                &root(),
+                &r,
+                b"/l2",
+                NewNode::Symlink {
+                    target: b"/l1".to_vec(),
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            t.open(&root(), "/l1", libc::O_RDONLY).err(),
+            Some(Errno::ELOOP)
+        );
+        // A dangling symlink: O_CREAT creates the target.
+        t.vfs
+            .make_node_at(
+                &t.ctx,
+                &root(),
+                &r,
+                b"/dl",
+                NewNode::Symlink {
+                    target: b"made".to_vec(),
+                },
+            )
+            .unwrap();
+        t.creat(&root(), "/dl", 0o644).unwrap();
+        assert!(t.stat("/made").unwrap().mode & S_IFMT == S_IFREG);
+    }
+
+    #[test]
+    fn rename_moves_dentries() {
+        let t = setup();
+        t.mkdir(&root(), "/a", 0o755).unwrap();
+        t.mkdir(&root(), "/a/b", 0o755).unwrap();
+        let f = t.creat(&root(), "/a/b/f", 0o644).unwrap();
+        assert_eq!(t.mv(&root(), "/a", "/a/b/c", 0), Err(Errno::EINVAL));
+        assert_eq!(t.mv(&root(), "/a", "/a", 0), Ok(()));
+        t.mv(&root(), "/a", "/z", 0).unwrap();
+        assert_eq!(t.stat("/a").err(), Some(Errno::ENOENT));
+        assert!(t.stat("/z/b/f").is_ok());
+        assert_eq!(t.path_of_open(&f), "/z/b/f");
+        // Replace a file; the old name's cache entry must not linger.
+        t.creat(&root(), "/z/g", 0o644).unwrap();
+        let ino = t.stat("/z/b/f").unwrap().ino;
+        t.mv(&root(), "/z/b/f", "/z/g", 0).unwrap();
+        assert_eq!(t.stat("/z/g").unwrap().ino, ino);
+        assert_eq!(t.stat("/z/b/f").err(), Some(Errno::ENOENT));
+        // Exchange.
+        t.mkdir(&root(), "/y", 0o755).unwrap();
+        t.mv(&root(), "/y", "/z/g", 2).unwrap();
+        assert!(t.stat("/y").unwrap().mode & S_IFMT == S_IFREG);
+        assert!(t.stat("/z/g").unwrap().mode & S_IFMT == S_IFDIR);
+        assert_eq!(t.mv(&root(), "/y", "/z", 1), Err(Errno::EEXIST));
+        assert_eq!(t.mv(&root(), "/z", "/y", 0), Err(Errno::ENOTDIR));
+        assert_eq!(t.mv(&root(), "/y", "/z/g", 0), Err(Errno::EISDIR));
+        // Across mounts: EXDEV.
+        let m = t
+            .vfs
+            .mount_under_root(b"mnt", TmpFs::new_root(0o755, 1 << 20), false);
+        let _ = m;
+        t.vfs
+            .make_node_at(
+                &t.ctx,
+                &root(),
+                &t.vfs.root(),
+                b"/mnt",
+                NewNode::Dir { mode: 0o755 },
+            )
+            .unwrap_err();
+        assert_eq!(t.mv(&root(), "/y", "/mnt/y", 0), Err(Errno::EXDEV));
+        assert_eq!(t.rm(&root(), "/mnt", true), Err(Errno::EBUSY));
+        // Hard links across mounts: EXDEV; within: nlink 2.
+        let r = t.vfs.root();
+        let y = t
+            .vfs
+            .walk(&t.ctx, &root(), &r, b"/y", &WalkOpts::nofollow())
+            .unwrap();
+        assert_eq!(
+            t.vfs.make_node_at(
+                &t.ctx,
+                &root(),
+                &r,
+                b"/mnt/y",
+                NewNode::Link { target: y.clone() }
+            ),
+            Err(Errno::EXDEV)
+        );
+        t.vfs
+            .make_node_at(&t.ctx, &root(), &r, b"/y2", NewNode::Link { target: y })
+            .unwrap();
+        assert_eq!(t.stat("/y").unwrap().nlink, 2);
+    }
+
+    #[test]
+    fn tmpfile_then_link() {
+        let t = setup();
+        let f = t
+            .open(
+                &root(),
+                "/tmp",
+                O_TMPFILE_BIT | libc::O_DIRECTORY | libc::O_RDWR,
+            )
+            .unwrap();
+        assert_eq!(f.write(b"x").unwrap(), 1);
+        assert_eq!(f.stat().unwrap().nlink, 0);
+        let loc = f.location().unwrap().clone();
+        let r = t.vfs.root();
+        t.vfs
+            .make_node_at(
+                &t.ctx,
+                &root(),
+                &r,
+                b"/tmp/n",
+                NewNode::Link { target: loc },
+            )
+            .unwrap();
+        assert_eq!(t.stat("/tmp/n").unwrap().size, 1);
+        assert_eq!(
+            t.open(
+                &root(),
+                "/tmp",
+                O_TMPFILE_BIT | libc::O_DIRECTORY | libc::O_RDONLY
+            )
+            .err(),
+            Some(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn read_only_mount_is_erofs() {
+        let vfs = Vfs::new(TmpFs::new_root(0o755, 1 << 20), true);
+        let ctx = FsContext::new(vfs.root());
+        let r = vfs.root();
+        assert_eq!(
+            vfs.make_node_at(&ctx, &root(), &r, b"/d", NewNode::Dir { mode: 0o755 }),
+            Err(Errno::EROFS)
+        );
     }
 }

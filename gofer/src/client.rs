@@ -8,7 +8,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
-use abi::linux::Stat;
+use abi::linux::{Stat, Timespec, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use abi::Errno;
 
 use crate::proto::{self, Dirent, Request, Response, StatFs, MAX_FRAME, MAX_WALK};
@@ -45,7 +45,7 @@ impl Client {
     }
 
     /// One round trip. Returns the reply (never `Response::Error`) and the fd that came
-    /// with an `Open` reply.
+    /// with an `Open` or `Create` reply.
     fn call(&self, req: &Request) -> Result<(Response, Option<OwnedFd>), Errno> {
         let frame = req.encode();
         if frame.len() > MAX_FRAME {
@@ -79,8 +79,8 @@ impl Client {
         let mut fds = r.fds;
         match (&resp, fds.len()) {
             (Response::Error(e), 0) => Err(reply_errno(*e)),
-            (Response::Open, 1) => Ok((resp, fds.pop())),
-            (Response::Open, _) => Err(Errno::EIO),
+            (Response::Open | Response::Create { .. }, 1) => Ok((resp, fds.pop())),
+            (Response::Open | Response::Create { .. }, _) => Err(Errno::EIO),
             (_, 0) => Ok((resp, None)),
             _ => Err(Errno::EIO),
         }
@@ -219,6 +219,282 @@ impl Client {
     pub fn statfs(&self, h: Handle) -> Result<StatFs, Errno> {
         match self.call(&Request::StatFs { handle: h })? {
             (Response::StatFs(s), _) => Ok(s),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// [`proto::validate`]s `req` locally (no round trip for bad arguments), then sends it.
+    fn call_checked(&self, req: &Request) -> Result<(Response, Option<OwnedFd>), Errno> {
+        proto::validate(req)?;
+        self.call(req)
+    }
+
+    /// Checks a new node's reply: its file type must be `kind`, else the handle is
+    /// released and the result is EIO.
+    fn new_node(&self, handle: Handle, stat: Stat, kind: u32) -> Result<(Handle, Stat), Errno> {
+        if stat.mode & S_IFMT != kind {
+            self.close(handle);
+            return Err(Errno::EIO);
+        }
+        Ok((handle, stat))
+    }
+
+    /// Creates and opens a new regular file `name` in directory `dir`.
+    ///
+    /// `flags`: access mode plus O_TRUNC/O_APPEND/O_NONBLOCK/O_DSYNC/O_SYNC/O_LARGEFILE
+    /// (O_CREAT, O_EXCL, O_CLOEXEC accepted and implied; anything else EINVAL). The file
+    /// never exists beforehand: an existing name of any type gives EEXIST (the caller
+    /// handles O_CREAT without O_EXCL by walking first). `mode`: permission bits only
+    /// (no umask is applied), `uid`/`gid`: the owner (u32::MAX = the gofer's own id;
+    /// other ids need a privileged gofer, else EPERM and nothing is created).
+    /// Returns the new node and the opened host fd (close-on-exec).
+    /// Errors: EINVAL (bad name/flags/mode), EEXIST, ENOTDIR, EROFS, EBADF, host errnos.
+    pub fn create(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Handle, Stat, OwnedFd), Errno> {
+        let req = Request::Create {
+            dir,
+            name: name.to_vec(),
+            flags,
+            mode,
+            uid,
+            gid,
+        };
+        match self.call_checked(&req)? {
+            (Response::Create { handle, stat }, Some(fd)) => {
+                let (h, st) = self.new_node(handle, stat, S_IFREG)?;
+                Ok((h, st, fd))
+            }
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Creates directory `name` in `dir` with permission bits `mode` (exactly; no umask)
+    /// owned by `uid`/`gid` (u32::MAX = unchanged). Errors as for [`create`](Self::create).
+    pub fn mkdir(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Handle, Stat), Errno> {
+        let req = Request::Mkdir {
+            dir,
+            name: name.to_vec(),
+            mode,
+            uid,
+            gid,
+        };
+        match self.call_checked(&req)? {
+            (Response::Node { handle, stat }, _) => self.new_node(handle, stat, S_IFDIR),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Creates a regular file (type S_IFREG or 0), FIFO (S_IFIFO) or socket node
+    /// (S_IFSOCK) `name` in `dir`; `mode` = type | permission bits. Device nodes give
+    /// EPERM, other types EINVAL; `rdev` is ignored. Nothing is opened.
+    pub fn mknod(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        mode: u32,
+        rdev: u64,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Handle, Stat), Errno> {
+        let req = Request::Mknod {
+            dir,
+            name: name.to_vec(),
+            mode,
+            rdev,
+            uid,
+            gid,
+        };
+        let kind = match mode & S_IFMT {
+            0 => S_IFREG,
+            k => k,
+        };
+        match self.call_checked(&req)? {
+            (Response::Node { handle, stat }, _) => self.new_node(handle, stat, kind),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Creates symlink `name` in `dir` with the opaque `target` (non-empty, no NUL,
+    /// shorter than PATH_MAX: else EINVAL / ENAMETOOLONG); the gofer never resolves it.
+    pub fn symlink(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Handle, Stat), Errno> {
+        let req = Request::Symlink {
+            dir,
+            name: name.to_vec(),
+            target: target.to_vec(),
+            uid,
+            gid,
+        };
+        match self.call_checked(&req)? {
+            (Response::Node { handle, stat }, _) => self.new_node(handle, stat, S_IFLNK),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Hard-links the node `target` as `name` in `dir`; returns the (shared) inode's
+    /// fresh stat. Directories give EPERM; a `target` whose name was replaced, ESTALE.
+    pub fn link(&self, dir: Handle, name: &[u8], target: Handle) -> Result<Stat, Errno> {
+        let req = Request::Link {
+            dir,
+            name: name.to_vec(),
+            target,
+        };
+        match self.call_checked(&req)? {
+            (Response::Stat(s), _) => Ok(s),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Removes `name` from `dir`: `flags` 0 for a non-directory (EISDIR otherwise),
+    /// `libc::AT_REMOVEDIR` for an empty directory (ENOTDIR, ENOTEMPTY). Handles to the
+    /// removed node still stat the old inode; name-based ops on them give ENOENT.
+    pub fn unlink(&self, dir: Handle, name: &[u8], flags: i32) -> Result<(), Errno> {
+        let req = Request::Unlink {
+            dir,
+            name: name.to_vec(),
+            flags,
+        };
+        match self.call_checked(&req)? {
+            (Response::Ok, _) => Ok(()),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// renameat2(old_dir/old_name, new_dir/new_name, flags) with flags 0,
+    /// [`proto::RENAME_NOREPLACE`] or [`proto::RENAME_EXCHANGE`]. Handles of the moved
+    /// node(s) follow the rename; handles of a replaced target become stale (ESTALE).
+    pub fn rename(
+        &self,
+        old_dir: Handle,
+        old_name: &[u8],
+        new_dir: Handle,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<(), Errno> {
+        let req = Request::Rename {
+            old_dir,
+            old_name: old_name.to_vec(),
+            new_dir,
+            new_name: new_name.to_vec(),
+            flags,
+        };
+        match self.call_checked(&req)? {
+            (Response::Ok, _) => Ok(()),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Sets the attributes selected by `mask` ([`proto::setstat`] bits; unknown bits,
+    /// ATIME with ATIME_NOW, MTIME with MTIME_NOW, mode bits beyond 0o7777, size beyond
+    /// i64::MAX or nsec outside 0..1e9: EINVAL), in the order size (regular files only;
+    /// directories EISDIR, others EINVAL), owner, mode (symlinks EOPNOTSUPP), times.
+    /// Returns the fresh stat. ESTALE if the handle's name now names another inode.
+    #[allow(clippy::too_many_arguments)]
+    pub fn setstat(
+        &self,
+        h: Handle,
+        mask: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        size: u64,
+        atime: Timespec,
+        mtime: Timespec,
+    ) -> Result<Stat, Errno> {
+        let req = Request::SetStat {
+            handle: h,
+            mask,
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        };
+        match self.call_checked(&req)? {
+            (Response::Stat(s), _) => Ok(s),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// The value of xattr `name` ("user." namespace only, else
+    /// EOPNOTSUPP). `size` 0 = any length up to [`proto::MAX_XATTR_SIZE`] (longer: E2BIG);
+    /// otherwise ERANGE when the value is longer than `size`. ENODATA if absent;
+    /// EOPNOTSUPP on symlinks and special files.
+    pub fn getxattr(&self, h: Handle, name: &[u8], size: u32) -> Result<Vec<u8>, Errno> {
+        let req = Request::GetXattr {
+            handle: h,
+            name: name.to_vec(),
+            size,
+        };
+        match self.call_checked(&req)? {
+            (Response::Xattr(v), _) if size == 0 || v.len() <= size as usize => Ok(v),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// The node's xattr names in the passed-through namespaces, each NUL-terminated.
+    /// `size` as for [`getxattr`](Self::getxattr).
+    pub fn listxattr(&self, h: Handle, size: u32) -> Result<Vec<u8>, Errno> {
+        let req = Request::ListXattr { handle: h, size };
+        match self.call_checked(&req)? {
+            (Response::Xattr(v), _)
+                if (size == 0 || v.len() <= size as usize)
+                    && (v.is_empty() || v.last() == Some(&0))
+                    && v.split(|&c| c == 0)
+                        .filter(|n| !n.is_empty())
+                        .all(|n| proto::check_xattr_name(n).is_ok()) =>
+            {
+                Ok(v)
+            }
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Sets xattr `name` to `value` (at most [`proto::MAX_XATTR_SIZE`] bytes, else E2BIG);
+    /// `flags` 0, [`proto::XATTR_CREATE`] (EEXIST if present) or [`proto::XATTR_REPLACE`]
+    /// (ENODATA if absent).
+    pub fn setxattr(&self, h: Handle, name: &[u8], value: &[u8], flags: i32) -> Result<(), Errno> {
+        let req = Request::SetXattr {
+            handle: h,
+            name: name.to_vec(),
+            value: value.to_vec(),
+            flags,
+        };
+        match self.call_checked(&req)? {
+            (Response::Ok, _) => Ok(()),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Removes xattr `name` (ENODATA if absent).
+    pub fn removexattr(&self, h: Handle, name: &[u8]) -> Result<(), Errno> {
+        let req = Request::RemoveXattr {
+            handle: h,
+            name: name.to_vec(),
+        };
+        match self.call_checked(&req)? {
+            (Response::Ok, _) => Ok(()),
             _ => Err(Errno::EIO),
         }
     }

@@ -20,6 +20,18 @@
 //!   server answers any write access or O_TRUNC with EROFS.
 //! - `getdents` offsets are entry indexes: offset 0 (re-)reads the directory,
 //!   each entry's `next_offset` is index+1, an empty reply means the end.
+//! - Writes (`create`, `mkdir`, `mknod`, `symlink`, `link`, `unlink`, `rename`,
+//!   `setstat`, `setxattr`, `removexattr`) are checked by [`proto::validate`] in the
+//!   client (no round trip) and again in the server: names as for walks (EINVAL),
+//!   unknown flag/mask bits EINVAL, mode bits beyond 0o7777 EINVAL, device nodes EPERM,
+//!   xattr namespaces other than user. EOPNOTSUPP. A read-only
+//!   server answers them with EROFS (`getxattr`/`listxattr` still work; a `setstat`
+//!   with an empty mask is a stat). `create` never opens an existing name (EEXIST);
+//!   modes are applied exactly (no umask); uid/gid u32::MAX keep the gofer's own ids.
+//! - Handles follow renames made through the same connection. A handle whose name was
+//!   unlinked gives ENOENT, and one whose name now refers to another inode ESTALE, for
+//!   every operation that goes through its name (open, setstat, xattrs, link target);
+//!   `stat`/`readlink` keep describing the old inode. See [`server`] for details.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod client;

@@ -7,6 +7,21 @@
 //! ever opened for I/O; opens are re-checked against the walked inode.
 //! Every frame from the peer is untrusted: malformed frames get `EINVAL`,
 //! unknown handles `EBADF`; nothing the peer sends can make the server panic.
+//!
+//! Writes (Create, Mkdir, Mknod, Symlink, Link, Unlink, Rename, SetStat, SetXattr,
+//! RemoveXattr) are checked with [`proto::validate`], refused with EROFS by a read-only
+//! server, and done with `*at()` calls on the parent directory's fd and a validated
+//! name, or on the node's own O_PATH fd with `AT_EMPTY_PATH` (fchownat, utimensat,
+//! fchmodat2): never a path with '/', never following a symlink, never /proc.
+//!
+//! Stale handles: a node is (its own O_PATH fd, parent dir fd, name). A Rename done
+//! through this server moves the renamed nodes' (parent, name) along, so their handles
+//! keep working. Otherwise (the name was unlinked, replaced, or changed on the host),
+//! operations that go through parent + name (Open, SetStat, the xattr calls, Link's
+//! target) first check that the name still refers to the walked inode: ENOENT if the name
+//! is gone, ESTALE if it names another inode. Stat and Readlink use the node's own fd and
+//! keep describing the old inode. Nothing a stale handle does can reach a node outside
+//! the root: the parent fd is a directory inside the root and the name one component.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -18,7 +33,8 @@ use abi::linux::{Stat, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use abi::Errno;
 
 use crate::proto::{
-    self, Dirent, Request, Response, StatFs, DIRENT_OVERHEAD, MAX_DIRENT_BYTES, MAX_FRAME,
+    self, setstat, Dirent, Request, Response, StatFs, DIRENT_OVERHEAD, MAX_DIRENT_BYTES, MAX_FRAME,
+    MAX_XATTR_SIZE,
 };
 use crate::sys;
 use crate::Handle;
@@ -43,6 +59,10 @@ struct Node {
     parent: Rc<OwnedFd>,
     /// Its name in `parent` ("." for the root).
     name: CString,
+    /// (st_dev, st_ino) of the node when walked/created.
+    id: (u64, u64),
+    /// (st_dev, st_ino) of `parent`.
+    parent_id: (u64, u64),
     /// Directory entries read at the last `Getdents` with offset 0.
     dirents: Option<Vec<Dirent>>,
 }
@@ -62,6 +82,98 @@ fn errno(e: io::Error) -> Errno {
 
 fn host_stat(fd: &OwnedFd) -> Result<libc::stat, Errno> {
     sys::fstat(fd.as_fd()).map_err(errno)
+}
+
+fn id_of(st: &libc::stat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+/// Flags for every O_PATH node fd.
+const PATH_FLAGS: i32 = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+/// Flags for opening a node's name for I/O (never blocks, never follows, never a tty).
+const IO_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+
+/// Checks that `name` in `parent` still refers to the inode `id`: ENOENT if gone,
+/// ESTALE if it names another inode.
+fn check_fresh(parent: &OwnedFd, name: &std::ffi::CStr, id: (u64, u64)) -> Result<(), Errno> {
+    let st = sys::fstatat_nofollow(parent.as_fd(), name).map_err(errno)?;
+    if id_of(&st) != id {
+        return Err(Errno::ESTALE);
+    }
+    Ok(())
+}
+
+/// Opens a regular file or directory node for I/O with `flags` (access mode etc.):
+/// directories through their own fd ("."), regular files through parent + name with
+/// O_NOFOLLOW and an identity check (ESTALE). Other types give `other`.
+fn open_node(n: &Node, flags: i32, other: Errno) -> Result<OwnedFd, Errno> {
+    let st = host_stat(&n.fd)?;
+    let fd = match st.st_mode & S_IFMT {
+        S_IFDIR => sys::openat(n.fd.as_fd(), c".", flags | IO_FLAGS | libc::O_DIRECTORY),
+        S_IFREG => sys::openat(n.parent.as_fd(), &n.name, flags | IO_FLAGS),
+        _ => return Err(other),
+    }
+    .map_err(errno)?;
+    if id_of(&host_stat(&fd)?) != id_of(&st) {
+        return Err(Errno::ESTALE);
+    }
+    Ok(fd)
+}
+
+/// chmod of the node `fd` (an O_PATH fd) without following symlinks: fchmodat2 with
+/// AT_EMPTY_PATH, or (kernels before 6.6) fchmod of the node opened via `open`.
+/// Symlinks give EOPNOTSUPP (Linux has no lchmod).
+fn chmod_node(
+    fd: &OwnedFd,
+    mode: u32,
+    open: impl FnOnce() -> Result<OwnedFd, Errno>,
+) -> Result<(), Errno> {
+    if host_stat(fd)?.st_mode & S_IFMT == S_IFLNK {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    match sys::fchmod_empty(fd.as_fd(), mode) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            sys::fchmod(open()?.as_fd(), mode).map_err(errno)
+        }
+        r => r.map_err(errno),
+    }
+}
+
+/// Best-effort removal of a node this server just created, if the name still refers to it.
+fn rollback(dir: &OwnedFd, name: &std::ffi::CStr, id: (u64, u64), flags: i32) {
+    if check_fresh(dir, name, id).is_ok() {
+        let _ = sys::unlinkat(dir.as_fd(), name, flags);
+    }
+}
+
+fn cname(name: &[u8]) -> Result<CString, Errno> {
+    if !proto::valid_name(name) {
+        return Err(Errno::EINVAL);
+    }
+    CString::new(name).map_err(|_| Errno::EINVAL)
+}
+
+fn owner_changes(uid: u32, gid: u32) -> bool {
+    uid != u32::MAX || gid != u32::MAX
+}
+
+fn to_host_ts(t: &abi::linux::Timespec) -> libc::timespec {
+    libc::timespec {
+        tv_sec: t.sec as libc::time_t,
+        tv_nsec: t.nsec as libc::c_long,
+    }
+}
+
+/// The NUL-terminated names of `list` that are in [`proto::XATTR_NAMESPACES`].
+fn filter_xattr_list(list: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(list.len());
+    for n in list.split(|&c| c == 0).filter(|n| !n.is_empty()) {
+        if proto::check_xattr_name(n).is_ok() {
+            out.extend_from_slice(n);
+            out.push(0);
+        }
+    }
+    out
 }
 
 /// Serves `root` (an O_PATH or O_RDONLY directory fd) on `sock` until the peer hangs up (Ok(())).
@@ -121,12 +233,15 @@ impl Server {
         let plain = |r: Response| Ok((r, None));
         match req {
             Request::Mount => {
-                let stat = Stat::from_host(&host_stat(&self.root)?);
+                let st = host_stat(&self.root)?;
+                let stat = Stat::from_host(&st);
                 let root = self.root.clone();
                 let handle = self.insert(Node {
                     fd: root.clone(),
                     parent: root,
                     name: c".".into(),
+                    id: id_of(&st),
+                    parent_id: id_of(&st),
                     dirents: None,
                 })?;
                 plain(Response::Mount { handle, stat })
@@ -158,6 +273,415 @@ impl Server {
                 self.nodes.remove(&handle).ok_or(Errno::EBADF)?;
                 plain(Response::Closed)
             }
+            // A SetStat that changes nothing is a stat (allowed on a read-only server).
+            Request::SetStat {
+                handle, mask: 0, ..
+            } => {
+                proto::validate(&req)?;
+                plain(Response::Stat(Stat::from_host(&host_stat(
+                    &self.node(handle)?.fd,
+                )?)))
+            }
+            Request::GetXattr { .. } | Request::ListXattr { .. } => {
+                proto::validate(&req)?;
+                plain(self.read_xattr(req)?)
+            }
+            req => {
+                proto::validate(&req)?;
+                if self.read_only {
+                    return Err(Errno::EROFS);
+                }
+                self.write(req)
+            }
+        }
+    }
+
+    /// The write requests (already validated; the server is read-write).
+    fn write(&mut self, req: Request) -> Reply {
+        let plain = |r: Response| Ok((r, None));
+        match req {
+            Request::Create {
+                dir,
+                name,
+                flags,
+                mode,
+                uid,
+                gid,
+            } => {
+                let (handle, stat, fd) = self.create(dir, &name, flags, mode, uid, gid)?;
+                Ok((Response::Create { handle, stat }, Some(fd)))
+            }
+            Request::Mkdir {
+                dir,
+                name,
+                mode,
+                uid,
+                gid,
+            } => {
+                let d = self.node(dir)?;
+                let (dfd, name) = (d.fd.clone(), cname(&name)?);
+                sys::mkdirat(dfd.as_fd(), &name, 0o700).map_err(errno)?;
+                let fd = sys::openat(dfd.as_fd(), &name, PATH_FLAGS | libc::O_DIRECTORY)
+                    .map_err(errno)?;
+                let id = id_of(&host_stat(&fd)?);
+                let setup = || -> Result<(), Errno> {
+                    if owner_changes(uid, gid) {
+                        sys::fchown_empty(fd.as_fd(), uid, gid).map_err(errno)?;
+                    }
+                    chmod_node(&fd, mode, || {
+                        sys::openat(
+                            fd.as_fd(),
+                            c".",
+                            libc::O_RDONLY | IO_FLAGS | libc::O_DIRECTORY,
+                        )
+                        .map_err(errno)
+                    })
+                };
+                if let Err(e) = setup() {
+                    rollback(&dfd, &name, id, libc::AT_REMOVEDIR);
+                    return Err(e);
+                }
+                plain(self.new_node(dir, name, fd)?)
+            }
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                rdev: _,
+                uid,
+                gid,
+            } => {
+                let d = self.node(dir)?;
+                let (dfd, name) = (d.fd.clone(), cname(&name)?);
+                let kind = match mode & S_IFMT {
+                    0 => S_IFREG,
+                    k => k,
+                };
+                // Only regular files, FIFOs and sockets (validated): rdev is meaningless.
+                sys::mknodat(dfd.as_fd(), &name, kind | 0o600, 0).map_err(errno)?;
+                let fd = sys::openat(dfd.as_fd(), &name, PATH_FLAGS).map_err(errno)?;
+                let st = host_stat(&fd)?;
+                let id = id_of(&st);
+                if st.st_mode & S_IFMT != kind {
+                    return Err(Errno::ESTALE); // replaced under us
+                }
+                let setup = || -> Result<(), Errno> {
+                    if owner_changes(uid, gid) {
+                        sys::fchown_empty(fd.as_fd(), uid, gid).map_err(errno)?;
+                    }
+                    chmod_node(&fd, mode & proto::MODE_PERM, || {
+                        if kind != S_IFREG {
+                            return Err(Errno::EOPNOTSUPP);
+                        }
+                        let f = sys::openat(dfd.as_fd(), &name, libc::O_RDONLY | IO_FLAGS)
+                            .map_err(errno)?;
+                        if id_of(&host_stat(&f)?) != id {
+                            return Err(Errno::ESTALE);
+                        }
+                        Ok(f)
+                    })
+                };
+                if let Err(e) = setup() {
+                    rollback(&dfd, &name, id, 0);
+                    return Err(e);
+                }
+                plain(self.new_node(dir, name, fd)?)
+            }
+            Request::Symlink {
+                dir,
+                name,
+                target,
+                uid,
+                gid,
+            } => {
+                let d = self.node(dir)?;
+                let (dfd, name) = (d.fd.clone(), cname(&name)?);
+                let target = CString::new(target).map_err(|_| Errno::EINVAL)?;
+                sys::symlinkat(&target, dfd.as_fd(), &name).map_err(errno)?;
+                let fd = sys::openat(dfd.as_fd(), &name, PATH_FLAGS).map_err(errno)?;
+                let st = host_stat(&fd)?;
+                if st.st_mode & S_IFMT != S_IFLNK {
+                    return Err(Errno::ESTALE);
+                }
+                if owner_changes(uid, gid) {
+                    if let Err(e) = sys::fchown_empty(fd.as_fd(), uid, gid) {
+                        rollback(&dfd, &name, id_of(&st), 0);
+                        return Err(errno(e));
+                    }
+                }
+                plain(self.new_node(dir, name, fd)?)
+            }
+            Request::Link { dir, name, target } => {
+                let dfd = self.node(dir)?.fd.clone();
+                let name = cname(&name)?;
+                let t = self.node(target)?;
+                check_fresh(&t.parent, &t.name, t.id)?;
+                if host_stat(&t.fd)?.st_mode & S_IFMT == S_IFDIR {
+                    return Err(Errno::EPERM);
+                }
+                let tid = t.id;
+                sys::linkat(t.parent.as_fd(), &t.name, dfd.as_fd(), &name).map_err(errno)?;
+                let st = sys::fstatat_nofollow(dfd.as_fd(), &name).map_err(errno)?;
+                if id_of(&st) != tid {
+                    // The target's name was replaced between the check and linkat (a host
+                    // race): undo the link to the wrong inode.
+                    rollback(&dfd, &name, id_of(&st), 0);
+                    return Err(Errno::ESTALE);
+                }
+                plain(Response::Stat(Stat::from_host(&st)))
+            }
+            Request::Unlink { dir, name, flags } => {
+                let d = self.node(dir)?;
+                sys::unlinkat(d.fd.as_fd(), &cname(&name)?, flags).map_err(errno)?;
+                plain(Response::Ok)
+            }
+            Request::Rename {
+                old_dir,
+                old_name,
+                new_dir,
+                new_name,
+                flags,
+            } => {
+                self.rename(old_dir, &old_name, new_dir, &new_name, flags)?;
+                plain(Response::Ok)
+            }
+            Request::SetStat {
+                handle,
+                mask,
+                mode,
+                uid,
+                gid,
+                size,
+                atime,
+                mtime,
+            } => {
+                let n = self.node(handle)?;
+                if mask != 0 {
+                    check_fresh(&n.parent, &n.name, n.id)?;
+                }
+                if mask & setstat::SIZE != 0 {
+                    let f = open_node(n, libc::O_WRONLY, Errno::EINVAL)?;
+                    sys::ftruncate(f.as_fd(), size as i64).map_err(errno)?;
+                }
+                if mask & (setstat::UID | setstat::GID) != 0 {
+                    let uid = if mask & setstat::UID != 0 {
+                        uid
+                    } else {
+                        u32::MAX
+                    };
+                    let gid = if mask & setstat::GID != 0 {
+                        gid
+                    } else {
+                        u32::MAX
+                    };
+                    sys::fchown_empty(n.fd.as_fd(), uid, gid).map_err(errno)?;
+                }
+                if mask & setstat::MODE != 0 {
+                    chmod_node(&n.fd, mode, || {
+                        open_node(n, libc::O_RDONLY, Errno::EOPNOTSUPP)
+                    })?;
+                }
+                let omit = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_OMIT,
+                };
+                let now = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_NOW,
+                };
+                let pick = |set: u32, now_bit: u32, t: &abi::linux::Timespec| {
+                    if mask & set != 0 {
+                        to_host_ts(t)
+                    } else if mask & now_bit != 0 {
+                        now
+                    } else {
+                        omit
+                    }
+                };
+                let times = [
+                    pick(setstat::ATIME, setstat::ATIME_NOW, &atime),
+                    pick(setstat::MTIME, setstat::MTIME_NOW, &mtime),
+                ];
+                if times.iter().any(|t| t.tv_nsec != libc::UTIME_OMIT) {
+                    sys::utimens_empty(n.fd.as_fd(), &times).map_err(errno)?;
+                }
+                plain(Response::Stat(Stat::from_host(&host_stat(&n.fd)?)))
+            }
+            Request::SetXattr {
+                handle,
+                name,
+                value,
+                flags,
+            } => {
+                let f = self.xattr_fd(handle)?;
+                let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+                sys::fsetxattr(f.as_fd(), &name, &value, flags).map_err(errno)?;
+                plain(Response::Ok)
+            }
+            Request::RemoveXattr { handle, name } => {
+                let f = self.xattr_fd(handle)?;
+                let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+                sys::fremovexattr(f.as_fd(), &name).map_err(errno)?;
+                plain(Response::Ok)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn create(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Handle, Stat, OwnedFd), Errno> {
+        let d = self.node(dir)?;
+        let (dfd, name) = (d.fd.clone(), cname(name)?);
+        let keep = libc::O_ACCMODE
+            | libc::O_TRUNC
+            | libc::O_APPEND
+            | libc::O_DSYNC
+            | libc::O_SYNC
+            | abi::linux::O_LARGEFILE;
+        // Always O_EXCL: an existing name (a FIFO, a device, a symlink) is never opened.
+        let oflags = (flags & keep) | libc::O_CREAT | libc::O_EXCL | IO_FLAGS;
+        let fd = sys::openat_mode(dfd.as_fd(), &name, oflags, 0o600).map_err(errno)?;
+        let id = id_of(&host_stat(&fd)?);
+        let setup = || -> Result<OwnedFd, Errno> {
+            if owner_changes(uid, gid) {
+                sys::fchown_empty(fd.as_fd(), uid, gid).map_err(errno)?;
+            }
+            sys::fchmod(fd.as_fd(), mode).map_err(errno)?;
+            if flags & libc::O_NONBLOCK == 0 {
+                sys::clear_nonblock(fd.as_fd()).map_err(errno)?;
+            }
+            let pfd = sys::openat(dfd.as_fd(), &name, PATH_FLAGS).map_err(errno)?;
+            if id_of(&host_stat(&pfd)?) != id {
+                return Err(Errno::ESTALE);
+            }
+            Ok(pfd)
+        };
+        let pfd = match setup() {
+            Ok(p) => p,
+            Err(e) => {
+                rollback(&dfd, &name, id, 0);
+                return Err(e);
+            }
+        };
+        let Response::Node { handle, stat } = self.new_node(dir, name, pfd)? else {
+            return Err(Errno::EIO);
+        };
+        Ok((handle, stat, fd))
+    }
+
+    /// Registers a node just created as `name` in `dir` (its O_PATH fd `fd`).
+    fn new_node(&mut self, dir: Handle, name: CString, fd: OwnedFd) -> Result<Response, Errno> {
+        let d = self.node(dir)?;
+        let (parent, parent_id) = (d.fd.clone(), d.id);
+        let st = host_stat(&fd)?;
+        let handle = self.insert(Node {
+            fd: Rc::new(fd),
+            parent,
+            name,
+            id: id_of(&st),
+            parent_id,
+            dirents: None,
+        })?;
+        Ok(Response::Node {
+            handle,
+            stat: Stat::from_host(&st),
+        })
+    }
+
+    fn rename(
+        &mut self,
+        old_dir: Handle,
+        old_name: &[u8],
+        new_dir: Handle,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<(), Errno> {
+        let (ofd, oid) = {
+            let d = self.node(old_dir)?;
+            (d.fd.clone(), d.id)
+        };
+        let (nfd, nid) = {
+            let d = self.node(new_dir)?;
+            (d.fd.clone(), d.id)
+        };
+        let (oname, nname) = (cname(old_name)?, cname(new_name)?);
+        sys::renameat2(ofd.as_fd(), &oname, nfd.as_fd(), &nname, flags).map_err(errno)?;
+        // Move the handles of the renamed node(s) along (best effort: if the names were
+        // changed again on the host meanwhile, those handles just become stale).
+        let moved = sys::fstatat_nofollow(nfd.as_fd(), &nname)
+            .ok()
+            .map(|s| id_of(&s));
+        let swapped = if flags == proto::RENAME_EXCHANGE {
+            sys::fstatat_nofollow(ofd.as_fd(), &oname)
+                .ok()
+                .map(|s| id_of(&s))
+        } else {
+            None
+        };
+        for n in self.nodes.values_mut() {
+            if Some(n.id) == moved && n.parent_id == oid && n.name == oname {
+                (n.parent, n.parent_id, n.name) = (nfd.clone(), nid, nname.clone());
+            } else if Some(n.id) == swapped && n.parent_id == nid && n.name == nname {
+                (n.parent, n.parent_id, n.name) = (ofd.clone(), oid, oname.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// An O_RDONLY fd of a regular file or directory node for the f*xattr calls
+    /// (symlinks and special files: EOPNOTSUPP), after the staleness check.
+    fn xattr_fd(&self, h: Handle) -> Result<OwnedFd, Errno> {
+        let n = self.node(h)?;
+        check_fresh(&n.parent, &n.name, n.id)?;
+        open_node(n, libc::O_RDONLY, Errno::EOPNOTSUPP)
+    }
+
+    fn read_xattr(&self, req: Request) -> Result<Response, Errno> {
+        // `size` 0 or beyond what a frame carries: up to MAX_XATTR_SIZE, else E2BIG.
+        let cap = |size: u32| match size as usize {
+            0 => (MAX_XATTR_SIZE, true),
+            s if s > MAX_XATTR_SIZE => (MAX_XATTR_SIZE, true),
+            s => (s, false),
+        };
+        match req {
+            Request::GetXattr { handle, name, size } => {
+                let f = self.xattr_fd(handle)?;
+                let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+                let (len, unbounded) = cap(size);
+                let mut buf = vec![0u8; len];
+                match sys::fgetxattr(f.as_fd(), &name, &mut buf) {
+                    Ok(n) => {
+                        buf.truncate(n.min(len));
+                        Ok(Response::Xattr(buf))
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ERANGE) && unbounded => {
+                        Err(Errno::E2BIG)
+                    }
+                    Err(e) => Err(errno(e)),
+                }
+            }
+            Request::ListXattr { handle, size } => {
+                let f = self.xattr_fd(handle)?;
+                let mut buf = vec![0u8; MAX_XATTR_SIZE];
+                let n = match sys::flistxattr(f.as_fd(), &mut buf) {
+                    Ok(n) => n.min(buf.len()),
+                    Err(e) if e.raw_os_error() == Some(libc::ERANGE) => return Err(Errno::E2BIG),
+                    Err(e) => return Err(errno(e)),
+                };
+                let list = filter_xattr_list(&buf[..n]);
+                if size != 0 && list.len() > size as usize {
+                    return Err(Errno::ERANGE);
+                }
+                Ok(Response::Xattr(list))
+            }
+            _ => Err(Errno::EINVAL),
         }
     }
 
@@ -176,16 +700,18 @@ impl Server {
     }
 
     fn walk(&mut self, dir: Handle, names: &[Vec<u8>]) -> Result<Response, Errno> {
-        let mut cur = self.node(dir)?.fd.clone();
+        let d = self.node(dir)?;
+        let (mut cur, mut cur_id) = (d.fd.clone(), d.id);
         let mut nodes = Vec::with_capacity(names.len());
         let mut error = 0;
         for name in names {
-            match self.walk_one(&cur, name) {
+            match self.walk_one(&cur, cur_id, name) {
                 Ok((node, stat)) => {
                     let fd = node.fd.clone();
+                    let id = node.id;
                     let h = self.insert(node)?;
                     nodes.push((h, stat));
-                    cur = fd;
+                    (cur, cur_id) = (fd, id);
                 }
                 Err(e) => {
                     error = e.0;
@@ -199,7 +725,12 @@ impl Server {
         Ok(Response::Walk { nodes, error })
     }
 
-    fn walk_one(&mut self, parent: &Rc<OwnedFd>, name: &[u8]) -> Result<(Node, Stat), Errno> {
+    fn walk_one(
+        &mut self,
+        parent: &Rc<OwnedFd>,
+        parent_id: (u64, u64),
+        name: &[u8],
+    ) -> Result<(Node, Stat), Errno> {
         if !proto::valid_name(name) {
             return Err(Errno::EINVAL);
         }
@@ -213,12 +744,15 @@ impl Server {
             libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
         )
         .map_err(errno)?;
-        let stat = Stat::from_host(&host_stat(&fd)?);
+        let st = host_stat(&fd)?;
+        let stat = Stat::from_host(&st);
         Ok((
             Node {
                 fd: Rc::new(fd),
                 parent: parent.clone(),
                 name: cname,
+                id: id_of(&st),
+                parent_id,
                 dirents: None,
             },
             stat,

@@ -42,6 +42,225 @@ pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<OwnedF
     })
 }
 
+/// openat(2) with a creation `mode` (for O_CREAT). `flags` should include O_CLOEXEC.
+pub fn openat_mode(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    retry(|| {
+        // SAFETY: `name` is a valid NUL-terminated string; `mode` is passed by value.
+        let fd = cvt(unsafe {
+            libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint)
+        })?;
+        // SAFETY: openat returned a fresh fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+}
+
+/// fstatat(dir, name, AT_SYMLINK_NOFOLLOW).
+pub fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
+    retry(|| {
+        // SAFETY: all-zero bytes are a valid `libc::stat` (plain integers).
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `name` is NUL-terminated and `st` is a valid out-pointer.
+        cvt(unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })?;
+        Ok(st)
+    })
+}
+
+/// mkdirat(2).
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is a valid NUL-terminated string.
+    retry(|| cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) })).map(drop)
+}
+
+/// mknodat(2).
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, rdev: u64) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: `name` is a valid NUL-terminated string.
+        cvt(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, rdev as libc::dev_t) })
+    })
+    .map(drop)
+}
+
+/// symlinkat(2): creates `name` in `dir` pointing at `target`.
+pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: both strings are valid and NUL-terminated.
+        cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })
+    })
+    .map(drop)
+}
+
+/// linkat(2) with flags 0 (never follows a symlink, never AT_EMPTY_PATH).
+pub fn linkat(
+    old_dir: BorrowedFd<'_>,
+    old_name: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &CStr,
+) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: both strings are valid and NUL-terminated.
+        cvt(unsafe {
+            libc::linkat(
+                old_dir.as_raw_fd(),
+                old_name.as_ptr(),
+                new_dir.as_raw_fd(),
+                new_name.as_ptr(),
+                0,
+            )
+        })
+    })
+    .map(drop)
+}
+
+/// unlinkat(2); `flags` is 0 or AT_REMOVEDIR.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: `name` is a valid NUL-terminated string.
+    retry(|| cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })).map(drop)
+}
+
+/// renameat2(2) (raw syscall: RENAME_NOREPLACE / RENAME_EXCHANGE).
+pub fn renameat2(
+    old_dir: BorrowedFd<'_>,
+    old_name: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &CStr,
+    flags: u32,
+) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: both strings are valid and NUL-terminated; the syscall takes plain ints.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                old_dir.as_raw_fd(),
+                old_name.as_ptr(),
+                new_dir.as_raw_fd(),
+                new_name.as_ptr(),
+                flags,
+            )
+        };
+        cvt(r as libc::c_int)
+    })
+    .map(drop)
+}
+
+/// fchmodat2(fd, "", mode, AT_EMPTY_PATH): chmod of the inode `fd` (may be O_PATH) refers
+/// to, with no name lookup. ENOSYS on kernels before 6.6.
+pub fn fchmod_empty(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: static empty C string; the syscall takes plain ints.
+        let r = unsafe {
+            libc::syscall(
+                452, // SYS_fchmodat2
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                mode,
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        cvt(r as libc::c_int)
+    })
+    .map(drop)
+}
+
+/// fchmod(2) on an open (non-O_PATH) fd.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: plain integer arguments.
+    retry(|| cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })).map(drop)
+}
+
+/// fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): chown of the inode
+/// `fd` (may be O_PATH, may be a symlink) refers to. u32::MAX leaves an id unchanged.
+pub fn fchown_empty(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: static empty C string; plain integer arguments.
+        cvt(unsafe {
+            libc::fchownat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                uid,
+                gid,
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+    })
+    .map(drop)
+}
+
+/// ftruncate(2).
+pub fn ftruncate(fd: BorrowedFd<'_>, size: i64) -> io::Result<()> {
+    // SAFETY: plain integer arguments.
+    retry(|| cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })).map(drop)
+}
+
+/// utimensat(fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): sets the times of the
+/// inode `fd` (may be O_PATH, may be a symlink) refers to.
+pub fn utimens_empty(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: static empty C string; `times` points at two valid timespecs.
+        cvt(unsafe {
+            libc::utimensat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                times.as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+    })
+    .map(drop)
+}
+
+/// fgetxattr(2) into `buf` (len 0 = query the size); returns the value length.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    retry(|| {
+        // SAFETY: `name` is NUL-terminated; `buf` is valid for writes of `buf.len()` bytes.
+        cvt_ssize(unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        })
+    })
+}
+
+/// flistxattr(2) into `buf`; returns the list length.
+pub fn flistxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry(|| {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        cvt_ssize(unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+    })
+}
+
+/// fsetxattr(2).
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    retry(|| {
+        // SAFETY: `name` is NUL-terminated; `value` is valid for reads of its length.
+        cvt(unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                flags,
+            )
+        })
+    })
+    .map(drop)
+}
+
+/// fremovexattr(2).
+pub fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is a valid NUL-terminated string.
+    retry(|| cvt(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) })).map(drop)
+}
+
 /// fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): works on O_PATH fds, including symlinks.
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     retry(|| {

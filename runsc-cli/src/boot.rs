@@ -156,6 +156,9 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
         platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
     let vfs = fs::Vfs::new_with_gofer_root(client).map_err(setup("mounting the root"))?;
     let kernel = Kernel::new(platform, vfs.clone(), syscalls::table(), g.strace);
+    // The sentry's /proc and /sys cover the empty directories the VFS mounted.
+    vfs.mount_under_root(b"proc", sentry::procfs::new_procfs(&kernel), false);
+    vfs.mount_under_root(b"sys", sentry::procfs::sysfs_root(), true);
 
     let creds = host_creds();
     let fcreds = sentry::exec::fs_creds(&creds);

@@ -153,6 +153,17 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     }
 
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), Errno>>();
+    {
+        // procfs: the child shows the parent's argv, environment and auxv.
+        let pv = t.shared.proc.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cv = shared.proc.lock().unwrap_or_else(|e| e.into_inner());
+        cv.cmdline = pv.cmdline.clone();
+        cv.environ = pv.environ.clone();
+        cv.auxv = pv.auxv.clone();
+        cv.exe = t.exe_path.clone();
+        cv.comm = t.comm;
+        cv.stack_sp = pv.stack_sp;
+    }
     let inherit = (
         t.rlimits,
         t.exe_path.clone(),

@@ -168,6 +168,45 @@ pub struct TaskShared {
     /// vfork: the parent sleeps here until this task execs or exits.
     pub vfork_done: WaitQueue,
     pub vfork_released: AtomicBool,
+    /// What /proc shows of this task (other tasks read it); published by the
+    /// owner when it changes (setup, exec, after syscalls that change it) and
+    /// cleared when the task exits.
+    pub proc: Mutex<ProcView>,
+    /// When the task started (for /proc/[pid]/stat's starttime).
+    pub start_time: std::time::Instant,
+}
+
+/// A task's state as procfs shows it.
+#[derive(Default)]
+pub struct ProcView {
+    pub mm: Option<Arc<MemoryManager>>,
+    pub fs: Option<Arc<fs::FsContext>>,
+    pub fds: Option<Arc<fs::FdTable>>,
+    pub exe: Vec<u8>,
+    pub comm: [u8; 16],
+    pub creds: Credentials,
+    pub rlimits: Vec<abi::linux::Rlimit>,
+    /// argv and envp strings, each NUL-terminated, as exec laid them out.
+    pub cmdline: Vec<u8>,
+    pub environ: Vec<u8>,
+    /// The auxiliary vector (u64 pairs, through AT_NULL).
+    pub auxv: Vec<u8>,
+    pub nice: i32,
+    /// The initial stack pointer of the image (names the [stack] mapping).
+    pub stack_sp: u64,
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Arc<TaskShared>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The task the calling host thread runs (procfs's /proc/self), if any.
+pub fn current_task() -> Option<Arc<TaskShared>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+fn set_current_task(t: Option<Arc<TaskShared>>) {
+    CURRENT.with(|c| *c.borrow_mut() = t);
 }
 
 /// Pending signal state of one task.
@@ -266,6 +305,22 @@ pub struct Task {
     pending_restart: Option<i32>,
     /// Parent to wake when this vfork child execs or exits.
     pub vfork_parent: Option<Arc<TaskShared>>,
+    /// What was last published to `shared.proc`.
+    proc_published: ProcStamp,
+}
+
+/// The cheaply compared part of what procfs shows (checked after each syscall).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct ProcStamp {
+    comm: [u8; 16],
+    ids: [u32; 8],
+    ngroups: usize,
+    fs: usize,
+    fds: usize,
+    mm: usize,
+    nice: i32,
+    rl_nofile: u64,
+    rl_stack: u64,
 }
 
 /// What a new task starts with (init, or a clone child).
@@ -307,6 +362,8 @@ impl Task {
             exited: AtomicBool::new(false),
             vfork_done: WaitQueue::default(),
             vfork_released: AtomicBool::new(false),
+            proc: Mutex::new(ProcView::default()),
+            start_time: std::time::Instant::now(),
         });
         Ok((shared, ctx))
     }
@@ -356,7 +413,101 @@ impl Task {
             restart: None,
             pending_restart: None,
             vfork_parent: None,
+            proc_published: ProcStamp::default(),
         }
+    }
+
+    fn proc_stamp(&self) -> ProcStamp {
+        ProcStamp {
+            comm: self.comm,
+            ids: [
+                self.creds.uid,
+                self.creds.euid,
+                self.creds.suid,
+                self.creds.fsuid,
+                self.creds.gid,
+                self.creds.egid,
+                self.creds.sgid,
+                self.creds.fsgid,
+            ],
+            ngroups: self.creds.groups.len(),
+            fs: Arc::as_ptr(&self.fs) as usize,
+            fds: Arc::as_ptr(&self.fds) as usize,
+            mm: Arc::as_ptr(&self.mm) as usize,
+            nice: self.sched.nice,
+            rl_nofile: self.rlimits[libc::RLIMIT_NOFILE as usize].cur,
+            rl_stack: self.rlimits[libc::RLIMIT_STACK as usize].cur,
+        }
+    }
+
+    /// Publishes what procfs shows of this task if it changed.
+    pub fn publish_proc(&mut self) {
+        let stamp = self.proc_stamp();
+        if stamp == self.proc_published {
+            return;
+        }
+        self.proc_published = stamp;
+        let mut v = self.shared.proc.lock().unwrap_or_else(|e| e.into_inner());
+        v.mm = Some(self.mm.clone());
+        v.fs = Some(self.fs.clone());
+        v.fds = Some(self.fds.clone());
+        if v.exe != self.exe_path {
+            v.exe = self.exe_path.clone();
+        }
+        v.comm = self.comm;
+        v.creds = self.creds.clone();
+        v.rlimits = self.rlimits.to_vec();
+        v.nice = self.sched.nice;
+    }
+
+    /// Records argv, envp and auxv from the fresh image's initial stack.
+    fn publish_exec_args(&mut self) {
+        let mm = self.mm.clone();
+        let sp = self.regs.rsp;
+        let rd = |a: u64| -> Option<u64> {
+            let mut b = [0u8; 8];
+            mm.copy_in(a, &mut b).ok()?;
+            Some(u64::from_le_bytes(b))
+        };
+        let strs = |mut p: u64, n: &mut u64| -> Vec<u8> {
+            let mut out = Vec::new();
+            while let Some(s) = rd(p) {
+                if s == 0 || *n > 100_000 {
+                    break;
+                }
+                if let Ok(v) = mm.copy_in_string(s, 131_072) {
+                    out.extend_from_slice(&v);
+                    out.push(0);
+                }
+                p += 8;
+                *n += 1;
+            }
+            out
+        };
+        let mut n = 0u64;
+        let argc = rd(sp).unwrap_or(0);
+        let cmdline = strs(sp + 8, &mut n);
+        let envp_at = sp + 8 + (argc + 1) * 8;
+        let mut m = 0u64;
+        let environ = strs(envp_at, &mut m);
+        let mut p = envp_at + (m + 1) * 8;
+        let mut auxv = Vec::new();
+        for _ in 0..64 {
+            let (Some(k), Some(v)) = (rd(p), rd(p + 8)) else {
+                break;
+            };
+            auxv.extend_from_slice(&k.to_le_bytes());
+            auxv.extend_from_slice(&v.to_le_bytes());
+            p += 16;
+            if k == 0 {
+                break;
+            }
+        }
+        let mut v = self.shared.proc.lock().unwrap_or_else(|e| e.into_inner());
+        v.cmdline = cmdline;
+        v.environ = environ;
+        v.auxv = auxv;
+        v.stack_sp = sp;
     }
 
     /// Builds the first task of a sandbox (PID 1, its own process group and
@@ -462,6 +613,8 @@ impl Task {
     pub fn run(mut self) {
         let table = self.kernel.syscalls.clone();
         crate::timer::note_task(&self);
+        set_current_task(Some(self.shared.clone()));
+        self.publish_proc();
         loop {
             self.handle_pending();
             if self.exiting.is_some() {
@@ -475,6 +628,7 @@ impl Task {
                     let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
                     let ret = table.dispatch(&mut self, nr, args);
                     self.publish_ids();
+                    self.publish_proc();
                     if self.exiting.is_some() {
                         break;
                     }
@@ -496,6 +650,16 @@ impl Task {
                 }
             }
         }
+        {
+            // Drop procfs's references (an fd table kept alive would keep pipes
+            // open), outside the lock.
+            let held = {
+                let mut v = self.shared.proc.lock().unwrap_or_else(|e| e.into_inner());
+                (v.mm.take(), v.fs.take(), v.fds.take())
+            };
+            drop(held);
+        }
+        set_current_task(None);
         crate::process::exit_task(self);
     }
 
@@ -718,6 +882,15 @@ impl Task {
         self.restart = None;
         self.tg.lock().did_exec = true;
         crate::process::release_vfork_parent(self);
+        self.publish_exec_args();
+        self.proc_published = ProcStamp::default();
+        self.publish_proc();
+        let exe = self.exe_path.clone();
+        self.shared
+            .proc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exe = exe;
     }
 
     // ---- workload memory ----

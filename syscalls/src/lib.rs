@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod strace;
+mod sys_anon;
 mod sys_cred;
 mod sys_file;
 mod sys_futex;
@@ -101,6 +102,7 @@ impl Table {
 /// Builds the syscall table.
 pub fn table() -> Arc<Table> {
     let mut t = Table::new();
+    sys_anon::register(&mut t);
     sys_cred::register(&mut t);
     sys_file::register(&mut t);
     sys_futex::register(&mut t);

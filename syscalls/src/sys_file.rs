@@ -1,14 +1,14 @@
 //! File syscalls: I/O, open/close, stat, directories, fd manipulation, and the
-//! mutating calls (which fail with EROFS on the read-only root for now).
+//! mutating calls (EROFS on the read-only root; real changes on tmpfs).
 
 use std::sync::Arc;
 
 use abi::linux::Stat;
 use abi::sysno as nr;
 use abi::{Errno, SysResult};
-use fs::vfs::{Location, OpenHow, WalkOpts, RESOLVE_ALL};
+use fs::vfs::{Location, NewNode, OpenHow, WalkOpts, RESOLVE_ALL};
 use fs::waiter::{EVENT_IN, EVENT_OUT};
-use fs::{Creds, OpenFile};
+use fs::{Creds, OpenFile, SetAttr, TimeSet};
 use sentry::Task;
 
 use crate::{Arg, Args, Table};
@@ -99,6 +99,10 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::TRUNCATE, sys_truncate, &[Path, Dec]);
     t.add(nr::FTRUNCATE, sys_ftruncate, &[Fd, Dec]);
     t.add(nr::UTIMENSAT, sys_utimensat, &[DirFd, Path, Hex, Hex]);
+    t.add(nr::UTIMES, sys_utimes, &[Path, Hex]);
+    t.add(nr::FUTIMESAT, sys_futimesat, &[DirFd, Path, Hex]);
+    t.add(nr::UTIME, sys_utime, &[Path, Hex]);
+    t.add(nr::FALLOCATE, sys_fallocate, &[Fd, Hex, Dec, Dec]);
     t.add(nr::GETXATTR, sys_getxattr, &[Path, Path, Hex, UDec]);
     t.add(nr::LGETXATTR, sys_lgetxattr, &[Path, Path, Hex, UDec]);
     t.add(nr::FGETXATTR, sys_fgetxattr, &[Fd, Path, Hex, UDec]);
@@ -815,23 +819,29 @@ fn sys_fsync(t: &mut Task, a: &Args) -> SysResult {
     Ok(0)
 }
 
-// ---- mutating calls (EROFS on the read-only root, after path resolution) ----
+// ---- mutating calls (path resolution first, then the VFS's checks) ----
 
-fn do_create(t: &Task, dirfd: i32, path_addr: u64, is_dir: bool) -> SysResult {
+fn do_create(t: &Task, dirfd: i32, path_addr: u64, what: NewNode) -> SysResult {
     let p = path_arg(t, path_addr)?;
     let start = start_of(t, dirfd, &p)?;
     t.kernel
         .vfs
-        .create_at(&t.fs, &creds(t), &start, &p, is_dir)?;
+        .make_node_at(&t.fs, &creds(t), &start, &p, what)?;
     Ok(0)
 }
 
+fn umasked(t: &Task, mode: u32) -> u32 {
+    mode & 0o7777 & !t.fs.umask()
+}
+
 fn sys_mkdir(t: &mut Task, a: &Args) -> SysResult {
-    do_create(t, AT_FDCWD, a.u64(0), true)
+    let mode = umasked(t, a.u32(1) & 0o1777);
+    do_create(t, AT_FDCWD, a.u64(0), NewNode::Dir { mode })
 }
 
 fn sys_mkdirat(t: &mut Task, a: &Args) -> SysResult {
-    do_create(t, a.fd(0), a.u64(1), true)
+    let mode = umasked(t, a.u32(2) & 0o1777);
+    do_create(t, a.fd(0), a.u64(1), NewNode::Dir { mode })
 }
 
 fn check_mknod_mode(mode: u32) -> Result<(), Errno> {
@@ -844,14 +854,34 @@ fn check_mknod_mode(mode: u32) -> Result<(), Errno> {
     }
 }
 
+fn mknod_node(t: &Task, mode: u32, dev: u64) -> NewNode {
+    let ty = match mode & libc::S_IFMT {
+        0 => libc::S_IFREG,
+        x => x,
+    };
+    let rdev = if matches!(ty, libc::S_IFCHR | libc::S_IFBLK) {
+        // The 32-bit dev_t of the syscall ABI (old encoding) as Linux's new one.
+        let d = dev as u32;
+        abi::linux::makedev((d >> 8) & 0xfff, (d & 0xff) | ((d >> 12) & 0xfff00))
+    } else {
+        0
+    };
+    NewNode::Node {
+        mode: ty | umasked(t, mode),
+        rdev,
+    }
+}
+
 fn sys_mknod(t: &mut Task, a: &Args) -> SysResult {
     check_mknod_mode(a.u32(1))?;
-    do_create(t, AT_FDCWD, a.u64(0), false)
+    let what = mknod_node(t, a.u32(1), a.u64(2));
+    do_create(t, AT_FDCWD, a.u64(0), what)
 }
 
 fn sys_mknodat(t: &mut Task, a: &Args) -> SysResult {
     check_mknod_mode(a.u32(2))?;
-    do_create(t, a.fd(0), a.u64(1), false)
+    let what = mknod_node(t, a.u32(2), a.u64(3));
+    do_create(t, a.fd(0), a.u64(1), what)
 }
 
 fn do_remove(t: &Task, dirfd: i32, path_addr: u64, is_dir: bool) -> SysResult {
@@ -879,23 +909,23 @@ fn sys_rmdir(t: &mut Task, a: &Args) -> SysResult {
     do_remove(t, AT_FDCWD, a.u64(0), true)
 }
 
-fn do_rename(t: &Task, olddir: i32, old: u64, newdir: i32, new: u64) -> SysResult {
+fn do_rename(t: &Task, olddir: i32, old: u64, newdir: i32, new: u64, flags: u32) -> SysResult {
     let op = path_arg(t, old)?;
     let np = path_arg(t, new)?;
     let os = start_of(t, olddir, &op)?;
     let ns = start_of(t, newdir, &np)?;
     t.kernel
         .vfs
-        .rename_at(&t.fs, &creds(t), &os, &op, &ns, &np)?;
+        .rename_at2(&t.fs, &creds(t), &os, &op, &ns, &np, flags)?;
     Ok(0)
 }
 
 fn sys_rename(t: &mut Task, a: &Args) -> SysResult {
-    do_rename(t, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1))
+    do_rename(t, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0)
 }
 
 fn sys_renameat(t: &mut Task, a: &Args) -> SysResult {
-    do_rename(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3))
+    do_rename(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3), 0)
 }
 
 fn sys_renameat2(t: &mut Task, a: &Args) -> SysResult {
@@ -909,7 +939,11 @@ fn sys_renameat2(t: &mut Task, a: &Args) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
-    do_rename(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3))
+    if flags & RENAME_WHITEOUT != 0 {
+        // Whiteouts are for overlay file systems; tmpfs supports them, we don't yet.
+        return Err(Errno::EINVAL);
+    }
+    do_rename(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3), flags)
 }
 
 fn do_symlink(t: &Task, target: u64, newdir: i32, new: u64) -> SysResult {
@@ -917,7 +951,7 @@ fn do_symlink(t: &Task, target: u64, newdir: i32, new: u64) -> SysResult {
     if target.is_empty() {
         return Err(Errno::ENOENT);
     }
-    do_create(t, newdir, new, false)
+    do_create(t, newdir, new, NewNode::Symlink { target })
 }
 
 fn sys_symlink(t: &mut Task, a: &Args) -> SysResult {
@@ -943,7 +977,7 @@ fn do_link(t: &Task, olddir: i32, old: u64, newdir: i32, new: u64, flags: i32) -
     if src.is_dir() {
         return Err(Errno::EPERM);
     }
-    do_create(t, newdir, new, false)
+    do_create(t, newdir, new, NewNode::Link { target: src })
 }
 
 fn sys_link(t: &mut Task, a: &Args) -> SysResult {
@@ -954,11 +988,12 @@ fn sys_linkat(t: &mut Task, a: &Args) -> SysResult {
     do_link(t, a.fd(0), a.u64(1), a.fd(2), a.u64(3), a.i32(4))
 }
 
-/// chmod/chown/utimes/truncate on a path: resolve, then the file system says no.
-fn setattr_path(t: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysResult {
+/// chmod/chown/utimes/truncate on a path: resolve, then the VFS's checks and
+/// the file system's setattr.
+fn setattr_path(t: &Task, dirfd: i32, path: &[u8], flags: i32, attr: &SetAttr) -> SysResult {
     if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         if let Some(f) = empty_path_file(t, dirfd)? {
-            return setattr_file(t, &f);
+            return setattr_file(t, &f, attr);
         }
     }
     let opts = WalkOpts {
@@ -967,21 +1002,37 @@ fn setattr_path(t: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysResult {
         ..Default::default()
     };
     let loc = resolve(t, &creds(t), dirfd, path, &opts)?;
-    t.kernel.vfs.setattr(&loc)?;
+    t.kernel.vfs.setattr(&creds(t), &loc, attr, false)?;
     Ok(0)
 }
 
-fn setattr_file(t: &Task, f: &OpenFile) -> SysResult {
+fn setattr_file(t: &Task, f: &OpenFile, attr: &SetAttr) -> SysResult {
     match f.location() {
-        Some(loc) => t.kernel.vfs.setattr(loc).map(|_| 0),
+        Some(loc) => t.kernel.vfs.setattr(&creds(t), loc, attr, true).map(|_| 0),
         // Host stdio: not ours to change.
         None => Err(Errno::EPERM),
     }
 }
 
+fn mode_attr(mode: u32) -> SetAttr {
+    SetAttr {
+        mode: Some(mode & 0o7777),
+        ..Default::default()
+    }
+}
+
+/// chown's ids: -1 leaves one unchanged.
+fn owner_attr(uid: u32, gid: u32) -> SetAttr {
+    SetAttr {
+        uid: (uid != u32::MAX).then_some(uid),
+        gid: (gid != u32::MAX).then_some(gid),
+        ..Default::default()
+    }
+}
+
 fn sys_chmod(t: &mut Task, a: &Args) -> SysResult {
     let p = path_arg(t, a.u64(0))?;
-    setattr_path(t, AT_FDCWD, &p, 0)
+    setattr_path(t, AT_FDCWD, &p, 0, &mode_attr(a.u32(1)))
 }
 
 fn sys_fchmod(t: &mut Task, a: &Args) -> SysResult {
@@ -989,22 +1040,28 @@ fn sys_fchmod(t: &mut Task, a: &Args) -> SysResult {
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
-    setattr_file(t, &f)
+    setattr_file(t, &f, &mode_attr(a.u32(1)))
 }
 
 fn sys_fchmodat(t: &mut Task, a: &Args) -> SysResult {
     let p = path_arg(t, a.u64(1))?;
-    setattr_path(t, a.fd(0), &p, 0)
+    setattr_path(t, a.fd(0), &p, 0, &mode_attr(a.u32(2)))
 }
 
 fn sys_chown(t: &mut Task, a: &Args) -> SysResult {
     let p = path_arg(t, a.u64(0))?;
-    setattr_path(t, AT_FDCWD, &p, 0)
+    setattr_path(t, AT_FDCWD, &p, 0, &owner_attr(a.u32(1), a.u32(2)))
 }
 
 fn sys_lchown(t: &mut Task, a: &Args) -> SysResult {
     let p = path_arg(t, a.u64(0))?;
-    setattr_path(t, AT_FDCWD, &p, AT_SYMLINK_NOFOLLOW)
+    setattr_path(
+        t,
+        AT_FDCWD,
+        &p,
+        AT_SYMLINK_NOFOLLOW,
+        &owner_attr(a.u32(1), a.u32(2)),
+    )
 }
 
 fn sys_fchown(t: &mut Task, a: &Args) -> SysResult {
@@ -1012,7 +1069,7 @@ fn sys_fchown(t: &mut Task, a: &Args) -> SysResult {
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
-    setattr_file(t, &f)
+    setattr_file(t, &f, &owner_attr(a.u32(1), a.u32(2)))
 }
 
 fn sys_fchownat(t: &mut Task, a: &Args) -> SysResult {
@@ -1021,7 +1078,14 @@ fn sys_fchownat(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let p = path_arg(t, a.u64(1))?;
-    setattr_path(t, a.fd(0), &p, flags)
+    setattr_path(t, a.fd(0), &p, flags, &owner_attr(a.u32(2), a.u32(3)))
+}
+
+fn size_attr(size: u64) -> SetAttr {
+    SetAttr {
+        size: Some(size),
+        ..Default::default()
+    }
 }
 
 fn sys_truncate(t: &mut Task, a: &Args) -> SysResult {
@@ -1037,7 +1101,9 @@ fn sys_truncate(t: &mut Task, a: &Args) -> SysResult {
     if !at.is_regular() {
         return Err(Errno::EINVAL);
     }
-    t.kernel.vfs.setattr(&loc)?;
+    t.kernel
+        .vfs
+        .setattr(&creds(t), &loc, &size_attr(a.u64(1)), false)?;
     Ok(0)
 }
 
@@ -1047,8 +1113,36 @@ fn sys_ftruncate(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     match f.location() {
-        Some(loc) if loc.attr().is_regular() => t.kernel.vfs.setattr(loc).map(|_| 0),
+        Some(loc) if loc.attr().is_regular() => t
+            .kernel
+            .vfs
+            .setattr(&creds(t), loc, &size_attr(a.u64(1)), true)
+            .map(|_| 0),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// The SetAttr of utimensat's `times` (NULL: both now).
+fn times_attr(times: Option<[(i64, i64); 2]>) -> SetAttr {
+    let conv = |(sec, nsec): (i64, i64)| match nsec {
+        UTIME_NOW => Some(TimeSet::Now),
+        UTIME_OMIT => None,
+        _ => Some(TimeSet::At(abi::linux::Timespec { sec, nsec })),
+    };
+    match times {
+        None => SetAttr {
+            atime: Some(TimeSet::Now),
+            mtime: Some(TimeSet::Now),
+            ..Default::default()
+        },
+        Some([at, mt]) => SetAttr {
+            atime: conv(at),
+            mtime: conv(mt),
+            ..Default::default()
+        },
     }
 }
 
@@ -1057,16 +1151,37 @@ fn sys_utimensat(t: &mut Task, a: &Args) -> SysResult {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
+    let mut times = None;
     if a.u64(2) != 0 {
         // Validate the times as Linux does (EINVAL on a bad tv_nsec).
         let b = t.copy_in_vec(a.u64(2), 32)?;
-        for i in 0..2 {
+        let mut ts = [(0i64, 0i64); 2];
+        for (i, slot) in ts.iter_mut().enumerate() {
+            let sec = abi::linux::le_u64(&b, i * 16) as i64;
             let nsec = abi::linux::le_u64(&b, i * 16 + 8) as i64;
-            let special = nsec == (1 << 30) - 1 || nsec == (1 << 30) - 2; // UTIME_NOW / UTIME_OMIT
+            let special = nsec == UTIME_NOW || nsec == UTIME_OMIT;
             if !special && !(0..1_000_000_000).contains(&nsec) {
                 return Err(Errno::EINVAL);
             }
+            *slot = (sec, nsec);
         }
+        times = Some(ts);
+    }
+    let attr = times_attr(times);
+    if attr.atime.is_none() && attr.mtime.is_none() {
+        // Both UTIME_OMIT: nothing to do (Linux still resolves the path).
+        if a.u64(1) != 0 {
+            let p = path_arg(t, a.u64(1))?;
+            if !(p.is_empty() && flags & AT_EMPTY_PATH != 0) {
+                let opts = WalkOpts {
+                    follow_final: flags & AT_SYMLINK_NOFOLLOW == 0,
+                    allow_empty: flags & AT_EMPTY_PATH != 0,
+                    ..Default::default()
+                };
+                resolve(t, &creds(t), a.fd(0), &p, &opts)?;
+            }
+        }
+        return Ok(0);
     }
     if a.u64(1) == 0 {
         // futimens(fd): dirfd is the file.
@@ -1075,10 +1190,89 @@ fn sys_utimensat(t: &mut Task, a: &Args) -> SysResult {
             return Err(Errno::EFAULT);
         }
         let f = t.fds.get(dirfd)?;
-        return setattr_file(t, &f);
+        return setattr_file(t, &f, &attr);
     }
     let p = path_arg(t, a.u64(1))?;
-    setattr_path(t, a.fd(0), &p, flags)
+    setattr_path(t, a.fd(0), &p, flags, &attr)
+}
+
+/// utimes/futimesat: `struct timeval[2]` (NULL: now).
+fn do_utimes(t: &Task, dirfd: i32, path: u64, tv: u64) -> SysResult {
+    let times = if tv != 0 {
+        let b = t.copy_in_vec(tv, 32)?;
+        let mut ts = [(0i64, 0i64); 2];
+        for (i, slot) in ts.iter_mut().enumerate() {
+            let sec = abi::linux::le_u64(&b, i * 16) as i64;
+            let usec = abi::linux::le_u64(&b, i * 16 + 8) as i64;
+            if !(0..1_000_000).contains(&usec) {
+                return Err(Errno::EINVAL);
+            }
+            *slot = (sec, usec * 1000);
+        }
+        Some(ts)
+    } else {
+        None
+    };
+    let p = path_arg(t, path)?;
+    setattr_path(t, dirfd, &p, 0, &times_attr(times))
+}
+
+fn sys_utimes(t: &mut Task, a: &Args) -> SysResult {
+    do_utimes(t, AT_FDCWD, a.u64(0), a.u64(1))
+}
+
+fn sys_futimesat(t: &mut Task, a: &Args) -> SysResult {
+    do_utimes(t, a.fd(0), a.u64(1), a.u64(2))
+}
+
+/// utime(2): `struct utimbuf { time_t actime, modtime; }` (NULL: now).
+fn sys_utime(t: &mut Task, a: &Args) -> SysResult {
+    let times = if a.u64(1) != 0 {
+        let b = t.copy_in_vec(a.u64(1), 16)?;
+        Some([
+            (abi::linux::le_u64(&b, 0) as i64, 0),
+            (abi::linux::le_u64(&b, 8) as i64, 0),
+        ])
+    } else {
+        None
+    };
+    let p = path_arg(t, a.u64(0))?;
+    setattr_path(t, AT_FDCWD, &p, 0, &times_attr(times))
+}
+
+fn sys_fallocate(t: &mut Task, a: &Args) -> SysResult {
+    const FALLOC_FL_KEEP_SIZE: i32 = 1;
+    let f = t.fds.get(a.fd(0))?;
+    let mode = a.i32(1);
+    let (off, len) = (a.i64(2), a.i64(3));
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
+        // Hole punching, range collapse/insert, zeroing: not yet.
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let loc = match f.location() {
+        Some(l) => l,
+        None => return Err(Errno::ENODEV),
+    };
+    let at = loc.attr();
+    if at.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if !at.is_regular() {
+        return Err(Errno::ENODEV);
+    }
+    if off.checked_add(len).is_none() {
+        return Err(Errno::EFBIG);
+    }
+    t.kernel
+        .vfs
+        .allocate(loc, off as u64, len as u64, mode & FALLOC_FL_KEEP_SIZE != 0)?;
+    Ok(0)
 }
 
 // ---- extended attributes ----

@@ -308,7 +308,12 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SEQ: AtomicU32 = AtomicU32::new(0);
-        let base = std::env::temp_dir();
+        // Under the workspace's target/ directory, not the host /tmp: the
+        // sandbox has its own empty tmpfs at /tmp, so files the test makes
+        // there would not be visible inside.
+        let base = tests::target_dir().join("workload-tmp");
+        std::fs::create_dir_all(&base)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", base.display()));
         loop {
             let p = base.join(format!(
                 "runsc-workload-{tag}-{}-{}",

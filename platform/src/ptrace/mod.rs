@@ -275,12 +275,17 @@ impl StubThread {
         set_regs(self.tid, &r)?;
         let sig = self.resume(libc::PTRACE_CONT, false)?;
         if sig != libc::SIGTRAP {
-            return Err(PlatformError::StubDied(format!("stub clone stopped with signal {sig}")));
+            return Err(PlatformError::StubDied(format!(
+                "stub clone stopped with signal {sig}"
+            )));
         }
         get_regs(self.tid, &mut r)?;
         let tid = r.rax as i64;
         if tid < 0 {
-            return Err(PlatformError::Host { op: "clone stub", errno: -tid as i32 });
+            return Err(PlatformError::Host {
+                op: "clone stub",
+                errno: -tid as i32,
+            });
         }
         Ok(tid as i32)
     }
