@@ -303,6 +303,9 @@ pub fn exit_task(mut t: Task) {
         .exiting
         .unwrap_or(Exit::Group(ExitStatus::Signaled(libc::SIGKILL)));
     let k = t.kernel.clone();
+    // Gone for tgkill and friends before anyone is told (a joiner woken below may
+    // signal the TID at once and must get ESRCH).
+    t.shared.exited.store(true, Ordering::SeqCst);
     // CLONE_CHILD_CLEARTID: zero the TID word and wake one futex waiter (how
     // pthread_join learns a thread is gone).
     if t.clear_child_tid != 0 && t.copy_out_u32(t.clear_child_tid, 0).is_ok() {
@@ -311,7 +314,6 @@ pub fn exit_task(mut t: Task) {
     crate::futex::exit_robust_list(&t);
     release_vfork_parent(&mut t);
     t.mm.address_space().release_thread();
-    t.shared.exited.store(true, Ordering::SeqCst);
     let tg = t.tg.clone();
     let (last, status) = {
         let mut st = tg.lock();

@@ -39,6 +39,9 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::PWRITE64, sys_pwrite64, &[Fd, InBuf(2), UDec, Dec]);
     t.add(nr::PREADV, sys_preadv, &[Fd, Hex, UDec, Dec]);
     t.add(nr::PWRITEV, sys_pwritev, &[Fd, Hex, UDec, Dec]);
+    t.add(nr::PREADV2, sys_preadv2, &[Fd, Hex, UDec, Dec, Hex, Hex]);
+    t.add(nr::PWRITEV2, sys_pwritev2, &[Fd, Hex, UDec, Dec, Hex, Hex]);
+    t.add(nr::CLOSE_RANGE, sys_close_range, &[Fd, Fd, Hex]);
     t.add(nr::OPEN, sys_open, &[Path, OpenFlags, Oct]);
     t.add(nr::OPENAT, sys_openat, &[DirFd, Path, OpenFlags, Oct]);
     t.add(nr::OPENAT2, sys_openat2, &[DirFd, Path, Hex, UDec]);
@@ -399,6 +402,66 @@ fn sys_pwritev(t: &mut Task, a: &Args) -> SysResult {
     let f = t.fds.get(a.fd(0))?;
     let iov = read_iovecs(t, a.u64(1), a.u64(2) as u32 as u64)?;
     do_write(t, &f, &iov, Some(a.i64(3)))
+}
+
+/// RWF_* flags of preadv2/pwritev2: HIPRI, DSYNC, SYNC (hints, or already
+/// satisfied: writes complete in the call), NOWAIT (file data never waits on
+/// I/O here) and APPEND (handled by pwritev2).
+const RWF_SUPPORTED: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10;
+const RWF_APPEND: u32 = 0x10;
+
+/// preadv2/pwritev2: offset -1 means the file position (like readv/writev).
+fn v2_offset(a: &Args) -> Result<Option<i64>, Errno> {
+    if a.u32(5) & !RWF_SUPPORTED != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    Ok(match a.i64(3) {
+        -1 => None,
+        o => Some(o),
+    })
+}
+
+fn sys_preadv2(t: &mut Task, a: &Args) -> SysResult {
+    let off = v2_offset(a)?;
+    let f = t.fds.get(a.fd(0))?;
+    let iov = read_iovecs(t, a.u64(1), a.u64(2) as u32 as u64)?;
+    do_read(t, &f, &iov, off)
+}
+
+fn sys_pwritev2(t: &mut Task, a: &Args) -> SysResult {
+    let mut off = v2_offset(a)?;
+    let f = t.fds.get(a.fd(0))?;
+    if a.u32(5) & RWF_APPEND != 0 && f.ops().seekable() {
+        off = Some(f.stat()?.size);
+    }
+    let iov = read_iovecs(t, a.u64(1), a.u64(2) as u32 as u64)?;
+    do_write(t, &f, &iov, off)
+}
+
+/// close_range(2): CLOSE_RANGE_CLOEXEC marks instead of closing;
+/// CLOSE_RANGE_UNSHARE first gives the task a private copy of a shared table.
+fn sys_close_range(t: &mut Task, a: &Args) -> SysResult {
+    const CLOSE_RANGE_UNSHARE: u32 = 1 << 1;
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    let (first, last, flags) = (a.u32(0), a.u32(1), a.u32(2));
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLOSE_RANGE_UNSHARE != 0 {
+        t.fds = t.fds.fork();
+    }
+    for fd in t.fds.fds() {
+        let u = fd as u32;
+        if u < first || u > last {
+            continue;
+        }
+        if flags & CLOSE_RANGE_CLOEXEC != 0 {
+            let _ = t.fds.set_cloexec(fd, true);
+        } else {
+            let _ = t.fds.remove(fd);
+        }
+    }
+    Ok(0)
 }
 
 // ---- open / close ----
