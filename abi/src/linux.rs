@@ -326,6 +326,10 @@ impl StatFs {
     }
 }
 
+/// The kernel's O_LARGEFILE (the libc crate defines it as 0 on x86-64, where
+/// user space never needs to pass it, but the kernel reports it in F_GETFL).
+pub const O_LARGEFILE: i32 = 0o100000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,7 +364,3 @@ mod tests {
         assert_eq!((dev_major(d), dev_minor(d)), (259, 70000));
     }
 }
-
-/// The kernel's O_LARGEFILE (the libc crate defines it as 0 on x86-64, where
-/// user space never needs to pass it, but the kernel reports it in F_GETFL).
-pub const O_LARGEFILE: i32 = 0o100000;

@@ -257,7 +257,7 @@ impl MemoryFile {
     /// returning the old value: futex operations on memory that workload threads
     /// access concurrently.
     pub fn update_u32(&self, off: u64, f: impl Fn(u32) -> u32) -> u32 {
-        assert!(off % 4 == 0, "unaligned atomic");
+        assert!(off.is_multiple_of(4), "unaligned atomic");
         self.check(off, 4);
         // SAFETY: the word is inside our mapping (checked), 4-byte aligned, and
         // only ever accessed atomically or by plain copies, as in the kernel.

@@ -31,7 +31,7 @@ pub enum FutexKey {
 impl FutexKey {
     /// The key of `addr` in `t`'s address space (`private`: FUTEX_PRIVATE_FLAG).
     pub fn of(t: &Task, addr: u64, private: bool) -> Result<FutexKey, Errno> {
-        if addr % 4 != 0 {
+        if !addr.is_multiple_of(4) {
             return Err(Errno::EINVAL);
         }
         if !private {

@@ -124,7 +124,7 @@ const CLONE_ARGS_SIZE_VER0: u64 = 64;
 
 fn sys_clone3(t: &mut Task, a: &Args) -> SysResult {
     let size = a.u64(1);
-    if size < CLONE_ARGS_SIZE_VER0 || size > 4096 {
+    if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
     let b = t.copy_in_vec(a.u64(0), size as usize)?;

@@ -19,6 +19,7 @@
 //!     (one name per line, `#` starts a comment; the file is optional):
 //!     enables that one for good. (`issue3_workloads` there enables the
 //!     issue-3 workloads in workloads.rs.)
+//!
 //! The lead adds names to ENABLED as the features land; once every issue-3
 //! program is listed there, fold ISSUE3_PROGRAMS into PROGRAMS and delete
 //! the gate.

@@ -99,7 +99,7 @@ impl MemoryManager {
         }
         let mut inner = self.inner.lock().unwrap();
         let addr = if opts.fixed || opts.noreplace {
-            if opts.addr % PAGE_SIZE != 0 {
+            if !opts.addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let end = opts.addr.checked_add(len).ok_or(Errno::ENOMEM)?;
@@ -257,7 +257,7 @@ impl MemoryManager {
 
     /// munmap(2).
     pub fn munmap(&self, addr: u64, len: u64) -> Result<(), Errno> {
-        if addr % PAGE_SIZE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -271,7 +271,7 @@ impl MemoryManager {
 
     /// mprotect(2).
     pub fn mprotect(&self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         if prot
@@ -322,7 +322,7 @@ impl MemoryManager {
     ) -> Result<u64, Errno> {
         let may_move = flags & libc::MREMAP_MAYMOVE != 0;
         let fixed = flags & libc::MREMAP_FIXED != 0;
-        if old % PAGE_SIZE != 0
+        if !old.is_multiple_of(PAGE_SIZE)
             || flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0
             || (fixed && !may_move)
             || flags & libc::MREMAP_DONTUNMAP != 0
@@ -345,7 +345,7 @@ impl MemoryManager {
             return Err(Errno::EFAULT);
         }
         if fixed {
-            if new_addr % PAGE_SIZE != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let ne = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
@@ -471,7 +471,7 @@ impl MemoryManager {
     /// madvise(2). DONTNEED drops private pages: anonymous memory reads as zeros
     /// again, private file mappings re-read the file.
     pub fn madvise(&self, addr: u64, len: u64, advice: i32) -> Result<(), Errno> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let len = page_up(len).ok_or(Errno::EINVAL)?;
@@ -693,7 +693,7 @@ impl MemoryManager {
     /// Atomically updates the writable, aligned u32 at `addr` with `f`; returns the
     /// old value (futex operations).
     pub fn update_u32(&self, addr: u64, f: impl Fn(u32) -> u32) -> Result<u32, Errno> {
-        if addr % 4 != 0 {
+        if !addr.is_multiple_of(4) {
             return Err(Errno::EINVAL);
         }
         let inner = self.inner.lock().unwrap();

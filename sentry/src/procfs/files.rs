@@ -109,7 +109,10 @@ fn btime(k: &Kernel) -> u64 {
         .as_secs()
 }
 
-pub(super) const ROOT_ENTRIES: &[(&str, fn(&Kernel) -> Vec<u8>)] = &[
+/// Renders a file's contents from kernel state.
+pub(super) type Render = fn(&Kernel) -> Vec<u8>;
+
+pub(super) const ROOT_ENTRIES: &[(&str, Render)] = &[
     ("cmdline", |_| b"BOOT_IMAGE=/vmlinuz-5.15.0 ro\n".to_vec()),
     ("cpuinfo", |_| host().cpuinfo.clone()),
     ("filesystems", |_| {
