@@ -182,6 +182,13 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     let inherit_sched = (t.sched.for_fork(), t.personality, t.mempolicy);
     let k2 = k.clone();
     let shared2 = shared.clone();
+    // Before the child can run: a thread that exits at once clears this word
+    // (CLONE_CHILD_CLEARTID), and a later write would resurrect it for
+    // pthread_join forever. (On failure the child never ran; the word is stale,
+    // as on Linux.)
+    if has(f, libc::CLONE_PARENT_SETTID) {
+        let _ = t.copy_out_u32(a.parent_tid, tid as u32);
+    }
     let spawned = std::thread::Builder::new()
         .name(format!("task-{tid}"))
         .spawn(move || {
@@ -242,9 +249,6 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     if let Err(e) = started {
         unregister_failed(&k, &tg, &shared, thread);
         return Err(e);
-    }
-    if has(f, libc::CLONE_PARENT_SETTID) {
-        let _ = t.copy_out_u32(a.parent_tid, tid as u32);
     }
     if has(f, libc::CLONE_VFORK) {
         // The parent sleeps until the child execs or exits (killably).
