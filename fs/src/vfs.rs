@@ -292,7 +292,7 @@ impl Vfs {
 
     /// The sandbox's VFS: the gofer's tree at / (read-only for now), the
     /// sentry's own file systems mounted over /proc, /sys and /dev (the gofer's
-    /// are never walked), and fresh tmpfs mounts at /tmp and /dev/shm.
+    /// are never walked), and a fresh tmpfs at /dev/shm.
     pub fn new_with_gofer_root(client: Arc<gofer::Client>) -> Result<Arc<Vfs>, Errno> {
         Vfs::new_with_remote_root(client, true)
     }
@@ -308,12 +308,7 @@ impl Vfs {
             vfs.mount_under_root(name, SynthDir::new(magic), true);
         }
         let dev = vfs.mount_under_root(b"dev", crate::devfs::DevDir::new(), false);
-        // The sandbox's own /tmp and /dev/shm (the host's are never served).
-        vfs.mount_under_root(
-            b"tmp",
-            crate::tmpfs::TmpFs::new_root(0o1777, crate::tmpfs::DEFAULT_LIMIT),
-            false,
-        );
+        // The sandbox's own /dev/shm (the host's is never served).
         let shm = dev.root.ensure_child(b"shm", || SynthDir::new(TMPFS_MAGIC));
         vfs.mount_at(
             &Location {
@@ -324,6 +319,17 @@ impl Vfs {
             false,
         );
         Ok(vfs)
+    }
+
+    /// Mounts a fresh, empty tmpfs over /tmp (the host's /tmp is then not
+    /// visible). Until the overlay over the host root exists this is opt-in:
+    /// without it /tmp is the host's, read-only.
+    pub fn mount_private_tmp(&self) {
+        self.mount_under_root(
+            b"tmp",
+            crate::tmpfs::TmpFs::new_root(0o1777, crate::tmpfs::DEFAULT_LIMIT),
+            false,
+        );
     }
 
     /// The root of the mount tree.

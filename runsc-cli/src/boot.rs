@@ -16,6 +16,7 @@ use crate::cli::{split_flag, Global};
 /// Options of `runsc boot`.
 struct BootArgs {
     gofer_fd: i32,
+    private_tmp: bool,
     cwd: Option<String>,
     argv: Vec<String>,
 }
@@ -23,6 +24,7 @@ struct BootArgs {
 fn parse(args: &[String]) -> Result<BootArgs, String> {
     let mut gofer_fd = None;
     let mut cwd = None;
+    let mut private_tmp = false;
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -33,6 +35,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
         match split_flag(a) {
             Some(("gofer-fd", Some(v))) => gofer_fd = v.parse::<i32>().ok().filter(|f| *f > 2),
             Some(("cwd", Some(v))) => cwd = Some(v.to_string()),
+            Some(("private-tmp", None)) => private_tmp = true,
             _ => return Err(format!("bad argument {a:?}")),
         }
     }
@@ -43,6 +46,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
     }
     Ok(BootArgs {
         gofer_fd,
+        private_tmp,
         cwd,
         argv,
     })
@@ -155,6 +159,9 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     let platform: Arc<dyn Platform> =
         platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
     let vfs = fs::Vfs::new_with_gofer_root(client).map_err(setup("mounting the root"))?;
+    if b.private_tmp {
+        vfs.mount_private_tmp();
+    }
     let kernel = Kernel::new(platform, vfs.clone(), syscalls::table(), g.strace);
     // The sentry's /proc and /sys cover the empty directories the VFS mounted.
     vfs.mount_under_root(b"proc", sentry::procfs::new_procfs(&kernel), false);

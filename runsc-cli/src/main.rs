@@ -14,6 +14,7 @@ const USAGE: &str = "usage: runsc [global flags] <command> [args]
 
 commands:
   do        run a command in a new sandbox with the host / as (read-only) root
+            [--cwd=DIR] [--private-tmp: an empty writable tmpfs over /tmp] [--] CMD ARGS
 
 global flags:
   --platform=ptrace     how workload code runs (ptrace; kvm later)

@@ -20,6 +20,7 @@ fn inheritable(fd: &OwnedFd) -> std::io::Result<()> {
 /// `runsc do [--cwd=DIR] [--] CMD [ARGS...]`.
 pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
     let mut cwd = None;
+    let mut private_tmp = false;
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -32,6 +33,7 @@ pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
         }
         match split_flag(a) {
             Some(("cwd", Some(v))) => cwd = Some(v.to_string()),
+            Some(("private-tmp", None)) => private_tmp = true,
             Some(("cwd", None)) if i + 1 < args.len() => {
                 i += 1;
                 cwd = Some(args[i].clone());
@@ -48,7 +50,7 @@ pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
         eprintln!("runsc do: missing command (usage: runsc do [--] CMD [ARGS...])");
         return 2;
     }
-    match run_sandbox(g, cmd, cwd) {
+    match run_sandbox(g, cmd, cwd, private_tmp) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("runsc do: {e}");
@@ -57,7 +59,12 @@ pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
     }
 }
 
-fn run_sandbox(g: &Global, cmd: &[String], cwd: Option<String>) -> std::io::Result<i32> {
+fn run_sandbox(
+    g: &Global,
+    cmd: &[String],
+    cwd: Option<String>,
+    private_tmp: bool,
+) -> std::io::Result<i32> {
     let exe = std::env::current_exe()?;
     let (sentry_end, gofer_end) = gofer::socketpair()?;
     inheritable(&gofer_end)?;
@@ -78,6 +85,9 @@ fn run_sandbox(g: &Global, cmd: &[String], cwd: Option<String>) -> std::io::Resu
         .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));
     if let Some(c) = cwd {
         boot.arg(format!("--cwd={c}"));
+    }
+    if private_tmp {
+        boot.arg("--private-tmp");
     }
     let boot = boot.arg("--").args(cmd).spawn();
     drop(sentry_end);
