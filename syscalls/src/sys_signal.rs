@@ -235,6 +235,19 @@ fn sender_info(t: &Task, sig: i32, code: i32) -> SigInfo {
     SigInfo::from_sender(sig, code, t.tgid, t.creds.uid)
 }
 
+/// Init (PID 1) is protected inside its PID namespace: signals it has no handler
+/// for are dropped, unless a thread blocks them (Linux queues blocked signals;
+/// they may have a handler by the time they are unblocked).
+fn init_ignores(g: &sentry::thread_group::ThreadGroup, sig: i32) -> bool {
+    g.tgid == 1
+        && g.handlers.get(sig).handler <= signal::SIG_IGN
+        && !g
+            .lock()
+            .tasks
+            .iter()
+            .any(|t| t.sigmask() & signal::sigbit(sig) != 0)
+}
+
 fn sys_kill(t: &mut Task, a: &Args) -> SysResult {
     let (pid, sig) = (a.i32(0), a.i32(1));
     if !(0..=64).contains(&sig) {
@@ -279,7 +292,7 @@ fn sys_kill(t: &mut Task, a: &Args) -> SysResult {
     for g in allowed {
         // Init only gets signals it has handlers for (it is protected in its
         // PID namespace).
-        if g.tgid == 1 && g.handlers.get(sig).handler <= signal::SIG_IGN {
+        if init_ignores(&g, sig) {
             continue;
         }
         k.send_to_group(&g, sender_info(t, sig, signal::SI_USER));
@@ -305,8 +318,7 @@ fn thread_kill(t: &mut Task, tgid: Option<i32>, tid: i32, sig: i32) -> SysResult
     if sig == 0 {
         return Ok(0);
     }
-    if target.tg.tgid == 1 && target.tg.handlers.get(sig).handler <= signal::SIG_IGN && t.tgid != 1
-    {
+    if init_ignores(&target.tg, sig) && t.tgid != 1 {
         return Ok(0);
     }
     k.send_to_task(&target, sender_info(t, sig, signal::SI_TKILL));

@@ -27,7 +27,7 @@
 use tests::{compile_c, expect_native_ok, Cmd, Failures, Link, RunOutput, PLATFORMS};
 
 /// Program names (conformance/<name>.c). Each has its own #[test] below.
-pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc"];
+pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc", "anonfd", "fsmut"];
 
 /// Issue-3 programs: native always, sandbox only when enabled (see the
 /// module comment and `sandbox_enabled`).
@@ -152,6 +152,16 @@ fn conformance_mm() {
 #[test]
 fn conformance_misc() {
     run_program("misc");
+}
+
+#[test]
+fn conformance_anonfd() {
+    run_program("anonfd");
+}
+
+#[test]
+fn conformance_fsmut() {
+    run_program("fsmut");
 }
 
 #[test]

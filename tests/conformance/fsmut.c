@@ -1,0 +1,145 @@
+/*
+ * fsmut.c - creating, renaming and removing files, with Linux's errnos. Works
+ * in a fresh directory under /dev/shm (a tmpfs both natively and in the
+ * sandbox) and removes it again.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static void cleanup(void)
+{
+    /* Remove whatever a failed test left, by name. */
+    const char *names[] = {"f", "g", "h", "l", "s", "d/e", "d", "x/y", "x", NULL};
+    for (int i = 0; names[i]; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        if (unlink(p) != 0)
+            rmdir(p);
+    }
+    rmdir(dir);
+}
+
+static int setup_dir(void)
+{
+    strcpy(dir, "/dev/shm/fsmut.XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    atexit(cleanup);
+    return chdir(dir);
+}
+
+TEST(create_write_read_stat)
+{
+    ASSERT_OK(setup_dir());
+    int fd = open("f", O_CREAT | O_EXCL | O_RDWR, 0640);
+    ASSERT_GE(fd, 0);
+    EXPECT_ERRNO(open("f", O_CREAT | O_EXCL | O_RDWR, 0640), EEXIST);
+    EXPECT_EQ(write(fd, "abcdef", 6), 6);
+    struct stat st;
+    EXPECT_OK(fstat(fd, &st));
+    EXPECT_EQ(st.st_size, 6);
+    EXPECT_EQ(st.st_mode, S_IFREG | 0640);
+    EXPECT_EQ(st.st_nlink, 1);
+    char b[8] = {0};
+    EXPECT_EQ(pread(fd, b, 8, 2), 4);
+    EXPECT_STREQ(b, "cdef");
+    EXPECT_OK(ftruncate(fd, 2));
+    EXPECT_OK(fstat(fd, &st));
+    EXPECT_EQ(st.st_size, 2);
+    close(fd);
+    fd = open("f", O_WRONLY | O_TRUNC);
+    EXPECT_OK(fstat(fd, &st));
+    EXPECT_EQ(st.st_size, 0);
+    close(fd);
+}
+
+TEST(mkdir_rmdir_errors)
+{
+    EXPECT_OK(mkdir("d", 0755));
+    EXPECT_ERRNO(mkdir("d", 0755), EEXIST);
+    EXPECT_ERRNO(mkdir("nope/x", 0755), ENOENT);
+    EXPECT_ERRNO(mkdir("f/x", 0755), ENOTDIR);
+    EXPECT_OK(mkdir("d/e", 0755));
+    EXPECT_ERRNO(rmdir("d"), ENOTEMPTY);
+    EXPECT_ERRNO(rmdir("f"), ENOTDIR);
+    EXPECT_ERRNO(unlink("d"), EISDIR);
+    EXPECT_ERRNO(rmdir("d/."), EINVAL);
+    struct stat st;
+    EXPECT_OK(stat("d", &st));
+    EXPECT_EQ(st.st_nlink, 3);
+    EXPECT_OK(rmdir("d/e"));
+    EXPECT_OK(stat("d", &st));
+    EXPECT_EQ(st.st_nlink, 2);
+    char longname[NAME_MAX + 2];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    EXPECT_ERRNO(mkdir(longname, 0755), ENAMETOOLONG);
+}
+
+TEST(links_and_symlinks)
+{
+    EXPECT_OK(link("f", "g"));
+    struct stat st;
+    EXPECT_OK(stat("f", &st));
+    EXPECT_EQ(st.st_nlink, 2);
+    EXPECT_ERRNO(link("f", "g"), EEXIST);
+    EXPECT_ERRNO(link("d", "h"), EPERM);
+    EXPECT_OK(symlink("f", "s"));
+    char t[16] = {0};
+    EXPECT_EQ(readlink("s", t, sizeof t), 1);
+    EXPECT_STREQ(t, "f");
+    EXPECT_OK(lstat("s", &st));
+    EXPECT_TRUE(S_ISLNK(st.st_mode));
+    EXPECT_OK(symlink("s", "l"));
+    EXPECT_ERRNO(open("l", O_RDONLY | O_NOFOLLOW), ELOOP);
+    EXPECT_OK(unlink("l"));
+    EXPECT_OK(unlink("g"));
+    EXPECT_OK(stat("f", &st));
+    EXPECT_EQ(st.st_nlink, 1);
+}
+
+TEST(rename_rules)
+{
+    EXPECT_OK(rename("f", "h"));
+    EXPECT_ERRNO(access("f", F_OK), ENOENT);
+    EXPECT_OK(rename("h", "f"));
+    EXPECT_ERRNO(rename("d", "d/e"), EINVAL);
+    EXPECT_ERRNO(rename("f", "d"), EISDIR);
+    EXPECT_ERRNO(rename("d", "f"), ENOTDIR);
+    EXPECT_ERRNO(rename("nope", "x"), ENOENT);
+    EXPECT_OK(mkdir("x", 0755));
+    EXPECT_OK(mkdir("x/y", 0755));
+    EXPECT_ERRNO(rename("d", "x"), ENOTEMPTY);
+    EXPECT_OK(rmdir("x/y"));
+    EXPECT_OK(rename("d", "x"));
+    EXPECT_ERRNO(access("d", F_OK), ENOENT);
+    EXPECT_OK(rename("x", "d"));
+}
+
+TEST(chmod_utimes)
+{
+    EXPECT_OK(chmod("f", 0600));
+    struct stat st;
+    EXPECT_OK(stat("f", &st));
+    EXPECT_EQ(st.st_mode & 07777, 0600);
+    struct timespec ts[2] = {{1000, 5}, {2000, 7}};
+    EXPECT_OK(utimensat(AT_FDCWD, "f", ts, 0));
+    EXPECT_OK(stat("f", &st));
+    EXPECT_EQ(st.st_atim.tv_sec, 1000);
+    EXPECT_EQ(st.st_mtim.tv_sec, 2000);
+    EXPECT_EQ(st.st_mtim.tv_nsec, 7);
+    EXPECT_ERRNO(chmod("nope", 0600), ENOENT);
+    EXPECT_OK(unlink("s"));
+    EXPECT_OK(unlink("f"));
+    EXPECT_OK(rmdir("d"));
+}
