@@ -5,6 +5,7 @@ pub mod futex;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod pidfd;
 pub mod process;
 pub mod procfs;
 pub mod signal;

@@ -363,6 +363,7 @@ fn group_exited(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     };
     if tg.tgid == 1 {
         tg.lock().zombie = Some(status);
+        tg.exit_wait.notify(fs::waiter::EVENT_IN);
         // The container's init is gone: everything else dies with it.
         for g in k.all_groups() {
             if !Arc::ptr_eq(&g, tg) {
@@ -397,6 +398,7 @@ fn group_exited(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
         }
     }
     tg.lock().zombie = Some(status);
+    tg.exit_wait.notify(fs::waiter::EVENT_IN);
     match parent {
         Some(p) => notify_parent_exit(k, &p, tg, status, exit_signal),
         None => reap(k, None, tg),

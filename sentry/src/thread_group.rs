@@ -116,6 +116,8 @@ pub struct ThreadGroup {
     /// Threads of a stopped group sleep here until SIGCONT (and exec waits here
     /// for the other threads to go).
     pub stop_wait: WaitQueue,
+    /// pidfds of this process wait here for its exit.
+    pub exit_wait: WaitQueue,
 }
 
 impl ThreadGroup {
@@ -153,6 +155,7 @@ impl ThreadGroup {
             }),
             child_wait: WaitQueue::default(),
             stop_wait: WaitQueue::default(),
+            exit_wait: WaitQueue::default(),
         })
     }
 

@@ -74,6 +74,7 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::FSYNC, sys_fsync, &[Fd]);
     t.add(nr::FDATASYNC, sys_fsync, &[Fd]);
     t.add(nr::SYNCFS, sys_fsync, &[Fd]);
+    t.add(nr::FADVISE64, sys_fadvise64, &[Fd, Dec, Dec, Dec]);
     t.add(nr::MKDIR, sys_mkdir, &[Path, Oct]);
     t.add(nr::MKDIRAT, sys_mkdirat, &[DirFd, Path, Oct]);
     t.add(nr::MKNOD, sys_mknod, &[Path, Oct, Hex]);
@@ -879,6 +880,24 @@ fn sys_umask(t: &mut Task, a: &Args) -> SysResult {
 
 fn sys_fsync(t: &mut Task, a: &Args) -> SysResult {
     t.fds.get(a.fd(0))?;
+    Ok(0)
+}
+
+/// fadvise64(fd, offset, len, advice): advice only (no page cache to tune),
+/// with Linux's checks: EBADF, ESPIPE for pipes and FIFOs, EINVAL for an
+/// unknown advice or a negative length.
+fn sys_fadvise64(t: &mut Task, a: &Args) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    if f.stat()?.mode & libc::S_IFMT == libc::S_IFIFO {
+        return Err(Errno::ESPIPE);
+    }
+    // POSIX_FADV_NORMAL ..= POSIX_FADV_NOREUSE.
+    if a.i64(2) < 0 || !(0..=5).contains(&a.i32(3)) {
+        return Err(Errno::EINVAL);
+    }
     Ok(0)
 }
 

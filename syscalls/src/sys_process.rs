@@ -305,13 +305,26 @@ fn sys_waitid(t: &mut Task, a: &Args) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
+    let mut pidfd_nonblock = false;
     let target = match idtype {
         0 => WaitTarget::Any,
         1 if id > 0 => WaitTarget::Pid(id),
         2 if id >= 0 => WaitTarget::Pgid(if id == 0 { t.tg.lock().pgid } else { id }),
+        // P_PIDFD: the process must be our child (ECHILD from wait otherwise).
+        3 => {
+            let p = crate::sys_pidfd::pidfd_of(t, id)?;
+            pidfd_nonblock = t.fds.get(id)?.status_flags() & libc::O_NONBLOCK != 0;
+            WaitTarget::Pid(p.tg.tgid)
+        }
         _ => return Err(Errno::EINVAL),
     };
-    let r = process::wait(t, target, options)?;
+    // A nonblocking pidfd makes the wait WNOHANG, and "nothing yet" EAGAIN
+    // unless the caller asked for WNOHANG itself.
+    let extra = if pidfd_nonblock { process::WNOHANG } else { 0 };
+    let r = process::wait(t, target, options | extra)?;
+    if r.is_none() && pidfd_nonblock && options & process::WNOHANG == 0 {
+        return Err(Errno::EAGAIN);
+    }
     if a.u64(2) != 0 {
         let info = match r {
             None => [0u8; 128],

@@ -217,7 +217,7 @@ fn sys_rt_sigtimedwait(t: &mut Task, a: &Args) -> SysResult {
 
 /// Permission to signal (Linux's kill_ok_by_cred): CAP_KILL, or the sender's
 /// real or effective uid matching the target's real or saved uid.
-fn may_signal(t: &Task, target: &sentry::task::TaskShared) -> bool {
+pub(crate) fn may_signal(t: &Task, target: &sentry::task::TaskShared) -> bool {
     use std::sync::atomic::Ordering::Relaxed;
     if t.creds.has_capability(CAP_KILL) {
         return true;
@@ -231,14 +231,14 @@ fn may_signal(t: &Task, target: &sentry::task::TaskShared) -> bool {
 /// CAP_KILL.
 const CAP_KILL: u32 = 5;
 
-fn sender_info(t: &Task, sig: i32, code: i32) -> SigInfo {
+pub(crate) fn sender_info(t: &Task, sig: i32, code: i32) -> SigInfo {
     SigInfo::from_sender(sig, code, t.tgid, t.creds.uid)
 }
 
 /// Init (PID 1) is protected inside its PID namespace: signals it has no handler
 /// for are dropped, unless a thread blocks them (Linux queues blocked signals;
 /// they may have a handler by the time they are unblocked).
-fn init_ignores(g: &sentry::thread_group::ThreadGroup, sig: i32) -> bool {
+pub(crate) fn init_ignores(g: &sentry::thread_group::ThreadGroup, sig: i32) -> bool {
     g.tgid == 1
         && g.handlers.get(sig).handler <= signal::SIG_IGN
         && !g
@@ -255,10 +255,8 @@ fn sys_kill(t: &mut Task, a: &Args) -> SysResult {
     }
     let k = t.kernel.clone();
     let groups = match pid {
-        p if p > 0 => vec![k
-            .group(p)
-            .filter(|g| g.lock().zombie.is_none())
-            .ok_or(Errno::ESRCH)?],
+        // A zombie still exists until reaped: kill(2) on it succeeds (and does nothing).
+        p if p > 0 => vec![k.group(p).ok_or(Errno::ESRCH)?],
         0 => {
             let pgid = t.tg.lock().pgid;
             k.process_group(pgid)
@@ -291,8 +289,8 @@ fn sys_kill(t: &mut Task, a: &Args) -> SysResult {
     }
     for g in allowed {
         // Init only gets signals it has handlers for (it is protected in its
-        // PID namespace).
-        if init_ignores(&g, sig) {
+        // PID namespace); zombies get nothing.
+        if init_ignores(&g, sig) || g.lock().zombie.is_some() {
             continue;
         }
         k.send_to_group(&g, sender_info(t, sig, signal::SI_USER));
@@ -335,7 +333,7 @@ fn sys_tgkill(t: &mut Task, a: &Args) -> SysResult {
 
 /// The siginfo a workload queues itself: it may not pretend to be the kernel
 /// (si_code >= 0) or tkill when signalling another process.
-fn queued_info(t: &Task, sig: i32, addr: u64, other: bool) -> Result<SigInfo, Errno> {
+pub(crate) fn queued_info(t: &Task, sig: i32, addr: u64, other: bool) -> Result<SigInfo, Errno> {
     let b = t.copy_in_vec(addr, 128)?;
     let info = SigInfo::from_bytes(sig, &b);
     if (info.code() >= 0 || info.code() == signal::SI_TKILL) && other {
@@ -348,12 +346,11 @@ fn sys_rt_sigqueueinfo(t: &mut Task, a: &Args) -> SysResult {
     let (pid, sig) = (a.i32(0), a.i32(1));
     check_sig(sig)?;
     let k = t.kernel.clone();
-    let g = k
-        .group(pid)
-        .filter(|g| g.lock().zombie.is_none())
-        .ok_or(Errno::ESRCH)?;
+    let g = k.group(pid).ok_or(Errno::ESRCH)?;
     let info = queued_info(t, sig, a.u64(2), pid != t.tgid)?;
-    k.send_to_group(&g, info);
+    if g.lock().zombie.is_none() {
+        k.send_to_group(&g, info);
+    }
     Ok(0)
 }
 

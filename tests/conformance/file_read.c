@@ -898,3 +898,21 @@ TEST(ioctl_regular_file)
     EXPECT_FALSE(isatty(fd));
     close(fd);
 }
+
+TEST(fadvise)
+{
+    int fd = open("/etc/passwd", O_RDONLY);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED), 0);
+    EXPECT_EQ(posix_fadvise(fd, 0, 4096, POSIX_FADV_SEQUENTIAL), 0);
+    EXPECT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    EXPECT_EQ(posix_fadvise(fd, 0, 0, 99), EINVAL);
+    EXPECT_EQ(posix_fadvise(fd, 0, -1, POSIX_FADV_NORMAL), EINVAL);
+    close(fd);
+    EXPECT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_NORMAL), EBADF);
+    int p[2];
+    ASSERT_OK(pipe(p));
+    EXPECT_EQ(posix_fadvise(p[0], 0, 0, POSIX_FADV_NORMAL), ESPIPE);
+    close(p[0]);
+    close(p[1]);
+}

@@ -963,3 +963,141 @@ TEST(exit_group_via_exit_and_status_of_last_child)
     int st = wait_for(pid, 0);
     EXPECT_EQ(WEXITSTATUS(st), 34);
 }
+
+/* ------------------------------------------------------------ pidfd */
+
+#include <poll.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static int pidfd_open_(pid_t pid, unsigned flags)
+{
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+static int pidfd_send_signal_(int fd, int sig, siginfo_t *info, unsigned flags)
+{
+    return (int)syscall(SYS_pidfd_send_signal, fd, sig, info, flags);
+}
+
+TEST(pidfd_poll_and_waitid)
+{
+    int p[2];
+    ASSERT_OK(pipe(p));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        char c;
+        close(p[1]);
+        read(p[0], &c, 1); /* until the parent closes its end */
+        _exit(7);
+    }
+    close(p[0]);
+    int fd = pidfd_open_(pid, 0);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(fcntl(fd, F_GETFD), FD_CLOEXEC);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    EXPECT_EQ(poll(&pfd, 1, 0), 0);
+    close(p[1]); /* the child exits */
+    EXPECT_EQ(poll(&pfd, 1, 5000), 1);
+    EXPECT_TRUE(pfd.revents & POLLIN);
+    char buf[8];
+    EXPECT_ERRNO(read(fd, buf, sizeof buf), EINVAL);
+    /* Exited but not reaped: still exists, the signal is dropped. */
+    EXPECT_OK(pidfd_send_signal_(fd, SIGTERM, NULL, 0));
+    siginfo_t si = {0};
+    EXPECT_OK(waitid(P_PIDFD, fd, &si, WEXITED));
+    EXPECT_EQ(si.si_pid, pid);
+    EXPECT_EQ(si.si_code, CLD_EXITED);
+    EXPECT_EQ(si.si_status, 7);
+    /* Reaped: gone. */
+    EXPECT_ERRNO(pidfd_send_signal_(fd, SIGTERM, NULL, 0), ESRCH);
+    close(fd);
+}
+
+TEST(pidfd_send_signal_kills)
+{
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        for (;;)
+            pause();
+    }
+    int fd = pidfd_open_(pid, 0);
+    ASSERT_GE(fd, 0);
+    EXPECT_ERRNO(pidfd_send_signal_(fd, SIGTERM, NULL, 0x80), EINVAL);
+    EXPECT_OK(pidfd_send_signal_(fd, 0, NULL, 0));
+    siginfo_t info = {0};
+    info.si_signo = SIGUSR1; /* does not match the signal sent */
+    info.si_code = SI_QUEUE;
+    EXPECT_ERRNO(pidfd_send_signal_(fd, SIGTERM, &info, 0), EINVAL);
+    EXPECT_OK(pidfd_send_signal_(fd, SIGKILL, NULL, 0));
+    int st = 0;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    close(fd);
+}
+
+TEST(pidfd_errors)
+{
+    EXPECT_ERRNO(pidfd_open_(0, 0), EINVAL);
+    EXPECT_ERRNO(pidfd_open_(-1, 0), EINVAL);
+    EXPECT_ERRNO(pidfd_open_(getpid(), 1), EINVAL);
+    EXPECT_ERRNO(pidfd_open_(NO_SUCH_PID, 0), ESRCH);
+    EXPECT_ERRNO(pidfd_send_signal_(0x7fff, SIGTERM, NULL, 0), EBADF);
+    int p[2];
+    ASSERT_OK(pipe(p));
+    EXPECT_ERRNO(pidfd_send_signal_(p[0], SIGTERM, NULL, 0), EBADF);
+    siginfo_t si;
+    EXPECT_ERRNO(waitid(P_PIDFD, p[0], &si, WEXITED | WNOHANG), EBADF);
+    close(p[0]);
+    close(p[1]);
+    /* Our own pidfd: not our child. */
+    int fd = pidfd_open_(getpid(), 0);
+    ASSERT_GE(fd, 0);
+    EXPECT_ERRNO(waitid(P_PIDFD, fd, &si, WEXITED | WNOHANG), ECHILD);
+    close(fd);
+}
+
+TEST(pidfd_nonblock_waitid)
+{
+    int p[2];
+    ASSERT_OK(pipe(p));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        char c;
+        close(p[1]);
+        read(p[0], &c, 1);
+        _exit(0);
+    }
+    close(p[0]);
+    int fd = pidfd_open_(pid, O_NONBLOCK);
+    ASSERT_GE(fd, 0);
+    siginfo_t si;
+    EXPECT_ERRNO(waitid(P_PIDFD, fd, &si, WEXITED), EAGAIN);
+    close(p[1]);
+    int st;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    close(fd);
+}
+
+TEST(kill_zombie_succeeds)
+{
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0)
+        _exit(3);
+    siginfo_t si;
+    /* Wait for the exit without reaping. */
+    EXPECT_OK(waitid(P_PID, pid, &si, WEXITED | WNOWAIT));
+    EXPECT_OK(kill(pid, SIGTERM));
+    EXPECT_OK(kill(pid, 0));
+    EXPECT_OK(sigqueue(pid, SIGTERM, (union sigval){0}));
+    int st;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    EXPECT_ERRNO(kill(pid, 0), ESRCH);
+}

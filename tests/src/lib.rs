@@ -362,11 +362,17 @@ impl Cmd {
 
     /// As [`Cmd::run_sandbox`], with extra global runsc flags (before `do`).
     pub fn run_sandbox_with(&self, platform: &str, flags: &[&str]) -> RunOutput {
+        self.run_sandbox_do(platform, flags, &[])
+    }
+
+    /// As [`Cmd::run_sandbox_with`], plus flags of `do` itself (`--volume`, ...).
+    pub fn run_sandbox_do(&self, platform: &str, flags: &[&str], do_flags: &[&str]) -> RunOutput {
         let runsc = runsc_bin();
         let mut args: Vec<OsString> = vec![format!("--platform={platform}").into()];
         args.extend(flags.iter().map(OsString::from));
         args.extend(extra_runsc_flags().into_iter().map(OsString::from));
         args.push("do".into());
+        args.extend(do_flags.iter().map(OsString::from));
         args.push("--".into());
         args.extend(self.argv.iter().cloned());
         let mut c = Command::new(&runsc);
