@@ -63,6 +63,7 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::GETCWD, sys_getcwd, &[OutBuf, UDec]);
     t.add(nr::CHDIR, sys_chdir, &[Path]);
     t.add(nr::FCHDIR, sys_fchdir, &[Fd]);
+    t.add(nr::CHROOT, sys_chroot, &[Path]);
     t.add(nr::DUP, sys_dup, &[Fd]);
     t.add(nr::DUP2, sys_dup2, &[Fd, Fd]);
     t.add(nr::DUP3, sys_dup3, &[Fd, Fd, Hex]);
@@ -775,6 +776,23 @@ fn sys_fchdir(t: &mut Task, a: &Args) -> SysResult {
     let loc = f.location().cloned().ok_or(Errno::ENOTDIR)?;
     t.kernel.vfs.check_chdir(&creds(t), &loc)?;
     t.fs.set_cwd(loc);
+    Ok(0)
+}
+
+/// CAP_SYS_CHROOT.
+const CAP_SYS_CHROOT: u32 = 18;
+
+/// chroot(2): the directory must be searchable (as chdir), then CAP_SYS_CHROOT.
+/// The cwd stays where it is (it may be outside the new root, as in Linux).
+fn sys_chroot(t: &mut Task, a: &Args) -> SysResult {
+    let p = path_arg(t, a.u64(0))?;
+    let c = creds(t);
+    let loc = resolve(t, &c, AT_FDCWD, &p, &WalkOpts::follow())?;
+    t.kernel.vfs.check_chdir(&c, &loc)?;
+    if !t.creds.has_capability(CAP_SYS_CHROOT) {
+        return Err(Errno::EPERM);
+    }
+    t.fs.set_root(loc);
     Ok(0)
 }
 
