@@ -144,6 +144,9 @@ impl Waiter {
 #[derive(Default)]
 pub struct WaitQueue {
     entries: Mutex<Vec<(u64, Weak<Waiter>, u32)>>,
+    /// Bumped by every notify: edge-triggered epoll watches report a ready file
+    /// again only after its queue was notified since the last report.
+    generation: AtomicU64,
 }
 
 /// Removes its waiter from the queue when dropped.
@@ -177,6 +180,7 @@ impl WaitQueue {
 
     /// Wakes every waiter interested in any of `events`.
     pub fn notify(&self, events: u32) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         for (_, w, mask) in self.entries.lock().unwrap().iter() {
             if mask & events != 0 {
                 if let Some(w) = w.upgrade() {
@@ -188,6 +192,11 @@ impl WaitQueue {
 
     pub fn is_empty(&self) -> bool {
         self.entries.lock().unwrap().is_empty()
+    }
+
+    /// How many times the queue was notified (see `generation`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }
 

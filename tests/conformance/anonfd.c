@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 TEST(eventfd_counter_and_errors)
@@ -164,4 +165,76 @@ TEST(close_range_and_preadv2)
     EXPECT_EQ(lseek(a, 0, SEEK_CUR), 4);
     EXPECT_ERRNO(preadv2(a, &v, 1, 0, 0x1000), EOPNOTSUPP);
     close(a);
+}
+
+TEST(epoll_edge_triggered)
+{
+    int p[2];
+    ASSERT_OK(pipe(p));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    ASSERT_GE(ep, 0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 42};
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev));
+    struct epoll_event out[4];
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    EXPECT_EQ(write(p[1], "a", 1), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ(out[0].data.u64, 42);
+    /* Still readable, but no new edge: not reported again. */
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 20), 0);
+    /* New data is a new edge. */
+    EXPECT_EQ(write(p[1], "b", 1), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    /* EPOLL_CTL_MOD re-arms: the ready pipe is reported once more. */
+    ev.data.u64 = 43;
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev));
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ(out[0].data.u64, 43);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    /* Drained: nothing; a write from another process wakes a blocked wait. */
+    char buf[8];
+    EXPECT_EQ(read(p[0], buf, sizeof buf), 2);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        usleep(50000);
+        write(p[1], "c", 1);
+        _exit(0);
+    }
+    EXPECT_EQ(epoll_wait(ep, out, 4, 5000), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    waitpid(pid, NULL, 0);
+    /* A level-triggered watch on the write end keeps reporting. */
+    struct epoll_event wev = {.events = EPOLLOUT, .data.u64 = 7};
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, p[1], &wev));
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(epoll_edge_triggered_eventfd)
+{
+    int efd = eventfd(0, EFD_NONBLOCK);
+    ASSERT_GE(efd, 0);
+    int ep = epoll_create1(0);
+    ASSERT_GE(ep, 0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u64 = 1};
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev));
+    struct epoll_event out[2];
+    /* Writable from the start: one report. */
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 1);
+    EXPECT_EQ(out[0].events, EPOLLOUT);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 0);
+    uint64_t one = 1;
+    EXPECT_EQ(write(efd, &one, 8), 8);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 1);
+    EXPECT_EQ(out[0].events, EPOLLIN | EPOLLOUT);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 0);
+    close(ep);
+    close(efd);
 }

@@ -11,9 +11,12 @@
 //! poll/select on an epoll fd (which only asks for one wait queue or host fd)
 //! are woken by a 10 ms host timer made on first such use, then re-check.
 //!
-//! Limitation: edge-triggered watches (EPOLLET) are reported like level-triggered
-//! ones (never missed, but reported again while the file stays ready), since wait
-//! queues do not tell which file woke a waiter.
+//! Edge-triggered watches (EPOLLET) remember the generation of the file's wait
+//! queue at their last report and report a ready file again only once the queue
+//! was notified since (new data, new space, a state change). Like Linux, a
+//! notification that leaves the file ready (more data on a readable pipe)
+//! reports again. Files without a wait queue (host fds) and nested epolls are
+//! reported level-triggered: never missed, but reported while they stay ready.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -55,6 +58,8 @@ struct Watch {
     file: Weak<OpenFile>,
     events: u32,
     data: u64,
+    /// EPOLLET: the file's wait-queue generation when last reported.
+    reported_gen: Option<u64>,
 }
 
 /// One epoll instance.
@@ -213,6 +218,7 @@ impl Epoll {
                         file: Arc::downgrade(f),
                         events,
                         data,
+                        reported_gen: None,
                     },
                 );
             }
@@ -223,6 +229,8 @@ impl Epoll {
                 }
                 w.events = events;
                 w.data = data;
+                // Re-armed: a ready file is reported again (Linux re-polls on MOD).
+                w.reported_gen = None;
             }
             EPOLL_CTL_DEL => {
                 m.remove(&k).ok_or(Errno::ENOENT)?;
@@ -262,9 +270,24 @@ impl Epoll {
             if mask == 0 {
                 continue;
             }
+            // Read the generation before the readiness, so that a change in
+            // between is reported (again) rather than missed.
+            let edge_gen = if w.events & EPOLLET != 0 && as_epoll(&f).is_none() {
+                f.ops().wait_queue().map(|q| q.generation())
+            } else {
+                None
+            };
             let r = f.readiness(mask) & mask;
             if r == 0 {
                 continue;
+            }
+            if let Some(g) = edge_gen {
+                if w.reported_gen == Some(g) {
+                    continue;
+                }
+                if consume {
+                    w.reported_gen = Some(g);
+                }
             }
             out.push((r, w.data));
             last = Some(k);
