@@ -137,6 +137,7 @@ impl Kernel {
         if target.sigmask() & sigbit(sig) == 0 {
             target.interrupt();
         }
+        tg.signal_wait.notify(fs::waiter::EVENT_IN);
     }
 
     /// Sends `info` to a process (kill, SIGCHLD, timers): queued on the group and
@@ -150,14 +151,17 @@ impl Kernel {
             self.kill_group(tg, ExitStatus::Signaled(libc::SIGKILL));
             return;
         }
-        let st = &mut *tg.lock();
-        if st.zombie.is_some() {
-            return;
+        {
+            let st = &mut *tg.lock();
+            if st.zombie.is_some() {
+                return;
+            }
+            st.pending.push(info);
+            if let Some(t) = st.tasks.iter().find(|t| t.sigmask() & sigbit(sig) == 0) {
+                t.interrupt();
+            }
         }
-        st.pending.push(info);
-        if let Some(t) = st.tasks.iter().find(|t| t.sigmask() & sigbit(sig) == 0) {
-            t.interrupt();
-        }
+        tg.signal_wait.notify(fs::waiter::EVENT_IN);
     }
 
     /// The generation-time side effects of a signal (Linux's prepare_signal):

@@ -2,11 +2,9 @@
 //! `struct signalfd_siginfo` records.
 //!
 //! The file reads the queues of the task that created it (and its thread
-//! group); Linux reads the reading task's. Signal delivery has no wait queue to
-//! hook, so waiters for a signalfd are woken by a 10 ms host timer (`host_fd`)
-//! and re-check: blocking reads, poll and epoll see a signal within ~10 ms.
+//! group); Linux reads the reading task's. Waiters sleep on the thread group's
+//! `signal_wait` queue, notified whenever a signal is queued there.
 
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -31,8 +29,8 @@ const UNBLOCKABLE: u64 = 1 << (libc::SIGKILL - 1) | 1 << (libc::SIGSTOP - 1);
 pub struct SignalFd {
     mask: AtomicU64,
     task: Weak<TaskShared>,
-    /// A periodic host timer that wakes this file's waiters to re-check.
-    tick: Option<OwnedFd>,
+    /// The creator's thread group, whose `signal_wait` wakes this file's waiters.
+    tg: Arc<crate::thread_group::ThreadGroup>,
     stat: Stat,
 }
 
@@ -44,31 +42,6 @@ impl Drop for SignalFdFile {
     }
 }
 
-fn host_ticker() -> Option<OwnedFd> {
-    // SAFETY: plain syscalls on a fresh fd we own; results are checked.
-    unsafe {
-        let fd = libc::timerfd_create(
-            libc::CLOCK_MONOTONIC,
-            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-        );
-        if fd < 0 {
-            return None;
-        }
-        let owned = OwnedFd::from_raw_fd(fd);
-        let period = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 10_000_000,
-        };
-        let its = libc::itimerspec {
-            it_interval: period,
-            it_value: period,
-        };
-        if libc::timerfd_settime(fd, 0, &its, std::ptr::null_mut()) < 0 {
-            return None;
-        }
-        Some(owned)
-    }
-}
 
 impl SignalFd {
     /// signalfd4 with fd -1: a new file for `task`'s signals in `mask`.
@@ -82,7 +55,7 @@ impl SignalFd {
         let s = Arc::new(SignalFd {
             mask: AtomicU64::new(mask & !UNBLOCKABLE),
             task: Arc::downgrade(task),
-            tick: host_ticker(),
+            tg: task.tg.clone(),
             stat: fs::anon::anon_stat(uid, gid),
         });
         fs::anon::new_registered(
@@ -116,20 +89,6 @@ impl SignalFd {
         let mask = self.mask.load(Ordering::SeqCst);
         let own = t.sig.lock().unwrap().pending.take(!mask);
         own.or_else(|| t.tg.lock().pending.take(!mask))
-    }
-
-    fn drain_tick(&self) {
-        if let Some(fd) = &self.tick {
-            let mut v = [0u8; 8];
-            // SAFETY: reads 8 bytes into a valid buffer from our nonblocking timerfd.
-            unsafe {
-                libc::read(
-                    std::os::fd::AsRawFd::as_raw_fd(fd),
-                    v.as_mut_ptr().cast(),
-                    8,
-                )
-            };
-        }
     }
 }
 
@@ -211,7 +170,6 @@ impl FileOps for SignalFdFile {
             n += SIGINFO_SIZE;
         }
         if n == 0 {
-            self.0.drain_tick();
             return Err(Errno::EAGAIN);
         }
         Ok(n)
@@ -232,11 +190,10 @@ impl FileOps for SignalFdFile {
         if self.0.pending() != 0 {
             READABLE & mask
         } else {
-            self.0.drain_tick();
             0
         }
     }
-    fn host_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.0.tick.as_ref().map(|f| f.as_fd())
+    fn wait_queue(&self) -> Option<&fs::waiter::WaitQueue> {
+        Some(&self.0.tg.signal_wait)
     }
 }

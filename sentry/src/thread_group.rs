@@ -118,6 +118,9 @@ pub struct ThreadGroup {
     pub stop_wait: WaitQueue,
     /// pidfds of this process wait here for its exit.
     pub exit_wait: WaitQueue,
+    /// signalfds wait here: notified whenever a signal is queued to the group
+    /// or one of its threads.
+    pub signal_wait: WaitQueue,
 }
 
 impl ThreadGroup {
@@ -156,6 +159,7 @@ impl ThreadGroup {
             child_wait: WaitQueue::default(),
             stop_wait: WaitQueue::default(),
             exit_wait: WaitQueue::default(),
+            signal_wait: WaitQueue::default(),
         })
     }
 

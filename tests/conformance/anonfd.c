@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -237,4 +238,42 @@ TEST(epoll_edge_triggered_eventfd)
     EXPECT_EQ(epoll_wait(ep, out, 2, 0), 0);
     close(ep);
     close(efd);
+}
+
+TEST(signalfd_wakes_blocked_waiters)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGALRM);
+    ASSERT_OK(sigprocmask(SIG_BLOCK, &set, &old));
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    ASSERT_GE(sfd, 0);
+    int ep = epoll_create1(0);
+    ASSERT_GE(ep, 0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 5};
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev));
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        usleep(30000);
+        kill(parent, SIGUSR1);
+        _exit(0);
+    }
+    struct epoll_event out;
+    EXPECT_EQ(epoll_wait(ep, &out, 1, 5000), 1);
+    struct signalfd_siginfo si;
+    EXPECT_EQ(read(sfd, &si, sizeof si), (ssize_t)sizeof si);
+    EXPECT_EQ(si.ssi_signo, SIGUSR1);
+    EXPECT_EQ((pid_t)si.ssi_pid, pid);
+    waitpid(pid, NULL, 0);
+    /* A blocking read, woken by a timer's signal. */
+    struct itimerval it = {.it_value = {.tv_usec = 20000}};
+    ASSERT_OK(setitimer(ITIMER_REAL, &it, NULL));
+    EXPECT_EQ(read(sfd, &si, sizeof si), (ssize_t)sizeof si);
+    EXPECT_EQ(si.ssi_signo, SIGALRM);
+    close(ep);
+    close(sfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
 }
