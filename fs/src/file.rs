@@ -332,6 +332,12 @@ impl OpenFile {
     }
 
     pub fn stat(&self) -> Result<Stat, Errno> {
+        // A FIFO's ends report the FIFO inode, not the pipe behind it.
+        if self.ops.pipe().is_some() {
+            if let Some(l) = &self.location {
+                return l.stat();
+            }
+        }
         self.ops.stat()
     }
 

@@ -59,6 +59,10 @@ struct PipeState {
     slots: usize,
     readers: usize,
     writers: usize,
+    /// FIFO opens of each end so far (Linux's r_counter/w_counter): an opener
+    /// waiting for the other end also wakes for one that came and went.
+    reader_opens: u64,
+    writer_opens: u64,
 }
 
 impl PipeState {
@@ -146,6 +150,8 @@ impl Pipe {
                 slots: DEFAULT_PIPE_SIZE / PAGE_SIZE,
                 readers: 0,
                 writers: 0,
+                reader_opens: 0,
+                writer_opens: 0,
             }),
             queue: WaitQueue::default(),
             stat: Stat {
@@ -410,6 +416,119 @@ impl FileOps for PipeWriter {
         self.0.write_readiness() & mask
     }
     pipe_end_ops!();
+}
+
+/// Both ends in one description: a FIFO opened O_RDWR.
+struct PipeReadWrite(Arc<Pipe>);
+
+impl Drop for PipeReadWrite {
+    fn drop(&mut self) {
+        {
+            let mut s = self.0.lock();
+            s.readers -= 1;
+            s.writers -= 1;
+        }
+        self.0
+            .queue
+            .notify(EVENT_ERR | EVENT_HUP | READABLE | WRITABLE);
+    }
+}
+
+impl FileOps for PipeReadWrite {
+    fn read(&self, _st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.0.read(buf)
+    }
+    fn write(&self, st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
+        self.0.write(buf, st.flags() & libc::O_DIRECT != 0)
+    }
+    fn readiness(&self, mask: u32) -> u32 {
+        (self.0.read_readiness() | self.0.write_readiness()) & mask
+    }
+    pipe_end_ops!();
+}
+
+/// The pipe of a named pipe (FIFO) inode: made by the first open, shared by
+/// every open end, gone (with any unread data) once the last end closes.
+#[derive(Default)]
+pub struct Fifo {
+    pipe: Mutex<std::sync::Weak<Pipe>>,
+}
+
+impl Fifo {
+    /// Opens an end as Linux's fifo_open, minus the wait for the other end
+    /// (see [`Pipe::fifo_partner`]): O_RDONLY a read end, O_WRONLY a write end
+    /// (ENXIO with O_NONBLOCK and no reader), O_RDWR both.
+    pub fn open(&self, flags: i32, uid: u32, gid: u32) -> Result<Box<dyn FileOps>, Errno> {
+        let pipe = {
+            let mut w = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+            match w.upgrade() {
+                Some(p) => p,
+                None => {
+                    let p = Arc::new(Pipe::new(uid, gid));
+                    *w = Arc::downgrade(&p);
+                    p
+                }
+            }
+        };
+        let ops: Box<dyn FileOps> = {
+            let mut s = pipe.lock();
+            match flags & libc::O_ACCMODE {
+                libc::O_RDONLY => {
+                    s.readers += 1;
+                    s.reader_opens += 1;
+                    Box::new(PipeReader(pipe.clone()))
+                }
+                libc::O_WRONLY => {
+                    if flags & libc::O_NONBLOCK != 0 && s.readers == 0 {
+                        return Err(Errno::ENXIO);
+                    }
+                    s.writers += 1;
+                    s.writer_opens += 1;
+                    Box::new(PipeWriter(pipe.clone()))
+                }
+                _ => {
+                    s.readers += 1;
+                    s.writers += 1;
+                    s.reader_opens += 1;
+                    s.writer_opens += 1;
+                    Box::new(PipeReadWrite(pipe.clone()))
+                }
+            }
+        };
+        // Wake openers waiting for this end.
+        pipe.queue
+            .notify(EVENT_ERR | EVENT_HUP | READABLE | WRITABLE);
+        Ok(ops)
+    }
+}
+
+impl Pipe {
+    /// For a blocking FIFO open: how many times the other end was opened so far
+    /// (`reader`: we are a read end, waiting for writers).
+    pub fn fifo_partner_opens(&self, reader: bool) -> u64 {
+        let s = self.lock();
+        if reader {
+            s.writer_opens
+        } else {
+            s.reader_opens
+        }
+    }
+
+    /// For a blocking FIFO open: Ok once the other end is open or was opened
+    /// since `seen` (from [`Pipe::fifo_partner_opens`]), EAGAIN before.
+    pub fn fifo_partner(&self, reader: bool, seen: u64) -> Result<(), Errno> {
+        let s = self.lock();
+        let (count, opens) = if reader {
+            (s.writers, s.writer_opens)
+        } else {
+            (s.readers, s.reader_opens)
+        };
+        if count > 0 || opens != seen {
+            Ok(())
+        } else {
+            Err(Errno::EAGAIN)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -152,6 +152,8 @@ enum Kind {
     Dir(Mutex<DirData>),
     File(RwLock<Vec<u8>>),
     Symlink(Vec<u8>),
+    /// A named pipe.
+    Fifo(crate::pipe::Fifo),
     /// FIFO, socket, character or block device.
     Node,
 }
@@ -317,7 +319,7 @@ impl TmpInode {
             Kind::Symlink(t) => t.len() as u64,
             // As Linux's tmpfs: a bogus 20 bytes per entry, "." and ".." included.
             Kind::Dir(d) => 20 * (2 + lock(d).entries.len() as u64),
-            Kind::Node => 0,
+            Kind::Node | Kind::Fifo(_) => 0,
         }
     }
 
@@ -453,9 +455,13 @@ impl Inode for TmpInode {
             Kind::Dir(_) => Ok(Box::new(TmpDirFile { dir: self })),
             Kind::File(_) => Ok(Box::new(TmpFile { inode: self })),
             Kind::Symlink(_) => Err(Errno::ELOOP),
+            Kind::Fifo(f) => {
+                let a = self.attr();
+                f.open(flags, a.uid, a.gid)
+            }
             Kind::Node => {
-                let _ = flags;
-                // FIFOs and device nodes on tmpfs are not openable yet.
+                // Device nodes on tmpfs are not openable (no devices behind them);
+                // sockets are ENXIO in the VFS already.
                 Err(Errno::ENXIO)
             }
         }
@@ -532,7 +538,12 @@ impl Inode for TmpInode {
             S_IFLNK => return Err(Errno::EINVAL),
             _ => {}
         }
-        self.add_new(name, mode, uid, gid, rdev, Kind::Node)
+        let kind = if mode & S_IFMT == abi::linux::S_IFIFO {
+            Kind::Fifo(Default::default())
+        } else {
+            Kind::Node
+        };
+        self.add_new(name, mode, uid, gid, rdev, kind)
     }
 
     fn symlink(
@@ -929,7 +940,11 @@ mod tests {
         assert_eq!(r.link(b"x", &x).err(), Some(Errno::EXDEV));
         let p = r.mknod(b"p", abi::linux::S_IFIFO | 0o644, 0, 0, 0).unwrap();
         assert_eq!(p.stat().unwrap().mode & S_IFMT, abi::linux::S_IFIFO);
-        assert_eq!(p.open(libc::O_RDONLY).err(), Some(Errno::ENXIO));
+        assert!(p.clone().open(libc::O_RDWR).is_ok());
+        assert_eq!(
+            p.open(libc::O_WRONLY | libc::O_NONBLOCK).err(),
+            Some(Errno::ENXIO)
+        );
     }
 
     #[test]

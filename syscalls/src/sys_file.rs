@@ -481,7 +481,28 @@ fn do_open(t: &Task, dirfd: i32, path_addr: u64, how: OpenHow) -> SysResult {
     let mut how = how;
     how.mode &= !t.fs.umask() & 0o7777;
     let f = t.kernel.vfs.open(&t.fs, &c, &start, &path, &how)?;
+    fifo_wait_partner(t, &f, how.flags)?;
     install(t, f, how.flags & libc::O_CLOEXEC != 0)
+}
+
+/// A blocking open of one end of a named pipe waits until the other end is
+/// opened (Linux's fifo_open); ERESTARTSYS when a signal comes first.
+fn fifo_wait_partner(t: &Task, f: &Arc<OpenFile>, flags: i32) -> Result<(), Errno> {
+    let acc = flags & libc::O_ACCMODE;
+    if flags & libc::O_NONBLOCK != 0 || acc == libc::O_RDWR || f.location().is_none() {
+        return Ok(());
+    }
+    let Some(p) = f.ops().pipe() else {
+        return Ok(());
+    };
+    let reader = acc == libc::O_RDONLY;
+    let seen = p.fifo_partner_opens(reader);
+    if p.fifo_partner(reader, seen).is_ok() {
+        return Ok(());
+    }
+    // The partner may have come and gone between the open and `seen`; a
+    // writer then also finds a reader count of 0 and waits for the next one.
+    f.block(t.waiter(), u32::MAX, || p.fifo_partner(reader, seen))
 }
 
 fn sys_open(t: &mut Task, a: &Args) -> SysResult {

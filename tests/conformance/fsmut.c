@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -19,7 +20,7 @@ static char dir[64];
 static void cleanup(void)
 {
     /* Remove whatever a failed test left, by name. */
-    const char *names[] = {"f", "g", "h", "l", "s", "d/e", "d", "x/y", "x", NULL};
+    const char *names[] = {"f", "g", "h", "l", "s", "d/e", "d", "x/y", "x", "fifo", NULL};
     for (int i = 0; names[i]; i++) {
         char p[128];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -142,4 +143,79 @@ TEST(chmod_utimes)
     EXPECT_OK(unlink("s"));
     EXPECT_OK(unlink("f"));
     EXPECT_OK(rmdir("d"));
+}
+
+TEST(named_pipes)
+{
+    ASSERT_OK(setup_dir());
+    ASSERT_OK(mkfifo("fifo", 0644));
+    struct stat st, fst;
+    ASSERT_OK(stat("fifo", &st));
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    /* No reader: a nonblocking writer gets ENXIO; a nonblocking reader opens. */
+    EXPECT_ERRNO(open("fifo", O_WRONLY | O_NONBLOCK), ENXIO);
+    int r = open("fifo", O_RDONLY | O_NONBLOCK);
+    ASSERT_GE(r, 0);
+    char b[16];
+    /* No writer: EOF. */
+    EXPECT_EQ(read(r, b, sizeof b), 0);
+    int w = open("fifo", O_WRONLY | O_NONBLOCK);
+    ASSERT_GE(w, 0);
+    EXPECT_OK(fstat(w, &fst));
+    EXPECT_TRUE(S_ISFIFO(fst.st_mode));
+    EXPECT_EQ(fst.st_ino, st.st_ino);
+    EXPECT_EQ(write(w, "abc", 3), 3);
+    EXPECT_EQ(read(r, b, sizeof b), 3);
+    /* With the writer open and nothing buffered: EAGAIN. */
+    EXPECT_ERRNO(read(r, b, sizeof b), EAGAIN);
+    EXPECT_EQ(write(w, "zz", 2), 2);
+    close(w);
+    close(r);
+    /* Unread data goes with the last close. */
+    int rw = open("fifo", O_RDWR | O_NONBLOCK);
+    ASSERT_GE(rw, 0);
+    EXPECT_ERRNO(read(rw, b, sizeof b), EAGAIN);
+    EXPECT_EQ(write(rw, "x", 1), 1);
+    EXPECT_EQ(read(rw, b, sizeof b), 1);
+    close(rw);
+    /* A blocking reader waits for a writer. */
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        usleep(50000);
+        int fd = open("fifo", O_WRONLY);
+        if (fd < 0)
+            _exit(1);
+        if (write(fd, "hello", 5) != 5)
+            _exit(2);
+        close(fd);
+        _exit(0);
+    }
+    r = open("fifo", O_RDONLY);
+    ASSERT_GE(r, 0);
+    ssize_t n = 0, k;
+    while ((k = read(r, b + n, sizeof b - n)) > 0)
+        n += k;
+    EXPECT_EQ(n, 5);
+    EXPECT_MEMEQ(b, "hello", 5);
+    close(r);
+    int status;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_EQ(status, 0);
+    /* A blocking writer waits for a reader. */
+    pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        usleep(50000);
+        int fd = open("fifo", O_RDONLY);
+        char c[4];
+        _exit(fd >= 0 && read(fd, c, 4) == 2 ? 0 : 1);
+    }
+    w = open("fifo", O_WRONLY);
+    ASSERT_GE(w, 0);
+    EXPECT_EQ(write(w, "ok", 2), 2);
+    close(w);
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_EQ(status, 0);
+    EXPECT_OK(unlink("fifo"));
 }
