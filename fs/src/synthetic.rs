@@ -57,6 +57,9 @@ impl SynthDir {
 }
 
 impl Inode for SynthDir {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn attr(&self) -> Attr {
         Attr {
             mode: self.stat.mode,

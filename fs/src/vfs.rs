@@ -63,6 +63,11 @@ impl Dentry {
         self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The parent dentry (None at a file system's root).
+    pub fn parent_dentry(&self) -> Option<Arc<Dentry>> {
+        self.parent()
+    }
+
     fn parent(&self) -> Option<Arc<Dentry>> {
         self.parent
             .lock()
@@ -141,12 +146,87 @@ pub struct Mount {
     root: Arc<Dentry>,
     /// The mount and dentry this one covers (None for the root mount).
     parent: Option<(Arc<Mount>, Arc<Dentry>)>,
-    read_only: bool,
+    /// MS_RDONLY (remount may change it).
+    read_only: AtomicBool,
+    /// The other per-mount flags (MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, ...).
+    flags: AtomicU64,
+    /// What mount(2) named as the source ("none" for the sentry's own).
+    source: Vec<u8>,
+    /// The file-system type as /proc/mounts shows it; None: from statfs's magic.
+    fstype: Option<&'static str>,
 }
+
+/// How a new mount is made (mount(2)'s source, flags and type).
+#[derive(Clone, Debug, Default)]
+pub struct MountOpts {
+    pub read_only: bool,
+    /// MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME ...
+    pub flags: u64,
+    pub source: Vec<u8>,
+    pub fstype: Option<&'static str>,
+}
+
+/// The per-mount flags mount(2) keeps (besides MS_RDONLY).
+pub const MOUNT_FLAG_MASK: u64 = libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_RELATIME
+    | libc::MS_STRICTATIME;
 
 impl Mount {
     pub fn read_only(&self) -> bool {
-        self.read_only
+        self.read_only.load(Ordering::Acquire)
+    }
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// The per-mount flags (MOUNT_FLAG_MASK bits).
+    pub fn flags(&self) -> u64 {
+        self.flags.load(Ordering::Acquire)
+    }
+    pub fn source(&self) -> &[u8] {
+        &self.source
+    }
+    /// The mount this one is mounted on (None for the root mount).
+    pub fn parent_id(&self) -> Option<u64> {
+        self.parent.as_ref().map(|(m, _)| m.id)
+    }
+    /// Where this mount is mounted (None for the root mount).
+    pub fn mount_point(&self) -> Option<Location> {
+        self.parent.as_ref().map(|(m, d)| Location {
+            mount: m.clone(),
+            dentry: d.clone(),
+        })
+    }
+    /// The mount's root.
+    pub fn root_location(self: &Arc<Self>) -> Location {
+        Location {
+            mount: self.clone(),
+            dentry: self.root.clone(),
+        }
+    }
+    /// The file-system type name, as /proc/mounts shows it.
+    pub fn fstype(&self) -> &'static str {
+        if let Some(t) = self.fstype {
+            return t;
+        }
+        match self.root.inode.statfs().map(|s| s.fs_type).unwrap_or(0) {
+            crate::synthetic::TMPFS_MAGIC => "tmpfs",
+            crate::synthetic::PROC_SUPER_MAGIC => "proc",
+            crate::synthetic::SYSFS_MAGIC => "sysfs",
+            0x6573_5546 => "fuse",
+            0x0102_1997 => "9p",
+            0x794c_7630 => "overlay",
+            0x1cd1 => "devpts",
+            _ => "9p",
+        }
+    }
+    /// Changes MS_RDONLY and the per-mount flags (mount -o remount).
+    pub fn set_flags(&self, read_only: bool, flags: u64) {
+        self.read_only.store(read_only, Ordering::Release);
+        self.flags.store(flags & MOUNT_FLAG_MASK, Ordering::Release);
     }
 }
 
@@ -170,7 +250,8 @@ impl Location {
     pub fn is_dir(&self) -> bool {
         self.attr().is_dir()
     }
-    fn is_mount_root(&self) -> bool {
+    /// Whether this is the root of its mount.
+    pub fn is_mount_root(&self) -> bool {
         Arc::ptr_eq(&self.dentry, &self.mount.root)
     }
     pub fn stat(&self) -> Result<Stat, Errno> {
@@ -178,8 +259,16 @@ impl Location {
     }
     pub fn statfs(&self) -> Result<StatFs, Errno> {
         let mut s = self.dentry.inode.statfs()?;
-        if self.mount.read_only {
+        if self.mount.read_only() {
             s.flags |= ST_RDONLY;
+        }
+        // ST_NOSUID, ST_NODEV, ST_NOEXEC, ST_NOATIME, ST_NODIRATIME share the
+        // MS_* values; ST_RELATIME does not.
+        let f = self.mount.flags();
+        s.flags |= f & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
+        s.flags |= f & (libc::MS_NOATIME | libc::MS_NODIRATIME);
+        if f & libc::MS_RELATIME != 0 {
+            s.flags |= 4096;
         }
         Ok(s)
     }
@@ -279,7 +368,10 @@ impl Vfs {
             id: next_id(),
             root: d.clone(),
             parent: None,
-            read_only,
+            read_only: AtomicBool::new(read_only),
+            flags: AtomicU64::new(0),
+            source: b"none".to_vec(),
+            fstype: None,
         });
         Arc::new(Vfs {
             root: Location {
@@ -361,13 +453,44 @@ impl Vfs {
 
     /// Mounts `fs_root` over `at` (a later mount on the same point covers an earlier one).
     pub fn mount_at(&self, at: &Location, fs_root: Arc<dyn Inode>, read_only: bool) -> Arc<Mount> {
-        let at = self.follow_mounts(at.clone());
+        self.mount_with(
+            at,
+            fs_root,
+            MountOpts {
+                read_only,
+                source: b"none".to_vec(),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Mounts `fs_root` over `at` with mount(2)'s options.
+    pub fn mount_with(
+        &self,
+        at: &Location,
+        fs_root: Arc<dyn Inode>,
+        opts: MountOpts,
+    ) -> Arc<Mount> {
         let d = Dentry::new(&at.dentry.name(), Weak::new(), fs_root);
+        self.attach(at, d, opts)
+    }
+
+    /// A bind mount: `src`'s subtree (same dentries, so the same files) also
+    /// appears at `at`. Mounts below `src` are not copied (no MS_REC).
+    pub fn bind_mount(&self, at: &Location, src: &Location, opts: MountOpts) -> Arc<Mount> {
+        self.attach(at, src.dentry.clone(), opts)
+    }
+
+    fn attach(&self, at: &Location, root: Arc<Dentry>, opts: MountOpts) -> Arc<Mount> {
+        let at = self.follow_mounts(at.clone());
         let m = Arc::new(Mount {
             id: next_id(),
-            root: d,
+            root,
             parent: Some((at.mount.clone(), at.dentry.clone())),
-            read_only,
+            read_only: AtomicBool::new(opts.read_only),
+            flags: AtomicU64::new(opts.flags & MOUNT_FLAG_MASK),
+            source: opts.source,
+            fstype: opts.fstype,
         });
         at.dentry.mounted_on.store(true, Ordering::Release);
         self.mounts
@@ -375,6 +498,84 @@ impl Vfs {
             .unwrap_or_else(|e| e.into_inner())
             .insert((at.mount.id, at.dentry.id), m.clone());
         m
+    }
+
+    /// umount2(2) of the mount whose root is `loc`: EINVAL if `loc` is not a
+    /// mount's root or is the root mount; EBUSY while other mounts sit inside
+    /// it, unless `detach` (MNT_DETACH), which takes them along.
+    pub fn unmount(&self, loc: &Location, detach: bool) -> Result<(), Errno> {
+        if !loc.is_mount_root() {
+            return Err(Errno::EINVAL);
+        }
+        let Some((pm, pd)) = loc.mount.parent.clone() else {
+            return Err(Errno::EINVAL);
+        };
+        let mut table = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        let children = |table: &HashMap<(u64, u64), Arc<Mount>>, id: u64| -> Vec<(u64, u64)> {
+            table
+                .iter()
+                .filter(|(_, m)| m.parent_id() == Some(id))
+                .map(|(k, _)| *k)
+                .collect()
+        };
+        if !detach && !children(&table, loc.mount.id).is_empty() {
+            return Err(Errno::EBUSY);
+        }
+        // Remove the mount and, with MNT_DETACH, everything mounted inside it.
+        let mut todo = vec![loc.mount.id];
+        while let Some(id) = todo.pop() {
+            for k in children(&table, id) {
+                if let Some(m) = table.remove(&k) {
+                    todo.push(m.id);
+                }
+            }
+        }
+        table.remove(&(pm.id, pd.id));
+        if !table.keys().any(|&(m, d)| m == pm.id && d == pd.id) {
+            pd.mounted_on.store(false, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Every mount, the root mount first, then in the order they were made;
+    /// without the sentry's empty placeholder directories that another mount
+    /// covers (they only keep the walk off the root file system's /proc, /sys).
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        let table = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        let covered = |m: &Mount| table.contains_key(&(m.id, m.root.id));
+        let mut v: Vec<Arc<Mount>> = table
+            .values()
+            .filter(|m| {
+                let placeholder = m.root.inode.as_any().is_some_and(|a| a.is::<SynthDir>());
+                !(placeholder && covered(m))
+            })
+            .cloned()
+            .collect();
+        drop(table);
+        v.sort_by_key(|m| m.id);
+        v.insert(0, self.root.mount.clone());
+        v
+    }
+
+    /// The path of `loc` from the task's root, or None when `loc` is not below
+    /// that root (e.g. a mount outside a chroot).
+    pub fn path_below_root(&self, ctx: &FsContext, loc: &Location) -> Option<Vec<u8>> {
+        let root = ctx.root();
+        let mut cur = loc.clone();
+        loop {
+            if cur.same(&root) {
+                return Some(self.path_of(ctx, loc));
+            }
+            if cur.is_mount_root() {
+                let (pm, pd) = cur.mount.parent.clone()?;
+                cur = Location {
+                    mount: pm,
+                    dentry: pd,
+                };
+                continue;
+            }
+            cur.dentry = cur.dentry.parent()?;
+        }
     }
 
     fn mount_on(&self, loc: &Location) -> Option<Arc<Mount>> {
@@ -774,14 +975,14 @@ impl Vfs {
             return Err(Errno::ENXIO);
         }
         if mask & MAY_WRITE != 0
-            && loc.mount.read_only
+            && loc.mount.read_only()
             && matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK)
         {
             return Err(Errno::EROFS);
         }
         perm::check(creds, a.mode, a.uid, a.gid, mask)?;
         let ops = loc.inode().clone().open(flags)?;
-        if flags & libc::O_TRUNC != 0 && a.is_regular() && !loc.mount.read_only {
+        if flags & libc::O_TRUNC != 0 && a.is_regular() && !loc.mount.read_only() {
             loc.inode().setattr(&SetAttr {
                 size: Some(0),
                 ..Default::default()
@@ -801,7 +1002,7 @@ impl Vfs {
     ) -> Result<(Arc<OpenFile>, Vec<u8>), Errno> {
         let loc = self.walk(ctx, creds, &ctx.cwd(), path, &WalkOpts::follow())?;
         let a = loc.attr();
-        if !a.is_regular() {
+        if !a.is_regular() || loc.mount.flags() & libc::MS_NOEXEC != 0 {
             return Err(Errno::EACCES);
         }
         perm::check(creds, a.mode, a.uid, a.gid, MAY_EXEC)?;
@@ -852,7 +1053,7 @@ impl Vfs {
     pub fn access(&self, creds: &Creds, loc: &Location, mode: u32) -> Result<(), Errno> {
         let a = loc.attr();
         if mode & MAY_WRITE != 0
-            && loc.mount.read_only
+            && loc.mount.read_only()
             && matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK)
         {
             return Err(Errno::EROFS);
@@ -885,7 +1086,7 @@ impl Vfs {
     // caller's permissions, then asks the file system and updates the dentry cache.
 
     fn want_write(loc: &Location) -> Result<(), Errno> {
-        if loc.mount.read_only {
+        if loc.mount.read_only() {
             Err(Errno::EROFS)
         } else {
             Ok(())
@@ -1187,7 +1388,7 @@ impl Vfs {
         let a = loc.attr();
         let mut attr = *attr;
         let ro_sensitive = matches!(a.mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK);
-        if loc.mount.read_only && ro_sensitive {
+        if loc.mount.read_only() && ro_sensitive {
             return Err(Errno::EROFS);
         }
         let owner = creds.uid == 0 || creds.uid == a.uid;

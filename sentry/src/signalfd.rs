@@ -42,7 +42,6 @@ impl Drop for SignalFdFile {
     }
 }
 
-
 impl SignalFd {
     /// signalfd4 with fd -1: a new file for `task`'s signals in `mask`.
     pub fn new_file(

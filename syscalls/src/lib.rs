@@ -10,6 +10,7 @@ mod sys_file;
 mod sys_futex;
 mod sys_misc;
 mod sys_mm;
+mod sys_mount;
 mod sys_pidfd;
 mod sys_pipe;
 mod sys_poll;
@@ -108,6 +109,7 @@ pub fn table() -> Arc<Table> {
     sys_file::register(&mut t);
     sys_futex::register(&mut t);
     sys_mm::register(&mut t);
+    sys_mount::register(&mut t);
     sys_pidfd::register(&mut t);
     sys_pipe::register(&mut t);
     sys_poll::register(&mut t);

@@ -125,7 +125,7 @@ pub(crate) fn register(t: &mut Table) {
 // ---- helpers ----
 
 /// The effective (file-system) credentials.
-fn creds(t: &Task) -> Creds {
+pub(crate) fn creds(t: &Task) -> Creds {
     Creds {
         uid: t.creds.euid,
         gid: t.creds.egid,
@@ -147,7 +147,7 @@ fn nofile(t: &Task) -> u64 {
 }
 
 /// Copies in a path argument (NULL is EFAULT).
-fn path_arg(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
+pub(crate) fn path_arg(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
     if addr == 0 {
         return Err(Errno::EFAULT);
     }
@@ -172,7 +172,7 @@ fn start_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<Location, Errno> {
 }
 
 /// Walks `path` from `dirfd`.
-fn resolve(
+pub(crate) fn resolve(
     t: &Task,
     c: &Creds,
     dirfd: i32,

@@ -16,7 +16,11 @@ use crate::{Arg, Args, Table};
 pub(crate) fn register(t: &mut Table) {
     use Arg::*;
     t.add(PIDFD_OPEN, sys_pidfd_open, &[Dec, Hex]);
-    t.add(PIDFD_SEND_SIGNAL, sys_pidfd_send_signal, &[Fd, Dec, Hex, Hex]);
+    t.add(
+        PIDFD_SEND_SIGNAL,
+        sys_pidfd_send_signal,
+        &[Fd, Dec, Hex, Hex],
+    );
 }
 
 fn sys_pidfd_open(t: &mut Task, a: &Args) -> SysResult {

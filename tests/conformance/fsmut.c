@@ -32,6 +32,8 @@ static void cleanup(void)
 
 static int setup_dir(void)
 {
+    if (dir[0])
+        return chdir(dir);
     strcpy(dir, "/dev/shm/fsmut.XXXXXX");
     if (!mkdtemp(dir))
         return -1;

@@ -27,7 +27,22 @@
 use tests::{compile_c, expect_native_ok, Cmd, Failures, Link, RunOutput, PLATFORMS};
 
 /// Program names (conformance/<name>.c). Each has its own #[test] below.
-pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc", "anonfd", "fsmut", "perm"];
+pub const PROGRAMS: &[&str] = &[
+    "file_read",
+    "mm",
+    "misc",
+    "anonfd",
+    "fsmut",
+    "perm",
+    "mount",
+];
+
+/// Programs that change the mount table run natively in a private mount
+/// namespace (util-linux's unshare), so the host's mounts are never touched.
+const NATIVE_PREFIX: &[(&str, &[&str])] = &[(
+    "mount",
+    &["/usr/bin/unshare", "--mount", "--propagation", "private"],
+)];
 
 /// Issue-3 programs: native always, sandbox only when enabled (see the
 /// module comment and `sandbox_enabled`).
@@ -112,7 +127,17 @@ fn run_program(name: &str) {
     for link in Link::ALL {
         let bin = compile_c(name, link);
         let cmd = Cmd::new([bin.as_os_str()]);
-        let native = cmd.run_native();
+        let prefix = NATIVE_PREFIX
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[][..], |(_, p)| *p);
+        let native_cmd = Cmd::new(
+            prefix
+                .iter()
+                .map(std::ffi::OsStr::new)
+                .chain([bin.as_os_str()]),
+        );
+        let native = native_cmd.run_native();
         if check_native(name, link, &native, &mut f) {
             natives.push((link, cmd, native));
         }
@@ -167,6 +192,11 @@ fn conformance_fsmut() {
 #[test]
 fn conformance_perm() {
     run_program("perm");
+}
+
+#[test]
+fn conformance_mount() {
+    run_program("mount");
 }
 
 #[test]

@@ -178,12 +178,100 @@ fn meminfo(_k: &Kernel) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn mounts(_k: &Kernel) -> Vec<u8> {
-    b"none / 9p rw,relatime 0 0\n\
-none /dev tmpfs rw,relatime,mode=755 0 0\n\
-proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n\
-sysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n"
-        .to_vec()
+/// /proc/mounts as the current task sees it.
+fn mounts(k: &Kernel) -> Vec<u8> {
+    let ctx = crate::task::current_task()
+        .and_then(|t| t.proc.lock().unwrap_or_else(|e| e.into_inner()).fs.clone());
+    mount_table(k, ctx.as_deref(), false)
+}
+
+/// The mount options column: ro/rw and the per-mount flags.
+fn mount_opts(m: &fs::vfs::Mount) -> String {
+    let f = m.flags();
+    let mut o = String::from(if m.read_only() { "ro" } else { "rw" });
+    for (bit, name) in [
+        (libc::MS_NOSUID, "nosuid"),
+        (libc::MS_NODEV, "nodev"),
+        (libc::MS_NOEXEC, "noexec"),
+        (libc::MS_NOATIME, "noatime"),
+        (libc::MS_NODIRATIME, "nodiratime"),
+    ] {
+        if f & bit != 0 {
+            o.push(',');
+            o.push_str(name);
+        }
+    }
+    if f & (libc::MS_NOATIME | libc::MS_STRICTATIME) == 0 {
+        o.push_str(",relatime");
+    }
+    o
+}
+
+/// Escapes a path for /proc/mounts (space, tab, newline, backslash as octal).
+fn escape_mount_path(p: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in p {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => {
+                let _ = write!(out, "\\{:03o}", b);
+            }
+            _ => out.push(b as char),
+        }
+    }
+    out
+}
+
+/// /proc/[pid]/mounts (`info`: mountinfo) for a task whose fs context is
+/// `ctx`: the mounts below its root, paths relative to it.
+pub(super) fn mount_table(k: &Kernel, ctx: Option<&fs::FsContext>, info: bool) -> Vec<u8> {
+    let vfs = &k.vfs;
+    let root_ctx;
+    let ctx = match ctx {
+        Some(c) => c,
+        None => {
+            root_ctx = fs::FsContext::new(vfs.root());
+            &root_ctx
+        }
+    };
+    let mut s = String::new();
+    for m in vfs.mounts() {
+        let Some(point) = vfs.path_below_root(ctx, &m.root_location()) else {
+            continue;
+        };
+        let point = escape_mount_path(&point);
+        let source = escape_mount_path(m.source());
+        let opts = mount_opts(&m);
+        if !info {
+            let _ = writeln!(s, "{source} {point} {} {opts} 0 0", m.fstype());
+            continue;
+        }
+        // The mount's root within its file system (not "/" for bind mounts).
+        let mut parts = Vec::new();
+        let mut d = m.root_location().dentry;
+        while let Some(p) = d.parent_dentry() {
+            parts.push(d.name());
+            d = p;
+        }
+        let mut root = String::new();
+        for p in parts.iter().rev() {
+            root.push('/');
+            root.push_str(&escape_mount_path(p));
+        }
+        if root.is_empty() {
+            root.push('/');
+        }
+        let dev = m.root_location().stat().map(|st| st.dev).unwrap_or(0);
+        let (major, minor) = (abi::linux::dev_major(dev), abi::linux::dev_minor(dev));
+        let parent = m.parent_id().unwrap_or(m.id());
+        let ro = if m.read_only() { "ro" } else { "rw" };
+        let _ = writeln!(
+            s,
+            "{} {parent} {major}:{minor} {root} {point} {opts} - {} {source} {ro}",
+            m.id(),
+            m.fstype()
+        );
+    }
+    s.into_bytes()
 }
 
 fn stat(k: &Kernel) -> Vec<u8> {
@@ -496,14 +584,8 @@ fn pid_file(node: &Node, which: PidFile) -> Result<Vec<u8>, Errno> {
         PidFile::OomScore => return Ok(b"0\n".to_vec()),
         PidFile::LoginUid => return Ok(b"4294967295".to_vec()),
         PidFile::Wchan => return Ok(b"0".to_vec()),
-        PidFile::Mounts => return Ok(mounts(&k)),
-        PidFile::MountInfo => {
-            return Ok(b"1 0 0:1 / / rw,relatime - 9p none rw\n\
-2 1 0:5 / /dev rw,relatime - tmpfs none rw,mode=755\n\
-3 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n\
-4 1 0:23 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n"
-                .to_vec())
-        }
+        PidFile::Mounts => return Ok(mount_table(&k, v.fs.as_deref(), false)),
+        PidFile::MountInfo => return Ok(mount_table(&k, v.fs.as_deref(), true)),
         PidFile::UidMap | PidFile::GidMap => {
             return Ok(format!("{:>10} {:>10} {:>10}\n", 0, 0, u32::MAX).into_bytes())
         }
