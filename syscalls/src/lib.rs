@@ -16,6 +16,7 @@ mod sys_process;
 mod sys_sched;
 mod sys_signal;
 mod sys_timer;
+mod sys_xattr;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -114,6 +115,7 @@ pub fn table() -> Arc<Table> {
     sys_sched::register(&mut t);
     sys_signal::register(&mut t);
     sys_timer::register(&mut t);
+    sys_xattr::register(&mut t);
     Arc::new(t)
 }
 
