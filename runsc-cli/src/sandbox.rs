@@ -248,7 +248,7 @@ mod tests {
             format!("{ds}:/"),
             format!("{ds}:/a/../b"),
             format!("{ds}:/a:rx"),
-            format!("{ds}"),
+            ds.to_string(),
             ":/vol".to_string(),
             "/nonexistent-volume-dir-xyz:/vol".to_string(),
             "/etc/passwd:/vol".to_string(),

@@ -678,7 +678,7 @@ fn volume_bad_specs_fail_with_one_line() {
         "--volume=nocolon".to_string(),
     ];
     for spec in &specs {
-        let out = run_do(PLATFORMS[0], &[spec.clone()], &["/bin/true"]);
+        let out = run_do(PLATFORMS[0], std::slice::from_ref(spec), &["/bin/true"]);
         let lines: Vec<&str> = out
             .stderr
             .lines()
