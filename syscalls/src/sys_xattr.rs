@@ -78,15 +78,32 @@ fn path_target(t: &Task, addr: u64, follow: bool) -> Result<Location, Errno> {
     resolve(t, &creds(t), libc::AT_FDCWD, &p, &opts)
 }
 
-/// The open file of an f*xattr call: O_PATH descriptors are EBADF; a file with no
-/// place in the file system tree (pipes, sockets, inherited stdio) has no xattrs.
-fn fd_target(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Location), Errno> {
+/// The open file of an f*xattr call (O_PATH descriptors are EBADF) and its
+/// location; None for a file with no place in the file system tree (pipes,
+/// sockets, inherited stdio).
+fn fd_target(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Option<Location>), Errno> {
     let f = t.fds.get(fd)?;
     if f.is_path_only() {
         return Err(Errno::EBADF);
     }
-    let loc = f.location().cloned().ok_or(Errno::EOPNOTSUPP)?;
+    let loc = f.location().cloned();
     Ok((f, loc))
+}
+
+/// A file without a location is a special file on a file system without xattrs:
+/// Linux's `xattr_permission` answers user.* (and trusted.* without
+/// CAP_SYS_ADMIN) with ENODATA to read and EPERM to change; anything else has no
+/// handler (EOPNOTSUPP).
+fn no_xattrs(t: &Task, name: &[u8], write: bool) -> Errno {
+    if name.starts_with(b"user.") || (name.starts_with(b"trusted.") && !admin(t)) {
+        if write {
+            Errno::EPERM
+        } else {
+            Errno::ENODATA
+        }
+    } else {
+        Errno::EOPNOTSUPP
+    }
 }
 
 /// Copies `data` out under the size rules: 0 returns the length, a smaller size
@@ -131,7 +148,10 @@ fn sys_lgetxattr(t: &mut Task, a: &Args) -> SysResult {
 fn sys_fgetxattr(t: &mut Task, a: &Args) -> SysResult {
     let (_f, loc) = fd_target(t, a.fd(0))?;
     let name = name_arg(t, a.u64(1))?;
-    do_getxattr(t, &loc, &name, a.u64(2), a.u64(3) as usize)
+    match loc {
+        Some(loc) => do_getxattr(t, &loc, &name, a.u64(2), a.u64(3) as usize),
+        None => Err(no_xattrs(t, &name, false)),
+    }
 }
 
 // ---- listxattr
@@ -152,8 +172,10 @@ fn sys_llistxattr(t: &mut Task, a: &Args) -> SysResult {
 }
 
 fn sys_flistxattr(t: &mut Task, a: &Args) -> SysResult {
-    let (_f, loc) = fd_target(t, a.fd(0))?;
-    do_listxattr(t, &loc, a.u64(1), a.u64(2) as usize)
+    match fd_target(t, a.fd(0))? {
+        (_, Some(loc)) => do_listxattr(t, &loc, a.u64(1), a.u64(2) as usize),
+        (_, None) => Ok(0),
+    }
 }
 
 // ---- setxattr
@@ -204,6 +226,9 @@ fn sys_fsetxattr(t: &mut Task, a: &Args) -> SysResult {
     let (_f, loc) = fd_target(t, a.fd(0))?;
     let flags = a.i32(4);
     let (name, value) = set_args(t, a.u64(1), a.u64(2), a.u64(3), flags)?;
+    let Some(loc) = loc else {
+        return Err(no_xattrs(t, &name, true));
+    };
     t.kernel
         .vfs
         .setxattr(&creds(t), admin(t), &loc, &name, &value, flags)?;
@@ -230,6 +255,9 @@ fn sys_lremovexattr(t: &mut Task, a: &Args) -> SysResult {
 fn sys_fremovexattr(t: &mut Task, a: &Args) -> SysResult {
     let (_f, loc) = fd_target(t, a.fd(0))?;
     let name = name_arg(t, a.u64(1))?;
+    let Some(loc) = loc else {
+        return Err(no_xattrs(t, &name, true));
+    };
     t.kernel.vfs.removexattr(&creds(t), admin(t), &loc, &name)?;
     Ok(0)
 }

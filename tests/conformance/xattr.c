@@ -305,3 +305,54 @@ TEST(trusted_namespace_as_root)
     EXPECT_OK(removexattr("g", "trusted.t"));
     EXPECT_ERRNO(getxattr("g", "trusted.t", b, sizeof b), ENODATA);
 }
+
+TEST(special_files_without_xattrs)
+{
+    int p[2];
+    char b[16];
+    ASSERT_OK(pipe(p));
+    /* user.* exists only on regular files and directories. */
+    EXPECT_ERRNO(fgetxattr(p[0], "user.x", b, sizeof b), ENODATA);
+    EXPECT_ERRNO(fsetxattr(p[1], "user.x", "v", 1, 0), EPERM);
+    EXPECT_ERRNO(fremovexattr(p[1], "user.x"), EPERM);
+    EXPECT_ERRNO(fgetxattr(p[0], "bogus.x", b, sizeof b), EOPNOTSUPP);
+    EXPECT_EQ(flistxattr(p[0], b, sizeof b), 0);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(unprivileged_rules)
+{
+    ASSERT_OK(fresh("g"));
+    char b[16];
+    char l[512];
+    if (geteuid() != 0)
+        SKIP("needs root to switch to an unprivileged uid");
+    if (setxattr("g", "user.r", "1", 1, 0) != 0 && errno == EOPNOTSUPP)
+        SKIP("no user.* xattrs on this host's tmpfs");
+    ASSERT_OK(setxattr("g", "trusted.t", "T", 1, 0));
+    rmdir("d");
+    ASSERT_OK(mkdir("d", 0777));
+    ASSERT_OK(chmod("d", 01777));
+    ASSERT_OK(chmod(dir, 0755)); /* searchable by the unprivileged uid */
+    ASSERT_OK(seteuid(65534));
+    EXPECT_EQ(getxattr("g", "user.r", b, sizeof b), 1);
+    /* No write permission on the file: EACCES. */
+    EXPECT_ERRNO(setxattr("g", "user.w", "1", 1, 0), EACCES);
+    EXPECT_ERRNO(removexattr("g", "user.r"), EACCES);
+    /* trusted.* needs CAP_SYS_ADMIN: invisible and unchangeable. */
+    EXPECT_ERRNO(getxattr("g", "trusted.t", b, sizeof b), ENODATA);
+    EXPECT_ERRNO(setxattr("g", "trusted.x", "1", 1, 0), EPERM);
+    ssize_t n = listxattr("g", l, sizeof l);
+    EXPECT_GE(n, (ssize_t)sizeof "user.r");
+    if (n > 0) {
+        EXPECT_TRUE(has_name(l, n, "user.r"));
+        EXPECT_FALSE(has_name(l, n, "trusted.t"));
+    }
+    /* A sticky directory: only its owner may set user.* on it. */
+    EXPECT_ERRNO(setxattr("d", "user.x", "1", 1, 0), EPERM);
+    EXPECT_OK(seteuid(0));
+    EXPECT_OK(setxattr("d", "user.x", "1", 1, 0));
+    EXPECT_OK(removexattr("g", "trusted.t"));
+    EXPECT_OK(rmdir("d"));
+}
