@@ -696,3 +696,58 @@ fn volume_bad_specs_fail_with_one_line() {
     }
     f.check("runsc do --volume bad specs");
 }
+
+#[test]
+fn volume_xattrs_fsync_fallocate() {
+    require_file("/usr/bin/python3", "python3");
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let d = TempDir::new("volume-xattr");
+        let script = "import os\n\
+            fd = os.open('/vol/f', os.O_CREAT | os.O_RDWR, 0o644)\n\
+            os.write(fd, b'abc')\n\
+            os.fsync(fd); os.fdatasync(fd)\n\
+            os.posix_fallocate(fd, 0, 8192)\n\
+            os.close(fd)\n\
+            try:\n    os.setxattr('/vol/f', 'user.k', b'val')\nexcept OSError as e:\n    print('setxattr', e.errno)\n\
+            print(os.getxattr('/vol/f', 'user.k'))\n\
+            print(sorted(os.listxattr('/vol/f')))\n\
+            try:\n    os.setxattr('/vol/f', 'trusted.k', b'v')\nexcept OSError as e:\n    print('trusted', e.errno)\n\
+            os.symlink('f', '/vol/s')\n\
+            try:\n    os.setxattr('/vol/s', 'user.k', b'v', follow_symlinks=False)\nexcept OSError as e:\n    print('symlink', e.errno)\n";
+        let out = run_do(
+            platform,
+            &[vol_flag(&d, "/vol", "")],
+            &["/usr/bin/python3", "-c", script],
+        );
+        let want = format!(
+            "b'val'\n['user.k']\ntrusted {}\nsymlink {}\n",
+            libc::EOPNOTSUPP,
+            libc::EPERM
+        );
+        // The host sees the value (read back natively).
+        let host = std::process::Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(format!(
+                "import os; print(os.getxattr({:?}, 'user.k'))",
+                d.path("f").display().to_string()
+            ))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let size = std::fs::metadata(d.path("f")).map(|m| m.len()).ok();
+        if out.exit != Exit::Code(0)
+            || out.stdout != want
+            || host != "b'val'\n"
+            || size != Some(8192)
+            || std::fs::read(d.path("f")).unwrap()[..3] != *b"abc"
+        {
+            f.add(format!(
+                "--platform={platform}: want stdout {want:?}, host xattr \"b'val'\", \
+                 size 8192; host read {host:?}, size {size:?}\n{}",
+                out.describe()
+            ));
+        }
+    }
+    f.check("runsc do --volume xattrs, fsync, fallocate");
+}
