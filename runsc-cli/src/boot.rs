@@ -184,11 +184,12 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     if b.private_tmp {
         vfs.mount_private_tmp();
     }
-    mount_volumes(&vfs, &b.volumes)?;
     let kernel = Kernel::new(platform, vfs.clone(), syscalls::table(), g.strace);
     // The sentry's /proc and /sys cover the empty directories the VFS mounted.
     vfs.mount_under_root(b"proc", sentry::procfs::new_procfs(&kernel), false);
     vfs.mount_under_root(b"sys", sentry::procfs::sysfs_root(), true);
+    // Volumes last, so that nothing mounted later covers them.
+    mount_volumes(&vfs, &b.volumes)?;
 
     let creds = host_creds();
     let fcreds = sentry::exec::fs_creds(&creds);
