@@ -243,6 +243,10 @@ pub struct RemoteMount {
 pub struct RemoteInode {
     mnt: Arc<RemoteMount>,
     handle: Handle,
+    /// The last stat seen. Only its type, mode and owner are used from the cache
+    /// (`attr`); `stat()` always asks the gofer. Changes of those through this
+    /// mount (setattr, link's target) store the stat the gofer returns; namespace
+    /// changes alter a directory's nlink and times only, so they need no refresh.
     stat: Mutex<Stat>,
     /// Symlink targets, cached (targets do not change without a rename/unlink).
     link: OnceLock<Vec<u8>>,
@@ -320,13 +324,6 @@ impl RemoteInode {
         match other.as_any().and_then(|a| a.downcast_ref::<RemoteInode>()) {
             Some(r) if Arc::ptr_eq(&r.mnt, &self.mnt) => Ok(r),
             _ => Err(Errno::EXDEV),
-        }
-    }
-
-    /// Refreshes the cached stat after a change made elsewhere (best effort).
-    fn refresh(&self) {
-        if let Ok(s) = self.mnt.client.stat(self.handle) {
-            self.set_cached(s);
         }
     }
 
@@ -422,7 +419,6 @@ impl Inode for RemoteInode {
             .mnt
             .client
             .create(self.handle, name, mode & 0o7777, uid, gid)?;
-        self.refresh();
         let n = RemoteInode::node(&self.mnt, h, st);
         *n.created_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
         Ok(n)
@@ -434,7 +430,6 @@ impl Inode for RemoteInode {
             .mnt
             .client
             .mkdir(self.handle, name, mode & 0o7777, uid, gid)?;
-        self.refresh();
         Ok(RemoteInode::node(&self.mnt, h, st))
     }
 
@@ -462,7 +457,6 @@ impl Inode for RemoteInode {
             .mnt
             .client
             .mknod(self.handle, name, ty | (mode & 0o7777), uid, gid)?;
-        self.refresh();
         Ok(RemoteInode::node(&self.mnt, h, st))
     }
 
@@ -484,7 +478,6 @@ impl Inode for RemoteInode {
             .mnt
             .client
             .symlink(self.handle, name, target, uid, gid)?;
-        self.refresh();
         let n = RemoteInode::node(&self.mnt, h, st);
         let _ = n.link.set(target.to_vec());
         Ok(n)
@@ -498,21 +491,18 @@ impl Inode for RemoteInode {
         }
         let st = self.mnt.client.link(self.handle, name, t.handle)?;
         t.set_cached(st);
-        self.refresh();
         Ok(())
     }
 
     fn unlink(&self, name: &[u8]) -> Result<(), Errno> {
         self.dir_op(name)?;
         self.mnt.client.unlink(self.handle, name, false)?;
-        self.refresh();
         Ok(())
     }
 
     fn rmdir(&self, name: &[u8]) -> Result<(), Errno> {
         self.dir_op(name)?;
         self.mnt.client.unlink(self.handle, name, true)?;
-        self.refresh();
         Ok(())
     }
 
@@ -532,10 +522,6 @@ impl Inode for RemoteInode {
         self.mnt
             .client
             .rename(self.handle, old_name, nd.handle, new_name, flags)?;
-        self.refresh();
-        if !std::ptr::eq(self, nd) {
-            nd.refresh();
-        }
         Ok(())
     }
 
