@@ -273,8 +273,11 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     Ok(kernel.wait_init())
 }
 
-/// Mounts each `--volume` gofer's tree at its path (writable unless `ro`).
+/// Mounts each `--volume` gofer's tree at its path (writable unless `ro`),
+/// shallower paths first so that a volume inside another lands on top of it.
 fn mount_volumes(vfs: &fs::Vfs, volumes: &[(i32, bool, String)]) -> Result<(), BootError> {
+    let mut volumes: Vec<&(i32, bool, String)> = volumes.iter().collect();
+    volumes.sort_by_key(|(_, _, p)| p.split('/').filter(|c| !c.is_empty()).count());
     for (fd, ro, path) in volumes {
         // SAFETY: `runsc do` handed us this descriptor for our exclusive use.
         let sock = unsafe { OwnedFd::from_raw_fd(*fd) };
