@@ -319,6 +319,18 @@ impl RemoteInode {
         Self::check_name(name)
     }
 
+    /// The group and permission bits of a new node in this directory: a
+    /// set-group-ID directory gives new nodes its group, and new directories the
+    /// bit too (Linux's inode_init_owner; the host would do the same, but the
+    /// owner is passed explicitly).
+    fn new_owner(&self, gid: u32, mode: u32, is_dir: bool) -> (u32, u32) {
+        let p = self.attr();
+        if p.mode & 0o2000 == 0 {
+            return (gid, mode);
+        }
+        (p.gid, if is_dir { mode | 0o2000 } else { mode })
+    }
+
     /// Another node of the same mount (EXDEV otherwise).
     fn same_mount<'a>(&self, other: &'a Arc<dyn Inode>) -> Result<&'a RemoteInode, Errno> {
         match other.as_any().and_then(|a| a.downcast_ref::<RemoteInode>()) {
@@ -415,10 +427,8 @@ impl Inode for RemoteInode {
 
     fn create(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
         self.dir_op(name)?;
-        let (h, st, fd) = self
-            .mnt
-            .client
-            .create(self.handle, name, mode & 0o7777, uid, gid)?;
+        let (gid, mode) = self.new_owner(gid, mode & 0o7777, false);
+        let (h, st, fd) = self.mnt.client.create(self.handle, name, mode, uid, gid)?;
         let n = RemoteInode::node(&self.mnt, h, st);
         *n.created_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
         Ok(n)
@@ -426,10 +436,8 @@ impl Inode for RemoteInode {
 
     fn mkdir(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
         self.dir_op(name)?;
-        let (h, st) = self
-            .mnt
-            .client
-            .mkdir(self.handle, name, mode & 0o7777, uid, gid)?;
+        let (gid, mode) = self.new_owner(gid, mode & 0o7777, true);
+        let (h, st) = self.mnt.client.mkdir(self.handle, name, mode, uid, gid)?;
         Ok(RemoteInode::node(&self.mnt, h, st))
     }
 
@@ -453,10 +461,11 @@ impl Inode for RemoteInode {
             S_IFDIR => return Err(Errno::EPERM),
             _ => return Err(Errno::EINVAL),
         }
+        let (gid, mode) = self.new_owner(gid, mode & 0o7777, false);
         let (h, st) = self
             .mnt
             .client
-            .mknod(self.handle, name, ty | (mode & 0o7777), uid, gid)?;
+            .mknod(self.handle, name, ty | mode, uid, gid)?;
         Ok(RemoteInode::node(&self.mnt, h, st))
     }
 
@@ -474,6 +483,7 @@ impl Inode for RemoteInode {
         if target.len() >= crate::PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
+        let (gid, _) = self.new_owner(gid, 0, false);
         let (h, st) = self
             .mnt
             .client

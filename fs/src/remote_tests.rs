@@ -552,3 +552,36 @@ fn writable_remote_root_for_bundles() {
     );
     assert_eq!(t.at("/proc/host_secret").err(), Some(Errno::ENOENT));
 }
+
+#[test]
+fn setgid_directories_pass_their_group_on() {
+    let t = tree_rw();
+    t.mk("/sg", NewNode::Dir { mode: 0o755 }).unwrap();
+    // Needs a gofer allowed to chown (root); otherwise nothing to check.
+    if t.set(
+        "/sg",
+        SetAttr {
+            gid: Some(54321),
+            ..Default::default()
+        },
+    )
+    .is_err()
+    {
+        eprintln!("SKIP: cannot chown as this user");
+        return;
+    }
+    t.set(
+        "/sg",
+        SetAttr {
+            mode: Some(0o2775),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    t.creat("/sg/f", 0o644).unwrap();
+    t.mk("/sg/d", NewNode::Dir { mode: 0o755 }).unwrap();
+    assert_eq!(lmeta(&t.host("sg/f")).gid(), 54321);
+    assert_eq!(lmeta(&t.host("sg/d")).gid(), 54321);
+    assert_eq!(lmeta(&t.host("sg/d")).mode() & 0o7777, 0o2755);
+    assert_eq!(t.at("/sg/d").unwrap().attr().mode & 0o7777, 0o2755);
+}
