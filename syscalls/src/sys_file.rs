@@ -142,7 +142,7 @@ pub(crate) fn path_arg(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
 
 /// Where a relative path starts: the cwd or `dirfd`'s directory. Absolute paths
 /// ignore `dirfd` (as Linux does, even an invalid one).
-pub(crate) fn start_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<Location, Errno> {
+fn start_of(t: &Task, dirfd: i32, path: &[u8]) -> Result<Location, Errno> {
     if path.first() == Some(&b'/') {
         return Ok(t.fs.root());
     }
