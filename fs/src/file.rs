@@ -169,6 +169,16 @@ pub trait FileOps: Send + Sync {
     fn pipe(&self) -> Option<&Pipe> {
         None
     }
+    /// fsync(2) / fdatasync(2). Files whose data lives in the sentry have nothing
+    /// to flush; files backed by a host fd flush it.
+    fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// fallocate(2) (`mode` already validated) done on a host fd; None when the
+    /// file has none and the inode's `allocate` applies.
+    fn fallocate(&self, _mode: i32, _off: u64, _len: u64) -> Option<Result<(), Errno>> {
+        None
+    }
 }
 
 /// Access-mode bits for an O_PATH description (neither read nor write).

@@ -253,6 +253,34 @@ impl FileOps for HostFdOps {
     fn host_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.fd.as_fd())
     }
+
+    fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        if self.stdio {
+            return Ok(());
+        }
+        // SAFETY: fsync/fdatasync on our own fd.
+        let r = retry(|| unsafe {
+            if datasync {
+                libc::fdatasync(self.raw()) as isize
+            } else {
+                libc::fsync(self.raw()) as isize
+            }
+        });
+        r.map(|_| ())
+    }
+
+    fn fallocate(&self, mode: i32, off: u64, len: u64) -> Option<Result<(), Errno>> {
+        if self.stdio {
+            return None;
+        }
+        let (off, len) = match (i64::try_from(off), i64::try_from(len)) {
+            (Ok(o), Ok(l)) => (o, l),
+            _ => return Some(Err(Errno::EFBIG)),
+        };
+        // SAFETY: fallocate on our own fd.
+        let r = retry(|| unsafe { libc::fallocate(self.raw(), mode, off, len) as isize });
+        Some(r.map(|_| ()))
+    }
 }
 
 /// The workload's inherited stdio (or any host fd handed to it).

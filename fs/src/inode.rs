@@ -160,6 +160,49 @@ pub trait Inode: Send + Sync {
     fn allocate(&self, _off: u64, _len: u64, _keep_size: bool) -> Result<(), Errno> {
         Err(Errno::EOPNOTSUPP)
     }
+
+    // ---- Extended attributes. The VFS has done Linux's `xattr_permission` checks
+    // (namespace rules, file permissions, read-only mount); a file system without
+    // xattrs keeps the defaults (EOPNOTSUPP), as Linux's do.
+
+    /// The whole value of xattr `name` (ENODATA if absent).
+    fn getxattr(&self, _name: &[u8]) -> Result<Vec<u8>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// Sets xattr `name`; `flags`: 0, XATTR_CREATE (EEXIST if present) or
+    /// XATTR_REPLACE (ENODATA if absent).
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _flags: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// All xattr names, each NUL-terminated (the VFS hides trusted.* from the
+    /// unprivileged).
+    fn listxattr(&self) -> Result<Vec<u8>, Errno> {
+        Ok(Vec::new())
+    }
+    /// Removes xattr `name` (ENODATA if absent).
+    fn removexattr(&self, _name: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+}
+
+/// `setxattr` flags.
+pub const XATTR_CREATE: i32 = 1;
+pub const XATTR_REPLACE: i32 = 2;
+
+/// Linux's handler lookup (`xattr_resolve_name`) for a file system supporting the
+/// namespaces `prefixes` (each ending in '.'): a name in one of them with something
+/// after the prefix is fine, a bare prefix is EINVAL, anything else EOPNOTSUPP.
+pub fn xattr_resolve(name: &[u8], prefixes: &[&[u8]]) -> Result<(), Errno> {
+    for p in prefixes {
+        if let Some(rest) = name.strip_prefix(*p) {
+            return if rest.is_empty() {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(())
+            };
+        }
+    }
+    Err(Errno::EOPNOTSUPP)
 }
 
 pub use abi::linux::{StatFs, ST_RDONLY};

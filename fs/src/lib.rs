@@ -31,6 +31,8 @@ pub mod vfs;
 pub mod waiter;
 
 #[cfg(test)]
+mod remote_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod testutil;

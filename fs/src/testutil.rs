@@ -88,6 +88,36 @@ pub fn tree() -> Tree {
     Tree { dir, vfs, ctx }
 }
 
+/// A fresh empty temp directory (removed on drop).
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "fs-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A gofer client serving `dir` (writable unless `read_only`) from a server thread.
+pub fn serve(dir: &Path, read_only: bool) -> Arc<gofer::Client> {
+    let root = OwnedFd::from(std::fs::File::open(dir).unwrap());
+    let (a, b) = gofer::socketpair().unwrap();
+    std::thread::spawn(move || gofer::server::serve(root, b, read_only));
+    Arc::new(gofer::Client::new(a))
+}
+
+/// An empty directory served WRITABLE as the root
+/// (`Vfs::new_with_remote_root(client, false)`, as for OCI bundles with
+/// root.readonly=false).
+pub fn tree_rw() -> Tree {
+    let dir = temp_dir("rw");
+    let vfs = Vfs::new_with_remote_root(serve(&dir, false), false).unwrap();
+    let ctx = FsContext::new(vfs.root());
+    Tree { dir, vfs, ctx }
+}
+
 /// Workload memory for ioctl tests: a flat buffer at address 0x1000.
 pub struct FakeMem(pub RefCell<Vec<u8>>);
 

@@ -178,7 +178,12 @@ pub struct TmpInode {
     kind: Kind,
     /// An O_TMPFILE file (no name yet) that linkat may name.
     linkable: std::sync::atomic::AtomicBool,
+    /// Extended attributes ("user." and "trusted." names), in name order.
+    xattrs: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
+
+/// The xattr namespaces tmpfs stores (Linux tmpfs: trusted.* always, user.* since 6.6).
+const XATTR_PREFIXES: [&[u8]; 2] = [b"user.", b"trusted."];
 
 impl Drop for TmpInode {
     fn drop(&mut self) {
@@ -213,6 +218,7 @@ impl TmpInode {
             }),
             kind,
             linkable: std::sync::atomic::AtomicBool::new(false),
+            xattrs: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -745,6 +751,44 @@ impl Inode for TmpInode {
             None => {}
         }
         m.ctime = t;
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        crate::inode::xattr_resolve(name, &XATTR_PREFIXES)?;
+        lock(&self.xattrs).get(name).cloned().ok_or(Errno::ENODATA)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: i32) -> Result<(), Errno> {
+        use crate::inode::{XATTR_CREATE, XATTR_REPLACE};
+        crate::inode::xattr_resolve(name, &XATTR_PREFIXES)?;
+        let mut x = lock(&self.xattrs);
+        let exists = x.contains_key(name);
+        if flags & XATTR_CREATE != 0 && exists {
+            return Err(Errno::EEXIST);
+        }
+        if flags & XATTR_REPLACE != 0 && !exists {
+            return Err(Errno::ENODATA);
+        }
+        x.insert(name.to_vec(), value.to_vec());
+        drop(x);
+        lock(&self.meta).ctime = now();
+        Ok(())
+    }
+
+    fn listxattr(&self) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        for n in lock(&self.xattrs).keys() {
+            out.extend_from_slice(n);
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        crate::inode::xattr_resolve(name, &XATTR_PREFIXES)?;
+        lock(&self.xattrs).remove(name).ok_or(Errno::ENODATA)?;
+        lock(&self.meta).ctime = now();
         Ok(())
     }
 

@@ -451,6 +451,57 @@ impl Vfs {
         )
     }
 
+    /// Mounts `fs_root` at the absolute `path` (bind mounts such as `runsc do
+    /// --volume`). Symlinks along the path are followed; components that do not
+    /// exist are made as synthetic directories in the dentry cache only (the file
+    /// system below, e.g. a read-only root, is never asked to create them).
+    /// EINVAL for a relative path, "..", or "/" itself; ENOTDIR if a component is
+    /// not a directory.
+    pub fn mount_at_path(
+        &self,
+        path: &[u8],
+        fs_root: Arc<dyn Inode>,
+        read_only: bool,
+    ) -> Result<Arc<Mount>, Errno> {
+        if path.first() != Some(&b'/') || path.len() >= PATH_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let ctx = FsContext::new(self.root());
+        let creds = Creds::root();
+        let mut cur = self.root();
+        let mut any = false;
+        for comp in path.split(|&c| c == b'/').filter(|c| !c.is_empty()) {
+            if comp == b"." {
+                continue;
+            }
+            if comp == b".." {
+                return Err(Errno::EINVAL);
+            }
+            if comp.len() > NAME_MAX {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            any = true;
+            cur = match self.walk(&ctx, &creds, &cur, comp, &WalkOpts::follow()) {
+                Ok(l) => l,
+                Err(Errno::ENOENT) => {
+                    let d = cur.dentry.ensure_child(comp, || SynthDir::new(TMPFS_MAGIC));
+                    self.follow_mounts(Location {
+                        mount: cur.mount.clone(),
+                        dentry: d,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            if !cur.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+        }
+        if !any {
+            return Err(Errno::EINVAL);
+        }
+        Ok(self.mount_at(&cur, fs_root, read_only))
+    }
+
     /// Mounts `fs_root` over `at` (a later mount on the same point covers an earlier one).
     pub fn mount_at(&self, at: &Location, fs_root: Arc<dyn Inode>, read_only: bool) -> Arc<Mount> {
         self.mount_with(
@@ -1441,6 +1492,98 @@ impl Vfs {
             perm::check(creds, a.mode, a.uid, a.gid, MAY_WRITE)?;
         }
         loc.inode().setattr(&attr)
+    }
+
+    // ---- Extended attributes: Linux's `xattr_permission` rules here, storage in
+    // the file systems (Inode::{get,set,list,remove}xattr).
+
+    /// Linux's `xattr_permission`: security.* and system.* are left to the file
+    /// system; trusted.* needs CAP_SYS_ADMIN (`admin`) (else EPERM to write, ENODATA to
+    /// read); user.* only on regular files and directories (else EPERM / ENODATA) and,
+    /// on a sticky directory, writes only by its owner; then read or write permission.
+    fn xattr_permission(
+        creds: &Creds,
+        admin: bool,
+        loc: &Location,
+        name: &[u8],
+        write: bool,
+    ) -> Result<(), Errno> {
+        let a = loc.attr();
+        if name.starts_with(b"security.") || name.starts_with(b"system.") {
+            return Ok(());
+        }
+        let denied = if write { Errno::EPERM } else { Errno::ENODATA };
+        if name.starts_with(b"trusted.") {
+            return if admin { Ok(()) } else { Err(denied) };
+        }
+        if name.starts_with(b"user.") {
+            if !a.is_regular() && !a.is_dir() {
+                return Err(denied);
+            }
+            if a.is_dir() && a.mode & S_ISVTX != 0 && write && creds.uid != 0 && creds.uid != a.uid
+            {
+                return Err(Errno::EPERM);
+            }
+        }
+        let mask = if write { MAY_WRITE } else { MAY_READ };
+        perm::check(creds, a.mode, a.uid, a.gid, mask)
+    }
+
+    /// getxattr(2) on a resolved location: the whole value (the caller applies the
+    /// size rules). `admin`: the caller has CAP_SYS_ADMIN.
+    pub fn getxattr(
+        &self,
+        creds: &Creds,
+        admin: bool,
+        loc: &Location,
+        name: &[u8],
+    ) -> Result<Vec<u8>, Errno> {
+        Self::xattr_permission(creds, admin, loc, name, false)?;
+        loc.inode().getxattr(name)
+    }
+
+    /// setxattr(2) (`flags` validated by the caller).
+    pub fn setxattr(
+        &self,
+        creds: &Creds,
+        admin: bool,
+        loc: &Location,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+    ) -> Result<(), Errno> {
+        Self::want_write(loc)?;
+        Self::xattr_permission(creds, admin, loc, name, true)?;
+        loc.inode().setxattr(name, value, flags)
+    }
+
+    /// removexattr(2).
+    pub fn removexattr(
+        &self,
+        creds: &Creds,
+        admin: bool,
+        loc: &Location,
+        name: &[u8],
+    ) -> Result<(), Errno> {
+        Self::want_write(loc)?;
+        Self::xattr_permission(creds, admin, loc, name, true)?;
+        loc.inode().removexattr(name)
+    }
+
+    /// listxattr(2): the NUL-terminated names, trusted.* hidden without `admin`.
+    pub fn listxattr(&self, admin: bool, loc: &Location) -> Result<Vec<u8>, Errno> {
+        let all = loc.inode().listxattr()?;
+        if admin {
+            return Ok(all);
+        }
+        let mut out = Vec::with_capacity(all.len());
+        for n in all.split(|&c| c == 0).filter(|n| !n.is_empty()) {
+            if !n.starts_with(b"trusted.") {
+                out.extend_from_slice(n);
+                out.push(0);
+            }
+        }
+        Ok(out)
     }
 
     /// fallocate(2) on an open file's location.

@@ -1232,7 +1232,65 @@ fn server_validates_raw_write_frames() {
             }),
             e(Errno::EINVAL)
         );
+        assert_eq!(
+            rt(Request::Rename {
+                old_dir: root,
+                old_name: name.to_vec(),
+                new_dir: root,
+                new_name: b"renamed".to_vec(),
+                flags: 0
+            }),
+            e(Errno::EINVAL)
+        );
+        assert_eq!(
+            rt(Request::Mkdir {
+                dir: root,
+                name: name.to_vec(),
+                mode: 0o755,
+                uid: KEEP,
+                gid: KEEP
+            }),
+            e(Errno::EINVAL)
+        );
+        assert_eq!(
+            rt(Request::Mknod {
+                dir: root,
+                name: name.to_vec(),
+                mode: abi::linux::S_IFIFO | 0o644,
+                rdev: 0,
+                uid: KEEP,
+                gid: KEEP
+            }),
+            e(Errno::EINVAL)
+        );
+        assert_eq!(
+            rt(Request::Symlink {
+                dir: root,
+                name: name.to_vec(),
+                target: b"/etc/passwd".to_vec(),
+                uid: KEEP,
+                gid: KEEP
+            }),
+            e(Errno::EINVAL)
+        );
+        assert_eq!(
+            rt(Request::Link {
+                dir: root,
+                name: name.to_vec(),
+                target: root,
+            }),
+            e(Errno::EINVAL)
+        );
+        assert_eq!(
+            rt(Request::Unlink {
+                dir: root,
+                name: name.to_vec(),
+                flags: libc::AT_REMOVEDIR
+            }),
+            e(Errno::EINVAL)
+        );
     }
+    assert!(!r.join("renamed").exists());
     assert_eq!(
         rt(Request::Mknod {
             dir: root,
@@ -1450,6 +1508,35 @@ mod fuzz {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Write-message tags followed by random bytes, straight to a live read-write
+        /// server: every frame gets a well-formed reply (an error for anything
+        /// malformed), nothing appears outside the root, and the server keeps serving.
+        #[test]
+        fn raw_garbage_write_frames(frames in proptest::collection::vec((9u32..=20, proptest::collection::vec(any::<u8>(), 0..80)), 1..30)) {
+            let t = tree();
+            let r = t.0.join("root");
+            let before = fs::read_dir(&t.0).unwrap().count();
+            let (a, b) = gofer::socketpair().unwrap();
+            let rootfd = root_fd(&r);
+            let srv = std::thread::spawn(move || server::serve(rootfd, b, false));
+            let s = UnixDatagram::from(a);
+            let mut buf = vec![0u8; 70000];
+            for (tag, body) in frames {
+                let mut f = tag.to_le_bytes().to_vec();
+                f.extend_from_slice(&body);
+                s.send(&f).unwrap();
+                let n = s.recv(&mut buf).unwrap();
+                prop_assert!(Response::decode(&buf[..n]).is_ok());
+            }
+            s.send(&Request::Mount.encode()).unwrap();
+            let n = s.recv(&mut buf).unwrap();
+            let mounted = matches!(Response::decode(&buf[..n]), Ok(Response::Mount { .. }));
+            prop_assert!(mounted);
+            prop_assert_eq!(fs::read_dir(&t.0).unwrap().count(), before);
+            drop(s);
+            prop_assert!(srv.join().unwrap().is_ok());
+        }
 
         /// Random write sequences never touch anything outside the root, never kill the
         /// server, and only ever get errno replies for bad input.

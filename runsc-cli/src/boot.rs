@@ -16,6 +16,8 @@ use crate::cli::{split_flag, Global};
 /// Options of `runsc boot`.
 struct BootArgs {
     gofer_fd: i32,
+    /// `--volume=FD:ro|rw:PATH`: a gofer socket serving a volume mounted at PATH.
+    volumes: Vec<(i32, bool, String)>,
     private_tmp: bool,
     cwd: Option<String>,
     argv: Vec<String>,
@@ -25,6 +27,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
     let mut gofer_fd = None;
     let mut cwd = None;
     let mut private_tmp = false;
+    let mut volumes = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -36,6 +39,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
             Some(("gofer-fd", Some(v))) => gofer_fd = v.parse::<i32>().ok().filter(|f| *f > 2),
             Some(("cwd", Some(v))) => cwd = Some(v.to_string()),
             Some(("private-tmp", None)) => private_tmp = true,
+            Some(("volume", Some(v))) => volumes.push(parse_volume(v)?),
             _ => return Err(format!("bad argument {a:?}")),
         }
     }
@@ -46,10 +50,28 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
     }
     Ok(BootArgs {
         gofer_fd,
+        volumes,
         private_tmp,
         cwd,
         argv,
     })
+}
+
+/// `FD:ro|rw:PATH` (as `runsc do` passes it).
+fn parse_volume(v: &str) -> Result<(i32, bool, String), String> {
+    let bad = || format!("bad --volume {v:?}");
+    let (fd, rest) = v.split_once(':').ok_or_else(bad)?;
+    let (mode, path) = rest.split_once(':').ok_or_else(bad)?;
+    let fd = fd.parse::<i32>().ok().filter(|f| *f > 2).ok_or_else(bad)?;
+    let ro = match mode {
+        "ro" => true,
+        "rw" => false,
+        _ => return Err(bad()),
+    };
+    if !path.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((fd, ro, path.to_string()))
 }
 
 pub fn cmd_boot(g: &Global, args: &[String]) -> i32 {
@@ -166,6 +188,8 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     // The sentry's /proc and /sys cover the empty directories the VFS mounted.
     vfs.mount_under_root(b"proc", sentry::procfs::new_procfs(&kernel), false);
     vfs.mount_under_root(b"sys", sentry::procfs::sysfs_root(), true);
+    // Volumes last, so that nothing mounted later covers them.
+    mount_volumes(&vfs, &b.volumes)?;
 
     let creds = host_creds();
     let fcreds = sentry::exec::fs_creds(&creds);
@@ -247,6 +271,23 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     rx.recv()
         .map_err(|_| BootError::Setup("task thread died".into()))??;
     Ok(kernel.wait_init())
+}
+
+/// Mounts each `--volume` gofer's tree at its path (writable unless `ro`),
+/// shallower paths first so that a volume inside another lands on top of it.
+fn mount_volumes(vfs: &fs::Vfs, volumes: &[(i32, bool, String)]) -> Result<(), BootError> {
+    let mut volumes: Vec<&(i32, bool, String)> = volumes.iter().collect();
+    volumes.sort_by_key(|(_, _, p)| p.split('/').filter(|c| !c.is_empty()).count());
+    for (fd, ro, path) in volumes {
+        // SAFETY: `runsc do` handed us this descriptor for our exclusive use.
+        let sock = unsafe { OwnedFd::from_raw_fd(*fd) };
+        let client: Arc<dyn fs::RemoteFs> = Arc::new(gofer::Client::new(sock));
+        let root = fs::remote::RemoteInode::mount_root(client, *ro)
+            .map_err(|e| BootError::Setup(format!("volume {path}: {e}")))?;
+        vfs.mount_at_path(path.as_bytes(), root, *ro)
+            .map_err(|e| BootError::Setup(format!("volume {path}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Finds `cmd` as execvp(3) does: a name with a slash is used as is, others are

@@ -7,6 +7,7 @@ mod cli;
 mod gofer_cmd;
 mod log;
 mod sandbox;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -14,7 +15,8 @@ const USAGE: &str = "usage: runsc [global flags] <command> [args]
 
 commands:
   do        run a command in a new sandbox with the host / as (read-only) root
-            [--cwd=DIR] [--private-tmp: an empty writable tmpfs over /tmp] [--] CMD ARGS
+            [--cwd=DIR] [--private-tmp: an empty writable tmpfs over /tmp]
+            [--volume=HOST:CONTAINER[:ro]: bind-mount a host directory, repeatable] [--] CMD ARGS
 
 global flags:
   --platform=ptrace     how workload code runs (ptrace; kvm later)

@@ -7,9 +7,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 use crate::cli::{forward, split_flag, Global};
+use crate::volume::{parse_volume, Volume, VolumeGofers};
 
 /// Lets `fd` survive exec into the child about to be spawned.
-fn inheritable(fd: &OwnedFd) -> std::io::Result<()> {
+pub(crate) fn inheritable(fd: &OwnedFd) -> std::io::Result<()> {
     // SAFETY: plain fcntl on a descriptor we own.
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) } < 0 {
         return Err(std::io::Error::last_os_error());
@@ -17,10 +18,11 @@ fn inheritable(fd: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `runsc do [--cwd=DIR] [--] CMD [ARGS...]`.
+/// `runsc do [--cwd=DIR] [--private-tmp] [--volume=HOST:CONTAINER[:ro]]... [--] CMD [ARGS...]`.
 pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
     let mut cwd = None;
     let mut private_tmp = false;
+    let mut volumes = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -38,6 +40,26 @@ pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
                 i += 1;
                 cwd = Some(args[i].clone());
             }
+            Some(("volume", v)) => {
+                let spec = match v {
+                    Some(v) => v.to_string(),
+                    None if i + 1 < args.len() => {
+                        i += 1;
+                        args[i].clone()
+                    }
+                    None => {
+                        eprintln!("runsc do: flag needs an argument: --volume");
+                        return 2;
+                    }
+                };
+                match parse_volume(&spec) {
+                    Ok(v) => volumes.push(v),
+                    Err(e) => {
+                        eprintln!("runsc do: {e}");
+                        return 2;
+                    }
+                }
+            }
             _ => {
                 eprintln!("runsc do: flag provided but not defined: {a}");
                 return 2;
@@ -50,7 +72,7 @@ pub fn cmd_do(g: &Global, args: &[String]) -> i32 {
         eprintln!("runsc do: missing command (usage: runsc do [--] CMD [ARGS...])");
         return 2;
     }
-    match run_sandbox(g, cmd, cwd, private_tmp) {
+    match run_sandbox(g, cmd, cwd, private_tmp, &volumes) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("runsc do: {e}");
@@ -64,6 +86,7 @@ fn run_sandbox(
     cmd: &[String],
     cwd: Option<String>,
     private_tmp: bool,
+    volumes: &[Volume],
 ) -> std::io::Result<i32> {
     let exe = std::env::current_exe()?;
     let (sentry_end, gofer_end) = gofer::socketpair()?;
@@ -78,6 +101,14 @@ fn run_sandbox(
         .stdout(Stdio::null())
         .spawn()?;
     drop(gofer_end);
+    let mut vols = match VolumeGofers::spawn(&exe, g, volumes) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+            return Err(e);
+        }
+    };
     inheritable(&sentry_end)?;
     let mut boot = Command::new(&exe);
     boot.args(forward(g))
@@ -89,18 +120,22 @@ fn run_sandbox(
     if private_tmp {
         boot.arg("--private-tmp");
     }
+    boot.args(vols.boot_args(volumes));
     let boot = boot.arg("--").args(cmd).spawn();
     drop(sentry_end);
+    vols.close_sockets();
     let status = match boot {
         Ok(mut b) => b.wait(),
         Err(e) => {
             let _ = gofer.kill();
             let _ = gofer.wait();
+            vols.kill();
             return Err(e);
         }
     };
     // The gofer exits when the sentry's end of the socket closes.
     let _ = gofer.wait();
+    vols.wait();
     let status = status?;
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => c,

@@ -18,6 +18,7 @@ mod sys_process;
 mod sys_sched;
 mod sys_signal;
 mod sys_timer;
+mod sys_xattr;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -118,6 +119,7 @@ pub fn table() -> Arc<Table> {
     sys_sched::register(&mut t);
     sys_signal::register(&mut t);
     sys_timer::register(&mut t);
+    sys_xattr::register(&mut t);
     Arc::new(t)
 }
 

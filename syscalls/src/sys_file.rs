@@ -72,8 +72,8 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::STATFS, sys_statfs, &[Path, Hex]);
     t.add(nr::FSTATFS, sys_fstatfs, &[Fd, Hex]);
     t.add(nr::UMASK, sys_umask, &[Oct]);
-    t.add(nr::FSYNC, sys_fsync, &[Fd]);
-    t.add(nr::FDATASYNC, sys_fsync, &[Fd]);
+    t.add(nr::FSYNC, sys_fsync_full, &[Fd]);
+    t.add(nr::FDATASYNC, sys_fdatasync, &[Fd]);
     t.add(nr::SYNCFS, sys_fsync, &[Fd]);
     t.add(nr::FADVISE64, sys_fadvise64, &[Fd, Dec, Dec, Dec]);
     t.add(nr::MKDIR, sys_mkdir, &[Path, Oct]);
@@ -108,18 +108,6 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::FUTIMESAT, sys_futimesat, &[DirFd, Path, Hex]);
     t.add(nr::UTIME, sys_utime, &[Path, Hex]);
     t.add(nr::FALLOCATE, sys_fallocate, &[Fd, Hex, Dec, Dec]);
-    t.add(nr::GETXATTR, sys_getxattr, &[Path, Path, Hex, UDec]);
-    t.add(nr::LGETXATTR, sys_lgetxattr, &[Path, Path, Hex, UDec]);
-    t.add(nr::FGETXATTR, sys_fgetxattr, &[Fd, Path, Hex, UDec]);
-    t.add(nr::LISTXATTR, sys_getxattr, &[Path, Hex, UDec]);
-    t.add(nr::LLISTXATTR, sys_lgetxattr, &[Path, Hex, UDec]);
-    t.add(nr::FLISTXATTR, sys_fgetxattr, &[Fd, Hex, UDec]);
-    t.add(nr::SETXATTR, sys_setxattr, &[Path, Path, Hex, UDec, Hex]);
-    t.add(nr::LSETXATTR, sys_lsetxattr, &[Path, Path, Hex, UDec, Hex]);
-    t.add(nr::FSETXATTR, sys_fsetxattr, &[Fd, Path, Hex, UDec, Hex]);
-    t.add(nr::REMOVEXATTR, sys_setxattr, &[Path, Path]);
-    t.add(nr::LREMOVEXATTR, sys_lsetxattr, &[Path, Path]);
-    t.add(nr::FREMOVEXATTR, sys_fsetxattr, &[Fd, Path]);
 }
 
 // ---- helpers ----
@@ -940,6 +928,24 @@ fn sys_fadvise64(t: &mut Task, a: &Args) -> SysResult {
     Ok(0)
 }
 
+/// fsync(2) / fdatasync(2): files backed by a host fd (gofer files) flush it.
+fn sys_fsync_data(t: &mut Task, a: &Args, datasync: bool) -> SysResult {
+    let f = t.fds.get(a.fd(0))?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    f.ops().fsync(datasync)?;
+    Ok(0)
+}
+
+fn sys_fsync_full(t: &mut Task, a: &Args) -> SysResult {
+    sys_fsync_data(t, a, false)
+}
+
+fn sys_fdatasync(t: &mut Task, a: &Args) -> SysResult {
+    sys_fsync_data(t, a, true)
+}
+
 // ---- mutating calls (path resolution first, then the VFS's checks) ----
 
 fn do_create(t: &Task, dirfd: i32, path_addr: u64, what: NewNode) -> SysResult {
@@ -1390,62 +1396,16 @@ fn sys_fallocate(t: &mut Task, a: &Args) -> SysResult {
     if off.checked_add(len).is_none() {
         return Err(Errno::EFBIG);
     }
+    if loc.mount.read_only() {
+        return Err(Errno::EROFS);
+    }
+    // A file backed by a host fd (gofer) allocates on it; others in the inode.
+    if let Some(r) = f.ops().fallocate(mode, off as u64, len as u64) {
+        r?;
+        return Ok(0);
+    }
     t.kernel
         .vfs
         .allocate(loc, off as u64, len as u64, mode & FALLOC_FL_KEEP_SIZE != 0)?;
     Ok(0)
-}
-
-// ---- extended attributes ----
-//
-// No file system here stores extended attributes yet (the gofer protocol has no
-// xattr messages), so after resolving the path the answer is the one Linux gives
-// for a file system without xattr support: EOPNOTSUPP, or EROFS for changes on a
-// read-only mount.
-
-fn xattr_target(t: &Task, path_addr: u64, follow: bool) -> Result<Location, Errno> {
-    let path = path_arg(t, path_addr)?;
-    let opts = if follow {
-        WalkOpts::follow()
-    } else {
-        WalkOpts::nofollow()
-    };
-    resolve(t, &creds(t), AT_FDCWD, &path, &opts)
-}
-
-fn sys_getxattr(t: &mut Task, a: &Args) -> SysResult {
-    xattr_target(t, a.u64(0), true)?;
-    Err(Errno::EOPNOTSUPP)
-}
-
-fn sys_lgetxattr(t: &mut Task, a: &Args) -> SysResult {
-    xattr_target(t, a.u64(0), false)?;
-    Err(Errno::EOPNOTSUPP)
-}
-
-fn sys_fgetxattr(t: &mut Task, a: &Args) -> SysResult {
-    t.fds.get(a.fd(0))?;
-    Err(Errno::EOPNOTSUPP)
-}
-
-fn xattr_change(loc: Option<&Location>) -> SysResult {
-    match loc {
-        Some(l) if l.mount.read_only() => Err(Errno::EROFS),
-        _ => Err(Errno::EOPNOTSUPP),
-    }
-}
-
-fn sys_setxattr(t: &mut Task, a: &Args) -> SysResult {
-    let loc = xattr_target(t, a.u64(0), true)?;
-    xattr_change(Some(&loc))
-}
-
-fn sys_lsetxattr(t: &mut Task, a: &Args) -> SysResult {
-    let loc = xattr_target(t, a.u64(0), false)?;
-    xattr_change(Some(&loc))
-}
-
-fn sys_fsetxattr(t: &mut Task, a: &Args) -> SysResult {
-    let f = t.fds.get(a.fd(0))?;
-    xattr_change(f.location())
 }

@@ -35,6 +35,7 @@ pub const PROGRAMS: &[&str] = &[
     "fsmut",
     "perm",
     "mount",
+    "xattr",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -197,6 +198,11 @@ fn conformance_perm() {
 #[test]
 fn conformance_mount() {
     run_program("mount");
+}
+
+#[test]
+fn conformance_xattr() {
+    run_program("xattr");
 }
 
 #[test]

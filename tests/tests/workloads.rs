@@ -470,3 +470,284 @@ fn sh_reports_sigsegv_as_139() {
     );
     same_as_native_issue3(Cmd::new(["/bin/sh", "-c", &script]), 139, Compare::Exact);
 }
+
+// ------------------------------------------------------------ runsc do --volume
+//
+// A host temp dir (under target/workload-tmp, removed afterwards) is mounted
+// with `runsc do --volume DIR:/vol[:ro]`; the workload changes it and the test
+// checks the HOST side. Nothing outside the temp dir is ever written.
+
+impl TempDir {
+    fn path(&self, p: &str) -> std::path::PathBuf {
+        self.0.join(p)
+    }
+}
+
+/// `runsc --platform=P do <do_flags> -- argv` in `/` with the clean environment.
+fn run_do(platform: &str, do_flags: &[String], argv: &[&str]) -> RunOutput {
+    let runsc = tests::runsc_bin();
+    let mut args: Vec<String> = vec![format!("--platform={platform}")];
+    args.extend(tests::extra_runsc_flags());
+    args.push("do".into());
+    args.extend(do_flags.iter().cloned());
+    args.push("--".into());
+    args.extend(argv.iter().map(|s| s.to_string()));
+    let mut c = std::process::Command::new(&runsc);
+    c.args(&args).env_clear().current_dir("/");
+    for (k, v) in tests::CLEAN_ENV {
+        c.env(k, v);
+    }
+    let cmdline = format!("{} {}", runsc.display(), args.join(" "));
+    tests::run_with_timeout(c, cmdline, tests::TIMEOUT)
+}
+
+fn vol_flag(dir: &TempDir, at: &str, opt: &str) -> String {
+    format!("--volume={}:{at}{opt}", dir.0.display())
+}
+
+/// Every path below `dir` (relative, sorted), not following symlinks.
+fn tree_of(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn volume_writes_reach_the_host_dir() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let d = TempDir::new("volume-rw");
+        std::fs::write(d.path("keep"), b"keep me\n").unwrap();
+        std::fs::write(d.path("old"), b"old data\n").unwrap();
+        std::fs::write(d.path("gone"), b"bye\n").unwrap();
+        std::fs::create_dir(d.path("emptydir")).unwrap();
+        let script = "set -e; cd /vol; \
+            echo created > new.txt; printf 'more\\n' >> new.txt; \
+            mkdir -p a/b; echo deep > a/b/deep.txt; \
+            ln -s new.txt sym; ln new.txt hard; mv old a/b/renamed; \
+            chmod 600 new.txt; truncate -s 3 keep; rm gone; rmdir emptydir; \
+            touch -d @981173106 a/b/deep.txt; mkfifo fifo; \
+            cat new.txt; ls -l sym | grep -c 'sym -> new.txt'";
+        let out = run_do(
+            platform,
+            &[vol_flag(&d, "/vol", "")],
+            &["/bin/sh", "-c", script],
+        );
+        let mut bad = Vec::new();
+        if out.exit != Exit::Code(0) || out.stdout != "created\nmore\n1\n" {
+            bad.push("exit status / stdout".to_string());
+        }
+        let want = [
+            "a",
+            "a/b",
+            "a/b/deep.txt",
+            "a/b/renamed",
+            "fifo",
+            "hard",
+            "keep",
+            "new.txt",
+            "sym",
+        ];
+        let got = tree_of(&d.0);
+        if got != want {
+            bad.push(format!("host tree {got:?} != {want:?}"));
+        } else {
+            let m = |p: &str| std::fs::symlink_metadata(d.path(p)).unwrap();
+            let read = |p: &str| std::fs::read(d.path(p)).unwrap();
+            if read("new.txt") != b"created\nmore\n" || m("new.txt").mode() & 0o7777 != 0o600 {
+                bad.push("new.txt content/mode".into());
+            }
+            if m("hard").ino() != m("new.txt").ino() || m("new.txt").nlink() != 2 {
+                bad.push("hard link".into());
+            }
+            if std::fs::read_link(d.path("sym")).ok() != Some("new.txt".into()) {
+                bad.push("symlink".into());
+            }
+            if read("keep") != b"kee" {
+                bad.push("truncate".into());
+            }
+            if read("a/b/renamed") != b"old data\n" || read("a/b/deep.txt") != b"deep\n" {
+                bad.push("rename / nested create".into());
+            }
+            if m("a/b/deep.txt").mtime() != 981173106 {
+                bad.push("touch -d".into());
+            }
+            if !m("fifo").file_type().is_fifo() {
+                bad.push("mkfifo".into());
+            }
+        }
+        if !bad.is_empty() {
+            f.add(format!(
+                "--platform={platform}: {}\n{}",
+                bad.join("; "),
+                out.describe()
+            ));
+        }
+    }
+    f.check("runsc do --volume (writable)");
+}
+
+#[test]
+fn volume_read_only_is_erofs() {
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let d = TempDir::new("volume-ro");
+        std::fs::write(d.path("keep"), b"keep me\n").unwrap();
+        let script = "cat /vol/keep; echo x > /vol/new; mkdir /vol/d; rm -f /vol/keep; \
+                      echo x >> /vol/keep; touch /vol/keep; exit 0";
+        let out = run_do(
+            platform,
+            &[vol_flag(&d, "/mnt/ro/here", ":ro")],
+            &["/bin/sh", "-c", &script.replace("/vol", "/mnt/ro/here")],
+        );
+        let erofs = out.stderr.matches("Read-only file system").count();
+        if out.exit != Exit::Code(0)
+            || out.stdout != "keep me\n"
+            || erofs < 4
+            || tree_of(&d.0) != ["keep"]
+            || std::fs::read(d.path("keep")).unwrap() != b"keep me\n"
+        {
+            f.add(format!(
+                "--platform={platform}: a :ro volume must read but refuse every change \
+                 with EROFS ({erofs} \"Read-only file system\" messages)\n{}",
+                out.describe()
+            ));
+        }
+    }
+    f.check("runsc do --volume :ro");
+}
+
+#[test]
+fn volume_symlinks_do_not_escape() {
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let base = TempDir::new("volume-escape");
+        let vol = base.path("vol");
+        let outside = base.path("outside");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"secret\n").unwrap();
+        // Planted on the host: absolute and relative links pointing out of the volume.
+        std::os::unix::fs::symlink(&outside, vol.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../outside", vol.join("rel")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), vol.join("file")).unwrap();
+        let script = "for p in abs rel; do echo x > /vol/$p/pwned; mkdir /vol/$p/d; \
+                      ln -s /x /vol/$p/l; done; echo x >> /vol/file; \
+                      rm -f /vol/abs/secret /vol/rel/secret; echo done";
+        let spec = format!("--volume={}:/vol", vol.display());
+        let out = run_do(platform, &[spec], &["/bin/sh", "-c", script]);
+        let outside_tree = tree_of(&outside);
+        let vol_tree = tree_of(&vol);
+        if !out.stdout.ends_with("done\n")
+            || outside_tree != ["secret"]
+            || std::fs::read(outside.join("secret")).unwrap() != b"secret\n"
+            || vol_tree != ["abs", "file", "rel"]
+        {
+            f.add(format!(
+                "--platform={platform}: writes through planted symlinks must fail or stay \
+                 inside the volume; outside now {outside_tree:?}, volume {vol_tree:?}\n{}",
+                out.describe()
+            ));
+        }
+    }
+    f.check("runsc do --volume symlink escape");
+}
+
+#[test]
+fn volume_bad_specs_fail_with_one_line() {
+    let mut f = Failures::new();
+    let d = TempDir::new("volume-bad");
+    let missing = d.path("missing");
+    let specs = [
+        format!("--volume={}:relative/path", d.0.display()),
+        format!("--volume={}:/vol", missing.display()),
+        format!("--volume={}:/vol:rx", d.0.display()),
+        format!("--volume={}:/", d.0.display()),
+        "--volume=nocolon".to_string(),
+    ];
+    for spec in &specs {
+        let out = run_do(PLATFORMS[0], std::slice::from_ref(spec), &["/bin/true"]);
+        let lines: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        if out.exit == Exit::Code(0) || lines.len() != 1 || !lines[0].contains("--volume") {
+            f.add(format!(
+                "{spec}: expected a non-zero exit and one stderr line naming --volume\n{}",
+                out.describe()
+            ));
+        }
+    }
+    if tree_of(&d.0) != Vec::<String>::new() {
+        f.add("a failed run left files behind".to_string());
+    }
+    f.check("runsc do --volume bad specs");
+}
+
+#[test]
+fn volume_xattrs_fsync_fallocate() {
+    require_file("/usr/bin/python3", "python3");
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let d = TempDir::new("volume-xattr");
+        let script = "import os\n\
+            fd = os.open('/vol/f', os.O_CREAT | os.O_RDWR, 0o644)\n\
+            os.write(fd, b'abc')\n\
+            os.fsync(fd); os.fdatasync(fd)\n\
+            os.posix_fallocate(fd, 0, 8192)\n\
+            os.close(fd)\n\
+            try:\n    os.setxattr('/vol/f', 'user.k', b'val')\nexcept OSError as e:\n    print('setxattr', e.errno)\n\
+            print(os.getxattr('/vol/f', 'user.k'))\n\
+            print(sorted(os.listxattr('/vol/f')))\n\
+            try:\n    os.setxattr('/vol/f', 'trusted.k', b'v')\nexcept OSError as e:\n    print('trusted', e.errno)\n\
+            os.symlink('f', '/vol/s')\n\
+            try:\n    os.setxattr('/vol/s', 'user.k', b'v', follow_symlinks=False)\nexcept OSError as e:\n    print('symlink', e.errno)\n";
+        let out = run_do(
+            platform,
+            &[vol_flag(&d, "/vol", "")],
+            &["/usr/bin/python3", "-c", script],
+        );
+        let want = format!(
+            "b'val'\n['user.k']\ntrusted {}\nsymlink {}\n",
+            libc::EOPNOTSUPP,
+            libc::EPERM
+        );
+        // The host sees the value (read back natively).
+        let host = std::process::Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(format!(
+                "import os; print(os.getxattr({:?}, 'user.k'))",
+                d.path("f").display().to_string()
+            ))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let size = std::fs::metadata(d.path("f")).map(|m| m.len()).ok();
+        if out.exit != Exit::Code(0)
+            || out.stdout != want
+            || host != "b'val'\n"
+            || size != Some(8192)
+            || std::fs::read(d.path("f")).unwrap()[..3] != *b"abc"
+        {
+            f.add(format!(
+                "--platform={platform}: want stdout {want:?}, host xattr \"b'val'\", \
+                 size 8192; host read {host:?}, size {size:?}\n{}",
+                out.describe()
+            ));
+        }
+    }
+    f.check("runsc do --volume xattrs, fsync, fallocate");
+}
