@@ -8,6 +8,7 @@ mod sys_anon;
 mod sys_cred;
 mod sys_file;
 mod sys_futex;
+mod sys_inotify;
 mod sys_misc;
 mod sys_mm;
 mod sys_pipe;
@@ -106,6 +107,7 @@ pub fn table() -> Arc<Table> {
     sys_cred::register(&mut t);
     sys_file::register(&mut t);
     sys_futex::register(&mut t);
+    sys_inotify::register(&mut t);
     sys_mm::register(&mut t);
     sys_pipe::register(&mut t);
     sys_poll::register(&mut t);

@@ -3,6 +3,7 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod inotify;
 pub mod timerfd;
 
 use std::sync::atomic::{AtomicU64, Ordering};
