@@ -47,6 +47,8 @@ pub const IN_DELETE: u32 = 0x200;
 pub const IN_DELETE_SELF: u32 = 0x400;
 pub const IN_MOVE_SELF: u32 = 0x800;
 pub const IN_ALL_EVENTS: u32 = 0xfff;
+pub const IN_CLOSE: u32 = IN_CLOSE_WRITE | IN_CLOSE_NOWRITE;
+pub const IN_MOVE: u32 = IN_MOVED_FROM | IN_MOVED_TO;
 pub const IN_UNMOUNT: u32 = 0x2000;
 pub const IN_Q_OVERFLOW: u32 = 0x4000;
 pub const IN_IGNORED: u32 = 0x8000;
@@ -818,6 +820,270 @@ pub(crate) fn dentry_dropped(id: u64, inode: &Arc<dyn Inode>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tmpfs::TmpFs;
+    use crate::vfs::{NewNode, OpenHow, Vfs, WalkOpts};
+    use crate::waiter::Waiter;
+    use crate::{Creds, FsContext};
+
+    struct T {
+        vfs: Arc<Vfs>,
+        ctx: Arc<FsContext>,
+        file: Arc<OpenFile>,
+        ino: Arc<Inotify>,
+    }
+
+    fn setup() -> T {
+        let vfs = Vfs::new(TmpFs::new_root(0o755, 1 << 20), false);
+        let ctx = FsContext::new(vfs.root());
+        let file = Inotify::new_file(IN_NONBLOCK, 0, 0);
+        let ino = Inotify::of(&file).unwrap();
+        T {
+            vfs,
+            ctx,
+            file,
+            ino,
+        }
+    }
+
+    impl T {
+        fn loc(&self, p: &str) -> Location {
+            self.vfs
+                .walk(
+                    &self.ctx,
+                    &Creds::root(),
+                    &self.vfs.root(),
+                    p.as_bytes(),
+                    &WalkOpts::nofollow(),
+                )
+                .unwrap()
+        }
+        fn watch(&self, p: &str, mask: u32) -> i32 {
+            self.ino.add_watch(self.loc(p).inode(), mask).unwrap()
+        }
+        fn open(&self, p: &str, flags: i32) -> Arc<OpenFile> {
+            let how = OpenHow {
+                flags,
+                mode: 0o644,
+                resolve: 0,
+            };
+            let r = self.vfs.root();
+            self.vfs
+                .open(&self.ctx, &Creds::root(), &r, p.as_bytes(), &how)
+                .unwrap()
+        }
+        fn mkdir(&self, p: &str) {
+            let r = self.vfs.root();
+            let d = NewNode::Dir { mode: 0o755 };
+            self.vfs
+                .make_node_at(&self.ctx, &Creds::root(), &r, p.as_bytes(), d)
+                .unwrap();
+        }
+        fn rm(&self, p: &str, dir: bool) {
+            let r = self.vfs.root();
+            self.vfs
+                .remove_at(&self.ctx, &Creds::root(), &r, p.as_bytes(), dir)
+                .unwrap();
+        }
+        fn mv(&self, a: &str, b: &str, flags: u32) {
+            let r = self.vfs.root();
+            self.vfs
+                .rename_at2(
+                    &self.ctx,
+                    &Creds::root(),
+                    &r,
+                    a.as_bytes(),
+                    &r,
+                    b.as_bytes(),
+                    flags,
+                )
+                .unwrap();
+        }
+        /// Every queued event as (wd, mask, cookie, name).
+        fn events(&self) -> Vec<(i32, u32, u32, String)> {
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = self.file.read(&mut buf) {
+                let mut off = 0;
+                while off < n {
+                    let b = &buf[off..];
+                    let word = |i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap());
+                    let len = word(12) as usize;
+                    let name = &b[16..16 + len];
+                    let end = name.iter().position(|&c| c == 0).unwrap_or(len);
+                    out.push((
+                        word(0) as i32,
+                        word(4),
+                        word(8),
+                        String::from_utf8_lossy(&name[..end]).into_owned(),
+                    ));
+                    off += 16 + len;
+                }
+            }
+            out
+        }
+    }
+
+    fn e(wd: i32, mask: u32, name: &str) -> (i32, u32, u32, String) {
+        (wd, mask, 0, name.to_string())
+    }
+
+    #[test]
+    fn file_lifecycle_events() {
+        let t = setup();
+        t.mkdir("/d");
+        let wd = t.watch("/d", IN_ALL_EVENTS);
+        let f = t.open("/d/f", libc::O_CREAT | libc::O_RDWR);
+        let wf = t.watch("/d/f", IN_ALL_EVENTS);
+        assert_eq!(f.write(b"ab").unwrap(), 2);
+        assert_eq!(f.pwrite(b"c", 5).unwrap(), 1);
+        let mut b = [0u8; 4];
+        assert_eq!(f.pread(&mut b, 0).unwrap(), 4);
+        assert_eq!(f.pread(&mut b, 100).unwrap(), 0);
+        drop(f);
+        assert_eq!(
+            t.events(),
+            vec![
+                e(wd, IN_CREATE, "f"),
+                e(wd, IN_OPEN, "f"),
+                e(wd, IN_MODIFY, "f"),
+                e(wf, IN_MODIFY, ""),
+                e(wd, IN_MODIFY, "f"),
+                e(wf, IN_MODIFY, ""),
+                e(wd, IN_ACCESS, "f"),
+                e(wf, IN_ACCESS, ""),
+                e(wd, IN_CLOSE_WRITE, "f"),
+                e(wf, IN_CLOSE_WRITE, ""),
+            ]
+        );
+        // Truncation through setattr; O_PATH opens make no events.
+        let loc = t.loc("/d/f");
+        let trunc = SetAttr {
+            size: Some(0),
+            ..Default::default()
+        };
+        t.vfs.setattr(&Creds::root(), &loc, &trunc, false).unwrap();
+        drop(loc);
+        drop(t.open("/d/f", libc::O_PATH));
+        assert_eq!(
+            t.events(),
+            vec![e(wd, IN_MODIFY, "f"), e(wf, IN_MODIFY, "")]
+        );
+        // Unlink while open: IN_DELETE_SELF and IN_IGNORED wait for the close.
+        let f = t.open("/d/f", libc::O_RDONLY);
+        t.events();
+        t.rm("/d/f", false);
+        assert_eq!(
+            t.events(),
+            vec![e(wf, IN_ATTRIB, ""), e(wd, IN_DELETE, "f")]
+        );
+        drop(f);
+        assert_eq!(
+            t.events(),
+            vec![
+                e(wd, IN_CLOSE_NOWRITE, "f"),
+                e(wf, IN_CLOSE_NOWRITE, ""),
+                e(wf, IN_DELETE_SELF, ""),
+                e(wf, IN_IGNORED, ""),
+            ]
+        );
+        assert_eq!(t.ino.rm_watch(wf), Err(Errno::EINVAL));
+        // rmdir of the watched directory.
+        t.rm("/d", true);
+        assert_eq!(
+            t.events(),
+            vec![e(wd, IN_DELETE_SELF, ""), e(wd, IN_IGNORED, "")]
+        );
+    }
+
+    #[test]
+    fn renames_pair_cookies() {
+        let t = setup();
+        t.mkdir("/a");
+        t.mkdir("/b");
+        drop(t.open("/a/x", libc::O_CREAT | libc::O_RDWR));
+        t.mkdir("/a/y");
+        let wa = t.watch("/a", IN_MOVE);
+        let wb = t.watch("/b", IN_MOVE);
+        let wx = t.watch("/a/x", IN_MOVE_SELF);
+        t.mv("/a/x", "/b/x2", 0);
+        let ev = t.events();
+        assert_eq!(ev.len(), 3);
+        assert_eq!(
+            (ev[0].0, ev[0].1, ev[0].3.as_str()),
+            (wa, IN_MOVED_FROM, "x")
+        );
+        assert_eq!(
+            (ev[1].0, ev[1].1, ev[1].3.as_str()),
+            (wb, IN_MOVED_TO, "x2")
+        );
+        assert_ne!(ev[0].2, 0);
+        assert_eq!(ev[0].2, ev[1].2);
+        assert_eq!(ev[2], e(wx, IN_MOVE_SELF, ""));
+        // Exchange: two pairs, each with its own cookie.
+        t.mv("/a/y", "/b/x2", 2);
+        let ev = t.events();
+        assert_eq!(ev.len(), 5, "{ev:?}");
+        assert_eq!((ev[0].1, ev[0].3.as_str()), (IN_MOVED_FROM | IN_ISDIR, "y"));
+        assert_eq!((ev[1].1, ev[1].3.as_str()), (IN_MOVED_TO | IN_ISDIR, "x2"));
+        assert_eq!((ev[2].1, ev[2].3.as_str()), (IN_MOVED_FROM, "x2"));
+        assert_eq!((ev[3].1, ev[3].3.as_str()), (IN_MOVED_TO, "y"));
+        assert_eq!(ev[0].2, ev[1].2);
+        assert_eq!(ev[2].2, ev[3].2);
+        assert_ne!(ev[0].2, ev[2].2);
+        assert_eq!(ev[4], e(wx, IN_MOVE_SELF, ""));
+    }
+
+    #[test]
+    fn watches_are_per_inode_and_go_with_the_instance() {
+        let t = setup();
+        drop(t.open("/f", libc::O_CREAT | libc::O_RDWR));
+        let r = t.vfs.root();
+        let target = t.loc("/f");
+        t.vfs
+            .make_node_at(&t.ctx, &Creds::root(), &r, b"/g", NewNode::Link { target })
+            .unwrap();
+        let w = t.watch("/f", IN_OPEN);
+        assert_eq!(t.watch("/g", IN_OPEN | IN_MASK_ADD), w);
+        assert_eq!(
+            t.ino
+                .add_watch(t.loc("/g").inode(), IN_OPEN | IN_MASK_CREATE),
+            Err(Errno::EEXIST)
+        );
+        drop(t.open("/g", libc::O_RDONLY));
+        assert_eq!(t.events(), vec![e(w, IN_OPEN, "")]);
+        let k = key(t.loc("/f").inode());
+        assert!(registry().watched(k));
+        drop(t.ino);
+        drop(t.file);
+        assert!(!registry().watched(k), "the last close removes the watches");
+    }
+
+    #[test]
+    fn blocking_read_wakes_on_event() {
+        let t = setup();
+        let file = Inotify::new_file(0, 0, 0);
+        let ino = Inotify::of(&file).unwrap();
+        ino.add_watch(t.vfs.root().inode(), IN_CREATE).unwrap();
+        let w = Waiter::new().unwrap();
+        let (vfs, ctx) = (t.vfs.clone(), t.ctx.clone());
+        let th = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let r = vfs.root();
+            let d = NewNode::Dir { mode: 0o755 };
+            vfs.make_node_at(&ctx, &Creds::root(), &r, b"/late", d)
+                .unwrap();
+        });
+        let mut buf = [0u8; 64];
+        let n = file.block(&w, EVENT_IN, || file.read(&mut buf));
+        assert_eq!(n, Ok(32));
+        assert_eq!(&buf[16..20], b"late");
+        th.join().unwrap();
+        let mut small = [0u8; 8];
+        ino.add_watch(t.vfs.root().inode(), IN_DELETE).unwrap();
+        t.rm("/late", true);
+        assert_eq!(file.read(&mut small), Err(Errno::EINVAL));
+        assert_eq!(ino.pending_bytes(), 32);
+    }
 
     fn ev(wd: i32, mask: u32, name: &[u8]) -> Event {
         Event {
