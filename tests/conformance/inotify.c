@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -682,4 +683,34 @@ TEST(watch_on_deleted_dir_and_close_of_instance)
     EXPECT_EV(e[0], wd, IN_DELETE_SELF, "");
     EXPECT_EV(e[1], wd, IN_IGNORED, "");
     close(fd);
+}
+
+TEST(add_watch_needs_read_permission)
+{
+    char dir[64], f[128], g[128];
+    mkdir_tmp(dir);
+    EXPECT_OK(chmod(dir, 0755));
+    path(f, dir, "private");
+    path(g, dir, "public");
+    close(open(f, O_CREAT | O_WRONLY, 0600));
+    close(open(g, O_CREAT | O_WRONLY, 0644));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        int fd = inotify_init1(0);
+        if (fd < 0)
+            _exit(11);
+        if (inotify_add_watch(fd, f, IN_MODIFY) != -1 || errno != EACCES)
+            _exit(12);
+        if (inotify_add_watch(fd, g, IN_MODIFY) <= 0)
+            _exit(13);
+        _exit(0);
+    }
+    int status = -1;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    rmtree(dir);
 }
