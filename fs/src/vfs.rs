@@ -659,11 +659,10 @@ impl Vfs {
                 .inode()
                 .clone()
                 .open(flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY)?;
-            return Ok(OpenFile::new(
-                ops,
-                flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY,
-                Some(loc),
-            ));
+            let file = OpenFile::new(ops, flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY, Some(loc));
+            // Linux names it "#<ino>" in events to the directory's watches too.
+            inotify::opened(&file, false);
+            return Ok(file);
         }
         if flags & libc::O_CREAT != 0 && !path_only {
             if flags & libc::O_DIRECTORY != 0 {

@@ -714,3 +714,25 @@ TEST(add_watch_needs_read_permission)
     EXPECT_EQ(WEXITSTATUS(status), 0);
     rmtree(dir);
 }
+
+TEST(tmpfile_events_name_its_inode)
+{
+    char dir[64], want[32];
+    mkdir_tmp(dir);
+    int fd = inotify_init1(IN_NONBLOCK);
+    int wd = inotify_add_watch(fd, dir, IN_ALL_EVENTS);
+    int t = open(dir, O_TMPFILE | O_RDWR, 0600);
+    ASSERT_GE(t, 0);
+    struct stat st;
+    EXPECT_OK(fstat(t, &st));
+    snprintf(want, sizeof want, "#%llu", (unsigned long long)st.st_ino);
+    EXPECT_EQ(write(t, "x", 1), 1);
+    close(t);
+    struct ev e[MAXEV];
+    ASSERT_EQ(get_events(fd, e, MAXEV), 3);
+    EXPECT_EV(e[0], wd, IN_OPEN, want);
+    EXPECT_EV(e[1], wd, IN_MODIFY, want);
+    EXPECT_EV(e[2], wd, IN_CLOSE_WRITE, want);
+    close(fd);
+    rmtree(dir);
+}
