@@ -43,7 +43,7 @@ fn do_init(t: &Task, flags: i32) -> SysResult {
     if flags & !(IN_CLOEXEC | IN_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let f = Inotify::new_file(flags, t.creds.euid, t.creds.egid);
+    let f = Inotify::new_file(flags, t.creds.euid, t.creds.egid)?;
     install(t, f, flags & IN_CLOEXEC != 0)
 }
 

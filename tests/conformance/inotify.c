@@ -736,3 +736,27 @@ TEST(tmpfile_events_name_its_inode)
     close(fd);
     rmtree(dir);
 }
+
+TEST(instance_limit_emfile)
+{
+    /* Linux's max_user_instances (128 by default) counts every instance of
+     * the user, so some may be in use elsewhere: only the bound is checked. */
+    static int fds[256];
+    int n = 0, err = 0;
+    while (n < 256) {
+        int fd = inotify_init1(IN_CLOEXEC);
+        if (fd < 0) {
+            err = errno;
+            break;
+        }
+        fds[n++] = fd;
+    }
+    EXPECT_GT(n, 0);
+    EXPECT_LE(n, 128);
+    EXPECT_EQ(err, EMFILE);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    int fd = inotify_init1(0);
+    EXPECT_GE(fd, 0);
+    close(fd);
+}

@@ -78,6 +78,8 @@ pub const IN_NONBLOCK: i32 = libc::O_NONBLOCK;
 pub const MAX_QUEUED_EVENTS: usize = 16384;
 /// Most watches in the sandbox (Linux's max_user_watches is of this order).
 const MAX_WATCHES: usize = 1 << 20;
+/// Linux's default /proc/sys/fs/inotify/max_user_instances (per effective uid).
+pub const MAX_USER_INSTANCES: usize = 128;
 /// sizeof(struct inotify_event).
 pub const EVENT_HEADER: usize = 16;
 const FIONREAD: u32 = 0x541B;
@@ -179,6 +181,16 @@ pub struct Inotify {
     state: Mutex<State>,
     queue: WaitQueue,
     stat: Stat,
+    /// The creator's effective uid, charged one instance.
+    uid: u32,
+}
+
+/// Live instances per effective uid.
+fn instances() -> MutexGuard<'static, HashMap<u32, usize>> {
+    static I: OnceLock<Mutex<HashMap<u32, usize>>> = OnceLock::new();
+    I.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// The instance's file operations (dropped at the last close: the watches go).
@@ -186,15 +198,28 @@ struct InotifyFile(Arc<Inotify>);
 
 impl Inotify {
     /// inotify_init1(flags) minus the flag checks and the fd install
-    /// (O_RDONLY, as Linux).
-    pub fn new_file(flags: i32, uid: u32, gid: u32) -> Arc<OpenFile> {
+    /// (O_RDONLY, as Linux). EMFILE past MAX_USER_INSTANCES for `uid`.
+    pub fn new_file(flags: i32, uid: u32, gid: u32) -> Result<Arc<OpenFile>, Errno> {
+        {
+            let mut m = instances();
+            let n = m.entry(uid).or_insert(0);
+            if *n >= MAX_USER_INSTANCES {
+                return Err(Errno::EMFILE);
+            }
+            *n += 1;
+        }
         let ino = Arc::new(Inotify {
             state: Mutex::new(State::default()),
             queue: WaitQueue::default(),
             stat: super::anon_stat(uid, gid),
+            uid,
         });
         let ops = Box::new(InotifyFile(ino.clone()));
-        super::new_registered(ops, &ino, libc::O_RDONLY | (flags & IN_NONBLOCK))
+        Ok(super::new_registered(
+            ops,
+            &ino,
+            libc::O_RDONLY | (flags & IN_NONBLOCK),
+        ))
     }
 
     /// The instance behind `f`, if it is an inotify file.
@@ -329,6 +354,14 @@ impl Inotify {
 impl Drop for InotifyFile {
     fn drop(&mut self) {
         self.0.release();
+        let mut m = instances();
+        if let Some(n) = m.get_mut(&self.0.uid) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.0.uid);
+            }
+        }
+        drop(m);
         super::unregister(self as *const InotifyFile as usize);
     }
 }
@@ -835,7 +868,7 @@ mod tests {
     fn setup() -> T {
         let vfs = Vfs::new(TmpFs::new_root(0o755, 1 << 20), false);
         let ctx = FsContext::new(vfs.root());
-        let file = Inotify::new_file(IN_NONBLOCK, 0, 0);
+        let file = Inotify::new_file(IN_NONBLOCK, 0, 0).unwrap();
         let ino = Inotify::of(&file).unwrap();
         T {
             vfs,
@@ -1061,7 +1094,7 @@ mod tests {
     #[test]
     fn blocking_read_wakes_on_event() {
         let t = setup();
-        let file = Inotify::new_file(0, 0, 0);
+        let file = Inotify::new_file(0, 0, 0).unwrap();
         let ino = Inotify::of(&file).unwrap();
         ino.add_watch(t.vfs.root().inode(), IN_CREATE).unwrap();
         let w = Waiter::new().unwrap();
