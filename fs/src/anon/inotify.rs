@@ -17,6 +17,11 @@
 //! released: at once when nothing else holds it, else when the last open
 //! file (or cwd) holding it goes, as Linux does.
 //!
+//! Not done: IN_UNMOUNT (there is no umount), changes made on the host side of
+//! a gofer mount, and hard links of gofer-backed files (each name's lookup
+//! makes its own inode object, so their watches are not shared). memfds live
+//! in /dev/shm here, so watches on /dev/shm see their "#<ino>" events.
+//!
 //! Locking: one global registry lock, then an instance's queue lock. No
 //! dentry lock is taken, and no dentry is dropped, while the registry lock is
 //! held (a dentry's drop calls back here).
