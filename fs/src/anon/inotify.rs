@@ -498,8 +498,8 @@ impl Registry {
         gone.flatten().map(|t| t.inode)
     }
 
-    /// Queues an event on the watches of inode `k` that want it.
-    #[allow(clippy::too_many_arguments)]
+    /// Queues an event on the watches of inode `k` that want it (an unlinked
+    /// child's events skip IN_EXCL_UNLINK watches).
     fn deliver(
         &mut self,
         k: usize,
