@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use abi::linux::Stat;
 use abi::Errno;
 
+use crate::anon::inotify;
 use crate::inode::StatFs;
 use crate::pipe::Pipe;
 use crate::vfs::Location;
@@ -193,6 +194,8 @@ pub struct OpenFile {
     ops: Box<dyn FileOps>,
     state: FileState,
     location: Option<Location>,
+    /// IN_CLOSE_* when the description goes.
+    close_hook: inotify::CloseHook,
 }
 
 impl OpenFile {
@@ -209,6 +212,7 @@ impl OpenFile {
                 flags: AtomicI32::new(flags),
             },
             location,
+            close_hook: Default::default(),
         })
     }
 
@@ -270,14 +274,16 @@ impl OpenFile {
         if self.ops.is_dir() {
             return Err(Errno::EISDIR);
         }
-        self.ops.read(&self.state, buf)
+        let r = self.ops.read(&self.state, buf);
+        self.io_event(r, inotify::IN_ACCESS)
     }
 
     pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
-        self.ops.write(&self.state, buf)
+        let r = self.ops.write(&self.state, buf);
+        self.io_event(r, inotify::IN_MODIFY)
     }
 
     pub fn pread(&self, buf: &mut [u8], off: i64) -> Result<usize, Errno> {
@@ -293,7 +299,8 @@ impl OpenFile {
         if self.ops.is_dir() {
             return Err(Errno::EISDIR);
         }
-        self.ops.pread(buf, off as u64)
+        let r = self.ops.pread(buf, off as u64);
+        self.io_event(r, inotify::IN_ACCESS)
     }
 
     pub fn pwrite(&self, buf: &[u8], off: i64) -> Result<usize, Errno> {
@@ -306,7 +313,8 @@ impl OpenFile {
         if !self.ops.seekable() {
             return Err(Errno::ESPIPE);
         }
-        self.ops.pwrite(buf, off as u64)
+        let r = self.ops.pwrite(buf, off as u64);
+        self.io_event(r, inotify::IN_MODIFY)
     }
 
     /// The poll(2) events among `mask` that are ready now.
@@ -361,12 +369,14 @@ impl OpenFile {
     /// getdents64(2): `linux_dirent64` records filling at most `cap` bytes.
     /// EINVAL when not even the next entry fits; empty at the end.
     pub fn getdents64(&self, cap: usize) -> Result<Vec<u8>, Errno> {
-        self.getdents_impl(cap, abi::linux::push_dirent64)
+        let r = self.getdents_impl(cap, abi::linux::push_dirent64);
+        self.dir_read_event(r)
     }
 
     /// getdents(2): the old `linux_dirent` layout (d_type in the record's last byte).
     pub fn getdents(&self, cap: usize) -> Result<Vec<u8>, Errno> {
-        self.getdents_impl(cap, push_dirent_old)
+        let r = self.getdents_impl(cap, push_dirent_old);
+        self.dir_read_event(r)
     }
 
     fn getdents_impl(&self, cap: usize, push: PushDirent) -> Result<Vec<u8>, Errno> {
@@ -403,6 +413,34 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         self.ops.ioctl(&self.state, io, cmd, arg)
+    }
+}
+
+// ---- inotify (anon/inotify.rs) ----
+
+impl OpenFile {
+    /// IN_ACCESS / IN_MODIFY after a read or write that moved data.
+    fn io_event(&self, r: Result<usize, Errno>, mask: u32) -> Result<usize, Errno> {
+        if let (Ok(1..), Some(loc)) = (&r, &self.location) {
+            if inotify::active() {
+                inotify::notify_dentry(&loc.dentry, mask);
+            }
+        }
+        r
+    }
+
+    /// IN_ACCESS after getdents.
+    fn dir_read_event(&self, r: Result<Vec<u8>, Errno>) -> Result<Vec<u8>, Errno> {
+        if let (Ok(_), Some(loc)) = (&r, &self.location) {
+            if inotify::active() {
+                inotify::notify_dentry(&loc.dentry, inotify::IN_ACCESS);
+            }
+        }
+        r
+    }
+
+    pub(crate) fn close_hook(&self) -> &inotify::CloseHook {
+        &self.close_hook
     }
 }
 

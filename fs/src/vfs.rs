@@ -16,6 +16,7 @@ use abi::linux::{Stat, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IF
 const S_ISVTX: u32 = 0o1000;
 use abi::Errno;
 
+use crate::anon::inotify;
 use crate::context::FsContext;
 use crate::file::{FileOps, OpenFile};
 use crate::inode::{Attr, Inode, SetAttr, StatFs, TimeSet, ST_RDONLY};
@@ -910,11 +911,10 @@ impl Vfs {
                 .inode()
                 .clone()
                 .open(flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY)?;
-            return Ok(OpenFile::new(
-                ops,
-                flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY,
-                Some(loc),
-            ));
+            let file = OpenFile::new(ops, flags & !O_TMPFILE_BIT & !libc::O_DIRECTORY, Some(loc));
+            // Linux names it "#<ino>" in events to the directory's watches too.
+            inotify::opened(&file, false);
+            return Ok(file);
         }
         if flags & libc::O_CREAT != 0 && !path_only {
             if flags & libc::O_DIRECTORY != 0 {
@@ -968,10 +968,13 @@ impl Vfs {
                             .inode()
                             .create(&name, how.mode & 0o7777, creds.uid, creds.gid)?;
                     parent.dentry.forget(&name);
-                    parent.dentry.add_child(&name, inode);
+                    parent.dentry.add_child(&name, inode.clone());
+                    inotify::created(&parent.dentry, &name, &inode, false);
                     let loc = self.lookup_child(&parent, &name, base.no_xdev)?;
                     let ops = loc.inode().clone().open(flags & !libc::O_TRUNC)?;
-                    return Ok(OpenFile::new(ops, flags, Some(loc)));
+                    let file = OpenFile::new(ops, flags, Some(loc));
+                    inotify::opened(&file, false);
+                    return Ok(file);
                 }
                 Err(e) => return Err(e),
             };
@@ -1033,13 +1036,16 @@ impl Vfs {
         }
         perm::check(creds, a.mode, a.uid, a.gid, mask)?;
         let ops = loc.inode().clone().open(flags)?;
-        if flags & libc::O_TRUNC != 0 && a.is_regular() && !loc.mount.read_only() {
+        let truncate = flags & libc::O_TRUNC != 0 && a.is_regular() && !loc.mount.read_only();
+        if truncate {
             loc.inode().setattr(&SetAttr {
                 size: Some(0),
                 ..Default::default()
             })?;
         }
-        Ok(OpenFile::new(ops, flags, Some(loc)))
+        let file = OpenFile::new(ops, flags, Some(loc));
+        inotify::opened(&file, truncate);
+        Ok(file)
     }
 
     /// Opens `path` (relative to the cwd) for execve: it must be a regular file the
@@ -1059,7 +1065,9 @@ impl Vfs {
         perm::check(creds, a.mode, a.uid, a.gid, MAY_EXEC)?;
         let ops = loc.inode().clone().open(libc::O_RDONLY)?;
         let p = self.path_of(ctx, &loc);
-        Ok((OpenFile::new(ops, libc::O_RDONLY, Some(loc)), p))
+        let file = OpenFile::new(ops, libc::O_RDONLY, Some(loc));
+        inotify::opened(&file, false);
+        Ok((file, p))
     }
 
     /// The absolute path of `loc` as seen from the task's root.
@@ -1214,6 +1222,7 @@ impl Vfs {
         Self::may_modify_dir(creds, &parent)?;
         let dir = parent.inode();
         let (uid, gid) = (creds.uid, creds.gid);
+        let is_link = matches!(what, NewNode::Link { .. });
         let inode = match what {
             NewNode::Dir { mode } => dir.mkdir(&n, mode & 0o7777, uid, gid)?,
             NewNode::Node { mode, rdev } => {
@@ -1241,7 +1250,8 @@ impl Vfs {
             }
         };
         parent.dentry.forget(&n);
-        parent.dentry.add_child(&n, inode);
+        parent.dentry.add_child(&n, inode.clone());
+        inotify::created(&parent.dentry, &n, &inode, is_link);
         Ok(())
     }
 
@@ -1299,6 +1309,7 @@ impl Vfs {
             parent.inode().unlink(&n)?;
         }
         parent.dentry.forget(&n);
+        inotify::removed(&parent.dentry, &n, child, is_dir);
         Ok(())
     }
 
@@ -1421,6 +1432,8 @@ impl Vfs {
                 move_to(d, &op.dentry, &on);
             }
         }
+        let exchange = flags & RENAME_EXCHANGE != 0;
+        inotify::renamed(&op.dentry, &on, &np.dentry, &nn, &src, dst, exchange);
         Ok(())
     }
 
@@ -1491,7 +1504,9 @@ impl Vfs {
         if now_only && !owner {
             perm::check(creds, a.mode, a.uid, a.gid, MAY_WRITE)?;
         }
-        loc.inode().setattr(&attr)
+        loc.inode().setattr(&attr)?;
+        inotify::attr_changed(loc, &attr);
+        Ok(())
     }
 
     // ---- Extended attributes: Linux's `xattr_permission` rules here, storage in
@@ -1595,7 +1610,37 @@ impl Vfs {
         keep_size: bool,
     ) -> Result<(), Errno> {
         Self::want_write(loc)?;
-        loc.inode().allocate(off, len, keep_size)
+        loc.inode().allocate(off, len, keep_size)?;
+        inotify::notify_dentry(&loc.dentry, inotify::IN_MODIFY);
+        Ok(())
+    }
+}
+
+// ---- inotify (anon/inotify.rs) ----
+
+impl Dentry {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The parent, this dentry's name there, and whether that name still
+    /// refers to this dentry (false once unlinked or replaced).
+    pub(crate) fn notify_parent(&self) -> Option<(Arc<Dentry>, Vec<u8>, bool)> {
+        let p = self.parent()?;
+        let name = self.name();
+        let linked = p
+            .children()
+            .get(&name)
+            .is_some_and(|c| std::ptr::eq(Arc::as_ptr(c), self));
+        Some((p, name, linked))
+    }
+}
+
+impl Drop for Dentry {
+    fn drop(&mut self) {
+        if inotify::active() {
+            inotify::dentry_dropped(self.id, &self.inode);
+        }
     }
 }
 

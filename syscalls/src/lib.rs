@@ -8,6 +8,7 @@ mod sys_anon;
 mod sys_cred;
 mod sys_file;
 mod sys_futex;
+mod sys_inotify;
 mod sys_misc;
 mod sys_mm;
 mod sys_mount;
@@ -109,6 +110,7 @@ pub fn table() -> Arc<Table> {
     sys_cred::register(&mut t);
     sys_file::register(&mut t);
     sys_futex::register(&mut t);
+    sys_inotify::register(&mut t);
     sys_mm::register(&mut t);
     sys_mount::register(&mut t);
     sys_pidfd::register(&mut t);

@@ -36,6 +36,7 @@ pub const PROGRAMS: &[&str] = &[
     "perm",
     "mount",
     "xattr",
+    "inotify",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -203,6 +204,11 @@ fn conformance_mount() {
 #[test]
 fn conformance_xattr() {
     run_program("xattr");
+}
+
+#[test]
+fn conformance_inotify() {
+    run_program("inotify");
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! Anonymous-inode files (Linux's anon_inodefs): eventfd, epoll, and the helpers
-//! the sentry's timerfd and signalfd share.
+//! Anonymous-inode files (Linux's anon_inodefs): eventfd, epoll, inotify, and
+//! the helpers the sentry's timerfd and signalfd share.
 
 pub mod epoll;
 pub mod eventfd;
+pub mod inotify;
 pub mod timerfd;
 
 use std::sync::atomic::{AtomicU64, Ordering};
