@@ -13,8 +13,9 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: runsc [global flags] <command> [args]
 
 commands:
-  do        run a command in a new sandbox with the host / as (read-only) root
-            [--cwd=DIR] [--private-tmp: an empty writable tmpfs over /tmp] [--] CMD ARGS
+  do        run a command in a new sandbox with the host / as root (writes go to
+            an in-memory overlay, never to the host)
+            [--cwd=DIR] [--private-tmp: an empty tmpfs over /tmp] [--] CMD ARGS
 
 global flags:
   --platform=ptrace     how workload code runs (ptrace; kvm later)

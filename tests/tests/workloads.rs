@@ -300,17 +300,15 @@ fn same_as_native_issue3(cmd: Cmd, code: i32, how: Compare) {
     );
 }
 
-/// A fresh directory under the host temp dir, removed on drop. The sandbox
-/// sees the host's /tmp read-only, which is all these tests need.
+/// A fresh directory for files a test makes on the host, removed on drop.
 struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SEQ: AtomicU32 = AtomicU32::new(0);
-        // Under the workspace's target/ directory, not the host /tmp: the
-        // sandbox has its own empty tmpfs at /tmp, so files the test makes
-        // there would not be visible inside.
+        // Under the workspace's target/ directory (the sandbox sees it
+        // through its overlay, as it sees the rest of the host's tree).
         let base = tests::target_dir().join("workload-tmp");
         std::fs::create_dir_all(&base)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", base.display()));
@@ -469,4 +467,244 @@ fn sh_reports_sigsegv_as_139() {
         bin.display()
     );
     same_as_native_issue3(Cmd::new(["/bin/sh", "-c", &script]), 139, Compare::Exact);
+}
+
+// ------------------------------------------------------------ overlay root
+//
+// `runsc do`'s root is an overlay: the host's tree, read-only, under an
+// in-memory upper layer. Writes anywhere work inside and never reach the host.
+
+/// Fails unless `name` is on the tests' PATH.
+fn require_cmd(name: &str, package: &str) {
+    let path = tests::CLEAN_ENV
+        .iter()
+        .find(|(k, _)| *k == "PATH")
+        .map(|(_, v)| *v)
+        .unwrap_or("/usr/bin:/bin");
+    if !path.split(':').any(|d| Path::new(d).join(name).exists()) {
+        panic!(
+            "`{name}` is missing: install the Debian package `{package}` \
+             (`bash .ci/run` does)"
+        );
+    }
+}
+
+/// A path under the host's /tmp that does not exist yet.
+fn fresh_tmp_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let p = std::path::PathBuf::from(format!(
+        "/tmp/runsc-overlay-{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    assert!(!p.exists(), "{} exists", p.display());
+    p
+}
+
+/// Runs `script` (sh, in a fresh work directory under /tmp, also in "$d")
+/// natively and in the sandbox; stdout and status must match, and the work
+/// directory the sandbox made (and leaves) must not show up on the host. The
+/// native run removes its work directory.
+fn overlay_script(tag: &str, script: &str, timeout_secs: u64) {
+    let work = fresh_tmp_path(tag);
+    let body =
+        |cleanup: &str| format!("set -e\nd=\"$1\"\nmkdir \"$d\"\n{cleanup}cd \"$d\"\n{script}");
+    let cmd = |text: String| {
+        Cmd::new([
+            std::ffi::OsString::from("/bin/sh"),
+            "-c".into(),
+            text.into(),
+            "sh".into(),
+            work.clone().into_os_string(),
+        ])
+        .timeout(std::time::Duration::from_secs(timeout_secs))
+    };
+    let mut f = Failures::new();
+    let native = cmd(body("trap 'cd /; rm -rf \"$d\"' EXIT\n")).run_native();
+    let _ = std::fs::remove_dir_all(&work);
+    if !expect_native_ok(&native, 0, &mut f) {
+        f.check("native run");
+        return;
+    }
+    let sb_cmd = cmd(body(""));
+    for platform in PLATFORMS {
+        let sb = sb_cmd.run_sandbox(platform);
+        if sb.exit != native.exit || sb.stdout != native.stdout {
+            f.add(format!(
+                "--platform={platform}: sandbox {} / native {}\n--- sandbox ---\n{}--- native ---\n{}",
+                sb.exit,
+                native.exit,
+                sb.describe(),
+                native.describe()
+            ));
+        }
+        if work.exists() {
+            let _ = std::fs::remove_dir_all(&work);
+            f.add(format!(
+                "--platform={platform}: the sandbox's {} reached the host",
+                work.display()
+            ));
+        }
+    }
+    f.check(&format!("overlay workload {tag}"));
+}
+
+#[test]
+fn overlay_writes_and_removes_stay_inside() {
+    let host = TempDir::new("overlay");
+    let victim = host.0.join("victim");
+    std::fs::write(&victim, "host data\n").unwrap();
+    let probe = std::path::PathBuf::from(format!("/etc/overlay-probe-{}", std::process::id()));
+    let script = format!(
+        "set -e\n\
+         echo x > {p} && cat {p}\n\
+         echo y >> /etc/passwd && tail -n 1 /etc/passwd\n\
+         cat {v}\n\
+         rm {v}\n\
+         if [ -e {v} ]; then echo still there; else echo gone; fi\n\
+         ls -A {dir}\n\
+         mkdir -p /usr/overlay-dir/a/b && echo deep > /usr/overlay-dir/a/b/f && cat /usr/overlay-dir/a/b/f\n\
+         [ \"$(stat -c %d /)\" = \"$(stat -c %d /etc/passwd)\" ] && echo one device\n",
+        p = probe.display(),
+        v = victim.display(),
+        dir = host.0.display(),
+    );
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let sb = Cmd::new(["/bin/sh", "-c", &script]).run_sandbox(platform);
+        let want = "x\ny\nhost data\ngone\ndeep\none device\n";
+        if sb.exit != Exit::Code(0) || sb.stdout != want {
+            f.add(format!(
+                "--platform={platform}: want stdout {want:?}\n{}",
+                sb.describe()
+            ));
+        }
+        if probe.exists() {
+            let _ = std::fs::remove_file(&probe);
+            f.add(format!("{} was created on the host", probe.display()));
+        }
+        if std::fs::read_to_string(&victim).ok().as_deref() != Some("host data\n") {
+            f.add(format!("{} was changed on the host", victim.display()));
+        }
+        if std::fs::read("/etc/passwd").unwrap() != passwd {
+            f.add("/etc/passwd was changed on the host");
+        }
+        if Path::new("/usr/overlay-dir").exists() {
+            f.add("/usr/overlay-dir was created on the host");
+        }
+    }
+    f.check("overlay writes");
+}
+
+#[test]
+fn overlay_gcc_builds_and_runs_in_tmp() {
+    require_cmd("gcc", "gcc");
+    overlay_script(
+        "gcc",
+        r#"cat > t.c <<'END'
+#include <stdio.h>
+int main(int argc, char **argv) {
+    unsigned h = 5381;
+    for (const char *p = "overlay"; *p; p++) h = h * 33 + (unsigned char)*p;
+    printf("hash %u argc %d\n", h, argc);
+    return 0;
+}
+END
+gcc -O2 -Wall -o "$d/t" t.c
+"$d/t" a b
+ls
+"#,
+        60,
+    );
+}
+
+#[test]
+fn overlay_make_j2_multi_file_project() {
+    require_cmd("gcc", "gcc");
+    require_cmd("make", "make");
+    overlay_script(
+        "make",
+        r#"mkdir src
+printf 'int add(int, int);\nint mul(int, int);\n' > src/ops.h
+printf '#include "ops.h"\nint add(int a, int b) { return a + b; }\n' > src/add.c
+printf '#include "ops.h"\nint mul(int a, int b) { return a * b; }\n' > src/mul.c
+cat > src/main.c <<'END'
+#include <stdio.h>
+#include "ops.h"
+int main(void) { printf("%d %d\n", add(2, 3), mul(4, 5)); return 0; }
+END
+cat > Makefile <<'END'
+OBJS = main.o add.o mul.o
+prog: $(OBJS)
+	$(CC) -o $@ $(OBJS)
+%.o: src/%.c src/ops.h
+	$(CC) -O2 -c -o $@ $<
+clean:
+	rm -f prog $(OBJS)
+END
+make -s -j2
+./prog
+make -q && echo up to date
+sleep 0.01
+printf '#include "ops.h"\nint mul(int a, int b) { return a * b * 10; }\n' > src/mul.c
+make -q || echo stale
+make -j2 | sort
+./prog
+make -s clean
+ls
+"#,
+        60,
+    );
+}
+
+#[test]
+fn overlay_tar_round_trip_of_usr_include() {
+    require_file("/usr/include/stdio.h", "libc6-dev");
+    overlay_script(
+        "tar",
+        r#"# All of /usr/include unless it is big (the upper layer is in memory).
+if [ "$(du -sm /usr/include | cut -f1)" -gt 120 ]; then sub=include/linux; else sub=include; fi
+tar czf inc.tgz -C /usr "$sub"
+mkdir x
+tar xzf inc.tgz -C x
+sums() { (cd "$1" && find . -type f | sort | xargs sha256sum | sha256sum); }
+tree() { (cd "$1" && find . | sort | sha256sum); }
+[ "$(sums /usr/$sub)" = "$(sums x/$sub)" ] && echo same contents
+[ "$(tree /usr/$sub)" = "$(tree x/$sub)" ] && echo same tree
+rm -r x
+ls
+"#,
+        120,
+    );
+}
+
+#[test]
+fn overlay_git_init_add_commit() {
+    require_cmd("git", "git");
+    overlay_script(
+        "git",
+        r#"export HOME="$d" GIT_CONFIG_NOSYSTEM=1 LC_ALL=C
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
+export GIT_AUTHOR_DATE='2020-01-01T00:00:00Z' GIT_COMMITTER_DATE='2020-01-01T00:00:00Z'
+mkdir repo
+cd repo
+git init -q -b main
+echo hello > a.txt
+mkdir sub
+echo world > sub/b.txt
+git add .
+git commit -qm first
+echo more >> a.txt
+git rm -q sub/b.txt
+git commit -qam second
+git log --format='%H %s'
+git status --porcelain
+git ls-files
+git cat-file -p HEAD:a.txt
+git fsck --no-progress 2>&1 | grep -v '^Checking' || true
+"#,
+        60,
+    );
 }
