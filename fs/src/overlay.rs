@@ -788,13 +788,9 @@ impl Inode for OverlayInode {
         } else {
             Some(lock(&nd.children))
         };
-        // A replaced lower-only target has no upper entry: a plain rename then.
-        let upper_flags = if dst.as_ref().is_some_and(|d| d.upper().is_none()) {
-            flags & !RENAME_NOREPLACE
-        } else {
-            flags
-        };
-        su.rename(old_name, &nu, new_name, upper_flags)?;
+        // A replaced lower-only target has no upper entry: the upper rename
+        // just adds the name (NOREPLACE was checked above).
+        su.rename(old_name, &nu, new_name, flags & !RENAME_NOREPLACE)?;
         self.hide_lower(old_name);
         nd.hide_lower(new_name);
         kids.remove(old_name);

@@ -533,3 +533,39 @@ fn gofer_lower_is_never_modified() {
     assert!(dir.join("tmp/keep/k").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn concurrent_changes_in_one_merged_dir() {
+    let t = Arc::new(setup());
+    let threads: Vec<_> = (0..4)
+        .map(|k| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let n = k * 25 + i;
+                    // Copy-up, create, rename and unlink, all in /many.
+                    t.write(&format!("/many/f{n:03}"), "w", libc::O_APPEND)
+                        .unwrap();
+                    t.write(&format!("/many/t{k}"), "t", libc::O_CREAT | libc::O_TRUNC)
+                        .unwrap();
+                    t.mv(&format!("/many/t{k}"), &format!("/many/m{n:03}"), 0)
+                        .unwrap();
+                    if n % 2 == 0 {
+                        t.rm(&format!("/many/f{n:03}"), false).unwrap();
+                    }
+                    let _ = t.ls("/many", 512);
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    let names = t.ls("/many", 700);
+    assert_eq!(names.len(), 2 + 50 + 100);
+    let uniq: BTreeSet<_> = names.iter().collect();
+    assert_eq!(uniq.len(), names.len());
+    assert_eq!(t.read("/many/f001").unwrap(), "w");
+    assert_eq!(t.stat("/many/f002").err(), Some(Errno::ENOENT));
+    assert_eq!(t.read("/many/m099").unwrap(), "t");
+}
