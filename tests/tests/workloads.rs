@@ -708,3 +708,23 @@ git fsck --no-progress 2>&1 | grep -v '^Checking' || true
         60,
     );
 }
+
+#[test]
+fn private_tmp_is_empty_and_writable() {
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let mut c = std::process::Command::new(tests::runsc_bin());
+        c.arg(format!("--platform={platform}"))
+            .args(tests::extra_runsc_flags())
+            .args(["do", "--private-tmp", "--", "/bin/sh", "-c"])
+            .arg("ls -A /tmp | wc -l; echo a > /tmp/a && cat /tmp/a; stat -f -c %T /tmp")
+            .env_clear()
+            .envs(tests::CLEAN_ENV.iter().copied())
+            .current_dir("/");
+        let out = tests::run_with_timeout(c, "runsc do --private-tmp".into(), tests::TIMEOUT);
+        if out.exit != Exit::Code(0) || out.stdout != "0\na\ntmpfs\n" {
+            f.add(format!("--platform={platform}\n{}", out.describe()));
+        }
+    }
+    f.check("--private-tmp");
+}
