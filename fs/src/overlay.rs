@@ -750,7 +750,12 @@ impl Inode for OverlayInode {
             if flags & RENAME_NOREPLACE != 0 {
                 return Err(Errno::EEXIST);
             }
-            if Arc::ptr_eq(d, &src) {
+            // Two names of one file (hard links): nothing happens.
+            let same_upper = match (src.upper(), d.upper()) {
+                (Some(a), Some(b)) => std::ptr::addr_eq(Arc::as_ptr(&a), Arc::as_ptr(&b)),
+                _ => false,
+            };
+            if Arc::ptr_eq(d, &src) || same_upper {
                 return Ok(());
             }
         }

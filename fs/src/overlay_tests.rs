@@ -444,6 +444,10 @@ fn hard_links_after_copy_up() {
     assert_eq!((b.ino, b.nlink), (ino, 2));
     t.write("/etc/pwlink", "LINK", 0).unwrap();
     assert_eq!(&t.read("/etc/passwd").unwrap()[..4], "LINK");
+    // Renaming one link over the other does nothing.
+    t.mv("/etc/pwlink", "/etc/passwd", 0).unwrap();
+    assert_eq!(t.stat("/etc/pwlink").unwrap().nlink, 2);
+    assert_eq!(t.stat("/etc/passwd").unwrap().ino, ino);
     t.rm("/etc/passwd", false).unwrap();
     assert_eq!(t.stat("/etc/pwlink").unwrap().nlink, 1);
     assert_eq!(t.stat("/etc/passwd").err(), Some(Errno::ENOENT));
