@@ -409,6 +409,9 @@ impl OverlayInode {
             Some((parent, name)) => {
                 let pu = parent.copy_up(true)?;
                 let _kids = lock(&parent.children);
+                // A copy-up changes nothing the workload sees in the parent:
+                // its times are put back afterwards (as Linux does).
+                let pst = pu.stat()?;
                 let (m, uid, gid) = (st.mode & 0o7777, st.uid, st.gid);
                 let u = match st.mode & S_IFMT {
                     S_IFDIR => pu.mkdir(&name, m, uid, gid)?,
@@ -444,6 +447,11 @@ impl OverlayInode {
                     };
                     return Err(e);
                 }
+                let _ = pu.setattr(&SetAttr {
+                    atime: Some(TimeSet::At(pst.atime)),
+                    mtime: Some(TimeSet::At(pst.mtime)),
+                    ..Default::default()
+                });
                 u
             }
         };

@@ -488,10 +488,15 @@ fn create_kinds_and_errnos() {
         t.stat("/dir/fifo").unwrap().mode & S_IFMT,
         abi::linux::S_IFIFO
     );
+    // Copy-up keeps the parents' times.
+    let before = t.stat("/many").unwrap();
+    t.write("/many/f007", "x", 0).unwrap();
+    let after = t.stat("/many").unwrap();
+    assert_eq!((after.mtime, after.atime), (before.mtime, before.atime));
     // The parent chain was copied up with its attributes.
     assert_eq!(t.stat("/dir/sub").unwrap().mode, S_IFDIR | 0o700);
     assert_eq!(t.stat("/dir").unwrap().nlink, 1);
-    assert_eq!(t.stat("/many").unwrap().nlink, 2);
+    assert_eq!(t.stat("/empty").unwrap().nlink, 2);
     // Space is the upper's.
     let f = t.open("/big", libc::O_CREAT | libc::O_RDWR).unwrap();
     assert_eq!(f.pwrite(&vec![1u8; 17 << 20], 0).err(), Some(Errno::ENOSPC));
