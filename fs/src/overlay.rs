@@ -554,6 +554,13 @@ impl OverlayInode {
         if self.has_lower() {
             // Unconditional: a whiteout over a name the lower lacks hides nothing.
             self.fs.add_whiteout(self.ino_now(), name);
+            // The directory changed even if only a lower entry went.
+            if let Some(u) = self.upper() {
+                let _ = u.setattr(&SetAttr {
+                    mtime: Some(TimeSet::Now),
+                    ..Default::default()
+                });
+            }
         }
     }
 

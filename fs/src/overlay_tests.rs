@@ -284,9 +284,12 @@ fn open_file_sees_fstat_with_overlay_identity() {
 #[test]
 fn whiteout_on_unlink() {
     let t = setup();
+    let before = t.stat("/dir").unwrap().mtime;
     t.rm("/dir/a", false).unwrap();
     assert_eq!(t.stat("/dir/a").err(), Some(Errno::ENOENT));
     assert_eq!(t.read("/dir/a").err(), Some(Errno::ENOENT));
+    let after = t.stat("/dir").unwrap().mtime;
+    assert!((after.sec, after.nsec) > (before.sec, before.nsec));
     assert_eq!(t.rm("/dir/a", false), Err(Errno::ENOENT));
     assert_eq!(
         t.ls("/dir", 4096).into_iter().collect::<BTreeSet<_>>(),
