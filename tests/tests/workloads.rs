@@ -728,3 +728,174 @@ fn private_tmp_is_empty_and_writable() {
     }
     f.check("--private-tmp");
 }
+
+/// File operations on a host directory (the lower layer, inside the
+/// sandbox): every result and the final tree must be what Linux gives on a
+/// writable copy. Renaming a directory with lower contents is left out (EXDEV
+/// inside, as Linux's overlay without redirect_dir).
+const FS_OPS: &str = r#"
+import errno, os, sys
+os.chdir(sys.argv[1])
+def t(label, f):
+    try:
+        r = f()
+        print(label, "ok", "" if r is None else r)
+    except OSError as e:
+        print(label, errno.errorcode[e.errno])
+def write(p, s, mode="w"):
+    with open(p, mode) as f:
+        f.write(s)
+def read(p):
+    with open(p) as f:
+        return f.read()
+t("append a", lambda: write("a", "more", "a"))
+t("read a", lambda: read("a"))
+t("unlink b", lambda: os.unlink("b"))
+t("stat b", lambda: os.stat("b"))
+t("unlink b again", lambda: os.unlink("b"))
+t("recreate b", lambda: write("b", "new b"))
+t("read b", lambda: read("b"))
+t("rmdir d", lambda: os.rmdir("d"))
+t("unlink d", lambda: os.unlink("d"))
+t("rmdir a", lambda: os.rmdir("a"))
+t("mkdir d", lambda: os.mkdir("d"))
+t("excl a", lambda: os.open("a", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+for p in ["d/x", "d/y", "d/sub/z"]:
+    t("unlink " + p, lambda p=p: os.unlink(p))
+t("rmdir d/sub", lambda: os.rmdir("d/sub"))
+t("listdir d", lambda: sorted(os.listdir("d")))
+t("rmdir d", lambda: os.rmdir("d"))
+t("mkdir d", lambda: os.mkdir("d", 0o750))
+t("listdir new d", lambda: sorted(os.listdir("d")))
+t("stat d/sub", lambda: os.stat("d/sub"))
+t("move a", lambda: os.rename("a", "e2/a2"))
+t("read e2/a2", lambda: read("e2/a2"))
+t("link", lambda: os.link("e2/a2", "c"))
+t("nlink", lambda: (os.stat("c").st_nlink, os.stat("c").st_ino == os.stat("e2/a2").st_ino))
+t("readlink l", lambda: os.readlink("l"))
+t("exists l", lambda: os.path.exists("l"))
+t("replace l", lambda: os.rename("c", "l"))
+t("read l", lambda: read("l"))
+t("over dir", lambda: os.rename("l", "e"))
+t("dir over file", lambda: os.rename("e", "b"))
+t("truncate t", lambda: os.truncate("t", 2))
+t("chmod t", lambda: os.chmod("t", 0o600))
+t("utime t", lambda: os.utime("t", (1000, 2000)))
+t("stat t", lambda: (oct(os.stat("t").st_mode), os.stat("t").st_size, os.stat("t").st_mtime))
+t("rmdir e2", lambda: os.rmdir("e2"))
+t("mkdir n", lambda: os.mkdir("n"))
+t("fill n", lambda: write("n/f", "f"))
+t("n over e", lambda: os.rename("n", "e"))
+t("listdir e", lambda: sorted(os.listdir("e")))
+t("mkdir q", lambda: os.mkdir("q"))
+t("q over nonempty", lambda: os.rename("q", "e2"))
+t("symlink", lambda: os.symlink("e/f", "s"))
+t("read s", lambda: read("s"))
+t("rename over itself", lambda: os.rename("e2/a2", "e2/a2"))
+t("noreplace-ish", lambda: os.rename("t", "t2"))
+t("t gone", lambda: os.path.exists("t"))
+t("many files", lambda: [write("m%03d" % i, str(i)) for i in range(300)] and None)
+t("rm many", lambda: [os.unlink("m%03d" % i) for i in range(0, 300, 3)] and None)
+for root, dirs, files in sorted(os.walk(".")):
+    dirs.sort()
+    for n in sorted(dirs + files):
+        p = os.path.join(root, n)
+        st = os.lstat(p)
+        kind = "l" if os.path.islink(p) else "d" if os.path.isdir(p) else "f"
+        size = st.st_size if kind == "f" else ""
+        nl = st.st_nlink if kind == "f" else ""
+        print(p, kind, oct(st.st_mode), size, nl)
+"#;
+
+/// Makes the tree FS_OPS works on.
+fn fs_ops_tree(p: &Path) {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    for d in ["d/sub", "e", "e2"] {
+        std::fs::create_dir_all(p.join(d)).unwrap();
+    }
+    for (f, data) in [
+        ("a", "A"),
+        ("b", "B"),
+        ("t", "tttt"),
+        ("d/x", "x"),
+        ("d/y", "y"),
+        ("d/sub/z", "z"),
+        ("e2/keep", "k"),
+    ] {
+        std::fs::write(p.join(f), data).unwrap();
+    }
+    symlink("a", p.join("l")).unwrap();
+    std::fs::set_permissions(p.join("d"), std::fs::Permissions::from_mode(0o711)).unwrap();
+}
+
+/// A listing of everything under `p` (paths, types, sizes, contents).
+fn snapshot_tree(p: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            let ft = e.file_type().unwrap();
+            let data = if ft.is_file() {
+                std::fs::read_to_string(&path).unwrap()
+            } else {
+                String::new()
+            };
+            out.push(format!("{} {:?} {data}", path.display(), ft));
+            if ft.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn overlay_fs_ops_match_native() {
+    require_file("/usr/bin/python3", "python3");
+    let native_dir = TempDir::new("fsops-native");
+    let lower_dir = TempDir::new("fsops-lower");
+    fs_ops_tree(&native_dir.0);
+    fs_ops_tree(&lower_dir.0);
+    let pristine = snapshot_tree(&lower_dir.0);
+    let cmd = |d: &Path| {
+        Cmd::new([
+            std::ffi::OsStr::new("/usr/bin/python3"),
+            "-c".as_ref(),
+            FS_OPS.as_ref(),
+            d.as_os_str(),
+        ])
+    };
+    let mut f = Failures::new();
+    let native = cmd(&native_dir.0).run_native();
+    if !expect_native_ok(&native, 0, &mut f) {
+        f.check("native run");
+        return;
+    }
+    for platform in PLATFORMS {
+        let sb = cmd(&lower_dir.0).run_sandbox(platform);
+        if sb.exit != native.exit || sb.stdout != native.stdout {
+            let diff: Vec<String> = sb
+                .stdout
+                .lines()
+                .zip(native.stdout.lines())
+                .filter(|(a, b)| a != b)
+                .take(10)
+                .map(|(a, b)| format!("  sandbox: {a}\n  native:  {b}"))
+                .collect();
+            f.add(format!(
+                "--platform={platform}: differs from native; first differences:\n{}\n{}",
+                diff.join("\n"),
+                sb.describe()
+            ));
+        }
+        if snapshot_tree(&lower_dir.0) != pristine {
+            f.add(format!(
+                "--platform={platform}: the host directory was modified"
+            ));
+        }
+    }
+    f.check("overlay file operations");
+}
