@@ -176,6 +176,8 @@ pub struct OverlayInode {
     fs: Arc<OverlayFs>,
     me: Weak<OverlayInode>,
     ino: OnceLock<u64>,
+    /// st_dev of the lower directory (for its entries' inode numbers).
+    lower_dev: OnceLock<u64>,
     layers: RwLock<Layers>,
     /// For copy-up (the upper parent chain is made along it).
     place: Mutex<Place>,
@@ -261,6 +263,7 @@ impl OverlayInode {
             fs: fs.clone(),
             me: me.clone(),
             ino: OnceLock::new(),
+            lower_dev: OnceLock::new(),
             layers: RwLock::new(Layers { upper, lower }),
             place: Mutex::new(place),
             children: Mutex::new(HashMap::new()),
@@ -469,6 +472,25 @@ impl OverlayInode {
     /// The merged listing: ".", "..", upper entries, then the lower entries not
     /// in the upper and not whited out. Inode numbers are the overlay's.
     fn list(&self) -> Result<Vec<DirEntry>, Errno> {
+        // The lower directory's device (its entries' inode numbers are of it),
+        // found once; the same stat gives a lower-only directory its number.
+        let lower_dev = match self.layers() {
+            Layers {
+                lower: Some(ld),
+                upper,
+            } => Some(match self.lower_dev.get() {
+                Some(d) => *d,
+                None => {
+                    let st = ld.stat()?;
+                    if upper.is_none() {
+                        self.ino
+                            .get_or_init(|| self.fs.map_ino(false, st.dev, st.ino));
+                    }
+                    *self.lower_dev.get_or_init(|| st.dev)
+                }
+            }),
+            _ => None,
+        };
         let self_ino = self.ino_now();
         let parent = lock(&self.place).as_ref().map(|(p, _)| p.clone());
         let parent_ino = parent.map_or(self_ino, |p| p.ino_now());
@@ -507,7 +529,7 @@ impl OverlayInode {
             } else {
                 HashSet::new()
             };
-            let dev = ld.stat()?.dev;
+            let dev = lower_dev.ok_or(Errno::EIO)?;
             for mut e in read_all(ld)? {
                 if e.name == b"." || e.name == b".." || seen.contains(&e.name) {
                     continue;
