@@ -1,10 +1,11 @@
 //! Workloads: real programs (coreutils, dash, python3, busybox) run natively
 //! and under `runsc do` with the same environment and cwd; stdout and the exit
 //! code must match. A few sandbox-only checks cover runsc's own behaviour
-//! (missing command, non-ELF file, --strace).
+//! (missing command, non-ELF file, --strace, --private-tmp), and the overlay
+//! root: writes anywhere stay in the sandbox; gcc, make, tar and git work in it.
 //!
-//! Needs: busybox-static (/bin/busybox) and python3 (/usr/bin/python3);
-//! `bash .ci/run` installs them.
+//! Needs: busybox-static (/bin/busybox), python3 (/usr/bin/python3), gcc,
+//! libc6-dev, make and git; `bash .ci/run` installs them.
 
 use std::path::Path;
 
