@@ -11,6 +11,8 @@
 //! - [`remote`]: the gofer-backed file system, over the [`RemoteFs`] trait
 //!   (implemented for `gofer::Client`).
 //! - [`host`]: files wrapping host fds (the workload's inherited stdio).
+//! - [`overlay`]: a writable tmpfs over a read-only lower tree (the `runsc do`
+//!   root).
 //! - [`pipe`]: pipes (pipe(2), pipe2(2)).
 //! - [`waiter`]: interruptible blocking (waiters, wait queues, the block loop).
 //! - [`synthetic`]: the sentry-owned empty directories (/proc, /sys, /dev for now).
@@ -22,6 +24,7 @@ pub mod fd_table;
 pub mod file;
 pub mod host;
 pub mod inode;
+pub mod overlay;
 pub mod perm;
 pub mod pipe;
 pub mod remote;
@@ -30,6 +33,8 @@ pub mod tmpfs;
 pub mod vfs;
 pub mod waiter;
 
+#[cfg(test)]
+mod overlay_tests;
 #[cfg(test)]
 mod remote_tests;
 #[cfg(test)]

@@ -390,20 +390,44 @@ impl Vfs {
         Vfs::new_with_remote_root(client, true)
     }
 
-    /// As [`Vfs::new_with_gofer_root`], over any [`RemoteFs`].
+    /// As [`Vfs::new_with_gofer_root`], over any [`RemoteFs`]. The non-overlay
+    /// root: writes go to the remote tree unless `read_only`.
     pub fn new_with_remote_root(
         remote: Arc<dyn RemoteFs>,
         read_only: bool,
     ) -> Result<Arc<Vfs>, Errno> {
         let root = RemoteInode::mount_root(remote, read_only)?;
         let vfs = Vfs::new(root, read_only);
+        vfs.mount_sentry_fs();
+        Ok(vfs)
+    }
+
+    /// The `runsc do` VFS: an overlay at / of a fresh tmpfs (`upper_limit`
+    /// bytes) over the gofer's tree, read-only (the host tree is never
+    /// modified: every write lands in memory), and the sentry's own file
+    /// systems as in [`Vfs::new_with_remote_root`].
+    pub fn new_with_overlay_root(
+        remote: Arc<dyn RemoteFs>,
+        upper_limit: u64,
+    ) -> Result<Arc<Vfs>, Errno> {
+        let lower = RemoteInode::mount_root(remote, true)?;
+        let upper = crate::tmpfs::TmpFs::new_root(0o755, upper_limit);
+        let root = crate::overlay::OverlayFs::new_root(upper, lower)?;
+        let vfs = Vfs::new(root, false);
+        vfs.mount_sentry_fs();
+        Ok(vfs)
+    }
+
+    /// Mounts the sentry's file systems over /proc, /sys and /dev (the root
+    /// file system's are never walked), and a fresh tmpfs at /dev/shm.
+    fn mount_sentry_fs(&self) {
         for (name, magic) in [(&b"proc"[..], PROC_SUPER_MAGIC), (b"sys", SYSFS_MAGIC)] {
-            vfs.mount_under_root(name, SynthDir::new(magic), true);
+            self.mount_under_root(name, SynthDir::new(magic), true);
         }
-        let dev = vfs.mount_under_root(b"dev", crate::devfs::DevDir::new(), false);
+        let dev = self.mount_under_root(b"dev", crate::devfs::DevDir::new(), false);
         // The sandbox's own /dev/shm (the host's is never served).
         let shm = dev.root.ensure_child(b"shm", || SynthDir::new(TMPFS_MAGIC));
-        vfs.mount_at(
+        self.mount_at(
             &Location {
                 mount: dev.clone(),
                 dentry: shm,
@@ -411,12 +435,10 @@ impl Vfs {
             crate::tmpfs::TmpFs::new_root(0o1777, crate::tmpfs::DEFAULT_LIMIT),
             false,
         );
-        Ok(vfs)
     }
 
-    /// Mounts a fresh, empty tmpfs over /tmp (the host's /tmp is then not
-    /// visible). Until the overlay over the host root exists this is opt-in:
-    /// without it /tmp is the host's, read-only.
+    /// Mounts a fresh, empty tmpfs over /tmp (`runsc do --private-tmp`): the
+    /// root's /tmp (the host's, through the overlay) is then not visible.
     pub fn mount_private_tmp(&self) {
         self.mount_under_root(
             b"tmp",

@@ -180,7 +180,10 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
         Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
     let platform: Arc<dyn Platform> =
         platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
-    let vfs = fs::Vfs::new_with_gofer_root(client).map_err(setup("mounting the root"))?;
+    // The root: the host's tree (read-only) under an in-memory overlay, so the
+    // workload may write anywhere without touching the host.
+    let vfs = fs::Vfs::new_with_overlay_root(client, fs::tmpfs::DEFAULT_LIMIT)
+        .map_err(setup("mounting the root"))?;
     if b.private_tmp {
         vfs.mount_private_tmp();
     }

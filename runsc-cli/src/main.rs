@@ -14,8 +14,9 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: runsc [global flags] <command> [args]
 
 commands:
-  do        run a command in a new sandbox with the host / as (read-only) root
-            [--cwd=DIR] [--private-tmp: an empty writable tmpfs over /tmp]
+  do        run a command in a new sandbox with the host / as root (writes go to
+            an in-memory overlay, never to the host)
+            [--cwd=DIR] [--private-tmp: an empty tmpfs over /tmp]
             [--volume=HOST:CONTAINER[:ro]: bind-mount a host directory, repeatable] [--] CMD ARGS
 
 global flags:

@@ -1,10 +1,11 @@
 //! Workloads: real programs (coreutils, dash, python3, busybox) run natively
 //! and under `runsc do` with the same environment and cwd; stdout and the exit
 //! code must match. A few sandbox-only checks cover runsc's own behaviour
-//! (missing command, non-ELF file, --strace).
+//! (missing command, non-ELF file, --strace, --private-tmp), and the overlay
+//! root: writes anywhere stay in the sandbox; gcc, make, tar and git work in it.
 //!
-//! Needs: busybox-static (/bin/busybox) and python3 (/usr/bin/python3);
-//! `bash .ci/run` installs them.
+//! Needs: busybox-static (/bin/busybox), python3 (/usr/bin/python3), gcc,
+//! libc6-dev, make and git; `bash .ci/run` installs them.
 
 use std::path::Path;
 
@@ -300,17 +301,15 @@ fn same_as_native_issue3(cmd: Cmd, code: i32, how: Compare) {
     );
 }
 
-/// A fresh directory under the host temp dir, removed on drop. The sandbox
-/// sees the host's /tmp read-only, which is all these tests need.
+/// A fresh directory for files a test makes on the host, removed on drop.
 struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SEQ: AtomicU32 = AtomicU32::new(0);
-        // Under the workspace's target/ directory, not the host /tmp: the
-        // sandbox has its own empty tmpfs at /tmp, so files the test makes
-        // there would not be visible inside.
+        // Under the workspace's target/ directory (the sandbox sees it
+        // through its overlay, as it sees the rest of the host's tree).
         let base = tests::target_dir().join("workload-tmp");
         std::fs::create_dir_all(&base)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", base.display()));
@@ -469,6 +468,437 @@ fn sh_reports_sigsegv_as_139() {
         bin.display()
     );
     same_as_native_issue3(Cmd::new(["/bin/sh", "-c", &script]), 139, Compare::Exact);
+}
+
+// ------------------------------------------------------------ overlay root
+//
+// `runsc do`'s root is an overlay: the host's tree, read-only, under an
+// in-memory upper layer. Writes anywhere work inside and never reach the host.
+
+/// Fails unless `name` is on the tests' PATH.
+fn require_cmd(name: &str, package: &str) {
+    let path = tests::CLEAN_ENV
+        .iter()
+        .find(|(k, _)| *k == "PATH")
+        .map(|(_, v)| *v)
+        .unwrap_or("/usr/bin:/bin");
+    if !path.split(':').any(|d| Path::new(d).join(name).exists()) {
+        panic!(
+            "`{name}` is missing: install the Debian package `{package}` \
+             (`bash .ci/run` does)"
+        );
+    }
+}
+
+/// A path under the host's /tmp that does not exist yet.
+fn fresh_tmp_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let p = std::path::PathBuf::from(format!(
+        "/tmp/runsc-overlay-{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    assert!(!p.exists(), "{} exists", p.display());
+    p
+}
+
+/// Runs `script` (sh, in a fresh work directory under /tmp, also in "$d")
+/// natively and in the sandbox; stdout and status must match, and the work
+/// directory the sandbox made (and leaves) must not show up on the host. The
+/// native run removes its work directory.
+fn overlay_script(tag: &str, script: &str, timeout_secs: u64) {
+    let work = fresh_tmp_path(tag);
+    let body =
+        |cleanup: &str| format!("set -e\nd=\"$1\"\nmkdir \"$d\"\n{cleanup}cd \"$d\"\n{script}");
+    let cmd = |text: String| {
+        Cmd::new([
+            std::ffi::OsString::from("/bin/sh"),
+            "-c".into(),
+            text.into(),
+            "sh".into(),
+            work.clone().into_os_string(),
+        ])
+        .timeout(std::time::Duration::from_secs(timeout_secs))
+    };
+    let mut f = Failures::new();
+    let native = cmd(body("trap 'cd /; rm -rf \"$d\"' EXIT\n")).run_native();
+    let _ = std::fs::remove_dir_all(&work);
+    if !expect_native_ok(&native, 0, &mut f) {
+        f.check("native run");
+        return;
+    }
+    let sb_cmd = cmd(body(""));
+    for platform in PLATFORMS {
+        let sb = sb_cmd.run_sandbox(platform);
+        if sb.exit != native.exit || sb.stdout != native.stdout {
+            f.add(format!(
+                "--platform={platform}: sandbox {} / native {}\n--- sandbox ---\n{}--- native ---\n{}",
+                sb.exit,
+                native.exit,
+                sb.describe(),
+                native.describe()
+            ));
+        }
+        if work.exists() {
+            let _ = std::fs::remove_dir_all(&work);
+            f.add(format!(
+                "--platform={platform}: the sandbox's {} reached the host",
+                work.display()
+            ));
+        }
+    }
+    f.check(&format!("overlay workload {tag}"));
+}
+
+#[test]
+fn overlay_writes_and_removes_stay_inside() {
+    let host = TempDir::new("overlay");
+    let victim = host.0.join("victim");
+    std::fs::write(&victim, "host data\n").unwrap();
+    let probe = std::path::PathBuf::from(format!("/etc/overlay-probe-{}", std::process::id()));
+    let script = format!(
+        "set -e\n\
+         echo x > {p} && cat {p}\n\
+         echo y >> /etc/passwd && tail -n 1 /etc/passwd\n\
+         cat {v}\n\
+         rm {v}\n\
+         if [ -e {v} ]; then echo still there; else echo gone; fi\n\
+         ls -A {dir}\n\
+         mkdir -p /usr/overlay-dir/a/b && echo deep > /usr/overlay-dir/a/b/f && cat /usr/overlay-dir/a/b/f\n\
+         [ \"$(stat -c %d /)\" = \"$(stat -c %d /etc/passwd)\" ] && echo one device\n",
+        p = probe.display(),
+        v = victim.display(),
+        dir = host.0.display(),
+    );
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let sb = Cmd::new(["/bin/sh", "-c", &script]).run_sandbox(platform);
+        let want = "x\ny\nhost data\ngone\ndeep\none device\n";
+        if sb.exit != Exit::Code(0) || sb.stdout != want {
+            f.add(format!(
+                "--platform={platform}: want stdout {want:?}\n{}",
+                sb.describe()
+            ));
+        }
+        if probe.exists() {
+            let _ = std::fs::remove_file(&probe);
+            f.add(format!("{} was created on the host", probe.display()));
+        }
+        if std::fs::read_to_string(&victim).ok().as_deref() != Some("host data\n") {
+            f.add(format!("{} was changed on the host", victim.display()));
+        }
+        if std::fs::read("/etc/passwd").unwrap() != passwd {
+            f.add("/etc/passwd was changed on the host");
+        }
+        if Path::new("/usr/overlay-dir").exists() {
+            f.add("/usr/overlay-dir was created on the host");
+        }
+    }
+    f.check("overlay writes");
+}
+
+#[test]
+fn overlay_gcc_builds_and_runs_in_tmp() {
+    require_cmd("gcc", "gcc");
+    overlay_script(
+        "gcc",
+        r#"cat > t.c <<'END'
+#include <stdio.h>
+int main(int argc, char **argv) {
+    unsigned h = 5381;
+    for (const char *p = "overlay"; *p; p++) h = h * 33 + (unsigned char)*p;
+    printf("hash %u argc %d\n", h, argc);
+    return 0;
+}
+END
+gcc -O2 -Wall -o "$d/t" t.c
+"$d/t" a b
+ls
+"#,
+        60,
+    );
+}
+
+#[test]
+fn overlay_make_j2_multi_file_project() {
+    require_cmd("gcc", "gcc");
+    require_cmd("make", "make");
+    overlay_script(
+        "make",
+        r#"mkdir src
+printf 'int add(int, int);\nint mul(int, int);\n' > src/ops.h
+printf '#include "ops.h"\nint add(int a, int b) { return a + b; }\n' > src/add.c
+printf '#include "ops.h"\nint mul(int a, int b) { return a * b; }\n' > src/mul.c
+cat > src/main.c <<'END'
+#include <stdio.h>
+#include "ops.h"
+int main(void) { printf("%d %d\n", add(2, 3), mul(4, 5)); return 0; }
+END
+cat > Makefile <<'END'
+OBJS = main.o add.o mul.o
+prog: $(OBJS)
+	$(CC) -o $@ $(OBJS)
+%.o: src/%.c src/ops.h
+	$(CC) -O2 -c -o $@ $<
+clean:
+	rm -f prog $(OBJS)
+END
+make -s -j2
+./prog
+make -q && echo up to date
+sleep 0.01
+printf '#include "ops.h"\nint mul(int a, int b) { return a * b * 10; }\n' > src/mul.c
+make -q || echo stale
+make -j2 | sort
+./prog
+make -s clean
+ls
+"#,
+        60,
+    );
+}
+
+#[test]
+fn overlay_tar_round_trip_of_usr_include() {
+    require_file("/usr/include/stdio.h", "libc6-dev");
+    overlay_script(
+        "tar",
+        r#"# All of /usr/include unless it is big (the upper layer is in memory).
+if [ "$(du -sm /usr/include | cut -f1)" -gt 120 ]; then sub=include/linux; else sub=include; fi
+tar czf inc.tgz -C /usr "$sub"
+mkdir x
+tar xzf inc.tgz -C x
+sums() { (cd "$1" && find . -type f | sort | xargs sha256sum | sha256sum); }
+tree() { (cd "$1" && find . | sort | sha256sum); }
+[ "$(sums /usr/$sub)" = "$(sums x/$sub)" ] && echo same contents
+[ "$(tree /usr/$sub)" = "$(tree x/$sub)" ] && echo same tree
+rm -r x
+ls
+"#,
+        120,
+    );
+}
+
+#[test]
+fn overlay_git_init_add_commit() {
+    require_cmd("git", "git");
+    overlay_script(
+        "git",
+        r#"export HOME="$d" GIT_CONFIG_NOSYSTEM=1 LC_ALL=C
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
+export GIT_AUTHOR_DATE='2020-01-01T00:00:00Z' GIT_COMMITTER_DATE='2020-01-01T00:00:00Z'
+mkdir repo
+cd repo
+git init -q -b main
+echo hello > a.txt
+mkdir sub
+echo world > sub/b.txt
+git add .
+git commit -qm first
+echo more >> a.txt
+git rm -q sub/b.txt
+git commit -qam second
+git log --format='%H %s'
+git status --porcelain
+git ls-files
+git cat-file -p HEAD:a.txt
+git fsck --no-progress 2>&1 | grep -v '^Checking' || true
+"#,
+        60,
+    );
+}
+
+#[test]
+fn private_tmp_is_empty_and_writable() {
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let mut c = std::process::Command::new(tests::runsc_bin());
+        c.arg(format!("--platform={platform}"))
+            .args(tests::extra_runsc_flags())
+            .args(["do", "--private-tmp", "--", "/bin/sh", "-c"])
+            .arg("ls -A /tmp | wc -l; echo a > /tmp/a && cat /tmp/a; stat -f -c %T /tmp")
+            .env_clear()
+            .envs(tests::CLEAN_ENV.iter().copied())
+            .current_dir("/");
+        let out = tests::run_with_timeout(c, "runsc do --private-tmp".into(), tests::TIMEOUT);
+        if out.exit != Exit::Code(0) || out.stdout != "0\na\ntmpfs\n" {
+            f.add(format!("--platform={platform}\n{}", out.describe()));
+        }
+    }
+    f.check("--private-tmp");
+}
+
+/// File operations on a host directory (the lower layer, inside the
+/// sandbox): every result and the final tree must be what Linux gives on a
+/// writable copy. Renaming a directory with lower contents is left out (EXDEV
+/// inside, as Linux's overlay without redirect_dir).
+const FS_OPS: &str = r#"
+import errno, os, sys
+os.chdir(sys.argv[1])
+def t(label, f):
+    try:
+        r = f()
+        print(label, "ok", "" if r is None else r)
+    except OSError as e:
+        print(label, errno.errorcode[e.errno])
+def write(p, s, mode="w"):
+    with open(p, mode) as f:
+        f.write(s)
+def read(p):
+    with open(p) as f:
+        return f.read()
+t("append a", lambda: write("a", "more", "a"))
+t("read a", lambda: read("a"))
+t("unlink b", lambda: os.unlink("b"))
+t("stat b", lambda: os.stat("b"))
+t("unlink b again", lambda: os.unlink("b"))
+t("recreate b", lambda: write("b", "new b"))
+t("read b", lambda: read("b"))
+t("rmdir d", lambda: os.rmdir("d"))
+t("unlink d", lambda: os.unlink("d"))
+t("rmdir a", lambda: os.rmdir("a"))
+t("mkdir d", lambda: os.mkdir("d"))
+t("excl a", lambda: os.open("a", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+for p in ["d/x", "d/y", "d/sub/z"]:
+    t("unlink " + p, lambda p=p: os.unlink(p))
+t("rmdir d/sub", lambda: os.rmdir("d/sub"))
+t("listdir d", lambda: sorted(os.listdir("d")))
+t("rmdir d", lambda: os.rmdir("d"))
+t("mkdir d", lambda: os.mkdir("d", 0o750))
+t("listdir new d", lambda: sorted(os.listdir("d")))
+t("stat d/sub", lambda: os.stat("d/sub"))
+t("move a", lambda: os.rename("a", "e2/a2"))
+t("read e2/a2", lambda: read("e2/a2"))
+t("link", lambda: os.link("e2/a2", "c"))
+t("nlink", lambda: (os.stat("c").st_nlink, os.stat("c").st_ino == os.stat("e2/a2").st_ino))
+t("readlink l", lambda: os.readlink("l"))
+t("exists l", lambda: os.path.exists("l"))
+t("replace l", lambda: os.rename("c", "l"))
+t("read l", lambda: read("l"))
+t("over dir", lambda: os.rename("l", "e"))
+t("dir over file", lambda: os.rename("e", "b"))
+t("truncate t", lambda: os.truncate("t", 2))
+t("chmod t", lambda: os.chmod("t", 0o600))
+t("utime t", lambda: os.utime("t", (1000, 2000)))
+t("stat t", lambda: (oct(os.stat("t").st_mode), os.stat("t").st_size, os.stat("t").st_mtime))
+t("rmdir e2", lambda: os.rmdir("e2"))
+t("mkdir n", lambda: os.mkdir("n"))
+t("fill n", lambda: write("n/f", "f"))
+t("n over e", lambda: os.rename("n", "e"))
+t("listdir e", lambda: sorted(os.listdir("e")))
+t("mkdir q", lambda: os.mkdir("q"))
+t("q over nonempty", lambda: os.rename("q", "e2"))
+t("symlink", lambda: os.symlink("e/f", "s"))
+t("read s", lambda: read("s"))
+t("rename over itself", lambda: os.rename("e2/a2", "e2/a2"))
+t("noreplace-ish", lambda: os.rename("t", "t2"))
+t("t gone", lambda: os.path.exists("t"))
+t("many files", lambda: [write("m%03d" % i, str(i)) for i in range(300)] and None)
+t("rm many", lambda: [os.unlink("m%03d" % i) for i in range(0, 300, 3)] and None)
+for root, dirs, files in sorted(os.walk(".")):
+    dirs.sort()
+    for n in sorted(dirs + files):
+        p = os.path.join(root, n)
+        st = os.lstat(p)
+        kind = "l" if os.path.islink(p) else "d" if os.path.isdir(p) else "f"
+        size = st.st_size if kind == "f" else ""
+        nl = st.st_nlink if kind == "f" else ""
+        print(p, kind, oct(st.st_mode), size, nl)
+"#;
+
+/// Makes the tree FS_OPS works on.
+fn fs_ops_tree(p: &Path) {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    for d in ["d/sub", "e", "e2"] {
+        std::fs::create_dir_all(p.join(d)).unwrap();
+    }
+    for (f, data) in [
+        ("a", "A"),
+        ("b", "B"),
+        ("t", "tttt"),
+        ("d/x", "x"),
+        ("d/y", "y"),
+        ("d/sub/z", "z"),
+        ("e2/keep", "k"),
+    ] {
+        std::fs::write(p.join(f), data).unwrap();
+    }
+    symlink("a", p.join("l")).unwrap();
+    std::fs::set_permissions(p.join("d"), std::fs::Permissions::from_mode(0o711)).unwrap();
+}
+
+/// A listing of everything under `p` (paths, types, sizes, contents).
+fn snapshot_tree(p: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            let ft = e.file_type().unwrap();
+            let data = if ft.is_file() {
+                std::fs::read_to_string(&path).unwrap()
+            } else {
+                String::new()
+            };
+            out.push(format!("{} {:?} {data}", path.display(), ft));
+            if ft.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn overlay_fs_ops_match_native() {
+    require_file("/usr/bin/python3", "python3");
+    let native_dir = TempDir::new("fsops-native");
+    let lower_dir = TempDir::new("fsops-lower");
+    fs_ops_tree(&native_dir.0);
+    fs_ops_tree(&lower_dir.0);
+    let pristine = snapshot_tree(&lower_dir.0);
+    let cmd = |d: &Path| {
+        Cmd::new([
+            std::ffi::OsStr::new("/usr/bin/python3"),
+            "-c".as_ref(),
+            FS_OPS.as_ref(),
+            d.as_os_str(),
+        ])
+    };
+    let mut f = Failures::new();
+    let native = cmd(&native_dir.0).run_native();
+    if !expect_native_ok(&native, 0, &mut f) {
+        f.check("native run");
+        return;
+    }
+    for platform in PLATFORMS {
+        let sb = cmd(&lower_dir.0).run_sandbox(platform);
+        if sb.exit != native.exit || sb.stdout != native.stdout {
+            let diff: Vec<String> = sb
+                .stdout
+                .lines()
+                .zip(native.stdout.lines())
+                .filter(|(a, b)| a != b)
+                .take(10)
+                .map(|(a, b)| format!("  sandbox: {a}\n  native:  {b}"))
+                .collect();
+            f.add(format!(
+                "--platform={platform}: differs from native; first differences:\n{}\n{}",
+                diff.join("\n"),
+                sb.describe()
+            ));
+        }
+        if snapshot_tree(&lower_dir.0) != pristine {
+            f.add(format!(
+                "--platform={platform}: the host directory was modified"
+            ));
+        }
+    }
+    f.check("overlay file operations");
 }
 
 // ------------------------------------------------------------ runsc do --volume
