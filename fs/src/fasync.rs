@@ -157,3 +157,61 @@ impl Fown {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipe::Pipe;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(FOwner, i32, i32, i32, i64)>>);
+
+    impl SigioSender for Recorder {
+        fn send_sigio(&self, owner: FOwner, sig: i32, fd: i32, code: i32, band: i64) {
+            self.0.lock().unwrap().push((owner, sig, fd, code, band));
+        }
+    }
+
+    #[test]
+    fn pipe_ends_signal_their_owner() {
+        let rec = Arc::new(Recorder::default());
+        let (r, w) = Pipe::new_pair(0, 0, 0);
+        let owner = FOwner {
+            kind: OwnerKind::Pid,
+            id: 7,
+        };
+        r.fown().set_owner(owner);
+        // O_ASYNC off: nothing.
+        w.write(b"a").unwrap();
+        assert!(rec.0.lock().unwrap().is_empty());
+        r.set_status_flags_async(libc::O_ASYNC, 3, rec.clone())
+            .unwrap();
+        w.write(b"b").unwrap();
+        assert_eq!(
+            rec.0.lock().unwrap().pop(),
+            Some((owner, 0, 3, POLL_IN, band(POLL_IN)))
+        );
+        // Reading signals the write end only, which has no O_ASYNC.
+        r.read(&mut [0; 4]).unwrap();
+        assert!(rec.0.lock().unwrap().is_empty());
+        r.fown().set_sig(libc::SIGRTMIN());
+        w.write(b"c").unwrap();
+        assert_eq!(
+            rec.0.lock().unwrap().pop().map(|x| x.1),
+            Some(libc::SIGRTMIN())
+        );
+        // No owner: nothing; O_ASYNC off again: nothing.
+        r.fown().set_owner(FOwner::default());
+        w.write(b"d").unwrap();
+        assert!(rec.0.lock().unwrap().is_empty());
+        r.fown().set_owner(owner);
+        r.set_status_flags_async(0, 3, rec.clone()).unwrap();
+        w.write(b"e").unwrap();
+        assert!(rec.0.lock().unwrap().is_empty());
+        // Closing the write end wakes the reader: POLL_IN (EOF) once more.
+        r.set_status_flags_async(libc::O_ASYNC, 3, rec.clone())
+            .unwrap();
+        drop(w);
+        assert_eq!(rec.0.lock().unwrap().pop().map(|x| x.3), Some(POLL_IN));
+    }
+}

@@ -167,6 +167,13 @@ pub trait FileOps: Send + Sync {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         None
     }
+    /// Whether O_ASYNC works (Linux's files with a `fasync` method: pipes,
+    /// sockets, ttys): the wait queue's notifications then send SIGIO to the
+    /// description's owner. Others (regular files, eventfd, timerfd, epoll)
+    /// accept O_ASYNC and never signal.
+    fn supports_fasync(&self) -> bool {
+        false
+    }
     /// The pipe behind this file, for the pipe fcntls (Linux's get_pipe_info).
     fn pipe(&self) -> Option<&Pipe> {
         None
@@ -297,22 +304,28 @@ impl OpenFile {
     }
 
     /// F_SETFL with the O_ASYNC bookkeeping: turning O_ASYNC on makes `fd`
-    /// the fd SIGIO reports and starts notification through `sender` (for
-    /// files with a wait queue; others accept the flag and stay silent, as
-    /// Linux's files without a fasync method do).
+    /// the fd SIGIO reports and starts notification through `sender`, for
+    /// files that [support it](FileOps::supports_fasync); for others the flag
+    /// is dropped (F_GETFL does not show it), as Linux 6.x does.
     pub fn set_status_flags_async(
         &self,
         flags: i32,
         fd: i32,
         sender: Arc<dyn SigioSender>,
     ) -> Result<(), Errno> {
+        // Linux (6.x) drops O_ASYNC for files that cannot signal.
+        let flags = if self.ops.supports_fasync() {
+            flags
+        } else {
+            flags & !libc::O_ASYNC
+        };
         let was = self.state.flags() & libc::O_ASYNC != 0;
         self.set_status_flags(flags)?;
         let now = self.state.flags() & libc::O_ASYNC != 0;
         if was == now {
             return Ok(());
         }
-        let Some(q) = self.ops.wait_queue() else {
+        let Some(q) = self.ops.wait_queue().filter(|_| self.ops.supports_fasync()) else {
             return Ok(());
         };
         let fown = self.fown();

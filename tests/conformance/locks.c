@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -828,8 +829,35 @@ TEST(o_async_sigio_on_pipe)
     EXPECT_EQ(si.si_fd, p[0]);
     EXPECT_EQ(si.si_code, POLL_IN);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    signal(SIGIO, SIG_DFL);
-    signal(SIGRTMIN, SIG_DFL);
+    /* A thread owner (F_OWNER_TID). */
+    struct f_owner_ex ex = {.type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid)};
+    EXPECT_OK(fcntl(p[0], F_SETOWN_EX, &ex));
+    int before = sigios;
+    EXPECT_EQ(read(p[0], buf, sizeof buf), 1);
+    EXPECT_EQ(write(p[1], "g", 1), 1);
+    EXPECT_EQ(sigios, before + 1);
+    EXPECT_EQ(last_fd, p[0]);
     close(p[0]);
     close(p[1]);
+
+    /* Files without fasync support drop O_ASYNC and never signal. */
+    sigios = 0;
+    int e = eventfd(0, 0);
+    ASSERT_GE(e, 0);
+    EXPECT_OK(fcntl(e, F_SETOWN, getpid()));
+    EXPECT_OK(fcntl(e, F_SETFL, O_ASYNC));
+    EXPECT_EQ(fcntl(e, F_GETFL) & O_ASYNC, 0);
+    uint64_t one = 1;
+    EXPECT_EQ(write(e, &one, 8), 8);
+    EXPECT_EQ(read(e, &one, 8), 8);
+    close(e);
+    int f = open_rw();
+    EXPECT_OK(fcntl(f, F_SETOWN, getpid()));
+    EXPECT_OK(fcntl(f, F_SETFL, O_ASYNC));
+    EXPECT_EQ(fcntl(f, F_GETFL) & O_ASYNC, 0);
+    EXPECT_EQ(write(f, "x", 1), 1);
+    close(f);
+    EXPECT_EQ(sigios, 0);
+    signal(SIGIO, SIG_DFL);
+    signal(SIGRTMIN, SIG_DFL);
 }
