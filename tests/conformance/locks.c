@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -491,6 +492,33 @@ TEST(posix_not_inherited_and_released_at_exit)
     }
     EXPECT_EQ(wait_for(pid), EAGAIN);
     close(a);
+}
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+TEST(posix_released_when_threaded_process_exits)
+{
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            pthread_t th[3];
+            for (int i = 0; i < 3; i++)
+                pthread_create(&th[i], NULL, sleeper, NULL);
+            int b = open_rw();
+            if (try_lock(b, F_SETLK, F_WRLCK, 0, 0) != 0)
+                _exit(1);
+            _exit(0);
+        }
+        EXPECT_EQ(wait_for(pid), 0);
+        /* Gone by the time wait returns. */
+        EXPECT_EQ(child_setlk(F_WRLCK, 0, 0), 0);
+    }
 }
 
 TEST(posix_setlkw_waits_for_release)
