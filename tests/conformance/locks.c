@@ -222,6 +222,22 @@ TEST(flock_errors)
     ASSERT_GE(o, 0);
     EXPECT_ERRNO(flock(o, LOCK_SH), EBADF);
     close(o);
+    /* Directories and pipes can be locked too. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    EXPECT_OK(flock(dfd, LOCK_EX | LOCK_NB));
+    int dfd2 = open(dir, O_RDONLY | O_DIRECTORY);
+    EXPECT_ERRNO(flock(dfd2, LOCK_SH | LOCK_NB), EWOULDBLOCK);
+    close(dfd);
+    close(dfd2);
+    int p[2];
+    ASSERT_OK(pipe(p));
+    EXPECT_OK(flock(p[0], LOCK_EX | LOCK_NB));
+    EXPECT_ERRNO(flock(p[1], LOCK_EX | LOCK_NB), EWOULDBLOCK);
+    EXPECT_OK(setlk(p[1], F_SETLK, F_WRLCK, SEEK_SET, 0, 0));
+    EXPECT_ERRNO(setlk(p[0], F_SETLK, F_WRLCK, SEEK_SET, 0, 0), EBADF);
+    EXPECT_OK(setlk(p[0], F_SETLK, F_RDLCK, SEEK_CUR, 0, 0));
+    close(p[0]);
+    close(p[1]);
     /* Any access mode may take either lock. */
     int r = open(path, O_RDONLY);
     EXPECT_OK(flock(r, LOCK_EX | LOCK_NB));
@@ -630,6 +646,25 @@ TEST(posix_setlkw_interrupted)
     usleep(300000);
     EXPECT_OK(setlk(a, F_SETLK, F_UNLCK, SEEK_SET, 0, 1));
     EXPECT_EQ(wait_for(pid), 0);
+    close(a);
+}
+
+TEST(flock_interrupted)
+{
+    int a = open_rw();
+    ASSERT_GE(a, 0);
+    EXPECT_OK(flock(a, LOCK_EX));
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sigaction sa = {.sa_handler = on_alarm};
+        sigaction(SIGALRM, &sa, NULL);
+        int b = open_rw();
+        struct itimerval it = {.it_value = {.tv_usec = 50000}};
+        setitimer(ITIMER_REAL, &it, NULL);
+        int r = flock(b, LOCK_SH) == 0 ? 0 : errno;
+        _exit(alarms == 1 ? r : 100);
+    }
+    EXPECT_EQ(wait_for(pid), EINTR);
     close(a);
 }
 
