@@ -163,8 +163,11 @@ mod tests {
     use super::*;
     use crate::pipe::Pipe;
 
+    /// (owner, signal, fd, si_code, si_band) of each send.
+    type Sent = (FOwner, i32, i32, i32, i64);
+
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<(FOwner, i32, i32, i32, i64)>>);
+    struct Recorder(Mutex<Vec<Sent>>);
 
     impl SigioSender for Recorder {
         fn send_sigio(&self, owner: FOwner, sig: i32, fd: i32, code: i32, band: i64) {
