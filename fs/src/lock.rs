@@ -108,6 +108,7 @@ impl PosixLock {
 /// the file size); l_len 0 means "to end of file", a negative l_len covers the
 /// bytes before l_start.
 pub fn flock_range(base: i64, l_start: i64, l_len: i64) -> Result<(i64, i64), Errno> {
+    let base = base.max(0);
     if l_start > OFFSET_MAX - base {
         return Err(Errno::EOVERFLOW);
     }
@@ -567,6 +568,47 @@ mod tests {
         );
         assert!(posix_apply(&mut v, lk(1, R, 0, OFFSET_MAX), None));
         assert_eq!(ranges(&v), vec![(2, R, 200, 300)]);
+    }
+
+    proptest::proptest! {
+        /// posix_apply against a byte map: after any sequence of locks and
+        /// unlocks by two owners, each owner's locks cover exactly the bytes
+        /// the model says, with the model's types, never overlap each other,
+        /// and same-type neighbours are merged.
+        #[test]
+        fn apply_matches_a_byte_model(
+            ops in proptest::collection::vec((1u64..3, 0u8..3, 0i64..40, 0i64..12), 1..40)
+        ) {
+            const N: usize = 64;
+            let mut model = [[None::<LockType>; N]; 3];
+            let mut v: Vec<PosixLock> = Vec::new();
+            for (owner, t, start, len) in ops {
+                let ty = match t { 0 => None, 1 => Some(R), _ => Some(W) };
+                let end = start + len;
+                posix_apply(&mut v, lk(owner, W, start, end), ty);
+                for b in start..=end {
+                    model[owner as usize][b as usize] = ty;
+                }
+            }
+            for owner in 1..3u64 {
+                let mine: Vec<&PosixLock> = v.iter().filter(|l| l.owner == owner).collect();
+                for b in 0..N as i64 {
+                    let covering: Vec<&&PosixLock> =
+                        mine.iter().filter(|l| l.start <= b && b <= l.end).collect();
+                    proptest::prop_assert!(covering.len() <= 1, "overlap at {}", b);
+                    proptest::prop_assert_eq!(
+                        covering.first().map(|l| l.ty),
+                        model[owner as usize][b as usize]
+                    );
+                }
+                for w in mine.windows(2) {
+                    proptest::prop_assert!(
+                        w[0].end + 1 < w[1].start || w[0].ty != w[1].ty,
+                        "unmerged neighbours {:?}", w
+                    );
+                }
+            }
+        }
     }
 
     #[test]
