@@ -305,21 +305,23 @@ impl OpenFile {
 
     /// F_SETFL with the O_ASYNC bookkeeping: turning O_ASYNC on makes `fd`
     /// the fd SIGIO reports and starts notification through `sender`, for
-    /// files that [support it](FileOps::supports_fasync); for others the flag
-    /// is dropped (F_GETFL does not show it), as Linux 6.x does.
+    /// files that [support it](FileOps::supports_fasync); on others F_SETFL
+    /// does not change the flag, as on Linux 6.x.
     pub fn set_status_flags_async(
         &self,
         flags: i32,
         fd: i32,
         sender: Arc<dyn SigioSender>,
     ) -> Result<(), Errno> {
-        // Linux (6.x) drops O_ASYNC for files that cannot signal.
+        // Linux (6.x) leaves O_ASYNC alone on files that cannot signal (it
+        // still shows when open(2) set it).
+        let old = self.state.flags();
         let flags = if self.ops.supports_fasync() {
             flags
         } else {
-            flags & !libc::O_ASYNC
+            (flags & !libc::O_ASYNC) | (old & libc::O_ASYNC)
         };
-        let was = self.state.flags() & libc::O_ASYNC != 0;
+        let was = old & libc::O_ASYNC != 0;
         self.set_status_flags(flags)?;
         let now = self.state.flags() & libc::O_ASYNC != 0;
         if was == now {

@@ -903,7 +903,7 @@ TEST(o_async_sigio_on_pipe)
     close(p[0]);
     close(p[1]);
 
-    /* Files without fasync support drop O_ASYNC and never signal. */
+    /* Files without fasync support do not take O_ASYNC and never signal... */
     sigios = 0;
     int e = eventfd(0, 0);
     ASSERT_GE(e, 0);
@@ -918,6 +918,13 @@ TEST(o_async_sigio_on_pipe)
     EXPECT_OK(fcntl(f, F_SETOWN, getpid()));
     EXPECT_OK(fcntl(f, F_SETFL, O_ASYNC));
     EXPECT_EQ(fcntl(f, F_GETFL) & O_ASYNC, 0);
+    EXPECT_EQ(write(f, "x", 1), 1);
+    close(f);
+    /* ...nor clear it once open(2) has set it. */
+    f = open(path, O_RDWR | O_ASYNC);
+    EXPECT_EQ(fcntl(f, F_GETFL) & O_ASYNC, O_ASYNC);
+    EXPECT_OK(fcntl(f, F_SETFL, 0));
+    EXPECT_EQ(fcntl(f, F_GETFL) & O_ASYNC, O_ASYNC);
     EXPECT_EQ(write(f, "x", 1), 1);
     close(f);
     EXPECT_EQ(sigios, 0);
