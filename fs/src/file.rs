@@ -169,8 +169,8 @@ pub trait FileOps: Send + Sync {
     }
     /// Whether O_ASYNC works (Linux's files with a `fasync` method: pipes,
     /// sockets, ttys): the wait queue's notifications then send SIGIO to the
-    /// description's owner. Others (regular files, eventfd, timerfd, epoll)
-    /// accept O_ASYNC and never signal.
+    /// description's owner. On others (regular files, eventfd, timerfd,
+    /// epoll) F_SETFL leaves O_ASYNC as it is and nothing is ever sent.
     fn supports_fasync(&self) -> bool {
         false
     }
