@@ -246,14 +246,17 @@ impl FileLocks {
 #[derive(Default)]
 struct State {
     files: HashMap<Key, FileLocks>,
-    /// POSIX owners blocked in F_SETLKW -> the owner they wait for (the
-    /// deadlock detector's wait-for graph).
-    waiting: HashMap<OwnerId, OwnerId>,
+    /// POSIX owners blocked in F_SETLKW -> the owner they wait for and the
+    /// file (the deadlock detector's wait-for graph).
+    waiting: HashMap<OwnerId, (OwnerId, Key)>,
 }
 
 impl State {
     /// Wakes `key`'s waiters and forgets the entry once nothing uses it.
     fn changed(&mut self, key: Key) {
+        // Woken waiters stop counting as blocked until they block again (as
+        // Linux takes them off its blocked list when it wakes them).
+        self.waiting.retain(|_, (_, k)| *k != key);
         if let Some(f) = self.files.get(&key) {
             f.queue.notify(EVENT_ALL);
             if f.is_unused() {
@@ -274,8 +277,8 @@ impl State {
         let mut cur = blocker;
         for _ in 0..MAX_DEADLK_ITERATIONS {
             match self.waiting.get(&cur) {
-                Some(&next) if next == me => return true,
-                Some(&next) => cur = next,
+                Some(&(next, _)) if next == me => return true,
+                Some(&(next, _)) => cur = next,
                 None => return false,
             }
         }
@@ -333,7 +336,7 @@ fn lock_loop(
                 st.cleanup(key);
                 return Err(Errno::EDEADLK);
             }
-            st.waiting.insert(me, b);
+            st.waiting.insert(me, (b, key));
         }
         // Registered before the table is unlocked: an unlock after this point
         // finds us on the queue.
