@@ -2,11 +2,13 @@
 //! Shared by CLONE_FILES, copied by fork. The RLIMIT_NOFILE limit is passed into
 //! each allocating call (it belongs to the process and setrlimit can change it).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi::Errno;
 
 use crate::file::OpenFile;
+use crate::lock::{self, OwnerId};
 
 #[derive(Clone)]
 struct Entry {
@@ -14,9 +16,32 @@ struct Entry {
     cloexec: bool,
 }
 
-#[derive(Default)]
+/// An fd table is also the owner of its process's POSIX record locks (as
+/// Linux's files_struct): closing any fd of a file drops the table's locks on
+/// that file, and so does dropping the table.
 pub struct FdTable {
     slots: Mutex<Vec<Option<Entry>>>,
+    lock_owner: OwnerId,
+    /// POSIX locks may be held: closes must release them.
+    has_posix_locks: AtomicBool,
+}
+
+impl Default for FdTable {
+    fn default() -> FdTable {
+        FdTable {
+            slots: Mutex::default(),
+            lock_owner: lock::new_owner_id(),
+            has_posix_locks: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for FdTable {
+    fn drop(&mut self) {
+        if self.has_posix_locks.load(Ordering::SeqCst) {
+            lock::release_owner(self.lock_owner);
+        }
+    }
 }
 
 /// Largest fd count ever allowed regardless of RLIMIT_NOFILE (Linux's nr_open default).
@@ -39,7 +64,23 @@ impl FdTable {
     pub fn fork(&self) -> Arc<FdTable> {
         Arc::new(FdTable {
             slots: Mutex::new(self.lock().clone()),
+            lock_owner: lock::new_owner_id(),
+            has_posix_locks: AtomicBool::new(false),
         })
+    }
+
+    /// The owner id of this table's POSIX locks, for a caller about to use
+    /// them (from then on, closes release them).
+    pub fn posix_lock_owner(&self) -> OwnerId {
+        self.has_posix_locks.store(true, Ordering::SeqCst);
+        self.lock_owner
+    }
+
+    /// An fd of `f` was closed: its file's POSIX locks of this table go.
+    fn closed(&self, f: &OpenFile) {
+        if self.has_posix_locks.load(Ordering::SeqCst) {
+            f.release_posix_locks(self.lock_owner);
+        }
     }
 
     /// The file at `fd`; EBADF if none.
@@ -104,12 +145,18 @@ impl FdTable {
         if fd < 0 || fd as usize >= cap(limit) {
             return Err(Errno::EBADF);
         }
-        let mut t = self.lock();
-        let i = fd as usize;
-        if i >= t.len() {
-            t.resize(i + 1, None);
+        let old = {
+            let mut t = self.lock();
+            let i = fd as usize;
+            if i >= t.len() {
+                t.resize(i + 1, None);
+            }
+            t[i].replace(Entry { file, cloexec }).map(|e| e.file)
+        };
+        if let Some(f) = &old {
+            self.closed(f);
         }
-        Ok(t[i].replace(Entry { file, cloexec }).map(|e| e.file))
+        Ok(old)
     }
 
     /// Removes `fd` (close); EBADF if it was not open.
@@ -117,14 +164,18 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        let mut t = self.lock();
-        let e = t
-            .get_mut(fd as usize)
-            .and_then(|s| s.take())
-            .ok_or(Errno::EBADF)?;
-        while matches!(t.last(), Some(None)) {
-            t.pop();
-        }
+        let e = {
+            let mut t = self.lock();
+            let e = t
+                .get_mut(fd as usize)
+                .and_then(|s| s.take())
+                .ok_or(Errno::EBADF)?;
+            while matches!(t.last(), Some(None)) {
+                t.pop();
+            }
+            e
+        };
+        self.closed(&e.file);
         Ok(e.file)
     }
 
@@ -159,12 +210,18 @@ impl FdTable {
             }
             v
         };
+        for e in &dropped {
+            self.closed(&e.file);
+        }
         drop(dropped);
     }
 
     /// Closes everything (process exit).
     pub fn clear(&self) {
         let all = std::mem::take(&mut *self.lock());
+        if self.has_posix_locks.load(Ordering::SeqCst) {
+            lock::release_owner(self.lock_owner);
+        }
         drop(all);
     }
 

@@ -2,14 +2,16 @@
 //! and across fork; holds the offset and the status flags.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use abi::linux::Stat;
 use abi::Errno;
 
 use crate::anon::inotify;
+use crate::fasync::{Fown, SigioSender};
 use crate::inode::StatFs;
+use crate::lock::{self, FlockOp, LockType, OwnerId, PosixLock};
 use crate::pipe::Pipe;
 use crate::vfs::Location;
 use crate::waiter::{self, WaitQueue, Waiter, EVENT_IN, EVENT_OUT};
@@ -166,6 +168,13 @@ pub trait FileOps: Send + Sync {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         None
     }
+    /// Whether O_ASYNC works (Linux's files with a `fasync` method: pipes,
+    /// sockets, ttys): the wait queue's notifications then send SIGIO to the
+    /// description's owner. On others (regular files, eventfd, timerfd,
+    /// epoll) F_SETFL leaves O_ASYNC as it is and nothing is ever sent.
+    fn supports_fasync(&self) -> bool {
+        false
+    }
     /// The pipe behind this file, for the pipe fcntls (Linux's get_pipe_info).
     fn pipe(&self) -> Option<&Pipe> {
         None
@@ -189,6 +198,53 @@ const PATH_ONLY: i32 = libc::O_PATH;
 const SETFL_MASK: i32 =
     libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
 
+/// A `struct flock` as fcntl's lock commands pass it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flock {
+    pub l_type: i16,
+    pub l_whence: i16,
+    pub l_start: i64,
+    pub l_len: i64,
+    pub l_pid: i32,
+}
+
+impl Flock {
+    /// Size of `struct flock` on x86-64.
+    pub const SIZE: usize = 32;
+
+    pub fn from_bytes(b: &[u8]) -> Flock {
+        let i16_at = |o: usize| i16::from_le_bytes([b[o], b[o + 1]]);
+        Flock {
+            l_type: i16_at(0),
+            l_whence: i16_at(2),
+            l_start: abi::linux::le_u64(b, 8) as i64,
+            l_len: abi::linux::le_u64(b, 16) as i64,
+            l_pid: abi::linux::le_u32(b, 24) as i32,
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; Flock::SIZE] {
+        let mut b = [0u8; Flock::SIZE];
+        b[0..2].copy_from_slice(&self.l_type.to_le_bytes());
+        b[2..4].copy_from_slice(&self.l_whence.to_le_bytes());
+        b[8..16].copy_from_slice(&self.l_start.to_le_bytes());
+        b[16..24].copy_from_slice(&self.l_len.to_le_bytes());
+        b[24..28].copy_from_slice(&self.l_pid.to_le_bytes());
+        b
+    }
+}
+
+/// fcntl's record-lock commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockCmd {
+    /// F_GETLK / F_OFD_GETLK.
+    Get,
+    /// F_SETLK / F_OFD_SETLK.
+    Set,
+    /// F_SETLKW / F_OFD_SETLKW.
+    SetWait,
+}
+
 /// An open file description.
 pub struct OpenFile {
     ops: Box<dyn FileOps>,
@@ -196,6 +252,14 @@ pub struct OpenFile {
     location: Option<Location>,
     /// IN_CLOSE_* when the description goes.
     close_hook: inotify::CloseHook,
+    /// Owner id of this description's flock and OFD locks.
+    id: OwnerId,
+    /// The file's lock-table key, once looked up.
+    lock_key: OnceLock<lock::Key>,
+    /// flock or OFD locks may be held (released when the description goes).
+    has_locks: AtomicBool,
+    /// F_SETOWN / F_SETSIG / O_ASYNC state, once used.
+    fown: OnceLock<Arc<Fown>>,
 }
 
 impl OpenFile {
@@ -213,6 +277,10 @@ impl OpenFile {
             },
             location,
             close_hook: Default::default(),
+            id: lock::new_owner_id(),
+            lock_key: OnceLock::new(),
+            has_locks: AtomicBool::new(false),
+            fown: OnceLock::new(),
         })
     }
 
@@ -247,6 +315,157 @@ impl OpenFile {
         } else {
             f & !libc::O_NONBLOCK
         })
+    }
+
+    /// F_SETFL with the O_ASYNC bookkeeping: turning O_ASYNC on makes `fd`
+    /// the fd SIGIO reports and starts notification through `sender`, for
+    /// files that [support it](FileOps::supports_fasync); on others F_SETFL
+    /// does not change the flag, as on Linux 6.x.
+    pub fn set_status_flags_async(
+        &self,
+        flags: i32,
+        fd: i32,
+        sender: Arc<dyn SigioSender>,
+    ) -> Result<(), Errno> {
+        // Linux (6.x) leaves O_ASYNC alone on files that cannot signal (it
+        // still shows when open(2) set it).
+        let old = self.state.flags();
+        let flags = if self.ops.supports_fasync() {
+            flags
+        } else {
+            (flags & !libc::O_ASYNC) | (old & libc::O_ASYNC)
+        };
+        let was = old & libc::O_ASYNC != 0;
+        self.set_status_flags(flags)?;
+        let now = self.state.flags() & libc::O_ASYNC != 0;
+        if was == now {
+            return Ok(());
+        }
+        let Some(q) = self.ops.wait_queue().filter(|_| self.ops.supports_fasync()) else {
+            return Ok(());
+        };
+        let fown = self.fown();
+        if now {
+            fown.enable(fd, sender, self.readable(), self.writable());
+            q.add_fasync(fown);
+        } else {
+            q.remove_fasync(fown);
+            fown.disable();
+        }
+        Ok(())
+    }
+
+    /// The description's F_SETOWN / F_SETSIG state.
+    pub fn fown(&self) -> &Arc<Fown> {
+        self.fown.get_or_init(Default::default)
+    }
+
+    /// The file's identity in the lock table: (st_dev, st_ino).
+    fn lock_key(&self) -> Result<lock::Key, Errno> {
+        if let Some(k) = self.lock_key.get() {
+            return Ok(*k);
+        }
+        let st = self.ops.stat()?;
+        let k = (st.dev, st.ino);
+        let _ = self.lock_key.set(k);
+        Ok(k)
+    }
+
+    /// flock(2) with a decoded `op` ([`FlockOp::decode`]); `w` sleeps while
+    /// the lock is taken unless `nb` (LOCK_NB). ERESTARTSYS when interrupted.
+    pub fn flock(&self, op: FlockOp, nb: bool, w: &Arc<Waiter>) -> Result<(), Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        let key = self.lock_key()?;
+        if op != FlockOp::Unlock {
+            self.has_locks.store(true, Ordering::SeqCst);
+        }
+        lock::flock(key, self.id, op, (!nb).then_some(w))
+    }
+
+    /// fcntl's record locks. `ofd`: the F_OFD_* commands (owned by this
+    /// description); otherwise POSIX locks owned by `owner` (the caller's fd
+    /// table) on behalf of process `pid`. `fl` is updated for F_GETLK.
+    pub fn record_lock(
+        &self,
+        cmd: LockCmd,
+        ofd: bool,
+        owner: OwnerId,
+        pid: i32,
+        fl: &mut Flock,
+        w: &Arc<Waiter>,
+    ) -> Result<(), Errno> {
+        if self.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        if cmd == LockCmd::Get && LockType::from_fcntl(fl.l_type)?.is_none() {
+            return Err(Errno::EINVAL);
+        }
+        let base = match fl.l_whence as i32 {
+            libc::SEEK_SET => 0,
+            libc::SEEK_CUR => {
+                if self.ops.seekable() {
+                    self.ops.lseek(&self.state, 0, libc::SEEK_CUR).unwrap_or(0) as i64
+                } else {
+                    0
+                }
+            }
+            libc::SEEK_END => self.ops.stat()?.size,
+            _ => return Err(Errno::EINVAL),
+        };
+        let (start, end) = lock::flock_range(base, fl.l_start, fl.l_len)?;
+        let ty = LockType::from_fcntl(fl.l_type)?;
+        if cmd != LockCmd::Get {
+            match ty {
+                Some(LockType::Read) if !self.readable() => return Err(Errno::EBADF),
+                Some(LockType::Write) if !self.writable() => return Err(Errno::EBADF),
+                _ => {}
+            }
+        }
+        if ofd && fl.l_pid != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let owner = if ofd { self.id } else { owner };
+        let key = self.lock_key()?;
+        if cmd == LockCmd::Get {
+            let ty = ty.unwrap_or(LockType::Read);
+            match lock::posix_test(key, owner, ty, start, end) {
+                Some(l) => {
+                    let (s, len, pid) = l.report();
+                    *fl = Flock {
+                        l_type: l.ty.to_fcntl(),
+                        l_whence: libc::SEEK_SET as i16,
+                        l_start: s,
+                        l_len: len,
+                        l_pid: pid,
+                    };
+                }
+                None => fl.l_type = libc::F_UNLCK as i16,
+            }
+            return Ok(());
+        }
+        if ofd && ty.is_some() {
+            self.has_locks.store(true, Ordering::SeqCst);
+        }
+        let req = PosixLock {
+            owner,
+            ofd,
+            pid,
+            ty: ty.unwrap_or(LockType::Read),
+            start,
+            end,
+        };
+        let wait = (cmd == LockCmd::SetWait).then_some(w);
+        lock::posix_set(key, req, ty, wait)
+    }
+
+    /// Drops the POSIX locks `owner` holds on this file (the owner closed an
+    /// fd of it).
+    pub fn release_posix_locks(&self, owner: OwnerId) {
+        if let Ok(key) = self.lock_key() {
+            lock::release_posix(key, owner);
+        }
     }
 
     pub fn is_path_only(&self) -> bool {
@@ -441,6 +660,19 @@ impl OpenFile {
 
     pub(crate) fn close_hook(&self) -> &inotify::CloseHook {
         &self.close_hook
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.has_locks.load(Ordering::SeqCst) {
+            if let Some(k) = self.lock_key.get() {
+                lock::release_on(*k, self.id);
+            }
+        }
+        if let (Some(f), Some(q)) = (self.fown.get(), self.ops.wait_queue()) {
+            q.remove_fasync(f);
+        }
     }
 }
 

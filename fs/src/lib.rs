@@ -20,10 +20,12 @@
 pub mod anon;
 pub mod context;
 pub mod devfs;
+pub mod fasync;
 pub mod fd_table;
 pub mod file;
 pub mod host;
 pub mod inode;
+pub mod lock;
 pub mod overlay;
 pub mod perm;
 pub mod pipe;

@@ -392,6 +392,9 @@ macro_rules! pipe_end_ops {
         fn wait_queue(&self) -> Option<&WaitQueue> {
             Some(&self.0.queue)
         }
+        fn supports_fasync(&self) -> bool {
+            true
+        }
         fn pipe(&self) -> Option<&Pipe> {
             Some(&self.0)
         }

@@ -596,6 +596,80 @@ fn fd_table() {
 }
 
 #[test]
+fn locks_follow_descriptions_and_fd_tables() {
+    use crate::file::{Flock, LockCmd};
+    use crate::lock::{FlockOp, LockType};
+    use crate::waiter::Waiter;
+    let t = tree();
+    let w = Waiter::new().unwrap();
+    // Two opens of one gofer-backed file share its locks.
+    let a = t.open("/etc/passwd", libc::O_RDONLY).unwrap();
+    let b = t.open("/etc/passwd", libc::O_RDONLY).unwrap();
+    let fds = FdTable::new();
+    let fa = fds.insert(a.clone(), false, 1024).unwrap();
+    let fb = fds.insert(b.clone(), false, 1024).unwrap();
+    let owner = fds.posix_lock_owner();
+    let other = crate::lock::new_owner_id();
+    let read_lock = Flock {
+        l_type: libc::F_RDLCK as i16,
+        l_whence: libc::SEEK_SET as i16,
+        l_start: 0,
+        l_len: 10,
+        l_pid: 0,
+    };
+    let probe = |f: &OpenFile| {
+        let mut q = Flock {
+            l_type: libc::F_WRLCK as i16,
+            l_len: 0,
+            ..read_lock
+        };
+        f.record_lock(LockCmd::Get, false, other, 2, &mut q, &w)
+            .unwrap();
+        q
+    };
+    let mut fl = read_lock;
+    a.record_lock(LockCmd::Set, false, owner, 1, &mut fl, &w)
+        .unwrap();
+    let q = probe(&b);
+    assert_eq!((q.l_type, q.l_start, q.l_len, q.l_pid), (0, 0, 10, 1));
+    // A write lock needs a writable description.
+    let mut wl = Flock {
+        l_type: libc::F_WRLCK as i16,
+        ..read_lock
+    };
+    assert_eq!(
+        a.record_lock(LockCmd::Set, false, owner, 1, &mut wl, &w),
+        Err(Errno::EBADF)
+    );
+    // Closing the other description's fd releases the table's locks.
+    drop(fds.remove(fb).unwrap());
+    assert_eq!(probe(&a).l_type, libc::F_UNLCK as i16);
+    // So does dropping the table.
+    let mut fl = read_lock;
+    a.record_lock(LockCmd::Set, false, owner, 1, &mut fl, &w)
+        .unwrap();
+    assert_eq!(probe(&b).l_type, libc::F_RDLCK as i16);
+    let forked = fds.fork();
+    drop(fds);
+    assert_eq!(probe(&b).l_type, libc::F_UNLCK as i16);
+
+    // flock locks belong to the description, whatever the fd tables do.
+    a.flock(FlockOp::Lock(LockType::Write), true, &w).unwrap();
+    assert_eq!(
+        b.flock(FlockOp::Lock(LockType::Read), true, &w),
+        Err(Errno::EAGAIN)
+    );
+    drop(forked.remove(fa).unwrap());
+    assert_eq!(
+        b.flock(FlockOp::Lock(LockType::Read), true, &w),
+        Err(Errno::EAGAIN)
+    );
+    drop(forked);
+    drop(a);
+    b.flock(FlockOp::Lock(LockType::Read), true, &w).unwrap();
+}
+
+#[test]
 fn host_file_pipe() {
     let mut p = [0i32; 2];
     // SAFETY: pipe2 fills the two-int array.

@@ -15,6 +15,8 @@ use std::time::Instant;
 use abi::errno::ERESTARTSYS;
 use abi::Errno;
 
+use crate::fasync::Fown;
+
 /// Readiness events, as poll(2) numbers them.
 pub const EVENT_IN: u32 = libc::POLLIN as u32;
 pub const EVENT_PRI: u32 = libc::POLLPRI as u32;
@@ -147,6 +149,8 @@ pub struct WaitQueue {
     /// Bumped by every notify: edge-triggered epoll watches report a ready file
     /// again only after its queue was notified since the last report.
     generation: AtomicU64,
+    /// O_ASYNC descriptions of the object (see [`crate::fasync`]).
+    fasync: Mutex<Vec<Weak<Fown>>>,
 }
 
 /// Removes its waiter from the queue when dropped.
@@ -178,7 +182,8 @@ impl WaitQueue {
         }
     }
 
-    /// Wakes every waiter interested in any of `events`.
+    /// Wakes every waiter interested in any of `events`, and signals the
+    /// O_ASYNC descriptions that care.
     pub fn notify(&self, events: u32) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         for (_, w, mask) in self.entries.lock().unwrap().iter() {
@@ -188,6 +193,35 @@ impl WaitQueue {
                 }
             }
         }
+        let targets: Vec<Arc<Fown>> = {
+            let mut f = self.fasync.lock().unwrap_or_else(|e| e.into_inner());
+            if f.is_empty() {
+                return;
+            }
+            f.retain(|x| x.strong_count() > 0);
+            f.iter().filter_map(|x| x.upgrade()).collect()
+        };
+        // Signals are sent outside the queue's lock.
+        for t in targets {
+            t.notify(events);
+        }
+    }
+
+    /// Adds an O_ASYNC description (once).
+    pub(crate) fn add_fasync(&self, f: &Arc<Fown>) {
+        let mut v = self.fasync.lock().unwrap_or_else(|e| e.into_inner());
+        let w = Arc::downgrade(f);
+        if !v.iter().any(|x| x.ptr_eq(&w)) {
+            v.push(w);
+        }
+    }
+
+    pub(crate) fn remove_fasync(&self, f: &Arc<Fown>) {
+        let w = Arc::downgrade(f);
+        self.fasync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|x| !x.ptr_eq(&w) && x.strong_count() > 0);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,6 +12,38 @@ use crate::signal::{self, sigbit, DefaultAction, SigInfo};
 use crate::task::{ExitStatus, Task, TaskShared};
 use crate::thread_group::ThreadGroup;
 
+/// Delivers the SIGIO of O_ASYNC files.
+struct SigioSender(std::sync::Weak<Kernel>);
+
+impl fs::fasync::SigioSender for SigioSender {
+    fn send_sigio(&self, owner: fs::fasync::FOwner, sig: i32, fd: i32, code: i32, band: i64) {
+        use fs::fasync::OwnerKind;
+        let Some(k) = self.0.upgrade() else { return };
+        let info = if sig == 0 {
+            SigInfo::new(libc::SIGIO, signal::SI_KERNEL)
+        } else {
+            SigInfo::sigio(sig, code, band, fd)
+        };
+        match owner.kind {
+            OwnerKind::Tid => {
+                if let Some(t) = k.task(owner.id) {
+                    k.send_to_task(&t, info);
+                }
+            }
+            OwnerKind::Pid => {
+                if let Some(g) = k.group(owner.id) {
+                    k.send_to_group(&g, info);
+                }
+            }
+            OwnerKind::Pgrp => {
+                for g in k.process_group(owner.id) {
+                    k.send_to_group(&g, info);
+                }
+            }
+        }
+    }
+}
+
 /// The syscall table, handed to the kernel by `runsc boot` (the `syscalls` crate
 /// implements it; the kernel cannot depend on that crate without a cycle).
 pub trait SyscallTable: Send + Sync {
@@ -258,6 +290,36 @@ impl Kernel {
                 st.pgid == pgid && st.zombie.is_none()
             })
             .collect()
+    }
+
+    /// What O_ASYNC files use to send SIGIO (see fs::fasync).
+    pub fn sigio_sender(self: &Arc<Self>) -> Arc<dyn fs::fasync::SigioSender> {
+        Arc::new(SigioSender(Arc::downgrade(self)))
+    }
+
+    /// Whether `owner` names a live thread, process or process group (F_GETOWN
+    /// reports 0 for an owner that is gone).
+    pub fn fown_alive(&self, owner: fs::fasync::FOwner) -> bool {
+        use fs::fasync::OwnerKind;
+        match owner.kind {
+            OwnerKind::Tid => self
+                .task(owner.id)
+                .is_some_and(|t| !t.exited.load(std::sync::atomic::Ordering::SeqCst)),
+            OwnerKind::Pid => self.group(owner.id).is_some(),
+            OwnerKind::Pgrp => !self.process_group(owner.id).is_empty(),
+        }
+    }
+
+    /// Whether any thread, process or process group has ID `id` (F_SETOWN's
+    /// ESRCH check, Linux's find_vpid).
+    pub fn pid_exists(&self, id: i32) -> bool {
+        {
+            let p = self.pids();
+            if p.tasks.contains_key(&id) || p.groups.contains_key(&id) {
+                return true;
+            }
+        }
+        !self.process_group(id).is_empty()
     }
 
     /// Every live thread group.

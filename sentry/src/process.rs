@@ -318,6 +318,10 @@ pub fn exit_task(mut t: Task) {
     crate::futex::exit_robust_list(&t);
     release_vfork_parent(&mut t);
     t.mm.address_space().release_thread();
+    // Let go of the fd table before this thread stops counting as live: the
+    // last thread out then closes it (releasing POSIX locks) before the
+    // parent can learn of the exit.
+    drop(std::mem::replace(&mut t.fds, fs::FdTable::new()));
     let tg = t.tg.clone();
     let (last, status) = {
         let mut st = tg.lock();

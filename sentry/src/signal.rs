@@ -117,6 +117,14 @@ impl SigInfo {
         s
     }
 
+    /// SIGIO-style notification of an O_ASYNC file: si_band, si_fd.
+    pub fn sigio(signo: i32, code: i32, band: i64, fd: i32) -> SigInfo {
+        let mut s = SigInfo::new(signo, code);
+        s.put_u64(16, band as u64);
+        s.put_i32(24, fd);
+        s
+    }
+
     /// From raw workload bytes (rt_sigqueueinfo), with the signal number forced.
     pub fn from_bytes(signo: i32, b: &[u8]) -> SigInfo {
         let mut s = SigInfo { bytes: [0; 128] };

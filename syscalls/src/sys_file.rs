@@ -68,6 +68,7 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::DUP2, sys_dup2, &[Fd, Fd]);
     t.add(nr::DUP3, sys_dup3, &[Fd, Fd, Hex]);
     t.add(nr::FCNTL, sys_fcntl, &[Fd, Dec, Hex]);
+    t.add(nr::FLOCK, sys_flock, &[Fd, Hex]);
     t.add(nr::IOCTL, sys_ioctl, &[Fd, Hex, Hex]);
     t.add(nr::STATFS, sys_statfs, &[Path, Hex]);
     t.add(nr::FSTATFS, sys_fstatfs, &[Fd, Hex]);
@@ -856,8 +857,14 @@ fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
             if f.is_path_only() {
                 return Err(Errno::EBADF);
             }
-            f.set_status_flags(a.i32(2))?;
+            f.set_status_flags_async(a.i32(2), fd, t.kernel.sigio_sender())?;
             Ok(0)
+        }
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
+            fcntl_lock(t, &f, a.i32(1), a.u64(2))
+        }
+        F_SETOWN | F_GETOWN | F_SETOWN_EX | F_GETOWN_EX | F_SETSIG | F_GETSIG => {
+            fcntl_owner(t, &f, a.i32(1), a.u64(2))
         }
         libc::F_GETPIPE_SZ => Ok(f.ops().pipe().ok_or(Errno::EBADF)?.capacity() as u64),
         libc::F_SETPIPE_SZ => {
@@ -867,6 +874,126 @@ fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+const F_GETLK: i32 = 5;
+const F_SETLK: i32 = 6;
+const F_SETLKW: i32 = 7;
+const F_SETOWN: i32 = 8;
+const F_GETOWN: i32 = 9;
+const F_SETSIG: i32 = 10;
+const F_GETSIG: i32 = 11;
+const F_SETOWN_EX: i32 = 15;
+const F_GETOWN_EX: i32 = 16;
+const F_OFD_GETLK: i32 = 36;
+const F_OFD_SETLK: i32 = 37;
+const F_OFD_SETLKW: i32 = 38;
+
+/// Record locks: F_GETLK/F_SETLK/F_SETLKW (owned by the process's fd table)
+/// and their F_OFD_* forms (owned by the open file description).
+fn fcntl_lock(t: &Task, f: &OpenFile, cmd: i32, addr: u64) -> SysResult {
+    use fs::file::{Flock, LockCmd};
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    let mut raw = [0u8; Flock::SIZE];
+    t.copy_in(addr, &mut raw)?;
+    let mut fl = Flock::from_bytes(&raw);
+    let lcmd = match cmd {
+        F_GETLK | F_OFD_GETLK => LockCmd::Get,
+        F_SETLK | F_OFD_SETLK => LockCmd::Set,
+        _ => LockCmd::SetWait,
+    };
+    let ofd = matches!(cmd, F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW);
+    let owner = t.fds.posix_lock_owner();
+    f.record_lock(lcmd, ofd, owner, t.tgid, &mut fl, t.waiter())?;
+    if lcmd == LockCmd::Get {
+        t.copy_out(addr, &fl.to_bytes())?;
+    }
+    Ok(0)
+}
+
+/// F_SETOWN/F_GETOWN, their _EX forms, and F_SETSIG/F_GETSIG.
+fn fcntl_owner(t: &Task, f: &OpenFile, cmd: i32, arg: u64) -> SysResult {
+    use fs::fasync::{FOwner, OwnerKind};
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    let fown = f.fown();
+    match cmd {
+        F_SETOWN => {
+            let who = arg as i32;
+            if who == i32::MIN {
+                return Err(Errno::EINVAL);
+            }
+            let kind = if who < 0 {
+                OwnerKind::Pgrp
+            } else {
+                OwnerKind::Pid
+            };
+            let id = who.abs();
+            if id != 0 && !t.kernel.pid_exists(id) {
+                return Err(Errno::ESRCH);
+            }
+            fown.set_owner(FOwner { kind, id });
+            Ok(0)
+        }
+        F_GETOWN => {
+            let o = fown.owner();
+            if o.id == 0 || !t.kernel.fown_alive(o) {
+                return Ok(0);
+            }
+            let v = if o.kind == OwnerKind::Pgrp {
+                -o.id
+            } else {
+                o.id
+            };
+            Ok(v as i64 as u64)
+        }
+        F_SETOWN_EX => {
+            let mut raw = [0u8; 8];
+            t.copy_in(arg, &mut raw)?;
+            let ty = abi::linux::le_u32(&raw, 0) as i32;
+            let id = abi::linux::le_u32(&raw, 4) as i32;
+            let kind = OwnerKind::from_ex(ty).ok_or(Errno::EINVAL)?;
+            if id != 0 && (id < 0 || !t.kernel.pid_exists(id)) {
+                return Err(Errno::ESRCH);
+            }
+            fown.set_owner(FOwner { kind, id });
+            Ok(0)
+        }
+        F_GETOWN_EX => {
+            let o = fown.owner();
+            let id = if o.id != 0 && t.kernel.fown_alive(o) {
+                o.id
+            } else {
+                0
+            };
+            let mut raw = [0u8; 8];
+            raw[..4].copy_from_slice(&o.kind.to_ex().to_le_bytes());
+            raw[4..].copy_from_slice(&id.to_le_bytes());
+            t.copy_out(arg, &raw)?;
+            Ok(0)
+        }
+        F_SETSIG => {
+            if arg > 64 {
+                return Err(Errno::EINVAL);
+            }
+            fown.set_sig(arg as i32);
+            Ok(0)
+        }
+        _ => Ok(fown.sig() as u64),
+    }
+}
+
+/// flock(2). The operation is checked before the fd, as Linux does.
+fn sys_flock(t: &mut Task, a: &Args) -> SysResult {
+    let Some((op, nb)) = fs::lock::FlockOp::decode(a.i32(1))? else {
+        return Ok(0);
+    };
+    let f = t.fds.get(a.fd(0))?;
+    f.flock(op, nb, t.waiter())?;
+    Ok(0)
 }
 
 fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {

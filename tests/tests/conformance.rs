@@ -37,6 +37,7 @@ pub const PROGRAMS: &[&str] = &[
     "mount",
     "xattr",
     "inotify",
+    "locks",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -209,6 +210,11 @@ fn conformance_xattr() {
 #[test]
 fn conformance_inotify() {
     run_program("inotify");
+}
+
+#[test]
+fn conformance_locks() {
+    run_program("locks");
 }
 
 #[test]

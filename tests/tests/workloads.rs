@@ -5,7 +5,7 @@
 //! root: writes anywhere stay in the sandbox; gcc, make, tar and git work in it.
 //!
 //! Needs: busybox-static (/bin/busybox), python3 (/usr/bin/python3), gcc,
-//! libc6-dev, make and git; `bash .ci/run` installs them.
+//! libc6-dev, make, git and sqlite3; `bash .ci/run` installs them.
 
 use std::path::Path;
 
@@ -1180,4 +1180,91 @@ fn volume_xattrs_fsync_fallocate() {
         }
     }
     f.check("runsc do --volume xattrs, fsync, fallocate");
+}
+
+// ------------------------------------------------------------ sqlite3
+
+/// The SQL of the sqlite3 workloads: a WAL database, 10,000 rows inserted in
+/// one transaction, read back.
+fn sqlite_script() -> String {
+    let mut sql = String::from(
+        "PRAGMA journal_mode=WAL;\n\
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL, s TEXT NOT NULL);\n\
+         BEGIN;\n",
+    );
+    for i in 1..=10_000u32 {
+        sql.push_str(&format!(
+            "INSERT INTO t(v, s) VALUES ({}, 'row-{i}');\n",
+            i * 7 % 1000
+        ));
+    }
+    sql.push_str(
+        "COMMIT;\n\
+         SELECT count(*), sum(v), min(s), max(s) FROM t;\n\
+         PRAGMA integrity_check;\n",
+    );
+    sql
+}
+
+/// Runs `script` with `sh -c` and the path of the SQL file as $1, in a fresh
+/// directory under /dev/shm (a tmpfs natively and in the sandbox).
+fn sqlite_workload(tag: &str, script: &str) {
+    require_file("/usr/bin/sqlite3", "sqlite3");
+    let dir = TempDir::new(tag);
+    let sql = dir.0.join("script.sql");
+    std::fs::write(&sql, sqlite_script()).unwrap();
+    let full = format!(
+        "set -u\n\
+         d=$(mktemp -d /dev/shm/sqlite.XXXXXX) || exit 1\n\
+         cd \"$d\" || exit 1\n\
+         ( {script} ); s=$?\n\
+         cd / && rm -rf \"$d\"\n\
+         exit $s\n"
+    );
+    let cmd = Cmd::new([
+        std::ffi::OsStr::new("/bin/sh"),
+        std::ffi::OsStr::new("-c"),
+        std::ffi::OsStr::new(&full),
+        std::ffi::OsStr::new("sh"),
+        sql.as_os_str(),
+    ]);
+    same_as_native(cmd, 0, Compare::Exact);
+}
+
+/// One writer process, then a second process reading the database back.
+#[test]
+fn sqlite3_wal_insert_and_read_back() {
+    sqlite_workload(
+        "sqlite",
+        "sqlite3 test.db < \"$1\" || exit 2\n\
+         sqlite3 test.db 'PRAGMA journal_mode; SELECT count(*), sum(v) FROM t WHERE v > 500;' \
+         || exit 3\n\
+         sqlite3 test.db 'SELECT s FROM t WHERE id % 2500 = 0;' || exit 4",
+    );
+}
+
+/// Two processes at once: a writer holds its transaction open while a reader
+/// reads the last commit (WAL) and a second writer waits for the lock
+/// (sqlite's busy timeout over F_SETLK).
+#[test]
+#[ignore = "MAP_SHARED file mappings are not yet coherent between processes: the \
+            reader's mmap of test.db-shm (the WAL index) does not see the writer's \
+            header, so it retries (F_SETLK EAGAIN on the -shm locks, nanosleep) until \
+            the writer commits and then reads 10001 rows instead of 10000 \
+            (`runsc --strace do`); the locking itself behaves"]
+fn sqlite3_wal_concurrent_reader_and_writer() {
+    sqlite_workload(
+        "sqlite-conc",
+        "sqlite3 test.db < \"$1\" || exit 2\n\
+         sqlite3 test.db \"BEGIN IMMEDIATE;\" \"INSERT INTO t(v, s) VALUES (1, 'held');\" \
+         \".shell touch started; sleep 2\" \"COMMIT;\" &\n\
+         w=$!\n\
+         while [ ! -e started ]; do sleep 0.05; done\n\
+         sqlite3 test.db \"SELECT 'reader', count(*) FROM t;\" || exit 4\n\
+         sqlite3 test.db \".timeout 20000\" \"INSERT INTO t(v, s) VALUES (2, 'waited');\" \
+         \"SELECT 'writer2', count(*) FROM t;\" || exit 5\n\
+         wait $w || exit 6\n\
+         sqlite3 test.db \"SELECT count(*), sum(v), group_concat(s) FROM t WHERE id > 10000;\" \
+         || exit 7",
+    );
 }
