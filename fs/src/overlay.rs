@@ -458,6 +458,14 @@ impl OverlayInode {
                 u
             }
         };
+        // The lower's extended attributes come along (those the upper can hold).
+        if let Ok(names) = lower.listxattr() {
+            for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+                if let Ok(v) = lower.getxattr(name) {
+                    let _ = upper.setxattr(name, &v, 0);
+                }
+            }
+        }
         if let Ok(ust) = upper.stat() {
             self.fs.set_ino(true, ust.dev, ust.ino, ino);
         }
@@ -861,6 +869,41 @@ impl Inode for OverlayInode {
     fn allocate(&self, off: u64, len: u64, keep_size: bool) -> Result<(), Errno> {
         let _ns = lock(&self.fs.ns);
         self.copy_up(true)?.allocate(off, len, keep_size)
+    }
+
+    // Extended attributes: read from the current layer; a change copies up
+    // first (the copy-up brings the lower's xattrs along).
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        let l = self.layers();
+        match (l.upper, l.lower) {
+            (Some(u), _) => u.getxattr(name),
+            (None, Some(lo)) => lo.getxattr(name),
+            (None, None) => Err(Errno::ENODATA),
+        }
+    }
+
+    fn listxattr(&self) -> Result<Vec<u8>, Errno> {
+        let l = self.layers();
+        match (l.upper, l.lower) {
+            (Some(u), _) => u.listxattr(),
+            (None, Some(lo)) => lo.listxattr(),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: i32) -> Result<(), Errno> {
+        let _ns = lock(&self.fs.ns);
+        self.copy_up(true)?.setxattr(name, value, flags)
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<(), Errno> {
+        let _ns = lock(&self.fs.ns);
+        if self.upper().is_none() {
+            // Nothing to remove: no copy-up for an error.
+            self.getxattr(name)?;
+        }
+        self.copy_up(true)?.removexattr(name)
     }
 }
 
