@@ -9,6 +9,7 @@ use abi::linux::Stat;
 use abi::Errno;
 
 use crate::inode::StatFs;
+use crate::pagestore::PageStore;
 use crate::pipe::Pipe;
 use crate::vfs::Location;
 use crate::waiter::{self, WaitQueue, Waiter, EVENT_IN, EVENT_OUT};
@@ -167,6 +168,11 @@ pub trait FileOps: Send + Sync {
     }
     /// The pipe behind this file, for the pipe fcntls (Linux's get_pipe_info).
     fn pipe(&self) -> Option<&Pipe> {
+        None
+    }
+    /// The memory-file pages holding this file's data (tmpfs and memfd files):
+    /// shared mappings map them directly; the memfd seals live there.
+    fn page_store(&self) -> Option<Arc<PageStore>> {
         None
     }
 }
@@ -396,6 +402,18 @@ impl ReadAt for OpenFile {
             return Err(Errno::EBADF);
         }
         self.ops.pread(buf, off)
+    }
+    fn page_store(&self) -> Option<Arc<PageStore>> {
+        self.ops.page_store()
+    }
+    fn write_back(&self, off: u64, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.pwrite(buf, off)
+    }
+    fn size(&self) -> Option<u64> {
+        self.ops.stat().ok().map(|s| s.size.max(0) as u64)
     }
 }
 

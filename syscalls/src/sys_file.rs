@@ -831,6 +831,16 @@ fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
             f.set_status_flags(a.i32(2))?;
             Ok(0)
         }
+        libc::F_ADD_SEALS => {
+            // Only tmpfs (memfd) files have seals; the fd must be writable.
+            let store = f.ops().page_store().ok_or(Errno::EINVAL)?;
+            if !f.writable() {
+                return Err(Errno::EPERM);
+            }
+            store.add_seals(a.u32(2))?;
+            Ok(0)
+        }
+        libc::F_GET_SEALS => Ok(f.ops().page_store().ok_or(Errno::EINVAL)?.seals() as u64),
         libc::F_GETPIPE_SZ => Ok(f.ops().pipe().ok_or(Errno::EBADF)?.capacity() as u64),
         libc::F_SETPIPE_SZ => {
             let pipe = f.ops().pipe().ok_or(Errno::EBADF)?;
@@ -1167,6 +1177,7 @@ fn sys_truncate(t: &mut Task, a: &Args) -> SysResult {
     t.kernel
         .vfs
         .setattr(&creds(t), &loc, &size_attr(a.u64(1)), false)?;
+    t.mm.unmap_past_eof();
     Ok(0)
 }
 
@@ -1180,7 +1191,10 @@ fn sys_ftruncate(t: &mut Task, a: &Args) -> SysResult {
             .kernel
             .vfs
             .setattr(&creds(t), loc, &size_attr(a.u64(1)), true)
-            .map(|_| 0),
+            .map(|_| {
+                t.mm.unmap_past_eof();
+                0
+            }),
         _ => Err(Errno::EINVAL),
     }
 }

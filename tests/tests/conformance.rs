@@ -27,7 +27,7 @@
 use tests::{compile_c, expect_native_ok, Cmd, Failures, Link, RunOutput, PLATFORMS};
 
 /// Program names (conformance/<name>.c). Each has its own #[test] below.
-pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc", "anonfd", "fsmut"];
+pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc", "anonfd", "fsmut", "shm"];
 
 /// Issue-3 programs: native always, sandbox only when enabled (see the
 /// module comment and `sandbox_enabled`).
@@ -147,6 +147,11 @@ fn conformance_file_read() {
 #[test]
 fn conformance_mm() {
     run_program("mm");
+}
+
+#[test]
+fn conformance_shm() {
+    run_program("shm");
 }
 
 #[test]

@@ -97,6 +97,17 @@ impl MemoryManager {
                 return Err(Errno::EOVERFLOW);
             }
         }
+        // Shared mappings of files whose data is in our memory file map the
+        // file's own pages.
+        let map_ref = match (&opts.source, opts.shared) {
+            (MmapSource::File { file, .. }, true) => match file.page_store() {
+                Some(store) if Arc::ptr_eq(store.memory_file(), &self.mf) => Some(Arc::new(
+                    store.map_ref(opts.max_prot & libc::PROT_WRITE != 0)?,
+                )),
+                _ => None,
+            },
+            _ => None,
+        };
         let mut inner = self.inner.lock().unwrap();
         let addr = if opts.fixed || opts.noreplace {
             if !opts.addr.is_multiple_of(PAGE_SIZE) {
@@ -118,6 +129,27 @@ impl MemoryManager {
             self.find_free(&inner, page_down(opts.addr), len)?
         };
         self.unmap_locked(&mut inner, addr, len)?;
+        if let (Some(map_ref), MmapSource::File { file, offset, name }) = (map_ref, &opts.source) {
+            let vma = Vma {
+                start: addr,
+                end: addr + len,
+                prot: opts.prot,
+                max_prot: opts.max_prot,
+                shared: true,
+                mf_offset: 0,
+                file: Some((file.clone(), *offset)),
+                name: name.clone(),
+                backing: None,
+                eof: u64::MAX,
+                pages: Some(map_ref),
+            };
+            if let Err(e) = self.map_existing(&vma, addr, addr + len) {
+                let _ = self.space.unmap(addr, len);
+                return Err(platform_err(e));
+            }
+            inner.vmas.insert(addr, vma);
+            return Ok(addr);
+        }
         let off = self.mf.allocate(len)?;
         let (file, name, eof) = match &opts.source {
             MmapSource::Anonymous => (None, Vec::new(), u64::MAX),
@@ -142,11 +174,29 @@ impl MemoryManager {
             self.mf.release(off, len);
             return Err(platform_err(e));
         }
+        // A writable shared mapping of a file whose data lives elsewhere keeps a
+        // clean copy, to find the pages to write back.
+        let clean = if opts.shared && file.is_some() && opts.max_prot & libc::PROT_WRITE != 0 {
+            match self.mf.allocate(len) {
+                Ok(c) => {
+                    self.mf.copy_sparse(off, c, len);
+                    Some(c)
+                }
+                Err(e) => {
+                    let _ = self.space.unmap(addr, len);
+                    self.mf.release(off, len);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let backing = opts.shared.then(|| {
             Arc::new(Backing {
                 mf: self.mf.clone(),
                 off,
                 len,
+                clean,
             })
         });
         let vma = Vma {
@@ -160,9 +210,192 @@ impl MemoryManager {
             name,
             backing,
             eof,
+            pages: None,
         };
         inner.vmas.insert(addr, vma);
         Ok(addr)
+    }
+
+    /// Maps the pages of `[s, e)` of a file-page VMA that the file has now, runs
+    /// of pages contiguous in the memory file at once.
+    fn map_existing(&self, v: &Vma, s: u64, e: u64) -> Result<(), platform::PlatformError> {
+        let Some(store) = v.store() else {
+            return Ok(());
+        };
+        let first = v.file_offset(s) / PAGE_SIZE;
+        let pages = store.existing_pages(first, (e - s) / PAGE_SIZE);
+        let mut i = 0;
+        while i < pages.len() {
+            let (idx0, off0) = pages[i];
+            let mut j = i + 1;
+            while j < pages.len()
+                && pages[j].0 == idx0 + (j - i) as u64
+                && pages[j].1 == off0 + (j - i) as u64 * PAGE_SIZE
+            {
+                j += 1;
+            }
+            let va = s + (idx0 - first) * PAGE_SIZE;
+            self.space
+                .map(va, (j - i) as u64 * PAGE_SIZE, off0, v.prot)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// A fault at an unmapped address (SEGV_MAPERR): for a shared mapping of a
+    /// memory-file-backed file, brings in the file's page (allocating a hole)
+    /// and returns Some(true) to retry, or Some(false) when the page is past end
+    /// of file or cannot be allocated (SIGBUS). None: not such a mapping.
+    pub fn handle_fault(&self, addr: u64) -> Option<bool> {
+        let inner = self.inner.lock().unwrap();
+        let v = match inner.vmas.range(..=addr).next_back() {
+            Some((_, v)) if v.end > addr => v,
+            _ => return None,
+        };
+        let store = v.store()?;
+        if v.prot == libc::PROT_NONE {
+            return None;
+        }
+        let page = page_down(addr);
+        if store.page_for_map(v.file_offset(page) / PAGE_SIZE).is_err() {
+            return Some(false);
+        }
+        // Bring in what the file has around it too (fault-around).
+        let e = page.saturating_add(16 * PAGE_SIZE).min(v.end);
+        Some(self.map_existing(v, page, e).is_ok())
+    }
+
+    /// After a truncate by this process: unmaps the pages of its shared tmpfs
+    /// mappings that are now past end of file, so touching them faults (SIGBUS).
+    /// Other processes mapping the file keep the pages they have mapped until
+    /// they unmap them (the memory stays allocated until then): the ptrace
+    /// platform can update an address space only from a thread running in it.
+    pub fn unmap_past_eof(&self) {
+        let inner = self.inner.lock().unwrap();
+        for v in inner.vmas.values() {
+            let Some(store) = v.store() else { continue };
+            let eof = store.size_pages() * PAGE_SIZE;
+            let fstart = v.file_offset(v.start);
+            let from = if eof <= fstart {
+                v.start
+            } else {
+                v.start.saturating_add(eof - fstart)
+            };
+            if from < v.end {
+                if let Err(e) = self.space.unmap(from, v.end - from) {
+                    tracing::warn!("unmapping truncated file pages failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// The memory-file offset of `addr` in `v`, and the end of the range that is
+    /// contiguous with it there (at most `end`). EFAULT past end of file.
+    fn translate(v: &Vma, addr: u64, end: u64) -> Result<(u64, u64), Errno> {
+        match v.store() {
+            Some(store) => {
+                let page = page_down(addr);
+                let off = store
+                    .page_for_map(v.file_offset(page) / PAGE_SIZE)
+                    .map_err(|_| Errno::EFAULT)?;
+                Ok((off + (addr - page), (page + PAGE_SIZE).min(v.end).min(end)))
+            }
+            None => Ok((v.mf_offset + (addr - v.start), v.end.min(end))),
+        }
+    }
+
+    /// Writes the dirty pages of `[s, e)` of a shared mapping of a file whose
+    /// data lives outside the memory file back to the file (msync, munmap, exit).
+    /// Pages are dirty when they differ from the clean copy; the last page is
+    /// written only up to end of file (a mapping never extends its file).
+    fn writeback(mf: &MemoryFile, v: &Vma, s: u64, e: u64) -> Result<(), Errno> {
+        let (Some(b), Some((file, foff))) = (&v.backing, &v.file) else {
+            return Ok(());
+        };
+        let Some(clean) = b.clean else {
+            return Ok(());
+        };
+        let size = match file.size() {
+            Some(n) => n,
+            None => return Ok(()),
+        };
+        let mut res = Ok(());
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        let mut old = vec![0u8; PAGE_SIZE as usize];
+        let mut cur = s;
+        while cur < e.min(v.eof) {
+            let moff = v.mf_offset + (cur - v.start);
+            let coff = clean + (moff - b.off);
+            mf.read_at(moff, &mut page);
+            mf.read_at(coff, &mut old);
+            if page != old {
+                let fo = foff + (cur - v.start);
+                let mut ok = true;
+                if fo < size {
+                    let n = (size - fo).min(PAGE_SIZE) as usize;
+                    let mut done = 0;
+                    while done < n {
+                        match file.write_back(fo + done as u64, &page[done..n]) {
+                            Ok(0) => {
+                                res = Err(Errno::EIO);
+                                ok = false;
+                                break;
+                            }
+                            Ok(k) => done += k,
+                            Err(err) => {
+                                res = Err(err);
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if ok {
+                    mf.write_at(coff, &page);
+                }
+            }
+            cur += PAGE_SIZE;
+        }
+        res
+    }
+
+    /// msync(2): writes shared mappings of gofer/host files back (MS_SYNC and
+    /// MS_ASYNC alike, synchronously). tmpfs mappings are the file's pages:
+    /// nothing to do.
+    pub fn msync(&self, addr: u64, len: u64, flags: i32) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE)
+            || flags & !(libc::MS_ASYNC | libc::MS_INVALIDATE | libc::MS_SYNC) != 0
+            || (flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let inner = self.inner.lock().unwrap();
+        let mut cur = addr;
+        let mut unmapped = false;
+        let mut res = Ok(());
+        for (_, v) in inner.vmas.range(..end) {
+            if v.end <= cur {
+                continue;
+            }
+            if v.start > cur {
+                unmapped = true;
+            }
+            let s = v.start.max(cur);
+            let e = v.end.min(end);
+            if let Err(err) = Self::writeback(&self.mf, v, s, e) {
+                res = Err(err);
+            }
+            cur = e;
+        }
+        if cur < end || unmapped {
+            return Err(Errno::ENOMEM);
+        }
+        res
     }
 
     /// Copies the file's bytes from `file_off` into `[off, off+len)`; returns how
@@ -247,6 +480,13 @@ impl MemoryManager {
         if keys.is_empty() {
             return Ok(());
         }
+        for k in &keys {
+            if let Some(v) = inner.vmas.get(k) {
+                if let Err(e) = Self::writeback(&self.mf, v, v.start, v.end) {
+                    tracing::warn!("write-back of a shared mapping failed: {e}");
+                }
+            }
+        }
         self.space.unmap(start, len).map_err(platform_err)?;
         for k in keys {
             let v = inner.vmas.remove(&k).unwrap();
@@ -300,6 +540,13 @@ impl MemoryManager {
         Self::split_at(&mut inner, addr);
         Self::split_at(&mut inner, end);
         for (_, v) in inner.vmas.range_mut(addr..end) {
+            if v.pages.is_some() {
+                // Only some of the file's pages may be mapped: map those anew.
+                v.prot = prot;
+                self.space.unmap(v.start, v.len()).map_err(platform_err)?;
+                self.map_existing(v, v.start, v.end).map_err(platform_err)?;
+                continue;
+            }
             let top = v.end.min(v.eof);
             if top > v.start {
                 self.space
@@ -362,6 +609,11 @@ impl MemoryManager {
             }
             return Ok(old);
         }
+        if vma.pages.is_some() {
+            return self.mremap_file_pages(
+                &mut inner, &vma, vstart, old, old_len, new_len, fixed, may_move, new_addr,
+            );
+        }
         let mf_off = vma.mf_offset + (old - vstart);
         // Grow in place when the VMA ends here and the following range is free.
         let grow_end = old.checked_add(new_len).filter(|e| *e <= self.max_addr);
@@ -388,8 +640,47 @@ impl MemoryManager {
             self.find_free(&inner, 0, new_len)?
         };
         // Move: new backing, copy the kept bytes, map, then drop the old range.
+        // A shared mapping writes its dirty pages back first and gets a backing
+        // of its own (processes it was shared with by fork keep the old one).
+        let old_piece = Vma {
+            start: old,
+            end: old_end,
+            mf_offset: mf_off,
+            file: vma
+                .file
+                .as_ref()
+                .map(|(f, o)| (f.clone(), o + (old - vstart))),
+            ..vma.clone()
+        };
+        if let Err(e) = Self::writeback(&self.mf, &old_piece, old, old_end) {
+            tracing::warn!("write-back of a shared mapping failed: {e}");
+        }
         let off = self.mf.allocate(new_len)?;
         self.mf.copy_within(mf_off, off, old_len.min(new_len));
+        let backing = match &vma.backing {
+            None => None,
+            Some(b) => {
+                let clean = match b.clean {
+                    None => None,
+                    Some(_) => match self.mf.allocate(new_len) {
+                        Ok(c) => {
+                            self.mf.copy_sparse(off, c, new_len);
+                            Some(c)
+                        }
+                        Err(e) => {
+                            self.mf.release(off, new_len);
+                            return Err(e);
+                        }
+                    },
+                };
+                Some(Arc::new(Backing {
+                    mf: self.mf.clone(),
+                    off,
+                    len: new_len,
+                    clean,
+                }))
+            }
+        };
         let eof = if vma.eof == u64::MAX {
             u64::MAX
         } else {
@@ -412,9 +703,64 @@ impl MemoryManager {
                 mf_offset: off,
                 file,
                 eof,
+                backing,
                 ..vma
             },
         );
+        Ok(dest)
+    }
+
+    /// mremap of a shared mapping of memory-file-backed file pages: the new
+    /// range maps the same file pages.
+    #[allow(clippy::too_many_arguments)]
+    fn mremap_file_pages(
+        &self,
+        inner: &mut Inner,
+        vma: &Vma,
+        vstart: u64,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        fixed: bool,
+        may_move: bool,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        let old_end = old + old_len;
+        let grow_end = old.checked_add(new_len).filter(|e| *e <= self.max_addr);
+        if !fixed && old_end == vma.end {
+            if let Some(ge) = grow_end {
+                if !Self::overlaps(inner, old_end, ge) {
+                    Self::split_at(inner, old);
+                    let v = inner.vmas.get_mut(&old).unwrap();
+                    v.end = ge;
+                    let v = v.clone();
+                    self.map_existing(&v, old_end, ge).map_err(platform_err)?;
+                    return Ok(old);
+                }
+            }
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = if fixed {
+            self.unmap_locked(inner, new_addr, new_len)?;
+            new_addr
+        } else {
+            self.find_free(inner, 0, new_len)?
+        };
+        let nv = Vma {
+            start: dest,
+            end: dest + new_len,
+            file: vma
+                .file
+                .as_ref()
+                .map(|(f, o)| (f.clone(), o + (old - vstart))),
+            ..vma.clone()
+        };
+        self.unmap_locked(inner, old, old_len)?;
+        inner.vmas.insert(dest, nv.clone());
+        self.map_existing(&nv, dest, dest + new_len)
+            .map_err(platform_err)?;
         Ok(dest)
     }
 
@@ -455,6 +801,7 @@ impl MemoryManager {
                     name: b"[heap]".to_vec(),
                     backing: None,
                     eof: u64::MAX,
+                    pages: None,
                 },
             );
         } else if new_top < old_top
@@ -557,11 +904,8 @@ impl MemoryManager {
             if v.prot & need != need || cur >= v.eof {
                 return Err(Errno::EFAULT);
             }
-            let e = v.end.min(end);
-            f(
-                v.mf_offset + (cur - v.start),
-                (cur - addr) as usize..(e - addr) as usize,
-            );
+            let (off, e) = Self::translate(v, cur, end)?;
+            f(off, (cur - addr) as usize..(e - addr) as usize);
             cur = e;
         }
         Ok(())
@@ -638,13 +982,19 @@ impl MemoryManager {
     /// (SIGBUS rather than SIGSEGV).
     pub fn is_past_eof(&self, addr: u64) -> bool {
         let inner = self.inner.lock().unwrap();
-        matches!(inner.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && addr >= v.eof)
+        match inner.vmas.range(..=addr).next_back() {
+            Some((_, v)) if v.end > addr => match v.store() {
+                Some(store) => v.file_offset(page_down(addr)) >= store.size_pages() * PAGE_SIZE,
+                None => addr >= v.eof,
+            },
+            _ => false,
+        }
     }
 
     /// Frees a removed VMA's memory: private ranges at once, shared ones when the
     /// last mapping of their backing goes.
     fn release_vma(mf: &MemoryFile, v: &Vma) {
-        if v.backing.is_none() {
+        if v.backing.is_none() && v.pages.is_none() {
             mf.release(v.mf_offset, v.len());
         }
     }
@@ -662,17 +1012,22 @@ impl MemoryManager {
             ci.mmap_base = inner.mmap_base;
             for v in inner.vmas.values() {
                 let mut nv = v.clone();
-                if v.backing.is_none() {
+                if v.backing.is_none() && v.pages.is_none() {
                     let off = self.mf.allocate(v.len())?;
                     self.mf.copy_sparse(v.mf_offset, off, v.len());
                     nv.mf_offset = off;
                 }
                 // Insert first so that a failure below releases it with the child.
                 ci.vmas.insert(nv.start, nv.clone());
-                child
-                    .space
-                    .map(nv.start, nv.len(), nv.mf_offset, nv.prot)
-                    .map_err(platform_err)?;
+                if nv.pages.is_some() {
+                    child
+                        .map_existing(&nv, nv.start, nv.end)
+                        .map_err(platform_err)?;
+                } else {
+                    child
+                        .map_upto(nv.start, nv.len(), nv.mf_offset, nv.prot, nv.eof)
+                        .map_err(platform_err)?;
+                }
             }
         }
         Ok(child)
@@ -684,6 +1039,9 @@ impl MemoryManager {
         let inner = self.inner.lock().unwrap();
         match inner.vmas.range(..=addr).next_back() {
             Some((_, v)) if v.end > addr => {
+                if v.pages.is_some() {
+                    return Self::translate(v, addr, addr + 1).map(|(o, _)| Some(o));
+                }
                 Ok(v.backing.as_ref().map(|_| v.mf_offset + (addr - v.start)))
             }
             _ => Err(Errno::EFAULT),
@@ -699,7 +1057,8 @@ impl MemoryManager {
         let inner = self.inner.lock().unwrap();
         match inner.vmas.range(..=addr).next_back() {
             Some((_, v)) if v.end > addr && v.prot & libc::PROT_WRITE != 0 => {
-                Ok(self.mf.update_u32(v.mf_offset + (addr - v.start), f))
+                let (off, _) = Self::translate(v, addr, addr + 4)?;
+                Ok(self.mf.update_u32(off, f))
             }
             _ => Err(Errno::EFAULT),
         }
@@ -711,7 +1070,15 @@ impl MemoryManager {
         inner
             .vmas
             .values()
-            .map(|v| self.mf.data_bytes(v.mf_offset, v.len()))
+            .map(|v| match v.store() {
+                Some(store) => {
+                    store
+                        .existing_pages(v.file_offset(v.start) / PAGE_SIZE, v.len() / PAGE_SIZE)
+                        .len() as u64
+                        * PAGE_SIZE
+                }
+                None => self.mf.data_bytes(v.mf_offset, v.len()),
+            })
             .sum::<u64>()
             / 1024
     }
@@ -725,6 +1092,9 @@ impl MemoryManager {
     pub fn release_all(&self) {
         let mut inner = self.inner.lock().unwrap();
         for (_, v) in std::mem::take(&mut inner.vmas) {
+            if let Err(e) = Self::writeback(&self.mf, &v, v.start, v.end) {
+                tracing::warn!("write-back of a shared mapping failed: {e}");
+            }
             Self::release_vma(&self.mf, &v);
         }
     }
@@ -732,8 +1102,11 @@ impl MemoryManager {
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut().unwrap();
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         for (_, v) in std::mem::take(&mut inner.vmas) {
+            if let Err(e) = Self::writeback(&self.mf, &v, v.start, v.end) {
+                tracing::warn!("write-back of a shared mapping failed: {e}");
+            }
             Self::release_vma(&self.mf, &v);
         }
     }
