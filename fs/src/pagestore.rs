@@ -480,6 +480,27 @@ impl PageStore {
         self.get_or_alloc(&mut inner, idx)
     }
 
+    /// For a fault of a mapping at page `idx`: allocates it if it is a hole
+    /// (errors as [`PageStore::page_for_map`]), and also up to `ahead` more
+    /// holes after it inside the file, as long as space allows (a mapping that
+    /// is being filled page by page then faults once per window, not per page).
+    pub fn fault_in(&self, idx: u64, ahead: u64) -> Result<(), Errno> {
+        self.page_for_map(idx)?;
+        if ahead == 0 {
+            return Ok(());
+        }
+        let mut inner = self.write_inner();
+        let last = idx
+            .saturating_add(1 + ahead)
+            .min(inner.size.div_ceil(PAGE));
+        for i in idx + 1..last {
+            if self.get_or_alloc(&mut inner, i).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The allocated pages among `[first, first+n)` that are inside the file, as
     /// (page index, memory-file offset), in order.
     pub fn existing_pages(&self, first: u64, n: u64) -> Vec<(u64, u64)> {

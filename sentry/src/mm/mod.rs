@@ -19,6 +19,10 @@ pub const MMAP_MIN_ADDR: u64 = 0x10000;
 /// Every protection bit.
 pub const PROT_ALL: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
 
+/// Pages a fault on a shared tmpfs mapping brings in (the faulting one and
+/// those after it).
+const FAULT_AROUND: u64 = 64;
+
 /// Chunk size for filling file-backed mappings.
 const FILL_CHUNK: usize = 1 << 20;
 
@@ -257,11 +261,16 @@ impl MemoryManager {
             return None;
         }
         let page = page_down(addr);
-        if store.page_for_map(v.file_offset(page) / PAGE_SIZE).is_err() {
+        // Fault-around: the pages after it in the mapping come in too (holes
+        // allocated), as a fault costs a round trip to the sentry.
+        let e = page.saturating_add(FAULT_AROUND * PAGE_SIZE).min(v.end);
+        let ahead = (e - page) / PAGE_SIZE - 1;
+        if store
+            .fault_in(v.file_offset(page) / PAGE_SIZE, ahead)
+            .is_err()
+        {
             return Some(false);
         }
-        // Bring in what the file has around it too (fault-around).
-        let e = page.saturating_add(16 * PAGE_SIZE).min(v.end);
         Some(self.map_existing(v, page, e).is_ok())
     }
 
