@@ -490,9 +490,7 @@ impl PageStore {
             return Ok(());
         }
         let mut inner = self.write_inner();
-        let last = idx
-            .saturating_add(1 + ahead)
-            .min(inner.size.div_ceil(PAGE));
+        let last = idx.saturating_add(1 + ahead).min(inner.size.div_ceil(PAGE));
         for i in idx + 1..last {
             if self.get_or_alloc(&mut inner, i).is_err() {
                 break;

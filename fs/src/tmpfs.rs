@@ -4,7 +4,19 @@
 //! File data lives in the MemoryFile, a page at a time ([`PageStore`]): sparse
 //! files allocate nothing for holes, and the memory manager maps the same pages
 //! for MAP_SHARED, so mappings, read(2) and write(2) are coherent. The mount's
-//! size limit counts allocated pages.
+//! size limit counts allocated pages. memfd_create files are O_TMPFILE files of
+//! the sandbox's /dev/shm tmpfs; their seals live in the page store.
+//!
+//! Known differences from Linux (see also `sentry::mm`):
+//! - MAP_PRIVATE mappings copy the file at mmap time: later writes to the file
+//!   do not show through pages the mapping has not written (Linux shows them
+//!   until copy-on-write).
+//! - A fault on a shared mapping allocates up to 64 pages ahead (fault-around),
+//!   so st_blocks of a file filled through a mapping may be larger than Linux's.
+//! - After a truncate, only the truncating process's own mappings lose the
+//!   pages past the new end (SIGBUS on access); other processes keep the pages
+//!   they had mapped (stale, but never another file's memory: removed pages are
+//!   freed only when the file's last mapping goes).
 //!
 //! Locking: every namespace change (create, unlink, rename, link) takes the
 //! file system's `ns` lock first, then the directories' entry locks one at a time,

@@ -479,6 +479,10 @@ fn do_open(t: &Task, dirfd: i32, path_addr: u64, how: OpenHow) -> SysResult {
     let mut how = how;
     how.mode &= !t.fs.umask() & 0o7777;
     let f = t.kernel.vfs.open(&t.fs, &c, &start, &path, &how)?;
+    if how.flags & libc::O_TRUNC != 0 && f.ops().page_store().is_some() {
+        // Mapped pages of a truncated tmpfs file fault (SIGBUS) from now on.
+        t.mm.unmap_past_eof();
+    }
     install(t, f, how.flags & libc::O_CLOEXEC != 0)
 }
 

@@ -233,6 +233,28 @@ TEST(sigbus_past_eof)
     cleanup(fd);
 }
 
+TEST(o_trunc_takes_mapped_pages_away)
+{
+    int fd = tmpfile_rw();
+    ASSERT_GE(fd, 0);
+    ASSERT_OK(ftruncate(fd, 2 * PG));
+    char *m = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_TRUE(m != MAP_FAILED);
+    m[PG] = 'a';
+    int fd2 = open(path, O_RDWR | O_TRUNC);
+    ASSERT_GE(fd2, 0);
+    EXPECT_EQ(touch(m + PG, 0), SIGBUS);
+    EXPECT_EQ(touch(m, 0), SIGBUS);
+    /* Written again, the file's new pages show through (zeros). */
+    EXPECT_EQ(pwrite(fd2, "n", 1, 0), 1);
+    EXPECT_EQ(touch(m, 0), 0);
+    EXPECT_EQ(m[0], 'n');
+    EXPECT_EQ(touch(m + PG, 0), SIGBUS);
+    close(fd2);
+    munmap(m, 2 * PG);
+    cleanup(fd);
+}
+
 TEST(unlinked_file_stays_mapped)
 {
     int fd = tmpfile_rw();

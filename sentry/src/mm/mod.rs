@@ -2,6 +2,20 @@
 //! memory-file range backs each page, and mirrors every change into the
 //! platform's address space. Copy-in/copy-out go through the memory file, never
 //! through a workload pointer; a bad pointer is EFAULT.
+//!
+//! Mappings:
+//! - anonymous and private file mappings own a memory-file range (private file
+//!   mappings are filled from the file at mmap time: a snapshot);
+//! - shared anonymous mappings share one range ([`Backing`]) across fork;
+//! - shared mappings of tmpfs/memfd files map the file's own pages
+//!   ([`fs::pagestore::PageStore`]): pages the file has are mapped at mmap time,
+//!   the others come in on a fault ([`MemoryManager::handle_fault`]), past end of
+//!   file is SIGBUS;
+//! - shared mappings of other (gofer, host) files are a copy in a shared range
+//!   plus a clean copy: msync, munmap, exec and exit write the pages that differ
+//!   back to the file with pwrite (never past its end). Between those points
+//!   read(2) of the file does not see writes through the mapping, nor the mapping
+//!   later writes to the file.
 
 mod vma;
 
