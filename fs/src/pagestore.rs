@@ -37,6 +37,15 @@ const ALL_SEALS: u32 =
 
 static DEFAULT_MF: OnceLock<Arc<MemoryFile>> = OnceLock::new();
 
+/// Counts truncations that took pages away from mapped files: address spaces
+/// that map such files compare it with what they last saw and re-map.
+static TRUNCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// See [`TRUNCATIONS`].
+pub fn mapped_truncations() -> u64 {
+    TRUNCATIONS.load(Ordering::Acquire)
+}
+
 /// Makes `mf` the memory file tmpfs data lives in (the platform's, so that the
 /// memory manager can map file pages directly). Call once at boot, before any
 /// tmpfs is mounted; returns false if a memory file was already chosen.
@@ -289,6 +298,7 @@ impl PageStore {
         let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
         if self.maps.load(Ordering::SeqCst) > 0 {
             deferred.extend(offs);
+            TRUNCATIONS.fetch_add(1, Ordering::AcqRel);
         } else {
             drop(deferred);
             self.release_offsets(offs);

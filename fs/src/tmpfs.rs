@@ -13,10 +13,12 @@
 //!   until copy-on-write).
 //! - A fault on a shared mapping allocates up to 64 pages ahead (fault-around),
 //!   so st_blocks of a file filled through a mapping may be larger than Linux's.
-//! - After a truncate, only the truncating process's own mappings lose the
-//!   pages past the new end (SIGBUS on access); other processes keep the pages
-//!   they had mapped (stale, but never another file's memory: removed pages are
-//!   freed only when the file's last mapping goes).
+//! - After a truncate, the truncating process's mappings lose the pages past the
+//!   new end at once (SIGBUS on access); other processes re-map theirs the next
+//!   time one of their threads enters the sentry (a syscall, fault or signal),
+//!   and until then still see the old pages (stale, but never another file's
+//!   memory: removed pages are freed only when the file's last mapping goes).
+//!   The ptrace platform updates an address space only from its own threads.
 //!
 //! Locking: every namespace change (create, unlink, rename, link) takes the
 //! file system's `ns` lock first, then the directories' entry locks one at a time,

@@ -620,6 +620,7 @@ impl Task {
             if self.exiting.is_some() {
                 break;
             }
+            self.mm.refresh_after_truncations();
             let space = self.mm.address_space();
             match self.ctx.switch(space.as_ref(), &mut self.regs) {
                 Ok(Event::Syscall) => {

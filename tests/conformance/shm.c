@@ -255,6 +255,35 @@ TEST(o_trunc_takes_mapped_pages_away)
     cleanup(fd);
 }
 
+TEST(truncate_by_another_process)
+{
+    int fd = tmpfile_rw();
+    ASSERT_GE(fd, 0);
+    ASSERT_OK(ftruncate(fd, 2 * PG));
+    char *m = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_TRUE(m != MAP_FAILED);
+    memset(m, 'o', 2 * PG);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Drop the second page, and zero the first by shrinking and growing. */
+        if (ftruncate(fd, 0) != 0 || ftruncate(fd, PG) != 0)
+            _exit(1);
+        _exit(0);
+    }
+    int status;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_EQ(touch(m + PG, 0), SIGBUS);
+    EXPECT_EQ(touch(m, 0), 0);
+    EXPECT_EQ(m[0], 0);
+    m[1] = 'n';
+    char c = 0;
+    EXPECT_EQ(pread(fd, &c, 1, 1), 1);
+    EXPECT_EQ(c, 'n');
+    munmap(m, 2 * PG);
+    cleanup(fd);
+}
+
 TEST(unlinked_file_stays_mapped)
 {
     int fd = tmpfile_rw();

@@ -56,6 +56,9 @@ pub struct MemoryManager {
     /// One past the highest mappable address.
     max_addr: u64,
     inner: Mutex<Inner>,
+    /// `fs::pagestore::mapped_truncations()` when this address space last
+    /// re-mapped its shared tmpfs mappings.
+    truncations_seen: std::sync::atomic::AtomicU64,
 }
 
 fn platform_err(e: platform::PlatformError) -> Errno {
@@ -75,6 +78,7 @@ impl MemoryManager {
                 brk: 0,
                 mmap_base: max_addr,
             }),
+            truncations_seen: std::sync::atomic::AtomicU64::new(fs::pagestore::mapped_truncations()),
         }
     }
 
@@ -290,9 +294,7 @@ impl MemoryManager {
 
     /// After a truncate by this process: unmaps the pages of its shared tmpfs
     /// mappings that are now past end of file, so touching them faults (SIGBUS).
-    /// Other processes mapping the file keep the pages they have mapped until
-    /// they unmap them (the memory stays allocated until then): the ptrace
-    /// platform can update an address space only from a thread running in it.
+    /// Other processes catch up in [`MemoryManager::refresh_after_truncations`].
     pub fn unmap_past_eof(&self) {
         let inner = self.inner.lock().unwrap();
         for v in inner.vmas.values() {
@@ -308,6 +310,32 @@ impl MemoryManager {
                 if let Err(e) = self.space.unmap(from, v.end - from) {
                     tracing::warn!("unmapping truncated file pages failed: {e}");
                 }
+            }
+        }
+    }
+
+    /// Called before the workload runs: if some process truncated a mapped
+    /// tmpfs file since we last looked, re-maps our shared tmpfs mappings from
+    /// the files' current pages, so that pages taken away fault (SIGBUS past
+    /// end of file) and new ones show. One atomic load when nothing happened.
+    /// Until a thread of this process next enters the sentry it still sees the
+    /// old pages (the platform updates an address space only from its own
+    /// threads).
+    pub fn refresh_after_truncations(&self) {
+        use std::sync::atomic::Ordering;
+        let now = fs::pagestore::mapped_truncations();
+        if self.truncations_seen.load(Ordering::Acquire) == now {
+            return;
+        }
+        self.truncations_seen.store(now, Ordering::Release);
+        let inner = self.inner.lock().unwrap();
+        for v in inner.vmas.values().filter(|v| v.pages.is_some()) {
+            let res = self
+                .space
+                .unmap(v.start, v.len())
+                .and_then(|_| self.map_existing(v, v.start, v.end));
+            if let Err(e) = res {
+                tracing::warn!("re-mapping a truncated file failed: {e}");
             }
         }
     }
