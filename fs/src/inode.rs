@@ -160,6 +160,10 @@ pub trait Inode: Send + Sync {
     fn allocate(&self, _off: u64, _len: u64, _keep_size: bool) -> Result<(), Errno> {
         Err(Errno::EOPNOTSUPP)
     }
+    /// fallocate(2) FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
+    fn punch_hole(&self, _off: u64, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 }
 
 pub use abi::linux::{StatFs, ST_RDONLY};

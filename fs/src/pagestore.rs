@@ -382,6 +382,37 @@ impl PageStore {
         Ok(())
     }
 
+    /// fallocate(2) FALLOC_FL_PUNCH_HOLE: zeroes `[off, off+len)`, freeing the
+    /// whole pages in it; the size stays.
+    pub fn punch_hole(&self, off: u64, len: u64) -> Result<(), Errno> {
+        if self.seals() & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            return Err(Errno::EPERM);
+        }
+        let mut inner = self.write_inner();
+        let end = off
+            .saturating_add(len)
+            .min(inner.size.div_ceil(PAGE) * PAGE);
+        if off >= end {
+            return Ok(());
+        }
+        let (first_whole, last_whole) = (off.div_ceil(PAGE), end / PAGE);
+        // The partial pages at either edge are zeroed in place.
+        for (s, e) in [
+            (off, end.min(first_whole * PAGE)),
+            ((last_whole * PAGE).max(off), end),
+        ] {
+            if s < e && !(first_whole..last_whole).contains(&page_of(s)) {
+                if let Some(&p) = inner.pages.get(&page_of(s)) {
+                    self.mf.write_at(p + s % PAGE, &vec![0u8; (e - s) as usize]);
+                }
+            }
+        }
+        if first_whole < last_whole {
+            self.remove_pages(&mut inner, first_whole, last_whole);
+        }
+        Ok(())
+    }
+
     /// lseek SEEK_DATA: the first offset >= `off` inside an allocated page.
     pub fn seek_data(&self, off: u64) -> Result<u64, Errno> {
         let inner = self.read_inner();
@@ -599,6 +630,29 @@ mod tests {
         s.write(&[1u8; 10], PAGE - 5, false).unwrap();
         assert_eq!(s.allocated_pages(), 3);
         assert_eq!(s.read(&mut b[..1], s.size()), 0);
+    }
+
+    #[test]
+    fn punch_hole_frees_whole_pages() {
+        let s = store(1 << 20);
+        s.write(&[5u8; 4 * PAGE as usize], 0, false).unwrap();
+        s.punch_hole(PAGE - 10, 2 * PAGE + 20).unwrap();
+        assert_eq!(s.allocated_pages(), 2);
+        assert_eq!(s.size(), 4 * PAGE);
+        let mut b = vec![1u8; 4 * PAGE as usize];
+        s.read(&mut b, 0);
+        assert!(b[..PAGE as usize - 10].iter().all(|&x| x == 5));
+        assert!(b[PAGE as usize - 10..3 * PAGE as usize + 10]
+            .iter()
+            .all(|&x| x == 0));
+        assert!(b[3 * PAGE as usize + 10..].iter().all(|&x| x == 5));
+        // Within one page.
+        s.punch_hole(3 * PAGE + 20, 5).unwrap();
+        s.read(&mut b[..30], 3 * PAGE);
+        assert_eq!(&b[19..26], &[5, 0, 0, 0, 0, 0, 5]);
+        s.punch_hole(0, u64::MAX).unwrap();
+        assert_eq!(s.allocated_pages(), 0);
+        assert_eq!(s.size(), 4 * PAGE);
     }
 
     #[test]

@@ -698,6 +698,16 @@ impl Inode for TmpInode {
         Ok(())
     }
 
+    fn punch_hole(&self, off: u64, len: u64) -> Result<(), Errno> {
+        let d = self.file_data().ok_or(Errno::ENODEV)?;
+        d.punch_hole(off, len)?;
+        let t = now();
+        let mut m = lock(&self.meta);
+        m.mtime = t;
+        m.ctime = t;
+        Ok(())
+    }
+
     fn allocate(&self, off: u64, len: u64, keep_size: bool) -> Result<(), Errno> {
         let d = self.file_data().ok_or(Errno::ENODEV)?;
         let end = off.checked_add(len).ok_or(Errno::EFBIG)?;

@@ -1253,6 +1253,12 @@ impl Vfs {
         Self::want_write(loc)?;
         loc.inode().allocate(off, len, keep_size)
     }
+
+    /// fallocate(2) FALLOC_FL_PUNCH_HOLE on an open file's location.
+    pub fn punch_hole(&self, loc: &Location, off: u64, len: u64) -> Result<(), Errno> {
+        Self::want_write(loc)?;
+        loc.inode().punch_hole(off, len)
+    }
 }
 
 /// What [`Vfs::make_node_at`] makes.

@@ -1332,8 +1332,11 @@ fn sys_fallocate(t: &mut Task, a: &Args) -> SysResult {
     if !f.writable() {
         return Err(Errno::EBADF);
     }
-    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
-        // Hole punching, range collapse/insert, zeroing: not yet.
+    const FALLOC_FL_PUNCH_HOLE: i32 = 2;
+    let punch = mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 && !punch {
+        // Range collapse/insert, zeroing: not yet (nor punching without
+        // KEEP_SIZE, which Linux rejects too).
         return Err(Errno::EOPNOTSUPP);
     }
     let loc = match f.location() {
@@ -1349,6 +1352,10 @@ fn sys_fallocate(t: &mut Task, a: &Args) -> SysResult {
     }
     if off.checked_add(len).is_none() {
         return Err(Errno::EFBIG);
+    }
+    if punch {
+        t.kernel.vfs.punch_hole(loc, off as u64, len as u64)?;
+        return Ok(0);
     }
     t.kernel
         .vfs

@@ -535,6 +535,39 @@ TEST(seek_data_hole)
     cleanup(fd);
 }
 
+TEST(punch_hole)
+{
+    int fd = tmpfile_rw();
+    ASSERT_GE(fd, 0);
+    char buf[4 * PG];
+    memset(buf, 'p', sizeof buf);
+    ASSERT_EQ(pwrite(fd, buf, sizeof buf, 0), (long)sizeof buf);
+    char *m = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_TRUE(m != MAP_FAILED);
+    EXPECT_EQ(m[2 * PG], 'p');
+    EXPECT_ERRNO(fallocate(fd, FALLOC_FL_PUNCH_HOLE, PG, PG), EOPNOTSUPP);
+    EXPECT_OK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, PG - 1,
+                        2 * PG + 2));
+    struct stat st;
+    EXPECT_OK(fstat(fd, &st));
+    EXPECT_EQ(st.st_size, 4 * PG);
+    EXPECT_EQ(st.st_blocks, 2 * PG / 512);
+    EXPECT_EQ(lseek(fd, 0, SEEK_HOLE), PG);
+    EXPECT_EQ(lseek(fd, PG, SEEK_DATA), 3 * PG);
+    /* The mapping sees the zeros, and its pages come back on a write. */
+    EXPECT_EQ(m[PG - 2], 'p');
+    EXPECT_EQ(m[PG - 1], 0);
+    EXPECT_EQ(m[2 * PG], 0);
+    EXPECT_EQ(m[3 * PG], 0);
+    EXPECT_EQ(m[3 * PG + 1], 'p');
+    m[2 * PG] = 'w';
+    char c = 0;
+    EXPECT_EQ(pread(fd, &c, 1, 2 * PG), 1);
+    EXPECT_EQ(c, 'w');
+    munmap(m, 4 * PG);
+    cleanup(fd);
+}
+
 /* ---------------------------------------------------------------- msync */
 
 TEST(msync_errors)
