@@ -362,9 +362,7 @@ impl PageStore {
             return Err(Errno::EPERM);
         }
         let (first, last) = (page_of(off), end.div_ceil(PAGE));
-        let missing = (first..last)
-            .filter(|i| !inner.pages.contains_key(i))
-            .count() as u64;
+        let missing = (last - first) - inner.pages.range(first..last).count() as u64;
         if self
             .quota
             .used()
@@ -715,6 +713,12 @@ mod tests {
             Ok((4 * PAGE as usize, 4 * PAGE))
         );
         assert_eq!(s.allocate(0, 8 * PAGE, true), Err(Errno::ENOSPC));
+        // Huge requests fail at once, without walking their pages.
+        assert_eq!(
+            s.allocate(0, MAX_FILE_SIZE - PAGE, false),
+            Err(Errno::ENOSPC)
+        );
+        assert_eq!(s.allocate(PAGE, 3 * PAGE, true), Ok(()));
         drop(s);
         assert_eq!(q.used(), 0);
     }

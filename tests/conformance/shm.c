@@ -308,6 +308,11 @@ TEST(mprotect_and_mremap_shared_file)
     ASSERT_TRUE(m != MAP_FAILED);
     EXPECT_OK(mprotect(m, 2 * PG, PROT_READ | PROT_WRITE));
     m[PG] = 'p';
+    /* PROT_NONE is SIGSEGV, inside the file or past its end alike. */
+    EXPECT_OK(mprotect(m, 2 * PG, PROT_NONE));
+    EXPECT_EQ(touch(m + PG, 0), SIGSEGV);
+    EXPECT_EQ(touch(m, 0), SIGSEGV);
+    EXPECT_OK(mprotect(m, 2 * PG, PROT_READ | PROT_WRITE));
     char *n = mremap(m, 2 * PG, 4 * PG, MREMAP_MAYMOVE);
     ASSERT_TRUE(n != MAP_FAILED);
     EXPECT_EQ(n[PG], 'p');

@@ -1035,6 +1035,8 @@ impl MemoryManager {
         let inner = self.inner.lock().unwrap();
         match inner.vmas.range(..=addr).next_back() {
             Some((_, v)) if v.end > addr => match v.store() {
+                // PROT_NONE faults are SIGSEGV wherever they are.
+                Some(_) if v.prot == libc::PROT_NONE => false,
                 Some(store) => v.file_offset(page_down(addr)) >= store.size_pages() * PAGE_SIZE,
                 None => addr >= v.eof,
             },
