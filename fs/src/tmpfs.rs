@@ -667,6 +667,13 @@ impl Inode for TmpInode {
     }
 
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        if let (Some(mode), Some(d)) = (a.mode, self.file_data()) {
+            // F_SEAL_EXEC: the execute bits may not change.
+            let cur = lock(&self.meta).mode;
+            if d.seals() & crate::pagestore::F_SEAL_EXEC != 0 && (cur ^ mode) & 0o111 != 0 {
+                return Err(Errno::EPERM);
+            }
+        }
         if let Some(size) = a.size {
             if self.is_dir() {
                 return Err(Errno::EISDIR);

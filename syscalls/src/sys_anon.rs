@@ -361,7 +361,15 @@ fn sys_memfd_create(t: &mut Task, a: &Args) -> SysResult {
             store.allow_sealing();
         }
         if flags & MFD_NOEXEC_SEAL != 0 {
-            // MFD_NOEXEC_SEAL implies MFD_ALLOW_SEALING and seals exec.
+            // MFD_NOEXEC_SEAL: not executable, and sealed so (it implies
+            // MFD_ALLOW_SEALING).
+            if let Some(loc) = f.location() {
+                let mode = loc.attr().mode & 0o7777 & !0o111;
+                loc.inode().setattr(&fs::SetAttr {
+                    mode: Some(mode),
+                    ..Default::default()
+                })?;
+            }
             store.allow_sealing();
             store.add_seals(fs::pagestore::F_SEAL_EXEC)?;
         }

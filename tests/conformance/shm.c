@@ -414,6 +414,30 @@ TEST(memfd_seal_shrink_grow_seal)
     close(fd);
 }
 
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
+
+TEST(memfd_noexec_seal)
+{
+    int fd = memfd_create("noexec", MFD_NOEXEC_SEAL);
+    if (fd < 0 && errno == EINVAL)
+        SKIP("MFD_NOEXEC_SEAL not supported");
+    ASSERT_GE(fd, 0);
+    struct stat st;
+    EXPECT_OK(fstat(fd, &st));
+    EXPECT_EQ(st.st_mode & 0111, 0);
+    EXPECT_EQ(fcntl(fd, F_GET_SEALS), F_SEAL_EXEC);
+    EXPECT_ERRNO(fchmod(fd, 0755), EPERM);
+    EXPECT_OK(fchmod(fd, 0600));
+    /* Sealing stays allowed. */
+    EXPECT_OK(fcntl(fd, F_ADD_SEALS, F_SEAL_GROW));
+    close(fd);
+}
+
 TEST(seals_on_other_files)
 {
     /* A tmpfs file has seals (F_SEAL_SEAL); other files have none. */
@@ -570,6 +594,43 @@ TEST(punch_hole)
     EXPECT_EQ(pread(fd, &c, 1, 2 * PG), 1);
     EXPECT_EQ(c, 'w');
     munmap(m, 4 * PG);
+    cleanup(fd);
+}
+
+TEST(madvise_remove)
+{
+    int fd = tmpfile_rw();
+    ASSERT_GE(fd, 0);
+    char buf[3 * PG];
+    memset(buf, 'r', sizeof buf);
+    ASSERT_EQ(pwrite(fd, buf, sizeof buf, 0), (long)sizeof buf);
+    char *m = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_TRUE(m != MAP_FAILED);
+    EXPECT_OK(madvise(m + PG, PG, MADV_REMOVE));
+    EXPECT_EQ(m[PG], 0);
+    EXPECT_EQ(m[2 * PG], 'r');
+    char c = 1;
+    EXPECT_EQ(pread(fd, &c, 1, PG + 5), 1);
+    EXPECT_EQ(c, 0);
+    struct stat st;
+    EXPECT_OK(fstat(fd, &st));
+    EXPECT_EQ(st.st_size, 3 * PG);
+    /* Only for shared writable mappings. */
+    char *p = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    ASSERT_TRUE(p != MAP_FAILED);
+    EXPECT_ERRNO(madvise(p, PG, MADV_REMOVE), EACCES);
+    munmap(p, PG);
+    /* Shared anonymous memory reads as zeros afterwards. */
+    char *a = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT_TRUE(a != MAP_FAILED);
+    a[0] = 'a';
+    a[PG] = 'b';
+    EXPECT_OK(madvise(a, PG, MADV_REMOVE));
+    EXPECT_EQ(a[0], 0);
+    EXPECT_EQ(a[PG], 'b');
+    munmap(a, 2 * PG);
+    munmap(m, 3 * PG);
     cleanup(fd);
 }
 

@@ -890,6 +890,7 @@ impl MemoryManager {
             | libc::MADV_UNMERGEABLE
             | libc::MADV_COLD
             | libc::MADV_PAGEOUT => return self.check_mapped(addr, end),
+            libc::MADV_REMOVE => return self.madvise_remove(addr, end),
             _ => return Err(Errno::EINVAL),
         }
         let inner = self.inner.lock().unwrap();
@@ -903,6 +904,31 @@ impl MemoryManager {
             self.mf.punch(off, e - s);
             if let Some((f, fo)) = &v.file {
                 self.fill_from_file(off, e - s, f.as_ref(), fo + (s - v.start))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// MADV_REMOVE: frees the file pages behind a shared writable mapping (a
+    /// hole punched in a tmpfs file; zeros in shared anonymous memory). EACCES
+    /// for other mappings; EOPNOTSUPP for shared mappings of gofer/host files.
+    fn madvise_remove(&self, addr: u64, end: u64) -> Result<(), Errno> {
+        let inner = self.inner.lock().unwrap();
+        let vmas = Self::covering(&inner, addr, end)?;
+        for v in &vmas {
+            if !v.shared || v.prot & libc::PROT_WRITE == 0 {
+                return Err(Errno::EACCES);
+            }
+            if v.pages.is_none() && v.file.is_some() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+        }
+        for v in vmas {
+            let s = v.start.max(addr);
+            let e = v.end.min(end);
+            match v.store() {
+                Some(store) => store.punch_hole(v.file_offset(s), e - s)?,
+                None => self.mf.punch(v.mf_offset + (s - v.start), e - s),
             }
         }
         Ok(())
