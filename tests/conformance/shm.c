@@ -324,6 +324,41 @@ TEST(mprotect_and_mremap_shared_file)
     cleanup(fd);
 }
 
+TEST(mremap_grown_private_file_mapping_shows_file)
+{
+    int fd = tmpfile_rw();
+    ASSERT_GE(fd, 0);
+    char buf[2 * PG];
+    memset(buf, 'a', PG);
+    memset(buf + PG, 'b', PG);
+    ASSERT_EQ(pwrite(fd, buf, sizeof buf, 0), (long)sizeof buf);
+    /* Reserve room after the mapping so that it can grow in place. */
+    char *area = mmap(NULL, 4 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_TRUE(area != MAP_FAILED);
+    ASSERT_OK(munmap(area + PG, 3 * PG));
+    char *m = mmap(area, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    ASSERT_TRUE(m == area);
+    m[0] = 'x';
+    char *g = mremap(m, PG, 3 * PG, 0);
+    ASSERT_TRUE(g == m);
+    EXPECT_EQ(g[0], 'x');
+    EXPECT_EQ(g[PG], 'b');
+    EXPECT_EQ(touch(g + 2 * PG, 0), SIGBUS);
+    /* Moving and growing alike. */
+    char *h = mmap(NULL, PG, PROT_READ, MAP_PRIVATE, fd, 0);
+    ASSERT_TRUE(h != MAP_FAILED);
+    char *blocker = mmap(h + PG, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    char *n = mremap(h, PG, 2 * PG, MREMAP_MAYMOVE);
+    ASSERT_TRUE(n != MAP_FAILED);
+    EXPECT_EQ(n[0], 'a');
+    EXPECT_EQ(n[PG], 'b');
+    munmap(n, 2 * PG);
+    if (blocker != MAP_FAILED)
+        munmap(blocker, PG);
+    munmap(g, 3 * PG);
+    cleanup(fd);
+}
+
 /* ---------------------------------------------------------------- memfd */
 
 TEST(memfd_shared_mapping)

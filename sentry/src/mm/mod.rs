@@ -673,10 +673,34 @@ impl MemoryManager {
                 if !Self::overlaps(&inner, old_end, ge)
                     && self.mf.try_extend(mf_off, old_len, new_len)
                 {
-                    self.map_upto(old_end, ge - old_end, mf_off + old_len, vma.prot, vma.eof)
-                        .map_err(platform_err)?;
+                    // A grown file mapping shows the file's bytes in its new part.
+                    let mut eof = vma.eof;
+                    if let Some((f, fo)) = &vma.file {
+                        let foff = fo + (old - vstart) + old_len;
+                        let grown = new_len - old_len;
+                        match self.fill_from_file(mf_off + old_len, grown, f.as_ref(), foff) {
+                            Ok(n) => {
+                                let mapped = page_up(n).unwrap_or(grown);
+                                if eof == u64::MAX && mapped < grown {
+                                    eof = old_end + mapped;
+                                }
+                            }
+                            Err(e) => {
+                                self.mf.release(mf_off + old_len, grown);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    if let Err(e) =
+                        self.map_upto(old_end, ge - old_end, mf_off + old_len, vma.prot, eof)
+                    {
+                        self.mf.release(mf_off + old_len, new_len - old_len);
+                        return Err(platform_err(e));
+                    }
                     Self::split_at(&mut inner, old);
-                    inner.vmas.get_mut(&old).unwrap().end = ge;
+                    let v = inner.vmas.get_mut(&old).unwrap();
+                    v.end = ge;
+                    v.eof = eof;
                     return Ok(old);
                 }
             }
@@ -708,6 +732,34 @@ impl MemoryManager {
         }
         let off = self.mf.allocate(new_len)?;
         self.mf.copy_within(mf_off, off, old_len.min(new_len));
+        let file = vma
+            .file
+            .as_ref()
+            .map(|(f, o)| (f.clone(), o + (old - vstart)));
+        let mut eof = if vma.eof == u64::MAX {
+            u64::MAX
+        } else {
+            dest + vma.eof.saturating_sub(old)
+        };
+        // A grown file mapping shows the file's bytes in its new part too.
+        if let (Some((f, fo)), true) = (&file, new_len > old_len) {
+            let n = match self.fill_from_file(
+                off + old_len,
+                new_len - old_len,
+                f.as_ref(),
+                fo + old_len,
+            ) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.mf.release(off, new_len);
+                    return Err(e);
+                }
+            };
+            let mapped = old_len + page_up(n).unwrap_or(new_len);
+            if eof == u64::MAX && mapped < new_len {
+                eof = dest + mapped;
+            }
+        }
         let backing = match &vma.backing {
             None => None,
             Some(b) => {
@@ -732,19 +784,14 @@ impl MemoryManager {
                 }))
             }
         };
-        let eof = if vma.eof == u64::MAX {
-            u64::MAX
-        } else {
-            dest + vma.eof.saturating_sub(old)
-        };
         if let Err(e) = self.map_upto(dest, new_len, off, vma.prot, eof) {
-            self.mf.release(off, new_len);
+            match backing {
+                // Its drop releases the range (and the clean copy).
+                Some(b) => drop(b),
+                None => self.mf.release(off, new_len),
+            }
             return Err(platform_err(e));
         }
-        let file = vma
-            .file
-            .as_ref()
-            .map(|(f, o)| (f.clone(), o + (old - vstart)));
         self.unmap_locked(&mut inner, old, old_len)?;
         inner.vmas.insert(
             dest,
