@@ -461,3 +461,19 @@ fn shared_tmpfs_mapping_is_the_files_pages() {
     drop(store);
     assert_eq!(quota.used(), 0);
 }
+
+#[test]
+fn shared_tmpfs_fault_without_space_is_sigbus() {
+    let mm = new_mm();
+    let quota = fs::pagestore::Quota::new(2 * PAGE_SIZE);
+    let store = fs::pagestore::PageStore::new_in(mm.mf.clone(), quota.clone());
+    store.truncate(8 * PAGE_SIZE).unwrap();
+    let f: Arc<dyn fs::ReadAt> = Arc::new(StoreFile(store.clone()));
+    let a = mm.mmap(file_opts(f, 8 * PAGE_SIZE, true)).unwrap();
+    // Fault-around takes what space there is; the faulting page comes first.
+    assert_eq!(mm.handle_fault(a + 5 * PAGE_SIZE), Some(true));
+    assert_eq!(store.allocated_pages(), 2);
+    assert_eq!(mm.handle_fault(a), Some(false));
+    assert_eq!(mm.copy_out(a, b"x"), Err(Errno::EFAULT));
+    mm.copy_out(a + 6 * PAGE_SIZE, b"ok").unwrap();
+}
