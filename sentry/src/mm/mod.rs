@@ -12,10 +12,10 @@
 //!   the others come in on a fault ([`MemoryManager::handle_fault`]), past end of
 //!   file is SIGBUS;
 //! - shared mappings of other (gofer, host) files are a copy in a shared range
-//!   plus a clean copy: msync, munmap, exec and exit write the pages that differ
+//!   plus a clean copy: msync, munmap, exec and exit write the bytes that differ
 //!   back to the file with pwrite (never past its end). Between those points
 //!   read(2) of the file does not see writes through the mapping, nor the mapping
-//!   later writes to the file.
+//!   later writes to the file (msync with MS_INVALIDATE re-reads it).
 
 mod vma;
 
@@ -355,10 +355,10 @@ impl MemoryManager {
         }
     }
 
-    /// Writes the dirty pages of `[s, e)` of a shared mapping of a file whose
-    /// data lives outside the memory file back to the file (msync, munmap, exit).
-    /// Pages are dirty when they differ from the clean copy; the last page is
-    /// written only up to end of file (a mapping never extends its file).
+    /// Writes what changed in `[s, e)` of a shared mapping of a file whose data
+    /// lives outside the memory file back to the file (msync, munmap, exit):
+    /// the bytes that differ from the clean copy, never past end of file (a
+    /// mapping never extends its file).
     fn writeback(mf: &MemoryFile, v: &Vma, s: u64, e: u64) -> Result<(), Errno> {
         let (Some(b), Some((file, foff))) = (&v.backing, &v.file) else {
             return Ok(());
@@ -381,18 +381,34 @@ impl MemoryManager {
             mf.read_at(coff, &mut old);
             if page != old {
                 let fo = foff + (cur - v.start);
+                // Only the bytes that changed go back, so that writes others
+                // made to the rest of the page survive.
+                let n = size.saturating_sub(fo).min(PAGE_SIZE) as usize;
                 let mut ok = true;
-                if fo < size {
-                    let n = (size - fo).min(PAGE_SIZE) as usize;
-                    let mut done = 0;
-                    while done < n {
-                        match file.write_back(fo + done as u64, &page[done..n]) {
+                let mut i = 0;
+                while i < n && ok {
+                    if page[i] == old[i] {
+                        i += 1;
+                        continue;
+                    }
+                    // A run of changes, joined across gaps of fewer than 32
+                    // unchanged bytes (one pwrite rather than many tiny ones).
+                    let mut j = i + 1;
+                    let mut k = j;
+                    while k < n && k - j < 32 {
+                        if page[k] != old[k] {
+                            j = k + 1;
+                        }
+                        k += 1;
+                    }
+                    while i < j {
+                        match file.write_back(fo + i as u64, &page[i..j]) {
                             Ok(0) => {
                                 res = Err(Errno::EIO);
                                 ok = false;
                                 break;
                             }
-                            Ok(k) => done += k,
+                            Ok(k) => i += k,
                             Err(err) => {
                                 res = Err(err);
                                 ok = false;
@@ -410,9 +426,31 @@ impl MemoryManager {
         res
     }
 
+    /// msync(MS_INVALIDATE) of a shared mapping of a gofer/host file, after its
+    /// dirty pages went back: reads `[s, e)` from the file again, so the mapping
+    /// sees writes made to the file since it was mapped.
+    fn reload(&self, v: &Vma, s: u64, e: u64) -> Result<(), Errno> {
+        let (Some(b), Some((file, _))) = (&v.backing, &v.file) else {
+            return Ok(());
+        };
+        let e = e.min(v.eof);
+        if s >= e {
+            return Ok(());
+        }
+        let off = v.mf_offset + (s - v.start);
+        self.mf.punch(off, e - s);
+        self.fill_from_file(off, e - s, file.as_ref(), v.file_offset(s))?;
+        if let Some(clean) = b.clean {
+            let coff = clean + (off - b.off);
+            self.mf.punch(coff, e - s);
+            self.mf.copy_sparse(off, coff, e - s);
+        }
+        Ok(())
+    }
+
     /// msync(2): writes shared mappings of gofer/host files back (MS_SYNC and
-    /// MS_ASYNC alike, synchronously). tmpfs mappings are the file's pages:
-    /// nothing to do.
+    /// MS_ASYNC alike, synchronously); with MS_INVALIDATE they then re-read the
+    /// file. tmpfs mappings are the file's pages: nothing to do.
     pub fn msync(&self, addr: u64, len: u64, flags: i32) -> Result<(), Errno> {
         if !addr.is_multiple_of(PAGE_SIZE)
             || flags & !(libc::MS_ASYNC | libc::MS_INVALIDATE | libc::MS_SYNC) != 0
@@ -440,6 +478,10 @@ impl MemoryManager {
             let e = v.end.min(end);
             if let Err(err) = Self::writeback(&self.mf, v, s, e) {
                 res = Err(err);
+            } else if flags & libc::MS_INVALIDATE != 0 {
+                if let Err(err) = self.reload(v, s, e) {
+                    res = Err(err);
+                }
             }
             cur = e;
         }

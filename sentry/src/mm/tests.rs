@@ -349,18 +349,20 @@ fn shared_host_file_msync_writes_back_dirty_pages() {
         assert_eq!(&d[10..12], b"XY");
         assert_eq!(d.len(), 5000, "a mapping never extends its file");
     }
-    // Page 0 went back whole; page 1 was dirty only past EOF, and is cut there.
-    assert_eq!(
-        *f.writes.lock().unwrap(),
-        vec![
-            (0, PAGE_SIZE as usize),
-            (PAGE_SIZE, 5000 - PAGE_SIZE as usize)
-        ]
-    );
+    // Only the changed bytes went back; page 1 changed only past EOF.
+    assert_eq!(*f.writes.lock().unwrap(), vec![(10, 2)]);
     // Nothing dirty: nothing written.
     f.writes.lock().unwrap().clear();
     mm.msync(a, 2 * PAGE_SIZE, libc::MS_ASYNC).unwrap();
     assert!(f.writes.lock().unwrap().is_empty());
+    // MS_INVALIDATE re-reads what others wrote to the file.
+    f.data.lock().unwrap()[20] = b'R';
+    mm.copy_out(a + 21, b"S").unwrap();
+    mm.msync(a, PAGE_SIZE, libc::MS_SYNC | libc::MS_INVALIDATE)
+        .unwrap();
+    let mut r = [0u8; 2];
+    mm.copy_in(a + 20, &mut r).unwrap();
+    assert_eq!(&r, b"RS");
     // munmap writes back what changed since.
     mm.copy_out(a + 4000, b"Q").unwrap();
     mm.munmap(a, 2 * PAGE_SIZE).unwrap();
@@ -476,4 +478,23 @@ fn shared_tmpfs_fault_without_space_is_sigbus() {
     assert_eq!(mm.handle_fault(a), Some(false));
     assert_eq!(mm.copy_out(a, b"x"), Err(Errno::EFAULT));
     mm.copy_out(a + 6 * PAGE_SIZE, b"ok").unwrap();
+}
+
+#[test]
+fn shared_host_file_write_back_joins_close_changes() {
+    let mm = new_mm();
+    let f = Arc::new(FakeHostFile {
+        data: std::sync::Mutex::new(vec![0; 1000]),
+        writes: Default::default(),
+    });
+    let a = mm.mmap(file_opts(f.clone(), PAGE_SIZE, true)).unwrap();
+    mm.copy_out(a + 100, b"A").unwrap();
+    mm.copy_out(a + 110, b"B").unwrap();
+    mm.copy_out(a + 300, b"C").unwrap();
+    // Someone else writes between our changes: it survives.
+    f.data.lock().unwrap()[200] = 9;
+    mm.msync(a, PAGE_SIZE, libc::MS_ASYNC).unwrap();
+    assert_eq!(*f.writes.lock().unwrap(), vec![(100, 11), (300, 1)]);
+    let d = f.data.lock().unwrap();
+    assert_eq!((d[100], d[110], d[200], d[300]), (b'A', b'B', 9, b'C'));
 }
