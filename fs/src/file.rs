@@ -12,6 +12,7 @@ use crate::anon::inotify;
 use crate::fasync::{Fown, SigioSender};
 use crate::inode::StatFs;
 use crate::lock::{self, FlockOp, LockType, OwnerId, PosixLock};
+use crate::pagestore::PageStore;
 use crate::pipe::Pipe;
 use crate::vfs::Location;
 use crate::waiter::{self, WaitQueue, Waiter, EVENT_IN, EVENT_OUT};
@@ -187,6 +188,11 @@ pub trait FileOps: Send + Sync {
     /// fallocate(2) (`mode` already validated) done on a host fd; None when the
     /// file has none and the inode's `allocate` applies.
     fn fallocate(&self, _mode: i32, _off: u64, _len: u64) -> Option<Result<(), Errno>> {
+        None
+    }
+    /// The memory-file pages holding this file's data (tmpfs and memfd files):
+    /// shared mappings map them directly; the memfd seals live there.
+    fn page_store(&self) -> Option<Arc<PageStore>> {
         None
     }
 }
@@ -682,6 +688,18 @@ impl ReadAt for OpenFile {
             return Err(Errno::EBADF);
         }
         self.ops.pread(buf, off)
+    }
+    fn page_store(&self) -> Option<Arc<PageStore>> {
+        self.ops.page_store()
+    }
+    fn write_back(&self, off: u64, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        self.ops.pwrite(buf, off)
+    }
+    fn size(&self) -> Option<u64> {
+        self.ops.stat().ok().map(|s| s.size.max(0) as u64)
     }
 }
 

@@ -183,6 +183,10 @@ pub trait Inode: Send + Sync {
     fn removexattr(&self, _name: &[u8]) -> Result<(), Errno> {
         Err(Errno::EOPNOTSUPP)
     }
+    /// fallocate(2) FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
+    fn punch_hole(&self, _off: u64, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 }
 
 /// `setxattr` flags.

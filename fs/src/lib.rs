@@ -8,6 +8,7 @@
 //! - [`fd_table`]: per-process descriptor tables.
 //! - [`context`]: a task's root, cwd and umask.
 //! - [`inode`]: the [`Inode`] trait every file system implements.
+//! - [`pagestore`]: file data in the MemoryFile (tmpfs, memfd).
 //! - [`remote`]: the gofer-backed file system, over the [`RemoteFs`] trait
 //!   (implemented for `gofer::Client`).
 //! - [`host`]: files wrapping host fds (the workload's inherited stdio).
@@ -27,6 +28,7 @@ pub mod host;
 pub mod inode;
 pub mod lock;
 pub mod overlay;
+pub mod pagestore;
 pub mod perm;
 pub mod pipe;
 pub mod remote;
@@ -70,4 +72,18 @@ pub trait UserIo {
 pub trait ReadAt: Send + Sync {
     /// Reads up to `buf.len()` bytes at `off`; 0 at end of file.
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, abi::Errno>;
+    /// The memory-file pages holding the file's data, for files whose data lives
+    /// there (tmpfs, memfd): shared mappings map those pages.
+    fn page_store(&self) -> Option<std::sync::Arc<pagestore::PageStore>> {
+        None
+    }
+    /// Writes the bytes of a shared mapping back to the file at `off` (msync,
+    /// munmap, exit), for files whose data does not live in the memory file.
+    fn write_back(&self, _off: u64, _buf: &[u8]) -> Result<usize, abi::Errno> {
+        Err(abi::Errno::EINVAL)
+    }
+    /// The file's current size, if known (write-back never extends a file).
+    fn size(&self) -> Option<u64> {
+        None
+    }
 }

@@ -812,3 +812,42 @@ mod proptests {
         }
     }
 }
+
+/// The file half of MAP_SHARED write-back (the memory manager's half is tested
+/// in the sentry): a gofer file writes back through its host fd, and reports
+/// its size; a tmpfs file has its pages instead.
+#[test]
+fn shared_mapping_write_back_reaches_gofer_file() {
+    use crate::ReadAt;
+    let dir = std::env::temp_dir().join(format!("fs-wb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f"), b"0123456789").unwrap();
+    let rootfd = OwnedFd::from(std::fs::File::open(&dir).unwrap());
+    let (a, b) = gofer::socketpair().unwrap();
+    std::thread::spawn(move || gofer::server::serve(rootfd, b, false));
+    let vfs = crate::Vfs::new_with_remote_root(Arc::new(gofer::Client::new(a)), false).unwrap();
+    let ctx = crate::FsContext::new(vfs.root());
+    let open = |p: &[u8], flags| {
+        let how = OpenHow {
+            flags,
+            mode: 0o600,
+            resolve: 0,
+        };
+        vfs.open(&ctx, &root(), &ctx.cwd(), p, &how)
+    };
+    let f = open(b"/f", libc::O_RDWR).unwrap();
+    assert!(ReadAt::page_store(&*f).is_none());
+    assert_eq!(ReadAt::size(&*f), Some(10));
+    assert_eq!(ReadAt::write_back(&*f, 2, b"ab"), Ok(2));
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"01ab456789");
+    let ro = open(b"/f", libc::O_RDONLY).unwrap();
+    assert_eq!(ReadAt::write_back(&*ro, 0, b"x"), Err(Errno::EBADF));
+    // /dev/shm is tmpfs: its files' data is in the memory file.
+    let shm = open(b"/dev/shm/x", libc::O_RDWR | libc::O_CREAT).unwrap();
+    let store = ReadAt::page_store(&*shm).expect("tmpfs page store");
+    shm.pwrite(b"hi", 0).unwrap();
+    assert_eq!(store.size(), 2);
+    drop((f, ro, shm));
+    let _ = std::fs::remove_dir_all(&dir);
+}

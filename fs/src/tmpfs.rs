@@ -1,9 +1,24 @@
 //! tmpfs: a writable in-memory file system (directories, regular files, symlinks,
 //! hard links, FIFO/socket/device nodes).
 //!
-//! File data lives in a `Vec<u8>` per file (not yet in the MemoryFile): mmap of a
-//! tmpfs file copies the data at mmap time (MAP_PRIVATE semantics); coherent
-//! MAP_SHARED mappings are a later step.
+//! File data lives in the MemoryFile, a page at a time ([`PageStore`]): sparse
+//! files allocate nothing for holes, and the memory manager maps the same pages
+//! for MAP_SHARED, so mappings, read(2) and write(2) are coherent. The mount's
+//! size limit counts allocated pages. memfd_create files are O_TMPFILE files of
+//! the sandbox's /dev/shm tmpfs; their seals live in the page store.
+//!
+//! Known differences from Linux (see also `sentry::mm`):
+//! - MAP_PRIVATE mappings copy the file at mmap time: later writes to the file
+//!   do not show through pages the mapping has not written (Linux shows them
+//!   until copy-on-write).
+//! - A fault on a shared mapping allocates up to 64 pages ahead (fault-around),
+//!   so st_blocks of a file filled through a mapping may be larger than Linux's.
+//! - After a truncate, the truncating process's mappings lose the pages past the
+//!   new end at once (SIGBUS on access); other processes re-map theirs the next
+//!   time one of their threads enters the sentry (a syscall, fault or signal),
+//!   and until then still see the old pages (stale, but never another file's
+//!   memory: removed pages are freed only when the file's last mapping goes).
+//!   The ptrace platform updates an address space only from its own threads.
 //!
 //! Locking: every namespace change (create, unlink, rename, link) takes the
 //! file system's `ns` lock first, then the directories' entry locks one at a time,
@@ -12,23 +27,22 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use abi::linux::{Stat, Timespec, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use abi::Errno;
 
-use crate::file::{DirEntry, FileOps, FileState};
+use crate::file::{generic_lseek, DirEntry, FileOps, FileState};
 use crate::inode::{Attr, Inode, SetAttr, StatFs, TimeSet};
+use crate::pagestore::{PageStore, Quota};
 use crate::synthetic::TMPFS_MAGIC;
 
 /// Default size limit of a tmpfs mount.
 pub const DEFAULT_LIMIT: u64 = 256 << 20;
 pub const RENAME_NOREPLACE: u32 = 1;
 pub const RENAME_EXCHANGE: u32 = 2;
-const PAGE: u64 = 4096;
-/// Largest file size (Linux's MAX_LFS_FILESIZE).
-const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+use crate::pagestore::{MAX_FILE_SIZE, PAGE};
 
 static NEXT_DEV_MINOR: AtomicU64 = AtomicU64::new(300);
 
@@ -50,9 +64,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct TmpFs {
     dev: u64,
     next_ino: AtomicU64,
-    /// Bytes of file data in use (page-rounded per file).
-    used: AtomicU64,
-    limit: u64,
+    /// The size limit: allocated file pages are charged to it.
+    quota: Arc<Quota>,
     /// Serializes namespace changes.
     ns: Mutex<()>,
 }
@@ -64,8 +77,7 @@ impl TmpFs {
         let fs = Arc::new(TmpFs {
             dev: abi::linux::makedev(0, NEXT_DEV_MINOR.fetch_add(1, Ordering::Relaxed) as u32),
             next_ino: AtomicU64::new(1),
-            used: AtomicU64::new(0),
-            limit,
+            quota: Quota::new(limit),
             ns: Mutex::new(()),
         });
         let root = TmpInode::new(&fs, S_IFDIR | (mode & 0o7777), 0, 0, 0, Kind::new_dir(0));
@@ -73,32 +85,6 @@ impl TmpFs {
             lock(d).parent_ino = root.ino;
         }
         root
-    }
-
-    fn charge(&self, old: u64, new: u64) -> Result<(), Errno> {
-        let round = |n: u64| n.div_ceil(PAGE) * PAGE;
-        let (o, n) = (round(old), round(new));
-        if n > o {
-            let delta = n - o;
-            let mut cur = self.used.load(Ordering::Relaxed);
-            loop {
-                if cur + delta > self.limit {
-                    return Err(Errno::ENOSPC);
-                }
-                match self.used.compare_exchange_weak(
-                    cur,
-                    cur + delta,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return Ok(()),
-                    Err(c) => cur = c,
-                }
-            }
-        } else {
-            self.used.fetch_sub(o - n, Ordering::Relaxed);
-            Ok(())
-        }
     }
 }
 
@@ -150,7 +136,7 @@ impl DirData {
 
 enum Kind {
     Dir(Mutex<DirData>),
-    File(RwLock<Vec<u8>>),
+    File(Arc<PageStore>),
     Symlink(Vec<u8>),
     /// A named pipe.
     Fifo(crate::pipe::Fifo),
@@ -184,15 +170,6 @@ pub struct TmpInode {
 
 /// The xattr namespaces tmpfs stores (Linux tmpfs: trusted.* always, user.* since 6.6).
 const XATTR_PREFIXES: [&[u8]; 2] = [b"user.", b"trusted."];
-
-impl Drop for TmpInode {
-    fn drop(&mut self) {
-        if let Kind::File(d) = &self.kind {
-            let len = d.read().unwrap_or_else(|e| e.into_inner()).len() as u64;
-            let _ = self.fs.charge(len, 0);
-        }
-    }
-}
 
 fn as_tmp(i: &Arc<dyn Inode>) -> Option<&TmpInode> {
     i.as_any().and_then(|a| a.downcast_ref::<TmpInode>())
@@ -312,7 +289,7 @@ impl TmpInode {
         }
     }
 
-    fn file_data(&self) -> Option<&RwLock<Vec<u8>>> {
+    fn file_data(&self) -> Option<&Arc<PageStore>> {
         match &self.kind {
             Kind::File(d) => Some(d),
             _ => None,
@@ -321,7 +298,7 @@ impl TmpInode {
 
     fn size(&self) -> u64 {
         match &self.kind {
-            Kind::File(d) => d.read().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            Kind::File(d) => d.size(),
             Kind::Symlink(t) => t.len() as u64,
             // As Linux's tmpfs: a bogus 20 bytes per entry, "." and ".." included.
             Kind::Dir(d) => 20 * (2 + lock(d).entries.len() as u64),
@@ -334,13 +311,7 @@ impl TmpInode {
         if size > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        let mut v = d.write().unwrap_or_else(|e| e.into_inner());
-        let old = v.len() as u64;
-        if old != size {
-            self.fs.charge(old, size)?;
-            v.resize(size as usize, 0);
-        }
-        drop(v);
+        d.truncate(size)?;
         // truncate(2) updates mtime/ctime even when the size does not change only
         // via open(O_TRUNC); do it whenever asked, as tmpfs does for a change.
         let t = now();
@@ -352,37 +323,17 @@ impl TmpInode {
 
     fn read_data(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         let d = self.file_data().ok_or(Errno::EINVAL)?;
-        let v = d.read().unwrap_or_else(|e| e.into_inner());
-        let n = if off >= v.len() as u64 {
-            0
-        } else {
-            let s = off as usize;
-            let n = buf.len().min(v.len() - s);
-            buf[..n].copy_from_slice(&v[s..s + n]);
-            n
-        };
-        drop(v);
+        let n = d.read(buf, off);
         self.touch_atime();
         Ok(n)
     }
 
     fn write_data(&self, buf: &[u8], off: u64, append: bool) -> Result<(usize, u64), Errno> {
         let d = self.file_data().ok_or(Errno::EINVAL)?;
-        let mut v = d.write().unwrap_or_else(|e| e.into_inner());
-        let off = if append { v.len() as u64 } else { off };
-        if buf.is_empty() {
-            return Ok((0, off));
+        let (n, end) = d.write(buf, off, append)?;
+        if n == 0 {
+            return Ok((0, end));
         }
-        let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
-        if end > MAX_FILE_SIZE {
-            return Err(Errno::EFBIG);
-        }
-        if end > v.len() as u64 {
-            self.fs.charge(v.len() as u64, end)?;
-            v.resize(end as usize, 0);
-        }
-        v[off as usize..end as usize].copy_from_slice(buf);
-        drop(v);
         let t = now();
         let mut m = lock(&self.meta);
         m.mtime = t;
@@ -390,7 +341,7 @@ impl TmpInode {
         // TODO: a write by a caller without CAP_FSETID should clear set-user-ID
         // (and group-executable set-group-ID); the writer's credentials are not
         // known here yet.
-        Ok((buf.len(), end))
+        Ok((n, end))
     }
 
     fn make_stat(&self) -> Stat {
@@ -406,7 +357,10 @@ impl TmpInode {
             rdev: m.rdev,
             size: size as i64,
             blksize: PAGE as i64,
-            blocks: (size.div_ceil(PAGE) * (PAGE / 512)) as i64,
+            blocks: match &self.kind {
+                Kind::File(d) => d.blocks() as i64,
+                _ => (size.div_ceil(PAGE) * (PAGE / 512)) as i64,
+            },
             atime: m.atime,
             mtime: m.mtime,
             ctime: m.ctime,
@@ -474,8 +428,8 @@ impl Inode for TmpInode {
     }
 
     fn statfs(&self) -> Result<StatFs, Errno> {
-        let blocks = self.fs.limit / PAGE;
-        let used = self.fs.used.load(Ordering::Relaxed) / PAGE;
+        let blocks = self.fs.quota.limit() / PAGE;
+        let used = self.fs.quota.used() / PAGE;
         let free = blocks.saturating_sub(used);
         Ok(StatFs {
             fs_type: TMPFS_MAGIC,
@@ -499,7 +453,14 @@ impl Inode for TmpInode {
     fn create(&self, name: &[u8], mode: u32, uid: u32, gid: u32) -> Result<Arc<dyn Inode>, Errno> {
         check_name(name)?;
         let mode = S_IFREG | (mode & 0o7777);
-        self.add_new(name, mode, uid, gid, 0, Kind::File(RwLock::new(Vec::new())))
+        self.add_new(
+            name,
+            mode,
+            uid,
+            gid,
+            0,
+            Kind::File(PageStore::new(self.fs.quota.clone())),
+        )
     }
 
     fn tmpfile(
@@ -516,7 +477,7 @@ impl Inode for TmpInode {
             uid,
             gid,
             0,
-            Kind::File(RwLock::new(Vec::new())),
+            Kind::File(PageStore::new(self.fs.quota.clone())),
         );
         lock(&i.meta).nlink = 0;
         i.linkable.store(linkable, Ordering::Relaxed);
@@ -723,6 +684,13 @@ impl Inode for TmpInode {
     }
 
     fn setattr(&self, a: &SetAttr) -> Result<(), Errno> {
+        if let (Some(mode), Some(d)) = (a.mode, self.file_data()) {
+            // F_SEAL_EXEC: the execute bits may not change.
+            let cur = lock(&self.meta).mode;
+            if d.seals() & crate::pagestore::F_SEAL_EXEC != 0 && (cur ^ mode) & 0o111 != 0 {
+                return Err(Errno::EPERM);
+            }
+        }
         if let Some(size) = a.size {
             if self.is_dir() {
                 return Err(Errno::EISDIR);
@@ -792,17 +760,25 @@ impl Inode for TmpInode {
         Ok(())
     }
 
+    fn punch_hole(&self, off: u64, len: u64) -> Result<(), Errno> {
+        let d = self.file_data().ok_or(Errno::ENODEV)?;
+        d.punch_hole(off, len)?;
+        let t = now();
+        let mut m = lock(&self.meta);
+        m.mtime = t;
+        m.ctime = t;
+        Ok(())
+    }
+
     fn allocate(&self, off: u64, len: u64, keep_size: bool) -> Result<(), Errno> {
         let d = self.file_data().ok_or(Errno::ENODEV)?;
         let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        let mut v = d.write().unwrap_or_else(|e| e.into_inner());
-        if !keep_size && end > v.len() as u64 {
-            self.fs.charge(v.len() as u64, end)?;
-            v.resize(end as usize, 0);
-            drop(v);
+        let grew = !keep_size && end > d.size();
+        d.allocate(off, len, keep_size)?;
+        if grew {
             let t = now();
             let mut m = lock(&self.meta);
             m.mtime = t;
@@ -835,6 +811,25 @@ impl FileOps for TmpFile {
     }
     fn statfs(&self) -> Result<StatFs, Errno> {
         self.inode.statfs()
+    }
+    fn lseek(&self, st: &FileState, off: i64, whence: i32) -> Result<u64, Errno> {
+        let store = match self.inode.file_data() {
+            Some(d) if whence == libc::SEEK_DATA || whence == libc::SEEK_HOLE => d,
+            _ => return generic_lseek(st, off, whence, Some(self.inode.size())),
+        };
+        if off < 0 {
+            return Err(Errno::ENXIO);
+        }
+        let r = if whence == libc::SEEK_DATA {
+            store.seek_data(off as u64)?
+        } else {
+            store.seek_hole(off as u64)?
+        };
+        *st.offset() = r;
+        Ok(r)
+    }
+    fn page_store(&self) -> Option<Arc<PageStore>> {
+        self.inode.file_data().cloned()
     }
 }
 
@@ -933,7 +928,11 @@ mod tests {
         let ops = f.clone().open(libc::O_RDWR).unwrap();
         let chunk = vec![1u8; 512 << 10];
         ops.pwrite(&chunk, 0).unwrap();
+        // Sparse: only allocated pages count; a write that runs out is short.
+        assert_eq!(ops.pwrite(&chunk, 1 << 30), Ok(512 << 10));
         assert_eq!(ops.pwrite(&chunk, 1 << 20).err(), Some(Errno::ENOSPC));
+        assert_eq!(f.stat().unwrap().blocks, 2048);
+        assert_eq!(f.stat().unwrap().size, (1 << 30) + (512 << 10));
         drop(ops);
         r.unlink(b"big").unwrap();
         drop(f);

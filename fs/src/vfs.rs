@@ -1636,6 +1636,12 @@ impl Vfs {
         inotify::notify_dentry(&loc.dentry, inotify::IN_MODIFY);
         Ok(())
     }
+
+    /// fallocate(2) FALLOC_FL_PUNCH_HOLE on an open file's location.
+    pub fn punch_hole(&self, loc: &Location, off: u64, len: u64) -> Result<(), Errno> {
+        Self::want_write(loc)?;
+        loc.inode().punch_hole(off, len)
+    }
 }
 
 // ---- inotify (anon/inotify.rs) ----

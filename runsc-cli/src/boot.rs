@@ -178,6 +178,9 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     let client = Arc::new(gofer::Client::new(sock));
     let mf =
         Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
+    // tmpfs and memfd data live in the same memory file, so that shared
+    // mappings map file pages directly.
+    fs::pagestore::set_memory_file(mf.clone());
     let platform: Arc<dyn Platform> =
         platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
     // The root: the host's tree (read-only) under an in-memory overlay, so the

@@ -620,6 +620,7 @@ impl Task {
             if self.exiting.is_some() {
                 break;
             }
+            self.mm.refresh_after_truncations();
             let space = self.mm.address_space();
             match self.ctx.switch(space.as_ref(), &mut self.regs) {
                 Ok(Event::Syscall) => {
@@ -676,6 +677,18 @@ impl Task {
     /// A synchronous fault becomes a signal that cannot be blocked or ignored
     /// (Linux's force_sig_fault).
     fn fault(&mut self, signo: i32, code: i32, addr: u64) {
+        // Shared mappings of tmpfs files map the file's pages as they come: a
+        // page not mapped yet faults in here (SEGV_MAPERR), or is SIGBUS past
+        // end of file.
+        if signo == libc::SIGSEGV && code == 1 {
+            match self.mm.handle_fault(addr) {
+                Some(true) => return,
+                Some(false) => {
+                    return self.fault(libc::SIGBUS, 2 /* BUS_ADRERR */, addr);
+                }
+                None => {}
+            }
+        }
         // The pages of a file mapping past end of file are left unmapped; the
         // host reports SIGSEGV there, Linux reports SIGBUS.
         let (signo, code) = if signo == libc::SIGSEGV && self.mm.is_past_eof(addr) {

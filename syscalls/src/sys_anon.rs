@@ -356,5 +356,23 @@ fn sys_memfd_create(t: &mut Task, a: &Args) -> SysResult {
             Errno::ENOSPC => Errno::ENOMEM,
             e => e,
         })?;
+    if let Some(store) = f.ops().page_store() {
+        if flags & MFD_ALLOW_SEALING != 0 {
+            store.allow_sealing();
+        }
+        if flags & MFD_NOEXEC_SEAL != 0 {
+            // MFD_NOEXEC_SEAL: not executable, and sealed so (it implies
+            // MFD_ALLOW_SEALING).
+            if let Some(loc) = f.location() {
+                let mode = loc.attr().mode & 0o7777 & !0o111;
+                loc.inode().setattr(&fs::SetAttr {
+                    mode: Some(mode),
+                    ..Default::default()
+                })?;
+            }
+            store.allow_sealing();
+            store.add_seals(fs::pagestore::F_SEAL_EXEC)?;
+        }
+    }
     install(t, f, flags & MFD_CLOEXEC != 0)
 }

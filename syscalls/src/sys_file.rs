@@ -471,6 +471,10 @@ fn do_open(t: &Task, dirfd: i32, path_addr: u64, how: OpenHow) -> SysResult {
     how.mode &= !t.fs.umask() & 0o7777;
     let f = t.kernel.vfs.open(&t.fs, &c, &start, &path, &how)?;
     fifo_wait_partner(t, &f, how.flags)?;
+    if how.flags & libc::O_TRUNC != 0 && f.ops().page_store().is_some() {
+        // Mapped pages of a truncated tmpfs file fault (SIGBUS) from now on.
+        t.mm.unmap_past_eof();
+    }
     install(t, f, how.flags & libc::O_CLOEXEC != 0)
 }
 
@@ -866,6 +870,16 @@ fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
         F_SETOWN | F_GETOWN | F_SETOWN_EX | F_GETOWN_EX | F_SETSIG | F_GETSIG => {
             fcntl_owner(t, &f, a.i32(1), a.u64(2))
         }
+        libc::F_ADD_SEALS => {
+            // Only tmpfs (memfd) files have seals; the fd must be writable.
+            let store = f.ops().page_store().ok_or(Errno::EINVAL)?;
+            if !f.writable() {
+                return Err(Errno::EPERM);
+            }
+            store.add_seals(a.u32(2))?;
+            Ok(0)
+        }
+        libc::F_GET_SEALS => Ok(f.ops().page_store().ok_or(Errno::EINVAL)?.seals() as u64),
         libc::F_GETPIPE_SZ => Ok(f.ops().pipe().ok_or(Errno::EBADF)?.capacity() as u64),
         libc::F_SETPIPE_SZ => {
             let pipe = f.ops().pipe().ok_or(Errno::EBADF)?;
@@ -1358,6 +1372,7 @@ fn sys_truncate(t: &mut Task, a: &Args) -> SysResult {
     t.kernel
         .vfs
         .setattr(&creds(t), &loc, &size_attr(a.u64(1)), false)?;
+    t.mm.unmap_past_eof();
     Ok(0)
 }
 
@@ -1371,7 +1386,10 @@ fn sys_ftruncate(t: &mut Task, a: &Args) -> SysResult {
             .kernel
             .vfs
             .setattr(&creds(t), loc, &size_attr(a.u64(1)), true)
-            .map(|_| 0),
+            .map(|_| {
+                t.mm.unmap_past_eof();
+                0
+            }),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -1505,8 +1523,11 @@ fn sys_fallocate(t: &mut Task, a: &Args) -> SysResult {
     if !f.writable() {
         return Err(Errno::EBADF);
     }
-    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
-        // Hole punching, range collapse/insert, zeroing: not yet.
+    const FALLOC_FL_PUNCH_HOLE: i32 = 2;
+    let punch = mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 && !punch {
+        // Range collapse/insert, zeroing: not yet (nor punching without
+        // KEEP_SIZE, which Linux rejects too).
         return Err(Errno::EOPNOTSUPP);
     }
     let loc = match f.location() {
@@ -1526,9 +1547,14 @@ fn sys_fallocate(t: &mut Task, a: &Args) -> SysResult {
     if loc.mount.read_only() {
         return Err(Errno::EROFS);
     }
-    // A file backed by a host fd (gofer) allocates on it; others in the inode.
+    // A file backed by a host fd (gofer) allocates (or punches) on it; others
+    // in the inode.
     if let Some(r) = f.ops().fallocate(mode, off as u64, len as u64) {
         r?;
+        return Ok(0);
+    }
+    if punch {
+        t.kernel.vfs.punch_hole(loc, off as u64, len as u64)?;
         return Ok(0);
     }
     t.kernel

@@ -1,4 +1,4 @@
-//! Memory syscalls: mmap, munmap, mprotect, mremap, brk, madvise.
+//! Memory syscalls: mmap, munmap, mprotect, mremap, brk, madvise, msync.
 
 use abi::sysno::*;
 use abi::{Errno, SysResult};
@@ -23,6 +23,7 @@ pub(crate) fn register(t: &mut Table) {
     t.add(BRK, sys_brk, &[Arg::Hex]);
     t.add(MADVISE, sys_madvise, &[Arg::Hex, Arg::UDec, Arg::Dec]);
     t.add(MLOCK, sys_mlock, &[Arg::Hex, Arg::UDec]);
+    t.add(MSYNC, sys_msync, &[Arg::Hex, Arg::UDec, Arg::Hex]);
     t.add(MUNLOCK, sys_mlock, &[Arg::Hex, Arg::UDec]);
 }
 
@@ -79,6 +80,17 @@ fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
         if shared && !file.writable() {
             max_prot &= !libc::PROT_WRITE;
         }
+        if let Some(store) = file.ops().page_store() {
+            // A memfd sealed against writes: no writable shared mapping, now or
+            // by a later mprotect.
+            let sealed = fs::pagestore::F_SEAL_WRITE | fs::pagestore::F_SEAL_FUTURE_WRITE;
+            if shared && store.seals() & sealed != 0 {
+                if prot & libc::PROT_WRITE != 0 {
+                    return Err(Errno::EPERM);
+                }
+                max_prot &= !libc::PROT_WRITE;
+            }
+        }
         let name = match file.location() {
             Some(loc) => t.kernel.vfs.path_of(&t.fs, loc),
             None => Vec::new(),
@@ -119,6 +131,10 @@ fn check_mappable(file: &fs::OpenFile, prot: i32, shared: bool) -> Result<(), Er
         return Err(Errno::EACCES);
     }
     Ok(())
+}
+
+fn sys_msync(t: &mut Task, a: &Args) -> SysResult {
+    t.mm.msync(a.u64(0), a.u64(1), a.i32(2)).map(|_| 0)
 }
 
 fn sys_munmap(t: &mut Task, a: &Args) -> SysResult {

@@ -38,6 +38,7 @@ pub const PROGRAMS: &[&str] = &[
     "xattr",
     "inotify",
     "locks",
+    "shm",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -175,6 +176,11 @@ fn conformance_file_read() {
 #[test]
 fn conformance_mm() {
     run_program("mm");
+}
+
+#[test]
+fn conformance_shm() {
+    run_program("shm");
 }
 
 #[test]

@@ -151,6 +151,54 @@ fn python3_listdir_json() {
     ]);
 }
 
+/// Shared memory from Python: multiprocessing's shared values and locks (POSIX
+/// semaphores and an arena in /dev/shm), shared_memory, and mmap of a memfd.
+const PYTHON_SHM: &str = r#"
+import mmap, os, multiprocessing as mp
+from multiprocessing import shared_memory
+
+def work(v, arr, lock):
+    for _ in range(200):
+        with lock:
+            v.value += 1
+    arr[os.getpid() % 4] += 0
+    arr[3] = 7
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    v, arr, lock = mp.Value("i", 0), mp.Array("i", 4), mp.Lock()
+    ps = [mp.Process(target=work, args=(v, arr, lock)) for _ in range(3)]
+    for p in ps: p.start()
+    for p in ps: p.join()
+    print("counter", v.value, "arr", list(arr))
+    s = shared_memory.SharedMemory(create=True, size=10000)
+    s.buf[:5] = b"hello"
+    t = shared_memory.SharedMemory(name=s.name)
+    print("shared_memory", bytes(t.buf[:5]))
+    t.close(); s.close(); s.unlink()
+    fd = os.memfd_create("py", 0)
+    os.ftruncate(fd, 8192)
+    m = mmap.mmap(fd, 8192)
+    m[4096:4101] = b"memfd"
+    print("memfd", os.pread(fd, 5, 4096), os.fstat(fd).st_size)
+    pid = os.fork()
+    if pid == 0:
+        m[0:5] = b"child"
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("after fork", m[0:5])
+"#;
+
+#[test]
+fn python3_shared_memory() {
+    require_file("/usr/bin/python3", "python3");
+    same_as_native(
+        Cmd::new(["/usr/bin/python3", "-c", PYTHON_SHM]),
+        0,
+        Compare::Exact,
+    );
+}
+
 #[test]
 fn python3_exit_code() {
     require_file("/usr/bin/python3", "python3");
@@ -1247,11 +1295,6 @@ fn sqlite3_wal_insert_and_read_back() {
 /// reads the last commit (WAL) and a second writer waits for the lock
 /// (sqlite's busy timeout over F_SETLK).
 #[test]
-#[ignore = "MAP_SHARED file mappings are not yet coherent between processes: the \
-            reader's mmap of test.db-shm (the WAL index) does not see the writer's \
-            header, so it retries (F_SETLK EAGAIN on the -shm locks, nanosleep) until \
-            the writer commits and then reads 10001 rows instead of 10000 \
-            (`runsc --strace do`); the locking itself behaves"]
 fn sqlite3_wal_concurrent_reader_and_writer() {
     sqlite_workload(
         "sqlite-conc",

@@ -2,6 +2,20 @@
 //! memory-file range backs each page, and mirrors every change into the
 //! platform's address space. Copy-in/copy-out go through the memory file, never
 //! through a workload pointer; a bad pointer is EFAULT.
+//!
+//! Mappings:
+//! - anonymous and private file mappings own a memory-file range (private file
+//!   mappings are filled from the file at mmap time: a snapshot);
+//! - shared anonymous mappings share one range ([`Backing`]) across fork;
+//! - shared mappings of tmpfs/memfd files map the file's own pages
+//!   ([`fs::pagestore::PageStore`]): pages the file has are mapped at mmap time,
+//!   the others come in on a fault ([`MemoryManager::handle_fault`]), past end of
+//!   file is SIGBUS;
+//! - shared mappings of other (gofer, host) files are a copy in a shared range
+//!   plus a clean copy: msync, munmap, exec and exit write the bytes that differ
+//!   back to the file with pwrite (never past its end). Between those points
+//!   read(2) of the file does not see writes through the mapping, nor the mapping
+//!   later writes to the file (msync with MS_INVALIDATE re-reads it).
 
 mod vma;
 
@@ -18,6 +32,10 @@ pub const MMAP_MIN_ADDR: u64 = 0x10000;
 
 /// Every protection bit.
 pub const PROT_ALL: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+
+/// Pages a fault on a shared tmpfs mapping brings in (the faulting one and
+/// those after it).
+const FAULT_AROUND: u64 = 64;
 
 /// Chunk size for filling file-backed mappings.
 const FILL_CHUNK: usize = 1 << 20;
@@ -38,6 +56,9 @@ pub struct MemoryManager {
     /// One past the highest mappable address.
     max_addr: u64,
     inner: Mutex<Inner>,
+    /// `fs::pagestore::mapped_truncations()` when this address space last
+    /// re-mapped its shared tmpfs mappings.
+    truncations_seen: std::sync::atomic::AtomicU64,
 }
 
 fn platform_err(e: platform::PlatformError) -> Errno {
@@ -57,6 +78,7 @@ impl MemoryManager {
                 brk: 0,
                 mmap_base: max_addr,
             }),
+            truncations_seen: std::sync::atomic::AtomicU64::new(fs::pagestore::mapped_truncations()),
         }
     }
 
@@ -97,6 +119,17 @@ impl MemoryManager {
                 return Err(Errno::EOVERFLOW);
             }
         }
+        // Shared mappings of files whose data is in our memory file map the
+        // file's own pages.
+        let map_ref = match (&opts.source, opts.shared) {
+            (MmapSource::File { file, .. }, true) => match file.page_store() {
+                Some(store) if Arc::ptr_eq(store.memory_file(), &self.mf) => Some(Arc::new(
+                    store.map_ref(opts.max_prot & libc::PROT_WRITE != 0)?,
+                )),
+                _ => None,
+            },
+            _ => None,
+        };
         let mut inner = self.inner.lock().unwrap();
         let addr = if opts.fixed || opts.noreplace {
             if !opts.addr.is_multiple_of(PAGE_SIZE) {
@@ -118,6 +151,27 @@ impl MemoryManager {
             self.find_free(&inner, page_down(opts.addr), len)?
         };
         self.unmap_locked(&mut inner, addr, len)?;
+        if let (Some(map_ref), MmapSource::File { file, offset, name }) = (map_ref, &opts.source) {
+            let vma = Vma {
+                start: addr,
+                end: addr + len,
+                prot: opts.prot,
+                max_prot: opts.max_prot,
+                shared: true,
+                mf_offset: 0,
+                file: Some((file.clone(), *offset)),
+                name: name.clone(),
+                backing: None,
+                eof: u64::MAX,
+                pages: Some(map_ref),
+            };
+            if let Err(e) = self.map_existing(&vma, addr, addr + len) {
+                let _ = self.space.unmap(addr, len);
+                return Err(platform_err(e));
+            }
+            inner.vmas.insert(addr, vma);
+            return Ok(addr);
+        }
         let off = self.mf.allocate(len)?;
         let (file, name, eof) = match &opts.source {
             MmapSource::Anonymous => (None, Vec::new(), u64::MAX),
@@ -142,11 +196,29 @@ impl MemoryManager {
             self.mf.release(off, len);
             return Err(platform_err(e));
         }
+        // A writable shared mapping of a file whose data lives elsewhere keeps a
+        // clean copy, to find the pages to write back.
+        let clean = if opts.shared && file.is_some() && opts.max_prot & libc::PROT_WRITE != 0 {
+            match self.mf.allocate(len) {
+                Ok(c) => {
+                    self.mf.copy_sparse(off, c, len);
+                    Some(c)
+                }
+                Err(e) => {
+                    let _ = self.space.unmap(addr, len);
+                    self.mf.release(off, len);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let backing = opts.shared.then(|| {
             Arc::new(Backing {
                 mf: self.mf.clone(),
                 off,
                 len,
+                clean,
             })
         });
         let vma = Vma {
@@ -160,9 +232,263 @@ impl MemoryManager {
             name,
             backing,
             eof,
+            pages: None,
         };
         inner.vmas.insert(addr, vma);
         Ok(addr)
+    }
+
+    /// Maps the pages of `[s, e)` of a file-page VMA that the file has now, runs
+    /// of pages contiguous in the memory file at once.
+    fn map_existing(&self, v: &Vma, s: u64, e: u64) -> Result<(), platform::PlatformError> {
+        let Some(store) = v.store() else {
+            return Ok(());
+        };
+        let first = v.file_offset(s) / PAGE_SIZE;
+        let pages = store.existing_pages(first, (e - s) / PAGE_SIZE);
+        let mut i = 0;
+        while i < pages.len() {
+            let (idx0, off0) = pages[i];
+            let mut j = i + 1;
+            while j < pages.len()
+                && pages[j].0 == idx0 + (j - i) as u64
+                && pages[j].1 == off0 + (j - i) as u64 * PAGE_SIZE
+            {
+                j += 1;
+            }
+            let va = s + (idx0 - first) * PAGE_SIZE;
+            self.space
+                .map(va, (j - i) as u64 * PAGE_SIZE, off0, v.prot)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// A fault at an unmapped address (SEGV_MAPERR): for a shared mapping of a
+    /// memory-file-backed file, brings in the file's page (allocating a hole)
+    /// and returns Some(true) to retry, or Some(false) when the page is past end
+    /// of file or cannot be allocated (SIGBUS). None: not such a mapping.
+    pub fn handle_fault(&self, addr: u64) -> Option<bool> {
+        let inner = self.inner.lock().unwrap();
+        let v = match inner.vmas.range(..=addr).next_back() {
+            Some((_, v)) if v.end > addr => v,
+            _ => return None,
+        };
+        let store = v.store()?;
+        if v.prot == libc::PROT_NONE {
+            return None;
+        }
+        let page = page_down(addr);
+        // Fault-around: the pages after it in the mapping come in too (holes
+        // allocated), as a fault costs a round trip to the sentry.
+        let e = page.saturating_add(FAULT_AROUND * PAGE_SIZE).min(v.end);
+        let ahead = (e - page) / PAGE_SIZE - 1;
+        if store
+            .fault_in(v.file_offset(page) / PAGE_SIZE, ahead)
+            .is_err()
+        {
+            return Some(false);
+        }
+        Some(self.map_existing(v, page, e).is_ok())
+    }
+
+    /// After a truncate by this process: unmaps the pages of its shared tmpfs
+    /// mappings that are now past end of file, so touching them faults (SIGBUS).
+    /// Other processes catch up in [`MemoryManager::refresh_after_truncations`].
+    pub fn unmap_past_eof(&self) {
+        let inner = self.inner.lock().unwrap();
+        for v in inner.vmas.values() {
+            let Some(store) = v.store() else { continue };
+            let eof = store.size_pages() * PAGE_SIZE;
+            let fstart = v.file_offset(v.start);
+            let from = if eof <= fstart {
+                v.start
+            } else {
+                v.start.saturating_add(eof - fstart)
+            };
+            if from < v.end {
+                if let Err(e) = self.space.unmap(from, v.end - from) {
+                    tracing::warn!("unmapping truncated file pages failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Called before the workload runs: if some process truncated a mapped
+    /// tmpfs file since we last looked, re-maps our shared tmpfs mappings from
+    /// the files' current pages, so that pages taken away fault (SIGBUS past
+    /// end of file) and new ones show. One atomic load when nothing happened.
+    /// Until a thread of this process next enters the sentry it still sees the
+    /// old pages (the platform updates an address space only from its own
+    /// threads).
+    pub fn refresh_after_truncations(&self) {
+        use std::sync::atomic::Ordering;
+        let now = fs::pagestore::mapped_truncations();
+        if self.truncations_seen.load(Ordering::Acquire) == now {
+            return;
+        }
+        self.truncations_seen.store(now, Ordering::Release);
+        let inner = self.inner.lock().unwrap();
+        for v in inner.vmas.values().filter(|v| v.pages.is_some()) {
+            let res = self
+                .space
+                .unmap(v.start, v.len())
+                .and_then(|_| self.map_existing(v, v.start, v.end));
+            if let Err(e) = res {
+                tracing::warn!("re-mapping a truncated file failed: {e}");
+            }
+        }
+    }
+
+    /// The memory-file offset of `addr` in `v`, and the end of the range that is
+    /// contiguous with it there (at most `end`). EFAULT past end of file.
+    fn translate(v: &Vma, addr: u64, end: u64) -> Result<(u64, u64), Errno> {
+        match v.store() {
+            Some(store) => {
+                let page = page_down(addr);
+                let off = store
+                    .page_for_map(v.file_offset(page) / PAGE_SIZE)
+                    .map_err(|_| Errno::EFAULT)?;
+                Ok((off + (addr - page), (page + PAGE_SIZE).min(v.end).min(end)))
+            }
+            None => Ok((v.mf_offset + (addr - v.start), v.end.min(end))),
+        }
+    }
+
+    /// Writes what changed in `[s, e)` of a shared mapping of a file whose data
+    /// lives outside the memory file back to the file (msync, munmap, exit):
+    /// the bytes that differ from the clean copy, never past end of file (a
+    /// mapping never extends its file).
+    fn writeback(mf: &MemoryFile, v: &Vma, s: u64, e: u64) -> Result<(), Errno> {
+        let (Some(b), Some((file, foff))) = (&v.backing, &v.file) else {
+            return Ok(());
+        };
+        let Some(clean) = b.clean else {
+            return Ok(());
+        };
+        let size = match file.size() {
+            Some(n) => n,
+            None => return Ok(()),
+        };
+        let mut res = Ok(());
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        let mut old = vec![0u8; PAGE_SIZE as usize];
+        let mut cur = s;
+        while cur < e.min(v.eof) {
+            let moff = v.mf_offset + (cur - v.start);
+            let coff = clean + (moff - b.off);
+            mf.read_at(moff, &mut page);
+            mf.read_at(coff, &mut old);
+            if page != old {
+                let fo = foff + (cur - v.start);
+                // Only the bytes that changed go back, so that writes others
+                // made to the rest of the page survive.
+                let n = size.saturating_sub(fo).min(PAGE_SIZE) as usize;
+                let mut ok = true;
+                let mut i = 0;
+                while i < n && ok {
+                    if page[i] == old[i] {
+                        i += 1;
+                        continue;
+                    }
+                    // A run of changes, joined across gaps of fewer than 32
+                    // unchanged bytes (one pwrite rather than many tiny ones).
+                    let mut j = i + 1;
+                    let mut k = j;
+                    while k < n && k - j < 32 {
+                        if page[k] != old[k] {
+                            j = k + 1;
+                        }
+                        k += 1;
+                    }
+                    while i < j {
+                        match file.write_back(fo + i as u64, &page[i..j]) {
+                            Ok(0) => {
+                                res = Err(Errno::EIO);
+                                ok = false;
+                                break;
+                            }
+                            Ok(k) => i += k,
+                            Err(err) => {
+                                res = Err(err);
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if ok {
+                    mf.write_at(coff, &page);
+                }
+            }
+            cur += PAGE_SIZE;
+        }
+        res
+    }
+
+    /// msync(MS_INVALIDATE) of a shared mapping of a gofer/host file, after its
+    /// dirty pages went back: reads `[s, e)` from the file again, so the mapping
+    /// sees writes made to the file since it was mapped.
+    fn reload(&self, v: &Vma, s: u64, e: u64) -> Result<(), Errno> {
+        let (Some(b), Some((file, _))) = (&v.backing, &v.file) else {
+            return Ok(());
+        };
+        let e = e.min(v.eof);
+        if s >= e {
+            return Ok(());
+        }
+        let off = v.mf_offset + (s - v.start);
+        self.mf.punch(off, e - s);
+        self.fill_from_file(off, e - s, file.as_ref(), v.file_offset(s))?;
+        if let Some(clean) = b.clean {
+            let coff = clean + (off - b.off);
+            self.mf.punch(coff, e - s);
+            self.mf.copy_sparse(off, coff, e - s);
+        }
+        Ok(())
+    }
+
+    /// msync(2): writes shared mappings of gofer/host files back (MS_SYNC and
+    /// MS_ASYNC alike, synchronously); with MS_INVALIDATE they then re-read the
+    /// file. tmpfs mappings are the file's pages: nothing to do.
+    pub fn msync(&self, addr: u64, len: u64, flags: i32) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE)
+            || flags & !(libc::MS_ASYNC | libc::MS_INVALIDATE | libc::MS_SYNC) != 0
+            || (flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_up(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let inner = self.inner.lock().unwrap();
+        let mut cur = addr;
+        let mut unmapped = false;
+        let mut res = Ok(());
+        for (_, v) in inner.vmas.range(..end) {
+            if v.end <= cur {
+                continue;
+            }
+            if v.start > cur {
+                unmapped = true;
+            }
+            let s = v.start.max(cur);
+            let e = v.end.min(end);
+            if let Err(err) = Self::writeback(&self.mf, v, s, e) {
+                res = Err(err);
+            } else if flags & libc::MS_INVALIDATE != 0 {
+                if let Err(err) = self.reload(v, s, e) {
+                    res = Err(err);
+                }
+            }
+            cur = e;
+        }
+        if cur < end || unmapped {
+            return Err(Errno::ENOMEM);
+        }
+        res
     }
 
     /// Copies the file's bytes from `file_off` into `[off, off+len)`; returns how
@@ -247,6 +573,13 @@ impl MemoryManager {
         if keys.is_empty() {
             return Ok(());
         }
+        for k in &keys {
+            if let Some(v) = inner.vmas.get(k) {
+                if let Err(e) = Self::writeback(&self.mf, v, v.start, v.end) {
+                    tracing::warn!("write-back of a shared mapping failed: {e}");
+                }
+            }
+        }
         self.space.unmap(start, len).map_err(platform_err)?;
         for k in keys {
             let v = inner.vmas.remove(&k).unwrap();
@@ -300,6 +633,13 @@ impl MemoryManager {
         Self::split_at(&mut inner, addr);
         Self::split_at(&mut inner, end);
         for (_, v) in inner.vmas.range_mut(addr..end) {
+            if v.pages.is_some() {
+                // Only some of the file's pages may be mapped: map those anew.
+                v.prot = prot;
+                self.space.unmap(v.start, v.len()).map_err(platform_err)?;
+                self.map_existing(v, v.start, v.end).map_err(platform_err)?;
+                continue;
+            }
             let top = v.end.min(v.eof);
             if top > v.start {
                 self.space
@@ -362,6 +702,11 @@ impl MemoryManager {
             }
             return Ok(old);
         }
+        if vma.pages.is_some() {
+            return self.mremap_file_pages(
+                &mut inner, &vma, vstart, old, old_len, new_len, fixed, may_move, new_addr,
+            );
+        }
         let mf_off = vma.mf_offset + (old - vstart);
         // Grow in place when the VMA ends here and the following range is free.
         let grow_end = old.checked_add(new_len).filter(|e| *e <= self.max_addr);
@@ -370,10 +715,34 @@ impl MemoryManager {
                 if !Self::overlaps(&inner, old_end, ge)
                     && self.mf.try_extend(mf_off, old_len, new_len)
                 {
-                    self.map_upto(old_end, ge - old_end, mf_off + old_len, vma.prot, vma.eof)
-                        .map_err(platform_err)?;
+                    // A grown file mapping shows the file's bytes in its new part.
+                    let mut eof = vma.eof;
+                    if let Some((f, fo)) = &vma.file {
+                        let foff = fo + (old - vstart) + old_len;
+                        let grown = new_len - old_len;
+                        match self.fill_from_file(mf_off + old_len, grown, f.as_ref(), foff) {
+                            Ok(n) => {
+                                let mapped = page_up(n).unwrap_or(grown);
+                                if eof == u64::MAX && mapped < grown {
+                                    eof = old_end + mapped;
+                                }
+                            }
+                            Err(e) => {
+                                self.mf.release(mf_off + old_len, grown);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    if let Err(e) =
+                        self.map_upto(old_end, ge - old_end, mf_off + old_len, vma.prot, eof)
+                    {
+                        self.mf.release(mf_off + old_len, new_len - old_len);
+                        return Err(platform_err(e));
+                    }
                     Self::split_at(&mut inner, old);
-                    inner.vmas.get_mut(&old).unwrap().end = ge;
+                    let v = inner.vmas.get_mut(&old).unwrap();
+                    v.end = ge;
+                    v.eof = eof;
                     return Ok(old);
                 }
             }
@@ -388,21 +757,83 @@ impl MemoryManager {
             self.find_free(&inner, 0, new_len)?
         };
         // Move: new backing, copy the kept bytes, map, then drop the old range.
+        // A shared mapping writes its dirty pages back first and gets a backing
+        // of its own (processes it was shared with by fork keep the old one).
+        let old_piece = Vma {
+            start: old,
+            end: old_end,
+            mf_offset: mf_off,
+            file: vma
+                .file
+                .as_ref()
+                .map(|(f, o)| (f.clone(), o + (old - vstart))),
+            ..vma.clone()
+        };
+        if let Err(e) = Self::writeback(&self.mf, &old_piece, old, old_end) {
+            tracing::warn!("write-back of a shared mapping failed: {e}");
+        }
         let off = self.mf.allocate(new_len)?;
         self.mf.copy_within(mf_off, off, old_len.min(new_len));
-        let eof = if vma.eof == u64::MAX {
-            u64::MAX
-        } else {
-            dest + vma.eof.saturating_sub(old)
-        };
-        if let Err(e) = self.map_upto(dest, new_len, off, vma.prot, eof) {
-            self.mf.release(off, new_len);
-            return Err(platform_err(e));
-        }
         let file = vma
             .file
             .as_ref()
             .map(|(f, o)| (f.clone(), o + (old - vstart)));
+        let mut eof = if vma.eof == u64::MAX {
+            u64::MAX
+        } else {
+            dest + vma.eof.saturating_sub(old)
+        };
+        // A grown file mapping shows the file's bytes in its new part too.
+        if let (Some((f, fo)), true) = (&file, new_len > old_len) {
+            let n = match self.fill_from_file(
+                off + old_len,
+                new_len - old_len,
+                f.as_ref(),
+                fo + old_len,
+            ) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.mf.release(off, new_len);
+                    return Err(e);
+                }
+            };
+            let mapped = old_len + page_up(n).unwrap_or(new_len);
+            if eof == u64::MAX && mapped < new_len {
+                eof = dest + mapped;
+            }
+        }
+        let backing = match &vma.backing {
+            None => None,
+            Some(b) => {
+                let clean = match b.clean {
+                    None => None,
+                    Some(_) => match self.mf.allocate(new_len) {
+                        Ok(c) => {
+                            self.mf.copy_sparse(off, c, new_len);
+                            Some(c)
+                        }
+                        Err(e) => {
+                            self.mf.release(off, new_len);
+                            return Err(e);
+                        }
+                    },
+                };
+                Some(Arc::new(Backing {
+                    mf: self.mf.clone(),
+                    off,
+                    len: new_len,
+                    clean,
+                }))
+            }
+        };
+        if let Err(e) = self.map_upto(dest, new_len, off, vma.prot, eof) {
+            match backing {
+                // Its drop releases the range (and the clean copy).
+                Some(b) => drop(b),
+                None => self.mf.release(off, new_len),
+            }
+            return Err(platform_err(e));
+        }
         self.unmap_locked(&mut inner, old, old_len)?;
         inner.vmas.insert(
             dest,
@@ -412,9 +843,64 @@ impl MemoryManager {
                 mf_offset: off,
                 file,
                 eof,
+                backing,
                 ..vma
             },
         );
+        Ok(dest)
+    }
+
+    /// mremap of a shared mapping of memory-file-backed file pages: the new
+    /// range maps the same file pages.
+    #[allow(clippy::too_many_arguments)]
+    fn mremap_file_pages(
+        &self,
+        inner: &mut Inner,
+        vma: &Vma,
+        vstart: u64,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        fixed: bool,
+        may_move: bool,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        let old_end = old + old_len;
+        let grow_end = old.checked_add(new_len).filter(|e| *e <= self.max_addr);
+        if !fixed && old_end == vma.end {
+            if let Some(ge) = grow_end {
+                if !Self::overlaps(inner, old_end, ge) {
+                    Self::split_at(inner, old);
+                    let v = inner.vmas.get_mut(&old).unwrap();
+                    v.end = ge;
+                    let v = v.clone();
+                    self.map_existing(&v, old_end, ge).map_err(platform_err)?;
+                    return Ok(old);
+                }
+            }
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = if fixed {
+            self.unmap_locked(inner, new_addr, new_len)?;
+            new_addr
+        } else {
+            self.find_free(inner, 0, new_len)?
+        };
+        let nv = Vma {
+            start: dest,
+            end: dest + new_len,
+            file: vma
+                .file
+                .as_ref()
+                .map(|(f, o)| (f.clone(), o + (old - vstart))),
+            ..vma.clone()
+        };
+        self.unmap_locked(inner, old, old_len)?;
+        inner.vmas.insert(dest, nv.clone());
+        self.map_existing(&nv, dest, dest + new_len)
+            .map_err(platform_err)?;
         Ok(dest)
     }
 
@@ -455,6 +941,7 @@ impl MemoryManager {
                     name: b"[heap]".to_vec(),
                     backing: None,
                     eof: u64::MAX,
+                    pages: None,
                 },
             );
         } else if new_top < old_top
@@ -492,6 +979,7 @@ impl MemoryManager {
             | libc::MADV_UNMERGEABLE
             | libc::MADV_COLD
             | libc::MADV_PAGEOUT => return self.check_mapped(addr, end),
+            libc::MADV_REMOVE => return self.madvise_remove(addr, end),
             _ => return Err(Errno::EINVAL),
         }
         let inner = self.inner.lock().unwrap();
@@ -505,6 +993,31 @@ impl MemoryManager {
             self.mf.punch(off, e - s);
             if let Some((f, fo)) = &v.file {
                 self.fill_from_file(off, e - s, f.as_ref(), fo + (s - v.start))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// MADV_REMOVE: frees the file pages behind a shared writable mapping (a
+    /// hole punched in a tmpfs file; zeros in shared anonymous memory). EACCES
+    /// for other mappings; EOPNOTSUPP for shared mappings of gofer/host files.
+    fn madvise_remove(&self, addr: u64, end: u64) -> Result<(), Errno> {
+        let inner = self.inner.lock().unwrap();
+        let vmas = Self::covering(&inner, addr, end)?;
+        for v in &vmas {
+            if !v.shared || v.prot & libc::PROT_WRITE == 0 {
+                return Err(Errno::EACCES);
+            }
+            if v.pages.is_none() && v.file.is_some() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+        }
+        for v in vmas {
+            let s = v.start.max(addr);
+            let e = v.end.min(end);
+            match v.store() {
+                Some(store) => store.punch_hole(v.file_offset(s), e - s)?,
+                None => self.mf.punch(v.mf_offset + (s - v.start), e - s),
             }
         }
         Ok(())
@@ -557,11 +1070,8 @@ impl MemoryManager {
             if v.prot & need != need || cur >= v.eof {
                 return Err(Errno::EFAULT);
             }
-            let e = v.end.min(end);
-            f(
-                v.mf_offset + (cur - v.start),
-                (cur - addr) as usize..(e - addr) as usize,
-            );
+            let (off, e) = Self::translate(v, cur, end)?;
+            f(off, (cur - addr) as usize..(e - addr) as usize);
             cur = e;
         }
         Ok(())
@@ -638,13 +1148,21 @@ impl MemoryManager {
     /// (SIGBUS rather than SIGSEGV).
     pub fn is_past_eof(&self, addr: u64) -> bool {
         let inner = self.inner.lock().unwrap();
-        matches!(inner.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && addr >= v.eof)
+        match inner.vmas.range(..=addr).next_back() {
+            Some((_, v)) if v.end > addr => match v.store() {
+                // PROT_NONE faults are SIGSEGV wherever they are.
+                Some(_) if v.prot == libc::PROT_NONE => false,
+                Some(store) => v.file_offset(page_down(addr)) >= store.size_pages() * PAGE_SIZE,
+                None => addr >= v.eof,
+            },
+            _ => false,
+        }
     }
 
     /// Frees a removed VMA's memory: private ranges at once, shared ones when the
     /// last mapping of their backing goes.
     fn release_vma(mf: &MemoryFile, v: &Vma) {
-        if v.backing.is_none() {
+        if v.backing.is_none() && v.pages.is_none() {
             mf.release(v.mf_offset, v.len());
         }
     }
@@ -662,17 +1180,22 @@ impl MemoryManager {
             ci.mmap_base = inner.mmap_base;
             for v in inner.vmas.values() {
                 let mut nv = v.clone();
-                if v.backing.is_none() {
+                if v.backing.is_none() && v.pages.is_none() {
                     let off = self.mf.allocate(v.len())?;
                     self.mf.copy_sparse(v.mf_offset, off, v.len());
                     nv.mf_offset = off;
                 }
                 // Insert first so that a failure below releases it with the child.
                 ci.vmas.insert(nv.start, nv.clone());
-                child
-                    .space
-                    .map(nv.start, nv.len(), nv.mf_offset, nv.prot)
-                    .map_err(platform_err)?;
+                if nv.pages.is_some() {
+                    child
+                        .map_existing(&nv, nv.start, nv.end)
+                        .map_err(platform_err)?;
+                } else {
+                    child
+                        .map_upto(nv.start, nv.len(), nv.mf_offset, nv.prot, nv.eof)
+                        .map_err(platform_err)?;
+                }
             }
         }
         Ok(child)
@@ -684,6 +1207,9 @@ impl MemoryManager {
         let inner = self.inner.lock().unwrap();
         match inner.vmas.range(..=addr).next_back() {
             Some((_, v)) if v.end > addr => {
+                if v.pages.is_some() {
+                    return Self::translate(v, addr, addr + 1).map(|(o, _)| Some(o));
+                }
                 Ok(v.backing.as_ref().map(|_| v.mf_offset + (addr - v.start)))
             }
             _ => Err(Errno::EFAULT),
@@ -699,7 +1225,8 @@ impl MemoryManager {
         let inner = self.inner.lock().unwrap();
         match inner.vmas.range(..=addr).next_back() {
             Some((_, v)) if v.end > addr && v.prot & libc::PROT_WRITE != 0 => {
-                Ok(self.mf.update_u32(v.mf_offset + (addr - v.start), f))
+                let (off, _) = Self::translate(v, addr, addr + 4)?;
+                Ok(self.mf.update_u32(off, f))
             }
             _ => Err(Errno::EFAULT),
         }
@@ -711,7 +1238,15 @@ impl MemoryManager {
         inner
             .vmas
             .values()
-            .map(|v| self.mf.data_bytes(v.mf_offset, v.len()))
+            .map(|v| match v.store() {
+                Some(store) => {
+                    store
+                        .existing_pages(v.file_offset(v.start) / PAGE_SIZE, v.len() / PAGE_SIZE)
+                        .len() as u64
+                        * PAGE_SIZE
+                }
+                None => self.mf.data_bytes(v.mf_offset, v.len()),
+            })
             .sum::<u64>()
             / 1024
     }
@@ -725,6 +1260,9 @@ impl MemoryManager {
     pub fn release_all(&self) {
         let mut inner = self.inner.lock().unwrap();
         for (_, v) in std::mem::take(&mut inner.vmas) {
+            if let Err(e) = Self::writeback(&self.mf, &v, v.start, v.end) {
+                tracing::warn!("write-back of a shared mapping failed: {e}");
+            }
             Self::release_vma(&self.mf, &v);
         }
     }
@@ -732,8 +1270,11 @@ impl MemoryManager {
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut().unwrap();
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         for (_, v) in std::mem::take(&mut inner.vmas) {
+            if let Err(e) = Self::writeback(&self.mf, &v, v.start, v.end) {
+                tracing::warn!("write-back of a shared mapping failed: {e}");
+            }
             Self::release_vma(&self.mf, &v);
         }
     }

@@ -281,3 +281,220 @@ proptest! {
         }
     }
 }
+
+/// A host file: bytes in memory, recording write-backs.
+struct FakeHostFile {
+    data: std::sync::Mutex<Vec<u8>>,
+    writes: std::sync::Mutex<Vec<(u64, usize)>>,
+}
+
+impl fs::ReadAt for FakeHostFile {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let d = self.data.lock().unwrap();
+        let s = (off as usize).min(d.len());
+        let n = buf.len().min(d.len() - s);
+        buf[..n].copy_from_slice(&d[s..s + n]);
+        Ok(n)
+    }
+    fn write_back(&self, off: u64, buf: &[u8]) -> Result<usize, Errno> {
+        let mut d = self.data.lock().unwrap();
+        let end = off as usize + buf.len();
+        if end > d.len() {
+            d.resize(end, 0);
+        }
+        d[off as usize..end].copy_from_slice(buf);
+        self.writes.lock().unwrap().push((off, buf.len()));
+        Ok(buf.len())
+    }
+    fn size(&self) -> Option<u64> {
+        Some(self.data.lock().unwrap().len() as u64)
+    }
+}
+
+fn file_opts(file: Arc<dyn fs::ReadAt>, len: u64, shared: bool) -> MmapOpts {
+    MmapOpts {
+        shared,
+        source: MmapSource::File {
+            file,
+            offset: 0,
+            name: b"/f".to_vec(),
+        },
+        ..MmapOpts::anon(len, RW)
+    }
+}
+
+#[test]
+fn shared_host_file_msync_writes_back_dirty_pages() {
+    let mm = new_mm();
+    let f = Arc::new(FakeHostFile {
+        data: std::sync::Mutex::new(vec![b'a'; 5000]),
+        writes: Default::default(),
+    });
+    let a = mm.mmap(file_opts(f.clone(), 2 * PAGE_SIZE, true)).unwrap();
+    mm.copy_out(a + 10, b"XY").unwrap();
+    // Past end of file inside the last page: never written back.
+    mm.copy_out(a + 6000, b"zz").unwrap();
+    assert_eq!(f.data.lock().unwrap()[10], b'a', "not before msync");
+    assert_eq!(
+        mm.msync(a + 1, PAGE_SIZE, libc::MS_SYNC),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        mm.msync(a, PAGE_SIZE, libc::MS_SYNC | libc::MS_ASYNC),
+        Err(Errno::EINVAL)
+    );
+    mm.msync(a, 2 * PAGE_SIZE, libc::MS_SYNC).unwrap();
+    {
+        let d = f.data.lock().unwrap();
+        assert_eq!(&d[10..12], b"XY");
+        assert_eq!(d.len(), 5000, "a mapping never extends its file");
+    }
+    // Only the changed bytes went back; page 1 changed only past EOF.
+    assert_eq!(*f.writes.lock().unwrap(), vec![(10, 2)]);
+    // Nothing dirty: nothing written.
+    f.writes.lock().unwrap().clear();
+    mm.msync(a, 2 * PAGE_SIZE, libc::MS_ASYNC).unwrap();
+    assert!(f.writes.lock().unwrap().is_empty());
+    // MS_INVALIDATE re-reads what others wrote to the file.
+    f.data.lock().unwrap()[20] = b'R';
+    mm.copy_out(a + 21, b"S").unwrap();
+    mm.msync(a, PAGE_SIZE, libc::MS_SYNC | libc::MS_INVALIDATE)
+        .unwrap();
+    let mut r = [0u8; 2];
+    mm.copy_in(a + 20, &mut r).unwrap();
+    assert_eq!(&r, b"RS");
+    // munmap writes back what changed since.
+    mm.copy_out(a + 4000, b"Q").unwrap();
+    mm.munmap(a, 2 * PAGE_SIZE).unwrap();
+    assert_eq!(f.data.lock().unwrap()[4000], b'Q');
+    assert_eq!(mm.msync(a, PAGE_SIZE, libc::MS_SYNC), Err(Errno::ENOMEM));
+}
+
+#[test]
+fn shared_host_file_written_back_at_exit_and_after_fork() {
+    let mm = new_mm();
+    let f = Arc::new(FakeHostFile {
+        data: std::sync::Mutex::new(vec![0; 100]),
+        writes: Default::default(),
+    });
+    let a = mm.mmap(file_opts(f.clone(), PAGE_SIZE, true)).unwrap();
+    let child = mm.fork(Arc::new(platform::null::NullAddressSpace)).unwrap();
+    child.copy_out(a + 1, b"c").unwrap();
+    // The child sees the parent's memory (one shared backing) ...
+    let mut b = [0u8; 1];
+    mm.copy_in(a + 1, &mut b).unwrap();
+    assert_eq!(&b, b"c");
+    // ... and its exit writes it back.
+    drop(child);
+    assert_eq!(f.data.lock().unwrap()[1], b'c');
+    mm.copy_out(a + 2, b"p").unwrap();
+    mm.release_all();
+    assert_eq!(f.data.lock().unwrap()[2], b'p');
+    // A private mapping never writes back.
+    let p = mm.mmap(file_opts(f.clone(), PAGE_SIZE, false)).unwrap();
+    mm.copy_out(p + 3, b"x").unwrap();
+    mm.munmap(p, PAGE_SIZE).unwrap();
+    assert_eq!(f.data.lock().unwrap()[3], 0);
+}
+
+/// A tmpfs-like file: its data in a page store in the MM's memory file.
+struct StoreFile(Arc<fs::pagestore::PageStore>);
+
+impl fs::ReadAt for StoreFile {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        Ok(self.0.read(buf, off))
+    }
+    fn page_store(&self) -> Option<Arc<fs::pagestore::PageStore>> {
+        Some(self.0.clone())
+    }
+}
+
+#[test]
+fn shared_tmpfs_mapping_is_the_files_pages() {
+    let mm = new_mm();
+    let quota = fs::pagestore::Quota::new(1 << 20);
+    let store = fs::pagestore::PageStore::new_in(mm.mf.clone(), quota.clone());
+    store.truncate(PAGE_SIZE + 10).unwrap();
+    let f: Arc<dyn fs::ReadAt> = Arc::new(StoreFile(store.clone()));
+    let a = mm.mmap(file_opts(f.clone(), 3 * PAGE_SIZE, true)).unwrap();
+    assert_eq!(store.allocated_pages(), 0, "mapping allocates nothing");
+    // Writes through the mapping are the file's; write(2) shows through.
+    mm.copy_out(a + PAGE_SIZE + 1, b"map").unwrap();
+    let mut b = [0u8; 3];
+    assert_eq!(store.read(&mut b, PAGE_SIZE + 1), 3);
+    assert_eq!(&b, b"map");
+    store.write(b"wr", 5, false).unwrap();
+    mm.copy_in(a + 5, &mut b[..2]).unwrap();
+    assert_eq!(&b[..2], b"wr");
+    assert_eq!(store.allocated_pages(), 2);
+    // A second mapping (another process) shares the pages; futex keys agree.
+    let child = mm.fork(Arc::new(platform::null::NullAddressSpace)).unwrap();
+    child.copy_out(a + 7, b"c").unwrap();
+    mm.copy_in(a + 7, &mut b[..1]).unwrap();
+    assert_eq!(b[0], b'c');
+    assert_eq!(
+        mm.shared_offset(a + 8).unwrap(),
+        child.shared_offset(a + 8).unwrap()
+    );
+    // Past end of file: EFAULT for the kernel, SIGBUS for the workload.
+    assert_eq!(mm.copy_out(a + 2 * PAGE_SIZE, b"x"), Err(Errno::EFAULT));
+    assert!(mm.is_past_eof(a + 2 * PAGE_SIZE));
+    assert!(!mm.is_past_eof(a + PAGE_SIZE + 100));
+    assert_eq!(mm.handle_fault(a + 2 * PAGE_SIZE), Some(false));
+    assert_eq!(mm.handle_fault(a + 5), Some(true));
+    // Growing the file makes the page available.
+    store.truncate(3 * PAGE_SIZE).unwrap();
+    assert!(!mm.is_past_eof(a + 2 * PAGE_SIZE));
+    assert_eq!(mm.handle_fault(a + 2 * PAGE_SIZE), Some(true));
+    assert_eq!(store.allocated_pages(), 3);
+    // An anonymous mapping is not the fault handler's.
+    let anon = mm.mmap(MmapOpts::anon(PAGE_SIZE, RW)).unwrap();
+    assert_eq!(mm.handle_fault(anon), None);
+    // mremap keeps mapping the same pages.
+    let n = mm
+        .mremap(a, 3 * PAGE_SIZE, 4 * PAGE_SIZE, libc::MREMAP_MAYMOVE, 0)
+        .unwrap();
+    mm.copy_in(n + 5, &mut b[..2]).unwrap();
+    assert_eq!(&b[..2], b"wr");
+    // Unlinked and unmapped everywhere: the pages go back.
+    drop(f);
+    drop(child);
+    mm.release_all();
+    drop(store);
+    assert_eq!(quota.used(), 0);
+}
+
+#[test]
+fn shared_tmpfs_fault_without_space_is_sigbus() {
+    let mm = new_mm();
+    let quota = fs::pagestore::Quota::new(2 * PAGE_SIZE);
+    let store = fs::pagestore::PageStore::new_in(mm.mf.clone(), quota.clone());
+    store.truncate(8 * PAGE_SIZE).unwrap();
+    let f: Arc<dyn fs::ReadAt> = Arc::new(StoreFile(store.clone()));
+    let a = mm.mmap(file_opts(f, 8 * PAGE_SIZE, true)).unwrap();
+    // Fault-around takes what space there is; the faulting page comes first.
+    assert_eq!(mm.handle_fault(a + 5 * PAGE_SIZE), Some(true));
+    assert_eq!(store.allocated_pages(), 2);
+    assert_eq!(mm.handle_fault(a), Some(false));
+    assert_eq!(mm.copy_out(a, b"x"), Err(Errno::EFAULT));
+    mm.copy_out(a + 6 * PAGE_SIZE, b"ok").unwrap();
+}
+
+#[test]
+fn shared_host_file_write_back_joins_close_changes() {
+    let mm = new_mm();
+    let f = Arc::new(FakeHostFile {
+        data: std::sync::Mutex::new(vec![0; 1000]),
+        writes: Default::default(),
+    });
+    let a = mm.mmap(file_opts(f.clone(), PAGE_SIZE, true)).unwrap();
+    mm.copy_out(a + 100, b"A").unwrap();
+    mm.copy_out(a + 110, b"B").unwrap();
+    mm.copy_out(a + 300, b"C").unwrap();
+    // Someone else writes between our changes: it survives.
+    f.data.lock().unwrap()[200] = 9;
+    mm.msync(a, PAGE_SIZE, libc::MS_ASYNC).unwrap();
+    assert_eq!(*f.writes.lock().unwrap(), vec![(100, 11), (300, 1)]);
+    let d = f.data.lock().unwrap();
+    assert_eq!((d[100], d[110], d[200], d[300]), (b'A', b'B', 9, b'C'));
+}

@@ -73,6 +73,11 @@ pub struct Vma {
     /// wholly past end of file. Those pages are left out of the address space, and
     /// touching them is SIGBUS, as on Linux. u64::MAX when there are none.
     pub eof: u64,
+    /// For shared mappings of files whose data lives in the memory file (tmpfs,
+    /// memfd): the file's pages, mapped directly (`mf_offset` and `backing` are
+    /// unused). The address space maps some of the file's pages inside the VMA;
+    /// the others fault in (see `MemoryManager::handle_fault`).
+    pub pages: Option<Arc<fs::pagestore::MapRef>>,
 }
 
 /// A memory-file range shared by several mappings.
@@ -80,11 +85,18 @@ pub struct Backing {
     pub mf: Arc<platform::MemoryFile>,
     pub off: u64,
     pub len: u64,
+    /// For writable shared mappings of files whose data is elsewhere (gofer and
+    /// host files): a copy of the bytes as last read from or written back to
+    /// the file, `len` long. Pages that differ from it are dirty.
+    pub clean: Option<u64>,
 }
 
 impl Drop for Backing {
     fn drop(&mut self) {
         self.mf.release(self.off, self.len);
+        if let Some(c) = self.clean {
+            self.mf.release(c, self.len);
+        }
     }
 }
 
@@ -95,6 +107,18 @@ impl Vma {
 
     pub fn is_empty(&self) -> bool {
         self.end == self.start
+    }
+
+    /// The file page store, for shared mappings of memory-file-backed files.
+    pub fn store(&self) -> Option<&Arc<fs::pagestore::PageStore>> {
+        self.pages.as_ref().map(|p| p.store())
+    }
+
+    /// The file offset of `addr` (file mappings).
+    pub fn file_offset(&self, addr: u64) -> u64 {
+        self.file
+            .as_ref()
+            .map_or(0, |(_, o)| o + (addr - self.start))
     }
 
     /// Splits at `at` (strictly inside), returning the upper part and keeping the lower.
@@ -112,6 +136,7 @@ impl Vma {
             name: self.name.clone(),
             backing: self.backing.clone(),
             eof: self.eof,
+            pages: self.pages.clone(),
         };
         self.end = at;
         upper
