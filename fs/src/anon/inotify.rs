@@ -27,7 +27,7 @@
 //! held (a dentry's drop calls back here).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use abi::linux::Stat;
@@ -188,7 +188,12 @@ pub struct Inotify {
     stat: Stat,
     /// The creator's effective uid, charged one instance.
     uid: u32,
+    /// Names the instance's watches in the registry; never reused (unlike
+    /// an address).
+    id: u64,
 }
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Live instances per effective uid.
 fn instances() -> MutexGuard<'static, HashMap<u32, usize>> {
@@ -218,6 +223,7 @@ impl Inotify {
             queue: WaitQueue::default(),
             stat: super::anon_stat(uid, gid),
             uid,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         });
         let ops = Box::new(InotifyFile(ino.clone()));
         Ok(super::new_registered(
@@ -236,21 +242,17 @@ impl Inotify {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn addr(&self) -> usize {
-        self as *const Inotify as usize
-    }
-
     /// inotify_add_watch on a resolved inode (the caller validated the mask
     /// bits and did the path checks). Returns the watch descriptor: the same
     /// one for the same inode.
     pub fn add_watch(self: &Arc<Self>, inode: &Arc<dyn Inode>, mask: u32) -> Result<i32, Errno> {
         let k = key(inode);
-        let me = self.addr();
+        let me = self.id;
         let new = mask & WATCH_BITS;
         let mut reg = registry();
         let mut st = self.lock();
         if let Some(t) = reg.targets.get_mut(&k) {
-            if let Some(w) = t.watches.iter_mut().find(|w| w.owner_addr == me) {
+            if let Some(w) = t.watches.iter_mut().find(|w| w.owner_id == me) {
                 if mask & IN_MASK_CREATE != 0 {
                     return Err(Errno::EEXIST);
                 }
@@ -285,7 +287,7 @@ impl Inotify {
             .watches
             .push(Watch {
                 owner: Arc::downgrade(self),
-                owner_addr: me,
+                owner_id: me,
                 wd,
                 mask: new,
             });
@@ -295,7 +297,7 @@ impl Inotify {
 
     /// inotify_rm_watch: EINVAL for an unknown wd; queues IN_IGNORED.
     pub fn rm_watch(&self, wd: i32) -> Result<(), Errno> {
-        let me = self.addr();
+        let me = self.id;
         let dropped;
         {
             let mut reg = registry();
@@ -311,7 +313,7 @@ impl Inotify {
 
     /// Removes every watch of this instance (its last close).
     fn release(&self) {
-        let me = self.addr();
+        let me = self.id;
         let mut dropped = Vec::new();
         {
             let mut reg = registry();
@@ -414,7 +416,8 @@ impl FileOps for InotifyFile {
 
 struct Watch {
     owner: Weak<Inotify>,
-    owner_addr: usize,
+    /// The owner's [`Inotify::id`].
+    owner_id: u64,
     wd: i32,
     mask: u32,
 }
@@ -488,10 +491,10 @@ impl Registry {
 
     /// Removes `owner`'s watch on `k` (the caller updates the owner's map);
     /// returns the inode reference if that was the last watch on it.
-    fn forget_watch(&mut self, k: usize, owner: usize) -> Option<Arc<dyn Inode>> {
+    fn forget_watch(&mut self, k: usize, owner: u64) -> Option<Arc<dyn Inode>> {
         let t = self.targets.get_mut(&k)?;
         let before = t.watches.len();
-        t.watches.retain(|w| w.owner_addr != owner);
+        t.watches.retain(|w| w.owner_id != owner);
         self.nwatches -= before - t.watches.len();
         let gone = t.watches.is_empty().then(|| self.targets.remove(&k));
         self.update_active();
@@ -1099,10 +1102,13 @@ mod tests {
     /// Namespace changes, I/O, watch changes and instance drops racing: no
     /// deadlock, no panic, consistent accounting at the end.
     #[test]
-    #[ignore = "flaky after the overlay/gofer merges: a watch on /s sometimes outlives its instance (being investigated)"]
     fn concurrent_changes_and_watches() {
         let t = Arc::new(setup());
         t.mkdir("/s");
+        // Watched before the writers start: added after the spawns, the
+        // watch could miss all their events (a loaded machine may run the
+        // threads to completion first) and the test would see no events.
+        let w = t.watch("/s", IN_ALL_EVENTS);
         let mut threads = Vec::new();
         for n in 0..3 {
             let t = t.clone();
@@ -1144,14 +1150,13 @@ mod tests {
                 }
             }));
         }
-        let w = t.watch("/s", IN_ALL_EVENTS);
         for th in threads {
             th.join().unwrap();
         }
-        assert!(!t.events().is_empty());
+        assert!(!t.events().is_empty(), "the writers' events on /s");
         t.ino.rm_watch(w).unwrap();
         let k = key(t.loc("/s").inode());
-        assert!(!registry().watched(k));
+        assert!(!registry().watched(k), "a watch on /s outlived its owner");
     }
 
     #[test]
