@@ -169,6 +169,16 @@ pub trait FileOps: Send + Sync {
     fn pipe(&self) -> Option<&Pipe> {
         None
     }
+    /// fsync(2) (`datasync`: fdatasync(2)). Linux gives EINVAL for files whose
+    /// file system has no fsync (pipes, sockets, anonymous files, character
+    /// devices); seekable files default to success (their data is in memory).
+    fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
+        if self.seekable() {
+            Ok(())
+        } else {
+            Err(Errno::EINVAL)
+        }
+    }
 }
 
 /// Access-mode bits for an O_PATH description (neither read nor write).

@@ -253,6 +253,19 @@ impl FileOps for HostFdOps {
     fn host_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.fd.as_fd())
     }
+
+    /// Flushes the host file (the host says EINVAL for its pipes and ttys).
+    fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        // SAFETY: fsync/fdatasync on our own fd.
+        retry(|| unsafe {
+            if datasync {
+                libc::fdatasync(self.raw())
+            } else {
+                libc::fsync(self.raw())
+            }
+        } as isize)
+        .map(|_| ())
+    }
 }
 
 /// The workload's inherited stdio (or any host fd handed to it).

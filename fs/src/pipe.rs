@@ -234,6 +234,162 @@ impl Pipe {
         Ok(n)
     }
 
+    /// splice/sendfile/vmsplice into the pipe (Linux's splice_file_to_pipe and
+    /// iter_to_pipe): `fill` supplies up to `max` bytes (at most the pipe's free
+    /// slots' worth) into a sentry buffer while the pipe is locked, so what it
+    /// produced always fits; the data takes fresh page-sized slots. EPIPE
+    /// without readers (the caller sends SIGPIPE), EAGAIN when full; errors of
+    /// `fill` pass through.
+    pub fn splice_in(
+        &self,
+        max: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        let n = {
+            let mut s = self.lock();
+            if s.readers == 0 {
+                return Err(Errno::EPIPE);
+            }
+            let room = s.slots.saturating_sub(s.buffers.len()) * PAGE_SIZE;
+            if room == 0 {
+                return Err(Errno::EAGAIN);
+            }
+            let mut buf = vec![0u8; max.min(room)];
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let n = fill(&mut buf)?.min(buf.len());
+            for page in buf[..n].chunks(PAGE_SIZE) {
+                s.buffers.push_back(PipeBuffer {
+                    data: page.to_vec(),
+                    start: 0,
+                    packet: false,
+                });
+            }
+            n
+        };
+        if n > 0 {
+            self.queue.notify(READABLE);
+        }
+        Ok(n)
+    }
+
+    /// splice/vmsplice out of the pipe (Linux's __splice_from_pipe): offers up
+    /// to `max` buffered bytes to `sink` while the pipe is locked and consumes
+    /// only what it accepted. 0 at EOF (empty, no writers); EAGAIN when empty
+    /// with writers; errors of `sink` pass through and consume nothing.
+    pub fn splice_out(
+        &self,
+        max: usize,
+        sink: impl FnOnce(&[u8]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = {
+            let mut s = self.lock();
+            if s.buffers.is_empty() {
+                return if s.writers == 0 {
+                    Ok(0)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
+            }
+            let mut data = Vec::with_capacity(max.min(s.bytes()));
+            for b in s.buffers.iter() {
+                let k = (b.data.len() - b.start).min(max - data.len());
+                data.extend_from_slice(&b.data[b.start..b.start + k]);
+                if data.len() == max {
+                    break;
+                }
+            }
+            let n = sink(&data)?.min(data.len());
+            let mut left = n;
+            while left > 0 {
+                let Some(b) = s.buffers.front_mut() else {
+                    break;
+                };
+                let k = (b.data.len() - b.start).min(left);
+                b.start += k;
+                left -= k;
+                if b.start == b.data.len() {
+                    s.buffers.pop_front();
+                }
+            }
+            n
+        };
+        if n > 0 {
+            self.queue.notify(WRITABLE);
+        }
+        Ok(n)
+    }
+
+    /// splice between two pipes (`consume`) or tee (`!consume`: the source keeps
+    /// its data): copies up to `max` bytes buffer by buffer into fresh slots of
+    /// `dst`, as Linux's splice_pipe_to_pipe and link_pipe. Checks the source
+    /// first: 0 when it is empty without writers, EAGAIN when empty; then the
+    /// destination: EPIPE without readers (the caller sends SIGPIPE), EAGAIN
+    /// when full. EINVAL when both are the same pipe.
+    pub fn transfer(&self, dst: &Pipe, max: usize, consume: bool) -> Result<usize, Errno> {
+        if std::ptr::eq(self, dst) {
+            return Err(Errno::EINVAL);
+        }
+        if max == 0 {
+            return Ok(0);
+        }
+        // Lock in address order: two tasks splicing A->B and B->A must not deadlock.
+        let (mut src, mut out) = if (self as *const Pipe) < (dst as *const Pipe) {
+            let a = self.lock();
+            let b = dst.lock();
+            (a, b)
+        } else {
+            let b = dst.lock();
+            let a = self.lock();
+            (a, b)
+        };
+        if src.buffers.is_empty() {
+            return if src.writers == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EAGAIN)
+            };
+        }
+        if out.readers == 0 {
+            return Err(Errno::EPIPE);
+        }
+        if out.full() {
+            return Err(Errno::EAGAIN);
+        }
+        let mut n = 0;
+        let mut i = 0;
+        while n < max && !out.full() && i < src.buffers.len() {
+            let b = &src.buffers[i];
+            let k = (b.data.len() - b.start).min(max - n);
+            out.buffers.push_back(PipeBuffer {
+                data: b.data[b.start..b.start + k].to_vec(),
+                start: 0,
+                packet: b.packet,
+            });
+            n += k;
+            if consume {
+                let b = &mut src.buffers[i];
+                b.start += k;
+                if b.start == b.data.len() {
+                    src.buffers.pop_front();
+                }
+            } else {
+                i += 1;
+            }
+        }
+        drop(src);
+        drop(out);
+        dst.queue.notify(READABLE);
+        if consume {
+            self.queue.notify(WRITABLE);
+        }
+        Ok(n)
+    }
+
     /// Bytes buffered (FIONREAD).
     pub fn len(&self) -> usize {
         self.lock().bytes()

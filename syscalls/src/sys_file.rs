@@ -71,9 +71,6 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::STATFS, sys_statfs, &[Path, Hex]);
     t.add(nr::FSTATFS, sys_fstatfs, &[Fd, Hex]);
     t.add(nr::UMASK, sys_umask, &[Oct]);
-    t.add(nr::FSYNC, sys_fsync, &[Fd]);
-    t.add(nr::FDATASYNC, sys_fsync, &[Fd]);
-    t.add(nr::SYNCFS, sys_fsync, &[Fd]);
     t.add(nr::MKDIR, sys_mkdir, &[Path, Oct]);
     t.add(nr::MKDIRAT, sys_mkdirat, &[DirFd, Path, Oct]);
     t.add(nr::MKNOD, sys_mknod, &[Path, Oct, Hex]);
@@ -244,7 +241,7 @@ fn copy_in_iov(
 
 /// Reads the iovec array at `addr`; lengths are capped so the total stays within
 /// MAX_RW_COUNT.
-fn read_iovecs(t: &Task, addr: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
+pub(crate) fn read_iovecs(t: &Task, addr: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
     if cnt as usize > IOV_MAX {
         return Err(Errno::EINVAL);
     }
@@ -875,11 +872,6 @@ fn sys_fstatfs(t: &mut Task, a: &Args) -> SysResult {
 
 fn sys_umask(t: &mut Task, a: &Args) -> SysResult {
     Ok(t.fs.set_umask(a.u32(0) & 0o777) as u64)
-}
-
-fn sys_fsync(t: &mut Task, a: &Args) -> SysResult {
-    t.fds.get(a.fd(0))?;
-    Ok(0)
 }
 
 // ---- mutating calls (path resolution first, then the VFS's checks) ----
