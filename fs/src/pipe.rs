@@ -51,6 +51,9 @@ struct PipeBuffer {
     start: usize,
     /// Written in packet mode: read whole (or truncated), never merged into.
     packet: bool,
+    /// Later writes may append to it (Linux's PIPE_BUF_FLAG_CAN_MERGE): set
+    /// for what write(2) put there, not for spliced, vmspliced or tee'd data.
+    merge: bool,
 }
 
 struct PipeState {
@@ -101,7 +104,7 @@ impl PipeState {
         let chars = buf.len() % PAGE_SIZE;
         if chars != 0 {
             if let Some(last) = self.buffers.back_mut() {
-                if !last.packet && last.data.len() + chars <= PAGE_SIZE {
+                if last.merge && last.data.len() + chars <= PAGE_SIZE {
                     last.data.extend_from_slice(&buf[..chars]);
                     done = chars;
                 }
@@ -115,6 +118,7 @@ impl PipeState {
                 data,
                 start: 0,
                 packet,
+                merge: !packet,
             });
             done += k;
         }
@@ -264,6 +268,7 @@ impl Pipe {
                     data: page.to_vec(),
                     start: 0,
                     packet: false,
+                    merge: false,
                 });
             }
             n
@@ -365,10 +370,14 @@ impl Pipe {
         while n < max && !out.full() && i < src.buffers.len() {
             let b = &src.buffers[i];
             let k = (b.data.len() - b.start).min(max - n);
+            // A whole buffer moved keeps its flags; a copy or a part may not
+            // be merged into (Linux's splice_pipe_to_pipe and link_pipe).
+            let whole = consume && k == b.data.len() - b.start;
             out.buffers.push_back(PipeBuffer {
                 data: b.data[b.start..b.start + k].to_vec(),
                 start: 0,
                 packet: b.packet,
+                merge: whole && b.merge,
             });
             n += k;
             if consume {
@@ -710,6 +719,102 @@ mod tests {
         assert_eq!(w.pwrite(b"x", 0), Err(Errno::ESPIPE));
         assert_eq!(r.status_flags() & libc::O_ACCMODE, libc::O_RDONLY);
         assert_eq!(w.status_flags() & libc::O_ACCMODE, libc::O_WRONLY);
+    }
+
+    #[test]
+    fn splice_in_fills_room_and_reports_epipe() {
+        let (r, w) = pair(0);
+        let p = w.ops().pipe().unwrap();
+        assert_eq!(
+            p.splice_in(10, |b| {
+                b.copy_from_slice(b"0123456789");
+                Ok(10)
+            }),
+            Ok(10)
+        );
+        // The buffer offered is bounded by the free slots.
+        let mut offered = 0;
+        assert_eq!(
+            p.splice_in(usize::MAX, |b| {
+                offered = b.len();
+                Ok(b.len())
+            }),
+            Ok(DEFAULT_PIPE_SIZE - PAGE_SIZE)
+        );
+        assert_eq!(offered, DEFAULT_PIPE_SIZE - PAGE_SIZE);
+        assert_eq!(p.splice_in(1, |_| Ok(1)), Err(Errno::EAGAIN));
+        // Errors of the source pass through and add nothing.
+        let mut buf = [0u8; 10];
+        assert_eq!(r.read(&mut buf), Ok(10));
+        assert_eq!(&buf, b"0123456789");
+        assert_eq!(p.splice_in(5, |_| Err(Errno::EIO)), Err(Errno::EIO));
+        assert_eq!(p.len(), DEFAULT_PIPE_SIZE - PAGE_SIZE);
+        drop(r);
+        assert_eq!(p.splice_in(1, |_| Ok(1)), Err(Errno::EPIPE));
+        // Spliced data takes its own slot: writes do not merge into it.
+        let (_r, w) = pair(0);
+        let p = w.ops().pipe().unwrap();
+        assert_eq!(p.splice_in(10, |_| Ok(10)), Ok(10));
+        w.write(&[1u8; 10]).unwrap();
+        assert_eq!(
+            w.write(&vec![2u8; DEFAULT_PIPE_SIZE]),
+            Ok(DEFAULT_PIPE_SIZE - 2 * PAGE_SIZE)
+        );
+    }
+
+    #[test]
+    fn splice_out_consumes_what_the_sink_took() {
+        let (r, w) = pair(0);
+        let p = r.ops().pipe().unwrap();
+        assert_eq!(p.splice_out(10, |_| Ok(0)), Err(Errno::EAGAIN));
+        w.write(b"hello").unwrap();
+        w.write(&[b'x'; PIPE_BUF]).unwrap();
+        assert_eq!(
+            p.splice_out(7, |d| {
+                assert_eq!(d, b"helloxx");
+                Ok(3)
+            }),
+            Ok(3)
+        );
+        assert_eq!(p.splice_out(7, |_| Err(Errno::ENOSPC)), Err(Errno::ENOSPC));
+        let mut buf = [0u8; 4];
+        assert_eq!(r.read(&mut buf), Ok(4));
+        assert_eq!(&buf, b"loxx");
+        drop(w);
+        let rest = p.len();
+        assert_eq!(p.splice_out(usize::MAX, |d| Ok(d.len())), Ok(rest));
+        assert_eq!(p.splice_out(10, |_| Ok(0)), Ok(0), "EOF");
+    }
+
+    #[test]
+    fn transfer_moves_or_tees() {
+        let (r1, w1) = pair(0);
+        let (r2, w2) = pair(0);
+        let (p1, p2) = (r1.ops().pipe().unwrap(), w2.ops().pipe().unwrap());
+        assert_eq!(p1.transfer(p2, 10, true), Err(Errno::EAGAIN), "empty");
+        assert_eq!(p1.transfer(p1, 10, true), Err(Errno::EINVAL));
+        w1.write(b"hello world").unwrap();
+        // tee: the source keeps its data.
+        assert_eq!(p1.transfer(p2, 5, false), Ok(5));
+        assert_eq!(p1.len(), 11);
+        let mut buf = [0u8; 16];
+        assert_eq!(r2.read(&mut buf), Ok(5));
+        assert_eq!(&buf[..5], b"hello");
+        // splice: moved.
+        assert_eq!(p1.transfer(p2, 100, true), Ok(11));
+        assert!(p1.is_empty());
+        assert_eq!(r2.read(&mut buf), Ok(11));
+        assert_eq!(&buf[..11], b"hello world");
+        // A full destination, then one without readers.
+        w2.write(&vec![0u8; DEFAULT_PIPE_SIZE]).unwrap();
+        w1.write(b"x").unwrap();
+        assert_eq!(p1.transfer(p2, 1, true), Err(Errno::EAGAIN));
+        drop(r2);
+        assert_eq!(p1.transfer(p2, 1, false), Err(Errno::EPIPE));
+        // EOF on the source wins.
+        r1.read(&mut buf).unwrap();
+        drop(w1);
+        assert_eq!(p1.transfer(p2, 1, true), Ok(0));
     }
 
     #[test]

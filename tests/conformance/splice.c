@@ -139,6 +139,22 @@ TEST(sendfile_to_pipe)
     close(in);
 }
 
+/* Spliced data takes pipe slots of its own: a write does not merge into it. */
+TEST(spliced_data_takes_its_own_slots)
+{
+    int in = file_with("a", digits, 36);
+    int p[2];
+    ASSERT_GE(in, 0);
+    ASSERT_OK(pipe2(p, O_NONBLOCK));
+    EXPECT_EQ(sendfile(p[1], in, NULL, 10), 10);
+    EXPECT_EQ(write(p[1], "abc", 3), 3);
+    static char fill[65536];
+    EXPECT_EQ(write(p[1], fill, sizeof fill), 65536 - 2 * 4096);
+    close(p[0]);
+    close(p[1]);
+    close(in);
+}
+
 TEST(sendfile_to_pipe_stops_when_full)
 {
     static char big[200000];
