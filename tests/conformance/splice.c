@@ -389,6 +389,47 @@ TEST(splice_nonblock_eagain_and_epipe)
     close(out);
 }
 
+/* With SIGPIPE's default action, EPIPE from each call kills the caller. */
+TEST(epipe_raises_sigpipe)
+{
+    int in = file_with("a", digits, 36);
+    ASSERT_GE(in, 0);
+    for (int which = 0; which < 4; which++) {
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            signal(SIGPIPE, SIG_DFL);
+            int p[2], q[2];
+            if (pipe(p) != 0 || pipe(q) != 0)
+                _exit(10);
+            close(p[0]);
+            if (write(q[1], "x", 1) != 1)
+                _exit(11);
+            char c = 'v';
+            struct iovec iov = {&c, 1};
+            switch (which) {
+            case 0:
+                sendfile(p[1], in, NULL, 1);
+                break;
+            case 1:
+                splice(in, NULL, p[1], NULL, 1, 0);
+                break;
+            case 2:
+                tee(q[0], p[1], 1, 0);
+                break;
+            case 3:
+                vmsplice(p[1], &iov, 1, 0);
+                break;
+            }
+            _exit(12);
+        }
+        int st;
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE);
+    }
+    close(in);
+}
+
 static volatile sig_atomic_t alarms;
 
 static void on_alarm(int sig)
