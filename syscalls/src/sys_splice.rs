@@ -203,7 +203,7 @@ fn file_to_pipe(
     let mut done = 0usize;
     while done < len {
         let want = (len - done).min(CHUNK);
-        let at = pos + done as i64;
+        let at = pos.saturating_add(done as i64);
         let op = || {
             let mut src_res = Ok(());
             let r = pipe.splice_in(want, |buf| match read_src(src, buf, at)? {
@@ -255,7 +255,7 @@ fn pipe_to_file(
     let mut done = 0usize;
     while done < len {
         let want = (len - done).min(CHUNK);
-        let at = pos + done as i64;
+        let at = pos.saturating_add(done as i64);
         let op = || {
             let mut dst_res = Ok(());
             let r = pipe.splice_out(want, |data| match write_dst(dst, data, at)? {
@@ -356,13 +356,13 @@ fn sys_sendfile(t: &mut Task, a: &Args) -> SysResult {
         }
         let n = copy_direct(t, &inf, pos, &outf, out_pos, count as usize)?;
         if n > 0 {
-            set_file_pos(&outf, out_pos + n as i64);
+            set_file_pos(&outf, out_pos.saturating_add(n as i64));
         }
         n as u64
     };
     match off {
-        Some(_) => write_off(t, off_addr, pos + n as i64)?,
-        None if n > 0 => set_file_pos(&inf, pos + n as i64),
+        Some(_) => write_off(t, off_addr, pos.saturating_add(n as i64))?,
+        None if n > 0 => set_file_pos(&inf, pos.saturating_add(n as i64)),
         None => {}
     }
     Ok(n)
@@ -390,7 +390,7 @@ fn copy_direct(
             break None;
         }
         let want = (count - done).min(CHUNK);
-        let at = pos + done as i64;
+        let at = pos.saturating_add(done as i64);
         let r = if done == 0 {
             wait_io(t, false, &[(src, EVENT_IN)], || {
                 read_src(src, &mut buf[..want], at)
@@ -409,7 +409,7 @@ fn copy_direct(
             if put == got {
                 break None;
             }
-            let at = out_pos + (done + put) as i64;
+            let at = out_pos.saturating_add((done + put) as i64);
             let piece = &buf[put..got];
             let r = wait_io(t, false, &[(dst, EVENT_OUT)], || write_dst(dst, piece, at));
             match r {
@@ -478,8 +478,8 @@ fn sys_splice(t: &mut Task, a: &Args) -> SysResult {
             let nonblock = nonblock || inf.status_flags() & libc::O_NONBLOCK != 0;
             let n = pipe_to_file(t, &inf, &outf, pos, len, nonblock)?;
             match out_off {
-                Some(_) => write_off(t, off_out, pos + n as i64)?,
-                None => set_file_pos(&outf, pos + n as i64),
+                Some(_) => write_off(t, off_out, pos.saturating_add(n as i64))?,
+                None => set_file_pos(&outf, pos.saturating_add(n as i64)),
             }
             Ok(n)
         }
@@ -497,8 +497,8 @@ fn sys_splice(t: &mut Task, a: &Args) -> SysResult {
             let nonblock = nonblock || outf.status_flags() & libc::O_NONBLOCK != 0;
             let n = file_to_pipe(t, &inf, pos, &outf, len, nonblock)?;
             match in_off {
-                Some(_) => write_off(t, off_in, pos + n as i64)?,
-                None if n > 0 => set_file_pos(&inf, pos + n as i64),
+                Some(_) => write_off(t, off_in, pos.saturating_add(n as i64))?,
+                None if n > 0 => set_file_pos(&inf, pos.saturating_add(n as i64)),
                 None => {}
             }
             Ok(n)
@@ -541,11 +541,11 @@ fn copy_out_iov_partial(
             continue;
         }
         let n = (len - pos).min(data.len() - done);
-        if let Err(e) = t.copy_out(base + pos as u64, &data[done..done + n]) {
+        if let Err(e) = t.copy_out(base.wrapping_add(pos as u64), &data[done..done + n]) {
             // Copy what fits before the bad page, page by page.
             let mut ok = 0usize;
             while ok < n {
-                let a = base + (pos + ok) as u64;
+                let a = base.wrapping_add((pos + ok) as u64);
                 let k = ((abi::PAGE_SIZE - a % abi::PAGE_SIZE) as usize).min(n - ok);
                 if t.copy_out(a, &data[done + ok..done + ok + k]).is_err() {
                     break;
@@ -579,10 +579,10 @@ fn copy_in_iov_partial(
             continue;
         }
         let n = (len - pos).min(buf.len() - done);
-        if let Err(e) = t.copy_in(base + pos as u64, &mut buf[done..done + n]) {
+        if let Err(e) = t.copy_in(base.wrapping_add(pos as u64), &mut buf[done..done + n]) {
             let mut ok = 0usize;
             while ok < n {
-                let a = base + (pos + ok) as u64;
+                let a = base.wrapping_add((pos + ok) as u64);
                 let k = ((abi::PAGE_SIZE - a % abi::PAGE_SIZE) as usize).min(n - ok);
                 if t.copy_in(a, &mut buf[done + ok..done + ok + k]).is_err() {
                     break;
@@ -720,19 +720,19 @@ fn sys_copy_file_range(t: &mut Task, a: &Args) -> SysResult {
         let mut ret = Ok(n as u64);
         match in_off {
             Some(_) => {
-                if write_off(t, off_in, pos_in + n).is_err() {
+                if write_off(t, off_in, pos_in.saturating_add(n)).is_err() {
                     ret = Err(Errno::EFAULT);
                 }
             }
-            None => set_file_pos(&fin, pos_in + n),
+            None => set_file_pos(&fin, pos_in.saturating_add(n)),
         }
         match out_off {
             Some(_) => {
-                if write_off(t, off_out, pos_out + n).is_err() {
+                if write_off(t, off_out, pos_out.saturating_add(n)).is_err() {
                     ret = Err(Errno::EFAULT);
                 }
             }
-            None => set_file_pos(&fout, pos_out + n),
+            None => set_file_pos(&fout, pos_out.saturating_add(n)),
         }
         return ret;
     }
