@@ -1,6 +1,6 @@
 //! Moving data between files without a user buffer: sendfile, splice, tee,
 //! vmsplice and copy_file_range; and the sync family: sync, syncfs, fsync,
-//! fdatasync, sync_file_range, msync.
+//! fdatasync, sync_file_range (msync is the memory manager's, in sys_mm).
 //!
 //! Data goes through sentry buffers of at most [`CHUNK`] bytes (no zero copy).
 //! Transfers that involve a pipe use the pipe's own splice methods
@@ -51,7 +51,6 @@ pub(crate) fn register(t: &mut Table) {
         sys_sync_file_range,
         &[Fd, Dec, Dec, Hex],
     );
-    t.add(nr::MSYNC, sys_msync, &[Hex, UDec, Hex]);
 }
 
 // ---- helpers ----
@@ -783,35 +782,5 @@ fn sys_sync_file_range(t: &mut Task, a: &Args) -> SysResult {
     if flags != 0 && mode == libc::S_IFREG {
         f.ops().fsync(true)?;
     }
-    Ok(0)
-}
-
-/// msync(2): Linux's argument checks and ENOMEM for unmapped ranges. Shared
-/// mappings of sentry memory (tmpfs, anonymous) are always in sync; writing
-/// back shared mappings of host files is the memory manager's (not done here).
-fn sys_msync(t: &mut Task, a: &Args) -> SysResult {
-    const MS_ASYNC: i32 = 1;
-    const MS_INVALIDATE: i32 = 2;
-    const MS_SYNC: i32 = 4;
-    let (start, len, flags) = (a.u64(0), a.u64(1), a.i32(2));
-    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    if start % abi::PAGE_SIZE != 0 {
-        return Err(Errno::EINVAL);
-    }
-    if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let len = len.wrapping_add(abi::PAGE_SIZE - 1) & !(abi::PAGE_SIZE - 1);
-    let end = start.wrapping_add(len);
-    if end < start {
-        return Err(Errno::ENOMEM);
-    }
-    if end == start {
-        return Ok(0);
-    }
-    t.mm.madvise(start, len, libc::MADV_NORMAL)
-        .map_err(|_| Errno::ENOMEM)?;
     Ok(0)
 }

@@ -1,7 +1,7 @@
 /*
  * splice.c - moving data between descriptors without a user buffer
  * (sendfile, splice, tee, vmsplice, copy_file_range) and the sync family
- * (sync, syncfs, fsync, fdatasync, sync_file_range, msync), with Linux's
+ * (sync, syncfs, fsync, fdatasync, sync_file_range), with Linux's
  * errnos. Files live in a fresh directory under /dev/shm (a tmpfs both
  * natively and in the sandbox), removed at exit.
  */
@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -747,35 +746,5 @@ TEST(sync_file_range_checks)
     EXPECT_ERRNO(sync_file_range(-1, 0, 0, 0), EBADF);
     close(p[0]);
     close(p[1]);
-    close(f);
-}
-
-TEST(msync_checks)
-{
-    long pg = sysconf(_SC_PAGESIZE);
-    char *m = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ASSERT_TRUE(m != MAP_FAILED);
-    EXPECT_OK(msync(m, pg, MS_SYNC));
-    EXPECT_OK(msync(m, 3 * pg, MS_ASYNC | MS_INVALIDATE));
-    EXPECT_OK(msync(m, 10, 0));
-    EXPECT_OK(msync(m, 0, MS_SYNC));
-    EXPECT_ERRNO(msync(m + 1, pg, MS_SYNC), EINVAL);
-    EXPECT_ERRNO(msync(m, pg, 8), EINVAL);
-    EXPECT_ERRNO(msync(m, pg, MS_SYNC | MS_ASYNC), EINVAL);
-    /* A hole in the range. */
-    ASSERT_OK(munmap(m + pg, pg));
-    EXPECT_ERRNO(msync(m, 3 * pg, MS_SYNC), ENOMEM);
-    EXPECT_ERRNO(msync(m + pg, pg, MS_ASYNC), ENOMEM);
-    EXPECT_OK(msync(m + 2 * pg, pg, MS_SYNC));
-    munmap(m, 3 * pg);
-    /* A shared mapping of a tmpfs file. */
-    int f = file_with("d", digits, 36);
-    ASSERT_GE(f, 0);
-    char *s = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
-    ASSERT_TRUE(s != MAP_FAILED);
-    EXPECT_OK(msync(s, pg, MS_SYNC));
-    EXPECT_OK(msync(s, pg, MS_INVALIDATE));
-    munmap(s, pg);
     close(f);
 }
