@@ -469,6 +469,60 @@ TEST(splice_blocks_until_data_and_is_interruptible)
     close(out);
 }
 
+/* file->pipe, vmsplice and tee wait for room or data, then complete. */
+TEST(blocked_transfers_complete_when_ready)
+{
+    int in = file_with("a", digits, 36);
+    ASSERT_GE(in, 0);
+    for (int which = 0; which < 3; which++) {
+        int p[2], q[2];
+        ASSERT_OK(pipe(p));
+        ASSERT_OK(pipe(q));
+        if (which < 2) {
+            /* Fill p: the transfer into it must wait for the child's read. */
+            ASSERT_OK(fcntl(p[1], F_SETFL, O_NONBLOCK));
+            char page[4096];
+            memset(page, 'q', sizeof page);
+            while (write(p[1], page, sizeof page) > 0)
+                ;
+            ASSERT_OK(fcntl(p[1], F_SETFL, 0));
+        }
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            usleep(50000);
+            char buf[4096];
+            if (which < 2)
+                _exit(read(p[0], buf, sizeof buf) == sizeof buf ? 0 : 1);
+            _exit(write(q[1], "tee!", 4) == 4 ? 0 : 1);
+        }
+        char c[] = "vm";
+        struct iovec iov = {c, 2};
+        char buf[8] = {0};
+        switch (which) {
+        case 0:
+            EXPECT_EQ(splice(in, NULL, p[1], NULL, 10, 0), 10);
+            break;
+        case 1:
+            EXPECT_EQ(vmsplice(p[1], &iov, 1, 0), 2);
+            break;
+        case 2:
+            EXPECT_EQ(tee(q[0], p[1], 10, 0), 4);
+            EXPECT_EQ(read(p[0], buf, sizeof buf), 4);
+            EXPECT_MEMEQ(buf, "tee!", 4);
+            break;
+        }
+        int st;
+        EXPECT_EQ(waitpid(pid, &st, 0), pid);
+        EXPECT_EQ(st, 0);
+        close(p[0]);
+        close(p[1]);
+        close(q[0]);
+        close(q[1]);
+    }
+    close(in);
+}
+
 /* ------------------------------------------------------------ tee */
 
 TEST(tee_copies_and_leaves_the_source)
