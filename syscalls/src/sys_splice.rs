@@ -490,9 +490,7 @@ fn sys_splice(t: &mut Task, a: &Args) -> SysResult {
                 Some(p) => p,
                 None => file_pos(&inf)?,
             };
-            // Linux clamps the length to the pipe's room before checking it.
-            let room = outf.ops().pipe().map_or(0, |p| p.capacity()) as u64;
-            verify_area(Some(pos), len.min(room))?;
+            verify_area(Some(pos), len)?;
             let nonblock = nonblock || outf.status_flags() & libc::O_NONBLOCK != 0;
             let n = file_to_pipe(t, &inf, pos, &outf, len, nonblock)?;
             match in_off {

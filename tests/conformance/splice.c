@@ -9,6 +9,7 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/sendfile.h>
@@ -296,6 +297,25 @@ TEST(splice_large_file_through_a_pipe)
     close(out);
     unlink("big");
     unlink("c");
+}
+
+/* Lengths past SSIZE_MAX are EINVAL (rw_verify_area); others are clamped. */
+TEST(splice_huge_lengths)
+{
+    int in = file_with("a", digits, 36);
+    int out = file_with("b", "", 0);
+    int p[2];
+    ASSERT_GE(in, 0);
+    ASSERT_GE(out, 0);
+    ASSERT_OK(pipe(p));
+    EXPECT_ERRNO(splice(in, NULL, p[1], NULL, SIZE_MAX, 0), EINVAL);
+    EXPECT_EQ(splice(in, NULL, p[1], NULL, SSIZE_MAX, 0), 36);
+    EXPECT_ERRNO(splice(p[0], NULL, out, NULL, SIZE_MAX, 0), EINVAL);
+    EXPECT_EQ(splice(p[0], NULL, out, NULL, SSIZE_MAX, 0), 36);
+    close(p[0]);
+    close(p[1]);
+    close(in);
+    close(out);
 }
 
 TEST(splice_pipe_to_pipe)
@@ -663,6 +683,19 @@ TEST(copy_file_range_copies_and_moves_offsets)
     oi = 1000;
     EXPECT_EQ(copy_file_range(in, &oi, out, NULL, 10, 0), 0);
     EXPECT_EQ(copy_file_range(in, NULL, out, NULL, 0, 0), 0);
+    /* Huge lengths: shortened to the end of the input, unless an offset
+     * would wrap (EOVERFLOW). */
+    oi = 0;
+    oo = 0;
+    EXPECT_EQ(copy_file_range(in, &oi, out, &oo, SIZE_MAX, 0), 36);
+    EXPECT_EQ(oo, 36);
+    oi = 1;
+    oo = 0;
+    EXPECT_ERRNO(copy_file_range(in, &oi, out, &oo, SIZE_MAX, 0), EOVERFLOW);
+    oi = 0;
+    oo = 100;
+    EXPECT_ERRNO(copy_file_range(in, &oi, out, &oo, SIZE_MAX, 0), EOVERFLOW);
+    EXPECT_EQ(oi, 0);
     /* Within one file, ranges that do not overlap. */
     oi = 0;
     oo = 40;
