@@ -238,15 +238,26 @@ impl Pipe {
         Ok(n)
     }
 
-    /// splice/sendfile/vmsplice into the pipe (Linux's splice_file_to_pipe and
-    /// iter_to_pipe): `fill` supplies up to `max` bytes (at most the pipe's free
-    /// slots' worth) into a sentry buffer while the pipe is locked, so what it
-    /// produced always fits; the data takes fresh page-sized slots. EPIPE
-    /// without readers (the caller sends SIGPIPE), EAGAIN when full; errors of
-    /// `fill` pass through.
+    /// splice/sendfile into the pipe (Linux's splice_file_to_pipe): `fill`
+    /// supplies up to `max` bytes (at most the pipe's free slots' worth) into a
+    /// sentry buffer while the pipe is locked, so what it produced always fits;
+    /// the data takes fresh page-sized slots. EPIPE without readers (the caller
+    /// sends SIGPIPE), EAGAIN when full; errors of `fill` pass through.
     pub fn splice_in(
         &self,
         max: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        let pages = (0..max.div_ceil(PAGE_SIZE)).map(move |i| (max - i * PAGE_SIZE).min(PAGE_SIZE));
+        self.splice_in_pieces(pages, fill)
+    }
+
+    /// Like [`Pipe::splice_in`], but each of `pieces` (lengths, at most a page
+    /// each) takes a slot of its own, as vmsplice's pieces of user pages do
+    /// (Linux's iter_to_pipe); as many pieces as there are free slots.
+    pub fn splice_in_pieces(
+        &self,
+        pieces: impl IntoIterator<Item = usize>,
         fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
     ) -> Result<usize, Errno> {
         let n = {
@@ -254,22 +265,34 @@ impl Pipe {
             if s.readers == 0 {
                 return Err(Errno::EPIPE);
             }
-            let room = s.slots.saturating_sub(s.buffers.len()) * PAGE_SIZE;
-            if room == 0 {
+            let free = s.slots.saturating_sub(s.buffers.len());
+            if free == 0 {
                 return Err(Errno::EAGAIN);
             }
-            let mut buf = vec![0u8; max.min(room)];
+            let pieces: Vec<usize> = pieces
+                .into_iter()
+                .map(|k| k.min(PAGE_SIZE))
+                .filter(|&k| k > 0)
+                .take(free)
+                .collect();
+            let mut buf = vec![0u8; pieces.iter().sum()];
             if buf.is_empty() {
                 return Ok(0);
             }
             let n = fill(&mut buf)?.min(buf.len());
-            for page in buf[..n].chunks(PAGE_SIZE) {
+            let mut at = 0;
+            for k in pieces {
+                if at >= n {
+                    break;
+                }
+                let k = k.min(n - at);
                 s.buffers.push_back(PipeBuffer {
-                    data: page.to_vec(),
+                    data: buf[at..at + k].to_vec(),
                     start: 0,
                     packet: false,
                     merge: false,
                 });
+                at += k;
             }
             n
         };
@@ -760,6 +783,21 @@ mod tests {
             w.write(&vec![2u8; DEFAULT_PIPE_SIZE]),
             Ok(DEFAULT_PIPE_SIZE - 2 * PAGE_SIZE)
         );
+        // Pieces take a slot each, as many as there are free slots.
+        let (r, w) = pair(0);
+        let p = w.ops().pipe().unwrap();
+        p.set_capacity(2 * PAGE_SIZE as u64, false).unwrap();
+        let mut offered = 0;
+        let n = p.splice_in_pieces([3, 0, 5, PAGE_SIZE], |b| {
+            offered = b.len();
+            b.copy_from_slice(b"abcdefgh");
+            Ok(8)
+        });
+        assert_eq!((n, offered), (Ok(8), 8));
+        assert_eq!(p.splice_in_pieces([1], |_| Ok(1)), Err(Errno::EAGAIN));
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf), Ok(8));
+        assert_eq!(&buf[..8], b"abcdefgh");
     }
 
     #[test]

@@ -595,6 +595,37 @@ fn copy_in_iov_partial(
     Ok(done)
 }
 
+/// The iovecs' bytes from `pos` on (at most `max`), split where the iovecs
+/// and the pages of user memory end: vmsplice puts each piece in a pipe slot
+/// of its own.
+fn page_pieces(iov: &[(u64, usize)], mut pos: usize, max: usize) -> Vec<usize> {
+    let page = abi::PAGE_SIZE as usize;
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    for &(base, len) in iov {
+        if pos >= len {
+            pos -= len;
+            continue;
+        }
+        let mut addr = base.wrapping_add(pos as u64);
+        let mut left = len - pos;
+        pos = 0;
+        while left > 0 && total < max {
+            let k = (page - (addr % page as u64) as usize)
+                .min(left)
+                .min(max - total);
+            out.push(k);
+            total += k;
+            left -= k;
+            addr = addr.wrapping_add(k as u64);
+        }
+        if total == max {
+            break;
+        }
+    }
+    out
+}
+
 fn sys_vmsplice(t: &mut Task, a: &Args) -> SysResult {
     let (fd, iov_addr, nr_segs, flags) = (a.fd(0), a.u64(1), a.u64(2), a.u32(3));
     if flags & !SPLICE_F_ALL != 0 {
@@ -619,10 +650,21 @@ fn sys_vmsplice(t: &mut Task, a: &Args) -> SysResult {
     let queue = f.ops().wait_queue();
     let mut done = 0usize;
     while done < total {
-        let want = (total - done).min(CHUNK);
+        let pieces = if to_pipe {
+            page_pieces(&iov, done, CHUNK)
+        } else {
+            Vec::new()
+        };
+        let want = if to_pipe {
+            pieces.iter().sum()
+        } else {
+            (total - done).min(CHUNK)
+        };
         let op = || {
             if to_pipe {
-                pipe.splice_in(want, |buf| copy_in_iov_partial(t, &iov, done, buf))
+                pipe.splice_in_pieces(pieces.iter().copied(), |buf| {
+                    copy_in_iov_partial(t, &iov, done, buf)
+                })
             } else {
                 pipe.splice_out(want, |data| copy_out_iov_partial(t, &iov, done, data))
             }

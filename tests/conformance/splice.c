@@ -152,6 +152,14 @@ TEST(spliced_data_takes_its_own_slots)
     EXPECT_EQ(write(p[1], fill, sizeof fill), 65536 - 2 * 4096);
     close(p[0]);
     close(p[1]);
+    /* vmsplice: a slot per iovec and per page of each. */
+    static char pages[8192] __attribute__((aligned(4096)));
+    ASSERT_OK(pipe2(p, O_NONBLOCK));
+    struct iovec iov[3] = {{pages, 10}, {pages + 100, 10}, {pages + 4090, 12}};
+    EXPECT_EQ(vmsplice(p[1], iov, 3, 0), 32);
+    EXPECT_EQ(write(p[1], fill, sizeof fill), 65536 - 4 * 4096);
+    close(p[0]);
+    close(p[1]);
     close(in);
 }
 
