@@ -203,9 +203,16 @@ fn file_to_pipe(
     while done < len {
         let want = (len - done).min(CHUNK);
         let at = pos.saturating_add(done as i64);
+        // A slot per page of the file, as the page cache splices it.
+        let skew = if src.ops().seekable() {
+            (at as u64 % abi::PAGE_SIZE) as usize
+        } else {
+            0
+        };
+        let pieces = file_pieces(skew, want);
         let op = || {
             let mut src_res = Ok(());
-            let r = pipe.splice_in(want, |buf| match read_src(src, buf, at)? {
+            let r = pipe.splice_in_pieces(pieces.clone(), |buf| match read_src(src, buf, at)? {
                 Ok(n) => Ok(n),
                 Err(e) => {
                     src_res = Err(e);
@@ -234,6 +241,17 @@ fn file_to_pipe(
         }
     }
     Ok(done as u64)
+}
+
+/// `len` bytes from a file position `skew` bytes into a page, split where the
+/// file's pages end.
+fn file_pieces(skew: usize, len: usize) -> impl Iterator<Item = usize> + Clone {
+    let page = abi::PAGE_SIZE as usize;
+    let first = (page - skew % page).min(len);
+    std::iter::once(first).chain((0..(len - first).div_ceil(page)).map(move |i| {
+        let left = len - first - i * page;
+        left.min(page)
+    }))
 }
 
 /// Moves up to `len` bytes out of the pipe behind `inp` into `dst` (at `pos`

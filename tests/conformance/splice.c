@@ -152,6 +152,18 @@ TEST(spliced_data_takes_its_own_slots)
     EXPECT_EQ(write(p[1], fill, sizeof fill), 65536 - 2 * 4096);
     close(p[0]);
     close(p[1]);
+    /* From a file: a slot per page of the file. */
+    ASSERT_OK(pipe2(p, O_NONBLOCK));
+    static char two[8192];
+    memset(two, 'p', sizeof two);
+    int big = file_with("c", two, sizeof two);
+    ASSERT_GE(big, 0);
+    loff_t off = 4090;
+    EXPECT_EQ(splice(big, &off, p[1], NULL, 12, 0), 12);
+    EXPECT_EQ(write(p[1], fill, sizeof fill), 65536 - 2 * 4096);
+    close(big);
+    close(p[0]);
+    close(p[1]);
     /* vmsplice: a slot per iovec and per page of each. */
     static char pages[8192] __attribute__((aligned(4096)));
     ASSERT_OK(pipe2(p, O_NONBLOCK));
