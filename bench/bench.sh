@@ -17,6 +17,11 @@
 #   BENCH_FORKEXEC_ITERS=200   fork+execve+wait iterations per forkexec run
 #   BENCH_PINGPONG_ITERS=20000 round trips per pingpong run
 #   BENCH_MUTEX_ITERS=20000    round trips per mutexpp run
+#   BENCH_FS_ITERS=2000        operations per fsops run (stat ... write4k)
+#   BENCH_DENTS_ITERS=5        directory scans per getdents run
+#   BENCH_TMP=/dev/shm         writable dir (natively and in every sandbox) for
+#                              the files fsops and gcc-c create
+#   BENCH_ONLY="stat gcc-c"    run only these workloads (names as in the table)
 #
 # Workloads (all static binaries built from bench/*.c into target/bench/):
 #   startup   wall time of `/bin/true` (dynamic, so includes ld.so), ms
@@ -26,6 +31,15 @@
 #   forkexec  fork + execve(static nop) + waitpid, us/iteration (measured inside)
 #   pingpong  1-byte round trip between two processes over two pipes, ns/trip
 #   mutexpp   two threads taking turns via mutex+condvar (futex), ns/trip
+#   stat      stat() of a file in BENCH_TMP, ns/op (fsops.c, measured inside)
+#   open+close    open(O_RDONLY)+close of that file, ns/op
+#   create+unlink open(O_CREAT|O_EXCL)+close+unlink of a new file, ns/op
+#   read4k    pread of 4 KiB at offset 0, ns/op
+#   write4k   pwrite of 4 KiB at offset 0, ns/op
+#   getdents10k   open+getdents64 to the end+close of a 10,000-entry directory,
+#             us/scan (the files are created and removed untimed)
+#   gcc-c     wall time of `gcc -pipe -c` of bench/cc_input.c (dynamic gcc,
+#             cc1 and as: exec-heavy; includes the runtime's startup), ms
 #
 # Ratios are slowdowns, >1 = slower: for times runtime/native, for MB/s
 # native/runtime. "ours/gVisor" < 1 means we are faster than gVisor.
@@ -48,13 +62,18 @@ FORKEXEC_ITERS=${BENCH_FORKEXEC_ITERS:-200}
 PINGPONG_ITERS=${BENCH_PINGPONG_ITERS:-20000}
 MUTEX_ITERS=${BENCH_MUTEX_ITERS:-20000}
 BENCH_FILE=${BENCH_FILE:-/tmp/bench-64m}
+FS_ITERS=${BENCH_FS_ITERS:-2000}
+DENTS_ITERS=${BENCH_DENTS_ITERS:-5}
+BENCH_TMP=${BENCH_TMP:-/dev/shm}
+ONLY=${BENCH_ONLY:-}
+GCC=$(command -v gcc || echo /usr/bin/gcc)
 BIN=$ROOT/target/bench
 
 log() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- build
 mkdir -p "$BIN"
-for p in getpid openloop readfile nop forkexec pingpong mutexpp; do
+for p in getpid openloop readfile nop forkexec pingpong mutexpp fsops; do
     if [ ! -x "$BIN/$p" ] || [ "$ROOT/bench/$p.c" -nt "$BIN/$p" ]; then
         gcc -O2 -Wall -static -o "$BIN/$p" "$ROOT/bench/$p.c" || { log "gcc failed for $p.c"; exit 1; }
     fi
@@ -105,7 +124,22 @@ WORKLOADS=(
     "forkexec|us/iter|self|$BIN/forkexec $FORKEXEC_ITERS $BIN/nop"
     "pingpong|ns/trip|self|$BIN/pingpong $PINGPONG_ITERS"
     "mutexpp|ns/trip|self|$BIN/mutexpp $MUTEX_ITERS"
+    "stat|ns/op|self|$BIN/fsops stat $FS_ITERS $BENCH_TMP"
+    "open+close|ns/op|self|$BIN/fsops open $FS_ITERS $BENCH_TMP"
+    "create+unlink|ns/op|self|$BIN/fsops create $FS_ITERS $BENCH_TMP"
+    "read4k|ns/op|self|$BIN/fsops read4k $FS_ITERS $BENCH_TMP"
+    "write4k|ns/op|self|$BIN/fsops write4k $FS_ITERS $BENCH_TMP"
+    "getdents10k|us/scan|self|$BIN/fsops getdents $DENTS_ITERS $BENCH_TMP"
+    "gcc-c|ms|wall|$GCC -pipe -c -o $BENCH_TMP/bench-cc.$$.o $ROOT/bench/cc_input.c"
 )
+
+# selected WORKLOAD -> whether BENCH_ONLY (if set) names it
+selected() {
+    [ -z "$ONLY" ] && return 0
+    local n
+    for n in $ONLY; do [ "$n" = "$1" ] && return 0; done
+    return 1
+}
 
 now_ns() { date +%s%N; }
 
@@ -137,6 +171,7 @@ median() {
 declare -A RESULT
 for w in "${WORKLOADS[@]}"; do
     IFS='|' read -r wname unit kind cmd <<<"$w"
+    selected "$wname" || continue
     for i in "${!RT_NAMES[@]}"; do
         rt=${RT_NAMES[$i]}
         prefix=${RT_PREFIX[$i]}
@@ -194,6 +229,7 @@ echo "$header"
 echo "$sep"
 for w in "${WORKLOADS[@]}"; do
     IFS='|' read -r wname unit kind cmd <<<"$w"
+    selected "$wname" || continue
     row="| $wname | $unit |"
     for rt in "${RT_NAMES[@]}"; do row+=" ${RESULT[$wname,$rt]} |"; done
     for rt in "${RT_NAMES[@]}"; do
@@ -209,3 +245,4 @@ for w in "${WORKLOADS[@]}"; do
 done
 echo
 echo "Ratios are slowdowns (>1 = slower; for MB/s native/runtime). fail = the workload did not run."
+rm -f "$BENCH_TMP/bench-cc.$$.o"

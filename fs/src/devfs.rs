@@ -239,6 +239,10 @@ impl FileOps for MemDeviceFile {
             _ => Ok(buf.len()),
         }
     }
+    /// Memory devices have no fsync: EINVAL, as Linux.
+    fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
     /// Seeking a memory device always succeeds and reports offset 0.
     fn lseek(&self, _st: &FileState, _off: i64, _whence: i32) -> Result<u64, Errno> {
         Ok(0)

@@ -180,10 +180,15 @@ pub trait FileOps: Send + Sync {
     fn pipe(&self) -> Option<&Pipe> {
         None
     }
-    /// fsync(2) / fdatasync(2). Files whose data lives in the sentry have nothing
-    /// to flush; files backed by a host fd flush it.
+    /// fsync(2) (`datasync`: fdatasync(2)). Linux gives EINVAL for files whose
+    /// file system has no fsync (pipes, sockets, anonymous files, character
+    /// devices); seekable files default to success (their data is in memory).
     fn fsync(&self, _datasync: bool) -> Result<(), Errno> {
-        Ok(())
+        if self.seekable() {
+            Ok(())
+        } else {
+            Err(Errno::EINVAL)
+        }
     }
     /// fallocate(2) (`mode` already validated) done on a host fd; None when the
     /// file has none and the inode's `allocate` applies.

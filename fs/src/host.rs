@@ -254,19 +254,17 @@ impl FileOps for HostFdOps {
         Some(self.fd.as_fd())
     }
 
+    /// Flushes the host file (the host says EINVAL for its pipes and ttys).
     fn fsync(&self, datasync: bool) -> Result<(), Errno> {
-        if self.stdio {
-            return Ok(());
-        }
         // SAFETY: fsync/fdatasync on our own fd.
-        let r = retry(|| unsafe {
+        retry(|| unsafe {
             if datasync {
-                libc::fdatasync(self.raw()) as isize
+                libc::fdatasync(self.raw())
             } else {
-                libc::fsync(self.raw()) as isize
+                libc::fsync(self.raw())
             }
-        });
-        r.map(|_| ())
+        } as isize)
+        .map(|_| ())
     }
 
     fn fallocate(&self, mode: i32, off: u64, len: u64) -> Option<Result<(), Errno>> {

@@ -969,6 +969,18 @@ impl FileOps for OverlayFile {
     fn pipe(&self) -> Option<&Pipe> {
         self.inner.pipe()
     }
+    fn supports_fasync(&self) -> bool {
+        self.inner.supports_fasync()
+    }
+    fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        self.inner.fsync(datasync)
+    }
+    fn fallocate(&self, mode: i32, off: u64, len: u64) -> Option<Result<(), Errno>> {
+        self.inner.fallocate(mode, off, len)
+    }
+    fn page_store(&self) -> Option<Arc<crate::pagestore::PageStore>> {
+        self.inner.page_store()
+    }
 }
 
 /// An open overlay directory: listed from a snapshot of the merged entries,

@@ -51,6 +51,9 @@ struct PipeBuffer {
     start: usize,
     /// Written in packet mode: read whole (or truncated), never merged into.
     packet: bool,
+    /// Later writes may append to it (Linux's PIPE_BUF_FLAG_CAN_MERGE): set
+    /// for what write(2) put there, not for spliced, vmspliced or tee'd data.
+    merge: bool,
 }
 
 struct PipeState {
@@ -105,7 +108,7 @@ impl PipeState {
         let chars = buf.len() % PAGE_SIZE;
         if chars != 0 {
             if let Some(last) = self.buffers.back_mut() {
-                if !last.packet && last.data.len() + chars <= PAGE_SIZE {
+                if last.merge && last.data.len() + chars <= PAGE_SIZE {
                     last.data.extend_from_slice(&buf[..chars]);
                     done = chars;
                 }
@@ -119,6 +122,7 @@ impl PipeState {
                 data,
                 start: 0,
                 packet,
+                merge: !packet,
             });
             done += k;
         }
@@ -237,6 +241,190 @@ impl Pipe {
             }
         };
         self.queue.notify(READABLE);
+        Ok(n)
+    }
+
+    /// splice/sendfile into the pipe (Linux's splice_file_to_pipe): `fill`
+    /// supplies up to `max` bytes (at most the pipe's free slots' worth) into a
+    /// sentry buffer while the pipe is locked, so what it produced always fits;
+    /// the data takes fresh page-sized slots. EPIPE without readers (the caller
+    /// sends SIGPIPE), EAGAIN when full; errors of `fill` pass through.
+    pub fn splice_in(
+        &self,
+        max: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        let pages = (0..max.div_ceil(PAGE_SIZE)).map(move |i| (max - i * PAGE_SIZE).min(PAGE_SIZE));
+        self.splice_in_pieces(pages, fill)
+    }
+
+    /// Like [`Pipe::splice_in`], but each of `pieces` (lengths, at most a page
+    /// each) takes a slot of its own, as vmsplice's pieces of user pages do
+    /// (Linux's iter_to_pipe); as many pieces as there are free slots.
+    pub fn splice_in_pieces(
+        &self,
+        pieces: impl IntoIterator<Item = usize>,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        let n = {
+            let mut s = self.lock();
+            if s.readers == 0 {
+                return Err(Errno::EPIPE);
+            }
+            let free = s.slots.saturating_sub(s.buffers.len());
+            if free == 0 {
+                return Err(Errno::EAGAIN);
+            }
+            let pieces: Vec<usize> = pieces
+                .into_iter()
+                .map(|k| k.min(PAGE_SIZE))
+                .filter(|&k| k > 0)
+                .take(free)
+                .collect();
+            let mut buf = vec![0u8; pieces.iter().sum()];
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let n = fill(&mut buf)?.min(buf.len());
+            let mut at = 0;
+            for k in pieces {
+                if at >= n {
+                    break;
+                }
+                let k = k.min(n - at);
+                s.buffers.push_back(PipeBuffer {
+                    data: buf[at..at + k].to_vec(),
+                    start: 0,
+                    packet: false,
+                    merge: false,
+                });
+                at += k;
+            }
+            n
+        };
+        if n > 0 {
+            self.queue.notify(READABLE);
+        }
+        Ok(n)
+    }
+
+    /// splice/vmsplice out of the pipe (Linux's __splice_from_pipe): offers up
+    /// to `max` buffered bytes to `sink` while the pipe is locked and consumes
+    /// only what it accepted. 0 at EOF (empty, no writers); EAGAIN when empty
+    /// with writers; errors of `sink` pass through and consume nothing.
+    pub fn splice_out(
+        &self,
+        max: usize,
+        sink: impl FnOnce(&[u8]) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = {
+            let mut s = self.lock();
+            if s.buffers.is_empty() {
+                return if s.writers == 0 {
+                    Ok(0)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
+            }
+            let mut data = Vec::with_capacity(max.min(s.bytes()));
+            for b in s.buffers.iter() {
+                let k = (b.data.len() - b.start).min(max - data.len());
+                data.extend_from_slice(&b.data[b.start..b.start + k]);
+                if data.len() == max {
+                    break;
+                }
+            }
+            let n = sink(&data)?.min(data.len());
+            let mut left = n;
+            while left > 0 {
+                let Some(b) = s.buffers.front_mut() else {
+                    break;
+                };
+                let k = (b.data.len() - b.start).min(left);
+                b.start += k;
+                left -= k;
+                if b.start == b.data.len() {
+                    s.buffers.pop_front();
+                }
+            }
+            n
+        };
+        if n > 0 {
+            self.queue.notify(WRITABLE);
+        }
+        Ok(n)
+    }
+
+    /// splice between two pipes (`consume`) or tee (`!consume`: the source keeps
+    /// its data): copies up to `max` bytes buffer by buffer into fresh slots of
+    /// `dst`, as Linux's splice_pipe_to_pipe and link_pipe. Checks the source
+    /// first: 0 when it is empty without writers, EAGAIN when empty; then the
+    /// destination: EPIPE without readers (the caller sends SIGPIPE), EAGAIN
+    /// when full. EINVAL when both are the same pipe.
+    pub fn transfer(&self, dst: &Pipe, max: usize, consume: bool) -> Result<usize, Errno> {
+        if std::ptr::eq(self, dst) {
+            return Err(Errno::EINVAL);
+        }
+        if max == 0 {
+            return Ok(0);
+        }
+        // Lock in address order: two tasks splicing A->B and B->A must not deadlock.
+        let (mut src, mut out) = if (self as *const Pipe) < (dst as *const Pipe) {
+            let a = self.lock();
+            let b = dst.lock();
+            (a, b)
+        } else {
+            let b = dst.lock();
+            let a = self.lock();
+            (a, b)
+        };
+        if src.buffers.is_empty() {
+            return if src.writers == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EAGAIN)
+            };
+        }
+        if out.readers == 0 {
+            return Err(Errno::EPIPE);
+        }
+        if out.full() {
+            return Err(Errno::EAGAIN);
+        }
+        let mut n = 0;
+        let mut i = 0;
+        while n < max && !out.full() && i < src.buffers.len() {
+            let b = &src.buffers[i];
+            let k = (b.data.len() - b.start).min(max - n);
+            // A whole buffer moved keeps its flags; a copy or a part may not
+            // be merged into (Linux's splice_pipe_to_pipe and link_pipe).
+            let whole = consume && k == b.data.len() - b.start;
+            out.buffers.push_back(PipeBuffer {
+                data: b.data[b.start..b.start + k].to_vec(),
+                start: 0,
+                packet: b.packet,
+                merge: whole && b.merge,
+            });
+            n += k;
+            if consume {
+                let b = &mut src.buffers[i];
+                b.start += k;
+                if b.start == b.data.len() {
+                    src.buffers.pop_front();
+                }
+            } else {
+                i += 1;
+            }
+        }
+        drop(src);
+        drop(out);
+        dst.queue.notify(READABLE);
+        if consume {
+            self.queue.notify(WRITABLE);
+        }
         Ok(n)
     }
 
@@ -479,6 +667,9 @@ impl Fifo {
                 libc::O_RDONLY => {
                     s.readers += 1;
                     s.reader_opens += 1;
+                    if flags & libc::O_NONBLOCK == 0 {
+                        remember_partner_opens(&pipe, s.writer_opens);
+                    }
                     Box::new(PipeReader(pipe.clone()))
                 }
                 libc::O_WRONLY => {
@@ -487,6 +678,9 @@ impl Fifo {
                     }
                     s.writers += 1;
                     s.writer_opens += 1;
+                    if flags & libc::O_NONBLOCK == 0 {
+                        remember_partner_opens(&pipe, s.reader_opens);
+                    }
                     Box::new(PipeWriter(pipe.clone()))
                 }
                 _ => {
@@ -505,10 +699,30 @@ impl Fifo {
     }
 }
 
+thread_local! {
+    /// The other end's open count as this thread's last FIFO open saw it, under
+    /// the pipe's lock (pipe address, count): the blocking wait that follows the
+    /// open compares against it, so a partner that comes and goes in between
+    /// still ends the wait.
+    static PARTNER_OPENS: std::cell::Cell<Option<(usize, u64)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn remember_partner_opens(pipe: &Arc<Pipe>, n: u64) {
+    PARTNER_OPENS.with(|c| c.set(Some((Arc::as_ptr(pipe) as usize, n))));
+}
+
 impl Pipe {
-    /// For a blocking FIFO open: how many times the other end was opened so far
+    /// For a blocking FIFO open, right after [`Fifo::open`] on the same thread:
+    /// how many times the other end had been opened when this end was
     /// (`reader`: we are a read end, waiting for writers).
     pub fn fifo_partner_opens(&self, reader: bool) -> u64 {
+        let me = self as *const Pipe as usize;
+        if let Some((p, n)) = PARTNER_OPENS.with(|c| c.take()) {
+            if p == me {
+                return n;
+            }
+        }
         let s = self.lock();
         if reader {
             s.writer_opens
@@ -676,6 +890,117 @@ mod tests {
         assert_eq!(w.pwrite(b"x", 0), Err(Errno::ESPIPE));
         assert_eq!(r.status_flags() & libc::O_ACCMODE, libc::O_RDONLY);
         assert_eq!(w.status_flags() & libc::O_ACCMODE, libc::O_WRONLY);
+    }
+
+    #[test]
+    fn splice_in_fills_room_and_reports_epipe() {
+        let (r, w) = pair(0);
+        let p = w.ops().pipe().unwrap();
+        assert_eq!(
+            p.splice_in(10, |b| {
+                b.copy_from_slice(b"0123456789");
+                Ok(10)
+            }),
+            Ok(10)
+        );
+        // The buffer offered is bounded by the free slots.
+        let mut offered = 0;
+        assert_eq!(
+            p.splice_in(usize::MAX, |b| {
+                offered = b.len();
+                Ok(b.len())
+            }),
+            Ok(DEFAULT_PIPE_SIZE - PAGE_SIZE)
+        );
+        assert_eq!(offered, DEFAULT_PIPE_SIZE - PAGE_SIZE);
+        assert_eq!(p.splice_in(1, |_| Ok(1)), Err(Errno::EAGAIN));
+        // Errors of the source pass through and add nothing.
+        let mut buf = [0u8; 10];
+        assert_eq!(r.read(&mut buf), Ok(10));
+        assert_eq!(&buf, b"0123456789");
+        assert_eq!(p.splice_in(5, |_| Err(Errno::EIO)), Err(Errno::EIO));
+        assert_eq!(p.len(), DEFAULT_PIPE_SIZE - PAGE_SIZE);
+        drop(r);
+        assert_eq!(p.splice_in(1, |_| Ok(1)), Err(Errno::EPIPE));
+        // Spliced data takes its own slot: writes do not merge into it.
+        let (_r, w) = pair(0);
+        let p = w.ops().pipe().unwrap();
+        assert_eq!(p.splice_in(10, |_| Ok(10)), Ok(10));
+        w.write(&[1u8; 10]).unwrap();
+        assert_eq!(
+            w.write(&vec![2u8; DEFAULT_PIPE_SIZE]),
+            Ok(DEFAULT_PIPE_SIZE - 2 * PAGE_SIZE)
+        );
+        // Pieces take a slot each, as many as there are free slots.
+        let (r, w) = pair(0);
+        let p = w.ops().pipe().unwrap();
+        p.set_capacity(2 * PAGE_SIZE as u64, false).unwrap();
+        let mut offered = 0;
+        let n = p.splice_in_pieces([3, 0, 5, PAGE_SIZE], |b| {
+            offered = b.len();
+            b.copy_from_slice(b"abcdefgh");
+            Ok(8)
+        });
+        assert_eq!((n, offered), (Ok(8), 8));
+        assert_eq!(p.splice_in_pieces([1], |_| Ok(1)), Err(Errno::EAGAIN));
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf), Ok(8));
+        assert_eq!(&buf[..8], b"abcdefgh");
+    }
+
+    #[test]
+    fn splice_out_consumes_what_the_sink_took() {
+        let (r, w) = pair(0);
+        let p = r.ops().pipe().unwrap();
+        assert_eq!(p.splice_out(10, |_| Ok(0)), Err(Errno::EAGAIN));
+        w.write(b"hello").unwrap();
+        w.write(&[b'x'; PIPE_BUF]).unwrap();
+        assert_eq!(
+            p.splice_out(7, |d| {
+                assert_eq!(d, b"helloxx");
+                Ok(3)
+            }),
+            Ok(3)
+        );
+        assert_eq!(p.splice_out(7, |_| Err(Errno::ENOSPC)), Err(Errno::ENOSPC));
+        let mut buf = [0u8; 4];
+        assert_eq!(r.read(&mut buf), Ok(4));
+        assert_eq!(&buf, b"loxx");
+        drop(w);
+        let rest = p.len();
+        assert_eq!(p.splice_out(usize::MAX, |d| Ok(d.len())), Ok(rest));
+        assert_eq!(p.splice_out(10, |_| Ok(0)), Ok(0), "EOF");
+    }
+
+    #[test]
+    fn transfer_moves_or_tees() {
+        let (r1, w1) = pair(0);
+        let (r2, w2) = pair(0);
+        let (p1, p2) = (r1.ops().pipe().unwrap(), w2.ops().pipe().unwrap());
+        assert_eq!(p1.transfer(p2, 10, true), Err(Errno::EAGAIN), "empty");
+        assert_eq!(p1.transfer(p1, 10, true), Err(Errno::EINVAL));
+        w1.write(b"hello world").unwrap();
+        // tee: the source keeps its data.
+        assert_eq!(p1.transfer(p2, 5, false), Ok(5));
+        assert_eq!(p1.len(), 11);
+        let mut buf = [0u8; 16];
+        assert_eq!(r2.read(&mut buf), Ok(5));
+        assert_eq!(&buf[..5], b"hello");
+        // splice: moved.
+        assert_eq!(p1.transfer(p2, 100, true), Ok(11));
+        assert!(p1.is_empty());
+        assert_eq!(r2.read(&mut buf), Ok(11));
+        assert_eq!(&buf[..11], b"hello world");
+        // A full destination, then one without readers.
+        w2.write(&vec![0u8; DEFAULT_PIPE_SIZE]).unwrap();
+        w1.write(b"x").unwrap();
+        assert_eq!(p1.transfer(p2, 1, true), Err(Errno::EAGAIN));
+        drop(r2);
+        assert_eq!(p1.transfer(p2, 1, false), Err(Errno::EPIPE));
+        // EOF on the source wins.
+        r1.read(&mut buf).unwrap();
+        drop(w1);
+        assert_eq!(p1.transfer(p2, 1, true), Ok(0));
     }
 
     #[test]

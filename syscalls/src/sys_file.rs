@@ -73,9 +73,6 @@ pub(crate) fn register(t: &mut Table) {
     t.add(nr::STATFS, sys_statfs, &[Path, Hex]);
     t.add(nr::FSTATFS, sys_fstatfs, &[Fd, Hex]);
     t.add(nr::UMASK, sys_umask, &[Oct]);
-    t.add(nr::FSYNC, sys_fsync_full, &[Fd]);
-    t.add(nr::FDATASYNC, sys_fdatasync, &[Fd]);
-    t.add(nr::SYNCFS, sys_fsync, &[Fd]);
     t.add(nr::FADVISE64, sys_fadvise64, &[Fd, Dec, Dec, Dec]);
     t.add(nr::MKDIR, sys_mkdir, &[Path, Oct]);
     t.add(nr::MKDIRAT, sys_mkdirat, &[DirFd, Path, Oct]);
@@ -235,7 +232,7 @@ fn copy_in_iov(
 
 /// Reads the iovec array at `addr`; lengths are capped so the total stays within
 /// MAX_RW_COUNT.
-fn read_iovecs(t: &Task, addr: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
+pub(crate) fn read_iovecs(t: &Task, addr: u64, cnt: u64) -> Result<Vec<(u64, usize)>, Errno> {
     if cnt as usize > IOV_MAX {
         return Err(Errno::EINVAL);
     }
@@ -493,8 +490,6 @@ fn fifo_wait_partner(t: &Task, f: &Arc<OpenFile>, flags: i32) -> Result<(), Errn
     if p.fifo_partner(reader, seen).is_ok() {
         return Ok(());
     }
-    // The partner may have come and gone between the open and `seen`; a
-    // writer then also finds a reader count of 0 and waits for the next one.
     f.block(t.waiter(), u32::MAX, || p.fifo_partner(reader, seen))
 }
 
@@ -1046,11 +1041,6 @@ fn sys_umask(t: &mut Task, a: &Args) -> SysResult {
     Ok(t.fs.set_umask(a.u32(0) & 0o777) as u64)
 }
 
-fn sys_fsync(t: &mut Task, a: &Args) -> SysResult {
-    t.fds.get(a.fd(0))?;
-    Ok(0)
-}
-
 /// fadvise64(fd, offset, len, advice): advice only (no page cache to tune),
 /// with Linux's checks: EBADF, ESPIPE for pipes and FIFOs, EINVAL for an
 /// unknown advice or a negative length.
@@ -1067,24 +1057,6 @@ fn sys_fadvise64(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     Ok(0)
-}
-
-/// fsync(2) / fdatasync(2): files backed by a host fd (gofer files) flush it.
-fn sys_fsync_data(t: &mut Task, a: &Args, datasync: bool) -> SysResult {
-    let f = t.fds.get(a.fd(0))?;
-    if f.is_path_only() {
-        return Err(Errno::EBADF);
-    }
-    f.ops().fsync(datasync)?;
-    Ok(0)
-}
-
-fn sys_fsync_full(t: &mut Task, a: &Args) -> SysResult {
-    sys_fsync_data(t, a, false)
-}
-
-fn sys_fdatasync(t: &mut Task, a: &Args) -> SysResult {
-    sys_fsync_data(t, a, true)
 }
 
 // ---- mutating calls (path resolution first, then the VFS's checks) ----

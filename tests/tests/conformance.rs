@@ -39,6 +39,7 @@ pub const PROGRAMS: &[&str] = &[
     "inotify",
     "locks",
     "shm",
+    "splice",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -221,6 +222,11 @@ fn conformance_inotify() {
 #[test]
 fn conformance_locks() {
     run_program("locks");
+}
+
+#[test]
+fn conformance_splice() {
+    run_program("splice");
 }
 
 #[test]
