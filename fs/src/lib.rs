@@ -12,12 +12,15 @@
 //!   (implemented for `gofer::Client`).
 //! - [`host`]: files wrapping host fds (the workload's inherited stdio).
 //! - [`pipe`]: pipes (pipe(2), pipe2(2)).
+//! - [`devfs`]: /dev; [`devpts`]: pseudo-terminals (/dev/ptmx, /dev/pts), the
+//!   line discipline and controlling-terminal job control.
 //! - [`waiter`]: interruptible blocking (waiters, wait queues, the block loop).
 //! - [`synthetic`]: the sentry-owned empty directories (/proc, /sys, /dev for now).
 
 pub mod anon;
 pub mod context;
 pub mod devfs;
+pub mod devpts;
 pub mod fd_table;
 pub mod file;
 pub mod host;

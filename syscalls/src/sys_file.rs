@@ -856,6 +856,29 @@ fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
             f.set_nonblocking(i32::from_le_bytes(b) != 0)?;
             Ok(0)
         }
+        fs::devpts::TIOCGPTPEER => {
+            let term = match f.ops().terminal() {
+                Some((term, true)) => term,
+                Some((_, false)) => return Err(Errno::EIO),
+                None => return Err(Errno::ENOTTY),
+            };
+            let flags = a.i32(2);
+            let allowed = libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+            if flags & !allowed != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let ops = term.open_replica(flags)?;
+            // The peer's path is /dev/pts/N, as if opened by name (ttyname).
+            let path = format!("/dev/pts/{}", term.index()).into_bytes();
+            let root = t.fs.root();
+            let loc = t
+                .kernel
+                .vfs
+                .walk(&t.fs, &creds(t), &root, &path, &WalkOpts::nofollow())
+                .ok();
+            let file = OpenFile::new(ops, flags & !libc::O_CLOEXEC, loc);
+            install(t, file, flags & libc::O_CLOEXEC != 0)
+        }
         cmd => f.ioctl(&*t, cmd, a.u64(2)),
     }
 }

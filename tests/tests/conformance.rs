@@ -27,7 +27,7 @@
 use tests::{compile_c, expect_native_ok, Cmd, Failures, Link, RunOutput, PLATFORMS};
 
 /// Program names (conformance/<name>.c). Each has its own #[test] below.
-pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc", "anonfd", "fsmut"];
+pub const PROGRAMS: &[&str] = &["file_read", "mm", "misc", "anonfd", "fsmut", "pty"];
 
 /// Issue-3 programs: native always, sandbox only when enabled (see the
 /// module comment and `sandbox_enabled`).
@@ -162,6 +162,11 @@ fn conformance_anonfd() {
 #[test]
 fn conformance_fsmut() {
     run_program("fsmut");
+}
+
+#[test]
+fn conformance_pty() {
+    run_program("pty");
 }
 
 #[test]
