@@ -114,14 +114,20 @@ struct ConsoleNode {
 
 impl Inode for ConsoleNode {
     fn attr(&self) -> Attr {
+        let st = self.stat().unwrap_or(self.stat);
         Attr {
-            mode: self.stat.mode,
-            uid: 0,
-            gid: 0,
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
         }
     }
+    /// The host terminal's own attributes, as a bind mount of it would show
+    /// (ttyname(3) compares them with the fd's).
     fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.stat)
+        match self.pts.console() {
+            Some(f) => f.stat(),
+            None => Ok(self.stat),
+        }
     }
     fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         Err(Errno::ENOTDIR)

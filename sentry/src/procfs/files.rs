@@ -354,6 +354,17 @@ pub(super) fn file_name(k: &Kernel, ctx: Option<&fs::FsContext>, f: &fs::OpenFil
         return k.vfs.path_of(ctx, loc);
     }
     let st = f.stat().unwrap_or_default();
+    // The host terminal behind /dev/console goes by that name (so ttyname(3)
+    // finds it).
+    if f.ops().host_fd().is_some() {
+        if let Some(c) = k.vfs.devpts().console() {
+            if c.stat()
+                .is_ok_and(|cs| cs.dev == st.dev && cs.ino == st.ino)
+            {
+                return b"/dev/console".to_vec();
+            }
+        }
+    }
     match st.mode & S_IFMT {
         S_IFIFO => format!("pipe:[{}]", st.ino).into_bytes(),
         S_IFSOCK => format!("socket:[{}]", st.ino).into_bytes(),
