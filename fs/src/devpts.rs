@@ -230,6 +230,9 @@ pub trait TtyHooks: Send + Sync {
     fn signal_process(&self, tgid: i32, sig: i32);
     /// Whether the calling thread blocks or ignores `sig`.
     fn caller_blocks_or_ignores(&self, sig: i32) -> bool;
+    /// Whether process group `pgid` is orphaned (no member has a parent in
+    /// another group of the same session).
+    fn pgrp_orphaned(&self, pgid: i32) -> bool;
 }
 
 /// The devpts instance: the ptys and the /dev/pts directory.
@@ -838,6 +841,9 @@ impl Terminal {
 
     /// A write to the replica: output processing towards the master.
     fn replica_write(&self, buf: &[u8]) -> Result<usize, Errno> {
+        if self.st().termios.l(TOSTOP) {
+            self.check_change(libc::SIGTTOU)?;
+        }
         let n = {
             let mut s = self.st();
             if s.hung_up {
@@ -863,9 +869,13 @@ impl Terminal {
         Ok(n)
     }
 
-    /// Job control for a read on the replica: a background process reading its
-    /// controlling terminal gets SIGTTIN (EIO when it ignores or blocks it).
-    fn check_read_access(&self) -> Result<(), Errno> {
+    /// Linux's tty_check_change: a process of a background group touching its
+    /// controlling terminal gets `sig` (SIGTTIN for reads; SIGTTOU for writes
+    /// with TOSTOP and for changes of the terminal's settings) and the call
+    /// restarts once it is continued. A blocked or ignored SIGTTIN makes it
+    /// EIO, a blocked or ignored SIGTTOU lets it proceed; an orphaned group
+    /// (nobody to continue it) gets EIO.
+    fn check_change(&self, sig: i32) -> Result<(), Errno> {
         let jc = *self.jc();
         let Some(sid) = jc.session else {
             return Ok(());
@@ -879,16 +889,23 @@ impl Terminal {
         if c.sid != sid || jc.fg.is_none_or(|fg| fg == c.pgid) {
             return Ok(());
         }
-        if h.caller_blocks_or_ignores(libc::SIGTTIN) {
+        if h.caller_blocks_or_ignores(sig) {
+            return if sig == libc::SIGTTIN {
+                Err(Errno::EIO)
+            } else {
+                Ok(())
+            };
+        }
+        if h.pgrp_orphaned(c.pgid) {
             return Err(Errno::EIO);
         }
-        h.signal_pgrp(c.pgid, libc::SIGTTIN);
+        h.signal_pgrp(c.pgid, sig);
         Err(Errno(ERESTARTSYS))
     }
 
     /// A read on the replica.
     fn replica_read(&self, st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
-        self.check_read_access()?;
+        self.check_change(libc::SIGTTIN)?;
         let n = {
             let mut s = self.st();
             if buf.is_empty() {
@@ -907,14 +924,20 @@ impl Terminal {
                 n
             } else {
                 let vmin = s.termios.cc[VMIN] as usize;
+                let vtime = s.termios.cc[VTIME];
                 let avail = s.raw.len();
                 if avail == 0 {
-                    if s.hung_up || vmin == 0 {
+                    if s.hung_up || (vmin == 0 && vtime == 0) {
                         return Ok(0);
                     }
+                    // VMIN 0 with VTIME: the blocked read times out (see
+                    // `read_timeout`).
                     return Err(Errno::EAGAIN);
                 }
-                if avail < vmin.min(buf.len()) && !st.nonblocking() && !s.hung_up {
+                // With VTIME, any data ends the read (Linux would wait up to
+                // VTIME between bytes for VMIN of them).
+                let need = if vtime > 0 { 1 } else { vmin.min(buf.len()) };
+                if avail < need && !st.nonblocking() && !s.hung_up {
                     return Err(Errno::EAGAIN);
                 }
                 let n = buf.len().min(avail);
@@ -1005,6 +1028,7 @@ impl Terminal {
                 Ok(0)
             }
             TCSETS | TCSETSW | TCSETSF | TCSETS2 | TCSETSW2 | TCSETSF2 => {
+                self.check_change(libc::SIGTTOU)?;
                 let len = if matches!(cmd, TCSETS | TCSETSW | TCSETSF) {
                     36
                 } else {
@@ -1069,6 +1093,7 @@ impl Terminal {
                 put_u32(n as u32)
             }
             TCFLSH => {
+                self.check_change(libc::SIGTTOU)?;
                 let which = arg as i32;
                 if !(0..=2).contains(&which) {
                     return Err(Errno::EINVAL);
@@ -1093,6 +1118,7 @@ impl Terminal {
                 Ok(0)
             }
             TCXONC => {
+                self.check_change(libc::SIGTTOU)?;
                 if !(0..=3).contains(&(arg as i64)) {
                     return Err(Errno::EINVAL);
                 }
@@ -1195,6 +1221,11 @@ impl Terminal {
         let sid = self.jc().session;
         if sid != Some(c.sid) {
             return Err(Errno::ENOTTY);
+        }
+        match self.check_change(libc::SIGTTOU) {
+            Err(Errno::EIO) => return Err(Errno::ENOTTY),
+            Err(e) => return Err(e),
+            Ok(()) => {}
         }
         if pgid < 0 {
             return Err(Errno::EINVAL);
@@ -1348,6 +1379,12 @@ impl FileOps for ReplicaFile {
     }
     fn terminal(&self) -> Option<(&Arc<Terminal>, bool)> {
         Some((&self.t, false))
+    }
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        let s = self.t.st();
+        let t = &s.termios;
+        (!t.l(ICANON) && t.cc[VMIN] == 0 && t.cc[VTIME] > 0)
+            .then(|| std::time::Duration::from_millis(100 * t.cc[VTIME] as u64))
     }
 }
 

@@ -169,6 +169,12 @@ pub trait FileOps: Send + Sync {
     fn pipe(&self) -> Option<&Pipe> {
         None
     }
+    /// How long a blocking read waits for data before returning 0 (a terminal
+    /// in non-canonical mode with VMIN 0 and VTIME > 0); the blocked read then
+    /// ends with ETIMEDOUT, which the read path turns into 0.
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// The pseudo-terminal behind this file and whether this is its master end.
     fn terminal(&self) -> Option<(&Arc<crate::devpts::Terminal>, bool)> {
         None
@@ -229,6 +235,9 @@ impl FileOps for SharedOps {
     }
     fn terminal(&self) -> Option<(&Arc<crate::devpts::Terminal>, bool)> {
         self.0.ops().terminal()
+    }
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        self.0.ops().read_timeout()
     }
 }
 
@@ -391,7 +400,14 @@ impl OpenFile {
         if self.state.nonblocking() || (queue.is_none() && host.is_none()) {
             return op();
         }
-        waiter::block(w, queue.as_slice(), host.as_slice(), None, op)
+        let deadline = if events & EVENT_IN != 0 {
+            self.ops
+                .read_timeout()
+                .map(|d| std::time::Instant::now() + d)
+        } else {
+            None
+        };
+        waiter::block(w, queue.as_slice(), host.as_slice(), deadline, op)
     }
 
     pub fn lseek(&self, off: i64, whence: i32) -> Result<u64, Errno> {

@@ -77,6 +77,28 @@ impl TtyHooks for KernelTtyHooks {
         }
     }
 
+    fn pgrp_orphaned(&self, pgid: i32) -> bool {
+        let Some(k) = self.0.upgrade() else {
+            return true;
+        };
+        // Linux's will_become_orphaned_pgrp: orphaned unless some member has a
+        // live parent in another group of the same session.
+        for g in k.process_group(pgid) {
+            let (parent, sid) = {
+                let st = g.lock();
+                (st.parent.clone(), st.sid)
+            };
+            let Some(p) = parent else {
+                continue;
+            };
+            let ps = p.lock();
+            if ps.zombie.is_none() && ps.pgid != pgid && ps.sid == sid {
+                return false;
+            }
+        }
+        true
+    }
+
     fn caller_blocks_or_ignores(&self, sig: i32) -> bool {
         let Some(t) = current_task() else {
             return true;

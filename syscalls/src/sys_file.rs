@@ -287,6 +287,8 @@ fn do_read(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> Sy
         let n = match r {
             Ok(n) => n,
             Err(_) if done > 0 => break,
+            // A terminal's VTIME ran out with no data.
+            Err(Errno::ETIMEDOUT) if f.ops().read_timeout().is_some() => 0,
             Err(e) => return Err(e),
         };
         if let Err(e) = copy_out_iov(t, iov, done, &buf[..n]) {

@@ -21,6 +21,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef TIOCGPTPEER
@@ -752,6 +753,108 @@ TEST(tcsetpgrp_and_background_read)
     int st = wait_for(pid);
     EXPECT_TRUE(WIFEXITED(st));
     EXPECT_EQ(WEXITSTATUS(st), 0);
+    close(m);
+}
+
+/* In a session on a new pty, runs `what` in a background group child and
+ * returns how the child ended or stopped (waitpid with WUNTRACED). */
+static int background_child(const char *name, int what)
+{
+    int r = open(name, O_RDWR);
+    if (r < 0)
+        return -1;
+    struct termios t;
+    tcgetattr(r, &t);
+    t.c_lflag |= TOSTOP;
+    tcsetattr(r, TCSANOW, &t);
+    pid_t c = fork();
+    if (c == 0) {
+        setpgid(0, 0);
+        char b[4];
+        switch (what) {
+        case 0:
+            read(r, b, sizeof b);
+            break;
+        case 1:
+            write(r, "w", 1);
+            break;
+        case 2:
+            tcsetattr(r, TCSANOW, &t);
+            break;
+        case 3:
+            /* SIGTTOU ignored: changes and writes go through. */
+            signal(SIGTTOU, SIG_IGN);
+            if (tcsetattr(r, TCSANOW, &t) != 0 || write(r, "w", 1) != 1)
+                _exit(1);
+            break;
+        }
+        _exit(0);
+    }
+    setpgid(c, c);
+    int st;
+    while (waitpid(c, &st, WUNTRACED) < 0 && errno == EINTR)
+        ;
+    if (WIFSTOPPED(st)) {
+        kill(c, SIGKILL);
+        waitpid(c, NULL, 0);
+    }
+    close(r);
+    return st;
+}
+
+TEST(background_job_control_stops)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    ASSERT_GE(m, 0);
+    ASSERT_EQ(unlockpt(m), 0);
+    char name[64];
+    ASSERT_EQ(ptsname_r(m, name, sizeof name), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (setsid() < 0)
+            _exit(1);
+        int st = background_child(name, 0);
+        if (!WIFSTOPPED(st) || WSTOPSIG(st) != SIGTTIN)
+            _exit(2);
+        st = background_child(name, 1);
+        if (!WIFSTOPPED(st) || WSTOPSIG(st) != SIGTTOU)
+            _exit(3);
+        st = background_child(name, 2);
+        if (!WIFSTOPPED(st) || WSTOPSIG(st) != SIGTTOU)
+            _exit(4);
+        st = background_child(name, 3);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            _exit(5);
+        _exit(0);
+    }
+    int st = wait_for(pid);
+    EXPECT_TRUE(WIFEXITED(st));
+    EXPECT_EQ(WEXITSTATUS(st), 0);
+    close(m);
+}
+
+TEST(raw_vtime_times_out)
+{
+    int m, r;
+    ASSERT_OK(open_pair(&m, &r));
+    struct termios t;
+    tcgetattr(r, &t);
+    t.c_lflag &= ~(ICANON | ECHO);
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 1;
+    ASSERT_OK(tcsetattr(r, TCSANOW, &t));
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    char buf[8];
+    EXPECT_EQ(read(r, buf, sizeof buf), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    EXPECT_GE(ms, 80);
+    EXPECT_LT(ms, 2000);
+    EXPECT_EQ(write(m, "v", 1), 1);
+    EXPECT_EQ(read(r, buf, sizeof buf), 1);
+    close(r);
     close(m);
 }
 
