@@ -31,6 +31,8 @@ use crate::synthetic::now;
 use crate::waiter::{WaitQueue, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT};
 use crate::UserIo;
 
+/// The session of the sandbox's first process (its init, PID 1).
+const INIT_SESSION: i32 = 1;
 /// statfs f_type of devpts.
 pub const DEVPTS_SUPER_MAGIC: u64 = 0x1cd1;
 /// Major number of the replicas (Unix98 pty slaves).
@@ -476,8 +478,12 @@ impl TermState {
         self.lnext = false;
     }
 
-    /// Appends `c` to the output queue with output processing.
+    /// Appends `c` to the output queue with output processing. Echoes beyond
+    /// twice the queue's size are dropped (nobody reads the master).
     fn out_byte(&mut self, c: u8) {
+        if self.output.len() >= 2 * OUTPUT_MAX {
+            return;
+        }
         let t = &self.termios;
         if t.oflag & OPOST != 0 {
             if c == b'\n' && t.oflag & ONLCR != 0 {
@@ -495,8 +501,8 @@ impl TermState {
         match c {
             b'\r' | b'\n' => self.column = 0,
             8 => self.column = self.column.saturating_sub(1),
-            b'\t' => self.column = (self.column | 7) + 1,
-            c if c >= 0x20 && c != 0x7f => self.column += 1,
+            b'\t' => self.column = (self.column | 7).saturating_add(1),
+            c if c >= 0x20 && c != 0x7f => self.column = self.column.saturating_add(1),
             _ => {}
         }
         self.output.push_back(c);
@@ -1641,8 +1647,18 @@ impl Inode for TtyNode {
             .hooks()
             .and_then(|h| h.caller())
             .ok_or(Errno::ENXIO)?;
-        let t = self.fs.ctty_of(c.sid).ok_or(Errno::ENXIO)?;
-        t.open_replica(flags | libc::O_NOCTTY)
+        if let Some(t) = self.fs.ctty_of(c.sid) {
+            return t.open_replica(flags | libc::O_NOCTTY);
+        }
+        // The initial session's controlling terminal is the console, when the
+        // sandbox was started on a terminal (as a container's init started
+        // with a terminal has it).
+        if c.sid == INIT_SESSION {
+            if let Some(f) = self.fs.console() {
+                return Ok(Box::new(crate::file::SharedOps(f)));
+            }
+        }
+        Err(Errno::ENXIO)
     }
     fn statfs(&self) -> Result<StatFs, Errno> {
         Ok(crate::devfs::devfs_statfs())
@@ -1710,6 +1726,45 @@ mod tests {
         assert_eq!(r.write(&s, b"x\n"), Ok(2));
         let n = m.read(&s, &mut b).unwrap();
         assert_eq!(&b[..n], b"x\r\n");
+    }
+
+    #[test]
+    fn isig_lnext_packet_and_limits() {
+        let (_fs, t, m, r) = pair();
+        let s = st();
+        let mut b = [0u8; 64];
+        // ^C flushes the pending line and echoes as ^C (no hooks: no signal).
+        m.write(&s, b"abc\x03").unwrap();
+        assert_eq!(r.read(&s, &mut b), Err(Errno::EAGAIN));
+        let n = m.read(&s, &mut b).unwrap();
+        assert_eq!(&b[..n], b"^C");
+        // ^V quotes the next byte.
+        m.write(&s, b"\x16\x03\n").unwrap();
+        assert_eq!(r.read(&s, &mut b), Ok(2));
+        assert_eq!(&b[..2], b"\x03\n");
+        m.read(&s, &mut b).unwrap();
+        // Packet mode prefixes TIOCPKT_DATA.
+        t.st().packet = true;
+        r.write(&s, b"z").unwrap();
+        assert_eq!(m.read(&s, &mut b), Ok(2));
+        assert_eq!(&b[..2], b"\0z");
+        t.st().packet = false;
+        // Replica output stops at the queue limit; echo is capped.
+        let big = vec![b'y'; OUTPUT_MAX + 10];
+        assert_eq!(r.write(&s, &big), Ok(OUTPUT_MAX));
+        assert_eq!(r.write(&s, b"y"), Err(Errno::EAGAIN));
+        for _ in 0..4 * OUTPUT_MAX / 100 {
+            m.write(&s, &[b'q'; 100]).ok();
+            t.st().flush_input();
+        }
+        assert!(t.st().output.len() <= 2 * OUTPUT_MAX);
+        // The canonical input never blocks on a long line; extra bytes drop.
+        t.st().output.clear();
+        let long = vec![b'l'; INPUT_MAX + 100];
+        assert_eq!(m.write(&s, &long), Ok(long.len()));
+        assert_eq!(m.write(&s, b"\n"), Ok(1));
+        let mut lb = vec![0u8; 2 * INPUT_MAX];
+        assert_eq!(r.read(&s, &mut lb), Ok(INPUT_MAX));
     }
 
     #[test]
