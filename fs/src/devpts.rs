@@ -98,6 +98,7 @@ pub const TIOCSCTTY: u32 = 0x540e;
 pub const TIOCGPGRP: u32 = 0x540f;
 pub const TIOCSPGRP: u32 = 0x5410;
 const TIOCOUTQ: u32 = 0x5411;
+const TIOCSTI: u32 = 0x5412;
 pub const TIOCGWINSZ: u32 = 0x5413;
 pub const TIOCSWINSZ: u32 = 0x5414;
 const FIONREAD: u32 = 0x541b;
@@ -1167,9 +1168,38 @@ impl Terminal {
                 put_u32(jc.session.ok_or(Errno::ENOTTY)? as u32)
             }
             TIOCSPGRP => self.tiocspgrp(get_i32()?),
+            TIOCSTI => self.tiocsti(master, io, arg),
             TIOCVHANGUP => Err(Errno::EPERM),
             _ => Err(Errno::ENOTTY),
         }
+    }
+
+    /// TIOCSTI: `*arg` as if typed (into the master's own input for a master).
+    /// Needs the terminal to be the caller's controlling terminal, or
+    /// CAP_SYS_ADMIN.
+    fn tiocsti(&self, master: bool, io: &dyn UserIo, arg: u64) -> Result<u64, Errno> {
+        let c = self.fs.hooks().and_then(|h| h.caller());
+        let jc = *self.jc();
+        let own = !master && matches!((c, jc.session), (Some(c), Some(s)) if c.sid == s);
+        if !own && !c.is_some_and(|c| c.admin) {
+            return Err(Errno::EPERM);
+        }
+        let mut b = [0u8; 1];
+        io.copy_in(arg, &mut b)?;
+        let sig = {
+            let mut s = self.st();
+            if master {
+                s.output.push_back(b[0]);
+                None
+            } else {
+                s.receive(b[0])
+            }
+        };
+        self.notify();
+        if let Some(sig) = sig {
+            self.signal_fg(sig);
+        }
+        Ok(0)
     }
 
     fn is_caller_ctty(&self, jc: &JobState) -> bool {

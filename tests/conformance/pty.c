@@ -227,6 +227,25 @@ TEST(hung_up_replica_ioctls)
     close(r);
 }
 
+TEST(tiocsti_as_root)
+{
+    if (geteuid() != 0)
+        SKIP("needs CAP_SYS_ADMIN for a terminal that is not ours");
+    int m, r;
+    ASSERT_OK(open_pair(&m, &r));
+    set_lflag(r, 0, ECHO);
+    char c = 'i';
+    if (ioctl(r, TIOCSTI, &c) != 0 && errno == EIO)
+        SKIP("TIOCSTI disabled (dev.tty.legacy_tiocsti)");
+    c = '\n';
+    EXPECT_OK(ioctl(r, TIOCSTI, &c));
+    char b[8];
+    EXPECT_EQ(read(r, b, sizeof b), 2);
+    EXPECT_MEMEQ(b, "i\n", 2);
+    close(r);
+    close(m);
+}
+
 TEST(not_a_tty)
 {
     int p[2];
