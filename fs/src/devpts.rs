@@ -723,6 +723,16 @@ impl Terminal {
         self.index
     }
 
+    /// The foreground process group (tpgid in /proc/[pid]/stat).
+    pub fn foreground(&self) -> Option<i32> {
+        self.jc().fg
+    }
+
+    /// The replica's device number in /proc/[pid]/stat's tty_nr encoding.
+    pub fn tty_nr(&self) -> u32 {
+        (PTS_MAJOR << 8) | (self.index & 0xff) | ((self.index & !0xff) << 12)
+    }
+
     fn notify(&self) {
         self.queue
             .notify(EVENT_IN | EVENT_OUT | EVENT_HUP | EVENT_ERR);
