@@ -692,9 +692,10 @@ impl TermState {
             }
             all.append(&mut self.line);
             self.raw.extend(all);
-        } else if !was && is {
+        } else if !was && is && !self.raw.is_empty() {
+            // Pending input stays readable as one line (Linux pushes it).
             let raw: Vec<u8> = self.raw.drain(..).collect();
-            self.line.extend(raw);
+            self.lines.push_back(raw);
         }
     }
 }

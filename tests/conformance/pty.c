@@ -58,12 +58,13 @@ static int open_pair(int *m, int *r)
     return *r < 0 ? -1 : 0;
 }
 
-/* Reads what the master has now (after a short settle), NUL-terminated. */
+/* Reads what the master has (waiting up to 2 s for the first bytes, then
+ * until it stays quiet for 100 ms), NUL-terminated. */
 static ssize_t drain(int m, char *buf, size_t cap)
 {
     struct pollfd p = {m, POLLIN, 0};
     size_t n = 0;
-    while (n + 1 < cap && poll(&p, 1, 50) == 1 && (p.revents & POLLIN)) {
+    while (n + 1 < cap && poll(&p, 1, n ? 100 : 2000) == 1 && (p.revents & POLLIN)) {
         ssize_t k = read(m, buf + n, cap - 1 - n);
         if (k <= 0)
             break;
@@ -491,6 +492,24 @@ TEST(canonical_to_raw_keeps_partial_line)
     char b[8];
     EXPECT_EQ(read(r, b, sizeof b), 3);
     EXPECT_MEMEQ(b, "par", 3);
+    close(r);
+    close(m);
+}
+
+TEST(raw_to_canonical_keeps_pending_input_readable)
+{
+    int m, r;
+    ASSERT_OK(open_pair(&m, &r));
+    set_lflag(r, 0, ECHO | ICANON);
+    EXPECT_EQ(write(m, "pen", 3), 3);
+    struct pollfd p = {r, POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 1000), 1);
+    set_lflag(r, ICANON, 0);
+    char b[8];
+    EXPECT_EQ(read(r, b, sizeof b), 3);
+    EXPECT_MEMEQ(b, "pen", 3);
+    EXPECT_EQ(write(m, "x\n", 2), 2);
+    EXPECT_EQ(read(r, b, sizeof b), 2);
     close(r);
     close(m);
 }
