@@ -50,9 +50,12 @@ pub const INLCR: u32 = 0o100;
 pub const IGNCR: u32 = 0o200;
 pub const ICRNL: u32 = 0o400;
 pub const IXON: u32 = 0o2000;
+pub const IUTF8: u32 = 0o40000;
 pub const OPOST: u32 = 0o1;
 pub const ONLCR: u32 = 0o4;
 pub const OCRNL: u32 = 0o10;
+const TABDLY: u32 = 0o14000;
+const XTABS: u32 = 0o14000;
 pub const ISIG: u32 = 0o1;
 pub const ICANON: u32 = 0o2;
 pub const ECHO: u32 = 0o10;
@@ -499,10 +502,20 @@ impl TermState {
                 return;
             }
         }
+        if c == b'\t' && t.oflag & OPOST != 0 && t.oflag & TABDLY == XTABS {
+            // XTABS: tabs become spaces to the next multiple of eight.
+            let n = 8 - self.column % 8;
+            for _ in 0..n {
+                self.output.push_back(b' ');
+            }
+            self.column = self.column.saturating_add(n);
+            return;
+        }
         match c {
             b'\r' | b'\n' => self.column = 0,
             8 => self.column = self.column.saturating_sub(1),
             b'\t' => self.column = (self.column | 7).saturating_add(1),
+            c if c & 0xc0 == 0x80 && t.iflag & IUTF8 != 0 => {}
             c if c >= 0x20 && c != 0x7f => self.column = self.column.saturating_add(1),
             _ => {}
         }
@@ -519,10 +532,15 @@ impl TermState {
         }
     }
 
-    /// Width of `c` as echoed (for erasing it).
+    /// Width of `c` as echoed (for erasing it): control characters take two
+    /// columns with ECHOCTL and none without.
     fn echo_width(&self, c: u8) -> usize {
-        if self.termios.l(ECHOCTL) && (c < 0x20 || c == 0x7f) && c != b'\t' {
-            2
+        if (c < 0x20 || c == 0x7f) && c != b'\t' {
+            if self.termios.l(ECHOCTL) {
+                2
+            } else {
+                0
+            }
         } else {
             1
         }
@@ -530,9 +548,18 @@ impl TermState {
 
     /// Erases the last character of the line (echoing per ECHOE).
     fn erase_one(&mut self) -> bool {
-        let Some(c) = self.line.pop() else {
+        let Some(mut c) = self.line.pop() else {
             return false;
         };
+        // IUTF8: a multi-byte character goes whole.
+        if self.termios.i(IUTF8) {
+            while c & 0xc0 == 0x80 {
+                match self.line.pop() {
+                    Some(p) => c = p,
+                    None => break,
+                }
+            }
+        }
         if self.termios.l(ECHO) {
             if self.termios.l(ECHOE) {
                 for _ in 0..self.echo_width(c) {

@@ -352,6 +352,29 @@ TEST(canonical_erase_kill_werase)
     close(m);
 }
 
+TEST(utf8_erase_and_xtabs)
+{
+    int m, r;
+    ASSERT_OK(open_pair(&m, &r));
+    struct termios t;
+    tcgetattr(r, &t);
+    t.c_iflag |= IUTF8;
+    t.c_oflag |= XTABS;
+    tcsetattr(r, TCSANOW, &t);
+    char b[128];
+    /* "a" + U+00E9 (2 bytes), erased as one character. */
+    EXPECT_EQ(write(m, "a\xc3\xa9\177b\n", 6), 6);
+    EXPECT_EQ(read(r, b, sizeof b), 3);
+    EXPECT_MEMEQ(b, "ab\n", 3);
+    drain(m, b, sizeof b);
+    EXPECT_STREQ(b, "a\xc3\xa9\b \bb\r\n");
+    EXPECT_EQ(write(r, "ab\tc\n\td\n\xc3\xa9\tx", 13), 13);
+    drain(m, b, sizeof b);
+    EXPECT_STREQ(b, "ab      c\r\n        d\r\n\xc3\xa9       x");
+    close(r);
+    close(m);
+}
+
 TEST(canonical_eof)
 {
     int m, r;
