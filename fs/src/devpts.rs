@@ -50,6 +50,7 @@ pub const INLCR: u32 = 0o100;
 pub const IGNCR: u32 = 0o200;
 pub const ICRNL: u32 = 0o400;
 pub const IXON: u32 = 0o2000;
+pub const IXANY: u32 = 0o4000;
 pub const IUTF8: u32 = 0o40000;
 pub const OPOST: u32 = 0o1;
 pub const ONLCR: u32 = 0o4;
@@ -387,6 +388,7 @@ impl DevPts {
                 locked: true,
                 hung_up: false,
                 packet: false,
+                stopped: false,
             }),
             jc: Mutex::new(JobState::default()),
             queue: WaitQueue::default(),
@@ -459,6 +461,8 @@ struct TermState {
     /// The master has closed: the replica is hung up.
     hung_up: bool,
     packet: bool,
+    /// Output stopped (IXON's VSTOP, TCOOFF): replica writes wait.
+    stopped: bool,
 }
 
 impl TermState {
@@ -596,6 +600,21 @@ impl TermState {
         } else if c == b'\n' && t.i(INLCR) {
             c = b'\r';
         }
+        // IXON: VSTOP stops the replica's output, VSTART (or, with IXANY, any
+        // byte) resumes it.
+        if t.i(IXON) {
+            if t.is(c, VSTART) {
+                self.stopped = false;
+                return None;
+            }
+            if t.is(c, VSTOP) {
+                self.stopped = true;
+                return None;
+            }
+            if t.i(IXANY) {
+                self.stopped = false;
+            }
+        }
         if t.l(ISIG) {
             let sig = if t.is(c, VINTR) {
                 Some(libc::SIGINT)
@@ -607,6 +626,9 @@ impl TermState {
                 None
             };
             if let Some(sig) = sig {
+                if t.i(IXON) {
+                    self.stopped = false;
+                }
                 if !t.l(NOFLSH) {
                     self.flush_input();
                     self.output.clear();
@@ -616,9 +638,6 @@ impl TermState {
                 }
                 return Some(sig);
             }
-        }
-        if t.i(IXON) && (t.is(c, VSTART) || t.is(c, VSTOP)) {
-            return None;
         }
         if t.l(IEXTEN) && t.is(c, VLNEXT) {
             self.lnext = true;
@@ -897,6 +916,9 @@ impl Terminal {
             if buf.is_empty() {
                 return Ok(0);
             }
+            if s.stopped {
+                return Err(Errno::EAGAIN);
+            }
             let mut n = 0;
             for &c in buf {
                 if s.output.len() >= OUTPUT_MAX {
@@ -1022,7 +1044,7 @@ impl Terminal {
         if readable {
             r |= EVENT_IN | libc::POLLRDNORM as u32;
         }
-        if s.output.len() < OUTPUT_MAX {
+        if s.output.len() < OUTPUT_MAX && !s.stopped {
             r |= EVENT_OUT | libc::POLLWRNORM as u32;
         }
         r & mask
@@ -1164,9 +1186,23 @@ impl Terminal {
             }
             TCXONC => {
                 self.check_change(libc::SIGTTOU)?;
-                if !(0..=3).contains(&(arg as i64)) {
-                    return Err(Errno::EINVAL);
+                {
+                    let mut s = self.st();
+                    match arg {
+                        // TCOOFF / TCOON: stop or restart the output.
+                        0 => s.stopped = true,
+                        1 => s.stopped = false,
+                        // TCIOFF / TCION: send VSTOP / VSTART the other way.
+                        2 | 3 => {
+                            let c = s.termios.cc[if arg == 2 { VSTOP } else { VSTART }];
+                            if c != 0 {
+                                s.output.push_back(c);
+                            }
+                        }
+                        _ => return Err(Errno::EINVAL),
+                    }
                 }
+                self.notify();
                 Ok(0)
             }
             TCSBRK | TCSBRKP | TIOCEXCL | TIOCNXCL => Ok(0),

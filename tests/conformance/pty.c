@@ -537,6 +537,36 @@ TEST(raw_to_canonical_keeps_pending_input_readable)
     close(m);
 }
 
+TEST(ixon_stops_output)
+{
+    int m, r;
+    ASSERT_OK(open_pair(&m, &r));
+    fcntl(r, F_SETFL, O_NONBLOCK);
+    EXPECT_EQ(write(m, "\023", 1), 1);
+    struct pollfd p = {r, POLLOUT, 0};
+    for (int i = 0; i < 100 && poll(&p, 1, 0) == 1; i++)
+        usleep(10000);
+    EXPECT_EQ(poll(&p, 1, 0), 0);
+    EXPECT_ERRNO(write(r, "s", 1), EAGAIN);
+    EXPECT_EQ(write(m, "\021", 1), 1);
+    EXPECT_EQ(poll(&p, 1, 2000), 1);
+    EXPECT_EQ(write(r, "s", 1), 1);
+    EXPECT_OK(tcflow(r, TCOOFF));
+    EXPECT_ERRNO(write(r, "s", 1), EAGAIN);
+    EXPECT_OK(tcflow(r, TCOON));
+    EXPECT_EQ(write(r, "t", 1), 1);
+    char b[16];
+    drain(m, b, sizeof b);
+    EXPECT_STREQ(b, "st");
+    /* Neither control character reached the input. */
+    int n = -1;
+    set_lflag(r, 0, ICANON);
+    EXPECT_OK(ioctl(r, FIONREAD, &n));
+    EXPECT_EQ(n, 0);
+    close(r);
+    close(m);
+}
+
 TEST(nonblocking_replica_read)
 {
     int m, r;
@@ -560,6 +590,7 @@ TEST(tcflush)
     EXPECT_EQ(n, 0);
     EXPECT_ERRNO(ioctl(r, TCFLSH, 7), EINVAL);
     EXPECT_OK(ioctl(r, TCXONC, TCOON));
+    EXPECT_ERRNO(ioctl(r, TCXONC, 4), EINVAL);
     EXPECT_EQ(write(r, "out", 3), 3);
     EXPECT_OK(ioctl(r, TIOCOUTQ, &n));
     struct pollfd p = {m, POLLIN, 0};
