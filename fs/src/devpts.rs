@@ -247,6 +247,8 @@ pub struct DevPts {
     terminals: Mutex<BTreeMap<u32, Weak<Terminal>>>,
     hooks: RwLock<Option<Arc<dyn TtyHooks>>>,
     console: RwLock<Option<Arc<OpenFile>>>,
+    /// Session -> foreground group of its terminal when that hung up.
+    old_fg: Mutex<BTreeMap<i32, i32>>,
     dir_stat: Stat,
     ptmx_stat: Stat,
     me: Weak<DevPts>,
@@ -265,6 +267,7 @@ impl DevPts {
             terminals: Mutex::new(BTreeMap::new()),
             hooks: RwLock::new(None),
             console: RwLock::new(None),
+            old_fg: Mutex::new(BTreeMap::new()),
             dir_stat: Stat {
                 dev: fs_dev(),
                 ino: 1,
@@ -414,6 +417,10 @@ impl DevPts {
     /// The leader of session `sid` exited: its terminal's foreground group gets
     /// SIGHUP and the terminal no longer controls a session.
     pub fn session_leader_exited(&self, sid: i32) {
+        let old = self.old_fg().remove(&sid);
+        let Some(h) = self.hooks() else {
+            return;
+        };
         if let Some(t) = self.ctty_of(sid) {
             let fg = {
                 let mut jc = t.jc();
@@ -421,10 +428,19 @@ impl DevPts {
                 *jc = JobState::default();
                 fg
             };
-            if let (Some(h), Some(fg)) = (self.hooks(), fg) {
+            if let Some(fg) = fg {
                 h.signal_pgrp(fg, libc::SIGHUP);
             }
+        } else if let Some(old) = old {
+            // The terminal hung up earlier: its last foreground group is told
+            // now (Linux's tty_old_pgrp).
+            h.signal_pgrp(old, libc::SIGHUP);
+            h.signal_pgrp(old, libc::SIGCONT);
         }
+    }
+
+    fn old_fg(&self) -> MutexGuard<'_, BTreeMap<i32, i32>> {
+        self.old_fg.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -1362,6 +1378,9 @@ impl Terminal {
         }
         self.notify();
         let jc = std::mem::take(&mut *self.jc());
+        if let (Some(sid), Some(fg)) = (jc.session, jc.fg) {
+            self.fs.old_fg().insert(sid, fg);
+        }
         if let (Some(h), Some(sid)) = (self.fs.hooks(), jc.session) {
             h.signal_process(sid, libc::SIGHUP);
             h.signal_process(sid, libc::SIGCONT);

@@ -988,6 +988,73 @@ TEST(master_close_hangs_up_session)
     close(ready[0]);
 }
 
+static int hup_fd = -1;
+static void on_hup_report(int s)
+{
+    (void)s;
+    write(hup_fd, "h", 1);
+    _exit(0);
+}
+
+/* The master closes while a job is in the foreground: the session leader gets
+ * SIGHUP and dies of it, and then its foreground job gets SIGHUP too. */
+TEST(hangup_reaches_foreground_job_after_leader_exits)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    ASSERT_GE(m, 0);
+    ASSERT_EQ(unlockpt(m), 0);
+    char name[64];
+    ASSERT_EQ(ptsname_r(m, name, sizeof name), 0);
+    int ready[2], hup[2];
+    ASSERT_OK(pipe(ready));
+    ASSERT_OK(pipe(hup));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(m);
+        close(ready[0]);
+        close(hup[0]);
+        if (setsid() < 0)
+            _exit(1);
+        int r = open(name, O_RDWR);
+        if (r < 0)
+            _exit(2);
+        signal(SIGTTOU, SIG_IGN);
+        int go[2];
+        pipe(go);
+        pid_t c = fork();
+        if (c == 0) {
+            hup_fd = hup[1];
+            signal(SIGHUP, on_hup_report);
+            setpgid(0, 0);
+            write(go[1], "g", 1);
+            for (;;)
+                pause();
+        }
+        char x;
+        read(go[0], &x, 1);
+        setpgid(c, c);
+        if (tcsetpgrp(r, c) != 0)
+            _exit(3);
+        write(ready[1], "r", 1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    close(hup[1]);
+    char c;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    close(m);
+    int st = wait_for(pid);
+    EXPECT_TRUE(WIFSIGNALED(st));
+    EXPECT_EQ(WTERMSIG(st), SIGHUP);
+    struct pollfd p = {hup[0], POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 5000), 1);
+    EXPECT_EQ(read(hup[0], &c, 1), 1);
+    close(ready[0]);
+    close(hup[0]);
+}
+
 /* ------------------------------------------------------------ /dev links */
 
 TEST(dev_fd_links)
