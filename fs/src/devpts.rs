@@ -821,7 +821,8 @@ impl Terminal {
             s.replica_closed = false;
         }
         let f = Box::new(ReplicaFile { t: self.clone() });
-        if flags & libc::O_NOCTTY == 0 {
+        // Write-only opens never acquire (Linux's tty_open_proc_set_tty).
+        if flags & libc::O_NOCTTY == 0 && flags & libc::O_ACCMODE != libc::O_WRONLY {
             if let Some(h) = self.fs.hooks() {
                 if let Some(c) = h.caller() {
                     if c.sid == c.tgid && self.fs.ctty_of(c.sid).is_none() {
@@ -1241,7 +1242,7 @@ impl Terminal {
                 self.st().packet = v != 0;
                 Ok(0)
             }
-            TIOCSCTTY => self.tiocsctty(master, arg),
+            TIOCSCTTY => self.tiocsctty(master, arg, true),
             TIOCNOTTY => self.tiocnotty(master),
             TIOCGPGRP => {
                 let jc = *self.jc();
@@ -1297,7 +1298,7 @@ impl Terminal {
         matches!((c, jc.session), (Some(c), Some(s)) if c.sid == s)
     }
 
-    fn tiocsctty(&self, master: bool, arg: u64) -> Result<u64, Errno> {
+    fn tiocsctty(&self, master: bool, arg: u64, readable: bool) -> Result<u64, Errno> {
         if master {
             return Err(Errno::EPERM);
         }
@@ -1312,6 +1313,10 @@ impl Terminal {
         }
         let mut jc = self.jc();
         if jc.session.is_some() && !(arg == 1 && c.admin) {
+            return Err(Errno::EPERM);
+        }
+        // Only a description open for reading (or CAP_SYS_ADMIN).
+        if !readable && !c.admin {
             return Err(Errno::EPERM);
         }
         jc.session = Some(c.sid);
@@ -1494,9 +1499,13 @@ impl FileOps for ReplicaFile {
     fn statfs(&self) -> Result<StatFs, Errno> {
         Ok(statfs())
     }
-    fn ioctl(&self, _st: &FileState, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
+    fn ioctl(&self, st: &FileState, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
         if matches!(cmd, TIOCGPTN | TIOCSPTLCK | TIOCGPTLCK | TIOCPKT) {
             return Err(Errno::ENOTTY);
+        }
+        if cmd == TIOCSCTTY && !self.t.st().hung_up {
+            let readable = st.flags() & libc::O_ACCMODE != libc::O_WRONLY;
+            return self.t.tiocsctty(false, arg, readable);
         }
         self.t.ioctl(false, io, cmd, arg)
     }
