@@ -603,7 +603,7 @@ impl TermState {
         }
         if self.lnext {
             self.lnext = false;
-            self.store(c, true);
+            self.store(c);
             return None;
         }
         if c == b'\r' {
@@ -708,24 +708,20 @@ impl TermState {
                 return None;
             }
         }
-        self.store(c, false);
+        self.store(c);
         None
     }
 
-    /// Stores an ordinary input byte (echoing it).
-    fn store(&mut self, c: u8, literal: bool) {
+    /// Stores an ordinary input byte (or one quoted by VLNEXT), echoing it.
+    fn store(&mut self, c: u8) {
         let t = self.termios;
         if t.l(ICANON) {
+            // A full line drops further bytes (only a line end gets in).
             if self.line.len() >= INPUT_MAX - 1 {
                 return;
             }
             if t.l(ECHO) {
-                if literal {
-                    // Over the "^\b" of VLNEXT.
-                    self.echo_char(c);
-                } else {
-                    self.echo_char(c);
-                }
+                self.echo_char(c);
             }
             self.line.push(c);
         } else {
@@ -735,8 +731,6 @@ impl TermState {
                 } else {
                     self.echo_char(c);
                 }
-            } else if c == b'\n' && t.l(ECHONL) && t.l(ICANON) {
-                self.out_byte(b'\n');
             }
             self.raw.push_back(c);
         }
@@ -839,8 +833,7 @@ impl Terminal {
         Ok(f)
     }
 
-    /// Opens a new master for this terminal's replica is not possible (no
-    /// multiple masters); used by /dev/ptmx only at creation.
+    /// The master's file operations (made once, when /dev/ptmx is opened).
     fn master_file(self: &Arc<Self>) -> Box<dyn FileOps> {
         Box::new(MasterFile { t: self.clone() })
     }
