@@ -16,6 +16,14 @@
 //! controls and its foreground process group as ids; a session's controlling
 //! terminal is the terminal whose session is that id. Locks: a terminal's state
 //! lock is a leaf; hooks are never called while it is held.
+//!
+//! Known differences from Linux: the controlling terminal is per session, not
+//! per process (a process forked before its session leader acquired one, or one
+//! that did TIOCNOTTY without being the leader, still has it); with VMIN > 0
+//! and VTIME > 0 a read returns as soon as any byte is there (no inter-byte
+//! timer); TCSETSW/TCSBRK do not wait for output to drain; echoes are not held
+//! back while output is stopped; packet mode (TIOCPKT) only ever reports
+//! TIOCPKT_DATA.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
