@@ -257,6 +257,8 @@ pub struct DevPts {
     console: RwLock<Option<Arc<OpenFile>>>,
     /// Session -> foreground group of its terminal when that hung up.
     old_fg: Mutex<BTreeMap<i32, i32>>,
+    /// The foreground group of the initial session on the host terminal.
+    console_fg: Mutex<i32>,
     dir_stat: Stat,
     ptmx_stat: Stat,
     me: Weak<DevPts>,
@@ -276,6 +278,7 @@ impl DevPts {
             hooks: RwLock::new(None),
             console: RwLock::new(None),
             old_fg: Mutex::new(BTreeMap::new()),
+            console_fg: Mutex::new(INIT_SESSION),
             dir_stat: Stat {
                 dev: fs_dev(),
                 ino: 1,
@@ -312,6 +315,56 @@ impl DevPts {
     /// that is a terminal).
     pub fn set_console(&self, f: Arc<OpenFile>) {
         *self.console.write().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    }
+
+    /// Job-control ioctls on a host terminal the workload inherited, when the
+    /// sandbox runs on one (see [`DevPts::set_console`]): the host's process
+    /// groups mean nothing inside, so the host terminal acts as the
+    /// controlling terminal of the initial session with a sandbox-side
+    /// foreground group (initially that session's). None: not handled here.
+    pub fn host_tty_ioctl(
+        &self,
+        io: &dyn UserIo,
+        cmd: u32,
+        arg: u64,
+    ) -> Option<Result<u64, Errno>> {
+        if !matches!(cmd, TIOCGPGRP | TIOCSPGRP | TIOCGSID) {
+            return None;
+        }
+        self.console()?;
+        let h = self.hooks()?;
+        let c = h.caller()?;
+        Some((|| {
+            if c.sid != INIT_SESSION {
+                return Err(Errno::ENOTTY);
+            }
+            let put = |v: i32| -> Result<u64, Errno> {
+                io.copy_out(arg, &v.to_le_bytes())?;
+                Ok(0)
+            };
+            let mut fg = self.console_fg.lock().unwrap_or_else(|e| e.into_inner());
+            match cmd {
+                TIOCGPGRP => put(*fg),
+                TIOCGSID => put(INIT_SESSION),
+                _ => {
+                    let mut b = [0u8; 4];
+                    io.copy_in(arg, &mut b)?;
+                    let pgid = i32::from_le_bytes(b);
+                    if pgid < 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    drop(fg);
+                    match h.pgrp_session(pgid) {
+                        None => return Err(Errno::ESRCH),
+                        Some(s) if s != INIT_SESSION => return Err(Errno::EPERM),
+                        _ => {}
+                    }
+                    fg = self.console_fg.lock().unwrap_or_else(|e| e.into_inner());
+                    *fg = pgid;
+                    Ok(0)
+                }
+            }
+        })())
     }
 
     pub fn console(&self) -> Option<Arc<OpenFile>> {

@@ -881,8 +881,24 @@ fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
             let file = OpenFile::new(ops, flags & !libc::O_CLOEXEC, loc);
             install(t, file, flags & libc::O_CLOEXEC != 0)
         }
+        cmd if f.ops().terminal().is_none()
+            && f.ops().host_fd().is_some()
+            && is_host_tty(&f.stat()?) =>
+        {
+            // A host terminal: job control is the sandbox's own.
+            match t.kernel.vfs.devpts().host_tty_ioctl(&*t, cmd, a.u64(2)) {
+                Some(r) => r,
+                None => f.ioctl(&*t, cmd, a.u64(2)),
+            }
+        }
         cmd => f.ioctl(&*t, cmd, a.u64(2)),
     }
+}
+
+/// Whether a host file is a terminal (by its device: ttys, the console, ptys).
+fn is_host_tty(st: &Stat) -> bool {
+    let major = ((st.rdev >> 8) & 0xfff) as u32;
+    st.mode & libc::S_IFMT == libc::S_IFCHR && matches!(major, 4 | 5 | 136..=143)
 }
 
 fn sys_statfs(t: &mut Task, a: &Args) -> SysResult {

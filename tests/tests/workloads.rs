@@ -560,3 +560,38 @@ fn script_runs_command_on_a_pty() {
         Compare::Exact,
     );
 }
+
+/// Under `runsc do` on a host terminal (here script(1)'s pty), the terminal
+/// is /dev/console and /dev/tty of the first session, and job control on it is
+/// the sandbox's own: an interactive bash gets job control (native `bash -i`
+/// under script prints the same lines, but for the job's PID).
+#[test]
+fn host_terminal_console_and_job_control() {
+    if !Path::new("/usr/bin/script").exists() || !Path::new("/bin/bash").exists() {
+        eprintln!("/usr/bin/script or /bin/bash is missing: skipped");
+        return;
+    }
+    // Inside double quotes of script's own `sh -c`: `\$` keeps `$?` for bash.
+    let inner = "echo start; sleep 0.1 & wait; (exit 2); echo rc=\\$?; \
+                 python3 -c 'import os; print(os.tcgetpgrp(1) == os.getpgrp())'; \
+                 test -c /dev/console && echo console; echo via-tty > /dev/tty";
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let runsc = tests::runsc_bin();
+        let line = format!(
+            "{} --platform={platform} do /bin/bash --norc --noprofile -ic \"{inner}\" 2>&1",
+            runsc.display()
+        );
+        let out = Cmd::new(["/usr/bin/script", "-qec", line.as_str(), "/dev/null"]).run_native();
+        let text = out.stdout.replace('\r', "");
+        let want =
+            "start\n[1] 2\n[1]+  Done                    sleep 0.1\nrc=2\nTrue\nconsole\nvia-tty\n";
+        if out.exit != Exit::Code(0) || text != want {
+            f.add(format!(
+                "--platform={platform}: expected\n{want}got\n{text}\n{}",
+                out.describe()
+            ));
+        }
+    }
+    f.check("host terminal");
+}
