@@ -1,13 +1,17 @@
-//! devfs: the sentry's /dev. For now the memory devices every program expects
-//! (null, zero, full, random, urandom); ttys, ptmx/pts and shm come with the
-//! writable-VFS work. Nothing here touches a host device.
+//! devfs: the sentry's /dev: the memory devices (null, zero, full, random,
+//! urandom), the pty multiplexer /dev/ptmx with /dev/pts mounted from
+//! [`crate::devpts`], /dev/tty (the caller's controlling terminal), /dev/console
+//! (the sandbox's initial stdout when it is a terminal), and the symlinks fd,
+//! stdin, stdout and stderr into /proc/self/fd. /dev/shm is a tmpfs mounted by
+//! the VFS. Nothing here touches a host device.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use abi::linux::{makedev, Stat, S_IFCHR, S_IFDIR};
+use abi::linux::{makedev, Stat, S_IFCHR, S_IFDIR, S_IFLNK};
 use abi::Errno;
 
+use crate::devpts::DevPts;
 use crate::file::{DirEntry, FileOps, FileState};
 use crate::inode::{Attr, Inode, StatFs};
 use crate::synthetic::{now, TMPFS_MAGIC};
@@ -58,6 +62,9 @@ impl MemDevice {
 pub struct DevDir {
     stat: Stat,
     devices: Vec<Arc<DevNode>>,
+    pts: Arc<DevPts>,
+    /// The fixed non-memory entries: (name, node).
+    others: Vec<(&'static [u8], Arc<dyn Inode>)>,
 }
 
 /// A device node.
@@ -66,8 +73,85 @@ pub struct DevNode {
     stat: Stat,
 }
 
+/// A symlink in /dev (fd, stdin, stdout, stderr).
+struct DevLink {
+    target: &'static [u8],
+    stat: Stat,
+}
+
+impl Inode for DevLink {
+    fn attr(&self) -> Attr {
+        Attr {
+            mode: self.stat.mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.stat)
+    }
+    fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        Ok(self.target.to_vec())
+    }
+    fn open(self: Arc<Self>, _flags: i32) -> Result<Box<dyn FileOps>, Errno> {
+        Err(Errno::ELOOP)
+    }
+    fn statfs(&self) -> Result<StatFs, Errno> {
+        Ok(statfs())
+    }
+}
+
+/// /dev/console: the sandbox's initial stdout when that is a terminal (see
+/// [`DevPts::set_console`]); absent otherwise, as in a runc container started
+/// without a terminal.
+struct ConsoleNode {
+    pts: Arc<DevPts>,
+    stat: Stat,
+}
+
+impl Inode for ConsoleNode {
+    fn attr(&self) -> Attr {
+        let st = self.stat().unwrap_or(self.stat);
+        Attr {
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+        }
+    }
+    /// The host terminal's own attributes, as a bind mount of it would show
+    /// (ttyname(3) compares them with the fd's).
+    fn stat(&self) -> Result<Stat, Errno> {
+        match self.pts.console() {
+            Some(f) => f.stat(),
+            None => Ok(self.stat),
+        }
+    }
+    fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+    fn open(self: Arc<Self>, _flags: i32) -> Result<Box<dyn FileOps>, Errno> {
+        let f = self.pts.console().ok_or(Errno::ENXIO)?;
+        Ok(Box::new(crate::file::SharedOps(f)))
+    }
+    fn statfs(&self) -> Result<StatFs, Errno> {
+        Ok(statfs())
+    }
+    fn is_stale(&self) -> bool {
+        self.pts.console().is_none()
+    }
+}
+
 impl DevDir {
     pub fn new() -> Arc<DevDir> {
+        DevDir::with_pts(DevPts::new())
+    }
+
+    /// /dev with the ptys of `pts` (/dev/ptmx, /dev/tty; the caller mounts
+    /// `pts.root()` on /dev/pts).
+    pub fn with_pts(pts: Arc<DevPts>) -> Arc<DevDir> {
         let t = now();
         let fsdev = makedev(0, 5);
         let stat = Stat {
@@ -101,8 +185,65 @@ impl DevDir {
                 })
             })
             .collect();
-        Arc::new(DevDir { stat, devices })
+        let link = |target: &'static [u8]| -> Arc<dyn Inode> {
+            Arc::new(DevLink {
+                target,
+                stat: Stat {
+                    dev: fsdev,
+                    ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+                    nlink: 1,
+                    mode: S_IFLNK | 0o777,
+                    size: target.len() as i64,
+                    blksize: 4096,
+                    atime: t,
+                    mtime: t,
+                    ctime: t,
+                    ..Default::default()
+                },
+            })
+        };
+        let console: Arc<dyn Inode> = Arc::new(ConsoleNode {
+            pts: pts.clone(),
+            stat: Stat {
+                dev: fsdev,
+                ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+                nlink: 1,
+                mode: S_IFCHR | 0o600,
+                rdev: makedev(5, 1),
+                blksize: 4096,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                ..Default::default()
+            },
+        });
+        let others: Vec<(&'static [u8], Arc<dyn Inode>)> = vec![
+            (b"console", console),
+            (b"fd", link(b"/proc/self/fd")),
+            (b"ptmx", pts.ptmx_node()),
+            (b"pts", pts.root()),
+            (b"stderr", link(b"/proc/self/fd/2")),
+            (b"stdin", link(b"/proc/self/fd/0")),
+            (b"stdout", link(b"/proc/self/fd/1")),
+            (b"tty", pts.tty_node()),
+        ];
+        Arc::new(DevDir {
+            stat,
+            devices,
+            pts,
+            others,
+        })
     }
+
+    /// The ptys behind /dev/ptmx and /dev/pts.
+    pub fn pts(&self) -> &Arc<DevPts> {
+        &self.pts
+    }
+}
+
+/// statfs of devfs.
+pub(crate) fn devfs_statfs() -> StatFs {
+    statfs()
 }
 
 fn statfs() -> StatFs {
@@ -127,6 +268,12 @@ impl Inode for DevDir {
         Ok(self.stat)
     }
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        if name == b"console" && self.pts.console().is_none() {
+            return Err(Errno::ENOENT);
+        }
+        if let Some((_, n)) = self.others.iter().find(|(n, _)| *n == name) {
+            return Ok(n.clone());
+        }
         self.devices
             .iter()
             .find(|d| d.dev.name() == name)
@@ -172,12 +319,28 @@ impl FileOps for DevDirFile {
                 name: b"..".to_vec(),
             },
         ];
-        for (i, d) in self.dir.devices.iter().enumerate() {
+        let mut ents: Vec<(Vec<u8>, u64, u8)> = self
+            .dir
+            .devices
+            .iter()
+            .map(|d| (d.dev.name().to_vec(), d.stat.ino, dt_chr))
+            .collect();
+        for (name, node) in &self.dir.others {
+            if *name == b"console" && self.dir.pts.console().is_none() {
+                continue;
+            }
+            let a = node.attr();
+            let ino = node.stat().map_or(0, |s| s.ino);
+            ents.push((name.to_vec(), ino, abi::linux::dtype_of_mode(a.mode)));
+        }
+        ents.push((b"shm".to_vec(), 2, dt_dir));
+        ents.sort();
+        for (i, (name, ino, dtype)) in ents.into_iter().enumerate() {
             all.push(DirEntry {
-                ino: d.stat.ino,
+                ino,
                 next_off: i as u64 + 3,
-                dtype: dt_chr,
-                name: d.dev.name().to_vec(),
+                dtype,
+                name,
             });
         }
         Ok(all.into_iter().skip(off as usize).collect())

@@ -200,6 +200,97 @@ pub trait FileOps: Send + Sync {
     fn page_store(&self) -> Option<Arc<PageStore>> {
         None
     }
+    /// How long a blocking read waits for data before returning 0 (a terminal
+    /// in non-canonical mode with VMIN 0 and VTIME > 0); the blocked read then
+    /// ends with ETIMEDOUT, which the read path turns into 0.
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// The pseudo-terminal behind this file and whether this is its master end.
+    fn terminal(&self) -> Option<(&Arc<crate::devpts::Terminal>, bool)> {
+        None
+    }
+}
+
+/// The operations of an existing open file description, for a second
+/// description of the same file: /dev/console over the host terminal, and
+/// opens of /proc/[pid]/fd/N for files without a path (pipes, host files,
+/// anonymous files), which Linux reopens from the file's inode.
+pub struct SharedOps(pub Arc<OpenFile>);
+
+impl FileOps for SharedOps {
+    fn read(&self, _st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.0.ops().read(&self.0.state, buf)
+    }
+    fn write(&self, _st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
+        self.0.ops().write(&self.0.state, buf)
+    }
+    fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        self.0.ops().pread(buf, off)
+    }
+    fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        self.0.ops().pwrite(buf, off)
+    }
+    fn seekable(&self) -> bool {
+        self.0.ops().seekable()
+    }
+    fn lseek(&self, _st: &FileState, off: i64, whence: i32) -> Result<u64, Errno> {
+        self.0.ops().lseek(&self.0.state, off, whence)
+    }
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.0.stat()
+    }
+    fn statfs(&self) -> Result<StatFs, Errno> {
+        self.0.statfs()
+    }
+    fn is_dir(&self) -> bool {
+        self.0.is_dir()
+    }
+    fn readdir(&self, off: u64, max_bytes: usize) -> Result<Vec<DirEntry>, Errno> {
+        self.0.ops().readdir(off, max_bytes)
+    }
+    fn ioctl(&self, _st: &FileState, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        self.0.ops().ioctl(&self.0.state, io, cmd, arg)
+    }
+    fn host_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.0.ops().host_fd()
+    }
+    fn readiness(&self, mask: u32) -> u32 {
+        self.0.readiness(mask)
+    }
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        self.0.ops().wait_queue()
+    }
+    fn pipe(&self) -> Option<&Pipe> {
+        self.0.ops().pipe()
+    }
+    fn terminal(&self) -> Option<(&Arc<crate::devpts::Terminal>, bool)> {
+        self.0.ops().terminal()
+    }
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        self.0.ops().read_timeout()
+    }
+    fn supports_fasync(&self) -> bool {
+        self.0.ops().supports_fasync()
+    }
+    fn fsync(&self, datasync: bool) -> Result<(), Errno> {
+        self.0.ops().fsync(datasync)
+    }
+    fn fallocate(&self, mode: i32, off: u64, len: u64) -> Option<Result<(), Errno>> {
+        self.0.ops().fallocate(mode, off, len)
+    }
+    fn page_store(&self) -> Option<Arc<PageStore>> {
+        self.0.ops().page_store()
+    }
+}
+
+/// A bare file state, for unit tests of file operations.
+#[cfg(test)]
+pub(crate) fn test_state(flags: i32) -> FileState {
+    FileState {
+        offset: Mutex::new(0),
+        flags: AtomicI32::new(flags),
+    }
 }
 
 /// Access-mode bits for an O_PATH description (neither read nor write).
@@ -569,7 +660,14 @@ impl OpenFile {
         if self.state.nonblocking() || (queue.is_none() && host.is_none()) {
             return op();
         }
-        waiter::block(w, queue.as_slice(), host.as_slice(), None, op)
+        let deadline = if events & EVENT_IN != 0 {
+            self.ops
+                .read_timeout()
+                .map(|d| std::time::Instant::now() + d)
+        } else {
+            None
+        };
+        waiter::block(w, queue.as_slice(), host.as_slice(), deadline, op)
     }
 
     pub fn lseek(&self, off: i64, whence: i32) -> Result<u64, Errno> {

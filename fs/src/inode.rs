@@ -52,6 +52,15 @@ pub struct SetAttr {
     pub mtime: Option<TimeSet>,
 }
 
+/// Where a magic link leads.
+pub enum MagicTarget {
+    /// A place in the mount tree (a file opened by path, a directory).
+    Location(crate::vfs::Location),
+    /// An open file without a path (pipe, socket, anonymous or host file):
+    /// opening the link makes a new description of the same file.
+    File(Arc<crate::file::OpenFile>),
+}
+
 /// A file-system node.
 ///
 /// The mutating operations default to EROFS (read-only file systems implement
@@ -75,6 +84,17 @@ pub trait Inode: Send + Sync {
     /// statfs(2) of the file system holding this node.
     fn statfs(&self) -> Result<StatFs, Errno>;
 
+    /// A "magic link" (/proc/[pid]/fd/N, /proc/[pid]/cwd, ...): what following
+    /// it reaches, instead of walking its readlink text. None for ordinary nodes.
+    fn follow_magic(&self) -> Option<Result<MagicTarget, Errno>> {
+        None
+    }
+    /// Whether a cached dentry for this node no longer names it (the node went
+    /// away behind the VFS's back, as a devpts replica does): the next walk
+    /// looks the name up again.
+    fn is_stale(&self) -> bool {
+        false
+    }
     /// For file systems that need to recognise their own nodes (rename, link).
     fn as_any(&self) -> Option<&dyn Any> {
         None

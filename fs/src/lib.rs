@@ -15,12 +15,15 @@
 //! - [`overlay`]: a writable tmpfs over a read-only lower tree (the `runsc do`
 //!   root).
 //! - [`pipe`]: pipes (pipe(2), pipe2(2)).
+//! - [`devfs`]: /dev; [`devpts`]: pseudo-terminals (/dev/ptmx, /dev/pts), the
+//!   line discipline and controlling-terminal job control.
 //! - [`waiter`]: interruptible blocking (waiters, wait queues, the block loop).
 //! - [`synthetic`]: the sentry-owned empty directories (/proc, /sys, /dev for now).
 
 pub mod anon;
 pub mod context;
 pub mod devfs;
+pub mod devpts;
 pub mod fasync;
 pub mod fd_table;
 pub mod file;

@@ -981,6 +981,12 @@ impl FileOps for OverlayFile {
     fn page_store(&self) -> Option<Arc<crate::pagestore::PageStore>> {
         self.inner.page_store()
     }
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        self.inner.read_timeout()
+    }
+    fn terminal(&self) -> Option<(&Arc<crate::devpts::Terminal>, bool)> {
+        self.inner.terminal()
+    }
 }
 
 /// An open overlay directory: listed from a snapshot of the merged entries,

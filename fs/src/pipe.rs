@@ -668,7 +668,9 @@ impl Fifo {
                     s.readers += 1;
                     s.reader_opens += 1;
                     if flags & libc::O_NONBLOCK == 0 {
-                        remember_partner_opens(&pipe, s.writer_opens);
+                        // As fifo_open: a writer present now means no wait at all.
+                        let seen = if s.writers > 0 { PARTNER_PRESENT } else { s.writer_opens };
+                        remember_partner_opens(&pipe, seen);
                     }
                     Box::new(PipeReader(pipe.clone()))
                 }
@@ -679,7 +681,8 @@ impl Fifo {
                     s.writers += 1;
                     s.writer_opens += 1;
                     if flags & libc::O_NONBLOCK == 0 {
-                        remember_partner_opens(&pipe, s.reader_opens);
+                        let seen = if s.readers > 0 { PARTNER_PRESENT } else { s.reader_opens };
+                        remember_partner_opens(&pipe, seen);
                     }
                     Box::new(PipeWriter(pipe.clone()))
                 }
@@ -708,6 +711,9 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
+/// A "seen" count meaning the other end was open when this one was opened.
+const PARTNER_PRESENT: u64 = u64::MAX;
+
 fn remember_partner_opens(pipe: &Arc<Pipe>, n: u64) {
     PARTNER_OPENS.with(|c| c.set(Some((Arc::as_ptr(pipe) as usize, n))));
 }
@@ -724,16 +730,24 @@ impl Pipe {
             }
         }
         let s = self.lock();
-        if reader {
-            s.writer_opens
+        let (count, opens) = if reader {
+            (s.writers, s.writer_opens)
         } else {
-            s.reader_opens
+            (s.readers, s.reader_opens)
+        };
+        if count > 0 {
+            PARTNER_PRESENT
+        } else {
+            opens
         }
     }
 
     /// For a blocking FIFO open: Ok once the other end is open or was opened
     /// since `seen` (from [`Pipe::fifo_partner_opens`]), EAGAIN before.
     pub fn fifo_partner(&self, reader: bool, seen: u64) -> Result<(), Errno> {
+        if seen == PARTNER_PRESENT {
+            return Ok(());
+        }
         let s = self.lock();
         let (count, opens) = if reader {
             (s.writers, s.writer_opens)

@@ -328,11 +328,15 @@ fn synthetic_mounts_shadow_host_dirs() {
         assert_eq!(list(&f, 4096), vec![".", ".."], "{d}");
         assert_eq!(t.path(d), d);
     }
-    // /dev is the sentry's devfs: its memory devices, never the host's nodes.
+    // /dev is the sentry's devfs: its devices and links, never the host's nodes
+    // (no console: the tests' stdout is not registered as one).
     let f = t.open("/dev", libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
     assert_eq!(
         list(&f, 4096),
-        vec![".", "..", "full", "null", "random", "urandom", "zero"]
+        vec![
+            ".", "..", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+            "stdout", "tty", "urandom", "zero"
+        ]
     );
     assert_eq!(t.mode("/proc/host_secret"), Err(Errno::ENOENT));
     assert_eq!(t.mode("/dev/host_dev"), Err(Errno::ENOENT));

@@ -19,7 +19,7 @@ use abi::Errno;
 use crate::anon::inotify;
 use crate::context::FsContext;
 use crate::file::{FileOps, OpenFile};
-use crate::inode::{Attr, Inode, SetAttr, StatFs, TimeSet, ST_RDONLY};
+use crate::inode::{Attr, Inode, MagicTarget, SetAttr, StatFs, TimeSet, ST_RDONLY};
 use crate::perm::{self, Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::remote::{RemoteFs, RemoteInode};
 use crate::synthetic::{SynthDir, PROC_SUPER_MAGIC, SYSFS_MAGIC, TMPFS_MAGIC};
@@ -113,16 +113,20 @@ impl Dentry {
 
     /// The cached child `name`, or a fresh lookup (cached on success).
     fn child(self: &Arc<Self>, name: &[u8]) -> Result<Arc<Dentry>, Errno> {
-        if let Some(c) = self
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
         {
-            return Ok(c.clone());
+            let mut m = self.children.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = m.get(name) {
+                if !c.inode.is_stale() {
+                    return Ok(c.clone());
+                }
+                m.remove(name);
+            }
         }
         let inode = self.inode.lookup(name)?;
         let mut m = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(name).is_some_and(|c| c.inode.is_stale()) {
+            m.remove(name);
+        }
         Ok(m.entry(name.to_vec())
             .or_insert_with(|| Dentry::new(name, Arc::downgrade(self), inode))
             .clone())
@@ -358,6 +362,8 @@ const O_TMPFILE_BIT: i32 = 0o20000000;
 /// The mount tree.
 pub struct Vfs {
     root: Location,
+    /// The ptys (/dev/ptmx, /dev/pts, /dev/tty, /dev/console).
+    devpts: Arc<crate::devpts::DevPts>,
     mounts: RwLock<HashMap<(u64, u64), Arc<Mount>>>,
 }
 
@@ -380,7 +386,13 @@ impl Vfs {
                 dentry: d,
             },
             mounts: RwLock::new(HashMap::new()),
+            devpts: crate::devpts::DevPts::new(),
         })
+    }
+
+    /// The sandbox's ptys, for the kernel's job-control hooks and the console.
+    pub fn devpts(&self) -> &Arc<crate::devpts::DevPts> {
+        &self.devpts
     }
 
     /// The sandbox's VFS: the gofer's tree at / (read-only for now), the
@@ -424,7 +436,11 @@ impl Vfs {
         for (name, magic) in [(&b"proc"[..], PROC_SUPER_MAGIC), (b"sys", SYSFS_MAGIC)] {
             self.mount_under_root(name, SynthDir::new(magic), true);
         }
-        let dev = self.mount_under_root(b"dev", crate::devfs::DevDir::new(), false);
+        let dev = self.mount_under_root(
+            b"dev",
+            crate::devfs::DevDir::with_pts(self.devpts.clone()),
+            false,
+        );
         // The sandbox's own /dev/shm (the host's is never served).
         let shm = dev.root.ensure_child(b"shm", || SynthDir::new(TMPFS_MAGIC));
         self.mount_at(
@@ -786,6 +802,20 @@ impl Vfs {
                 links += 1;
                 if links > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
+                }
+                if let Some(m) = next.inode().follow_magic() {
+                    cur = match m? {
+                        MagicTarget::Location(l) => l,
+                        MagicTarget::File(f) => Location {
+                            mount: next.mount.clone(),
+                            dentry: Dentry::new(
+                                &name,
+                                Arc::downgrade(&next.dentry),
+                                Arc::new(FileInode(f)),
+                            ),
+                        },
+                    };
+                    continue;
                 }
                 let target = next.inode().readlink()?;
                 if target.is_empty() {
@@ -1717,6 +1747,33 @@ impl FileOps for PathOps {
     }
     fn is_dir(&self) -> bool {
         self.loc.attr().mode & S_IFMT == S_IFDIR
+    }
+}
+
+/// The node a magic link to a pathless open file leads to: opening it makes a
+/// new description sharing the file's operations.
+struct FileInode(Arc<OpenFile>);
+
+impl Inode for FileInode {
+    fn attr(&self) -> Attr {
+        let st = self.0.stat().unwrap_or_default();
+        Attr {
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+        }
+    }
+    fn stat(&self) -> Result<Stat, Errno> {
+        self.0.stat()
+    }
+    fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+    fn open(self: Arc<Self>, _flags: i32) -> Result<Box<dyn FileOps>, Errno> {
+        Ok(Box::new(crate::file::SharedOps(self.0.clone())))
+    }
+    fn statfs(&self) -> Result<StatFs, Errno> {
+        self.0.statfs()
     }
 }
 

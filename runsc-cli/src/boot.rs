@@ -221,6 +221,11 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     }
     let fds = fs::FdTable::new();
     for (fd, file) in fs::host::HostFile::stdio() {
+        // /dev/console is the initial stdout when that is a terminal (a
+        // container started with a terminal); otherwise there is none.
+        if fd == 1 && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            vfs.devpts().set_console(file.clone());
+        }
         fds.insert_at(fd, file, false, u64::MAX)
             .map_err(setup("stdio"))?;
     }

@@ -108,7 +108,7 @@ impl Kernel {
         syscalls: Arc<dyn SyscallTable>,
         strace: bool,
     ) -> Arc<Kernel> {
-        Arc::new(Kernel {
+        let k = Arc::new(Kernel {
             platform,
             vfs,
             syscalls,
@@ -119,7 +119,9 @@ impl Kernel {
             pids: Mutex::new(Pids::default()),
             init_status: Mutex::new(None),
             init_exited: Condvar::new(),
-        })
+        });
+        crate::tty::KernelTtyHooks::install(&k);
+        k
     }
 
     pub fn pids(&self) -> std::sync::MutexGuard<'_, Pids> {

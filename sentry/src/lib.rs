@@ -13,6 +13,7 @@ pub mod signalfd;
 pub mod task;
 pub mod thread_group;
 pub mod timer;
+pub mod tty;
 
 pub use kernel::{Kernel, SyscallTable};
 pub use task::Task;

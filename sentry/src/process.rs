@@ -357,14 +357,19 @@ pub fn exit_task(mut t: Task) {
 fn group_exited(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     // Children go to their new parent before this group shows up as a zombie:
     // whoever reaps it must already find them reparented.
-    let (parent, children, exit_signal) = {
+    let (parent, children, exit_signal, sid) = {
         let mut st = tg.lock();
         (
             st.parent.clone(),
             std::mem::take(&mut st.children),
             st.exit_signal,
+            st.sid,
         )
     };
+    // A session leader's exit hangs up its controlling terminal's foreground group.
+    if sid == tg.tgid {
+        k.vfs.devpts().session_leader_exited(sid);
+    }
     if tg.tgid == 1 {
         tg.lock().zombie = Some(status);
         tg.exit_wait.notify(fs::waiter::EVENT_IN);

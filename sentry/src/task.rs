@@ -450,7 +450,9 @@ impl Task {
         let mut v = self.shared.proc.lock().unwrap_or_else(|e| e.into_inner());
         v.mm = Some(self.mm.clone());
         v.fs = Some(self.fs.clone());
-        v.fds = Some(self.fds.clone());
+        // A replaced fd table may be the last reference to its files: they are
+        // closed after the lock is released (closing a pty consults procfs state).
+        let old_fds = v.fds.replace(self.fds.clone());
         if v.exe != self.exe_path {
             v.exe = self.exe_path.clone();
         }
@@ -458,6 +460,8 @@ impl Task {
         v.creds = self.creds.clone();
         v.rlimits = self.rlimits.to_vec();
         v.nice = self.sched.nice;
+        drop(v);
+        drop(old_fds);
     }
 
     /// Records argv, envp and auxv from the fresh image's initial stack.

@@ -275,6 +275,8 @@ fn do_read(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> Sy
         let n = match r {
             Ok(n) => n,
             Err(_) if done > 0 => break,
+            // A terminal's VTIME ran out with no data.
+            Err(Errno::ETIMEDOUT) if f.ops().read_timeout().is_some() => 0,
             Err(e) => return Err(e),
         };
         if let Err(e) = copy_out_iov(t, iov, done, &buf[..n]) {
@@ -1020,8 +1022,47 @@ fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
             f.set_nonblocking(i32::from_le_bytes(b) != 0)?;
             Ok(0)
         }
+        fs::devpts::TIOCGPTPEER => {
+            let term = match f.ops().terminal() {
+                Some((term, true)) => term,
+                Some((_, false)) => return Err(Errno::EIO),
+                None => return Err(Errno::ENOTTY),
+            };
+            let flags = a.i32(2);
+            let allowed = libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+            if flags & !allowed != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let ops = term.open_replica(flags)?;
+            // The peer's path is /dev/pts/N, as if opened by name (ttyname).
+            let path = format!("/dev/pts/{}", term.index()).into_bytes();
+            let root = t.fs.root();
+            let loc = t
+                .kernel
+                .vfs
+                .walk(&t.fs, &creds(t), &root, &path, &WalkOpts::nofollow())
+                .ok();
+            let file = OpenFile::new(ops, flags & !libc::O_CLOEXEC, loc);
+            install(t, file, flags & libc::O_CLOEXEC != 0)
+        }
+        cmd if f.ops().terminal().is_none()
+            && f.ops().host_fd().is_some()
+            && is_host_tty(&f.stat()?) =>
+        {
+            // A host terminal: job control is the sandbox's own.
+            match t.kernel.vfs.devpts().host_tty_ioctl(&*t, cmd, a.u64(2)) {
+                Some(r) => r,
+                None => f.ioctl(&*t, cmd, a.u64(2)),
+            }
+        }
         cmd => f.ioctl(&*t, cmd, a.u64(2)),
     }
+}
+
+/// Whether a host file is a terminal (by its device: ttys, the console, ptys).
+fn is_host_tty(st: &Stat) -> bool {
+    let major = ((st.rdev >> 8) & 0xfff) as u32;
+    st.mode & libc::S_IFMT == libc::S_IFCHR && matches!(major, 4 | 5 | 136..=143)
 }
 
 fn sys_statfs(t: &mut Task, a: &Args) -> SysResult {

@@ -40,6 +40,7 @@ pub const PROGRAMS: &[&str] = &[
     "locks",
     "shm",
     "splice",
+    "pty",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -227,6 +228,11 @@ fn conformance_locks() {
 #[test]
 fn conformance_splice() {
     run_program("splice");
+}
+
+#[test]
+fn conformance_pty() {
+    run_program("pty");
 }
 
 #[test]

@@ -1311,3 +1311,128 @@ fn sqlite3_wal_concurrent_reader_and_writer() {
          || exit 7",
     );
 }
+
+// ------------------------------------------------------------ pseudo-terminals
+
+/// pty.fork(): a child on a new pty as its controlling terminal (setsid,
+/// TIOCSCTTY through glibc's login_tty), canonical input with echo, ONLCR
+/// output, VINTR to the foreground group, EIO on the master once the child
+/// is gone.
+const PYTHON_PTY: &str = r#"
+import os, pty, signal, sys, termios
+pid, fd = pty.fork()
+if pid == 0:
+    got = []
+    signal.signal(signal.SIGINT, lambda s, f: got.append(s))
+    print("tty", os.isatty(0), os.ttyname(0).startswith("/dev/pts/"))
+    print("session leader", os.getsid(0) == os.getpid(), os.tcgetpgrp(0) == os.getpid())
+    print("/dev/tty", os.path.exists("/dev/tty"), os.open("/dev/tty", os.O_RDWR) > 2)
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    print("got", repr(line))
+    sys.stdout.flush()
+    attrs = termios.tcgetattr(0)
+    attrs[3] &= ~(termios.ICANON | termios.ECHO)
+    termios.tcsetattr(0, termios.TCSANOW, attrs)
+    print("raw")
+    sys.stdout.flush()
+    c = os.read(0, 1)
+    print("char", c)
+    sys.stdout.flush()
+    while not got:
+        signal.pause()
+    print("sigint", got == [signal.SIGINT])
+    sys.stdout.flush()
+    os._exit(5)
+
+out = b""
+def read_until(marker):
+    global out
+    while marker not in out:
+        d = os.read(fd, 1024)
+        if not d:
+            break
+        out += d
+
+read_until(b"/dev/tty True True\r\n")
+os.write(fd, b"hello\r")
+read_until(b"raw\r\n")
+os.write(fd, b"x")
+read_until(b"char b'x'\r\n")
+os.write(fd, b"\x03")
+while True:
+    try:
+        d = os.read(fd, 1024)
+    except OSError as e:
+        out += ("[%s]" % os.strerror(e.errno)).encode()
+        break
+    if not d:
+        break
+    out += d
+_, st = os.waitpid(pid, 0)
+print(out.decode().replace("\r", "\\r"))
+print("exit", os.waitstatus_to_exitcode(st))
+"#;
+
+#[test]
+fn python3_pty_fork() {
+    require_file("/usr/bin/python3", "python3");
+    same_as_native(
+        Cmd::new(["/usr/bin/python3", "-c", PYTHON_PTY]),
+        0,
+        Compare::Exact,
+    );
+}
+
+#[test]
+fn script_runs_command_on_a_pty() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("/usr/bin/script (util-linux) is missing: skipped");
+        return;
+    }
+    same_as_native(
+        Cmd::new([
+            "/usr/bin/script",
+            "-qc",
+            "echo hi; tty; stty -a | head -3; test -t 0 && echo stdin-tty",
+            "/dev/null",
+        ]),
+        0,
+        Compare::Exact,
+    );
+}
+
+/// Under `runsc do` on a host terminal (here script(1)'s pty), the terminal
+/// is /dev/console and /dev/tty of the first session, and job control on it is
+/// the sandbox's own: an interactive bash gets job control (native `bash -i`
+/// under script prints the same lines, but for the job's PID).
+#[test]
+fn host_terminal_console_and_job_control() {
+    if !Path::new("/usr/bin/script").exists() || !Path::new("/bin/bash").exists() {
+        eprintln!("/usr/bin/script or /bin/bash is missing: skipped");
+        return;
+    }
+    // Inside double quotes of script's own `sh -c`: `\$` keeps `$?` for bash.
+    let inner = "echo start; sleep 0.1 & wait; (exit 2); echo rc=\\$?; \
+                 python3 -c 'import os; print(os.tcgetpgrp(1) == os.getpgrp())'; \
+                 test -c /dev/console && echo console; echo via-tty > /dev/tty";
+    let mut f = Failures::new();
+    for platform in PLATFORMS {
+        let runsc = tests::runsc_bin();
+        let line = format!(
+            "{} --platform={platform} do /bin/bash --norc --noprofile -ic \"{inner}\" 2>&1",
+            runsc.display()
+        );
+        let out = Cmd::new(["/usr/bin/script", "-qec", line.as_str(), "/dev/null"]).run_native();
+        let text = out.stdout.replace('\r', "");
+        let want =
+            "start\n[1] 2\n[1]+  Done                    sleep 0.1\nrc=2\nTrue\nconsole\nvia-tty\n";
+        if out.exit != Exit::Code(0) || text != want {
+            f.add(format!(
+                "--platform={platform}: expected\n{want}got\n{text}\n{}",
+                out.describe()
+            ));
+        }
+    }
+    f.check("host terminal");
+}

@@ -442,6 +442,17 @@ pub(super) fn file_name(k: &Kernel, ctx: Option<&fs::FsContext>, f: &fs::OpenFil
         return k.vfs.path_of(ctx, loc);
     }
     let st = f.stat().unwrap_or_default();
+    // The host terminal behind /dev/console goes by that name (so ttyname(3)
+    // finds it).
+    if f.ops().host_fd().is_some() {
+        if let Some(c) = k.vfs.devpts().console() {
+            if c.stat()
+                .is_ok_and(|cs| cs.dev == st.dev && cs.ino == st.ino)
+            {
+                return b"/dev/console".to_vec();
+            }
+        }
+    }
     match st.mode & S_IFMT {
         S_IFIFO => format!("pipe:[{}]", st.ino).into_bytes(),
         S_IFSOCK => format!("socket:[{}]", st.ino).into_bytes(),
@@ -691,6 +702,11 @@ fn pid_file(node: &Node, which: PidFile) -> Result<Vec<u8>, Errno> {
                     st.exit_signal,
                 )
             };
+            let (tty_nr, tpgid) = k
+                .vfs
+                .devpts()
+                .ctty_of(sid)
+                .map_or((0, -1), |c| (c.tty_nr(), c.foreground().unwrap_or(-1)));
             let start = t.start_time.saturating_duration_since(k.boot_time).as_millis() as u64 / (1000 / HZ);
             let (own, shd, blk, ign, cgt) = sigsets(&t);
             let _ = own;
@@ -706,7 +722,7 @@ fn pid_file(node: &Node, which: PidFile) -> Result<Vec<u8>, Errno> {
             let (ut, st_, cut, cst) = (tk(u.user_ns), tk(u.sys_ns), tk(cu.user_ns), tk(cu.sys_ns));
             let _ = writeln!(
                 s,
-                "{tid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194304 0 0 0 0 {ut} {st_} {cut} {cst} {prio} {nice} {nthreads} 0 {start} {} {} {} 0 0 0 0 0 {} {} {} {} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 {} 0 0 0 0 0",
+                "{tid} ({comm}) {state} {ppid} {pgid} {sid} {tty_nr} {tpgid} 4194304 0 0 0 0 {ut} {st_} {cut} {cst} {prio} {nice} {nthreads} 0 {start} {} {} {} 0 0 0 0 0 {} {} {} {} 0 0 0 {exit_signal} 0 0 0 0 0 0 0 0 {} 0 0 0 0 0",
                 m.vsize,
                 m.rss_kb / 4,
                 u64::MAX,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use abi::linux::{makedev, Stat, Timespec, S_IFDIR, S_IFLNK, S_IFREG};
 use abi::Errno;
 use fs::file::{DirEntry, FileOps, FileState};
-use fs::inode::{Attr, Inode, StatFs};
+use fs::inode::{Attr, Inode, MagicTarget, StatFs};
 
 use crate::kernel::Kernel;
 use crate::task::TaskShared;
@@ -558,6 +558,27 @@ impl Inode for Node {
             }
             _ => Err(Errno::EINVAL),
         }
+    }
+
+    /// /proc/[pid]/fd/N leads to the open file itself (Linux's proc_fd_link):
+    /// its location when it has one, else the file (pipes, host stdio, ...).
+    fn follow_magic(&self) -> Option<Result<MagicTarget, Errno>> {
+        let Kind::FdLink { fd, .. } = &self.kind else {
+            return None;
+        };
+        let fd = *fd;
+        Some((|| {
+            let t = self.task()?;
+            let fds = t.proc.lock().unwrap_or_else(|e| e.into_inner()).fds.clone();
+            let file = fds
+                .ok_or(Errno::ENOENT)?
+                .get(fd)
+                .map_err(|_| Errno::ENOENT)?;
+            Ok(match file.location() {
+                Some(l) => MagicTarget::Location(l.clone()),
+                None => MagicTarget::File(file),
+            })
+        })())
     }
 
     fn open(self: Arc<Self>, flags: i32) -> Result<Box<dyn FileOps>, Errno> {
