@@ -669,7 +669,11 @@ impl Fifo {
                     s.reader_opens += 1;
                     if flags & libc::O_NONBLOCK == 0 {
                         // As fifo_open: a writer present now means no wait at all.
-                        let seen = if s.writers > 0 { PARTNER_PRESENT } else { s.writer_opens };
+                        let seen = if s.writers > 0 {
+                            PARTNER_PRESENT
+                        } else {
+                            s.writer_opens
+                        };
                         remember_partner_opens(&pipe, seen);
                     }
                     Box::new(PipeReader(pipe.clone()))
@@ -681,7 +685,11 @@ impl Fifo {
                     s.writers += 1;
                     s.writer_opens += 1;
                     if flags & libc::O_NONBLOCK == 0 {
-                        let seen = if s.readers > 0 { PARTNER_PRESENT } else { s.reader_opens };
+                        let seen = if s.readers > 0 {
+                            PARTNER_PRESENT
+                        } else {
+                            s.reader_opens
+                        };
                         remember_partner_opens(&pipe, seen);
                     }
                     Box::new(PipeWriter(pipe.clone()))

@@ -571,6 +571,53 @@ impl Vfs {
         self.attach(at, src.dentry.clone(), opts)
     }
 
+    /// A recursive bind mount (MS_REC, and what pivot_root leaves at put_old):
+    /// as [`Vfs::bind_mount`], plus a copy of every mount below `src`.
+    pub fn bind_mount_rec(&self, at: &Location, src: &Location, opts: MountOpts) -> Arc<Mount> {
+        // The mounts as they are now: the copies must not copy themselves.
+        let snapshot: Vec<Arc<Mount>> = self
+            .mounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let top = self.bind_mount(at, src, opts);
+        // (original mount, its copy): copy the originals' children under the copies.
+        let mut todo = vec![(src.mount.clone(), top.clone(), Some(src.dentry.clone()))];
+        while let Some((orig, copy, within)) = todo.pop() {
+            for child in &snapshot {
+                let Some((pm, pd)) = &child.parent else {
+                    continue;
+                };
+                if !Arc::ptr_eq(pm, &orig) {
+                    continue;
+                }
+                if let Some(w) = &within {
+                    if !pd.is_within(w) {
+                        continue;
+                    }
+                }
+                let at = Location {
+                    mount: copy.clone(),
+                    dentry: pd.clone(),
+                };
+                let c = self.attach(
+                    &at,
+                    child.root.clone(),
+                    MountOpts {
+                        read_only: child.read_only(),
+                        flags: child.flags(),
+                        source: child.source.clone(),
+                        fstype: Some(child.fstype()),
+                    },
+                );
+                todo.push((child.clone(), c, None));
+            }
+        }
+        top
+    }
+
     fn attach(&self, at: &Location, root: Arc<Dentry>, opts: MountOpts) -> Arc<Mount> {
         let at = self.follow_mounts(at.clone());
         let m = Arc::new(Mount {

@@ -4,9 +4,10 @@
 //! propagation changes (accepted: the sandbox has one mount namespace, so
 //! there is nothing to propagate to).
 //!
-//! Not supported: MS_MOVE (EINVAL), recursive binds copy no submounts, and
-//! pivot_root changes the calling process's root and cwd only (Linux changes
-//! every process whose root was the old root).
+//! Not supported: MS_MOVE (EINVAL); pivot_root changes the calling process's
+//! root and cwd only (Linux changes every process whose root was the old
+//! root), and leaves a recursive bind of the old root at put_old rather than
+//! moving the mount.
 
 use abi::sysno::*;
 use abi::{Errno, SysResult};
@@ -152,9 +153,11 @@ fn sys_mount(t: &mut Task, a: &Args) -> SysResult {
             fstype: Some(target.mount.fstype()),
             ..Default::default()
         };
-        // MS_REC: the submounts of `src` are not copied (see the module doc).
-        let _ = MS_REC;
-        vfs.bind_mount(&target, &src, opts);
+        if flags & MS_REC != 0 {
+            vfs.bind_mount_rec(&target, &src, opts);
+        } else {
+            vfs.bind_mount(&target, &src, opts);
+        }
         return Ok(0);
     }
     if flags & MS_PROPAGATION != 0 {
@@ -280,8 +283,9 @@ fn sys_pivot_root(t: &mut Task, a: &Args) -> SysResult {
     if !is_below(&put_old, &new_root) || !is_below(&new_root, &root) {
         return Err(Errno::EINVAL);
     }
-    // The old root stays reachable at put_old (until it is unmounted there).
-    t.kernel.vfs.bind_mount(
+    // The old root, with everything mounted in it, stays reachable at put_old
+    // (until it is unmounted there).
+    t.kernel.vfs.bind_mount_rec(
         &put_old,
         &root,
         MountOpts {
