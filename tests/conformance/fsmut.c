@@ -20,7 +20,7 @@ static char dir[64];
 static void cleanup(void)
 {
     /* Remove whatever a failed test left, by name. */
-    const char *names[] = {"f", "g", "h", "l", "s", "d/e", "d", "x/y", "x", "fifo", NULL};
+    const char *names[] = {"f", "g", "h", "l", "s", "d/e", "d", "x/y", "x", "fifo", "at1", "at2", "atl", "ath", "sub/in", "sub", NULL};
     for (int i = 0; names[i]; i++) {
         char p[128];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -224,4 +224,153 @@ TEST(named_pipes)
         EXPECT_EQ(status, 0);
     }
     EXPECT_OK(unlink("fifo"));
+}
+
+#include <linux/openat2.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1
+#define RENAME_EXCHANGE 2
+#endif
+
+static int renameat2_(int od, const char *o, int nd, const char *n, unsigned flags)
+{
+    return (int)syscall(SYS_renameat2, od, o, nd, n, flags);
+}
+
+static char read1(const char *p)
+{
+    char c = 0;
+    int fd = open(p, O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &c, 1) != 1)
+            c = 0;
+        close(fd);
+    }
+    return c;
+}
+
+static void put1(const char *p, char c)
+{
+    int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd >= 0) {
+        if (write(fd, &c, 1) != 1)
+            c = 0;
+        close(fd);
+    }
+}
+
+TEST(at_variants)
+{
+    ASSERT_OK(setup_dir());
+    int d = open(".", O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(d, 0);
+    put1("at1", '1');
+    put1("at2", '2');
+    /* renameat2: NOREPLACE, EXCHANGE, bad flags. */
+    EXPECT_ERRNO(renameat2_(d, "at1", d, "at2", RENAME_NOREPLACE), EEXIST);
+    EXPECT_ERRNO(renameat2_(d, "at1", d, "at2", RENAME_NOREPLACE | RENAME_EXCHANGE), EINVAL);
+    EXPECT_ERRNO(renameat2_(d, "at1", d, "at2", 0x80), EINVAL);
+    EXPECT_ERRNO(renameat2_(d, "at1", d, "nothere", RENAME_EXCHANGE), ENOENT);
+    EXPECT_OK(renameat2_(d, "at1", d, "at2", RENAME_EXCHANGE));
+    EXPECT_EQ(read1("at1"), '2');
+    EXPECT_EQ(read1("at2"), '1');
+    /* symlinkat, linkat (AT_SYMLINK_FOLLOW links the target). */
+    EXPECT_OK(symlinkat("at1", d, "atl"));
+    EXPECT_OK(linkat(d, "atl", d, "ath", AT_SYMLINK_FOLLOW));
+    struct stat a, b;
+    ASSERT_OK(stat("at1", &a));
+    ASSERT_OK(lstat("ath", &b));
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    EXPECT_EQ(b.st_nlink, 2);
+    EXPECT_OK(unlink("ath"));
+    EXPECT_ERRNO(linkat(d, "atl", d, "ath", 0x8000), EINVAL);
+    EXPECT_ERRNO(symlinkat("x", d, "atl"), EEXIST);
+    /* fchmodat, fchownat on the link itself, lchown. */
+    EXPECT_OK(fchmodat(d, "at1", 0600, 0));
+    ASSERT_OK(stat("at1", &a));
+    EXPECT_EQ(a.st_mode & 07777, 0600);
+    EXPECT_ERRNO(fchmodat(d, "at1", 0600, 0x8000), EINVAL);
+    EXPECT_OK(fchownat(d, "atl", 1, 2, AT_SYMLINK_NOFOLLOW));
+    ASSERT_OK(lstat("atl", &b));
+    EXPECT_EQ(b.st_uid, 1);
+    EXPECT_EQ(b.st_gid, 2);
+    ASSERT_OK(stat("at1", &a));
+    EXPECT_EQ(a.st_uid, 0);
+    EXPECT_OK(lchown("atl", 3, 3));
+    ASSERT_OK(lstat("atl", &b));
+    EXPECT_EQ(b.st_uid, 3);
+    EXPECT_ERRNO(fchownat(d, "at1", 0, 0, 0x8000), EINVAL);
+    /* futimesat. */
+    struct timeval tv[2] = {{100, 0}, {200, 0}};
+    EXPECT_OK(futimesat(d, "at1", tv));
+    ASSERT_OK(stat("at1", &a));
+    EXPECT_EQ(a.st_atime, 100);
+    EXPECT_EQ(a.st_mtime, 200);
+    /* fstatfs of a tmpfs file. */
+    int fd = open("at1", O_RDONLY);
+    struct statfs sf;
+    EXPECT_OK(fstatfs(fd, &sf));
+    EXPECT_EQ(sf.f_type, 0x01021994);
+    close(fd);
+    EXPECT_ERRNO(fstatfs(-1, &sf), EBADF);
+    /* Across mounts: EXDEV. */
+    EXPECT_ERRNO(rename("at1", "/proc/at1"), EXDEV);
+    EXPECT_OK(unlink("atl"));
+    close(d);
+}
+
+static long openat2_(int dirfd, const char *path, struct open_how *how, size_t size)
+{
+    return syscall(SYS_openat2, dirfd, path, how, size);
+}
+
+TEST(openat2_resolve)
+{
+    ASSERT_OK(setup_dir());
+    ASSERT_OK(mkdir("sub", 0755));
+    put1("sub/in", 'i');
+    ASSERT_OK(symlink("in", "atl"));
+    int d = open("sub", O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(d, 0);
+    struct open_how how = {.flags = O_RDONLY};
+    long fd = openat2_(d, "in", &how, sizeof how);
+    EXPECT_GE(fd, 0);
+    close((int)fd);
+    /* Escapes. */
+    how.resolve = RESOLVE_BENEATH;
+    EXPECT_ERRNO(openat2_(d, "../at2", &how, sizeof how), EXDEV);
+    EXPECT_ERRNO(openat2_(d, "/etc/passwd", &how, sizeof how), EXDEV);
+    /* IN_ROOT: "/" is the dirfd. */
+    how.resolve = RESOLVE_IN_ROOT;
+    fd = openat2_(d, "/in", &how, sizeof how);
+    EXPECT_GE(fd, 0);
+    close((int)fd);
+    /* No symlinks at all. */
+    how.resolve = RESOLVE_NO_SYMLINKS;
+    EXPECT_ERRNO(openat2_(AT_FDCWD, "atl", &how, sizeof how), ELOOP);
+    /* Argument checks. */
+    how.resolve = 0x1000;
+    EXPECT_ERRNO(openat2_(d, "in", &how, sizeof how), EINVAL);
+    how.resolve = 0;
+    EXPECT_ERRNO(openat2_(d, "in", &how, 8), EINVAL);
+    how.flags = O_RDONLY;
+    how.mode = 0644; /* mode without O_CREAT/O_TMPFILE */
+    EXPECT_ERRNO(openat2_(d, "in", &how, sizeof how), EINVAL);
+    struct {
+        struct open_how h;
+        unsigned long long extra;
+    } big = {{.flags = O_RDONLY}, 1};
+    EXPECT_ERRNO(openat2_(d, "in", &big.h, sizeof big), E2BIG);
+    big.extra = 0;
+    fd = openat2_(d, "in", &big.h, sizeof big);
+    EXPECT_GE(fd, 0);
+    close((int)fd);
+    close(d);
+    unlink("atl");
+    unlink("sub/in");
+    rmdir("sub");
 }
