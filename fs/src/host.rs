@@ -76,6 +76,9 @@ pub struct HostFdOps {
     stdio: bool,
     /// The file system's statfs, for gofer files.
     statfs: Option<StatFs>,
+    /// The host description may be shared with other open files (a dup of a
+    /// cached fd): the offset is the sentry's and all I/O is positional.
+    positional: bool,
 }
 
 impl HostFdOps {
@@ -89,7 +92,20 @@ impl HostFdOps {
             dir: st.mode & S_IFMT == S_IFDIR,
             stdio,
             statfs,
+            positional: false,
         })
+    }
+
+    /// Wraps `fd`, a regular file's fd whose host description other open files
+    /// may share: reads and writes use the sentry's offset (pread/pwrite), and
+    /// status-flag changes are not passed to the host.
+    pub fn new_positional(fd: OwnedFd) -> Result<HostFdOps, Errno> {
+        let mut ops = HostFdOps::new(fd, false, None)?;
+        if !ops.seekable || ops.dir {
+            return Err(Errno::EINVAL);
+        }
+        ops.positional = true;
+        Ok(ops)
     }
 
     fn raw(&self) -> i32 {
@@ -114,7 +130,13 @@ impl HostFdOps {
 }
 
 impl FileOps for HostFdOps {
-    fn read(&self, _st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+    fn read(&self, st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+        if self.positional {
+            let mut off = st.offset();
+            let n = self.pread(buf, *off)?;
+            *off += n as u64;
+            return Ok(n);
+        }
         // A stream (tty, pipe, socket) is read only once poll says it will not
         // block, so the task waits in `OpenFile::block`, where signals reach it.
         if !self.seekable && !buf.is_empty() && !ready_now(self.fd.as_fd(), libc::POLLIN)? {
@@ -124,7 +146,16 @@ impl FileOps for HostFdOps {
         retry(|| unsafe { libc::read(self.raw(), buf.as_mut_ptr().cast(), buf.len()) })
     }
 
-    fn write(&self, _st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
+    fn write(&self, st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
+        if self.positional {
+            let mut off = st.offset();
+            if st.append() {
+                *off = self.stat()?.size as u64;
+            }
+            let n = self.pwrite(buf, *off)?;
+            *off += n as u64;
+            return Ok(n);
+        }
         let mut len = buf.len();
         if !self.seekable && len > 0 {
             if !ready_now(self.fd.as_fd(), libc::POLLOUT)? {
@@ -160,7 +191,10 @@ impl FileOps for HostFdOps {
         self.seekable
     }
 
-    fn lseek(&self, _st: &FileState, off: i64, whence: i32) -> Result<u64, Errno> {
+    fn lseek(&self, st: &FileState, off: i64, whence: i32) -> Result<u64, Errno> {
+        if self.positional {
+            return crate::file::generic_lseek(st, off, whence, Some(self.stat()?.size as u64));
+        }
         if !matches!(
             whence,
             libc::SEEK_SET | libc::SEEK_CUR | libc::SEEK_END | libc::SEEK_DATA | libc::SEEK_HOLE
@@ -211,7 +245,7 @@ impl FileOps for HostFdOps {
         self.dir
     }
 
-    fn ioctl(&self, _st: &FileState, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
+    fn ioctl(&self, st: &FileState, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
         const TCGETS: u32 = 0x5401;
         const TCSETS: u32 = 0x5402;
         const TCSETSW: u32 = 0x5403;
@@ -220,6 +254,13 @@ impl FileOps for HostFdOps {
         const TIOCGWINSZ: u32 = 0x5413;
         const FIONREAD: u32 = 0x541b;
         match cmd {
+            FIONREAD if self.positional => {
+                // Bytes past the sentry's offset (Linux: i_size - f_pos, as an int).
+                let size = self.stat()?.size.max(0) as u64;
+                let n = size.saturating_sub(*st.offset()).min(i32::MAX as u64) as u32;
+                io.copy_out(arg, &n.to_le_bytes())?;
+                Ok(0)
+            }
             FIONREAD => self.ioctl_out(io, cmd, arg, 4),
             TCGETS | TCSETS | TCSETSW | TCSETSF | TIOCGPGRP | TIOCGWINSZ if !self.stdio => {
                 Err(Errno::ENOTTY)
@@ -233,7 +274,7 @@ impl FileOps for HostFdOps {
     }
 
     fn flags_changed(&self, flags: i32) -> Result<(), Errno> {
-        if self.stdio {
+        if self.stdio || self.positional {
             return Ok(());
         }
         // Our own description (a gofer open): keep the host's O_APPEND in step.

@@ -254,7 +254,16 @@ pub struct RemoteInode {
     /// created with mode 0444 can be written through the description that created
     /// it even by an unprivileged gofer).
     created_fd: Mutex<Option<OwnedFd>>,
+    /// A read-only host fd of this regular file, kept after the first read-only
+    /// open: later read-only opens dup it instead of asking the gofer (the
+    /// copies do positional I/O, so sharing the host description is harmless).
+    ro_fd: Mutex<Option<OwnedFd>>,
 }
+
+/// How many read-only host fds the gofer file systems keep cached at most
+/// (they hold host descriptors of the sentry; beyond this, opens ask the gofer).
+const MAX_CACHED_RO_FDS: usize = 1024;
+static CACHED_RO_FDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl RemoteInode {
     /// The root node of a new mount of `client`'s tree.
@@ -274,7 +283,44 @@ impl RemoteInode {
             stat: Mutex::new(stat),
             link: OnceLock::new(),
             created_fd: Mutex::new(None),
+            ro_fd: Mutex::new(None),
         })
+    }
+
+    /// A read-only open served from the cached host fd (see `ro_fd`), or by the
+    /// gofer (then cached if there is room).
+    fn open_read_only(&self, flags: i32) -> Result<Option<Box<dyn FileOps>>, Errno> {
+        use std::sync::atomic::Ordering;
+        let plain = flags & libc::O_ACCMODE == libc::O_RDONLY
+            && flags & (libc::O_TRUNC | libc::O_DSYNC | libc::O_SYNC | libc::O_APPEND) == 0;
+        if !plain || !self.attr().is_regular() {
+            return Ok(None);
+        }
+        let mut cache = self.ro_fd.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = cache.as_ref() {
+            let dup = fd.try_clone().map_err(|e| Errno::from_io(&e))?;
+            return Ok(Some(Box::new(HostFdOps::new_positional(dup)?)));
+        }
+        if CACHED_RO_FDS.fetch_add(1, Ordering::Relaxed) >= MAX_CACHED_RO_FDS {
+            CACHED_RO_FDS.fetch_sub(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let fd = match self.mnt.client.open(self.handle, libc::O_RDONLY) {
+            Ok(fd) => fd,
+            Err(e) => {
+                CACHED_RO_FDS.fetch_sub(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let dup = match fd.try_clone() {
+            Ok(d) => d,
+            Err(_) => {
+                CACHED_RO_FDS.fetch_sub(1, Ordering::Relaxed);
+                return Ok(Some(Box::new(HostFdOps::new(fd, false, None)?)));
+            }
+        };
+        *cache = Some(fd);
+        Ok(Some(Box::new(HostFdOps::new_positional(dup)?)))
     }
 
     fn cached(&self) -> Stat {
@@ -348,6 +394,10 @@ impl RemoteInode {
 
 impl Drop for RemoteInode {
     fn drop(&mut self) {
+        let cached = self.ro_fd.get_mut().map(|c| c.take()).unwrap_or(None);
+        if cached.is_some() {
+            CACHED_RO_FDS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.mnt.client.close(self.handle);
     }
 }
@@ -407,6 +457,9 @@ impl Inode for RemoteInode {
                 ops.flags_changed(flags)?;
                 return Ok(Box::new(ops));
             }
+        }
+        if let Some(ops) = self.open_read_only(flags)? {
+            return Ok(ops);
         }
         let fd = self.mnt.client.open(self.handle, flags & keep)?;
         // fstatfs goes through the file's location (OpenFile::statfs), not the fd.
