@@ -4,9 +4,12 @@
 
 mod boot;
 mod cli;
+mod features;
 mod gofer_cmd;
+mod install;
 mod log;
 mod sandbox;
+mod spec_cmd;
 mod volume;
 
 use std::process::ExitCode;
@@ -18,6 +21,12 @@ commands:
             an in-memory overlay, never to the host)
             [--cwd=DIR] [--private-tmp: an empty tmpfs over /tmp]
             [--volume=HOST:CONTAINER[:ro]: bind-mount a host directory, repeatable] [--] CMD ARGS
+  spec      write a default config.json [--bundle DIR] [--rootless]
+  features  print the OCI features document (JSON)
+  install   register runsc in Docker's daemon.json
+            [--config-file FILE (/etc/docker/daemon.json)] [--runtime NAME (runsc)] [-- RUNSC_FLAGS]
+  uninstall remove it again [--config-file FILE] [--runtime NAME]
+  version   print the version (also --version)
 
 global flags:
   --platform=ptrace     how workload code runs (ptrace; kvm later)
@@ -46,8 +55,12 @@ fn main() -> ExitCode {
         "do" => sandbox::cmd_do(&global, sub),
         "boot" => boot::cmd_boot(&global, sub),
         "gofer" => gofer_cmd::cmd_gofer(&global, sub),
+        "spec" => spec_cmd::cmd_spec(sub),
+        "features" => features::cmd_features(sub),
+        "install" => install::cmd_install(sub),
+        "uninstall" => install::cmd_uninstall(sub),
         "--version" | "-version" | "-v" | "version" => {
-            println!("runsc version {}\nspec: 1.1.0", env!("CARGO_PKG_VERSION"));
+            println!("{}", features::version_text());
             0
         }
         "help" | "--help" | "-help" | "-h" => {
