@@ -39,7 +39,7 @@ impl std::fmt::Debug for Out {
 /// state root (`state/`).
 struct Env {
     dir: PathBuf,
-    n: std::cell::Cell<u32>,
+    n: std::sync::atomic::AtomicU32,
 }
 
 impl Env {
@@ -62,7 +62,7 @@ impl Env {
         std::fs::create_dir_all(dir.join("b/rootfs/tmp")).unwrap();
         Env {
             dir,
-            n: std::cell::Cell::new(0),
+            n: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -98,8 +98,7 @@ impl Env {
     /// Runs `runsc --root=<state> ARGS`, stdout and stderr to files (a
     /// created sandbox keeps them open), with a time limit.
     fn runsc(&self, args: &[&str]) -> Out {
-        let n = self.n.get();
-        self.n.set(n + 1);
+        let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let out = self.dir.join(format!("out.{n}"));
         let err = self.dir.join(format!("err.{n}"));
         let mut c = Command::new(runsc_bin());
@@ -532,5 +531,34 @@ fn bad_config() {
             "a failed create left its state for {want}"
         );
     }
+    env.finish();
+}
+
+#[test]
+fn concurrent_commands_are_serialised() {
+    let env = Env::new("concurrent");
+    env.config("sleep 60", false, "");
+    env.create("s1");
+    let results: Vec<Out> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| sc.spawn(|| env.runsc(&["start", "s1"])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|o| o.code == 0).count();
+    assert_eq!(ok, 1, "exactly one start succeeds: {results:?}");
+    for o in results.iter().filter(|o| o.code != 0) {
+        assert!(o.stderr.contains("already running"), "{o:?}");
+    }
+    assert_eq!(env.status("s1"), "running");
+    // Concurrent deletes: one removes it, the others find nothing.
+    let results: Vec<Out> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| sc.spawn(|| env.runsc(&["delete", "--force", "s1"])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(|o| o.code == 0), "{results:?}");
+    env.fails(&["state", "s1"], "does not exist");
     env.finish();
 }

@@ -139,7 +139,7 @@ const CREATE_BOOLS: &[&str] = &["no-pivot", "no-new-keyring"];
 pub fn cmd_create(g: &Global, args: &[String]) -> i32 {
     let r = parse_args(args, CREATE_VALUES, CREATE_BOOLS, &[("b", "bundle")])
         .and_then(|a| Ok((one_id(&a, "create")?, a)))
-        .and_then(|(id, a)| create(g, &id, &a));
+        .and_then(|(id, a)| create(g, &id, &a, true));
     match r {
         // The sandbox runs on; this process (its parent) leaves it behind.
         Ok(_) => 0,
@@ -165,7 +165,9 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
         Err(e) => return fail(g, &e),
     };
     let (id, a) = a;
-    let mut procs = match create(g, &id, &a) {
+    // In the foreground the sandbox stays in the caller's process group, so
+    // that a terminal's job control (^C, reads from it) reaches it.
+    let mut procs = match create(g, &id, &a, a.flag("detach")) {
         Ok(p) => p,
         Err(e) => return fail(g, &e),
     };
@@ -221,7 +223,9 @@ impl Procs {
     }
 }
 
-fn create(g: &Global, id: &str, a: &Args) -> Result<Procs, String> {
+/// Creates the container; `detach` puts the sandbox and its gofers in process
+/// groups of their own.
+fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String> {
     state::validate_id(id)?;
     if a.value("preserve-fds").is_some_and(|n| n != "0") {
         return Err("--preserve-fds is not supported yet".into());
@@ -249,7 +253,7 @@ fn create(g: &Global, id: &str, a: &Args) -> Result<Procs, String> {
             gofers: Vec::new(),
         },
     };
-    let launched = dir.save(&st).and_then(|()| launch(g, &dir, &spec));
+    let launched = dir.save(&st).and_then(|()| launch(g, &dir, &spec, detach));
     let mut procs = match launched {
         Ok(p) => p,
         Err(e) => {
@@ -283,7 +287,7 @@ fn create(g: &Global, id: &str, a: &Args) -> Result<Procs, String> {
 }
 
 /// Starts the gofers and the sentry, and waits until the workload is loaded.
-fn launch(g: &Global, dir: &Dir, spec: &spec::Spec) -> Result<Procs, String> {
+fn launch(g: &Global, dir: &Dir, spec: &spec::Spec, detach: bool) -> Result<Procs, String> {
     let io = |what: &str| {
         let what = what.to_string();
         move |e: std::io::Error| format!("{what}: {e}")
@@ -301,10 +305,12 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec) -> Result<Procs, String> {
     if spec.root_readonly {
         gc.arg("--read-only");
     }
+    if detach {
+        gc.process_group(0);
+    }
     let gofer = gc
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .process_group(0)
         .spawn()
         .map_err(io("starting the gofer"))?;
     drop(gofer_end);
@@ -324,7 +330,7 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec) -> Result<Procs, String> {
             read_only: b.read_only,
         })
         .collect();
-    let mut vols = match VolumeGofers::spawn(&exe, g, &volumes, true) {
+    let mut vols = match VolumeGofers::spawn(&exe, g, &volumes, detach) {
         Ok(v) => v,
         Err(e) => {
             kill_gofers(&mut procs_gofers);
@@ -373,7 +379,10 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec) -> Result<Procs, String> {
         c.arg("--").args(&spec.args);
         // The workload's environment is the spec's, not ours.
         c.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
-        c.current_dir("/").process_group(0);
+        c.current_dir("/");
+        if detach {
+            c.process_group(0);
+        }
         let child = c.spawn().map_err(io("starting the sandbox"))?;
         Ok((child, reader))
     })();
@@ -388,8 +397,17 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec) -> Result<Procs, String> {
         }
     };
     // "ok" once the workload is loaded; otherwise the sandbox's one-line error.
-    let mut line = String::new();
-    let _ = std::io::BufReader::new(reader).read_line(&mut line);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("ready".into())
+        .spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(reader).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+    let line = rx
+        .recv_timeout(SETUP_TIMEOUT)
+        .unwrap_or_else(|_| "the sandbox did not get ready in time".into());
     if line.trim_end() != "ok" {
         let _ = child.kill();
         let _ = child.wait();
@@ -408,6 +426,9 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec) -> Result<Procs, String> {
         volumes: Some(vols),
     })
 }
+
+/// How long `create` waits for the sandbox to load the workload.
+const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn arg_path(flag: &str, p: &Path) -> std::ffi::OsString {
     let mut s = std::ffi::OsString::from(flag);
