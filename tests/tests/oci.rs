@@ -523,6 +523,11 @@ fn bad_config() {
             "nonexistent",
         ),
     ];
+    // No config.json, and one that is not a regular file.
+    env.fails(&["create", "--bundle", b, "bad"], "config.json");
+    std::os::unix::fs::symlink("/dev/zero", env.bundle().join("config.json")).unwrap();
+    env.fails(&["create", "--bundle", b, "bad"], "not a regular file");
+    std::fs::remove_file(env.bundle().join("config.json")).unwrap();
     for (text, want) in cases {
         env.raw_config(text);
         env.fails(&["create", "--bundle", b, "bad"], want);

@@ -51,12 +51,18 @@ const MAX_CONFIG: u64 = 4 << 20;
 
 /// Reads and parses `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, String> {
+    use std::io::Read;
     let path = bundle.join("config.json");
-    let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_CONFIG {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let f = std::fs::File::open(&path).map_err(err)?;
+    if !f.metadata().map_err(err)?.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let mut text = Vec::new();
+    f.take(MAX_CONFIG + 1).read_to_end(&mut text).map_err(err)?;
+    if text.len() as u64 > MAX_CONFIG {
         return Err(format!("{}: file too large", path.display()));
     }
-    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&text, bundle)
 }
 
@@ -429,6 +435,73 @@ mod tests {
             r#","mounts":[{"destination":"/t","type":"tmpfs","options":["size=lots"]}]"#
         ))
         .contains("mounts[0].options"));
+    }
+
+    /// Every member of a full config replaced by each JSON type in turn:
+    /// an error (one line) or a spec, never a panic.
+    #[test]
+    fn hostile_types() {
+        let full: Value = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","hostname":"h","annotations":{"a":"b"},
+              "process":{"args":["sh"],"env":["A=b"],"cwd":"/","terminal":false,
+                         "user":{"uid":1,"gid":2,"umask":18,"additionalGids":[3]}},
+              "root":{"path":"/","readonly":true},
+              "mounts":[{"destination":"/t","type":"tmpfs","options":["size=1k"]},
+                        {"destination":"/b","type":"bind","source":"/","options":["ro"]}]}"#,
+        )
+        .unwrap();
+        let replacements = [
+            Value::Null,
+            serde_json::json!(-1),
+            serde_json::json!(1e300),
+            serde_json::json!("x\0y"),
+            serde_json::json!([]),
+            serde_json::json!({}),
+            serde_json::json!(true),
+        ];
+        fn paths(v: &Value, cur: Vec<String>, out: &mut Vec<Vec<String>>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, c) in m {
+                        let mut p = cur.clone();
+                        p.push(k.clone());
+                        out.push(p.clone());
+                        paths(c, p, out);
+                    }
+                }
+                Value::Array(a) => {
+                    for (i, c) in a.iter().enumerate() {
+                        let mut p = cur.clone();
+                        p.push(i.to_string());
+                        out.push(p.clone());
+                        paths(c, p, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        paths(&full, Vec::new(), &mut all);
+        for p in &all {
+            for r in &replacements {
+                let mut v = full.clone();
+                let mut cur = &mut v;
+                for k in p {
+                    cur = match cur {
+                        Value::Object(m) => m.get_mut(k).unwrap(),
+                        Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+                        _ => unreachable!(),
+                    };
+                }
+                *cur = r.clone();
+                if let Err(e) = parse(v.to_string().as_bytes(), &bundle()) {
+                    assert!(!e.contains('\n'), "{e}");
+                }
+            }
+        }
+        // Deep nesting is refused by the JSON parser, not by a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(deep.as_bytes(), &bundle()).is_err());
     }
 
     #[test]
