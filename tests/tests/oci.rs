@@ -567,3 +567,23 @@ fn concurrent_commands_are_serialised() {
     env.fails(&["state", "s1"], "does not exist");
     env.finish();
 }
+
+#[test]
+fn long_state_root() {
+    // Longer than a socket address can hold (containerd's roots are).
+    let env = Env::new("longroot");
+    let root = env.dir.join("r".repeat(60)).join("s".repeat(60));
+    env.config("echo long-ok", false, "");
+    let id = "x".repeat(64);
+    let out = Command::new(runsc_bin())
+        .arg(format!("--root={}", root.display()))
+        .args(["run", "--bundle", env.bundle().to_str().unwrap(), &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "long-ok\n");
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    env.finish();
+}

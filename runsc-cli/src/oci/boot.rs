@@ -1,7 +1,6 @@
 //! The sandbox's side of the OCI lifecycle (in `runsc boot`): the start gate
 //! the loaded init waits on, the control socket, and the exit-status file.
 
-use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -57,8 +56,7 @@ pub fn serve_control(
     control: &str,
     exit_file: &str,
 ) -> std::io::Result<()> {
-    let _ = std::fs::remove_file(control);
-    let listener = UnixListener::bind(control)?;
+    let listener = super::control::bind(Path::new(control))?;
     let k = kernel.clone();
     let exit_file = exit_file.to_string();
     let handler = move |req: Request| -> Response {

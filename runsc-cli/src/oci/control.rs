@@ -4,8 +4,9 @@
 //! directory (mode 0700), so only its owner can connect.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,8 @@ impl Response {
 /// Sends one request and reads the response. `Err` when the sandbox could not
 /// be reached or hung up without answering.
 pub fn call(sock: &Path, req: &Request) -> std::io::Result<Response> {
-    let mut s = UnixStream::connect(sock)?;
+    let (_dir, p) = short_path(sock)?;
+    let mut s = UnixStream::connect(p)?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line)?;
@@ -63,6 +65,32 @@ pub fn call(sock: &Path, req: &Request) -> std::io::Result<Response> {
         ));
     }
     Ok(serde_json::from_str(&resp)?)
+}
+
+/// A socket address can hold about 107 bytes of path; state roots of engines
+/// are longer (containerd: `/run/containerd/runc/<namespace>/<64-hex-id>`).
+/// A longer path is reached through its open parent directory,
+/// `/proc/self/fd/N/NAME`; the returned directory must be kept open while the
+/// path is used.
+pub fn short_path(p: &Path) -> std::io::Result<(Option<std::fs::File>, PathBuf)> {
+    if p.as_os_str().len() < 100 {
+        return Ok((None, p.to_path_buf()));
+    }
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return Ok((None, p.to_path_buf()));
+    };
+    let dir = std::fs::File::open(parent)?;
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    Ok((Some(dir), short))
+}
+
+/// Binds the control socket at `p` (any length; see [`short_path`]).
+pub fn bind(p: &Path) -> std::io::Result<UnixListener> {
+    let (_dir, short) = short_path(p)?;
+    let _ = std::fs::remove_file(&short);
+    UnixListener::bind(short)
 }
 
 /// Serves `listener` on a thread of its own; each connection on another.
