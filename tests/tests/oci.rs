@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tests::{runsc_bin, target_dir};
 
 const BUSYBOX_LINKS: &[&str] = &[
-    "sh", "echo", "sleep", "cat", "ls", "touch", "true", "false", "grep", "mkdir", "id",
+    "sh", "echo", "sleep", "cat", "ls", "touch", "true", "false", "grep", "mkdir", "id", "pwd",
 ];
 
 /// A command's result.
@@ -60,6 +60,11 @@ impl Env {
             std::os::unix::fs::symlink("busybox", bin.join(l)).unwrap();
         }
         std::fs::create_dir_all(dir.join("b/rootfs/tmp")).unwrap();
+        std::fs::set_permissions(
+            dir.join("b/rootfs/tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
         Env {
             dir,
             n: std::sync::atomic::AtomicU32::new(0),
@@ -585,5 +590,27 @@ fn long_state_root() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "long-ok\n");
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    env.finish();
+}
+
+#[test]
+fn process_fields_from_the_spec() {
+    let env = Env::new("process");
+    env.raw_config(
+        r#"{"ociVersion":"1.0.2",
+  "process":{"args":["sh","-c","id; echo foo=$FOO; pwd; umask; cat /proc/sys/kernel/hostname; touch /tmp/u"],
+             "env":["PATH=/bin","FOO=bar baz"],"cwd":"/tmp",
+             "user":{"uid":1000,"gid":1001,"additionalGids":[5,6],"umask":63}},
+  "root":{"path":"rootfs"},"hostname":"myhost","annotations":{"org.example":"v"}}"#,
+    );
+    let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "p1"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        o.stdout, "uid=1000 gid=1001 groups=5,6\nfoo=bar baz\n/tmp\n0077\nmyhost\n",
+        "{o:?}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(env.rootfs().join("tmp/u")).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o600);
     env.finish();
 }
