@@ -356,15 +356,33 @@ fn boot(
     if let Some(m) = b.oci.as_ref().and_then(|o| o.umask) {
         fsctx.set_umask(m & 0o777);
     }
-    let entered = vfs
-        .walk(
+    let enter = || {
+        vfs.walk(
             &fsctx,
             &fcreds,
             &vfs.root(),
             cwd.as_bytes(),
             &fs::WalkOpts::follow(),
         )
-        .and_then(|loc| vfs.check_chdir(&fcreds, &loc).map(|_| loc));
+        .and_then(|loc| vfs.check_chdir(&fcreds, &loc).map(|_| loc))
+    };
+    let mut entered = enter();
+    if b.oci.is_some() && matches!(entered, Err(Errno::ENOENT)) {
+        // As runc: a missing process.cwd is made (0755, by root).
+        let mut p = Vec::new();
+        for comp in cwd.split('/').filter(|c| !c.is_empty()) {
+            p.push(b'/');
+            p.extend_from_slice(comp.as_bytes());
+            let _ = vfs.make_node_at(
+                &fsctx,
+                &fs::Creds::root(),
+                &vfs.root(),
+                &p,
+                fs::vfs::NewNode::Dir { mode: 0o755 },
+            );
+        }
+        entered = enter();
+    }
     match entered {
         Ok(loc) => fsctx.set_cwd(loc),
         Err(e) => tracing::warn!("cannot enter working directory {cwd}: {e}; using /"),

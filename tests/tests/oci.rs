@@ -612,5 +612,13 @@ fn process_fields_from_the_spec() {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(env.rootfs().join("tmp/u")).unwrap();
     assert_eq!(m.mode() & 0o777, 0o600);
+    // A missing process.cwd is made, as runc does.
+    env.raw_config(
+        r#"{"ociVersion":"1.0.2","process":{"args":["sh","-c","pwd"],"cwd":"/work/dir"},
+            "root":{"path":"rootfs"}}"#,
+    );
+    let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "p2"]);
+    assert_eq!(o.stdout, "/work/dir\n", "{o:?}");
+    assert!(env.rootfs().join("work/dir").is_dir());
     env.finish();
 }
