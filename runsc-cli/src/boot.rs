@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::{FromRawFd, OwnedFd};
+
 use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
@@ -21,6 +22,31 @@ struct BootArgs {
     private_tmp: bool,
     cwd: Option<String>,
     argv: Vec<String>,
+    /// The OCI container mode (`runsc create`); `None` for `runsc do`.
+    oci: Option<OciBoot>,
+}
+
+/// What `runsc create` adds: the gofer's tree is the root itself (no
+/// overlay), the workload waits for "start" on the control socket, and the
+/// spec's identity, hostname and tmpfs mounts.
+#[derive(Default)]
+struct OciBoot {
+    /// `--oci-root=ro|rw`.
+    root_read_only: bool,
+    /// `--control=PATH`: the control socket to listen on.
+    control: String,
+    /// `--ready-fd=N`: "ok" is written here once the workload is loaded, or
+    /// the one-line error that stopped it.
+    ready_fd: Option<i32>,
+    /// `--exit-file=PATH`: init's exit status is written here.
+    exit_file: String,
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    umask: Option<u32>,
+    hostname: Option<String>,
+    /// `--tmpfs=MODE:SIZE:ro|rw:PATH` (mode octal, size in bytes, 0: default).
+    tmpfs: Vec<(u32, u64, bool, String)>,
 }
 
 fn parse(args: &[String]) -> Result<BootArgs, String> {
@@ -28,7 +54,9 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
     let mut cwd = None;
     let mut private_tmp = false;
     let mut volumes = Vec::new();
+    let mut oci: Option<OciBoot> = None;
     let mut i = 0;
+    let num = |v: &str, a: &str| v.parse::<u32>().map_err(|_| format!("bad argument {a:?}"));
     while i < args.len() {
         let a = &args[i];
         i += 1;
@@ -40,7 +68,36 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
             Some(("cwd", Some(v))) => cwd = Some(v.to_string()),
             Some(("private-tmp", None)) => private_tmp = true,
             Some(("volume", Some(v))) => volumes.push(parse_volume(v)?),
+            Some((name, Some(v))) if name.starts_with("oci-") || OCI_FLAGS.contains(&name) => {
+                let o = oci.get_or_insert_with(OciBoot::default);
+                match name {
+                    "oci-root" if v == "ro" || v == "rw" => o.root_read_only = v == "ro",
+                    "control" => o.control = v.to_string(),
+                    "ready-fd" => o.ready_fd = v.parse::<i32>().ok().filter(|f| *f > 2),
+                    "exit-file" => o.exit_file = v.to_string(),
+                    "uid" => o.uid = num(v, a)?,
+                    "gid" => o.gid = num(v, a)?,
+                    "groups" => {
+                        o.groups = v
+                            .split(',')
+                            .filter(|g| !g.is_empty())
+                            .map(|g| num(g, a))
+                            .collect::<Result<_, _>>()?
+                    }
+                    "umask" => {
+                        o.umask = Some(u32::from_str_radix(v, 8).map_err(|_| format!("bad {a:?}"))?)
+                    }
+                    "hostname" => o.hostname = Some(v.to_string()),
+                    "tmpfs" => o.tmpfs.push(parse_tmpfs(v)?),
+                    _ => return Err(format!("bad argument {a:?}")),
+                }
+            }
             _ => return Err(format!("bad argument {a:?}")),
+        }
+    }
+    if let Some(o) = &oci {
+        if o.control.is_empty() || o.exit_file.is_empty() {
+            return Err("--control and --exit-file are required in OCI mode".into());
         }
     }
     let gofer_fd = gofer_fd.ok_or("--gofer-fd is required")?;
@@ -54,7 +111,43 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
         private_tmp,
         cwd,
         argv,
+        oci,
     })
+}
+
+/// Flags of the OCI mode that do not start with `oci-`.
+const OCI_FLAGS: &[&str] = &[
+    "control",
+    "ready-fd",
+    "exit-file",
+    "uid",
+    "gid",
+    "groups",
+    "umask",
+    "hostname",
+    "tmpfs",
+];
+
+/// `MODE:SIZE:ro|rw:PATH` (as `runsc create` passes it).
+fn parse_tmpfs(v: &str) -> Result<(u32, u64, bool, String), String> {
+    let bad = || format!("bad --tmpfs {v:?}");
+    let mut it = v.splitn(4, ':');
+    let mode = u32::from_str_radix(it.next().ok_or_else(bad)?, 8).map_err(|_| bad())?;
+    let size = it
+        .next()
+        .ok_or_else(bad)?
+        .parse::<u64>()
+        .map_err(|_| bad())?;
+    let ro = match it.next().ok_or_else(bad)? {
+        "ro" => true,
+        "rw" => false,
+        _ => return Err(bad()),
+    };
+    let path = it.next().ok_or_else(bad)?;
+    if !path.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((mode, size, ro, path.to_string()))
 }
 
 /// `FD:ro|rw:PATH` (as `runsc do` passes it).
@@ -83,17 +176,29 @@ pub fn cmd_boot(g: &Global, args: &[String]) -> i32 {
         eprintln!("runsc: internal error: {info}");
         std::process::abort();
     }));
-    let b = match parse(args) {
+    let mut b = match parse(args) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("runsc boot: {e}");
             return 2;
         }
     };
-    match boot(g, b) {
+    // SAFETY: `runsc create` handed us this descriptor for our exclusive use.
+    let mut ready = b
+        .oci
+        .as_mut()
+        .and_then(|o| o.ready_fd.take())
+        .map(|fd| unsafe { std::fs::File::from_raw_fd(fd) });
+    match boot(g, b, &mut ready) {
         Ok(st) => st.shell_code(),
         Err(e) => {
-            eprintln!("runsc: {e}");
+            // `runsc create` reports the error (one line) to its caller.
+            match ready.as_mut() {
+                Some(r) => {
+                    let _ = std::io::Write::write_all(r, e.to_string().as_bytes());
+                }
+                None => eprintln!("runsc: {e}"),
+            }
             e.exit_code()
         }
     }
@@ -172,7 +277,34 @@ fn host_creds() -> Credentials {
     }
 }
 
-fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
+/// The credentials of an OCI container's init (process.user): root holds
+/// every capability inside the sandbox, other users none.
+fn oci_creds(o: &OciBoot) -> Credentials {
+    let root = o.uid == 0;
+    Credentials {
+        uid: o.uid,
+        euid: o.uid,
+        suid: o.uid,
+        fsuid: o.uid,
+        gid: o.gid,
+        egid: o.gid,
+        sgid: o.gid,
+        fsgid: o.gid,
+        groups: o.groups.clone(),
+        cap_effective: if root { CAP_FULL_SET } else { 0 },
+        cap_permitted: if root { CAP_FULL_SET } else { 0 },
+        cap_inheritable: 0,
+        cap_bounding: CAP_FULL_SET,
+        cap_ambient: 0,
+        securebits: 0,
+    }
+}
+
+fn boot(
+    g: &Global,
+    b: BootArgs,
+    ready: &mut Option<std::fs::File>,
+) -> Result<ExitStatus, BootError> {
     // SAFETY: the parent handed us this descriptor for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(b.gofer_fd) };
     let client = Arc::new(gofer::Client::new(sock));
@@ -185,19 +317,34 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
         platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
     // The root: the host's tree (read-only) under an in-memory overlay, so the
     // workload may write anywhere without touching the host.
-    let vfs = fs::Vfs::new_with_overlay_root(client, fs::tmpfs::DEFAULT_LIMIT)
-        .map_err(setup("mounting the root"))?;
+    // An OCI container's root is the bundle's rootfs itself, written through
+    // the gofer unless root.readonly.
+    let vfs = match &b.oci {
+        Some(o) => fs::Vfs::new_with_remote_root(client, o.root_read_only),
+        None => fs::Vfs::new_with_overlay_root(client, fs::tmpfs::DEFAULT_LIMIT),
+    }
+    .map_err(setup("mounting the root"))?;
     if b.private_tmp {
         vfs.mount_private_tmp();
     }
-    let kernel = Kernel::new(platform, vfs.clone(), syscalls::table(), g.strace);
+    let hostname = b
+        .oci
+        .as_ref()
+        .and_then(|o| o.hostname.clone())
+        .unwrap_or_else(|| "sandbox".to_string());
+    let kernel =
+        Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
     // The sentry's /proc and /sys cover the empty directories the VFS mounted.
     vfs.mount_under_root(b"proc", sentry::procfs::new_procfs(&kernel), false);
     vfs.mount_under_root(b"sys", sentry::procfs::sysfs_root(), true);
-    // Volumes last, so that nothing mounted later covers them.
-    mount_volumes(&vfs, &b.volumes)?;
+    // Volumes and tmpfs mounts last, so that nothing mounted later covers them.
+    let tmpfs = b.oci.as_ref().map(|o| o.tmpfs.as_slice()).unwrap_or(&[]);
+    mount_volumes(&vfs, &b.volumes, tmpfs)?;
 
-    let creds = host_creds();
+    let creds = match &b.oci {
+        Some(o) => oci_creds(o),
+        None => host_creds(),
+    };
     let fcreds = sentry::exec::fs_creds(&creds);
     let cwd = match &b.cwd {
         Some(c) => c.clone(),
@@ -206,15 +353,36 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
             .unwrap_or_else(|_| "/".into()),
     };
     let fsctx = fs::FsContext::new(vfs.root());
-    let entered = vfs
-        .walk(
+    if let Some(m) = b.oci.as_ref().and_then(|o| o.umask) {
+        fsctx.set_umask(m & 0o777);
+    }
+    let enter = || {
+        vfs.walk(
             &fsctx,
             &fcreds,
             &vfs.root(),
             cwd.as_bytes(),
             &fs::WalkOpts::follow(),
         )
-        .and_then(|loc| vfs.check_chdir(&fcreds, &loc).map(|_| loc));
+        .and_then(|loc| vfs.check_chdir(&fcreds, &loc).map(|_| loc))
+    };
+    let mut entered = enter();
+    if b.oci.is_some() && matches!(entered, Err(Errno::ENOENT)) {
+        // As runc: a missing process.cwd is made (0755, by root).
+        let mut p = Vec::new();
+        for comp in cwd.split('/').filter(|c| !c.is_empty()) {
+            p.push(b'/');
+            p.extend_from_slice(comp.as_bytes());
+            let _ = vfs.make_node_at(
+                &fsctx,
+                &fs::Creds::root(),
+                &vfs.root(),
+                &p,
+                fs::vfs::NewNode::Dir { mode: 0o755 },
+            );
+        }
+        entered = enter();
+    }
     match entered {
         Ok(loc) => fsctx.set_cwd(loc),
         Err(e) => tracing::warn!("cannot enter working directory {cwd}: {e}; using /"),
@@ -249,7 +417,10 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
     // The first task runs on its own host thread: that thread creates (and so
     // traces) the task's stub process. The sandbox lasts as long as init.
     let k = kernel.clone();
-    let (tx, rx) = std::sync::mpsc::channel::<Result<(), BootError>>();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<i32, BootError>>();
+    // An OCI container's init waits here for "start".
+    let gate = Arc::new(crate::oci::boot::Gate::default());
+    let task_gate = b.oci.is_some().then(|| gate.clone());
     std::thread::Builder::new()
         .name("task-1".into())
         .spawn(move || {
@@ -275,28 +446,71 @@ fn boot(g: &Global, b: BootArgs) -> Result<ExitStatus, BootError> {
                 }
             };
             task.exec(image);
-            let _ = tx.send(Ok(()));
+            let _ = tx.send(Ok(task.tgid));
+            if let Some(g) = task_gate {
+                g.wait_start();
+            }
             task.run();
         })
         .map_err(setup("spawning the task thread"))?;
-    rx.recv()
+    let init = rx
+        .recv()
         .map_err(|_| BootError::Setup("task thread died".into()))??;
-    Ok(kernel.wait_init())
+    let Some(o) = &b.oci else {
+        return Ok(kernel.wait_init());
+    };
+    crate::oci::boot::serve_control(&kernel, gate, init, &o.control, &o.exit_file)
+        .map_err(setup("control socket"))?;
+    if let Some(mut r) = ready.take() {
+        std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;
+    }
+    let st = kernel.wait_init();
+    crate::oci::boot::record_exit(&o.exit_file, st.shell_code());
+    Ok(st)
 }
 
-/// Mounts each `--volume` gofer's tree at its path (writable unless `ro`),
-/// shallower paths first so that a volume inside another lands on top of it.
-fn mount_volumes(vfs: &fs::Vfs, volumes: &[(i32, bool, String)]) -> Result<(), BootError> {
-    let mut volumes: Vec<&(i32, bool, String)> = volumes.iter().collect();
-    volumes.sort_by_key(|(_, _, p)| p.split('/').filter(|c| !c.is_empty()).count());
-    for (fd, ro, path) in volumes {
-        // SAFETY: `runsc do` handed us this descriptor for our exclusive use.
-        let sock = unsafe { OwnedFd::from_raw_fd(*fd) };
-        let client: Arc<dyn fs::RemoteFs> = Arc::new(gofer::Client::new(sock));
-        let root = fs::remote::RemoteInode::mount_root(client, *ro)
-            .map_err(|e| BootError::Setup(format!("volume {path}: {e}")))?;
-        vfs.mount_at_path(path.as_bytes(), root, *ro)
-            .map_err(|e| BootError::Setup(format!("volume {path}: {e}")))?;
+/// Mounts each `--volume` gofer's tree (writable unless `ro`) and each
+/// `--tmpfs` at its path, shallower paths first so that a mount inside another
+/// lands on top of it.
+fn mount_volumes(
+    vfs: &fs::Vfs,
+    volumes: &[(i32, bool, String)],
+    tmpfs: &[(u32, u64, bool, String)],
+) -> Result<(), BootError> {
+    enum M {
+        Vol(i32),
+        Tmp(u32, u64),
+    }
+    let mut all: Vec<(M, bool, &str)> = volumes
+        .iter()
+        .map(|(fd, ro, p)| (M::Vol(*fd), *ro, p.as_str()))
+        .chain(
+            tmpfs
+                .iter()
+                .map(|(mode, size, ro, p)| (M::Tmp(*mode, *size), *ro, p.as_str())),
+        )
+        .collect();
+    all.sort_by_key(|(_, _, p)| p.split('/').filter(|c| !c.is_empty()).count());
+    for (m, ro, path) in all {
+        let root: Arc<dyn fs::Inode> = match m {
+            M::Vol(fd) => {
+                // SAFETY: our parent handed us this descriptor for our exclusive use.
+                let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+                let client: Arc<dyn fs::RemoteFs> = Arc::new(gofer::Client::new(sock));
+                fs::remote::RemoteInode::mount_root(client, ro)
+                    .map_err(|e| BootError::Setup(format!("volume {path}: {e}")))?
+            }
+            M::Tmp(mode, size) => {
+                let limit = if size == 0 {
+                    fs::tmpfs::DEFAULT_LIMIT
+                } else {
+                    size
+                };
+                fs::tmpfs::TmpFs::new_root(mode & 0o7777, limit)
+            }
+        };
+        vfs.mount_at_path(path.as_bytes(), root, ro)
+            .map_err(|e| BootError::Setup(format!("mount {path}: {e}")))?;
     }
     Ok(())
 }

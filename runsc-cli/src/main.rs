@@ -8,6 +8,7 @@ mod features;
 mod gofer_cmd;
 mod install;
 mod log;
+mod oci;
 mod sandbox;
 mod spec_cmd;
 mod volume;
@@ -21,6 +22,14 @@ commands:
             an in-memory overlay, never to the host)
             [--cwd=DIR] [--private-tmp: an empty tmpfs over /tmp]
             [--volume=HOST:CONTAINER[:ro]: bind-mount a host directory, repeatable] [--] CMD ARGS
+  create    create a container from an OCI bundle: --bundle B [--pid-file F] ID
+  start     start a created container: ID
+  state     print a container's OCI state: ID
+  kill      signal a container's init (or --all processes): [--all] ID [SIGNAL]
+  delete    remove a container (--force: even if running): [--force] ID
+  run       create, start and wait: --bundle B [--pid-file F] [--detach] ID
+  wait      wait for a container's init and exit with its status: ID
+  list      list containers: [--format table|json] [-q]
   spec      write a default config.json [--bundle DIR] [--rootless]
   features  print the OCI features document (JSON)
   install   register runsc in Docker's daemon.json
@@ -34,7 +43,9 @@ global flags:
   --debug-log=FILE      write the sandbox's log to FILE
   --debug               verbose logging
   --network=none        networking mode (none, sandbox, host)
-  --root, --log, --log-format, --rootless, --overlay, --systemd-cgroup: accepted for runc compatibility
+  --root=DIR            container state (default /run/runsc)
+  --log, --log-format   where errors of the OCI commands also go (text or json)
+  --rootless, --overlay, --systemd-cgroup: accepted for runc compatibility
   --version             print the version";
 
 fn main() -> ExitCode {
@@ -55,6 +66,14 @@ fn main() -> ExitCode {
         "do" => sandbox::cmd_do(&global, sub),
         "boot" => boot::cmd_boot(&global, sub),
         "gofer" => gofer_cmd::cmd_gofer(&global, sub),
+        "create" => oci::cmd_create(&global, sub),
+        "start" => oci::cmd_start(&global, sub),
+        "state" => oci::cmd_state(&global, sub),
+        "kill" => oci::cmd_kill(&global, sub),
+        "delete" => oci::cmd_delete(&global, sub),
+        "run" => oci::cmd_run(&global, sub),
+        "wait" => oci::cmd_wait(&global, sub),
+        "list" => oci::cmd_list(&global, sub),
         "spec" => spec_cmd::cmd_spec(sub),
         "features" => features::cmd_features(sub),
         "install" => install::cmd_install(sub),

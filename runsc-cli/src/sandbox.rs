@@ -101,7 +101,7 @@ fn run_sandbox(
         .stdout(Stdio::null())
         .spawn()?;
     drop(gofer_end);
-    let mut vols = match VolumeGofers::spawn(&exe, g, volumes) {
+    let mut vols = match VolumeGofers::spawn(&exe, g, volumes, false) {
         Ok(v) => v,
         Err(e) => {
             let _ = gofer.kill();

@@ -71,14 +71,21 @@ pub struct VolumeGofers {
 
 impl VolumeGofers {
     /// Starts one gofer per volume. The sentry's socket ends are made inheritable
-    /// only once all gofers run (no gofer inherits another's socket).
-    pub fn spawn(exe: &std::path::Path, g: &Global, volumes: &[Volume]) -> std::io::Result<Self> {
+    /// only once all gofers run (no gofer inherits another's socket). `detached`
+    /// puts each gofer in a process group of its own (an OCI container outlives
+    /// the `runsc create` that started it).
+    pub fn spawn(
+        exe: &std::path::Path,
+        g: &Global,
+        volumes: &[Volume],
+        detached: bool,
+    ) -> std::io::Result<Self> {
         let mut v = VolumeGofers {
             children: Vec::new(),
             socks: Vec::new(),
         };
         for vol in volumes {
-            match spawn_gofer(exe, g, vol) {
+            match spawn_gofer(exe, g, vol, detached) {
                 Ok((c, s)) => {
                     v.children.push(c);
                     v.socks.push(s);
@@ -106,6 +113,11 @@ impl VolumeGofers {
                 format!("--volume={}:{mode}:{}", s.as_raw_fd(), v.container)
             })
             .collect()
+    }
+
+    /// The gofers' host pids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
     }
 
     /// Closes our copies of the sentry's socket ends (after it was spawned).
@@ -136,6 +148,7 @@ fn spawn_gofer(
     exe: &std::path::Path,
     g: &Global,
     vol: &Volume,
+    detached: bool,
 ) -> std::io::Result<(Child, OwnedFd)> {
     let (sentry_end, gofer_end) = gofer::socketpair()?;
     crate::sandbox::inheritable(&gofer_end)?;
@@ -148,6 +161,9 @@ fn spawn_gofer(
         .arg(format!("--fd={}", gofer_end.as_raw_fd()));
     if vol.read_only {
         c.arg("--read-only");
+    }
+    if detached {
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
     }
     let child = c.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
     Ok((child, sentry_end))

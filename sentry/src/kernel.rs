@@ -108,13 +108,25 @@ impl Kernel {
         syscalls: Arc<dyn SyscallTable>,
         strace: bool,
     ) -> Arc<Kernel> {
+        Kernel::new_with_hostname(platform, vfs, syscalls, strace, "sandbox".to_string())
+    }
+
+    /// As [`Kernel::new`], with the host name uname(2) reports (an OCI
+    /// bundle's `hostname`).
+    pub fn new_with_hostname(
+        platform: Arc<dyn Platform>,
+        vfs: Arc<fs::Vfs>,
+        syscalls: Arc<dyn SyscallTable>,
+        strace: bool,
+        hostname: String,
+    ) -> Arc<Kernel> {
         let k = Arc::new(Kernel {
             platform,
             vfs,
             syscalls,
             strace,
             boot_time: Instant::now(),
-            hostname: "sandbox".to_string(),
+            hostname,
             futexes: Default::default(),
             pids: Mutex::new(Pids::default()),
             init_status: Mutex::new(None),

@@ -1,0 +1,111 @@
+//! The sandbox's side of the OCI lifecycle (in `runsc boot`): the start gate
+//! the loaded init waits on, the control socket, and the exit-status file.
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+
+use sentry::signal::{DefaultAction, SigInfo, SI_USER};
+use sentry::Kernel;
+
+use super::control::{Request, Response};
+
+/// Holds init back until "start".
+#[derive(Default)]
+pub struct Gate {
+    started: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Gate {
+    pub fn wait_start(&self) {
+        let mut s = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        while !*s {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Opens the gate; false if it was already open.
+    fn start(&self) -> bool {
+        let mut s = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if *s {
+            return false;
+        }
+        *s = true;
+        self.cv.notify_all();
+        true
+    }
+
+    fn is_started(&self) -> bool {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes init's exit status (a shell code) where `runsc wait` and `runsc
+/// state` find it after the sandbox is gone.
+pub fn record_exit(path: &str, code: i32) {
+    if let Err(e) = super::state::write_atomic(Path::new(path), format!("{code}\n").as_bytes()) {
+        tracing::warn!("writing the exit status to {path}: {e}");
+    }
+}
+
+/// Listens on the control socket and answers start, signal and wait.
+pub fn serve_control(
+    kernel: &Arc<Kernel>,
+    gate: Arc<Gate>,
+    init: i32,
+    control: &str,
+    exit_file: &str,
+) -> std::io::Result<()> {
+    let listener = super::control::bind(Path::new(control))?;
+    let k = kernel.clone();
+    let exit_file = exit_file.to_string();
+    let handler = move |req: Request| -> Response {
+        match req {
+            Request::Start => {
+                if gate.start() {
+                    Response::ok()
+                } else {
+                    Response::err("container already started")
+                }
+            }
+            Request::Signal { signal, all } => {
+                if !(1..=64).contains(&signal) {
+                    return Response::err(format!("invalid signal {signal}"));
+                }
+                if !gate.is_started() {
+                    // Init has not run a single instruction: it has no handlers,
+                    // so the default action decides.
+                    return match sentry::signal::default_action(signal) {
+                        DefaultAction::Terminate | DefaultAction::Core => {
+                            let code = 128 + signal;
+                            record_exit(&exit_file, code);
+                            std::process::exit(code);
+                        }
+                        _ => Response::ok(),
+                    };
+                }
+                let targets = if all {
+                    k.all_groups()
+                } else {
+                    k.group(init).into_iter().collect()
+                };
+                if targets.is_empty() {
+                    return Response::err("container not running");
+                }
+                for tg in targets {
+                    k.send_to_group(&tg, SigInfo::from_sender(signal, SI_USER, 0, 0));
+                }
+                Response::ok()
+            }
+            Request::Wait => {
+                let st = k.wait_init();
+                Response {
+                    ok: true,
+                    error: None,
+                    status: Some(st.shell_code()),
+                }
+            }
+        }
+    };
+    super::control::serve(listener, Arc::new(handler))
+}
