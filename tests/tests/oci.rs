@@ -819,8 +819,13 @@ fn masked_and_readonly_paths() {
          echo y > /rodir/f || echo rofile-refused; \
          cat /proc/sys/kernel/hostname; echo w > /tmp/w && echo tmp-ok",
         false,
-        r#","linux":{"maskedPaths":["/secret","/secretdir","/proc/kcore","/no/such/path"],
-                    "readonlyPaths":["/rodir","/proc/sys","/no/such/dir"]}"#,
+        // With Docker's default lists, as engines pass them.
+        r#","linux":{"maskedPaths":["/secret","/secretdir","/no/such/path",
+                    "/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats",
+                    "/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi",
+                    "/sys/firmware","/sys/devices/virtual/powercap"],
+                    "readonlyPaths":["/rodir","/no/such/dir","/proc/bus","/proc/fs","/proc/irq",
+                    "/proc/sys","/proc/sysrq-trigger"]}"#,
     );
     let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "mp1"]);
     assert_eq!(o.code, 0, "{o:?}");

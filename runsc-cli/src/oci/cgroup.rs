@@ -340,7 +340,7 @@ pub fn create(cfg: &Config, warn: &dyn Fn(&str)) -> Result<Option<Cgroup>, Strin
     let rel = path.trim_start_matches('/');
     let mut cg = Cgroup::default();
     let r = if is_v2() {
-        create_v2(&mut cg, rel, &cfg.resources)
+        create_v2(Path::new(V2_ROOT), &mut cg, rel, &cfg.resources)
     } else {
         create_v1(&mut cg, rel, &cfg.resources, warn)
     };
@@ -512,8 +512,7 @@ fn create_v1(
     Ok(())
 }
 
-fn create_v2(cg: &mut Cgroup, rel: &str, r: &Resources) -> Result<(), Problem> {
-    let root = Path::new(V2_ROOT);
+fn create_v2(root: &Path, cg: &mut Cgroup, rel: &str, r: &Resources) -> Result<(), Problem> {
     let dir = root.join(rel);
     mkdirs(&dir, &mut cg.created, false).map_err(|e| {
         let m = format!("{}: {e}", dir.display());
@@ -747,6 +746,36 @@ mod tests {
         assert_eq!(r.cpu_quota, Some(50000));
         assert_eq!(r.pids_limit, Some(32));
         assert_eq!(r.cpus.as_deref(), Some("0"));
+    }
+
+    /// The v2 files, written in a plain directory standing for /sys/fs/cgroup.
+    #[test]
+    fn v2_files() {
+        let root = std::env::temp_dir().join(format!("runsc-cg-v2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        let r = Resources {
+            memory_limit: Some(1 << 20),
+            cpu_shares: Some(1024),
+            cpu_quota: Some(50_000),
+            pids_limit: Some(0),
+            ..Default::default()
+        };
+        let mut cg = Cgroup::default();
+        assert!(create_v2(&root, &mut cg, "a/b", &r).is_ok());
+        let f = |n: &str| std::fs::read_to_string(root.join("a/b").join(n)).unwrap();
+        assert_eq!(f("memory.max"), "1048576");
+        assert_eq!(f("cpu.max"), "50000 100000");
+        assert_eq!(f("cpu.weight"), "39");
+        assert_eq!(f("pids.max"), "max");
+        assert_eq!(cg.created, vec![root.join("a"), root.join("a/b")]);
+        assert_eq!(cg.dirs, vec![root.join("a/b")]);
+        assert_eq!(
+            std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+            "+pids"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
