@@ -812,11 +812,13 @@ fn masked_and_readonly_paths() {
     std::fs::write(r.join("secretdir/f"), "hidden\n").unwrap();
     std::fs::create_dir_all(r.join("rodir")).unwrap();
     std::fs::write(r.join("rodir/f"), "keep\n").unwrap();
+    std::fs::write(r.join("rofile"), "keep too\n").unwrap();
     env.config(
         "echo \"[$(cat /secret)]\"; echo \"[$(ls -A /secretdir)]\"; \
          touch /secretdir/x 2>/dev/null || echo masked-ro; \
          cat /rodir/f; touch /rodir/x 2>&1 || echo rodir-refused; \
          echo y > /rodir/f || echo rofile-refused; \
+         echo z > /rofile || echo rofile2-refused; \
          cat /proc/sys/kernel/hostname; echo w > /tmp/w && echo tmp-ok",
         false,
         // With Docker's default lists, as engines pass them.
@@ -824,7 +826,7 @@ fn masked_and_readonly_paths() {
                     "/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats",
                     "/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi",
                     "/sys/firmware","/sys/devices/virtual/powercap"],
-                    "readonlyPaths":["/rodir","/no/such/dir","/proc/bus","/proc/fs","/proc/irq",
+                    "readonlyPaths":["/rodir","/rofile","/no/such/dir","/proc/bus","/proc/fs","/proc/irq",
                     "/proc/sys","/proc/sysrq-trigger"]}"#,
     );
     let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "mp1"]);
@@ -833,10 +835,12 @@ fn masked_and_readonly_paths() {
     assert!(o.stdout.contains("Read-only file system"), "{o:?}");
     assert!(o.stdout.contains("rodir-refused"), "{o:?}");
     assert!(o.stdout.contains("rofile-refused"), "{o:?}");
+    assert!(o.stdout.contains("rofile2-refused"), "{o:?}");
     assert!(o.stdout.contains("oci-test\ntmp-ok\n"), "{o:?}");
     // The host's files are untouched.
     assert_eq!(read(&r.join("secret")), "s3cret\n");
     assert_eq!(read(&r.join("rodir/f")), "keep\n");
+    assert_eq!(read(&r.join("rofile")), "keep too\n");
     assert!(!r.join("rodir/x").exists());
     assert!(!r.join("secretdir/x").exists());
     env.config("true", false, r#","linux":{"maskedPaths":["relative"]}"#);
@@ -923,6 +927,17 @@ fn resources_in_the_host_cgroup() {
         );
     }
     assert!(read(&env.dir.join("out.0")).contains("in-cgroup"));
+    // `run` (which stays in the foreground) leaves the cgroup to the
+    // sandbox: delete removes it.
+    env.config(
+        "echo ran-in-cgroup",
+        false,
+        &format!(r#","linux":{{"cgroupsPath":"/{path}","resources":{{"pids":{{"limit":200}}}}}}"#),
+    );
+    let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "cg3"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "ran-in-cgroup\n", "{o:?}");
+    assert!(!cgroup_dir("pids", &top).exists(), "left behind after run");
     // A bad limit fails create and leaves no cgroup behind.
     env.config(
         "true",

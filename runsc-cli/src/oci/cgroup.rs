@@ -653,7 +653,8 @@ pub fn remove(cg: &Cgroup) {
             if pids.is_empty() || std::time::Instant::now() > end {
                 break;
             }
-            for p in pids.into_iter().filter(|p| *p > 1) {
+            let me = std::process::id() as i32;
+            for p in pids.into_iter().filter(|p| *p > 1 && *p != me) {
                 // SAFETY: kill(2) of a process in the container's own cgroup.
                 unsafe { libc::kill(p, libc::SIGKILL) };
             }

@@ -234,7 +234,10 @@ fn run_one(h: &Hook, input: &str) -> Result<(), String> {
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
     );
-    let deadline = h.timeout.map(|t| Instant::now() + Duration::from_secs(t));
+    // A timeout too far away to represent is none.
+    let deadline = h
+        .timeout
+        .and_then(|t| Instant::now().checked_add(Duration::from_secs(t)));
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -357,5 +360,10 @@ mod tests {
             ..Default::default()
         };
         assert!(run_one(&missing, "").is_err());
+        let huge = Hook {
+            timeout: Some(u64::MAX),
+            ..ok.clone()
+        };
+        assert_eq!(run_one(&huge, r#"{"id":"x"}"#), Ok(()));
     }
 }
