@@ -47,6 +47,11 @@ struct OciBoot {
     hostname: Option<String>,
     /// `--tmpfs=MODE:SIZE:ro|rw:PATH` (mode octal, size in bytes, 0: default).
     tmpfs: Vec<(u32, u64, bool, String)>,
+    /// `--rlimit=RESOURCE:SOFT:HARD`: init's rlimits (process.rlimits).
+    rlimits: Vec<(u32, u64, u64)>,
+    /// `--masked-path=P` and `--readonly-path=P` (linux.maskedPaths, readonlyPaths).
+    masked: Vec<String>,
+    readonly: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<BootArgs, String> {
@@ -89,6 +94,9 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
                     }
                     "hostname" => o.hostname = Some(v.to_string()),
                     "tmpfs" => o.tmpfs.push(parse_tmpfs(v)?),
+                    "rlimit" => o.rlimits.push(crate::oci::paths::parse_rlimit_arg(v)?),
+                    "masked-path" => o.masked.push(v.to_string()),
+                    "readonly-path" => o.readonly.push(v.to_string()),
                     _ => return Err(format!("bad argument {a:?}")),
                 }
             }
@@ -126,6 +134,9 @@ const OCI_FLAGS: &[&str] = &[
     "umask",
     "hostname",
     "tmpfs",
+    "rlimit",
+    "masked-path",
+    "readonly-path",
 ];
 
 /// `MODE:SIZE:ro|rw:PATH` (as `runsc create` passes it).
@@ -340,6 +351,9 @@ fn boot(
     // Volumes and tmpfs mounts last, so that nothing mounted later covers them.
     let tmpfs = b.oci.as_ref().map(|o| o.tmpfs.as_slice()).unwrap_or(&[]);
     mount_volumes(&vfs, &b.volumes, tmpfs)?;
+    if let Some(o) = &b.oci {
+        crate::oci::paths::apply(&vfs, &o.masked, &o.readonly).map_err(BootError::Setup)?;
+    }
 
     let creds = match &b.oci {
         Some(o) => oci_creds(o),
@@ -421,6 +435,11 @@ fn boot(
     // An OCI container's init waits here for "start".
     let gate = Arc::new(crate::oci::boot::Gate::default());
     let task_gate = b.oci.is_some().then(|| gate.clone());
+    let rlimits = b
+        .oci
+        .as_ref()
+        .map(|o| o.rlimits.clone())
+        .unwrap_or_default();
     std::thread::Builder::new()
         .name("task-1".into())
         .spawn(move || {
@@ -446,6 +465,9 @@ fn boot(
                 }
             };
             task.exec(image);
+            for (r, cur, max) in rlimits {
+                task.rlimits[r as usize] = abi::linux::Rlimit { cur, max };
+            }
             let _ = tx.send(Ok(task.tgid));
             if let Some(g) = task_gate {
                 g.wait_start();

@@ -622,3 +622,336 @@ fn process_fields_from_the_spec() {
     assert!(env.rootfs().join("work/dir").is_dir());
     env.finish();
 }
+
+/// A hook running `sh -c SCRIPT` on the host (JSON text of one hook).
+fn sh_hook(script: &str, extra: &str) -> String {
+    let script = script.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(r#"{{"path":"/bin/sh","args":["sh","-c","{script}"]{extra}}}"#)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn hooks_run_on_the_host_with_the_state() {
+    let env = Env::new("hooks");
+    let d = env.dir.display().to_string();
+    // Each hook saves its stdin (the state) and appends its kind to `order`.
+    let hook = |kind: &str| {
+        sh_hook(
+            &format!("cat > {d}/{kind}.json; echo {kind}$HOOKVAR >> {d}/order"),
+            r#","env":["HOOKVAR=-env"],"timeout":20"#,
+        )
+    };
+    let kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    let hooks: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("\"{k}\":[{}]", hook(k)))
+        .collect();
+    env.config(
+        "echo running; sleep 60",
+        false,
+        &format!(r#","hooks":{{{}}}"#, hooks.join(",")),
+    );
+    env.create("h1");
+    assert_eq!(
+        read(&env.dir.join("order")),
+        "prestart-env\ncreateRuntime-env\ncreateContainer-env\n"
+    );
+    let pid = env.ok(&["state", "h1"]).stdout;
+    let pid: i32 = pid
+        .split("\"pid\": ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap();
+    for k in ["prestart", "createRuntime", "createContainer"] {
+        let st = read(&env.dir.join(format!("{k}.json")));
+        assert!(st.contains("\"status\":\"creating\""), "{k}: {st}");
+        assert!(st.contains("\"id\":\"h1\""), "{k}: {st}");
+        assert!(st.contains(&format!("\"pid\":{pid}")), "{k}: {st}");
+        assert!(st.contains("\"bundle\":"), "{k}: {st}");
+    }
+    env.ok(&["start", "h1"]);
+    let st = read(&env.dir.join("startContainer.json"));
+    assert!(st.contains("\"status\":\"created\""), "{st}");
+    let st = read(&env.dir.join("poststart.json"));
+    assert!(st.contains("\"status\":\"running\""), "{st}");
+    assert!(!env.dir.join("poststop.json").exists());
+    env.ok(&["kill", "h1", "KILL"]);
+    env.wait_status("h1", "stopped");
+    env.ok(&["delete", "h1"]);
+    let st = read(&env.dir.join("poststop.json"));
+    assert!(st.contains("\"status\":\"stopped\""), "{st}");
+    assert_eq!(
+        read(&env.dir.join("order")),
+        "prestart-env\ncreateRuntime-env\ncreateContainer-env\nstartContainer-env\n\
+         poststart-env\npoststop-env\n"
+    );
+
+    // A failing createRuntime hook fails create (naming it), leaves nothing,
+    // and the poststop hooks run.
+    let _ = std::fs::remove_file(env.dir.join("poststop.json"));
+    let b = env.bundle();
+    let b = b.to_str().unwrap();
+    env.config(
+        "echo should-not-run",
+        false,
+        &format!(
+            r#","hooks":{{"createRuntime":[{}],"createContainer":[{}],"poststop":[{}]}}"#,
+            sh_hook("echo no network here >&2; exit 3", ""),
+            sh_hook(&format!("touch {d}/not-reached"), ""),
+            hook("poststop"),
+        ),
+    );
+    env.fails(&["create", "--bundle", b, "h2"], "createRuntime hook #0");
+    let o = env.fails(&["create", "--bundle", b, "h2"], "no network here");
+    assert!(o.stderr.contains("exit status 3"), "{o:?}");
+    assert!(!env.state_root().join("h2").exists());
+    assert!(!env.dir.join("not-reached").exists());
+    assert!(env.dir.join("poststop.json").exists());
+
+    // A hook that outlives its timeout is killed and fails create.
+    env.config(
+        "true",
+        false,
+        &format!(
+            r#","hooks":{{"prestart":[{}]}}"#,
+            sh_hook("sleep 30", r#","timeout":1"#)
+        ),
+    );
+    let t = Instant::now();
+    env.fails(
+        &["create", "--bundle", b, "h3"],
+        "prestart hook #0 (/bin/sh): timed out",
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(!env.state_root().join("h3").exists());
+
+    // Failing poststart and poststop hooks are logged; start and delete work.
+    let log = env.dir.join("runsc.log");
+    let log_arg = format!("--log={}", log.display());
+    env.config(
+        "sleep 60",
+        false,
+        &format!(
+            r#","hooks":{{"poststart":[{}],"poststop":[{}]}}"#,
+            sh_hook("exit 1", ""),
+            sh_hook("exit 2", "")
+        ),
+    );
+    env.ok(&[&log_arg, "create", "--bundle", b, "h4"]);
+    env.ok(&[&log_arg, "start", "h4"]);
+    assert_eq!(env.status("h4"), "running");
+    env.ok(&[&log_arg, "delete", "--force", "h4"]);
+    let l = read(&log);
+    assert!(l.contains("poststart hook #0"), "{l}");
+    assert!(l.contains("poststop hook #0"), "{l}");
+
+    // A hook with a relative path is a config error.
+    env.config(
+        "true",
+        false,
+        r#","hooks":{"poststop":[{"path":"bin/true"}]}"#,
+    );
+    env.fails(&["create", "--bundle", b, "h5"], "hooks.poststop[0].path");
+    let out = read(&env.dir.join("out.0"));
+    assert!(out.contains("running"), "{out}");
+    env.finish();
+}
+
+#[test]
+fn rlimits_and_sysctl() {
+    let env = Env::new("rlimits");
+    let b = env.bundle();
+    let b = b.to_str().unwrap();
+    env.raw_config(
+        r#"{"ociVersion":"1.0.2",
+  "process":{"args":["sh","-c","ulimit -n; ulimit -Hn; ulimit -c; cat /proc/sys/kernel/hostname"],
+             "env":["PATH=/bin"],"cwd":"/",
+             "rlimits":[{"type":"RLIMIT_NOFILE","soft":123,"hard":456},
+                        {"type":"RLIMIT_CORE","soft":0,"hard":0}]},
+  "root":{"path":"rootfs"},"hostname":"from-spec",
+  "linux":{"sysctl":{"kernel.hostname":"from-sysctl","net.ipv4.ip_forward":"1",
+                     "net.ipv4.ping_group_range":"0 2147483647"}}}"#,
+    );
+    let o = env.runsc(&["run", "--bundle", b, "r1"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "123\n456\n0\nfrom-sysctl\n", "{o:?}");
+    env.raw_config(
+        r#"{"ociVersion":"1.0.2","process":{"args":["true"],
+             "rlimits":[{"type":"RLIMIT_BOGUS","soft":1,"hard":1}]},"root":{"path":"rootfs"}}"#,
+    );
+    env.fails(
+        &["create", "--bundle", b, "r2"],
+        "process.rlimits[0].type: unknown rlimit type \"RLIMIT_BOGUS\"",
+    );
+    env.raw_config(
+        r#"{"ociVersion":"1.0.2","process":{"args":["true"],
+             "rlimits":[{"type":"RLIMIT_NOFILE","soft":10,"hard":1}]},"root":{"path":"rootfs"}}"#,
+    );
+    env.fails(&["create", "--bundle", b, "r2"], "process.rlimits[0]");
+    assert!(!env.state_root().join("r2").exists());
+    env.finish();
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let env = Env::new("maskedpaths");
+    let r = env.rootfs();
+    std::fs::write(r.join("secret"), "s3cret\n").unwrap();
+    std::fs::create_dir_all(r.join("secretdir")).unwrap();
+    std::fs::write(r.join("secretdir/f"), "hidden\n").unwrap();
+    std::fs::create_dir_all(r.join("rodir")).unwrap();
+    std::fs::write(r.join("rodir/f"), "keep\n").unwrap();
+    std::fs::write(r.join("rofile"), "keep too\n").unwrap();
+    env.config(
+        "echo \"[$(cat /secret)]\"; echo \"[$(ls -A /secretdir)]\"; \
+         touch /secretdir/x 2>/dev/null || echo masked-ro; \
+         cat /rodir/f; touch /rodir/x 2>&1 || echo rodir-refused; \
+         echo y > /rodir/f || echo rofile-refused; \
+         echo z > /rofile || echo rofile2-refused; \
+         cat /proc/sys/kernel/hostname; echo w > /tmp/w && echo tmp-ok",
+        false,
+        // With Docker's default lists, as engines pass them.
+        r#","linux":{"maskedPaths":["/secret","/secretdir","/no/such/path",
+                    "/proc/asound","/proc/acpi","/proc/kcore","/proc/keys","/proc/latency_stats",
+                    "/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/proc/scsi",
+                    "/sys/firmware","/sys/devices/virtual/powercap"],
+                    "readonlyPaths":["/rodir","/rofile","/no/such/dir","/proc/bus","/proc/fs","/proc/irq",
+                    "/proc/sys","/proc/sysrq-trigger"]}"#,
+    );
+    let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "mp1"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.starts_with("[]\n[]\nmasked-ro\nkeep\n"), "{o:?}");
+    assert!(o.stdout.contains("Read-only file system"), "{o:?}");
+    assert!(o.stdout.contains("rodir-refused"), "{o:?}");
+    assert!(o.stdout.contains("rofile-refused"), "{o:?}");
+    assert!(o.stdout.contains("rofile2-refused"), "{o:?}");
+    assert!(o.stdout.contains("oci-test\ntmp-ok\n"), "{o:?}");
+    // The host's files are untouched.
+    assert_eq!(read(&r.join("secret")), "s3cret\n");
+    assert_eq!(read(&r.join("rodir/f")), "keep\n");
+    assert_eq!(read(&r.join("rofile")), "keep too\n");
+    assert!(!r.join("rodir/x").exists());
+    assert!(!r.join("secretdir/x").exists());
+    env.config("true", false, r#","linux":{"maskedPaths":["relative"]}"#);
+    env.fails(
+        &["create", "--bundle", env.bundle().to_str().unwrap(), "mp2"],
+        "linux.maskedPaths[0]",
+    );
+    env.finish();
+}
+
+/// The host cgroup (v2 or v1) directory of `path` for `controller`.
+fn cgroup_dir(controller: &str, path: &str) -> PathBuf {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        root.join(path)
+    } else {
+        root.join(controller).join(path)
+    }
+}
+
+#[test]
+fn resources_in_the_host_cgroup() {
+    // Needs writable cgroups (root): probe with this test's own directory.
+    let top = format!("runsc-oci-test-{}", std::process::id());
+    let probe = cgroup_dir("pids", &top);
+    if std::fs::create_dir(&probe).is_err() {
+        eprintln!(
+            "SKIPPED resources_in_the_host_cgroup: cannot make {} (cgroups not writable here)",
+            probe.display()
+        );
+        return;
+    }
+    let _ = std::fs::remove_dir(&probe);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let env = Env::new("cgroup");
+    let path = format!("{top}/c1");
+    env.config(
+        "echo in-cgroup; sleep 60",
+        false,
+        &format!(
+            r#","linux":{{"cgroupsPath":"/{path}","resources":{{
+                "memory":{{"limit":1073741824}},
+                "cpu":{{"shares":512,"quota":50000,"period":100000}},
+                "pids":{{"limit":300}},
+                "devices":[{{"allow":false,"access":"rwm"}}]}}}}"#
+        ),
+    );
+    env.create("cg1");
+    let st = env.ok(&["state", "cg1"]).stdout;
+    let pid: String = st
+        .split("\"pid\": ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap()
+        .trim()
+        .to_string();
+    let f = |c: &str, file: &str| read(&cgroup_dir(c, &path).join(file)).trim().to_string();
+    assert_eq!(f("pids", "pids.max"), "300");
+    if v2 {
+        assert_eq!(f("memory", "memory.max"), "1073741824");
+        assert_eq!(f("cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(f("memory", "memory.limit_in_bytes"), "1073741824");
+        assert_eq!(f("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(f("cpu", "cpu.shares"), "512");
+    }
+    // The sandbox and its gofer are in it; this test's process is not.
+    let procs = f("pids", "cgroup.procs");
+    assert!(procs.lines().any(|l| l == pid), "{pid} in {procs}");
+    assert!(procs.lines().count() >= 2, "{procs}");
+    assert!(
+        !procs.lines().any(|l| l == std::process::id().to_string()),
+        "{procs}"
+    );
+    env.ok(&["start", "cg1"]);
+    env.ok(&["kill", "cg1", "KILL"]);
+    env.wait_status("cg1", "stopped");
+    env.ok(&["delete", "cg1"]);
+    for c in ["pids", "memory", "cpu"] {
+        assert!(
+            !cgroup_dir(c, &top).exists(),
+            "{} left behind",
+            cgroup_dir(c, &top).display()
+        );
+    }
+    assert!(read(&env.dir.join("out.0")).contains("in-cgroup"));
+    // `run` (which stays in the foreground) leaves the cgroup to the
+    // sandbox: delete removes it.
+    env.config(
+        "echo ran-in-cgroup",
+        false,
+        &format!(r#","linux":{{"cgroupsPath":"/{path}","resources":{{"pids":{{"limit":200}}}}}}"#),
+    );
+    let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "cg3"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "ran-in-cgroup\n", "{o:?}");
+    assert!(!cgroup_dir("pids", &top).exists(), "left behind after run");
+    // A bad limit fails create and leaves no cgroup behind.
+    env.config(
+        "true",
+        false,
+        &format!(
+            r#","linux":{{"cgroupsPath":"/{path}","resources":{{"cpu":{{"cpus":"100000"}}}}}}"#
+        ),
+    );
+    env.fails(
+        &["create", "--bundle", env.bundle().to_str().unwrap(), "cg2"],
+        "linux.resources.cpu.cpus",
+    );
+    for c in ["pids", "memory", "cpu", "cpuset"] {
+        assert!(!cgroup_dir(c, &top).exists(), "{c} left behind");
+    }
+    env.finish();
+}

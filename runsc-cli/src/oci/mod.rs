@@ -8,7 +8,11 @@
 //! command locks `<root>/<id>/lock` while it reads or changes the state.
 
 pub mod boot;
+pub mod cgroup;
 pub mod control;
+pub mod extra;
+pub mod hooks;
+pub mod paths;
 pub mod spec;
 pub mod state;
 
@@ -128,6 +132,28 @@ fn fail(g: &Global, msg: &str) -> i32 {
     1
 }
 
+/// A warning (hooks that failed after the fact, limits not applied): to
+/// `--log` and the debug log, never to stderr (a created container's stdio is
+/// the caller's).
+fn warn(g: &Global, msg: &str) {
+    tracing::warn!("{msg}");
+    if let Some(log) = &g.log {
+        let line = if g.log_format.as_deref() == Some("json") {
+            serde_json::json!({
+                "level": "warning",
+                "msg": msg,
+                "time": state::rfc3339(std::time::SystemTime::now()),
+            })
+            .to_string()
+        } else {
+            format!("runsc: warning: {msg}")
+        };
+        if let Ok(mut f) = std::fs::File::options().create(true).append(true).open(log) {
+            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+        }
+    }
+}
+
 fn root(g: &Global) -> PathBuf {
     state::root_dir(g.root.as_deref())
 }
@@ -232,7 +258,11 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
     }
     let bundle = a.value("bundle").unwrap_or(".");
     let bundle = std::fs::canonicalize(bundle).map_err(|e| format!("bundle {bundle}: {e}"))?;
-    let spec = spec::load(&bundle)?;
+    let mut spec = spec::load(&bundle)?;
+    let extra = extra::load(&bundle, id, g.systemd_cgroup)?;
+    if let Some(h) = &extra.settings.hostname {
+        spec.hostname = Some(h.clone());
+    }
     if spec.terminal {
         return Err("process.terminal: a terminal (--console-socket) is not supported yet".into());
     }
@@ -253,10 +283,33 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
             gofers: Vec::new(),
         },
     };
-    let launched = dir.save(&st).and_then(|()| launch(g, &dir, &spec, detach));
+    let w = |m: &str| warn(g, m);
+    let cg = match cgroup::create(&extra.cgroup, &w) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    let saved = extra::Saved {
+        hooks: extra.hooks.clone(),
+        cgroup: cg.clone(),
+    };
+    // The sandbox's processes start inside its cgroup: this process joins it
+    // while it starts them.
+    let launched = extra::save(&dir.path, &saved)
+        .and_then(|()| dir.save(&st))
+        .and_then(|()| cg.as_ref().map_or(Ok(()), cgroup::enter))
+        .and_then(|()| launch(g, &dir, &spec, &extra.settings, detach));
+    if let Some(c) = &cg {
+        cgroup::leave(c, &w);
+    }
     let mut procs = match launched {
         Ok(p) => p,
         Err(e) => {
+            if let Some(c) = &cg {
+                cgroup::remove(c);
+            }
             let _ = dir.remove();
             return Err(e);
         }
@@ -270,6 +323,12 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
             .into_iter()
             .filter_map(|p| state::host_proc(p as i32))
             .collect();
+        // prestart (deprecated), createRuntime, createContainer: on the host,
+        // the sandbox up, the workload not started.
+        let creating = state_json(&dir.path, &st, Status::Creating);
+        for kind in ["prestart", "createRuntime", "createContainer"] {
+            hooks::run(&saved.hooks, kind, &creating)?;
+        }
         st.status = Status::Created;
         dir.save(&st)?;
         if let Some(f) = a.value("pid-file") {
@@ -280,6 +339,15 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
     };
     if let Err(e) = finish() {
         procs.kill();
+        hooks::run_logged(
+            &saved.hooks,
+            "poststop",
+            &state_json(&dir.path, &st, Status::Stopped),
+            &w,
+        );
+        if let Some(c) = &cg {
+            cgroup::remove(c);
+        }
         let _ = dir.remove();
         return Err(e);
     }
@@ -287,7 +355,13 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
 }
 
 /// Starts the gofers and the sentry, and waits until the workload is loaded.
-fn launch(g: &Global, dir: &Dir, spec: &spec::Spec, detach: bool) -> Result<Procs, String> {
+fn launch(
+    g: &Global,
+    dir: &Dir,
+    spec: &spec::Spec,
+    settings: &paths::Settings,
+    detach: bool,
+) -> Result<Procs, String> {
     let io = |what: &str| {
         let what = what.to_string();
         move |e: std::io::Error| format!("{what}: {e}")
@@ -376,6 +450,7 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec, detach: bool) -> Result<Proc
                 t.destination
             ));
         }
+        c.args(settings.boot_args());
         c.arg("--").args(&spec.args);
         // The workload's environment is the spec's, not ours.
         c.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
@@ -456,13 +531,33 @@ fn start(g: &Global, id: &str) -> Result<(), String> {
         Status::Stopped => return Err("cannot start a container that has stopped".into()),
         Status::Creating => return Err("cannot start a container that is being created".into()),
     }
+    // startContainer hooks run on the host (see hooks.rs); a failure stops
+    // the container.
+    let saved = extra::load_saved(&dir.path);
+    if let Err(e) = hooks::run(
+        &saved.hooks,
+        "startContainer",
+        &state_json(&dir.path, &st, Status::Created),
+    ) {
+        teardown(&st);
+        st.status = Status::Stopped;
+        let _ = dir.save(&st);
+        return Err(e);
+    }
     let resp = control::call(&dir.control_path(), &Request::Start)
         .map_err(|e| format!("container \"{id}\": cannot reach the sandbox: {e}"))?;
     if !resp.ok {
         return Err(resp.error.unwrap_or_else(|| "start failed".into()));
     }
     st.status = Status::Running;
-    dir.save(&st)
+    dir.save(&st)?;
+    hooks::run_logged(
+        &saved.hooks,
+        "poststart",
+        &state_json(&dir.path, &st, Status::Running),
+        &|m| warn(g, m),
+    );
+    Ok(())
 }
 
 /// The OCI state JSON (what `state` prints and `list --format json` lists).
@@ -616,6 +711,16 @@ fn delete(g: &Global, id: &str, force: bool) -> Result<(), String> {
         ));
     }
     teardown(&st);
+    let saved = extra::load_saved(&dir.path);
+    hooks::run_logged(
+        &saved.hooks,
+        "poststop",
+        &state_json(&dir.path, &st, Status::Stopped),
+        &|m| warn(g, m),
+    );
+    if let Some(c) = &saved.cgroup {
+        cgroup::remove(c);
+    }
     dir.remove()
 }
 
