@@ -47,6 +47,9 @@ struct OciBoot {
     hostname: Option<String>,
     /// `--tmpfs=MODE:SIZE:ro|rw:PATH` (mode octal, size in bytes, 0: default).
     tmpfs: Vec<(u32, u64, bool, String)>,
+    /// `--console-fd=N`: a host terminal bridged to init's sandbox pty
+    /// (`process.terminal`; see `oci::console`).
+    console_fd: Option<i32>,
 }
 
 fn parse(args: &[String]) -> Result<BootArgs, String> {
@@ -89,6 +92,14 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
                     }
                     "hostname" => o.hostname = Some(v.to_string()),
                     "tmpfs" => o.tmpfs.push(parse_tmpfs(v)?),
+                    "console-fd" => {
+                        o.console_fd = Some(
+                            v.parse::<i32>()
+                                .ok()
+                                .filter(|f| *f > 2)
+                                .ok_or_else(|| format!("bad argument {a:?}"))?,
+                        )
+                    }
                     _ => return Err(format!("bad argument {a:?}")),
                 }
             }
@@ -126,6 +137,7 @@ const OCI_FLAGS: &[&str] = &[
     "umask",
     "hostname",
     "tmpfs",
+    "console-fd",
 ];
 
 /// `MODE:SIZE:ro|rw:PATH` (as `runsc create` passes it).
@@ -388,7 +400,26 @@ fn boot(
         Err(e) => tracing::warn!("cannot enter working directory {cwd}: {e}; using /"),
     }
     let fds = fs::FdTable::new();
-    for (fd, file) in fs::host::HostFile::stdio() {
+    // process.terminal: init's stdio is a sandbox pty bridged to the host's.
+    let mut console = None;
+    if let Some(fd) = b.oci.as_ref().and_then(|o| o.console_fd) {
+        // SAFETY: `runsc create` handed us this descriptor for our exclusive use.
+        let host = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Init (the first pid) leads session 1.
+        let (replica, bridge) =
+            crate::oci::console::sandbox_console(&vfs, host, creds.uid, creds.gid, 1)
+                .map_err(BootError::Setup)?;
+        vfs.devpts().set_console(replica.clone());
+        for fd in 0..3 {
+            fds.insert_at(fd, replica.clone(), false, u64::MAX)
+                .map_err(setup("stdio"))?;
+        }
+        console = Some(bridge);
+    }
+    for (fd, file) in fs::host::HostFile::stdio()
+        .into_iter()
+        .filter(|_| console.is_none())
+    {
         // /dev/console is the initial stdout when that is a terminal (a
         // container started with a terminal); otherwise there is none.
         if fd == 1 && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -465,6 +496,9 @@ fn boot(
         std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;
     }
     let st = kernel.wait_init();
+    if let Some(c) = console {
+        c.finish();
+    }
     crate::oci::boot::record_exit(&o.exit_file, st.shell_code());
     Ok(st)
 }
@@ -509,8 +543,13 @@ fn mount_volumes(
                 fs::tmpfs::TmpFs::new_root(mode & 0o7777, limit)
             }
         };
-        vfs.mount_at_path(path.as_bytes(), root, ro)
-            .map_err(|e| BootError::Setup(format!("mount {path}: {e}")))?;
+        // A gofer serving a single file (an OCI bind mount of a file).
+        if root.attr().is_regular() {
+            vfs.mount_file_at_path(path.as_bytes(), root, ro)
+        } else {
+            vfs.mount_at_path(path.as_bytes(), root, ro)
+        }
+        .map_err(|e| BootError::Setup(format!("mount {path}: {e}")))?;
     }
     Ok(())
 }

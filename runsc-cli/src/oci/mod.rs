@@ -8,6 +8,7 @@
 //! command locks `<root>/<id>/lock` while it reads or changes the state.
 
 pub mod boot;
+pub mod console;
 pub mod control;
 pub mod spec;
 pub mod state;
@@ -171,6 +172,8 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(g, &e),
     };
+    // process.terminal without a console socket: our stdio is the terminal.
+    let fg = procs.console.take().map(console::Foreground::start);
     if let Err(e) = start(g, &id) {
         let _ = delete(g, &id, true);
         procs.reap();
@@ -181,6 +184,9 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
     }
     let code = wait(g, &id);
     procs.reap();
+    if let Some(fg) = fg {
+        fg.finish();
+    }
     if !a.flag("keep") {
         if let Err(e) = delete(g, &id, true) {
             fail(g, &e);
@@ -197,6 +203,8 @@ struct Procs {
     sandbox: Child,
     gofers: Vec<Child>,
     volumes: Option<VolumeGofers>,
+    /// The console's host master, for a foreground `run` to copy.
+    console: Option<OwnedFd>,
 }
 
 impl Procs {
@@ -233,9 +241,7 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
     let bundle = a.value("bundle").unwrap_or(".");
     let bundle = std::fs::canonicalize(bundle).map_err(|e| format!("bundle {bundle}: {e}"))?;
     let spec = spec::load(&bundle)?;
-    if spec.terminal {
-        return Err("process.terminal: a terminal (--console-socket) is not supported yet".into());
-    }
+    console::check(spec.terminal, detach, a.value("console-socket"))?;
     let root = root(g);
     let dir = Dir::create(&root, id)?;
     let mut st = State {
@@ -253,7 +259,25 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
             gofers: Vec::new(),
         },
     };
-    let launched = dir.save(&st).and_then(|()| launch(g, &dir, &spec, detach));
+    // process.terminal: a host pty whose master goes to the console socket
+    // (or stays with a foreground `run`) and whose replica to the sandbox.
+    let mut master = None;
+    let launched = dir.save(&st).and_then(|()| {
+        let pty = match spec.terminal {
+            true => Some(console::HostPty::open().map_err(|e| format!("console: {e}"))?),
+            false => None,
+        };
+        if let Some(p) = &pty {
+            if let Some(sock) = a.value("console-socket") {
+                console::send(sock, &p.master, &p.name)?;
+            }
+        }
+        let procs = launch(g, &dir, &spec, detach, pty.as_ref().map(|p| &p.replica))?;
+        if a.value("console-socket").is_none() {
+            master = pty.map(|p| p.master);
+        }
+        Ok(procs)
+    });
     let mut procs = match launched {
         Ok(p) => p,
         Err(e) => {
@@ -283,11 +307,18 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
         let _ = dir.remove();
         return Err(e);
     }
+    procs.console = master;
     Ok(procs)
 }
 
 /// Starts the gofers and the sentry, and waits until the workload is loaded.
-fn launch(g: &Global, dir: &Dir, spec: &spec::Spec, detach: bool) -> Result<Procs, String> {
+fn launch(
+    g: &Global,
+    dir: &Dir,
+    spec: &spec::Spec,
+    detach: bool,
+    console: Option<&OwnedFd>,
+) -> Result<Procs, String> {
     let io = |what: &str| {
         let what = what.to_string();
         move |e: std::io::Error| format!("{what}: {e}")
@@ -367,6 +398,10 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec, detach: bool) -> Result<Proc
             c.arg(format!("--hostname={h}"));
         }
         c.args(vols.boot_args(&volumes));
+        if let Some(fd) = console {
+            crate::sandbox::inheritable(fd).map_err(io("console"))?;
+            c.arg(format!("--console-fd={}", fd.as_raw_fd()));
+        }
         for t in &spec.tmpfs {
             c.arg(format!(
                 "--tmpfs={:o}:{}:{}:{}",
@@ -424,6 +459,7 @@ fn launch(g: &Global, dir: &Dir, spec: &spec::Spec, detach: bool) -> Result<Proc
         sandbox: child,
         gofers: procs_gofers,
         volumes: Some(vols),
+        console: None,
     })
 }
 
