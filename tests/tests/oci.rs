@@ -718,8 +718,18 @@ fn terminal_with_console_socket() {
     let env = Env::new("tty");
     terminal_config(&env, r#"["sh"]"#);
     let b = env.bundle();
-    let sock = env.dir.join("console.sock");
-    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // A path longer than a socket address holds (engines' can be): bound
+    // here through the directory's fd, connected to by runsc likewise.
+    let sdir = env.dir.join("s".repeat(100));
+    std::fs::create_dir(&sdir).unwrap();
+    let sock = sdir.join("console.sock");
+    assert!(sock.as_os_str().len() > 108);
+    let d = std::fs::File::open(&sdir).unwrap();
+    let l = std::os::unix::net::UnixListener::bind(format!(
+        "/proc/self/fd/{}/console.sock",
+        std::os::fd::AsRawFd::as_raw_fd(&d)
+    ))
+    .unwrap();
     env.ok(&[
         "create",
         "--bundle",
@@ -789,6 +799,7 @@ fn terminal_with_console_socket() {
     drop(w);
     drop(l);
     std::fs::remove_file(&sock).unwrap();
+    drop(d);
     env.finish();
 }
 

@@ -11,7 +11,7 @@
 //! A foreground `runsc run` without a console socket keeps the master itself
 //! and copies between it and its own stdio (raw mode on its terminal).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -124,8 +124,10 @@ fn set_winsize(fd: RawFd, w: &libc::winsize) {
 /// Sends `fd` over the AF_UNIX socket at `path` with `name` as the message
 /// (runc's `utils.SendFd`, which containerd's and Podman's `RecvFd` read).
 pub fn send(path: &str, fd: &OwnedFd, name: &str) -> Result<(), String> {
-    let sock = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| format!("--console-socket {path}: {e}"))?;
+    // Any length (containerd's are long), through the open parent directory.
+    let err = |e: std::io::Error| format!("--console-socket {path}: {e}");
+    let (_dir, short) = super::control::short_path(std::path::Path::new(path)).map_err(err)?;
+    let sock = std::os::unix::net::UnixStream::connect(short).map_err(err)?;
     let payload = name.as_bytes();
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -203,11 +205,16 @@ impl Foreground {
                     if r <= 0 {
                         continue;
                     }
-                    let n = match std::io::stdin().lock().read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    if write_all(m.as_raw_fd(), &buf[..n]).is_err() {
+                    // Unbuffered: poll(2) must see whatever is left.
+                    // SAFETY: the buffer is valid for its length.
+                    let n = unsafe { libc::read(0, buf.as_mut_ptr() as *mut libc::c_void, 4096) };
+                    if n < 0 && last_err().kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    if n <= 0 {
+                        return;
+                    }
+                    if write_all(m.as_raw_fd(), &buf[..n as usize]).is_err() {
                         return;
                     }
                 }
