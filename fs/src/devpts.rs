@@ -500,6 +500,29 @@ impl DevPts {
         }
     }
 
+    /// A new pty for a container's console (`process.terminal`), made
+    /// outside any task: unlocked, owned by `uid`/`gid`, with its replica
+    /// already open and the terminal controlling session `sid` with `sid`'s
+    /// group in the foreground (as a session leader's TIOCSCTTY). Returns the
+    /// terminal, the master and the replica.
+    #[allow(clippy::type_complexity)]
+    pub fn new_console(
+        &self,
+        uid: u32,
+        gid: u32,
+        sid: i32,
+    ) -> Result<(Arc<Terminal>, Box<dyn FileOps>, Box<dyn FileOps>), Errno> {
+        let t = self.new_pair(uid, gid)?;
+        t.st().locked = false;
+        let master = t.master_file();
+        let replica = t.open_replica(libc::O_RDWR | libc::O_NOCTTY)?;
+        *t.jc() = JobState {
+            session: Some(sid),
+            fg: Some(sid),
+        };
+        Ok((t, master, replica))
+    }
+
     fn old_fg(&self) -> MutexGuard<'_, BTreeMap<i32, i32>> {
         self.old_fg.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -904,6 +927,20 @@ impl Terminal {
         let fg = self.jc().fg;
         if let (Some(h), Some(fg)) = (self.fs.hooks(), fg) {
             h.signal_pgrp(fg, sig);
+        }
+    }
+
+    /// Sets the window size as TIOCSWINSZ does (SIGWINCH to the foreground
+    /// group when it changes): a console's size forwarded from the host.
+    pub fn set_winsize(&self, w: [u16; 4]) {
+        let changed = {
+            let mut s = self.st();
+            let changed = s.winsize != w;
+            s.winsize = w;
+            changed
+        };
+        if changed {
+            self.signal_fg(libc::SIGWINCH);
         }
     }
 
@@ -1981,5 +2018,27 @@ mod tests {
         assert!(fs.root().lookup(b"0").is_err());
         drop(t);
         assert!(fs.terms().is_empty());
+    }
+
+    #[test]
+    fn console_made_outside_a_task() {
+        let pts = DevPts::new();
+        let (t, m, r) = pts.new_console(1000, 5, 1).unwrap();
+        assert_eq!(pts.ctty_of(1).map(|c| c.index()), Some(t.index()));
+        assert_eq!(t.foreground(), Some(1));
+        assert_eq!(t.stat().uid, 1000);
+        let m = OpenFile::new(m, libc::O_RDWR, None);
+        let r = OpenFile::new(r, libc::O_RDWR, None);
+        assert_eq!(m.write(b"hi\n"), Ok(3));
+        let mut b = [0u8; 16];
+        assert_eq!(r.read(&mut b), Ok(3));
+        assert_eq!(&b[..3], b"hi\n");
+        // The echo, with output processing.
+        assert_eq!(m.read(&mut b), Ok(4));
+        assert_eq!(&b[..4], b"hi\r\n");
+        t.set_winsize([24, 80, 0, 0]);
+        assert_eq!(t.st().winsize, [24, 80, 0, 0]);
+        drop(r);
+        assert_eq!(m.read(&mut b), Err(Errno::EIO));
     }
 }

@@ -585,3 +585,51 @@ fn setgid_directories_pass_their_group_on() {
     assert_eq!(lmeta(&t.host("sg/d")).mode() & 0o7777, 0o2755);
     assert_eq!(t.at("/sg/d").unwrap().attr().mode & 0o7777, 0o2755);
 }
+
+#[test]
+fn mount_file_at_path_over_files() {
+    let t = tree(); // read-only root
+    let vol = temp_dir("filevol");
+    std::fs::write(vol.join("hosts"), "host file\n").unwrap();
+    let file = |ro: bool| {
+        let (a, b) = gofer::socketpair().unwrap();
+        let dir = std::os::fd::OwnedFd::from(std::fs::File::open(&vol).unwrap());
+        std::thread::spawn(move || gofer::server::serve_file(dir, b"hosts", b, ro));
+        let c: Arc<dyn crate::RemoteFs> = Arc::new(gofer::Client::new(a));
+        RemoteInode::mount_root(c, ro).unwrap() as Arc<dyn Inode>
+    };
+    // Over an existing file, writable: writes reach the host file.
+    t.vfs
+        .mount_file_at_path(b"/etc/passwd", file(false), false)
+        .unwrap();
+    let l = t.at("/etc/passwd").unwrap();
+    assert!(l.attr().is_regular());
+    let f = t.creat("/etc/passwd", 0o644).unwrap();
+    f.write(b"changed\n").unwrap();
+    assert!(std::fs::read(vol.join("hosts"))
+        .unwrap()
+        .starts_with(b"changed\n"));
+    assert_eq!(
+        std::fs::read(t.dir.join("etc/passwd")).unwrap(),
+        b"root:x:0:0:root:/root:/bin/sh\n"
+    );
+    // Where nothing was, in a missing directory, read-only.
+    t.vfs
+        .mount_file_at_path(b"/new/dir/hosts", file(true), true)
+        .unwrap();
+    assert!(t.at("/new/dir/hosts").unwrap().attr().is_regular());
+    assert_eq!(t.creat("/new/dir/hosts", 0o644).err(), Some(Errno::EROFS));
+    assert!(!t.dir.join("new").exists());
+    // Not over a directory; bad paths.
+    assert_eq!(
+        t.vfs.mount_file_at_path(b"/etc", file(true), true).err(),
+        Some(Errno::EISDIR)
+    );
+    for bad in [&b"rel"[..], b"/", b"/a/../x"] {
+        assert_eq!(
+            t.vfs.mount_file_at_path(bad, file(true), true).err(),
+            Some(Errno::EINVAL)
+        );
+    }
+    let _ = std::fs::remove_dir_all(vol);
+}

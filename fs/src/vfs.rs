@@ -502,6 +502,13 @@ impl Vfs {
         fs_root: Arc<dyn Inode>,
         read_only: bool,
     ) -> Result<Arc<Mount>, Errno> {
+        let cur = self.dir_at_path(path)?;
+        Ok(self.mount_at(&cur, fs_root, read_only))
+    }
+
+    /// The directory at the absolute `path`, made (in the dentry cache only)
+    /// where missing, as [`Vfs::mount_at_path`] needs.
+    fn dir_at_path(&self, path: &[u8]) -> Result<Location, Errno> {
         if path.first() != Some(&b'/') || path.len() >= PATH_MAX {
             return Err(Errno::EINVAL);
         }
@@ -538,7 +545,67 @@ impl Vfs {
         if !any {
             return Err(Errno::EINVAL);
         }
-        Ok(self.mount_at(&cur, fs_root, read_only))
+        Ok(cur)
+    }
+
+    /// Mounts a file (`fs_root`, not a directory) at the absolute `path`: a
+    /// bind mount of a single file, such as an engine's /etc/hosts. The
+    /// parent directories are found or made as in [`Vfs::mount_at_path`]; the
+    /// last component may be a file (covered) or missing (a placeholder is
+    /// made in the dentry cache only, the file system below is not asked);
+    /// a directory there gives EISDIR.
+    pub fn mount_file_at_path(
+        &self,
+        path: &[u8],
+        fs_root: Arc<dyn Inode>,
+        read_only: bool,
+    ) -> Result<Arc<Mount>, Errno> {
+        if path.first() != Some(&b'/') || path.len() >= PATH_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let comps: Vec<&[u8]> = path
+            .split(|&c| c == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
+        let Some((last, dirs)) = comps.split_last() else {
+            return Err(Errno::EINVAL);
+        };
+        if comps.iter().any(|c| *c == b"..") {
+            return Err(Errno::EINVAL);
+        }
+        if comps.iter().any(|c| c.len() > NAME_MAX) {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let parent = if dirs.is_empty() {
+            self.root()
+        } else {
+            let mut p = Vec::new();
+            for d in dirs {
+                p.push(b'/');
+                p.extend_from_slice(d);
+            }
+            // Make (or find) the parent as a directory mount point would, then
+            // walk to it (not mounting anything there).
+            self.dir_at_path(&p)?
+        };
+        let ctx = FsContext::new(self.root());
+        let creds = Creds::root();
+        let at = match self.walk(&ctx, &creds, &parent, last, &WalkOpts::follow()) {
+            // An existing directory cannot take a file.
+            Ok(l) if l.is_dir() => return Err(Errno::EISDIR),
+            Ok(l) => l,
+            Err(Errno::ENOENT) => {
+                let d = parent
+                    .dentry
+                    .ensure_child(last, || SynthDir::new(TMPFS_MAGIC));
+                self.follow_mounts(Location {
+                    mount: parent.mount.clone(),
+                    dentry: d,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(self.mount_at(&at, fs_root, read_only))
     }
 
     /// Mounts `fs_root` over `at` (a later mount on the same point covers an earlier one).

@@ -69,6 +69,9 @@ struct Node {
 
 struct Server {
     root: Rc<OwnedFd>,
+    /// Single-file mode ([`serve_file`]): the served file's name in `root`
+    /// (then the directory itself is never handed out).
+    file: Option<CString>,
     read_only: bool,
     nodes: HashMap<Handle, Node>,
     next: Handle,
@@ -182,12 +185,46 @@ pub fn serve(root: OwnedFd, sock: OwnedFd, read_only: bool) -> io::Result<()> {
     if st.st_mode & S_IFMT != S_IFDIR {
         return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
     }
-    let mut srv = Server {
+    let srv = Server {
         root: Rc::new(root),
+        file: None,
         read_only,
         nodes: HashMap::new(),
         next: 1,
     };
+    run(srv, sock)
+}
+
+/// Serves the one regular file `name` of the directory `dir` (an O_PATH
+/// directory fd) on `sock`: a bind mount of a single file. The mount handle is
+/// the file; the directory is never handed out, so nothing else in it is
+/// reachable (walks from a file fail with ENOTDIR, and every write request
+/// needs a directory handle).
+pub fn serve_file(dir: OwnedFd, name: &[u8], sock: OwnedFd, read_only: bool) -> io::Result<()> {
+    let st = sys::fstat(dir.as_fd())?;
+    if st.st_mode & S_IFMT != S_IFDIR {
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    if !proto::valid_name(name) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = sys::openat(dir.as_fd(), &name, PATH_FLAGS)?;
+    if sys::fstat(fd.as_fd())?.st_mode & S_IFMT != S_IFREG {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    drop(fd);
+    let srv = Server {
+        root: Rc::new(dir),
+        file: Some(name),
+        read_only,
+        nodes: HashMap::new(),
+        next: 1,
+    };
+    run(srv, sock)
+}
+
+fn run(mut srv: Server, sock: OwnedFd) -> io::Result<()> {
     let mut buf = vec![0u8; MAX_FRAME];
     loop {
         let r = match sys::recv(sock.as_fd(), &mut buf) {
@@ -232,6 +269,17 @@ impl Server {
     fn handle(&mut self, req: Request) -> Reply {
         let plain = |r: Response| Ok((r, None));
         match req {
+            Request::Mount if self.file.is_some() => {
+                let name = self.file.clone().unwrap_or_default();
+                let root = self.root.clone();
+                let root_id = id_of(&host_stat(&root)?);
+                let (node, stat) = self.walk_one(&root, root_id, name.as_bytes())?;
+                if stat.mode & S_IFMT != S_IFREG {
+                    return Err(Errno::ESTALE);
+                }
+                let handle = self.insert(node)?;
+                plain(Response::Mount { handle, stat })
+            }
             Request::Mount => {
                 let st = host_stat(&self.root)?;
                 let stat = Stat::from_host(&st);

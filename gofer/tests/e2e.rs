@@ -1615,3 +1615,44 @@ mod fuzz {
         }
     }
 }
+
+/// Single-file mode (a bind mount of one file): the mount handle is the file;
+/// nothing else in its directory is reachable, and writes follow read_only.
+#[test]
+fn serve_one_file() {
+    let t = tree();
+    let r = t.0.join("root");
+    for read_only in [true, false] {
+        let (a, b) = gofer::socketpair().unwrap();
+        let dir = root_fd(&r);
+        let srv = std::thread::spawn(move || server::serve_file(dir, b"file.txt", b, read_only));
+        let c = Client::new(a);
+        let (h, st) = c.mount().unwrap();
+        assert_eq!(st.mode & S_IFMT, S_IFREG);
+        assert_eq!(read_all(c.open(h, libc::O_RDONLY).unwrap()), b"hello gofer");
+        for name in [&b"."[..], b"..", b"sub", b"link", b"file.txt"] {
+            assert!(c.walk(h, name).is_err(), "walk {name:?} from the file");
+        }
+        assert!(c.getdents(h, 0, 100).is_err());
+        assert!(c.create(h, b"new", libc::O_RDWR, 0o644, 0, 0).is_err());
+        assert!(c.unlink(h, b"file.txt", 0).is_err());
+        if read_only {
+            assert_eq!(c.open(h, libc::O_WRONLY).unwrap_err(), Errno::EROFS);
+        } else {
+            let mut f = fs::File::from(c.open(h, libc::O_WRONLY | libc::O_APPEND).unwrap());
+            f.write_all(b"!").unwrap();
+        }
+        drop(c);
+        srv.join().unwrap().unwrap();
+    }
+    assert_eq!(fs::read(r.join("file.txt")).unwrap(), b"hello gofer!");
+    assert!(r.join("sub/inner").exists());
+    // Only regular files, only plain names.
+    for name in [&b"sub"[..], b"link", b"a/b", b".."] {
+        let (_a, b) = gofer::socketpair().unwrap();
+        assert!(
+            server::serve_file(root_fd(&r), name, b, true).is_err(),
+            "{name:?}"
+        );
+    }
+}

@@ -52,6 +52,9 @@ struct OciBoot {
     /// `--masked-path=P` and `--readonly-path=P` (linux.maskedPaths, readonlyPaths).
     masked: Vec<String>,
     readonly: Vec<String>,
+    /// `--console-fd=N`: a host terminal bridged to init's sandbox pty
+    /// (`process.terminal`; see `oci::console`).
+    console_fd: Option<i32>,
 }
 
 fn parse(args: &[String]) -> Result<BootArgs, String> {
@@ -97,6 +100,14 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
                     "rlimit" => o.rlimits.push(crate::oci::paths::parse_rlimit_arg(v)?),
                     "masked-path" => o.masked.push(v.to_string()),
                     "readonly-path" => o.readonly.push(v.to_string()),
+                    "console-fd" => {
+                        o.console_fd = Some(
+                            v.parse::<i32>()
+                                .ok()
+                                .filter(|f| *f > 2)
+                                .ok_or_else(|| format!("bad argument {a:?}"))?,
+                        )
+                    }
                     _ => return Err(format!("bad argument {a:?}")),
                 }
             }
@@ -137,6 +148,7 @@ const OCI_FLAGS: &[&str] = &[
     "rlimit",
     "masked-path",
     "readonly-path",
+    "console-fd",
 ];
 
 /// `MODE:SIZE:ro|rw:PATH` (as `runsc create` passes it).
@@ -402,7 +414,26 @@ fn boot(
         Err(e) => tracing::warn!("cannot enter working directory {cwd}: {e}; using /"),
     }
     let fds = fs::FdTable::new();
-    for (fd, file) in fs::host::HostFile::stdio() {
+    // process.terminal: init's stdio is a sandbox pty bridged to the host's.
+    let mut console = None;
+    if let Some(fd) = b.oci.as_ref().and_then(|o| o.console_fd) {
+        // SAFETY: `runsc create` handed us this descriptor for our exclusive use.
+        let host = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Init (the first pid) leads session 1.
+        let (replica, bridge) =
+            crate::oci::console::sandbox_console(&vfs, host, creds.uid, creds.gid, 1)
+                .map_err(BootError::Setup)?;
+        vfs.devpts().set_console(replica.clone());
+        for fd in 0..3 {
+            fds.insert_at(fd, replica.clone(), false, u64::MAX)
+                .map_err(setup("stdio"))?;
+        }
+        console = Some(bridge);
+    }
+    for (fd, file) in fs::host::HostFile::stdio()
+        .into_iter()
+        .filter(|_| console.is_none())
+    {
         // /dev/console is the initial stdout when that is a terminal (a
         // container started with a terminal); otherwise there is none.
         if fd == 1 && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -487,6 +518,9 @@ fn boot(
         std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;
     }
     let st = kernel.wait_init();
+    if let Some(c) = console {
+        c.finish();
+    }
     crate::oci::boot::record_exit(&o.exit_file, st.shell_code());
     Ok(st)
 }
@@ -531,8 +565,13 @@ fn mount_volumes(
                 fs::tmpfs::TmpFs::new_root(mode & 0o7777, limit)
             }
         };
-        vfs.mount_at_path(path.as_bytes(), root, ro)
-            .map_err(|e| BootError::Setup(format!("mount {path}: {e}")))?;
+        // A gofer serving a single file (an OCI bind mount of a file).
+        if root.attr().is_regular() {
+            vfs.mount_file_at_path(path.as_bytes(), root, ro)
+        } else {
+            vfs.mount_at_path(path.as_bytes(), root, ro)
+        }
+        .map_err(|e| BootError::Setup(format!("mount {path}: {e}")))?;
     }
     Ok(())
 }

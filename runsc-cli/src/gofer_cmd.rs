@@ -36,6 +36,11 @@ pub fn cmd_gofer(g: &Global, args: &[String]) -> i32 {
         eprintln!("runsc gofer: bad root path");
         return 2;
     };
+    // A regular file (a bind mount of one file): its directory is opened and
+    // only that file served.
+    if std::fs::metadata(&root).is_ok_and(|m| m.is_file()) {
+        return serve_file(&root, sock, read_only);
+    }
     // SAFETY: plain syscall with a valid C string.
     let rfd = unsafe {
         libc::open(
@@ -56,6 +61,35 @@ pub fn cmd_gofer(g: &Global, args: &[String]) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("gofer: {e}");
+            1
+        }
+    }
+}
+
+/// Serves the single regular file `path` (`--root` naming a file).
+fn serve_file(path: &str, sock: OwnedFd, read_only: bool) -> i32 {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::path::Path::new(path);
+    let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+        eprintln!("runsc gofer: bad root path {path:?}");
+        return 2;
+    };
+    let dir = match std::fs::File::open(dir) {
+        Ok(d) if d.metadata().is_ok_and(|m| m.is_dir()) => OwnedFd::from(d),
+        Ok(_) => {
+            eprintln!("runsc gofer: {}: not a directory", dir.display());
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("runsc gofer: cannot open {}: {e}", dir.display());
+            return 1;
+        }
+    };
+    match gofer::server::serve_file(dir, name.as_bytes(), sock, read_only) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("gofer: {e}");
+            eprintln!("runsc gofer: {path}: {e}");
             1
         }
     }

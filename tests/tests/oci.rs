@@ -955,3 +955,352 @@ fn resources_in_the_host_cgroup() {
     }
     env.finish();
 }
+
+// ---- process.terminal, file bind mounts, `runsc spec` + `runsc run` ----
+
+/// Accepts one connection on `l` and receives the fd and message sent on it
+/// with SCM_RIGHTS (what an engine's console socket gets from runc).
+fn recv_fd(l: &std::os::unix::net::UnixListener) -> (std::os::fd::OwnedFd, String) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    l.set_nonblocking(true).unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        match l.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < end,
+                    "nothing connected to the console socket"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut name = [0u8; 4096];
+    let mut iov = libc::iovec {
+        iov_base: name.as_mut_ptr() as *mut libc::c_void,
+        iov_len: name.len(),
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data; the buffers outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    // SAFETY: valid msghdr.
+    let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel filled the control buffer.
+    let fd = unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!c.is_null(), "no fd received");
+        assert_eq!((*c).cmsg_level, libc::SOL_SOCKET);
+        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
+        std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32)
+    };
+    // SAFETY: a fresh fd from the kernel, ours now.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    (
+        fd,
+        String::from_utf8_lossy(&name[..n as usize]).into_owned(),
+    )
+}
+
+/// Collects what is read from `f` until EOF or EIO, in the background.
+fn collect(mut f: std::fs::File) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut f, &mut chunk) {
+            b.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
+}
+
+fn wait_for(buf: &std::sync::Mutex<Vec<u8>>, want: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
+        if s.contains(want) {
+            return s;
+        }
+        assert!(
+            Instant::now() < end,
+            "want {want:?} from the terminal, got {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn terminal_config(env: &Env, args: &str) {
+    env.raw_config(&format!(
+        r#"{{"ociVersion":"1.0.2",
+  "process":{{"terminal":true,"args":{args},"env":["PATH=/bin","HOME=/","TERM=xterm"],"cwd":"/"}},
+  "root":{{"path":"rootfs"}}}}"#
+    ));
+}
+
+#[test]
+fn terminal_with_console_socket() {
+    let env = Env::new("tty");
+    terminal_config(&env, r#"["sh"]"#);
+    let b = env.bundle();
+    // A path longer than a socket address holds (engines' can be): bound
+    // here through the directory's fd, connected to by runsc likewise.
+    let sdir = env.dir.join("s".repeat(100));
+    std::fs::create_dir(&sdir).unwrap();
+    let sock = sdir.join("console.sock");
+    assert!(sock.as_os_str().len() > 108);
+    let d = std::fs::File::open(&sdir).unwrap();
+    let l = std::os::unix::net::UnixListener::bind(format!(
+        "/proc/self/fd/{}/console.sock",
+        std::os::fd::AsRawFd::as_raw_fd(&d)
+    ))
+    .unwrap();
+    env.ok(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "t1",
+    ]);
+    let (master, name) = recv_fd(&l);
+    assert!(
+        name.starts_with("/dev/pts/"),
+        "the message is the pty's name: {name:?}"
+    );
+    // A pty master: the engine may set its window size.
+    let ws = libc::winsize {
+        ws_row: 33,
+        ws_col: 101,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: a valid winsize for TIOCSWINSZ on our fd.
+    let r = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&master),
+            libc::TIOCSWINSZ,
+            &ws,
+        )
+    };
+    assert_eq!(r, 0, "TIOCSWINSZ on the console: not a pty master?");
+    let mut w = std::fs::File::from(master);
+    let out = collect(w.try_clone().unwrap());
+    assert_eq!(env.status("t1"), "created");
+    env.ok(&["start", "t1"]);
+    // The shell sees a terminal: stdin is a tty, its name, its size, and it
+    // is the controlling terminal (/dev/tty opens).
+    std::io::Write::write_all(
+        &mut w,
+        b"[ -t 0 ] && echo is-$((6*7))-tty; stty size; tty; echo x > /dev/tty && echo ctty-$((1+1))\n",
+    )
+    .unwrap();
+    let s = wait_for(&out, "ctty-2\r\n");
+    assert!(s.contains("is-42-tty\r\n"), "{s:?}");
+    assert!(s.contains("/dev/pts/0\r\n"), "{s:?}");
+    wait_for(&out, "33 101\r\n");
+    // A later resize reaches the sandbox's terminal (and its SIGWINCH).
+    let ws = libc::winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: as above.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&w), libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0);
+    std::thread::sleep(Duration::from_millis(600));
+    std::io::Write::write_all(&mut w, b"stty size\n").unwrap();
+    wait_for(&out, "40 120\r\n");
+    std::io::Write::write_all(&mut w, b"echo hi; exit 5\n").unwrap();
+    // The line is echoed (with CRLF), then the output.
+    let s = wait_for(&out, "\r\nhi\r\n");
+    assert!(s.contains("echo hi; exit 5\r\n"), "{s:?}");
+    let o = env.runsc(&["wait", "t1"]);
+    assert_eq!(o.code, 5, "{o:?}");
+    assert!(o.stdout.contains("\"exitStatus\":5"), "{o:?}");
+    env.wait_status("t1", "stopped");
+    env.ok(&["delete", "t1"]);
+    drop(w);
+    drop(l);
+    std::fs::remove_file(&sock).unwrap();
+    drop(d);
+    env.finish();
+}
+
+#[test]
+fn terminal_needs_a_console_socket() {
+    let env = Env::new("ttyerr");
+    let b = env.bundle();
+    let b = b.to_str().unwrap();
+    terminal_config(&env, r#"["sh"]"#);
+    env.fails(
+        &["create", "--bundle", b, "t"],
+        "cannot allocate tty if runc will detach without setting console socket",
+    );
+    env.fails(
+        &["run", "-d", "--bundle", b, "t"],
+        "cannot allocate tty if runc will detach without setting console socket",
+    );
+    env.config("true", false, "");
+    env.fails(
+        &[
+            "create",
+            "--bundle",
+            b,
+            "--console-socket",
+            "/nonexistent.sock",
+            "t",
+        ],
+        "cannot use console socket if runc will not detach or allocate tty",
+    );
+    // A console socket nobody listens on: a one-line error, nothing left.
+    terminal_config(&env, r#"["sh"]"#);
+    let sock = env.dir.join("nobody.sock");
+    env.fails(
+        &[
+            "create",
+            "--bundle",
+            b,
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "t",
+        ],
+        "console-socket",
+    );
+    assert!(!env.state_root().join("t").exists());
+    env.finish();
+}
+
+#[test]
+fn file_bind_mounts() {
+    let env = Env::new("filebind");
+    let b = env.bundle();
+    let ro = env.dir.join("hosts");
+    let rw = env.dir.join("rw.txt");
+    std::fs::write(&ro, "127.0.0.1 from-host\n").unwrap();
+    std::fs::write(&rw, "first\n").unwrap();
+    std::fs::write(env.rootfs().join("tmp/existing"), "rootfs copy\n").unwrap();
+    // /etc does not exist in the rootfs (made in the sandbox only); /tmp/existing does.
+    env.config(
+        "cat /etc/hosts && cat /tmp/existing && echo second >> /tmp/existing && \
+         [ -f /etc/hosts ] && echo is-file && (echo x > /etc/hosts || echo ro-refused)",
+        true,
+        &format!(
+            r#","mounts":[
+  {{"destination":"/etc/hosts","type":"bind","source":"{}","options":["rbind","ro"]}},
+  {{"destination":"/tmp/existing","type":"bind","source":"{}","options":["rbind","rw"]}}]"#,
+            ro.display(),
+            rw.display()
+        ),
+    );
+    let o = env.runsc(&["run", "--bundle", b.to_str().unwrap(), "f1"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout
+            .starts_with("127.0.0.1 from-host\nfirst\nis-file\n"),
+        "{o:?}"
+    );
+    assert!(o.stdout.contains("ro-refused"), "{o:?}");
+    assert!(o.stderr.contains("Read-only file system"), "{o:?}");
+    assert_eq!(std::fs::read_to_string(&rw).unwrap(), "first\nsecond\n");
+    assert_eq!(
+        std::fs::read_to_string(&ro).unwrap(),
+        "127.0.0.1 from-host\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.rootfs().join("tmp/existing")).unwrap(),
+        "rootfs copy\n"
+    );
+    assert!(!env.rootfs().join("etc").exists());
+    env.finish();
+}
+
+/// `runsc spec` writes the default config.json (terminal, args ["sh"]).
+fn runsc_spec(env: &Env) -> serde_json::Value {
+    let b = env.bundle();
+    let o = Command::new(runsc_bin())
+        .arg("spec")
+        .current_dir(&b)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn spec_then_run() {
+    let env = Env::new("specrun");
+    let mut v = runsc_spec(&env);
+    assert_eq!(v["process"]["terminal"], true);
+    assert_eq!(v["process"]["args"], serde_json::json!(["sh"]));
+    v["process"]["terminal"] = false.into();
+    v["process"]["args"] = serde_json::json!(["sh", "-c", "echo spec-ok"]);
+    env.raw_config(&v.to_string());
+    let b = env.bundle();
+    let o = env.runsc(&["run", "--bundle", b.to_str().unwrap(), "s1"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "spec-ok\n", "{o:?}");
+    env.finish();
+}
+
+/// The unmodified default spec (terminal, `sh`) in the foreground: runsc's
+/// own stdio (a terminal, from script(1)) is the container's terminal.
+#[test]
+fn default_spec_runs_on_the_callers_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    }
+    let env = Env::new("specterm");
+    runsc_spec(&env);
+    let cmd = format!(
+        "{} --root={} run --bundle {} s2",
+        runsc_bin().display(),
+        env.state_root().display(),
+        env.bundle().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let out = collect(std::fs::File::from(std::os::fd::OwnedFd::from(
+        child.stdout.take().unwrap(),
+    )));
+    // The shell's prompt comes back first.
+    wait_for(&out, "# ");
+    std::io::Write::write_all(&mut input, b"echo spec-$((6*7))\n").unwrap();
+    wait_for(&out, "spec-42\r\n");
+    std::io::Write::write_all(&mut input, b"exit 3\n").unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("runsc run under script did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(input);
+    let s = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    assert_eq!(status.code(), Some(3), "{s:?}");
+    assert!(
+        s.contains("echo spec-$((6*7))"),
+        "the input is echoed: {s:?}"
+    );
+    env.finish();
+}

@@ -42,7 +42,13 @@ impl Gate {
 
 /// Writes init's exit status (a shell code) where `runsc wait` and `runsc
 /// state` find it after the sandbox is gone.
+/// Idempotent: the first caller writes it (init's status is final).
 pub fn record_exit(path: &str, code: i32) {
+    static RECORDED: Mutex<bool> = Mutex::new(false);
+    let mut done = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    if std::mem::replace(&mut *done, true) {
+        return;
+    }
     if let Err(e) = super::state::write_atomic(Path::new(path), format!("{code}\n").as_bytes()) {
         tracing::warn!("writing the exit status to {path}: {e}");
     }
@@ -99,6 +105,9 @@ pub fn serve_control(
             }
             Request::Wait => {
                 let st = k.wait_init();
+                // Recorded before the answer, so that a `delete` right after
+                // `wait` finds the container stopped.
+                record_exit(&exit_file, st.shell_code());
                 Response {
                     ok: true,
                     error: None,

@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod cgroup;
+pub mod console;
 pub mod control;
 pub mod extra;
 pub mod hooks;
@@ -197,6 +198,8 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(g, &e),
     };
+    // process.terminal without a console socket: our stdio is the terminal.
+    let fg = procs.console.take().map(console::Foreground::start);
     if let Err(e) = start(g, &id) {
         let _ = delete(g, &id, true);
         procs.reap();
@@ -207,6 +210,9 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
     }
     let code = wait(g, &id);
     procs.reap();
+    if let Some(fg) = fg {
+        fg.finish();
+    }
     if !a.flag("keep") {
         if let Err(e) = delete(g, &id, true) {
             fail(g, &e);
@@ -223,6 +229,8 @@ struct Procs {
     sandbox: Child,
     gofers: Vec<Child>,
     volumes: Option<VolumeGofers>,
+    /// The console's host master, for a foreground `run` to copy.
+    console: Option<OwnedFd>,
 }
 
 impl Procs {
@@ -263,9 +271,7 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
     if let Some(h) = &extra.settings.hostname {
         spec.hostname = Some(h.clone());
     }
-    if spec.terminal {
-        return Err("process.terminal: a terminal (--console-socket) is not supported yet".into());
-    }
+    console::check(spec.terminal, detach, a.value("console-socket"))?;
     let root = root(g);
     let dir = Dir::create(&root, id)?;
     let mut st = State {
@@ -295,12 +301,37 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
         hooks: extra.hooks.clone(),
         cgroup: cg.clone(),
     };
+    // process.terminal: a host pty whose master goes to the console socket
+    // (or stays with a foreground `run`) and whose replica to the sandbox.
+    let mut master = None;
     // The sandbox's processes start inside its cgroup: this process joins it
     // while it starts them.
     let launched = extra::save(&dir.path, &saved)
         .and_then(|()| dir.save(&st))
         .and_then(|()| cg.as_ref().map_or(Ok(()), cgroup::enter))
-        .and_then(|()| launch(g, &dir, &spec, &extra.settings, detach));
+        .and_then(|()| {
+            let pty = match spec.terminal {
+                true => Some(console::HostPty::open().map_err(|e| format!("console: {e}"))?),
+                false => None,
+            };
+            if let Some(p) = &pty {
+                if let Some(sock) = a.value("console-socket") {
+                    console::send(sock, &p.master, &p.name)?;
+                }
+            }
+            let procs = launch(
+                g,
+                &dir,
+                &spec,
+                &extra.settings,
+                detach,
+                pty.as_ref().map(|p| &p.replica),
+            )?;
+            if a.value("console-socket").is_none() {
+                master = pty.map(|p| p.master);
+            }
+            Ok(procs)
+        });
     if let Some(c) = &cg {
         cgroup::leave(c, &w);
     }
@@ -351,6 +382,7 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
         let _ = dir.remove();
         return Err(e);
     }
+    procs.console = master;
     Ok(procs)
 }
 
@@ -361,6 +393,7 @@ fn launch(
     spec: &spec::Spec,
     settings: &paths::Settings,
     detach: bool,
+    console: Option<&OwnedFd>,
 ) -> Result<Procs, String> {
     let io = |what: &str| {
         let what = what.to_string();
@@ -441,6 +474,10 @@ fn launch(
             c.arg(format!("--hostname={h}"));
         }
         c.args(vols.boot_args(&volumes));
+        if let Some(fd) = console {
+            crate::sandbox::inheritable(fd).map_err(io("console"))?;
+            c.arg(format!("--console-fd={}", fd.as_raw_fd()));
+        }
         for t in &spec.tmpfs {
             c.arg(format!(
                 "--tmpfs={:o}:{}:{}:{}",
@@ -499,6 +536,7 @@ fn launch(
         sandbox: child,
         gofers: procs_gofers,
         volumes: Some(vols),
+        console: None,
     })
 }
 
