@@ -99,6 +99,10 @@ pub struct Kernel {
     /// The init process's exit status, once it has exited.
     init_status: Mutex<Option<ExitStatus>>,
     init_exited: Condvar,
+    /// `runsc pause`: no task returns to workload code while set.
+    frozen: std::sync::atomic::AtomicBool,
+    /// Frozen tasks sleep here until `thaw`.
+    pub thaw_wait: fs::waiter::WaitQueue,
 }
 
 impl Kernel {
@@ -131,6 +135,8 @@ impl Kernel {
             pids: Mutex::new(Pids::default()),
             init_status: Mutex::new(None),
             init_exited: Condvar::new(),
+            frozen: std::sync::atomic::AtomicBool::new(false),
+            thaw_wait: fs::waiter::WaitQueue::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k
@@ -343,5 +349,28 @@ impl Kernel {
             .into_iter()
             .filter(|g| g.lock().zombie.is_none())
             .collect()
+    }
+
+    /// Freezes the sandbox (`runsc pause`): every task stops before its next
+    /// return to workload code; tasks running workload code are kicked out of
+    /// it. Blocked syscalls are not interrupted (the workload sees nothing), and
+    /// a group exit (SIGKILL) still proceeds.
+    pub fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+        let tasks: Vec<Arc<TaskShared>> = self.pids().tasks.values().cloned().collect();
+        for t in tasks {
+            t.kick();
+        }
+    }
+
+    /// Undoes [`Kernel::freeze`].
+    pub fn thaw(&self) {
+        self.frozen
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.thaw_wait.notify(fs::waiter::EVENT_ALL);
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
