@@ -851,3 +851,71 @@ fn pause_then_kill() {
     env.ok(&["delete", "--force", "k2"]);
     env.finish();
 }
+
+#[test]
+fn exec_signals() {
+    let env = Env::new("execsig");
+    env.config("sleep 100", false, "");
+    env.create("s1");
+    env.ok(&["start", "s1"]);
+    // Signals to a foreground `runsc exec` reach the process.
+    let mut c = Command::new(tests::runsc_bin());
+    c.arg(format!("--root={}", env.state_root().display()))
+        .args([
+            "exec",
+            "s1",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "exec did not end after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(st.code(), Some(7));
+
+    // Killing a detached exec's waiter (the pid file's process) ends the
+    // process in the sandbox.
+    let pidfile = env.dir.join("w.pid");
+    env.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "s1",
+        "sleep",
+        "77",
+    ]);
+    assert!(env.ok(&["ps", "s1"]).stdout.contains("sleep 77"));
+    let waiter: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: the waiter is a process of this test.
+    unsafe { libc::kill(waiter, libc::SIGKILL) };
+    eventually("the exec'd process ends with its waiter", || {
+        !env.ok(&["ps", "s1"]).stdout.contains("sleep 77")
+    });
+    env.ok(&["kill", "s1", "KILL"]);
+    env.wait_status("s1", "stopped");
+    env.ok(&["delete", "s1"]);
+    env.finish();
+}

@@ -150,10 +150,18 @@ impl Response {
 }
 
 /// What the server's handler answers: one response, or one now and a second
-/// when the closure returns (an exec'd process's exit status).
+/// when the closure returns (an exec'd process's exit status); the closure
+/// may read further messages from the connection meanwhile.
 pub enum Reply {
     One(Response),
-    Then(Response, Box<dyn FnOnce() -> Response + Send>),
+    Then(Response, Box<dyn FnOnce(&UnixStream) -> Response + Send>),
+}
+
+/// What an exec client sends after its request, one JSON line each: a
+/// signal to forward to the process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Forward {
+    pub signal: i32,
 }
 
 impl From<Response> for Reply {
@@ -399,7 +407,8 @@ fn handle(conn: UnixStream, h: &Handler) {
         Reply::One(r) => send(&conn, &r),
         Reply::Then(r, then) => {
             send(&conn, &r);
-            send(&conn, &then());
+            let last = then(&conn);
+            send(&conn, &last);
         }
     }
 }

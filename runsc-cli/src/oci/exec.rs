@@ -13,11 +13,15 @@
 //! that holds the connection and exits with the process's status; the pid file
 //! gets the waiter's host pid (what engines wait on, as with gVisor's runsc).
 
+use std::io::BufReader;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use abi::Errno;
+use sentry::signal::{SigInfo, SI_USER};
 use sentry::task::{Credentials, ExitStatus, CAP_FULL_SET};
 use sentry::thread_group::ThreadGroup;
 use sentry::{Kernel, Task};
@@ -170,6 +174,64 @@ pub fn wait_exit(tg: &Arc<ThreadGroup>) -> ExitStatus {
     }
 }
 
+/// Waits for `tg` to exit while the client holds the connection: a
+/// `{"signal":N}` line from it is delivered to the process; the client going
+/// away (closing, or killed) kills the process, as its pid file promised an
+/// engine that killing the waiter ends it.
+fn serve_exec(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, conn: &UnixStream) -> ExitStatus {
+    let Ok(waiter) = fs::waiter::Waiter::new() else {
+        return wait_exit(tg);
+    };
+    let mut buf = Vec::new();
+    let mut open = true;
+    loop {
+        let _reg = tg.exit_wait.register(&waiter, fs::waiter::EVENT_ALL);
+        if let Some(st) = tg.lock().zombie {
+            return st;
+        }
+        if !open {
+            let _ = waiter.wait(None, &[]);
+            continue;
+        }
+        let _ = waiter.wait(None, &[(conn.as_raw_fd(), libc::POLLIN)]);
+        let mut chunk = [0u8; 512];
+        // SAFETY: a nonblocking read into a valid buffer (the waiter says
+        // nothing about readiness, so MSG_DONTWAIT).
+        let n = unsafe {
+            libc::recv(
+                conn.as_raw_fd(),
+                chunk.as_mut_ptr() as *mut libc::c_void,
+                chunk.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) {
+                continue;
+            }
+        }
+        if n <= 0 || buf.len() > 4096 {
+            // Hung up (or sent garbage): the process goes with it.
+            open = false;
+            k.send_to_group(tg, SigInfo::from_sender(libc::SIGKILL, SI_USER, 0, 0));
+            continue;
+        }
+        buf.extend_from_slice(&chunk[..n as usize]);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            if let Ok(f) = serde_json::from_slice::<control::Forward>(&line) {
+                if (1..=64).contains(&f.signal) {
+                    k.send_to_group(tg, SigInfo::from_sender(f.signal, SI_USER, 0, 0));
+                }
+            }
+        }
+    }
+}
+
 /// The control handler's side of `exec`.
 pub fn handle(
     k: &Arc<Kernel>,
@@ -201,11 +263,12 @@ pub fn handle(
             if !wait {
                 return first.into();
             }
+            let k = k.clone();
             control::Reply::Then(
                 first,
-                Box::new(move || Response {
+                Box::new(move |conn| Response {
                     ok: true,
-                    status: Some(wait_exit(&tg).shell_code()),
+                    status: Some(serve_exec(&k, &tg, conn).shell_code()),
                     ..Default::default()
                 }),
             )
@@ -500,16 +563,9 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
         .pid
         .filter(|p| *p > 0)
         .ok_or_else(|| e1("exec: the sandbox gave no pid".into()))?;
-    let waited = |conn: &mut std::io::BufReader<std::os::unix::net::UnixStream>| {
-        match control::read_response(conn) {
-            Ok(r) => r.status.map(|c| c.clamp(0, 255)).unwrap_or(1),
-            // The sandbox went away (its init exited and took everything down).
-            Err(_) => 128 + libc::SIGKILL,
-        }
-    };
     if !detach {
         tracing::debug!(pid, "exec'd process started");
-        return Ok(waited(&mut conn));
+        return Ok(forward_and_wait(&mut conn));
     }
     // A waiter keeps the connection and exits with the process's status.
     // SAFETY: this command runs no other threads; the child only reads the
@@ -534,7 +590,7 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
             }
         }
         drop(_keep);
-        let code = waited(&mut conn);
+        let code = forward_and_wait(&mut conn);
         // SAFETY: ends the waiter without running the parent's exit handlers.
         unsafe { libc::_exit(code) };
     }
@@ -544,6 +600,84 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
             .map_err(|e| e1(format!("pid file {f}: {e}")))?;
     }
     Ok(0)
+}
+
+/// The write end of the self-pipe the signal handler writes to.
+static SIG_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let b = sig as u8;
+    let fd = SIG_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; one byte from the stack.
+        unsafe { libc::write(fd, &b as *const u8 as *const libc::c_void, 1) };
+    }
+}
+
+/// Signals `runsc exec` passes on to the process (as runc does).
+const FORWARDED: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+];
+
+/// Waits for the process's exit status on `conn`, forwarding the signals we
+/// get; the status as a shell reports it.
+fn forward_and_wait(conn: &mut BufReader<UnixStream>) -> i32 {
+    let status = |r: std::io::Result<Response>| match r {
+        Ok(r) => r.status.map(|c| c.clamp(0, 255)).unwrap_or(1),
+        // The sandbox went away (its init exited and took everything down).
+        Err(_) => 128 + libc::SIGKILL,
+    };
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return status(control::read_response(conn));
+    }
+    SIG_PIPE.store(p[1], Ordering::Relaxed);
+    for &s in FORWARDED {
+        // SAFETY: installs a handler that only writes to the self-pipe.
+        unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };
+    }
+    loop {
+        if !conn.buffer().is_empty() {
+            return status(control::read_response(conn));
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: conn.get_ref().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: p[0],
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: polls two valid descriptors.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            continue;
+        }
+        if fds[1].revents != 0 {
+            let mut b = [0u8; 16];
+            // SAFETY: a nonblocking read into a valid buffer.
+            let n = unsafe { libc::read(p[0], b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+            for &sig in b.iter().take(n.max(0) as usize) {
+                let mut line = serde_json::json!({ "signal": sig as i32 }).to_string();
+                line.push('\n');
+                let _ = std::io::Write::write_all(&mut conn.get_ref(), line.as_bytes());
+            }
+        }
+        if fds[0].revents != 0 {
+            return status(control::read_response(conn));
+        }
+    }
 }
 
 #[cfg(test)]
