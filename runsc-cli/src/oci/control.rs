@@ -292,7 +292,7 @@ fn recv_with_fds(s: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std:
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c);
-                let len = (*c).cmsg_len as usize - (data as usize - c as usize);
+                let len = ((*c).cmsg_len as usize).saturating_sub(data as usize - c as usize);
                 for i in 0..len / std::mem::size_of::<RawFd>() {
                     let mut fd: RawFd = 0;
                     std::ptr::copy_nonoverlapping(
@@ -409,6 +409,81 @@ fn handle(conn: UnixStream, h: &Handler) {
             send(&conn, &r);
             let last = then(&conn);
             send(&conn, &last);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves one connection with a handler reporting how many descriptors
+    /// came; returns the client's first response.
+    fn roundtrip(line: &[u8], fds: &[RawFd]) -> Response {
+        let (client, server) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            handle(server, &|_req: Request, fds: Vec<OwnedFd>| -> Reply {
+                Response {
+                    ok: true,
+                    status: Some(fds.len() as i32),
+                    ..Default::default()
+                }
+                .into()
+            })
+        });
+        let sent = if fds.is_empty() {
+            0
+        } else {
+            send_fds(&client, line, fds).unwrap()
+        };
+        (&client).write_all(&line[sent..]).unwrap();
+        let mut r = BufReader::new(client);
+        let resp = read_response(&mut r).unwrap();
+        t.join().unwrap();
+        resp
+    }
+
+    #[test]
+    fn descriptors_and_bad_requests() {
+        let line = b"{\"cmd\":\"ps\"}\n";
+        assert_eq!(roundtrip(line, &[]).status, Some(0));
+        assert_eq!(roundtrip(line, &[0, 1, 2]).status, Some(3));
+        let r = roundtrip(line, &[0, 1, 2, 0]);
+        assert!(!r.ok && r.error.unwrap().contains("too many"));
+        let r = roundtrip(b"garbage\n", &[]);
+        assert!(!r.ok && r.error.unwrap().contains("bad request"));
+        let r = roundtrip(b"{\"cmd\":\"exec\",\"process\":5,\"wait\":true}\n", &[]);
+        assert!(!r.ok);
+    }
+
+    #[test]
+    fn exec_process_validation() {
+        let ok = ExecProcess {
+            args: vec!["sh".into()],
+            env: vec!["A=1".into()],
+            cwd: "/".into(),
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+        for bad in [
+            ExecProcess {
+                args: vec![],
+                ..ok.clone()
+            },
+            ExecProcess {
+                env: vec!["=x".into()],
+                ..ok.clone()
+            },
+            ExecProcess {
+                cwd: "x".into(),
+                ..ok.clone()
+            },
+            ExecProcess {
+                umask: Some(0o1000),
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
         }
     }
 }

@@ -596,8 +596,15 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
     }
     drop(conn);
     if let Some(f) = a.value("pid-file") {
-        super::state::write_atomic(Path::new(f), child.to_string().as_bytes())
-            .map_err(|e| e1(format!("pid file {f}: {e}")))?;
+        if let Err(e) = super::state::write_atomic(Path::new(f), child.to_string().as_bytes()) {
+            // Nobody could wait for it: the waiter goes, and the process with it.
+            // SAFETY: signals and reaps our own child.
+            unsafe {
+                libc::kill(child, libc::SIGKILL);
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+            }
+            return Err(e1(format!("pid file {f}: {e}")));
+        }
     }
     Ok(0)
 }
