@@ -632,7 +632,14 @@ impl Task {
             }
             self.mm.refresh_after_truncations();
             let space = self.mm.address_space();
-            match self.ctx.switch(space.as_ref(), &mut self.regs) {
+            // Counted as in workload code before the last look at the freeze
+            // flag, so that `Kernel::freeze` can wait for everyone to leave.
+            if !self.kernel.enter_user() {
+                continue;
+            }
+            let ev = self.ctx.switch(space.as_ref(), &mut self.regs);
+            self.kernel.leave_user();
+            match ev {
                 Ok(Event::Syscall) => {
                     let r = &self.regs;
                     let nr = r.orig_rax;

@@ -127,7 +127,9 @@ pub fn serve_control(
                 ..Default::default()
             },
             Request::Pause => {
-                k.freeze();
+                if !k.freeze(std::time::Duration::from_secs(5)) {
+                    tracing::warn!("pause: some task did not leave workload code in time");
+                }
                 Response::ok()
             }
             Request::Resume => {

@@ -14,7 +14,7 @@
 //! gets the waiter's host pid (what engines wait on, as with gVisor's runsc).
 
 use std::io::BufReader;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -553,6 +553,7 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
         process: p,
         wait: true,
     };
+    let sigs = catch_signals();
     let (resp, mut conn) = control::call_with_fds(&sock, &req, &raw)
         .map_err(|e| e1(format!("container \"{id}\": cannot reach the sandbox: {e}")))?;
     if !resp.ok {
@@ -565,7 +566,7 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
         .ok_or_else(|| e1("exec: the sandbox gave no pid".into()))?;
     if !detach {
         tracing::debug!(pid, "exec'd process started");
-        return Ok(forward_and_wait(&mut conn));
+        return Ok(forward_and_wait(&mut conn, sigs));
     }
     // A waiter keeps the connection and exits with the process's status.
     // SAFETY: this command runs no other threads; the child only reads the
@@ -590,7 +591,7 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
             }
         }
         drop(_keep);
-        let code = forward_and_wait(&mut conn);
+        let code = forward_and_wait(&mut conn, sigs);
         // SAFETY: ends the waiter without running the parent's exit handlers.
         unsafe { libc::_exit(code) };
     }
@@ -632,24 +633,33 @@ const FORWARDED: &[i32] = &[
     libc::SIGALRM,
 ];
 
-/// Waits for the process's exit status on `conn`, forwarding the signals we
-/// get; the status as a shell reports it.
-fn forward_and_wait(conn: &mut BufReader<UnixStream>) -> i32 {
-    let status = |r: std::io::Result<Response>| match r {
-        Ok(r) => r.status.map(|c| c.clamp(0, 255)).unwrap_or(1),
-        // The sandbox went away (its init exited and took everything down).
-        Err(_) => 128 + libc::SIGKILL,
-    };
+/// Catches the signals to forward (before the process starts, so none is
+/// lost); the read end of the pipe they are queued on.
+fn catch_signals() -> Option<RawFd> {
     let mut p = [0i32; 2];
     // SAFETY: pipe2 fills the two-element array.
     if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
-        return status(control::read_response(conn));
+        return None;
     }
     SIG_PIPE.store(p[1], Ordering::Relaxed);
     for &s in FORWARDED {
         // SAFETY: installs a handler that only writes to the self-pipe.
         unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };
     }
+    Some(p[0])
+}
+
+/// Waits for the process's exit status on `conn`, forwarding the signals
+/// queued on `sigs` (see [`catch_signals`]); the status as a shell reports it.
+fn forward_and_wait(conn: &mut BufReader<UnixStream>, sigs: Option<RawFd>) -> i32 {
+    let status = |r: std::io::Result<Response>| match r {
+        Ok(r) => r.status.map(|c| c.clamp(0, 255)).unwrap_or(1),
+        // The sandbox went away (its init exited and took everything down).
+        Err(_) => 128 + libc::SIGKILL,
+    };
+    let Some(sigs) = sigs else {
+        return status(control::read_response(conn));
+    };
     loop {
         if !conn.buffer().is_empty() {
             return status(control::read_response(conn));
@@ -661,7 +671,7 @@ fn forward_and_wait(conn: &mut BufReader<UnixStream>) -> i32 {
                 revents: 0,
             },
             libc::pollfd {
-                fd: p[0],
+                fd: sigs,
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -674,7 +684,7 @@ fn forward_and_wait(conn: &mut BufReader<UnixStream>) -> i32 {
         if fds[1].revents != 0 {
             let mut b = [0u8; 16];
             // SAFETY: a nonblocking read into a valid buffer.
-            let n = unsafe { libc::read(p[0], b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+            let n = unsafe { libc::read(sigs, b.as_mut_ptr() as *mut libc::c_void, b.len()) };
             for &sig in b.iter().take(n.max(0) as usize) {
                 let mut line = serde_json::json!({ "signal": sig as i32 }).to_string();
                 line.push('\n');
