@@ -578,7 +578,7 @@ fn mount_volumes(
 
 /// Finds `cmd` as execvp(3) does: a name with a slash is used as is, others are
 /// looked up in $PATH of the workload's environment.
-fn resolve_command(
+pub(crate) fn resolve_command(
     kernel: &Arc<Kernel>,
     ctx: &fs::FsContext,
     creds: &fs::Creds,

@@ -30,6 +30,12 @@ commands:
   run       create, start and wait: --bundle B [--pid-file F] [--detach] ID
   wait      wait for a container's init and exit with its status: ID
   list      list containers: [--format table|json] [-q]
+  exec      run a process in a running container: [--process P.json] [--detach]
+            [--pid-file F] [--cwd DIR] [--env K=V]... [--user UID[:GID]] ID [CMD ARGS...]
+  ps        list a container's processes: [--format table|json] ID
+  pause     freeze a container's processes: ID
+  resume    thaw them: ID
+  events    a container's CPU, memory and pids usage as JSON: [--stats] [--interval D] ID
   spec      write a default config.json [--bundle DIR] [--rootless]
   features  print the OCI features document (JSON)
   install   register runsc in Docker's daemon.json
@@ -74,6 +80,11 @@ fn main() -> ExitCode {
         "run" => oci::cmd_run(&global, sub),
         "wait" => oci::cmd_wait(&global, sub),
         "list" => oci::cmd_list(&global, sub),
+        "exec" => oci::exec::cmd_exec(&global, sub),
+        "ps" => oci::ps::cmd_ps(&global, sub),
+        "pause" => oci::pause::cmd_pause(&global, sub),
+        "resume" => oci::pause::cmd_resume(&global, sub),
+        "events" => oci::events::cmd_events(&global, sub),
         "spec" => spec_cmd::cmd_spec(sub),
         "features" => features::cmd_features(sub),
         "install" => install::cmd_install(sub),

@@ -99,6 +99,12 @@ pub struct Kernel {
     /// The init process's exit status, once it has exited.
     init_status: Mutex<Option<ExitStatus>>,
     init_exited: Condvar,
+    /// `runsc pause`: no task returns to workload code while set.
+    frozen: std::sync::atomic::AtomicBool,
+    /// Frozen tasks sleep here until `thaw`.
+    pub thaw_wait: fs::waiter::WaitQueue,
+    /// Tasks in (or about to switch to) workload code.
+    in_user: std::sync::atomic::AtomicUsize,
 }
 
 impl Kernel {
@@ -131,6 +137,9 @@ impl Kernel {
             pids: Mutex::new(Pids::default()),
             init_status: Mutex::new(None),
             init_exited: Condvar::new(),
+            frozen: std::sync::atomic::AtomicBool::new(false),
+            thaw_wait: fs::waiter::WaitQueue::default(),
+            in_user: std::sync::atomic::AtomicUsize::new(0),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k
@@ -343,5 +352,58 @@ impl Kernel {
             .into_iter()
             .filter(|g| g.lock().zombie.is_none())
             .collect()
+    }
+
+    /// Freezes the sandbox (`runsc pause`): every task stops before its next
+    /// return to workload code; tasks running workload code are kicked out of
+    /// it. Blocked syscalls are not interrupted (the workload sees nothing), and
+    /// a group exit (SIGKILL) still proceeds.
+    ///
+    /// Returns once no task runs workload code (or after `timeout`; false
+    /// then).
+    pub fn freeze(&self, timeout: std::time::Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.frozen.store(true, SeqCst);
+        let tasks: Vec<Arc<TaskShared>> = self.pids().tasks.values().cloned().collect();
+        for t in tasks {
+            t.kick();
+        }
+        let end = Instant::now() + timeout;
+        while self.in_user.load(SeqCst) != 0 {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// A task is about to switch to workload code: false (and not counted)
+    /// when the sandbox is frozen.
+    pub fn enter_user(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.in_user.fetch_add(1, SeqCst);
+        if self.is_frozen() {
+            self.in_user.fetch_sub(1, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The task is back from workload code.
+    pub fn leave_user(&self) {
+        self.in_user
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Undoes [`Kernel::freeze`].
+    pub fn thaw(&self) {
+        self.frozen
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.thaw_wait.notify(fs::waiter::EVENT_ALL);
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -235,6 +235,12 @@ impl TaskShared {
         self.kick.interrupt();
     }
 
+    /// Makes the task leave workload code (if it runs it) without disturbing a
+    /// blocking call (see `Kernel::freeze`).
+    pub fn kick(&self) {
+        self.kick.interrupt();
+    }
+
     /// Signals pending for this task, thread- or process-directed.
     pub fn pending_set(&self) -> u64 {
         let own = self.sig.lock().unwrap().pending.set();
@@ -626,7 +632,14 @@ impl Task {
             }
             self.mm.refresh_after_truncations();
             let space = self.mm.address_space();
-            match self.ctx.switch(space.as_ref(), &mut self.regs) {
+            // Counted as in workload code before the last look at the freeze
+            // flag, so that `Kernel::freeze` can wait for everyone to leave.
+            if !self.kernel.enter_user() {
+                continue;
+            }
+            let ev = self.ctx.switch(space.as_ref(), &mut self.regs);
+            self.kernel.leave_user();
+            match ev {
                 Ok(Event::Syscall) => {
                     let r = &self.regs;
                     let nr = r.orig_rax;
@@ -761,6 +774,21 @@ impl Task {
             if execing.is_some_and(|t| t != self.tid) {
                 self.exiting = Some(Exit::Exec);
                 return true;
+            }
+            if self.kernel.is_frozen() {
+                // Paused (`runsc pause`): sleep until thawed or killed.
+                let _reg = self
+                    .kernel
+                    .thaw_wait
+                    .register(&self.shared.waiter, fs::waiter::EVENT_ALL);
+                let still = self.kernel.is_frozen() && self.tg.lock().group_exit.is_none();
+                if still {
+                    // As for a group stop: pending signals are looked at again
+                    // once thawed (handle_pending clears the mark anyway).
+                    self.shared.waiter.clear_interrupt();
+                    let _ = self.shared.waiter.wait(None, &[]);
+                }
+                continue;
             }
             if !stopped {
                 return false;

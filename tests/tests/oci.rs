@@ -1304,3 +1304,300 @@ fn default_spec_runs_on_the_callers_terminal() {
     );
     env.finish();
 }
+
+/// Waits until `f` holds (10 s at most).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn exec_and_ps() {
+    let env = Env::new("exec");
+    env.config("sleep 100", false, "");
+    env.create("e1");
+    env.ok(&["start", "e1"]);
+
+    // Output and exit status.
+    let o = env.runsc(&["exec", "e1", "sh", "-c", "echo hi; echo err >&2; exit 3"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert_eq!(o.stdout, "hi\n", "{o:?}");
+    assert_eq!(o.stderr, "err\n", "{o:?}");
+    // Killed by a signal: 128+N.
+    let o = env.runsc(&["exec", "e1", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(o.code, 137, "{o:?}");
+
+    // Environment (the spec's plus --env), cwd and user.
+    let o = env.ok(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "--env=BAZ=q",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000:1001",
+        "e1",
+        "sh",
+        "-c",
+        "echo $FOO $BAZ $HOME $(pwd) $(id -u) $(id -g)",
+    ]);
+    assert_eq!(o.stdout, "bar q / /tmp 1000 1001\n", "{o:?}");
+
+    // --process, as runc's process.json.
+    let pj = env.dir.join("process.json");
+    std::fs::write(
+        &pj,
+        r#"{"args":["sh","-c","echo $X $(pwd) $(id -u):$(id -g); exit 4"],"env":["PATH=/bin","X=y"],
+            "cwd":"/bin","user":{"uid":7,"gid":8}}"#,
+    )
+    .unwrap();
+    let o = env.runsc(&["exec", "--process", pj.to_str().unwrap(), "e1"]);
+    assert_eq!((o.code, o.stdout.as_str()), (4, "y /bin 7:8\n"), "{o:?}");
+    std::fs::write(&pj, r#"{"args":["sh"],"cwd":"relative"}"#).unwrap();
+    env.fails(&["exec", "--process", pj.to_str().unwrap(), "e1"], "cwd");
+    std::fs::write(&pj, r#"{"args":"sh"}"#).unwrap();
+    env.fails(
+        &["exec", "--process", pj.to_str().unwrap(), "e1"],
+        "process.args",
+    );
+
+    // Errors.
+    let o = env.fails(&["exec", "e1", "nosuchcmd"], "executable file not found");
+    assert_eq!(o.code, 127, "{o:?}");
+    env.fails(&["exec", "--cwd", "/nonexistent", "e1", "true"], "cwd");
+    env.fails(
+        &["exec", "--tty", "e1", "sh"],
+        "exec --tty: not supported yet",
+    );
+    env.fails(&["exec", "nosuch", "true"], "does not exist");
+    env.fails(&["exec", "e1"], "arguments cannot be empty");
+
+    // --detach returns at once; the pid file names a host process that lives
+    // as long as the exec'd one.
+    let pidfile = env.dir.join("exec.pid");
+    let t = Instant::now();
+    env.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "e1",
+        "sleep",
+        "3",
+    ]);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let waiter: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(waiter), "exec waiter {waiter}");
+
+    // ps: init and the exec'd sleep, as the workload sees them.
+    let o = env.ok(&["ps", "e1"]);
+    let header = o.stdout.lines().next().unwrap();
+    for col in ["UID", "PID", "PPID", "STIME", "TIME", "CMD"] {
+        assert!(header.contains(col), "{o:?}");
+    }
+    assert!(o.stdout.lines().any(|l| l.ends_with("sleep 100")), "{o:?}");
+    let sleeper = o
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("sleep 3"))
+        .unwrap_or_else(|| panic!("no exec'd sleep: {o:?}"));
+    let cols: Vec<&str> = sleeper.split_whitespace().collect();
+    assert_eq!(cols[2], "0", "exec'd process has no parent inside: {o:?}");
+    let o = env.ok(&["ps", "--format", "json", "e1"]);
+    let pids: Vec<i32> = serde_json::from_str(o.stdout.trim()).expect("json array");
+    assert!(pids.contains(&1) && pids.len() >= 2, "{o:?}");
+    env.fails(&["ps", "--format", "yaml", "e1"], "invalid format");
+
+    // The waiter exits with the process.
+    eventually("exec --detach waiter exits", || !pid_alive(waiter));
+
+    env.ok(&["kill", "e1", "KILL"]);
+    env.wait_status("e1", "stopped");
+    env.fails(&["exec", "e1", "true"], "stopped");
+    env.fails(&["ps", "e1"], "not running");
+    env.ok(&["delete", "e1"]);
+    env.finish();
+}
+
+/// The counter the pause test's workload writes.
+fn read_counter(p: &Path) -> u64 {
+    let mut last = 0;
+    for _ in 0..50 {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            if let Ok(n) = s.trim().parse() {
+                return n;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        last += 1;
+    }
+    panic!("no counter in {} after {last} tries", p.display());
+}
+
+#[test]
+fn pause_resume_and_events() {
+    let env = Env::new("pause");
+    env.config(
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; busybox mv /tmp/c.new /tmp/c; sleep 0.02; done",
+        false,
+        "",
+    );
+    env.create("p1");
+    env.fails(&["pause", "p1"], "not running");
+    env.ok(&["start", "p1"]);
+    let counter = env.rootfs().join("tmp/c");
+    eventually("the counter starts", || counter.exists());
+
+    // events --stats: runc's shape.
+    let o = env.ok(&["events", "--stats", "p1"]);
+    let v: serde_json::Value = serde_json::from_str(o.stdout.trim()).expect("json");
+    assert_eq!(v["type"], "stats", "{o:?}");
+    assert_eq!(v["id"], "p1", "{o:?}");
+    assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{o:?}");
+    assert!(
+        v["data"]["cpu"]["usage"]["total"].as_u64().is_some(),
+        "{o:?}"
+    );
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{o:?}"
+    );
+
+    env.ok(&["pause", "p1"]);
+    assert_eq!(env.status("p1"), "paused");
+    env.fails(&["pause", "p1"], "already paused");
+    env.fails(&["exec", "p1", "true"], "paused");
+    env.fails(&["delete", "p1"], "paused");
+    // Let whatever was in flight land, then the counter stands still.
+    std::thread::sleep(Duration::from_millis(300));
+    let a = read_counter(&counter);
+    std::thread::sleep(Duration::from_millis(800));
+    let b = read_counter(&counter);
+    assert_eq!(a, b, "the counter advanced while paused");
+    // ps and events still answer.
+    assert!(env.ok(&["ps", "p1"]).stdout.contains("sh -c"));
+
+    env.ok(&["resume", "p1"]);
+    assert_eq!(env.status("p1"), "running");
+    env.fails(&["resume", "p1"], "not paused");
+    eventually("the counter advances after resume", || {
+        read_counter(&counter) > b
+    });
+
+    // Streaming events end when the container stops.
+    let mut c = Command::new(tests::runsc_bin());
+    c.arg(format!("--root={}", env.state_root().display()))
+        .args(["events", "--interval", "100ms", "p1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(350));
+    env.ok(&["kill", "p1", "KILL"]);
+    env.wait_status("p1", "stopped");
+    eventually("events exits", || child.try_wait().unwrap().is_some());
+    let mut text = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 2, "{text}");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+        assert_eq!(v["type"], "stats");
+    }
+    env.ok(&["delete", "p1"]);
+    env.finish();
+}
+
+#[test]
+fn pause_then_kill() {
+    let env = Env::new("pausekill");
+    env.config("sleep 100", false, "");
+    env.create("k1");
+    env.ok(&["start", "k1"]);
+    env.ok(&["pause", "k1"]);
+    // A paused container still dies by SIGKILL, and delete --force cleans it.
+    env.ok(&["kill", "k1", "KILL"]);
+    env.wait_status("k1", "stopped");
+    env.ok(&["delete", "k1"]);
+    env.create("k2");
+    env.ok(&["start", "k2"]);
+    env.ok(&["pause", "k2"]);
+    env.ok(&["delete", "--force", "k2"]);
+    env.finish();
+}
+
+#[test]
+fn exec_signals() {
+    let env = Env::new("execsig");
+    env.config("sleep 100", false, "");
+    env.create("s1");
+    env.ok(&["start", "s1"]);
+    // Signals to a foreground `runsc exec` reach the process.
+    let mut c = Command::new(tests::runsc_bin());
+    c.arg(format!("--root={}", env.state_root().display()))
+        .args([
+            "exec",
+            "s1",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "exec did not end after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(st.code(), Some(7));
+
+    // Killing a detached exec's waiter (the pid file's process) ends the
+    // process in the sandbox.
+    let pidfile = env.dir.join("w.pid");
+    env.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "s1",
+        "sleep",
+        "77",
+    ]);
+    assert!(env.ok(&["ps", "s1"]).stdout.contains("sleep 77"));
+    let waiter: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: the waiter is a process of this test.
+    unsafe { libc::kill(waiter, libc::SIGKILL) };
+    eventually("the exec'd process ends with its waiter", || {
+        !env.ok(&["ps", "s1"]).stdout.contains("sleep 77")
+    });
+    env.ok(&["kill", "s1", "KILL"]);
+    env.wait_status("s1", "stopped");
+    env.ok(&["delete", "s1"]);
+    env.finish();
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use sentry::signal::{DefaultAction, SigInfo, SI_USER};
 use sentry::Kernel;
 
-use super::control::{Request, Response};
+use super::control::{Reply, Request, Response};
 
 /// Holds init back until "start".
 #[derive(Default)]
@@ -54,7 +54,8 @@ pub fn record_exit(path: &str, code: i32) {
     }
 }
 
-/// Listens on the control socket and answers start, signal and wait.
+/// Listens on the control socket and answers start, signal and wait (and
+/// exec, ps, pause, resume and stats).
 pub fn serve_control(
     kernel: &Arc<Kernel>,
     gate: Arc<Gate>,
@@ -65,8 +66,15 @@ pub fn serve_control(
     let listener = super::control::bind(Path::new(control))?;
     let k = kernel.clone();
     let exit_file = exit_file.to_string();
-    let handler = move |req: Request| -> Response {
-        match req {
+    let handler = move |req: Request, fds: Vec<std::os::fd::OwnedFd>| -> Reply {
+        // Only exec takes descriptors; any others are closed here.
+        let fds = if matches!(req, Request::Exec { .. }) {
+            fds
+        } else {
+            Vec::new()
+        };
+        let init_alive = k.group(init).is_some_and(|g| g.lock().zombie.is_none());
+        let r = match req {
             Request::Start => {
                 if gate.start() {
                     Response::ok()
@@ -76,7 +84,7 @@ pub fn serve_control(
             }
             Request::Signal { signal, all } => {
                 if !(1..=64).contains(&signal) {
-                    return Response::err(format!("invalid signal {signal}"));
+                    return Response::err(format!("invalid signal {signal}")).into();
                 }
                 if !gate.is_started() {
                     // Init has not run a single instruction: it has no handlers,
@@ -87,7 +95,7 @@ pub fn serve_control(
                             record_exit(&exit_file, code);
                             std::process::exit(code);
                         }
-                        _ => Response::ok(),
+                        _ => Response::ok().into(),
                     };
                 }
                 let targets = if all {
@@ -96,7 +104,7 @@ pub fn serve_control(
                     k.group(init).into_iter().collect()
                 };
                 if targets.is_empty() {
-                    return Response::err("container not running");
+                    return Response::err("container not running").into();
                 }
                 for tg in targets {
                     k.send_to_group(&tg, SigInfo::from_sender(signal, SI_USER, 0, 0));
@@ -110,11 +118,35 @@ pub fn serve_control(
                 record_exit(&exit_file, st.shell_code());
                 Response {
                     ok: true,
-                    error: None,
                     status: Some(st.shell_code()),
+                    ..Default::default()
                 }
             }
-        }
+            Request::Exec { process, wait } => {
+                return super::exec::handle(&k, init_alive, &process, fds, wait);
+            }
+            Request::Ps => Response {
+                ok: true,
+                processes: Some(super::ps::list(&k)),
+                ..Default::default()
+            },
+            Request::Stats => Response {
+                ok: true,
+                stats: Some(super::events::collect(&k)),
+                ..Default::default()
+            },
+            Request::Pause => {
+                if !k.freeze(std::time::Duration::from_secs(5)) {
+                    tracing::warn!("pause: some task did not leave workload code in time");
+                }
+                Response::ok()
+            }
+            Request::Resume => {
+                k.thaw();
+                Response::ok()
+            }
+        };
+        Reply::One(r)
     };
     super::control::serve(listener, Arc::new(handler))
 }

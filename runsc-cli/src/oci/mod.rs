@@ -11,9 +11,13 @@ pub mod boot;
 pub mod cgroup;
 pub mod console;
 pub mod control;
+pub mod events;
+pub mod exec;
 pub mod extra;
 pub mod hooks;
 pub mod paths;
+pub mod pause;
+pub mod ps;
 pub mod spec;
 pub mod state;
 
@@ -34,6 +38,8 @@ struct Args {
     values: HashMap<&'static str, String>,
     bools: HashMap<&'static str, bool>,
     pos: Vec<String>,
+    /// Every value of a repeated flag (`--env`), in order.
+    multi: HashMap<&'static str, Vec<String>>,
 }
 
 impl Args {
@@ -42,6 +48,9 @@ impl Args {
     }
     fn flag(&self, name: &str) -> bool {
         self.bools.get(name).copied().unwrap_or(false)
+    }
+    fn values_of(&self, name: &str) -> &[String] {
+        self.multi.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 }
 
@@ -57,6 +66,7 @@ fn parse_args(
         values: HashMap::new(),
         bools: HashMap::new(),
         pos: Vec::new(),
+        multi: HashMap::new(),
     };
     let mut i = 0;
     while i < args.len() {
@@ -87,6 +97,7 @@ fn parse_args(
                     v.clone()
                 }
             };
+            out.multi.entry(n).or_default().push(v.clone());
             out.values.insert(n, v);
         } else if let Some(n) = bools.iter().find(|n| **n == name) {
             let v = match inline {
@@ -567,6 +578,7 @@ fn start(g: &Global, id: &str) -> Result<(), String> {
         Status::Created => {}
         Status::Running => return Err("cannot start an already running container".into()),
         Status::Stopped => return Err("cannot start a container that has stopped".into()),
+        Status::Paused => return Err("cannot start a paused container".into()),
         Status::Creating => return Err("cannot start a container that is being created".into()),
     }
     // startContainer hooks run on the host (see hooks.rs); a failure stops
@@ -706,7 +718,10 @@ pub fn cmd_kill(g: &Global, args: &[String]) -> i32 {
 fn kill(g: &Global, id: &str, sig: i32, all: bool) -> Result<(), String> {
     let dir = Dir::open(&root(g), id)?;
     let st = dir.load()?;
-    if !matches!(dir.live_status(&st), Status::Created | Status::Running) {
+    if !matches!(
+        dir.live_status(&st),
+        Status::Created | Status::Running | Status::Paused
+    ) {
         return Err("container not running".into());
     }
     match control::call(&dir.control_path(), &Request::Signal { signal: sig, all }) {
@@ -743,9 +758,10 @@ fn delete(g: &Global, id: &str, force: bool) -> Result<(), String> {
     };
     let st = dir.load()?;
     let status = dir.live_status(&st);
-    if status == Status::Running && !force {
+    if matches!(status, Status::Running | Status::Paused) && !force {
         return Err(format!(
-            "cannot delete container {id} that is not stopped: running"
+            "cannot delete container {id} that is not stopped: {}",
+            status.as_str()
         ));
     }
     teardown(&st);

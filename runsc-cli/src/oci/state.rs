@@ -22,6 +22,8 @@ pub enum Status {
     Created,
     Running,
     Stopped,
+    /// `runsc pause`: every task frozen.
+    Paused,
 }
 
 impl Status {
@@ -31,6 +33,7 @@ impl Status {
             Status::Created => "created",
             Status::Running => "running",
             Status::Stopped => "stopped",
+            Status::Paused => "paused",
         }
     }
 }
