@@ -165,6 +165,12 @@ fn spawn_gofer(
     if detached {
         std::os::unix::process::CommandExt::process_group(&mut c, 0);
     }
+    // A detached gofer must not hold the caller's stderr: an engine reading
+    // `create`'s output to EOF (go-runc's cmdOutput, for terminals) would wait
+    // for the container's end.
+    if detached {
+        c.stderr(Stdio::null());
+    }
     let child = c.stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
     Ok((child, sentry_end))
 }

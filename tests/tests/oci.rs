@@ -1601,3 +1601,50 @@ fn exec_signals() {
     env.ok(&["delete", "s1"]);
     env.finish();
 }
+
+/// An engine reads `create`'s output to EOF when the container has a terminal
+/// (go-runc's cmdOutput): with `--console-socket`, no sandbox process may keep
+/// `create`'s stdout or stderr open, or the engine waits for the container's
+/// end before it ever calls `start` (containerd's `ctr run -t` hung so).
+#[test]
+fn terminal_create_does_not_hold_the_callers_output() {
+    let env = Env::new("ttyeof");
+    terminal_config(&env, r#"["sh"]"#);
+    let b = env.bundle();
+    let sock = env.dir.join("c.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut child = Command::new(runsc_bin())
+        .arg(format!("--root={}", env.state_root().display()))
+        .args([
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--console-socket",
+        ])
+        .arg(&sock)
+        .arg("t1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning runsc create");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        let _ = tx.send(s);
+    });
+    let eof = rx.recv_timeout(Duration::from_secs(30));
+    let status = child.wait().unwrap();
+    // Whatever happens, take the master (so the sandbox can be cleaned up).
+    let _master = recv_fd(&l);
+    let _ = env.runsc(&["delete", "--force", "t1"]);
+    assert!(status.success(), "create failed: {eof:?}");
+    assert!(
+        eof.is_ok(),
+        "create's stdout/stderr stayed open after it returned (held by the sandbox)"
+    );
+}

@@ -425,6 +425,9 @@ fn launch(
     }
     if detach {
         gc.process_group(0);
+        // Not the caller's stderr: an engine reading `create`'s output to EOF
+        // (go-runc does, for terminals) would otherwise wait for the container.
+        gc.stderr(Stdio::null());
     }
     let gofer = gc
         .stdin(Stdio::null())
@@ -488,6 +491,13 @@ fn launch(
         if let Some(fd) = console {
             crate::sandbox::inheritable(fd).map_err(io("console"))?;
             c.arg(format!("--console-fd={}", fd.as_raw_fd()));
+            // The container's stdio is the terminal: the sandbox keeps none of
+            // the caller's (go-runc reads `create`'s output to EOF here).
+            if detach {
+                c.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
         }
         for t in &spec.tmpfs {
             c.arg(format!(
