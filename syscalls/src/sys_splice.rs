@@ -184,6 +184,42 @@ fn pipe_err(t: &mut Task, e: Errno) -> Errno {
     e
 }
 
+/// The copy loop of file<->pipe splices: `step(at, want)` moves up to `want`
+/// bytes at file position `at` (`Ok(Err(e))`: the file's own error, which only
+/// counts when nothing moved). The first chunk may block on `waits`; later ones
+/// take what is ready. A short step ends the loop.
+fn chunked_splice(
+    t: &mut Task,
+    pos: i64,
+    len: u64,
+    nonblock: bool,
+    waits: &[(&OpenFile, u32)],
+    mut step: impl FnMut(i64, usize) -> Result<Result<usize, Errno>, Errno>,
+) -> SysResult {
+    let len = len.min(MAX_RW_COUNT) as usize;
+    let mut done = 0usize;
+    while done < len {
+        let want = (len - done).min(CHUNK);
+        let at = pos.saturating_add(done as i64);
+        let r = if done == 0 {
+            wait_io(t, nonblock, waits, || step(at, want))
+        } else {
+            step(at, want).and_then(|r| r)
+        };
+        match r {
+            Ok(n) => {
+                done += n;
+                if n < want {
+                    break;
+                }
+            }
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(pipe_err(t, e)),
+        }
+    }
+    Ok(done as u64)
+}
+
 /// Moves up to `len` bytes from `src` (at `pos` when seekable) into the pipe
 /// behind `out` (Linux's splice_file_to_pipe). Returns the count moved.
 fn file_to_pipe(
@@ -198,49 +234,30 @@ fn file_to_pipe(
     if !can_splice_read(src) {
         return Err(Errno::EINVAL);
     }
-    let len = len.min(MAX_RW_COUNT) as usize;
-    let mut done = 0usize;
-    while done < len {
-        let want = (len - done).min(CHUNK);
-        let at = pos.saturating_add(done as i64);
+    let seekable = src.ops().seekable();
+    let waits = [(out, EVENT_OUT), (src, EVENT_IN)];
+    chunked_splice(t, pos, len, nonblock, &waits, |at, want| {
         // A slot per page of the file, as the page cache splices it.
-        let skew = if src.ops().seekable() {
+        let skew = if seekable {
             (at as u64 % abi::PAGE_SIZE) as usize
         } else {
             0
         };
-        let pieces = file_pieces(skew, want);
-        let op = || {
-            let mut src_res = Ok(());
-            let r = pipe.splice_in_pieces(pieces.clone(), |buf| match read_src(src, buf, at)? {
+        let mut src_res = Ok(());
+        let r = pipe.splice_in_pieces(file_pieces(skew, want), |buf| {
+            match read_src(src, buf, at)? {
                 Ok(n) => Ok(n),
                 Err(e) => {
                     src_res = Err(e);
                     Ok(0)
                 }
-            });
-            match (r, src_res) {
-                (Ok(0), Err(e)) => Ok(Err(e)),
-                (r, _) => r.map(Ok),
             }
-        };
-        let r = if done == 0 {
-            wait_io(t, nonblock, &[(out, EVENT_OUT), (src, EVENT_IN)], op)
-        } else {
-            op().and_then(|r| r)
-        };
-        match r {
-            Ok(n) => {
-                done += n;
-                if n < want {
-                    break;
-                }
-            }
-            Err(_) if done > 0 => break,
-            Err(e) => return Err(pipe_err(t, e)),
+        });
+        match (r, src_res) {
+            (Ok(0), Err(e)) => Ok(Err(e)),
+            (r, _) => r.map(Ok),
         }
-    }
-    Ok(done as u64)
+    })
 }
 
 /// `len` bytes from a file position `skew` bytes into a page, split where the
@@ -268,42 +285,21 @@ fn pipe_to_file(
     if !can_splice_write(dst) {
         return Err(Errno::EINVAL);
     }
-    let len = len.min(MAX_RW_COUNT) as usize;
-    let mut done = 0usize;
-    while done < len {
-        let want = (len - done).min(CHUNK);
-        let at = pos.saturating_add(done as i64);
-        let op = || {
-            let mut dst_res = Ok(());
-            let r = pipe.splice_out(want, |data| match write_dst(dst, data, at)? {
-                Ok(n) => Ok(n),
-                Err(e) => {
-                    dst_res = Err(e);
-                    Ok(0)
-                }
-            });
-            match (r, dst_res) {
-                (Ok(0), Err(e)) => Ok(Err(e)),
-                (r, _) => r.map(Ok),
+    let waits = [(inp, EVENT_IN), (dst, EVENT_OUT)];
+    chunked_splice(t, pos, len, nonblock, &waits, |at, want| {
+        let mut dst_res = Ok(());
+        let r = pipe.splice_out(want, |data| match write_dst(dst, data, at)? {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                dst_res = Err(e);
+                Ok(0)
             }
-        };
-        let r = if done == 0 {
-            wait_io(t, nonblock, &[(inp, EVENT_IN), (dst, EVENT_OUT)], op)
-        } else {
-            op().and_then(|r| r)
-        };
-        match r {
-            Ok(n) => {
-                done += n;
-                if n < want {
-                    break;
-                }
-            }
-            Err(_) if done > 0 => break,
-            Err(e) => return Err(pipe_err(t, e)),
+        });
+        match (r, dst_res) {
+            (Ok(0), Err(e)) => Ok(Err(e)),
+            (r, _) => r.map(Ok),
         }
-    }
-    Ok(done as u64)
+    })
 }
 
 /// splice between pipes (`consume`) or tee (`!consume`).
