@@ -171,7 +171,8 @@ fn sys_mount(t: &mut Task, a: &Args) -> SysResult {
         tracing::warn!("mount: MS_MOVE is not supported");
         return Err(Errno::EINVAL);
     }
-    let fstype = string_arg(t, a.u64(2))?.ok_or(Errno::EFAULT)?;
+    // A new mount needs a type (Linux's do_new_mount: EINVAL without one).
+    let fstype = string_arg(t, a.u64(2))?.ok_or(Errno::EINVAL)?;
     let source = string_arg(t, a.u64(0))?.unwrap_or_else(|| b"none".to_vec());
     let data = string_arg(t, a.u64(4))?.unwrap_or_default();
     let _ = MS_SILENT;

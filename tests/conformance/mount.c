@@ -118,6 +118,26 @@ TEST(mount_errors)
     EXPECT_ERRNO(umount("nosuchdir"), ENOENT);
     EXPECT_ERRNO(umount("a"), EINVAL);
     EXPECT_ERRNO(mount("none", "a", NULL, MS_REMOUNT, NULL), EINVAL);
+    EXPECT_ERRNO(mount("none", "a", NULL, 0, NULL), EINVAL);
+    EXPECT_ERRNO(mount("none", "a", (const char *)1, 0, NULL), EFAULT);
+}
+
+TEST(recursive_bind)
+{
+    ASSERT_OK(setup());
+    ASSERT_OK(mount("none", "a", "tmpfs", 0, NULL));
+    ASSERT_OK(mkdir("a/sub", 0755));
+    ASSERT_OK(mount("none", "a/sub", "tmpfs", 0, NULL));
+    ASSERT_OK(close(open("a/sub/f", O_CREAT | O_WRONLY, 0644)));
+    struct stat st;
+    /* A plain bind does not bring the submount along, MS_REC does. */
+    ASSERT_OK(mount("a", "b", NULL, MS_BIND, NULL));
+    EXPECT_ERRNO(stat("b/sub/f", &st), ENOENT);
+    EXPECT_OK(umount("b"));
+    ASSERT_OK(mount("a", "b", NULL, MS_BIND | MS_REC, NULL));
+    EXPECT_OK(stat("b/sub/f", &st));
+    EXPECT_OK(umount2("b", MNT_DETACH));
+    EXPECT_OK(umount2("a", MNT_DETACH));
 }
 
 TEST(unprivileged_gets_eperm)
