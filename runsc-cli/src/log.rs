@@ -70,10 +70,10 @@ impl Subscriber for Logger {
 /// Installs the logger for this process. `prefix` names the process ("boot", "gofer").
 pub fn init(debug_log: Option<&str>, debug: bool, prefix: &str) {
     let (out, max): (Box<dyn Write + Send>, Level) = match debug_log {
-        Some(path) => match File::options().create(true).append(true).open(path) {
+        Some(pattern) => match open_debug_log(pattern, prefix) {
             Ok(f) => (Box::new(f), if debug { Level::TRACE } else { Level::INFO }),
             Err(e) => {
-                eprintln!("runsc: cannot open debug log {path}: {e}");
+                eprintln!("runsc: cannot open debug log {pattern}: {e}");
                 (Box::new(std::io::stderr()), Level::ERROR)
             }
         },
@@ -89,4 +89,54 @@ pub fn init(debug_log: Option<&str>, debug: bool, prefix: &str) {
         prefix: prefix.to_string(),
     };
     let _ = tracing::subscriber::set_global_default(logger);
+}
+
+/// The debug log's file name, as gVisor's `--debug-log`: a value ending in '/'
+/// is a directory (created if missing) holding one file per process,
+/// `runsc.log.%TIMESTAMP%.%COMMAND%.txt`; `%TIMESTAMP%` and `%COMMAND%` are
+/// substituted anywhere in the value (engines pass a directory, so that every
+/// command of every container logs without clobbering the others).
+pub fn debug_log_path(pattern: &str, command: &str, now: std::time::SystemTime) -> String {
+    let mut p = pattern.to_string();
+    if p.ends_with('/') {
+        p.push_str("runsc.log.%TIMESTAMP%.%COMMAND%.txt");
+    }
+    if p.contains("%TIMESTAMP%") {
+        // 2023-11-14T22:13:20.000000005Z -> 20231114-221320.000005
+        let t = crate::oci::state::rfc3339(now);
+        let digits: String = t.chars().filter(|c| c.is_ascii_digit()).collect();
+        let stamp = format!("{}-{}.{}", &digits[..8], &digits[8..14], &digits[14..20]);
+        p = p.replace("%TIMESTAMP%", &stamp);
+    }
+    p.replace("%COMMAND%", command)
+}
+
+fn open_debug_log(pattern: &str, command: &str) -> std::io::Result<File> {
+    let path = debug_log_path(pattern, command, std::time::SystemTime::now());
+    if let Some(dir) = std::path::Path::new(&path).parent() {
+        if !dir.as_os_str().is_empty() && pattern.ends_with('/') {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    File::options().create(true).append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::debug_log_path;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn debug_log_patterns() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 5_000);
+        assert_eq!(debug_log_path("/tmp/x.log", "boot", t), "/tmp/x.log");
+        assert_eq!(
+            debug_log_path("/tmp/logs/", "gofer", t),
+            "/tmp/logs/runsc.log.20231114-221320.000005.gofer.txt"
+        );
+        assert_eq!(
+            debug_log_path("/l/%COMMAND%-%TIMESTAMP%.txt", "boot", t),
+            "/l/boot-20231114-221320.000005.txt"
+        );
+    }
 }

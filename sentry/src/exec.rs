@@ -21,6 +21,10 @@ pub struct Image {
     pub regs: Regs,
     /// Resolved absolute path of the executable (not the interpreter of a script).
     pub exe_path: Vec<u8>,
+    /// The task's new comm: the last component of the path as execve was
+    /// given it (a symlink's own name, a script's name), as Linux's
+    /// `kbasename(bprm->filename)`.
+    pub comm: Vec<u8>,
 }
 
 /// Loads `path` with `argv` and `envp` into a new address space.
@@ -36,6 +40,7 @@ pub fn load_image(
     let fcreds = fs_creds(creds);
     let mut path = path.to_vec();
     let execfn = path.clone();
+    let comm = path.rsplit(|&c| c == b'/').next().unwrap_or(&[]).to_vec();
     let mut depth = 0;
     let (file, resolved) = loop {
         let (file, resolved) = kernel.vfs.open_exec(fsctx, &fcreds, &path)?;
@@ -92,6 +97,7 @@ pub fn load_image(
         mm,
         regs: platform::initial_regs(loaded.entry, loaded.stack_pointer),
         exe_path: resolved,
+        comm,
     })
 }
 

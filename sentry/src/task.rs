@@ -902,12 +902,7 @@ impl Task {
         }
         drop(old);
         self.regs = image.regs;
-        let base = image
-            .exe_path
-            .rsplit(|&c| c == b'/')
-            .next()
-            .unwrap_or(&[])
-            .to_vec();
+        let base = image.comm;
         self.comm = [0; 16];
         let n = base.len().min(15);
         self.comm[..n].copy_from_slice(&base[..n]);

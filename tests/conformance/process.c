@@ -615,6 +615,23 @@ TEST(execveat_empty_path)
     close(dfd);
 }
 
+/* comm is the last component of the path execve was given: a symlink's own
+ * name, not its target's ("sleep" for busybox's applet links). */
+TEST(execve_comm_is_the_name_given)
+{
+    char dir[] = "/dev/shm/conf-comm-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    char link[128];
+    snprintf(link, sizeof link, "%s/my-comm-link", dir);
+    ASSERT_EQ(symlink("/bin/sh", link), 0);
+    char *argv[] = {"sh", "-c", "read c < /proc/$$/comm; [ \"$c\" = my-comm-link ]", NULL};
+    int st = exec_status(link, argv);
+    EXPECT_TRUE(WIFEXITED(st));
+    EXPECT_EQ(WEXITSTATUS(st), 0);
+    unlink(link);
+    rmdir(dir);
+}
+
 TEST(execve_closes_cloexec_fds)
 {
     int keep = open("/etc/passwd", O_RDONLY);
