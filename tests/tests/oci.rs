@@ -1411,9 +1411,14 @@ fn exec_and_ps() {
         .unwrap_or_else(|| panic!("no exec'd sleep: {o:?}"));
     let cols: Vec<&str> = sleeper.split_whitespace().collect();
     assert_eq!(cols[2], "0", "exec'd process has no parent inside: {o:?}");
+    // json: host pids (engines look them up in the host's ps): the sandbox
+    // process and its descendants, never in-sandbox pid 1.
     let o = env.ok(&["ps", "--format", "json", "e1"]);
     let pids: Vec<i32> = serde_json::from_str(o.stdout.trim()).expect("json array");
-    assert!(pids.contains(&1) && pids.len() >= 2, "{o:?}");
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["state", "e1"]).stdout).unwrap();
+    let sandbox = st["pid"].as_i64().unwrap() as i32;
+    assert!(pids.contains(&sandbox) && !pids.contains(&1), "{o:?}");
+    assert!(pids.iter().all(|&p| pid_alive(p)), "{o:?}");
     env.fails(&["ps", "--format", "yaml", "e1"], "invalid format");
 
     // The waiter exits with the process.

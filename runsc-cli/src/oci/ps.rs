@@ -2,6 +2,12 @@
 //! workload sees them (pids of its PID namespace). runc runs the host's `ps`
 //! on the container's processes; ours live inside the sandbox, so the sandbox
 //! reports them and this prints them in `ps -ef`'s columns.
+//!
+//! `--format json` is what engines call (containerd's `Pids`, `docker top`):
+//! they take the numbers as host pids and look them up in the host's `ps`, as
+//! runc's are. So it lists the host processes the container runs in: the
+//! sandbox process and its descendants on the host (the platform's stubs),
+//! never in-sandbox pids, which on the host name unrelated processes.
 
 use std::sync::Arc;
 
@@ -93,28 +99,63 @@ fn ps(g: &Global, args: &[String]) -> Result<(), String> {
     if format != "table" && format != "json" {
         return Err(format!("invalid format option {format:?}"));
     }
-    let (sock, started) = {
+    let (sock, started, host_pid) = {
         let dir = Dir::open(&root(g), id)?;
         let st = dir.load()?;
         let status = dir.live_status(&st);
         if matches!(status, Status::Stopped | Status::Creating) {
             return Err("container not running".into());
         }
-        (dir.control_path(), st.created.clone())
+        (dir.control_path(), st.created.clone(), st.pid)
     };
+    if format == "json" {
+        println!("{}", serde_json::json!(host_tree(host_pid)));
+        return Ok(());
+    }
     let resp = control::call(&sock, &Request::Ps)
         .map_err(|e| format!("container \"{id}\": cannot reach the sandbox: {e}"))?;
     if !resp.ok {
         return Err(resp.error.unwrap_or_else(|| "ps failed".into()));
     }
     let procs = resp.processes.unwrap_or_default();
-    if format == "json" {
-        let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
-        println!("{}", serde_json::json!(pids));
-        return Ok(());
-    }
     print!("{}", table(&procs, &started));
     Ok(())
+}
+
+/// `root` and its descendants on the host, by /proc's parent links, sorted.
+fn host_tree(root: i32) -> Vec<i32> {
+    let mut parent = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces and ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            if let Some(ppid) = ppid {
+                parent.push((pid, ppid));
+            }
+        }
+    }
+    tree_of(root, &parent)
+}
+
+fn tree_of(root: i32, parent: &[(i32, i32)]) -> Vec<i32> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent.iter().filter(|&&(_, pp)| pp == p).map(|&(c, _)| c));
+        i += 1;
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// `ps -ef`'s columns: UID PID PPID C STIME TTY TIME CMD.
@@ -171,6 +212,15 @@ fn table(procs: &[ProcInfo], created: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_tree_follows_parents() {
+        let links = [(10, 1), (11, 10), (12, 11), (13, 11), (20, 1), (21, 20)];
+        assert_eq!(tree_of(10, &links), vec![10, 11, 12, 13]);
+        assert_eq!(tree_of(21, &links), vec![21]);
+        let me = std::process::id() as i32;
+        assert!(host_tree(me).contains(&me));
+    }
 
     #[test]
     fn table_shape() {
