@@ -1370,8 +1370,8 @@ fn exec_and_ps() {
     assert_eq!(o.code, 127, "{o:?}");
     env.fails(&["exec", "--cwd", "/nonexistent", "e1", "true"], "cwd");
     env.fails(
-        &["exec", "--tty", "e1", "sh"],
-        "exec --tty: not supported yet",
+        &["exec", "--tty", "--detach", "e1", "sh"],
+        "cannot allocate tty if runc will detach without setting console socket",
     );
     env.fails(&["exec", "nosuch", "true"], "does not exist");
     env.fails(&["exec", "e1"], "arguments cannot be empty");
@@ -1652,4 +1652,240 @@ fn terminal_create_does_not_hold_the_callers_output() {
         eof.is_ok(),
         "create's stdout/stderr stayed open after it returned (held by the sandbox)"
     );
+}
+
+// ---- exec with a terminal (`exec --tty`, process.json's `terminal`) ----
+
+/// Whether the reader [`collect`] started has ended (EOF or EIO on the
+/// master: nothing holds the terminal's other end any more).
+fn collected_all(buf: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> bool {
+    std::sync::Arc::strong_count(buf) == 1
+}
+
+/// `runsc exec --tty --detach --console-socket` (what containerd's shim runs
+/// for `docker exec -it`): the master comes over the socket, the process has
+/// the terminal as its stdio and controlling terminal, the pid file's waiter
+/// lasts as long as it, and the master reads EIO once it is gone.
+#[test]
+fn exec_tty_console_socket() {
+    let env = Env::new("exectty");
+    env.config("sleep 100", false, "");
+    env.create("x1");
+    env.ok(&["start", "x1"]);
+    let sock = env.dir.join("console.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let pidfile = env.dir.join("exec.pid");
+    let o = env.ok(&[
+        "exec",
+        "--tty",
+        "--detach",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "x1",
+        "sh",
+        "-c",
+        "tty; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo is-$((6*7))-tty; \
+         echo x > /dev/tty && echo ctty-ok; read v; echo got-$v; exit 3",
+    ]);
+    assert_eq!(o.stdout, "", "{o:?}");
+    let (master, name) = recv_fd(&l);
+    assert!(name.starts_with("/dev/pts/"), "{name:?}");
+    let waiter: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut w = std::fs::File::from(master);
+    let out = collect(w.try_clone().unwrap());
+    let s = wait_for(&out, "ctty-ok\r\n");
+    assert!(s.contains("/dev/pts/"), "{s:?}");
+    assert!(s.contains("is-42-tty\r\n"), "{s:?}");
+    assert!(pid_alive(waiter), "the waiter lives as long as the process");
+    // Input goes through the sandbox's line discipline (echoed).
+    std::io::Write::write_all(&mut w, b"hello\n").unwrap();
+    let s = wait_for(&out, "got-hello\r\n");
+    assert!(s.contains("hello\r\n"), "echo: {s:?}");
+    eventually("the exec waiter exits with the process", || {
+        !pid_alive(waiter)
+    });
+    eventually("the master reads EIO once the process is gone", || {
+        collected_all(&out)
+    });
+    assert!(!env.ok(&["ps", "x1"]).stdout.contains("got-"));
+    // An interactive shell: a session leader with the terminal in the
+    // foreground (job control works), ended by `exit`.
+    env.ok(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "x1",
+        "sh",
+    ]);
+    let (master, _) = recv_fd(&l);
+    let mut w = std::fs::File::from(master);
+    let out = collect(w.try_clone().unwrap());
+    std::io::Write::write_all(&mut w, b"sleep 30 & echo bg-$!; echo done-$((2+3))\n").unwrap();
+    wait_for(&out, "done-5\r\n");
+    std::io::Write::write_all(&mut w, b"kill %1; exit\n").unwrap();
+    eventually("the master reads EIO after exit", || collected_all(&out));
+    env.ok(&["kill", "x1", "KILL"]);
+    env.wait_status("x1", "stopped");
+    env.ok(&["delete", "x1"]);
+    drop(l);
+    env.finish();
+}
+
+/// process.json with `"terminal": true`: over a console socket (detached),
+/// and in the foreground, where `runsc exec` copies the terminal to its own
+/// stdout and exits with the process's status.
+#[test]
+fn exec_process_json_terminal() {
+    let env = Env::new("exectty-pj");
+    env.config("sleep 100", false, "");
+    env.create("x2");
+    env.ok(&["start", "x2"]);
+    let pj = env.dir.join("process.json");
+    std::fs::write(
+        &pj,
+        r#"{"terminal":true,"args":["sh","-c","tty; [ -t 0 ] && echo pj-$(id -u)-ok; exit 6"],
+            "env":["PATH=/bin","TERM=xterm"],"cwd":"/tmp","user":{"uid":5,"gid":5}}"#,
+    )
+    .unwrap();
+    let sock = env.dir.join("c.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let pidfile = env.dir.join("p.pid");
+    env.ok(&[
+        "exec",
+        "--process",
+        pj.to_str().unwrap(),
+        "--detach",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "x2",
+    ]);
+    let (master, _) = recv_fd(&l);
+    let out = collect(std::fs::File::from(master));
+    let s = wait_for(&out, "pj-5-ok\r\n");
+    assert!(s.contains("/dev/pts/"), "{s:?}");
+    eventually("the master reads EIO", || collected_all(&out));
+    assert!(std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty()));
+
+    // In the foreground, without a console socket: our stdout gets the
+    // terminal's output, and the exit status is the process's.
+    let o = env.runsc(&["exec", "--process", pj.to_str().unwrap(), "x2"]);
+    assert_eq!(o.code, 6, "{o:?}");
+    assert!(o.stdout.contains("pj-5-ok\r\n"), "{o:?}");
+    assert!(o.stdout.contains("/dev/pts/"), "{o:?}");
+    let o = env.runsc(&["exec", "--tty", "x2", "sh", "-c", "tty && exit 4"]);
+    assert_eq!(o.code, 4, "{o:?}");
+    assert!(o.stdout.starts_with("/dev/pts/"), "{o:?}");
+    env.ok(&["kill", "x2", "KILL"]);
+    env.wait_status("x2", "stopped");
+    env.ok(&["delete", "x2"]);
+    drop(l);
+    env.finish();
+}
+
+/// runc's checks: a detached terminal needs a console socket, and a console
+/// socket needs a detached terminal; one-line errors, nothing started.
+#[test]
+fn exec_tty_errors() {
+    let env = Env::new("exectty-err");
+    env.config("sleep 100", false, "");
+    env.create("x3");
+    env.ok(&["start", "x3"]);
+    let need = "cannot allocate tty if runc will detach without setting console socket";
+    let no = "cannot use console socket if runc will not detach or allocate tty";
+    env.fails(&["exec", "--tty", "--detach", "x3", "sleep", "55"], need);
+    let pj = env.dir.join("process.json");
+    std::fs::write(&pj, r#"{"terminal":true,"args":["sleep","55"],"cwd":"/"}"#).unwrap();
+    env.fails(&["exec", "-d", "-p", pj.to_str().unwrap(), "x3"], need);
+    let sock = env.dir.join("c.sock");
+    let s = sock.to_str().unwrap();
+    env.fails(
+        &["exec", "-d", "--console-socket", s, "x3", "sleep", "55"],
+        no,
+    );
+    env.fails(
+        &["exec", "--tty", "--console-socket", s, "x3", "sleep", "55"],
+        no,
+    );
+    // A console socket nobody listens on.
+    env.fails(
+        &[
+            "exec",
+            "-t",
+            "-d",
+            "--console-socket",
+            s,
+            "x3",
+            "sleep",
+            "55",
+        ],
+        "console-socket",
+    );
+    assert!(!env.ok(&["ps", "x3"]).stdout.contains("sleep 55"));
+    env.ok(&["kill", "x3", "KILL"]);
+    env.wait_status("x3", "stopped");
+    env.ok(&["delete", "x3"]);
+    env.finish();
+}
+
+/// `runsc exec -it` in the foreground on a terminal (from script(1)): the
+/// caller's terminal is the process's, in both directions, and the exit
+/// status is the process's.
+#[test]
+fn exec_tty_on_the_callers_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    }
+    let env = Env::new("exectty-fg");
+    env.config("sleep 100", false, "");
+    env.create("x4");
+    env.ok(&["start", "x4"]);
+    let cmd = format!(
+        "{} --root={} exec -t x4 sh",
+        runsc_bin().display(),
+        env.state_root().display(),
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let out = collect(std::fs::File::from(std::os::fd::OwnedFd::from(
+        child.stdout.take().unwrap(),
+    )));
+    std::io::Write::write_all(&mut input, b"tty; echo fg-$((6*7))\n").unwrap();
+    let s = wait_for(&out, "fg-42\r\n");
+    assert!(s.contains("/dev/pts/"), "{s:?}");
+    std::io::Write::write_all(&mut input, b"exit 3\n").unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("runsc exec under script did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(input);
+    let s = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    assert_eq!(status.code(), Some(3), "{s:?}");
+    env.ok(&["kill", "x4", "KILL"]);
+    env.wait_status("x4", "stopped");
+    env.ok(&["delete", "x4"]);
+    env.finish();
 }

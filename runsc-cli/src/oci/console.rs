@@ -298,9 +298,10 @@ pub struct Bridge {
     out: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Makes the sandbox terminal of init's session `sid` (owned by `uid`/`gid`)
-/// and starts bridging it to the host terminal `host`. Returns the replica
-/// (init's stdio and /dev/console) and the bridge.
+/// Makes the sandbox terminal of session `sid` (init's, or an exec'd
+/// process's; owned by `uid`/`gid`) and starts bridging it to the host
+/// terminal `host`. Returns the replica (the leader's stdio, and init's
+/// /dev/console) and the bridge.
 pub fn sandbox_console(
     vfs: &Arc<fs::Vfs>,
     host: OwnedFd,
@@ -332,8 +333,8 @@ pub fn sandbox_console(
     let host = Arc::new(host);
     let done = Arc::new(AtomicBool::new(false));
 
-    // Host -> sandbox (and the window size).
-    let (h, m, t) = (host.clone(), master.clone(), term.clone());
+    // Host -> sandbox (and the window size), until the output side ends.
+    let (h, m, t, d) = (host.clone(), master.clone(), term.clone(), done.clone());
     std::thread::Builder::new()
         .name("console-in".into())
         .spawn(move || {
@@ -350,6 +351,9 @@ pub fn sandbox_console(
                 };
                 // SAFETY: one valid pollfd.
                 let r = unsafe { libc::poll(&mut p, 1, 250) };
+                if d.load(Ordering::SeqCst) {
+                    return;
+                }
                 if let Some(ws) = winsize(h.as_raw_fd()) {
                     if last != Some((ws.ws_row, ws.ws_col)) {
                         last = Some((ws.ws_row, ws.ws_col));
@@ -388,11 +392,20 @@ pub fn sandbox_console(
         })
         .map_err(|e| format!("console: {e}"))?;
 
-    // Sandbox -> host.
+    // Sandbox -> host. When it ends (every sandbox replica closed, as when an
+    // exec'd process and its children are gone, or `finish`), the input side
+    // ends too and the host terminal is closed: the engine's master reads EIO.
     let (m, d) = (master, done.clone());
     let out = std::thread::Builder::new()
         .name("console-out".into())
         .spawn(move || {
+            struct Done(Arc<AtomicBool>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+            let _done = Done(d.clone());
             let Ok(w) = fs::waiter::Waiter::new() else {
                 return;
             };

@@ -27,7 +27,7 @@ pub enum Request {
     /// Block until init exits; the response carries its status.
     Wait,
     /// Start a new process (stdio: the three descriptors sent with the
-    /// request). The response carries its pid; with `wait`, a second response
+    /// request, or one host terminal with `process.terminal`). The response carries its pid; with `wait`, a second response
     /// line carries its exit status once it exits.
     Exec {
         process: ExecProcess,
@@ -55,6 +55,10 @@ pub struct ExecProcess {
     pub additional_gids: Vec<u32>,
     #[serde(default)]
     pub umask: Option<u32>,
+    /// process.terminal: the one descriptor sent is a host terminal, bridged
+    /// to a new sandbox pty (the process's stdio and controlling terminal).
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// Bounds on an exec request (either end checks them).

@@ -8,6 +8,12 @@
 //! and its orphaned children go to init. The sandbox reaps it itself and
 //! reports its exit status on the same connection.
 //!
+//! With a terminal (`--tty`, or process.json's `terminal`) the client sends
+//! one host pty replica instead of its stdio, and the sandbox bridges it to a
+//! new sandbox pty ([`super::console`], as for init's `process.terminal`);
+//! the host master goes to `--console-socket` or, in the foreground, is
+//! copied to and from the client's stdio.
+//!
 //! Without `--detach` the client waits for that status and exits with it
 //! (128+N when killed by signal N). With `--detach` the client forks a waiter
 //! that holds the connection and exits with the process's status; the pid file
@@ -59,22 +65,26 @@ fn creds_of(p: &ExecProcess) -> Credentials {
     }
 }
 
-/// Starts `p` in the sandbox with `stdio` as its fds 0, 1 and 2; returns its
-/// thread group once its image is loaded (it runs on a host thread of its
-/// own).
+/// Starts `p` in the sandbox with `stdio` as its fds 0, 1 and 2 (with
+/// `p.terminal`, one host terminal: the process gets a sandbox pty bridged to
+/// it, as init does for `process.terminal`); returns its thread group once its
+/// image is loaded (it runs on a host thread of its own).
 pub fn spawn(
     k: &Arc<Kernel>,
     p: &ExecProcess,
-    stdio: Vec<OwnedFd>,
+    mut stdio: Vec<OwnedFd>,
 ) -> Result<Arc<ThreadGroup>, SpawnError> {
     let setup = |m: String| SpawnError(m, 1);
     p.validate().map_err(setup)?;
-    if stdio.len() != 3 {
+    let want = if p.terminal { 1 } else { 3 };
+    if stdio.len() != want {
         return Err(setup(format!(
-            "exec needs 3 stdio descriptors, got {}",
+            "exec needs {want} stdio descriptor{}, got {}",
+            if want == 1 { "" } else { "s" },
             stdio.len()
         )));
     }
+    let host_tty = if p.terminal { stdio.pop() } else { None };
     let creds = creds_of(p);
     let fcreds = sentry::exec::fs_creds(&creds);
     let vfs = &k.vfs;
@@ -107,6 +117,7 @@ pub fn spawn(
     let envp: Vec<Vec<u8>> = p.env.iter().map(|e| e.as_bytes().to_vec()).collect();
     let argv: Vec<Vec<u8>> = p.args.iter().map(|a| a.as_bytes().to_vec()).collect();
     let cmd = p.args[0].clone();
+    let (uid, gid) = (creds.uid, creds.gid);
     let exec_err = |cmd: &str, errno: Errno| {
         if errno == Errno::ENOENT && !cmd.contains('/') {
             SpawnError(
@@ -138,7 +149,7 @@ pub fn spawn(
                     }
                 };
             // A thread group without a parent: the sandbox reaps it.
-            let mut task = match Task::new_init(k2, image.mm.clone(), fsctx, fds, creds) {
+            let mut task = match Task::new_init(k2.clone(), image.mm.clone(), fsctx, fds, creds) {
                 Ok(t) => t,
                 Err(e) => {
                     let _ = tx.send(Err(SpawnError(format!("creating the task: {e}"), 1)));
@@ -146,6 +157,27 @@ pub fn spawn(
                 }
             };
             task.exec(image);
+            // A terminal: the process leads its own session, which the new
+            // pty controls. The bridge ends once every replica is closed.
+            if let Some(host) = host_tty {
+                let tty = super::console::sandbox_console(&k2.vfs, host, uid, gid, task.tgid)
+                    .and_then(|(replica, _bridge)| {
+                        (0..3).try_for_each(|fd| {
+                            task.fds
+                                .insert_at(fd, replica.clone(), false, u64::MAX)
+                                .map(|_| ())
+                                .map_err(|e| format!("console: {e}"))
+                        })
+                    });
+                if let Err(e) = tty {
+                    let _ = tx.send(Err(SpawnError(e, 1)));
+                    // It never runs its program: killed first thing, it goes
+                    // the usual way (and, without a parent, is reaped).
+                    k2.send_to_group(&task.tg, SigInfo::from_sender(libc::SIGKILL, SI_USER, 0, 0));
+                    task.run();
+                    return;
+                }
+            }
             let _ = tx.send(Ok(task.tg.clone()));
             task.run();
         })
@@ -437,14 +469,9 @@ fn build_process(a: &Args, cmd: &[String], bundle: &str) -> Result<ExecProcess, 
         let mut text = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut text)
             .map_err(|e| format!("process {path}: {e}"))?;
-        let (p, terminal) = parse_process_json(&text)?;
-        if terminal || a.flag("tty") {
-            return Err("exec --tty: not supported yet".into());
-        }
+        let (mut p, terminal) = parse_process_json(&text)?;
+        p.terminal = terminal || a.flag("tty");
         return Ok(p);
-    }
-    if a.flag("tty") {
-        return Err("exec --tty: not supported yet".into());
     }
     if cmd.is_empty() {
         return Err("exec: arguments cannot be empty".into());
@@ -464,6 +491,7 @@ fn build_process(a: &Args, cmd: &[String], bundle: &str) -> Result<ExecProcess, 
         p.umask = spec.umask;
     }
     p.args = cmd.to_vec();
+    p.terminal = a.flag("tty");
     for e in a.values_of("env") {
         if !e.contains('=') {
             return Err(format!("--env {e:?}: want KEY=VALUE"));
@@ -531,9 +559,6 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
     if a.value("preserve-fds").is_some_and(|n| n != "0") {
         return Err(e1("exec --preserve-fds is not supported yet".into()));
     }
-    if a.value("console-socket").is_some() {
-        return Err(e1("exec --tty: not supported yet".into()));
-    }
     let (sock, bundle) = {
         let dir = Dir::open(&root(g), id).map_err(e1)?;
         let st = dir.load().map_err(e1)?;
@@ -548,14 +573,32 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
     };
     let p = build_process(&a, cmd, &bundle).map_err(e1)?;
     let detach = a.flag("detach");
-    let (_keep, raw) = stdio_fds().map_err(e1)?;
+    let socket = a.value("console-socket");
+    super::console::check(p.terminal, detach, socket).map_err(e1)?;
+    // process.terminal: the process gets a host pty's replica (bridged to a
+    // sandbox pty inside); the master goes to the console socket (as create
+    // does) or, in the foreground, is copied to and from our own stdio.
+    let (_keep, raw, pty) = if p.terminal {
+        let pty = super::console::HostPty::open().map_err(|e| e1(format!("console: {e}")))?;
+        if let Some(sock) = socket {
+            super::console::send(sock, &pty.master, &pty.name).map_err(e1)?;
+        }
+        (Vec::new(), vec![pty.replica.as_raw_fd()], Some(pty))
+    } else {
+        let (keep, raw) = stdio_fds().map_err(e1)?;
+        (keep, raw, None)
+    };
     let req = Request::Exec {
         process: p,
         wait: true,
     };
     let sigs = catch_signals();
-    let (resp, mut conn) = control::call_with_fds(&sock, &req, &raw)
-        .map_err(|e| e1(format!("container \"{id}\": cannot reach the sandbox: {e}")))?;
+    let called = control::call_with_fds(&sock, &req, &raw);
+    // The sandbox has its own copy of the replica: the master reads EIO once
+    // the process (and whatever else holds the terminal) is gone.
+    let master = pty.and_then(|p| socket.is_none().then_some(p.master));
+    let (resp, mut conn) =
+        called.map_err(|e| e1(format!("container \"{id}\": cannot reach the sandbox: {e}")))?;
     if !resp.ok {
         let code = resp.status.filter(|c| (1..=255).contains(c)).unwrap_or(1);
         return Err((resp.error.unwrap_or_else(|| "exec failed".into()), code));
@@ -566,7 +609,12 @@ fn exec(g: &Global, args: &[String]) -> Result<i32, (String, i32)> {
         .ok_or_else(|| e1("exec: the sandbox gave no pid".into()))?;
     if !detach {
         tracing::debug!(pid, "exec'd process started");
-        return Ok(forward_and_wait(&mut conn, sigs));
+        let fg = master.map(super::console::Foreground::start);
+        let code = forward_and_wait(&mut conn, sigs);
+        if let Some(fg) = fg {
+            fg.finish();
+        }
+        return Ok(code);
     }
     // A waiter keeps the connection and exits with the process's status.
     // SAFETY: this command runs no other threads; the child only reads the
