@@ -1889,3 +1889,46 @@ fn exec_tty_on_the_callers_terminal() {
     env.ok(&["delete", "x4"]);
     env.finish();
 }
+
+/// A foreground `runsc run` passes the signals runc forwards to the
+/// container's init: SIGTERM reaches init's trap, and `run` exits with init's
+/// status and removes the container.
+#[test]
+fn foreground_run_forwards_signals() {
+    let env = Env::new("run-fwd");
+    env.config(
+        "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done",
+        true,
+        "",
+    );
+    let out = env.dir.join("fwd.out");
+    let mut child = Command::new(runsc_bin())
+        .arg(format!("--root={}", env.state_root().display()))
+        .args(["run", "--bundle", env.bundle().to_str().unwrap(), "fwd"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(Instant::now() < end, "init never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) of our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "run did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "ready\ngot TERM\n");
+    env.finish();
+}

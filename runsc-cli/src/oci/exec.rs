@@ -670,7 +670,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-/// Signals `runsc exec` passes on to the process (as runc does).
+/// Signals `runsc exec` and a foreground `runsc run` pass on to the process
+/// (as runc does).
 const FORWARDED: &[i32] = &[
     libc::SIGHUP,
     libc::SIGINT,
@@ -683,7 +684,7 @@ const FORWARDED: &[i32] = &[
 
 /// Catches the signals to forward (before the process starts, so none is
 /// lost); the read end of the pipe they are queued on.
-fn catch_signals() -> Option<RawFd> {
+pub(crate) fn catch_signals() -> Option<RawFd> {
     let mut p = [0i32; 2];
     // SAFETY: pipe2 fills the two-element array.
     if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {

@@ -203,6 +203,14 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
         Err(e) => return fail(g, &e),
     };
     let (id, a) = a;
+    // In the foreground the signals runc forwards (HUP, INT, QUIT, TERM,
+    // USR1, USR2, ALRM) go to the container's init, as `runsc kill` sends
+    // them; caught before create so that none is lost.
+    let sigs = if a.flag("detach") {
+        None
+    } else {
+        exec::catch_signals()
+    };
     // In the foreground the sandbox stays in the caller's process group, so
     // that a terminal's job control (^C, reads from it) reaches it.
     let mut procs = match create(g, &id, &a, a.flag("detach")) {
@@ -218,6 +226,12 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
     }
     if a.flag("detach") {
         return 0;
+    }
+    if let Some(fd) = sigs {
+        if let Ok(dir) = Dir::open(&root(g), &id) {
+            let sock = dir.control_path();
+            std::thread::spawn(move || forward_signals(fd, &sock));
+        }
     }
     let code = wait(g, &id);
     procs.reap();
@@ -816,6 +830,36 @@ pub fn cmd_wait(g: &Global, args: &[String]) -> i32 {
             code
         }
         Err(e) => fail(g, &e),
+    }
+}
+
+/// Sends each signal queued on `fd` (see [`exec::catch_signals`]) to the
+/// container's init through its control socket; returns when `fd` fails.
+fn forward_signals(fd: std::os::fd::RawFd, sock: &std::path::Path) {
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls one valid descriptor.
+        if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+            continue;
+        }
+        let mut b = [0u8; 16];
+        // SAFETY: a nonblocking read into a valid buffer.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+        if n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
+        {
+            return;
+        }
+        for &sig in b.iter().take(n.max(0) as usize) {
+            let req = Request::Signal {
+                signal: sig as i32,
+                all: false,
+            };
+            let _ = control::call(sock, &req);
+        }
     }
 }
 
