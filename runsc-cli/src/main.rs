@@ -36,6 +36,9 @@ commands:
   pause     freeze a container's processes: ID
   resume    thaw them: ID
   events    a container's CPU, memory and pids usage as JSON: [--stats] [--interval D] ID
+  update    change a running container's cgroup limits: [--resources FILE|-]
+            [--memory N] [--memory-swap N] [--cpu-shares N] [--cpu-quota N] [--cpu-period N]
+            [--cpuset-cpus S] [--cpuset-mems S] [--pids-limit N] ID
   spec      write a default config.json [--bundle DIR] [--rootless]
   features  print the OCI features document (JSON)
   install   register runsc in Docker's daemon.json
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         "pause" => oci::pause::cmd_pause(&global, sub),
         "resume" => oci::pause::cmd_resume(&global, sub),
         "events" => oci::events::cmd_events(&global, sub),
+        "update" => oci::update::cmd_update(&global, sub),
         "spec" => spec_cmd::cmd_spec(sub),
         "features" => features::cmd_features(sub),
         "install" => install::cmd_install(sub),

@@ -326,6 +326,17 @@ fn docker() {
         "\n{}",
         o.describe()
     );
+    // docker update: runsc update on the container's host cgroup.
+    ok(&docker(&[
+        "update",
+        "--memory",
+        "100m",
+        "--memory-swap",
+        "200m",
+        "--pids-limit",
+        "77",
+        "long",
+    ]));
     ok(&docker(&["pause", "long"]));
     let o = docker(&["inspect", "-f", "{{.State.Status}}", "long"]);
     assert_eq!(ok(&o).stdout.trim(), "paused");

@@ -915,6 +915,38 @@ fn resources_in_the_host_cgroup() {
         !procs.lines().any(|l| l == std::process::id().to_string()),
         "{procs}"
     );
+    // runsc update (docker update, containerd's Update): flags, a resources
+    // file, stdin; only the limits given change.
+    env.ok(&["update", "--memory", "64m", "--pids-limit", "33", "cg1"]);
+    assert_eq!(f("pids", "pids.max"), "33");
+    let (mem, quota) = if v2 {
+        ("memory.max", ("cpu.max", "50000 100000"))
+    } else {
+        ("memory.limit_in_bytes", ("cpu.cfs_quota_us", "50000"))
+    };
+    assert_eq!(f("memory", mem), "67108864");
+    assert_eq!(f("cpu", quota.0), quota.1, "cpu untouched");
+    let res = env.dir.join("res.json");
+    std::fs::write(
+        &res,
+        r#"{"pids":{"limit":44},"cpu":{"quota":20000,"period":100000}}"#,
+    )
+    .unwrap();
+    env.ok(&["update", "--resources", res.to_str().unwrap(), "cg1"]);
+    assert_eq!(f("pids", "pids.max"), "44");
+    assert_eq!(f("cpu", quota.0), if v2 { "20000 100000" } else { "20000" });
+    let mut c = Command::new(runsc_bin())
+        .arg(format!("--root={}", env.state_root().display()))
+        .args(["update", "--resources", "-", "cg1"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), br#"{"pids":{"limit":55}}"#).unwrap();
+    drop(c.stdin.take());
+    assert!(c.wait().unwrap().success());
+    assert_eq!(f("pids", "pids.max"), "55");
+    env.fails(&["update", "--memory", "lots", "cg1"], "--memory");
+    env.fails(&["update", "--pids-limit", "1", "nosuch"], "does not exist");
     env.ok(&["start", "cg1"]);
     env.ok(&["kill", "cg1", "KILL"]);
     env.wait_status("cg1", "stopped");

@@ -410,8 +410,38 @@ fn create_v1(
             .filter(|p| p.join("cgroup.procs").exists())
             .unwrap_or_else(|| mnt.clone());
         cg.original.push(orig);
+        write_v1(&dir, ctrls, r, warn).map_err(Fail)?;
+    }
+    for (c, set) in [
+        (
+            "memory",
+            r.memory_limit.is_some() || r.memory_swap.is_some(),
+        ),
+        ("cpu", r.cpu_shares.is_some() || r.cpu_quota.is_some()),
+        ("cpuset", r.cpus.is_some() || r.mems.is_some()),
+        ("pids", r.pids_limit.is_some()),
+    ] {
+        if set && !mounts.iter().any(|(cs, _)| cs.iter().any(|x| x == c)) {
+            warn(&format!(
+                "linux.resources: no {c} cgroup hierarchy on this host; its limits are ignored"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the limits of `r` that the v1 hierarchy with `ctrls` holds to `dir`.
+fn write_v1(
+    dir: &Path,
+    ctrls: &[String],
+    r: &Resources,
+    warn: &dyn Fn(&str),
+) -> Result<(), String> {
+    let is_cpuset = ctrls.iter().any(|c| c == "cpuset");
+    {
+        let dir = dir.to_path_buf();
         let has = |c: &str| ctrls.iter().any(|x| x == c);
-        let fail = |e: String| Fail(e);
+        let fail = |e: String| e;
         if has("memory") {
             if let Some(v) = r.memory_limit {
                 write(
@@ -494,21 +524,6 @@ fn create_v1(
             }
         }
     }
-    for (c, set) in [
-        (
-            "memory",
-            r.memory_limit.is_some() || r.memory_swap.is_some(),
-        ),
-        ("cpu", r.cpu_shares.is_some() || r.cpu_quota.is_some()),
-        ("cpuset", r.cpus.is_some() || r.mems.is_some()),
-        ("pids", r.pids_limit.is_some()),
-    ] {
-        if set && !mounts.iter().any(|(cs, _)| cs.iter().any(|x| x == c)) {
-            warn(&format!(
-                "linux.resources: no {c} cgroup hierarchy on this host; its limits are ignored"
-            ));
-        }
-    }
     Ok(())
 }
 
@@ -543,7 +558,13 @@ fn create_v2(root: &Path, cg: &mut Cgroup, rel: &str, r: &Resources) -> Result<(
         }
         cur.push(comp);
     }
-    let fail = |e: String| Fail(e);
+    write_v2(&dir, r).map_err(Fail)
+}
+
+/// Writes the limits of `r` to the v2 cgroup `dir`.
+fn write_v2(dir: &Path, r: &Resources) -> Result<(), String> {
+    let dir = dir.to_path_buf();
+    let fail = |e: String| e;
     let max = |v: i64| {
         if v < 0 {
             "max".to_string()
@@ -614,6 +635,33 @@ fn create_v2(root: &Path, cg: &mut Cgroup, rel: &str, r: &Resources) -> Result<(
         write(&dir, "pids.max", &v, "linux.resources.pids.limit").map_err(fail)?;
     }
     Ok(())
+}
+
+/// `runsc update`: writes `r` to the cgroup `create` made (only the limits
+/// `r` sets; the others stay).
+pub fn update(cg: &Cgroup, r: &Resources, warn: &dyn Fn(&str)) -> Result<(), String> {
+    if cg.dirs.is_empty() {
+        return Err("the container has no cgroup".into());
+    }
+    if is_v2() {
+        for d in &cg.dirs {
+            write_v2(d, r)?;
+        }
+        return Ok(());
+    }
+    let mounts = v1_mounts();
+    for d in &cg.dirs {
+        if let Some((ctrls, _)) = mounts.iter().find(|(_, m)| d.starts_with(m)) {
+            write_v1(d, ctrls, r, warn)?;
+        }
+    }
+    Ok(())
+}
+
+/// runc update's `--resources` JSON (a `linux.resources` object).
+pub fn parse_resources(v: &Value) -> Result<Resources, String> {
+    let top = serde_json::json!({ "linux": { "resources": v } });
+    Ok(parse(&top, "update", false)?.resources)
 }
 
 fn move_self(dirs: &[PathBuf]) -> Result<(), String> {

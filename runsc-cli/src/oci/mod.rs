@@ -20,6 +20,7 @@ pub mod pause;
 pub mod ps;
 pub mod spec;
 pub mod state;
+pub mod update;
 
 use std::collections::HashMap;
 use std::io::BufRead;
