@@ -490,6 +490,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     ]);
     assert_eq!(o.exit, Exit::Code(3), "\n{}", o.describe());
     assert_eq!(o.stdout, "in-exec\n");
+    let o = run_on_tty(
+        &format!(
+            "/usr/bin/ctr --address {addr} --namespace runsc-test task exec -t --exec-id e2 long sh"
+        ),
+        "tty; echo $((6*8))\nexit 4\n",
+        &[],
+    );
+    assert_eq!(o.exit, Exit::Code(4), "\n{}", o.describe());
+    assert!(
+        o.stdout.contains("/dev/pts/") && o.stdout.contains("48"),
+        "\n{}",
+        o.describe()
+    );
     let o = ctr(&["task", "ps", "long"]);
     assert!(ok(&o).stdout.contains("PID"), "\n{}", o.describe());
     ok(&ctr(&["task", "kill", "--signal", "SIGKILL", "long"]));
