@@ -1,6 +1,14 @@
 //! Sandbox launch: `runsc do` starts a gofer and a sentry (`runsc boot`) as
 //! re-executions of this binary, connected by a socketpair, and waits for the
 //! workload's exit status.
+//!
+//! Host signals are not relayed into the sandbox as sandbox signals: a
+//! terminal's SIGINT (or a SIGTERM sent to `runsc boot`) acts on the sentry
+//! process itself, which dies of it and takes the workload with it (exit
+//! 128+N). That is as if they were forced past the protection the sandbox's
+//! init (PID 1) has against signals it has no handler for, which only
+//! in-sandbox senders and `runsc kill` (see `sentry::kernel::SigOrigin`)
+//! meet: `do` runs a command, it does not host a container.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;

@@ -12,6 +12,26 @@ use crate::signal::{self, sigbit, DefaultAction, SigInfo};
 use crate::task::{ExitStatus, Task, TaskShared};
 use crate::thread_group::ThreadGroup;
 
+/// Where a signal comes from, for the protection of the sandbox's init
+/// (Linux's `force` in send_signal_locked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigOrigin {
+    /// A process of the sandbox, or the sentry on its behalf (kill, tkill,
+    /// sigqueue, pidfds, terminals, timers, SIGPIPE): forced only when
+    /// si_code is SI_KERNEL.
+    Sandbox,
+    /// Outside the sandbox's PID namespace (an ancestor namespace in Linux):
+    /// the container engine through the control socket (`runsc kill`, the
+    /// signals `runsc exec` forwards). Always forced; si_pid is 0.
+    Outside,
+}
+
+impl SigOrigin {
+    fn force(self, info: &SigInfo) -> bool {
+        self == SigOrigin::Outside || info.code() == signal::SI_KERNEL
+    }
+}
+
 /// Delivers the SIGIO of O_ASYNC files.
 struct SigioSender(std::sync::Weak<Kernel>);
 
@@ -174,11 +194,17 @@ impl Kernel {
         }
     }
 
-    /// Sends `info` to one thread (tkill, tgkill, faults, SIGPIPE).
+    /// Sends `info` to one thread (tkill, tgkill, SIGPIPE) from inside the
+    /// sandbox.
     pub fn send_to_task(&self, target: &Arc<TaskShared>, info: SigInfo) {
+        self.send_to_task_from(target, info, SigOrigin::Sandbox);
+    }
+
+    /// [`Kernel::send_to_task`] from `origin`.
+    pub fn send_to_task_from(&self, target: &Arc<TaskShared>, info: SigInfo, origin: SigOrigin) {
         let sig = info.signo();
         let tg = target.tg.clone();
-        if self.prepare(&tg, sig) {
+        if self.prepare(&tg, sig, origin.force(&info)) {
             return;
         }
         if sig == libc::SIGKILL {
@@ -195,11 +221,17 @@ impl Kernel {
         tg.signal_wait.notify(fs::waiter::EVENT_IN);
     }
 
-    /// Sends `info` to a process (kill, SIGCHLD, timers): queued on the group and
-    /// one thread that does not block it is woken.
+    /// Sends `info` to a process (kill, SIGCHLD, timers) from inside the
+    /// sandbox: queued on the group and one thread that does not block it is
+    /// woken.
     pub fn send_to_group(&self, tg: &Arc<ThreadGroup>, info: SigInfo) {
+        self.send_to_group_from(tg, info, SigOrigin::Sandbox);
+    }
+
+    /// [`Kernel::send_to_group`] from `origin`.
+    pub fn send_to_group_from(&self, tg: &Arc<ThreadGroup>, info: SigInfo, origin: SigOrigin) {
         let sig = info.signo();
-        if self.prepare(tg, sig) {
+        if self.prepare(tg, sig, origin.force(&info)) {
             return;
         }
         if sig == libc::SIGKILL {
@@ -222,18 +254,23 @@ impl Kernel {
     /// The generation-time side effects of a signal (Linux's prepare_signal):
     /// SIGCONT resumes a stopped group and discards pending stop signals; stop
     /// signals discard a pending SIGCONT. Returns true when the signal is to be
-    /// dropped (ignored and not blocked by every thread).
-    fn prepare(&self, tg: &Arc<ThreadGroup>, sig: i32) -> bool {
+    /// dropped (ignored, or unwanted by init, and blocked by no thread).
+    ///
+    /// `force` is Linux's: the signal comes from the kernel or from outside
+    /// the sandbox's PID namespace, so that SIGKILL and SIGSTOP reach init.
+    fn prepare(&self, tg: &Arc<ThreadGroup>, sig: i32, force: bool) -> bool {
         let stop_mask = sigbit(libc::SIGSTOP)
             | sigbit(libc::SIGTSTP)
             | sigbit(libc::SIGTTIN)
             | sigbit(libc::SIGTTOU);
         let mut notify_parent = None;
+        let unkillable;
         {
             let st = &mut *tg.lock();
             if st.zombie.is_some() || st.group_exit.is_some() {
                 return true;
             }
+            unkillable = st.unkillable;
             if sig == libc::SIGCONT {
                 st.pending.discard(stop_mask);
                 for t in st.tasks.iter() {
@@ -268,14 +305,16 @@ impl Kernel {
             }
             p.child_wait.notify(fs::waiter::EVENT_ALL);
         }
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            return false;
-        }
+        let kernel_only = sig == libc::SIGKILL || sig == libc::SIGSTOP;
         let act = tg.handlers.get(sig);
-        if !signal::is_ignored(&act, sig) {
+        // Linux's sig_task_ignored: init (SIGNAL_UNKILLABLE) drops what it has
+        // no handler for, unless forced SIGKILL/SIGSTOP.
+        let init_drops = unkillable && act.handler == signal::SIG_DFL && !(force && kernel_only);
+        if !init_drops && (kernel_only || !signal::is_ignored(&act, sig)) {
             return false;
         }
-        // Ignored: dropped unless some thread blocks it (then it stays pending).
+        // Dropped unless some thread blocks it (then it stays pending: the
+        // action may change before it is unblocked).
         !tg.lock().tasks.iter().any(|t| {
             (t.sigmask() | t.real_blocked.load(std::sync::atomic::Ordering::SeqCst)) & sigbit(sig)
                 != 0

@@ -533,7 +533,13 @@ impl Task {
         let tid = kernel.pids().alloc()?;
         let tg = ThreadGroup::new(tid, SigHandlers::new(), None, tid, tid, libc::SIGCHLD);
         let (shared, ctx) = Task::new_shared(&kernel, &tg, tid, 0)?;
-        tg.lock().tasks.push(shared.clone());
+        {
+            let mut st = tg.lock();
+            st.tasks.push(shared.clone());
+            // The init of the sandbox's PID namespace (not a process `runsc
+            // exec` starts the same way).
+            st.unkillable = tid == 1;
+        }
         {
             let mut pids = kernel.pids();
             pids.tasks.insert(tid, shared.clone());
@@ -727,6 +733,10 @@ impl Task {
             let m = self.sigmask() & !sigbit(signo);
             self.shared.mask.store(m, Ordering::SeqCst);
         }
+        if self.sigaction(signo).handler == SIG_DFL {
+            // Linux's force_sig_info_to_task: init dies of its own faults.
+            self.tg.lock().unkillable = false;
+        }
         let info = SigInfo::fault(signo, code, addr);
         self.shared.sig.lock().unwrap().pending.push(info);
     }
@@ -825,7 +835,17 @@ impl Task {
             return;
         }
         if act.handler == SIG_DFL || sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            match signal::default_action(sig) {
+            let action = signal::default_action(sig);
+            // Init gets no default action but a forced SIGKILL/SIGSTOP (Linux's
+            // get_signal; it was queued while blocked, or forced from outside).
+            if !matches!(action, DefaultAction::Ignore | DefaultAction::Continue)
+                && sig != libc::SIGKILL
+                && sig != libc::SIGSTOP
+                && self.tg.lock().unkillable
+            {
+                return;
+            }
+            match action {
                 DefaultAction::Ignore | DefaultAction::Continue => {}
                 DefaultAction::Stop => crate::process::group_stop(self, sig),
                 DefaultAction::Terminate => self.die(ExitStatus::Signaled(sig)),

@@ -95,6 +95,10 @@ pub struct TgState {
     pub cont_report: bool,
     /// PR_SET_CHILD_SUBREAPER.
     pub subreaper: bool,
+    /// The sandbox's init (Linux's SIGNAL_UNKILLABLE): signals it has no
+    /// handler for are dropped, except SIGKILL/SIGSTOP when forced (from
+    /// outside the sandbox or the kernel). A fatal fault clears it.
+    pub unkillable: bool,
     /// The group has exec'd (setpgid on it then fails with EACCES).
     pub did_exec: bool,
     /// A thread is exec'ing: the others exit silently.
@@ -150,6 +154,7 @@ impl ThreadGroup {
                 stop_report: None,
                 cont_report: false,
                 subreaper: false,
+                unkillable: false,
                 did_exec: false,
                 execing: None,
                 usage: Usage::default(),

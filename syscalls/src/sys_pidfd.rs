@@ -10,7 +10,7 @@ use sentry::pidfd::{PidFd, PIDFD_NONBLOCK};
 use sentry::signal;
 use sentry::Task;
 
-use crate::sys_signal::{init_ignores, may_signal, queued_info, sender_info};
+use crate::sys_signal::{may_signal, queued_info, sender_info};
 use crate::{Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
@@ -76,7 +76,7 @@ fn sys_pidfd_send_signal(t: &mut Task, a: &Args) -> SysResult {
     if leader.as_ref().is_some_and(|l| !may_signal(t, l)) {
         return Err(Errno::EPERM);
     }
-    if sig == 0 || p.exited() || init_ignores(&g, sig) {
+    if sig == 0 || p.exited() {
         return Ok(0);
     }
     t.kernel.send_to_group(&g, info);

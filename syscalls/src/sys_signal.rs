@@ -235,19 +235,6 @@ pub(crate) fn sender_info(t: &Task, sig: i32, code: i32) -> SigInfo {
     SigInfo::from_sender(sig, code, t.tgid, t.creds.uid)
 }
 
-/// Init (PID 1) is protected inside its PID namespace: signals it has no handler
-/// for are dropped, unless a thread blocks them (Linux queues blocked signals;
-/// they may have a handler by the time they are unblocked).
-pub(crate) fn init_ignores(g: &sentry::thread_group::ThreadGroup, sig: i32) -> bool {
-    g.tgid == 1
-        && g.handlers.get(sig).handler <= signal::SIG_IGN
-        && !g
-            .lock()
-            .tasks
-            .iter()
-            .any(|t| t.sigmask() & signal::sigbit(sig) != 0)
-}
-
 fn sys_kill(t: &mut Task, a: &Args) -> SysResult {
     let (pid, sig) = (a.i32(0), a.i32(1));
     if !(0..=64).contains(&sig) {
@@ -288,9 +275,9 @@ fn sys_kill(t: &mut Task, a: &Args) -> SysResult {
         return Ok(0);
     }
     for g in allowed {
-        // Init only gets signals it has handlers for (it is protected in its
-        // PID namespace); zombies get nothing.
-        if init_ignores(&g, sig) || g.lock().zombie.is_some() {
+        // Zombies get nothing. (Init only gets signals it has handlers for:
+        // Kernel::send_to_group drops the others.)
+        if g.lock().zombie.is_some() {
             continue;
         }
         k.send_to_group(&g, sender_info(t, sig, signal::SI_USER));
@@ -314,9 +301,6 @@ fn thread_kill(t: &mut Task, tgid: Option<i32>, tid: i32, sig: i32) -> SysResult
         return Err(Errno::EPERM);
     }
     if sig == 0 {
-        return Ok(0);
-    }
-    if init_ignores(&target.tg, sig) && t.tgid != 1 {
         return Ok(0);
     }
     k.send_to_task(&target, sender_info(t, sig, signal::SI_TKILL));
@@ -377,6 +361,9 @@ fn sys_rt_sigreturn(t: &mut Task, _a: &Args) -> SysResult {
             // A corrupt frame: Linux forces SIGSEGV.
             let k = t.kernel.clone();
             t.set_sigaction(libc::SIGSEGV, SigAction::default());
+            // Even init dies of it (Linux's force_sig_info_to_task).
+            t.tg.lock().unkillable = false;
+            t.set_sigmask(t.sigmask() & !signal::sigbit(libc::SIGSEGV));
             k.send_to_task(&t.shared, SigInfo::new(libc::SIGSEGV, signal::SI_KERNEL));
             Ok(t.regs.rax)
         }

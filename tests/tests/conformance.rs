@@ -41,14 +41,23 @@ pub const PROGRAMS: &[&str] = &[
     "shm",
     "splice",
     "pty",
+    "pidns_init",
 ];
 
 /// Programs that change the mount table run natively in a private mount
 /// namespace (util-linux's unshare), so the host's mounts are never touched.
-const NATIVE_PREFIX: &[(&str, &[&str])] = &[(
-    "mount",
-    &["/usr/bin/unshare", "--mount", "--propagation", "private"],
-)];
+/// Programs about the init of a PID namespace run natively as PID 1 of a new
+/// one (as they are under `runsc do`).
+const NATIVE_PREFIX: &[(&str, &[&str])] = &[
+    (
+        "mount",
+        &["/usr/bin/unshare", "--mount", "--propagation", "private"],
+    ),
+    (
+        "pidns_init",
+        &["/usr/bin/unshare", "--pid", "--fork", "--mount-proc"],
+    ),
+];
 
 /// Issue-3 programs: native always, sandbox only when enabled (see the
 /// module comment and `sandbox_enabled`).
@@ -233,6 +242,11 @@ fn conformance_splice() {
 #[test]
 fn conformance_pty() {
     run_program("pty");
+}
+
+#[test]
+fn conformance_pidns_init() {
+    run_program("pidns_init");
 }
 
 #[test]

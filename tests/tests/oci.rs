@@ -1964,3 +1964,80 @@ fn foreground_run_forwards_signals() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "ready\ngot TERM\n");
     env.finish();
 }
+
+/// The container's init is the init of its PID namespace (Linux's
+/// SIGNAL_UNKILLABLE): `runsc kill` of a signal it has no handler for does
+/// nothing (docker stop then escalates to SIGKILL), SIGKILL from outside
+/// kills it, a handler gets the signal, and `kill --all` still reaches the
+/// other processes.
+#[test]
+fn init_only_gets_signals_it_handles() {
+    let env = Env::new("initsig");
+    env.raw_config(
+        r#"{"ociVersion":"1.0.2",
+  "process":{"args":["sleep","1000"],"env":["PATH=/bin","HOME=/"],"cwd":"/",
+             "user":{"uid":0,"gid":0}},
+  "root":{"path":"rootfs","readonly":false},
+  "hostname":"oci-test"}"#,
+    );
+    env.create("i1");
+    env.ok(&["start", "i1"]);
+    std::thread::sleep(Duration::from_millis(200));
+    for sig in ["TERM", "INT", "HUP", "USR1"] {
+        env.ok(&["kill", "i1", sig]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        env.status("i1"),
+        "running",
+        "init without handlers survives"
+    );
+    env.ok(&["kill", "i1", "KILL"]);
+    env.wait_status("i1", "stopped");
+    assert_eq!(env.runsc(&["wait", "i1"]).code, 137);
+    env.ok(&["delete", "i1"]);
+
+    // A TERM handler runs (busybox sh runs traps between commands).
+    env.config(
+        "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.05; done",
+        false,
+        "",
+    );
+    let out = env.dir.join(format!(
+        "out.{}",
+        env.n.load(std::sync::atomic::Ordering::SeqCst)
+    ));
+    env.create("i2");
+    env.ok(&["start", "i2"]);
+    eventually("the trap set", || read(&out).contains("ready"));
+    env.ok(&["kill", "i2", "TERM"]);
+    let w = env.runsc(&["wait", "i2"]);
+    assert_eq!(w.code, 3, "{w:?}");
+    assert!(read(&out).contains("got-term"), "{}", read(&out));
+    env.wait_status("i2", "stopped");
+    env.ok(&["delete", "i2"]);
+
+    // kill --all: the other processes die of TERM, init (no trap) goes on.
+    env.config(
+        "sleep 1000; echo after-sleep; while true; do sleep 0.05; done",
+        false,
+        "",
+    );
+    let out = env.dir.join(format!(
+        "out.{}",
+        env.n.load(std::sync::atomic::Ordering::SeqCst)
+    ));
+    env.create("i3");
+    env.ok(&["start", "i3"]);
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(&["kill", "--all", "i3", "TERM"]);
+    eventually("the child sleep killed", || {
+        read(&out).contains("after-sleep")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(env.status("i3"), "running");
+    env.ok(&["kill", "i3", "KILL"]);
+    env.wait_status("i3", "stopped");
+    env.ok(&["delete", "i3"]);
+    env.finish();
+}

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 
+use sentry::kernel::SigOrigin;
 use sentry::signal::{DefaultAction, SigInfo, SI_USER};
 use sentry::Kernel;
 
@@ -106,8 +107,15 @@ pub fn serve_control(
                 if targets.is_empty() {
                     return Response::err("container not running").into();
                 }
+                // From the container engine, outside the sandbox's PID
+                // namespace: si_pid 0, and forced, so that init (which gets
+                // no signal it has no handler for) still dies of SIGKILL.
                 for tg in targets {
-                    k.send_to_group(&tg, SigInfo::from_sender(signal, SI_USER, 0, 0));
+                    k.send_to_group_from(
+                        &tg,
+                        SigInfo::from_sender(signal, SI_USER, 0, 0),
+                        SigOrigin::Outside,
+                    );
                 }
                 Response::ok()
             }

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use abi::Errno;
+use sentry::kernel::SigOrigin;
 use sentry::signal::{SigInfo, SI_USER};
 use sentry::task::{Credentials, ExitStatus, CAP_FULL_SET};
 use sentry::thread_group::ThreadGroup;
@@ -249,7 +250,11 @@ fn serve_exec(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, conn: &UnixStream) -> Exit
         if n <= 0 || buf.len() > 4096 {
             // Hung up (or sent garbage): the process goes with it.
             open = false;
-            k.send_to_group(tg, SigInfo::from_sender(libc::SIGKILL, SI_USER, 0, 0));
+            k.send_to_group_from(
+                tg,
+                SigInfo::from_sender(libc::SIGKILL, SI_USER, 0, 0),
+                SigOrigin::Outside,
+            );
             continue;
         }
         buf.extend_from_slice(&chunk[..n as usize]);
@@ -257,7 +262,12 @@ fn serve_exec(k: &Arc<Kernel>, tg: &Arc<ThreadGroup>, conn: &UnixStream) -> Exit
             let line: Vec<u8> = buf.drain(..=i).collect();
             if let Ok(f) = serde_json::from_slice::<control::Forward>(&line) {
                 if (1..=64).contains(&f.signal) {
-                    k.send_to_group(tg, SigInfo::from_sender(f.signal, SI_USER, 0, 0));
+                    // Forwarded from the host: outside the sandbox.
+                    k.send_to_group_from(
+                        tg,
+                        SigInfo::from_sender(f.signal, SI_USER, 0, 0),
+                        SigOrigin::Outside,
+                    );
                 }
             }
         }
