@@ -2041,3 +2041,54 @@ fn init_only_gets_signals_it_handles() {
     env.ok(&["delete", "i3"]);
     env.finish();
 }
+
+/// linux.namespaces: the sandbox process joins the spec's network namespace
+/// (what an engine prepared); a path that is no network namespace fails
+/// create with one line; other types are checked.
+#[test]
+fn joins_the_network_namespace() {
+    let env = Env::new("netns");
+    let mut holder = Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .expect("unshare");
+    let ns_path = format!("/proc/{}/ns/net", holder.id());
+    let link = |p: &str| std::fs::read_link(p).map(|l| l.display().to_string());
+    let end = Instant::now() + Duration::from_secs(10);
+    while link(&ns_path).ok() == link("/proc/self/ns/net").ok() {
+        assert!(Instant::now() < end, "unshare --net never made a namespace");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cfg = |path: &str| {
+        format!(
+            r#","linux":{{"namespaces":[{{"type":"pid"}},{{"type":"mount"}},{{"type":"network","path":"{path}"}}]}}"#
+        )
+    };
+    env.config("sleep 60", true, &cfg(&ns_path));
+    env.create("n1");
+    let st: serde_json::Value = serde_json::from_str(&env.ok(&["state", "n1"]).stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(
+        link(&format!("/proc/{pid}/ns/net")).unwrap(),
+        link(&ns_path).unwrap()
+    );
+    env.ok(&["delete", "--force", "n1"]);
+    env.config("true", true, &cfg("/proc/self/ns/uts"));
+    let b = env.bundle();
+    env.fails(
+        &["create", "--bundle", b.to_str().unwrap(), "n2"],
+        "linux.namespaces: network path /proc/self/ns/uts: not a network namespace",
+    );
+    env.config(
+        "true",
+        true,
+        r#","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}"#,
+    );
+    env.fails(
+        &["create", "--bundle", b.to_str().unwrap(), "n3"],
+        "duplicate namespace",
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    env.finish();
+}

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::cgroup::{self, Cgroup};
 use super::hooks::{self, Hooks};
+use super::namespaces::{self, Namespaces};
 use super::paths::{self, Settings};
 
 /// What config.json asks for besides [`super::spec::Spec`].
@@ -18,6 +19,7 @@ pub struct Extra {
     pub hooks: Hooks,
     pub cgroup: cgroup::Config,
     pub settings: Settings,
+    pub namespaces: Namespaces,
 }
 
 /// Largest config.json we read (as spec.rs).
@@ -49,6 +51,7 @@ pub fn parse(text: &[u8], id: &str, systemd: bool) -> Result<Extra, String> {
         hooks: hooks::parse(&top)?,
         cgroup: cgroup::parse(&top, id, systemd)?,
         settings: paths::parse(&top)?,
+        namespaces: namespaces::parse(&top)?,
     })
 }
 

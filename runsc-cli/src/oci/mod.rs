@@ -15,6 +15,7 @@ pub mod events;
 pub mod exec;
 pub mod extra;
 pub mod hooks;
+pub mod namespaces;
 pub mod paths;
 pub mod pause;
 pub mod ps;
@@ -350,6 +351,7 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
                 &dir,
                 &spec,
                 &extra.settings,
+                &extra.namespaces,
                 detach,
                 pty.as_ref().map(|p| &p.replica),
             )?;
@@ -418,6 +420,7 @@ fn launch(
     dir: &Dir,
     spec: &spec::Spec,
     settings: &paths::Settings,
+    ns: &namespaces::Namespaces,
     detach: bool,
     console: Option<&OwnedFd>,
 ) -> Result<Procs, String> {
@@ -472,6 +475,25 @@ fn launch(
             kill_gofers(&mut procs_gofers);
             return Err(format!("starting a bind mount's gofer: {e}"));
         }
+    };
+    // linux.namespaces: the sandbox process joins the engine's network
+    // namespace (opened now, so that a bad path fails create cleanly).
+    for (ty, path) in &ns.ignored {
+        warn(
+            g,
+            &format!(
+                "linux.namespaces: the sandbox cannot join the {ty} namespace {path}; ignored"
+            ),
+        );
+    }
+    let netns = match ns.network.as_deref().map(namespaces::open_network) {
+        Some(Err(e)) => {
+            kill_gofers(&mut procs_gofers);
+            vols.kill();
+            return Err(e);
+        }
+        Some(Ok(f)) => Some(f),
+        None => None,
     };
     let boot = (|| -> Result<(Child, std::io::PipeReader), String> {
         crate::sandbox::inheritable(&sentry_end).map_err(io("socketpair"))?;
@@ -530,6 +552,19 @@ fn launch(
         c.current_dir("/");
         if detach {
             c.process_group(0);
+        }
+        if let Some(ns) = &netns {
+            let fd = ns.as_raw_fd();
+            // SAFETY: setns(2) between fork and exec is async-signal-safe and
+            // touches nothing of the parent's.
+            unsafe {
+                c.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = c.spawn().map_err(io("starting the sandbox"))?;
         Ok((child, reader))
