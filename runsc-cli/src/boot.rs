@@ -44,6 +44,10 @@ struct OciBoot {
     gid: u32,
     groups: Vec<u32>,
     umask: Option<u32>,
+    /// `--caps=B,E,I,P,A` (process.capabilities; see `oci::caps`).
+    caps: Option<crate::oci::caps::Caps>,
+    /// `--no-new-privs=1` (process.noNewPrivileges).
+    no_new_privs: bool,
     hostname: Option<String>,
     /// `--tmpfs=MODE:SIZE:ro|rw:PATH` (mode octal, size in bytes, 0: default).
     tmpfs: Vec<(u32, u64, bool, String)>,
@@ -95,6 +99,8 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
                     "umask" => {
                         o.umask = Some(u32::from_str_radix(v, 8).map_err(|_| format!("bad {a:?}"))?)
                     }
+                    "caps" => o.caps = Some(crate::oci::caps::Caps::from_arg(v)?),
+                    "no-new-privs" => o.no_new_privs = v == "1" || v == "true",
                     "hostname" => o.hostname = Some(v.to_string()),
                     "tmpfs" => o.tmpfs.push(parse_tmpfs(v)?),
                     "rlimit" => o.rlimits.push(crate::oci::paths::parse_rlimit_arg(v)?),
@@ -143,6 +149,8 @@ const OCI_FLAGS: &[&str] = &[
     "gid",
     "groups",
     "umask",
+    "caps",
+    "no-new-privs",
     "hostname",
     "tmpfs",
     "rlimit",
@@ -300,11 +308,12 @@ fn host_creds() -> Credentials {
     }
 }
 
-/// The credentials of an OCI container's init (process.user): root holds
-/// every capability inside the sandbox, other users none.
+/// The credentials of an OCI container's init (process.user): without
+/// process.capabilities root holds every capability inside the sandbox, other
+/// users none; with them, what runc leaves the exec'd init.
 fn oci_creds(o: &OciBoot) -> Credentials {
     let root = o.uid == 0;
-    Credentials {
+    let mut c = Credentials {
         uid: o.uid,
         euid: o.uid,
         suid: o.uid,
@@ -320,7 +329,11 @@ fn oci_creds(o: &OciBoot) -> Credentials {
         cap_bounding: CAP_FULL_SET,
         cap_ambient: 0,
         securebits: 0,
+    };
+    if let Some(caps) = &o.caps {
+        crate::oci::caps::apply(&mut c, caps);
     }
+    c
 }
 
 fn boot(
@@ -471,6 +484,7 @@ fn boot(
         .as_ref()
         .map(|o| o.rlimits.clone())
         .unwrap_or_default();
+    let no_new_privs = b.oci.as_ref().is_some_and(|o| o.no_new_privs);
     std::thread::Builder::new()
         .name("task-1".into())
         .spawn(move || {
@@ -495,6 +509,7 @@ fn boot(
                     return;
                 }
             };
+            task.no_new_privs = no_new_privs;
             task.exec(image);
             for (r, cur, max) in rlimits {
                 task.rlimits[r as usize] = abi::linux::Rlimit { cur, max };

@@ -112,8 +112,9 @@ pub struct Kernel {
     pub strace: bool,
     /// Monotonic origin of CLOCK_BOOTTIME / uptime.
     pub boot_time: Instant,
-    /// Reported by uname(2).
-    pub hostname: String,
+    /// Reported by uname(2); sethostname(2) and setdomainname(2) change them.
+    pub hostname: Mutex<String>,
+    pub domainname: Mutex<String>,
     pub futexes: crate::futex::Futexes,
     pub pids: Mutex<Pids>,
     /// The init process's exit status, once it has exited.
@@ -152,7 +153,8 @@ impl Kernel {
             syscalls,
             strace,
             boot_time: Instant::now(),
-            hostname,
+            hostname: Mutex::new(hostname),
+            domainname: Mutex::new("(none)".to_string()),
             futexes: Default::default(),
             pids: Mutex::new(Pids::default()),
             init_status: Mutex::new(None),

@@ -192,6 +192,8 @@ pub struct ProcView {
     /// The auxiliary vector (u64 pairs, through AT_NULL).
     pub auxv: Vec<u8>,
     pub nice: i32,
+    /// PR_SET_NO_NEW_PRIVS (status's NoNewPrivs).
+    pub no_new_privs: bool,
     /// The initial stack pointer of the image (names the [stack] mapping).
     pub stack_sp: u64,
 }
@@ -321,6 +323,9 @@ struct ProcStamp {
     comm: [u8; 16],
     ids: [u32; 8],
     ngroups: usize,
+    /// Capability sets (capset, PR_CAPBSET_DROP, ...) and no_new_privs.
+    caps: [u64; 5],
+    no_new_privs: bool,
     fs: usize,
     fds: usize,
     mm: usize,
@@ -437,6 +442,14 @@ impl Task {
                 self.creds.fsgid,
             ],
             ngroups: self.creds.groups.len(),
+            caps: [
+                self.creds.cap_effective,
+                self.creds.cap_permitted,
+                self.creds.cap_inheritable,
+                self.creds.cap_bounding,
+                self.creds.cap_ambient,
+            ],
+            no_new_privs: self.no_new_privs,
             fs: Arc::as_ptr(&self.fs) as usize,
             fds: Arc::as_ptr(&self.fds) as usize,
             mm: Arc::as_ptr(&self.mm) as usize,
@@ -466,6 +479,7 @@ impl Task {
         v.creds = self.creds.clone();
         v.rlimits = self.rlimits.to_vec();
         v.nice = self.sched.nice;
+        v.no_new_privs = self.no_new_privs;
         drop(v);
         drop(old_fds);
     }

@@ -9,6 +9,8 @@ use crate::{Arg, Args, Table};
 
 pub(crate) fn register(t: &mut Table) {
     t.add(UNAME, sys_uname, &[Arg::Hex]);
+    t.add(SETHOSTNAME, sys_sethostname, &[Arg::Hex, Arg::UDec]);
+    t.add(SETDOMAINNAME, sys_setdomainname, &[Arg::Hex, Arg::UDec]);
     t.add(GETTIMEOFDAY, sys_gettimeofday, &[Arg::Hex, Arg::Hex]);
     t.add(TIME, sys_time, &[Arg::Hex]);
     t.add(
@@ -35,11 +37,47 @@ pub(crate) fn register(t: &mut Table) {
 }
 
 fn sys_uname(t: &mut Task, a: &Args) -> SysResult {
-    let host = t.kernel.hostname.clone();
+    let host = t.kernel.hostname.lock().unwrap().clone();
+    let domain = t.kernel.domainname.lock().unwrap().clone();
     let b =
-        abi::linux::utsname_bytes(["Linux", &host, "5.15.0", "#1 SMP runsc", "x86_64", "(none)"]);
+        abi::linux::utsname_bytes(["Linux", &host, "5.15.0", "#1 SMP runsc", "x86_64", &domain]);
     t.copy_out(a.u64(0), &b)?;
     Ok(0)
+}
+
+/// CAP_SYS_ADMIN (over the sandbox's UTS namespace).
+const CAP_SYS_ADMIN: u32 = 21;
+/// __NEW_UTS_LEN.
+const UTS_LEN: u64 = 64;
+
+/// sethostname(2) / setdomainname(2): the name (not NUL-terminated) at
+/// a[0], a[1] bytes long.
+fn set_uts_name(t: &mut Task, a: &Args, which: &std::sync::Mutex<String>) -> SysResult {
+    if !t.creds.has_capability(CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    let len = a.u64(1);
+    if len > UTS_LEN {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = vec![0u8; len as usize];
+    t.copy_in(a.u64(0), &mut buf)?;
+    // uname(2) fields are NUL-terminated: the name ends at a NUL.
+    if let Some(i) = buf.iter().position(|&b| b == 0) {
+        buf.truncate(i);
+    }
+    *which.lock().unwrap() = String::from_utf8_lossy(&buf).into_owned();
+    Ok(0)
+}
+
+fn sys_sethostname(t: &mut Task, a: &Args) -> SysResult {
+    let k = t.kernel.clone();
+    set_uts_name(t, a, &k.hostname)
+}
+
+fn sys_setdomainname(t: &mut Task, a: &Args) -> SysResult {
+    let k = t.kernel.clone();
+    set_uts_name(t, a, &k.domainname)
 }
 
 /// Reads a host clock. The sentry's clocks are the host's: the vDSO answers these

@@ -2092,3 +2092,206 @@ fn joins_the_network_namespace() {
     let _ = holder.wait();
     env.finish();
 }
+
+// ---- process.capabilities and process.noNewPrivileges ----
+
+/// Docker's default capability set, as its config.json lists it.
+const DOCKER_CAPS: &str = r#"["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FSETID","CAP_FOWNER",
+    "CAP_MKNOD","CAP_NET_RAW","CAP_SETGID","CAP_SETUID","CAP_SETFCAP","CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE","CAP_SYS_CHROOT","CAP_KILL","CAP_AUDIT_WRITE"]"#;
+
+/// Writes config.json running `sh -c SCRIPT` as `uid`, with `process` JSON
+/// members (e.g. `,"noNewPrivileges":true`).
+fn process_config(env: &Env, script: &str, uid: u32, process: &str) {
+    let script = script.replace('\\', "\\\\").replace('"', "\\\"");
+    env.raw_config(&format!(
+        r#"{{"ociVersion":"1.0.2",
+  "process":{{"args":["sh","-c","{script}"],"env":["PATH=/bin","HOME=/"],"cwd":"/",
+              "user":{{"uid":{uid},"gid":0}}{process}}},
+  "root":{{"path":"rootfs"}},
+  "hostname":"oci-test"}}"#
+    ));
+}
+
+/// `,"capabilities":{...}` with `set` as bounding, effective and permitted.
+fn caps_member(set: &str) -> String {
+    format!(
+        r#","capabilities":{{"bounding":{set},"effective":{set},"permitted":{set},
+            "inheritable":[],"ambient":[]}}"#
+    )
+}
+
+/// The Cap* lines of /proc/self/status for these sets (hex).
+fn cap_lines(inh: u64, prm: u64, eff: u64, bnd: u64, amb: u64) -> String {
+    format!(
+        "CapInh:\t{inh:016x}\nCapPrm:\t{prm:016x}\nCapEff:\t{eff:016x}\nCapBnd:\t{bnd:016x}\nCapAmb:\t{amb:016x}\n"
+    )
+}
+
+const DOCKER_SET: u64 = 0xa80425fb;
+const CAP_SYS_ADMIN_BIT: u64 = 1 << 21;
+const FULL_SET: u64 = (1 << 41) - 1;
+
+#[test]
+fn capabilities_from_the_spec() {
+    let env = Env::new("caps");
+    std::fs::create_dir_all(env.rootfs().join("mnt")).unwrap();
+    let b = env.bundle();
+    let b = b.to_str().unwrap();
+    let script = "grep Cap /proc/self/status; \
+        busybox mount -t tmpfs none /mnt && echo mounted; \
+        busybox hostname x && echo named-$(busybox hostname); echo done";
+    // Docker's defaults (and an unknown name, ignored as runc does): no
+    // mount(2), no sethostname(2).
+    let with_unknown = DOCKER_CAPS.replace("\"CAP_KILL\"", "\"CAP_KILL\",\"CAP_NO_SUCH_THING\"");
+    process_config(&env, script, 0, &caps_member(&with_unknown));
+    let o = env.runsc(&["run", "--bundle", b, "c1"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let d = DOCKER_SET;
+    assert_eq!(
+        o.stdout,
+        format!("{}done\n", cap_lines(0, d, d, d, 0)),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("mount"), "{o:?}");
+    // Another user: nothing permitted or effective after the exec.
+    process_config(
+        &env,
+        "grep Cap /proc/self/status",
+        1000,
+        &caps_member(DOCKER_CAPS),
+    );
+    let o = env.ok(&["run", "--bundle", b, "c1"]);
+    assert_eq!(o.stdout, cap_lines(0, 0, 0, d, 0), "{o:?}");
+    // CAP_SYS_ADMIN added: mount and sethostname work.
+    let admin = DOCKER_CAPS.replace("\"CAP_KILL\"", "\"CAP_KILL\",\"CAP_SYS_ADMIN\"");
+    process_config(&env, script, 0, &caps_member(&admin));
+    let o = env.ok(&["run", "--bundle", b, "c1"]);
+    let a = d | CAP_SYS_ADMIN_BIT;
+    assert_eq!(
+        o.stdout,
+        format!("{}mounted\nnamed-x\ndone\n", cap_lines(0, a, a, a, 0)),
+        "{o:?}"
+    );
+    // No process.capabilities: root holds every capability, as before.
+    process_config(&env, "grep Cap /proc/self/status", 0, "");
+    let o = env.ok(&["run", "--bundle", b, "c1"]);
+    let f = FULL_SET;
+    assert_eq!(o.stdout, cap_lines(0, f, f, f, 0), "{o:?}");
+    // A set that is not an array: one line naming it.
+    process_config(
+        &env,
+        "true",
+        0,
+        r#","capabilities":{"bounding":"CAP_KILL"}"#,
+    );
+    env.fails(
+        &["create", "--bundle", b, "c2"],
+        "process.capabilities.bounding",
+    );
+    assert!(!env.state_root().join("c2").exists());
+    env.finish();
+}
+
+#[test]
+fn no_new_privileges_from_the_spec() {
+    let env = Env::new("nnp");
+    let b = env.bundle();
+    let b = b.to_str().unwrap();
+    let script = "grep NoNewPrivs /proc/self/status";
+    process_config(&env, script, 0, r#","noNewPrivileges":true"#);
+    let o = env.ok(&["run", "--bundle", b, "n1"]);
+    assert_eq!(o.stdout, "NoNewPrivs:\t1\n", "{o:?}");
+    process_config(&env, script, 0, "");
+    let o = env.ok(&["run", "--bundle", b, "n1"]);
+    assert_eq!(o.stdout, "NoNewPrivs:\t0\n", "{o:?}");
+    // exec: the container's value, or --no-new-privs.
+    process_config(&env, "sleep 100", 0, r#","noNewPrivileges":true"#);
+    env.create("n2");
+    env.ok(&["start", "n2"]);
+    let o = env.ok(&["exec", "n2", "grep", "NoNewPrivs", "/proc/self/status"]);
+    assert_eq!(o.stdout, "NoNewPrivs:\t1\n", "{o:?}");
+    env.ok(&["delete", "-f", "n2"]);
+    process_config(&env, "sleep 100", 0, "");
+    env.create("n3");
+    env.ok(&["start", "n3"]);
+    let o = env.ok(&["exec", "n3", "grep", "NoNewPrivs", "/proc/self/status"]);
+    assert_eq!(o.stdout, "NoNewPrivs:\t0\n", "{o:?}");
+    let o = env.ok(&[
+        "exec",
+        "--no-new-privs",
+        "n3",
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    assert_eq!(o.stdout, "NoNewPrivs:\t1\n", "{o:?}");
+    env.ok(&["delete", "-f", "n3"]);
+    env.finish();
+}
+
+#[test]
+fn exec_capabilities() {
+    let env = Env::new("execcaps");
+    process_config(&env, "sleep 100", 0, &caps_member(DOCKER_CAPS));
+    env.create("x1");
+    env.ok(&["start", "x1"]);
+    let d = DOCKER_SET;
+    let status = ["grep", "Cap", "/proc/self/status"];
+    let exec = |pre: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(pre);
+        args.push("x1");
+        args.extend_from_slice(&status);
+        env.ok(&args).stdout
+    };
+    // The container's capabilities.
+    assert_eq!(exec(&[]), cap_lines(0, d, d, d, 0));
+    assert_eq!(exec(&["-u", "1000"]), cap_lines(0, 0, 0, d, 0));
+    // --cap adds to the bounding, effective and permitted sets.
+    let a = d | CAP_SYS_ADMIN_BIT;
+    assert_eq!(exec(&["--cap", "CAP_SYS_ADMIN"]), cap_lines(0, a, a, a, 0));
+    let o = env.ok(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        "x1",
+        "sh",
+        "-c",
+        "busybox hostname exec-host && busybox hostname",
+    ]);
+    assert_eq!(o.stdout, "exec-host\n", "{o:?}");
+    let o = env.runsc(&["exec", "x1", "busybox", "hostname", "nope"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    // --process: its own capabilities, or the container's without them.
+    let pj = env.dir.join("process.json");
+    std::fs::write(
+        &pj,
+        r#"{"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/",
+            "user":{"uid":0,"gid":0},
+            "capabilities":{"bounding":["CAP_KILL","CAP_CHOWN"],"effective":["CAP_KILL"],
+                            "permitted":["CAP_KILL"]}}"#,
+    )
+    .unwrap();
+    let o = env.ok(&["exec", "--process", pj.to_str().unwrap(), "x1"]);
+    let kc = (1 << 5) | 1;
+    assert_eq!(o.stdout, cap_lines(0, kc, kc, kc, 0), "{o:?}");
+    std::fs::write(
+        &pj,
+        r#"{"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/"}"#,
+    )
+    .unwrap();
+    let o = env.ok(&["exec", "--process", pj.to_str().unwrap(), "x1"]);
+    assert_eq!(o.stdout, cap_lines(0, d, d, d, 0), "{o:?}");
+    std::fs::write(
+        &pj,
+        r#"{"args":["true"],"cwd":"/","capabilities":{"permitted":{}}}"#,
+    )
+    .unwrap();
+    env.fails(
+        &["exec", "--process", pj.to_str().unwrap(), "x1"],
+        "process.capabilities.permitted",
+    );
+    env.ok(&["delete", "-f", "x1"]);
+    env.finish();
+}

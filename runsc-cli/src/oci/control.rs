@@ -59,6 +59,12 @@ pub struct ExecProcess {
     /// to a new sandbox pty (the process's stdio and controlling terminal).
     #[serde(default)]
     pub terminal: bool,
+    /// process.capabilities (None: root holds every capability).
+    #[serde(default)]
+    pub capabilities: Option<super::caps::Caps>,
+    /// process.noNewPrivileges.
+    #[serde(default)]
+    pub no_new_privs: bool,
 }
 
 /// Bounds on an exec request (either end checks them).

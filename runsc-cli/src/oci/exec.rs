@@ -1,7 +1,8 @@
 //! `runsc exec`: a new process in a running sandbox, with its own stdio.
 //!
-//! The client sends the process (args, env, cwd, user) and its stdin, stdout
-//! and stderr over the control socket (SCM_RIGHTS). The sandbox starts it as a
+//! The client sends the process (args, env, cwd, user, capabilities,
+//! noNewPrivileges) and its stdin, stdout and stderr over the control socket
+//! (SCM_RIGHTS). The sandbox starts it as a
 //! new thread group in the same kernel, mounts and PID namespace: it has no
 //! parent inside the sandbox (getppid() is 0, as for runc's exec'd processes
 //! whose parent is outside the container), its own session and process group,
@@ -47,7 +48,7 @@ pub struct SpawnError(pub String, pub i32);
 fn creds_of(p: &ExecProcess) -> Credentials {
     let root = p.uid == 0;
     let caps = if root { CAP_FULL_SET } else { 0 };
-    Credentials {
+    let mut c = Credentials {
         uid: p.uid,
         euid: p.uid,
         suid: p.uid,
@@ -63,7 +64,11 @@ fn creds_of(p: &ExecProcess) -> Credentials {
         cap_bounding: CAP_FULL_SET,
         cap_ambient: 0,
         securebits: 0,
+    };
+    if let Some(caps) = &p.capabilities {
+        super::caps::apply(&mut c, caps);
     }
+    c
 }
 
 /// Starts `p` in the sandbox with `stdio` as its fds 0, 1 and 2 (with
@@ -119,6 +124,7 @@ pub fn spawn(
     let argv: Vec<Vec<u8>> = p.args.iter().map(|a| a.as_bytes().to_vec()).collect();
     let cmd = p.args[0].clone();
     let (uid, gid) = (creds.uid, creds.gid);
+    let no_new_privs = p.no_new_privs;
     let exec_err = |cmd: &str, errno: Errno| {
         if errno == Errno::ENOENT && !cmd.contains('/') {
             SpawnError(
@@ -157,6 +163,7 @@ pub fn spawn(
                     return;
                 }
             };
+            task.no_new_privs = no_new_privs;
             task.exec(image);
             // A terminal: the process leads its own session, which the new
             // pty controls. The bridge ends once every replica is closed.
@@ -460,6 +467,14 @@ pub fn parse_process_json(text: &[u8]) -> Result<(ExecProcess, bool), String> {
         }
         Some(_) => return Err("process.user: not an object".into()),
     }
+    if let Some(c) = o.get("capabilities").filter(|c| !c.is_null()) {
+        p.capabilities = Some(super::caps::parse(c, "process.capabilities")?);
+    }
+    match o.get("noNewPrivileges") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => p.no_new_privs = *b,
+        Some(_) => return Err("process.noNewPrivileges: not a boolean".into()),
+    }
     p.validate()?;
     Ok((p, terminal))
 }
@@ -481,6 +496,21 @@ fn build_process(a: &Args, cmd: &[String], bundle: &str) -> Result<ExecProcess, 
             .map_err(|e| format!("process {path}: {e}"))?;
         let (mut p, terminal) = parse_process_json(&text)?;
         p.terminal = terminal || a.flag("tty");
+        // Capabilities and noNewPrivileges the process does not give are
+        // the container's.
+        let v = serde_json::from_slice::<serde_json::Value>(&text).unwrap_or_default();
+        let has = |key: &str| v.get(key).is_some_and(|x| !x.is_null());
+        if !has("capabilities") || !has("noNewPrivileges") {
+            if let Ok(spec) = super::spec::load(Path::new(bundle)) {
+                if !has("capabilities") {
+                    p.capabilities = spec.capabilities;
+                }
+                if !has("noNewPrivileges") {
+                    p.no_new_privs = spec.no_new_privs;
+                }
+            }
+        }
+        apply_privilege_flags(a, &mut p);
         return Ok(p);
     }
     if cmd.is_empty() {
@@ -499,6 +529,8 @@ fn build_process(a: &Args, cmd: &[String], bundle: &str) -> Result<ExecProcess, 
         p.gid = spec.gid;
         p.additional_gids = spec.additional_gids.clone();
         p.umask = spec.umask;
+        p.capabilities = spec.capabilities;
+        p.no_new_privs = spec.no_new_privs;
     }
     p.args = cmd.to_vec();
     p.terminal = a.flag("tty");
@@ -522,8 +554,26 @@ fn build_process(a: &Args, cmd: &[String], bundle: &str) -> Result<ExecProcess, 
                 .map_err(|_| format!("--additional-gids {g:?}: not a number"))?,
         );
     }
+    apply_privilege_flags(a, &mut p);
     p.validate()?;
     Ok(p)
+}
+
+/// `--cap CAP` (repeatable: added to the bounding, effective and permitted
+/// sets, as runc does) and `--no-new-privs`.
+fn apply_privilege_flags(a: &Args, p: &mut ExecProcess) {
+    let caps = a.values_of("cap");
+    if !caps.is_empty() {
+        // Unknown names are ignored, as runc does.
+        let set = super::caps::set_of(caps, "--cap");
+        // Without process.capabilities root holds them all already.
+        if let Some(c) = p.capabilities.as_mut() {
+            c.add(set);
+        }
+    }
+    if a.flag("no-new-privs") {
+        p.no_new_privs = true;
+    }
 }
 
 /// Our stdin, stdout and stderr (`/dev/null` for a closed one).

@@ -8,6 +8,7 @@
 //! command locks `<root>/<id>/lock` while it reads or changes the state.
 
 pub mod boot;
+pub mod caps;
 pub mod cgroup;
 pub mod console;
 pub mod control;
@@ -520,6 +521,12 @@ fn launch(
         }
         if let Some(m) = spec.umask {
             c.arg(format!("--umask={m:o}"));
+        }
+        if let Some(caps) = &spec.capabilities {
+            c.arg(format!("--caps={}", caps.to_arg()));
+        }
+        if spec.no_new_privs {
+            c.arg("--no-new-privs=1");
         }
         if let Some(h) = &spec.hostname {
             c.arg(format!("--hostname={h}"));

@@ -38,6 +38,10 @@ pub struct Spec {
     pub gid: u32,
     pub additional_gids: Vec<u32>,
     pub umask: Option<u32>,
+    /// process.capabilities (None: absent, root keeps every capability).
+    pub capabilities: Option<super::caps::Caps>,
+    /// process.noNewPrivileges.
+    pub no_new_privs: bool,
     pub terminal: bool,
     /// The root file system (absolute, canonical).
     pub root: PathBuf,
@@ -151,7 +155,15 @@ const TOP_FIELDS: &[&str] = &[
     "mounts",
     "annotations",
 ];
-const PROCESS_FIELDS: &[&str] = &["args", "env", "cwd", "user", "terminal"];
+const PROCESS_FIELDS: &[&str] = &[
+    "args",
+    "env",
+    "cwd",
+    "user",
+    "terminal",
+    "capabilities",
+    "noNewPrivileges",
+];
 
 /// Parses the text of config.json; relative paths are resolved against `bundle`.
 pub fn parse(text: &[u8], bundle: &Path) -> Result<Spec, String> {
@@ -228,6 +240,13 @@ pub fn parse(text: &[u8], bundle: &Path) -> Result<Spec, String> {
     }
     let terminal = match member(process, "terminal") {
         Some(t) => bool_of(t, "process.terminal")?,
+        None => false,
+    };
+    let capabilities = member(process, "capabilities")
+        .map(|c| super::caps::parse(c, "process.capabilities"))
+        .transpose()?;
+    let no_new_privs = match member(process, "noNewPrivileges") {
+        Some(t) => bool_of(t, "process.noNewPrivileges")?,
         None => false,
     };
 
@@ -388,6 +407,8 @@ pub fn parse(text: &[u8], bundle: &Path) -> Result<Spec, String> {
         gid,
         additional_gids,
         umask,
+        capabilities,
+        no_new_privs,
         terminal,
         root: root_dir,
         root_readonly,
@@ -470,7 +491,9 @@ mod tests {
         let full: Value = serde_json::from_str(
             r#"{"ociVersion":"1.0.2","hostname":"h","annotations":{"a":"b"},
               "process":{"args":["sh"],"env":["A=b"],"cwd":"/","terminal":false,
-                         "user":{"uid":1,"gid":2,"umask":18,"additionalGids":[3]}},
+                         "user":{"uid":1,"gid":2,"umask":18,"additionalGids":[3]},
+                         "capabilities":{"bounding":["CAP_KILL"],"ambient":[]},
+                         "noNewPrivileges":true},
               "root":{"path":"/","readonly":true},
               "mounts":[{"destination":"/t","type":"tmpfs","options":["size=1k"]},
                         {"destination":"/b","type":"bind","source":"/","options":["ro"]}]}"#,
@@ -528,6 +551,33 @@ mod tests {
         // Deep nesting is refused by the JSON parser, not by a stack overflow.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse(deep.as_bytes(), &bundle()).is_err());
+    }
+
+    #[test]
+    fn capabilities_and_no_new_privs() {
+        let s = parse(cfg("").as_bytes(), &bundle()).unwrap();
+        assert_eq!((s.capabilities, s.no_new_privs), (None, false));
+        let text = r#"{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":["sh"],
+            "noNewPrivileges":true,
+            "capabilities":{"bounding":["CAP_SYS_ADMIN","CAP_NO_SUCH_CAP"],"effective":["CAP_KILL"]}}}"#;
+        let s = parse(text.as_bytes(), &bundle()).unwrap();
+        assert!(s.no_new_privs);
+        assert_eq!(
+            s.capabilities,
+            Some(crate::oci::caps::Caps {
+                bounding: 1 << 21,
+                effective: 1 << 5,
+                ..Default::default()
+            })
+        );
+        let e = err(
+            r#"{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":["sh"],"capabilities":{"bounding":"CAP_KILL"}}}"#,
+        );
+        assert!(e.contains("process.capabilities.bounding"), "{e}");
+        let e = err(
+            r#"{"ociVersion":"1.0.2","root":{"path":"/"},"process":{"args":["sh"],"noNewPrivileges":1}}"#,
+        );
+        assert!(e.contains("process.noNewPrivileges"), "{e}");
     }
 
     #[test]

@@ -328,7 +328,10 @@ fn proc_sys(k: &Weak<Kernel>) -> Arc<Node> {
                         ("cap_last_cap", g(k, |_| b"40\n".to_vec())),
                         (
                             "hostname",
-                            g(k, |k| format!("{}\n", k.hostname).into_bytes()),
+                            g(k, |k| {
+                                let h = k.hostname.lock().unwrap_or_else(|e| e.into_inner());
+                                format!("{h}\n").into_bytes()
+                            }),
                         ),
                         ("ngroups_max", g(k, |_| b"65536\n".to_vec())),
                         ("osrelease", g(k, |_| b"5.15.0\n".to_vec())),
@@ -737,6 +740,7 @@ fn pid_file(node: &Node, which: PidFile) -> Result<Vec<u8>, Errno> {
             let m = mem_stats(v.mm.as_ref(), v.stack_sp);
             let comm = comm_str(&v.comm);
             let c = v.creds.clone();
+            let nnp = v.no_new_privs as u8;
             let nfds = v.fds.as_ref().map_or(0, |f| f.fds().into_iter().max().unwrap_or(0) + 1);
             let umask = v.fs.as_ref().map_or(0o022, |f| f.umask());
             drop(v);
@@ -801,7 +805,7 @@ VmData:\t{}\nVmStk:\t{}\nVmExe:\t{}\nVmLib:\t{}\nVmPTE:\t{}\nVmSwap:\t{}\nHugetl
             let _ = write!(
                 s,
                 "Threads:\t{nthreads}\nSigQ:\t0/63000\nSigPnd:\t{own:016x}\nShdPnd:\t{shd:016x}\nSigBlk:\t{blk:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n\
-CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\n\
+CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{nnp}\nSeccomp:\t0\nSeccomp_filters:\t0\n\
 Speculation_Store_Bypass:\tthread vulnerable\nCpus_allowed:\t{mask}\nCpus_allowed_list:\t{cpus_list}\nMems_allowed:\t1\nMems_allowed_list:\t0\n\
 voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bounding, c.cap_ambient
