@@ -287,6 +287,40 @@ fn docker() {
         "\n{}",
         o.describe()
     );
+    // Docker's default capabilities, as runc gives them; --cap-add.
+    let o = docker(&[
+        "run",
+        "--rm",
+        &rt,
+        IMAGE,
+        "grep",
+        "-E",
+        "^Cap(Prm|Eff|Bnd)",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        ok(&o).stdout,
+        "CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n"
+    );
+    let mnt = "mkdir -p /m && mount -t tmpfs none /m && echo mounted";
+    let o = docker(&["run", "--rm", &rt, IMAGE, "sh", "-c", mnt]);
+    assert!(
+        o.exit != Exit::Code(0) && o.stderr.contains("permission denied"),
+        "\n{}",
+        o.describe()
+    );
+    let o = docker(&[
+        "run",
+        "--rm",
+        &rt,
+        "--cap-add",
+        "SYS_ADMIN",
+        IMAGE,
+        "sh",
+        "-c",
+        mnt,
+    ]);
+    assert_eq!(ok(&o).stdout, "mounted\n");
     // A pty: docker run -it.
     let o = run_on_tty(
         &format!("/usr/bin/docker run --rm -it {rt} {IMAGE} sh"),
