@@ -71,6 +71,17 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let sub = &rest[1..];
+    // The OCI commands log to --debug-log too (one file per command with a
+    // directory pattern): what an engine asked, and how it ended. Without
+    // --debug-log they print their one-line errors themselves.
+    let oci_cmd = !matches!(
+        cmd.as_str(),
+        "do" | "boot" | "gofer" | "spec" | "features" | "install" | "uninstall"
+    );
+    if oci_cmd && global.debug_log.is_some() {
+        log::init(global.debug_log.as_deref(), global.debug, cmd);
+        tracing::info!("runsc {}", args.join(" "));
+    }
     let code = match cmd.as_str() {
         "do" => sandbox::cmd_do(&global, sub),
         "boot" => boot::cmd_boot(&global, sub),
@@ -106,5 +117,8 @@ fn main() -> ExitCode {
             2
         }
     };
+    if oci_cmd && global.debug_log.is_some() {
+        tracing::info!("{cmd}: exit status {code}");
+    }
     ExitCode::from(code.clamp(0, 255) as u8)
 }
