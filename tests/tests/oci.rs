@@ -2295,3 +2295,29 @@ fn exec_capabilities() {
     env.ok(&["delete", "-f", "x1"]);
     env.finish();
 }
+
+/// The sandbox killed with SIGKILL from the host: `state` says stopped (it
+/// survives the sandbox), `delete` removes the gofers and the state, and
+/// nothing is left behind. The same before `start`.
+#[test]
+fn sandbox_killed_from_the_host() {
+    let env = Env::new("hostkill");
+    env.config("sleep 60", false, "");
+    for (id, start) in [("k1", true), ("k2", false)] {
+        env.create(id);
+        if start {
+            env.ok(&["start", id]);
+        }
+        let st: serde_json::Value = serde_json::from_str(&env.ok(&["state", id]).stdout).unwrap();
+        let pid = st["pid"].as_i64().unwrap() as i32;
+        assert!(pid > 0 && pid_alive(pid));
+        // SAFETY: kill(2) of the sandbox this test created.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        eventually("the sandbox is gone", || !pid_alive(pid));
+        env.wait_status(id, "stopped");
+        env.fails(&["exec", id, "true"], "stopped");
+        env.ok(&["delete", id]);
+        env.fails(&["state", id], "does not exist");
+    }
+    env.finish();
+}
