@@ -49,6 +49,7 @@ struct OciBoot {
     /// `--no-new-privs=1` (process.noNewPrivileges).
     no_new_privs: bool,
     hostname: Option<String>,
+    domainname: Option<String>,
     /// `--tmpfs=MODE:SIZE:ro|rw:PATH` (mode octal, size in bytes, 0: default).
     tmpfs: Vec<(u32, u64, bool, String)>,
     /// `--rlimit=RESOURCE:SOFT:HARD`: init's rlimits (process.rlimits).
@@ -102,6 +103,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
                     "caps" => o.caps = Some(crate::oci::caps::Caps::from_arg(v)?),
                     "no-new-privs" => o.no_new_privs = v == "1" || v == "true",
                     "hostname" => o.hostname = Some(v.to_string()),
+                    "domainname" => o.domainname = Some(v.to_string()),
                     "tmpfs" => o.tmpfs.push(parse_tmpfs(v)?),
                     "rlimit" => o.rlimits.push(crate::oci::paths::parse_rlimit_arg(v)?),
                     "masked-path" => o.masked.push(v.to_string()),
@@ -152,6 +154,7 @@ const OCI_FLAGS: &[&str] = &[
     "caps",
     "no-new-privs",
     "hostname",
+    "domainname",
     "tmpfs",
     "rlimit",
     "masked-path",
@@ -370,6 +373,9 @@ fn boot(
         .unwrap_or_else(|| "sandbox".to_string());
     let kernel =
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
+    if let Some(d) = b.oci.as_ref().and_then(|o| o.domainname.clone()) {
+        *kernel.domainname.lock().unwrap() = d;
+    }
     // The sentry's /proc and /sys cover the empty directories the VFS mounted.
     vfs.mount_under_root(b"proc", sentry::procfs::new_procfs(&kernel), false);
     vfs.mount_under_root(b"sys", sentry::procfs::sysfs_root(), true);

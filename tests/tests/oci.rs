@@ -598,15 +598,17 @@ fn process_fields_from_the_spec() {
     let env = Env::new("process");
     env.raw_config(
         r#"{"ociVersion":"1.0.2",
-  "process":{"args":["sh","-c","id; echo foo=$FOO; pwd; umask; cat /proc/sys/kernel/hostname; touch /tmp/u"],
+  "process":{"args":["sh","-c","id; echo foo=$FOO; pwd; umask; cat /proc/sys/kernel/hostname; cat /proc/sys/kernel/domainname; uname -n; touch /tmp/u"],
              "env":["PATH=/bin","FOO=bar baz"],"cwd":"/tmp",
              "user":{"uid":1000,"gid":1001,"additionalGids":[5,6],"umask":63}},
-  "root":{"path":"rootfs"},"hostname":"myhost","annotations":{"org.example":"v"}}"#,
+  "root":{"path":"rootfs"},"hostname":"myhost","domainname":"example.org",
+  "annotations":{"org.example":"v"}}"#,
     );
     let o = env.runsc(&["run", "--bundle", env.bundle().to_str().unwrap(), "p1"]);
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(
-        o.stdout, "uid=1000 gid=1001 groups=5,6\nfoo=bar baz\n/tmp\n0077\nmyhost\n",
+        o.stdout,
+        "uid=1000 gid=1001 groups=5,6\nfoo=bar baz\n/tmp\n0077\nmyhost\nexample.org\nmyhost\n",
         "{o:?}"
     );
     use std::os::unix::fs::MetadataExt;

@@ -296,6 +296,9 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
     let bundle = std::fs::canonicalize(bundle).map_err(|e| format!("bundle {bundle}: {e}"))?;
     let mut spec = spec::load(&bundle)?;
     let extra = extra::load(&bundle, id, g.systemd_cgroup)?;
+    if let Some(d) = &extra.settings.domainname {
+        spec.domainname = Some(d.clone());
+    }
     if let Some(h) = &extra.settings.hostname {
         spec.hostname = Some(h.clone());
     }
@@ -527,6 +530,9 @@ fn launch(
         }
         if spec.no_new_privs {
             c.arg("--no-new-privs=1");
+        }
+        if let Some(d) = &spec.domainname {
+            c.arg(format!("--domainname={d}"));
         }
         if let Some(h) = &spec.hostname {
             c.arg(format!("--hostname={h}"));

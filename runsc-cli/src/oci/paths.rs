@@ -30,6 +30,8 @@ pub struct Settings {
     pub readonly: Vec<String>,
     /// sysctl kernel.hostname.
     pub hostname: Option<String>,
+    /// sysctl kernel.domainname.
+    pub domainname: Option<String>,
 }
 
 /// The rlimit names of the runtime spec, by resource number.
@@ -149,6 +151,12 @@ pub fn parse(top: &Value) -> Result<Settings, String> {
                         return Err(format!("{f}: longer than 64 bytes"));
                     }
                     s.hostname = Some(v.to_string());
+                }
+                "kernel.domainname" => {
+                    if v.len() > 64 {
+                        return Err(format!("{f}: longer than 64 bytes"));
+                    }
+                    s.domainname = Some(v.to_string());
                 }
                 _ => tracing::warn!("sysctl {k}={v}: not emulated by the sandbox; ignored"),
             }

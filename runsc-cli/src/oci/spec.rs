@@ -47,6 +47,7 @@ pub struct Spec {
     pub root: PathBuf,
     pub root_readonly: bool,
     pub hostname: Option<String>,
+    pub domainname: Option<String>,
     pub binds: Vec<Bind>,
     pub tmpfs: Vec<Tmpfs>,
     pub annotations: Map<String, Value>,
@@ -152,6 +153,7 @@ const TOP_FIELDS: &[&str] = &[
     "process",
     "root",
     "hostname",
+    "domainname",
     "mounts",
     "annotations",
 ];
@@ -275,6 +277,16 @@ pub fn parse(text: &[u8], bundle: &Path) -> Result<Spec, String> {
             let h = string(h, "hostname")?;
             if h.len() > 64 {
                 return Err("hostname: longer than 64 bytes".into());
+            }
+            Some(h).filter(|h| !h.is_empty())
+        }
+        None => None,
+    };
+    let domainname = match member(top, "domainname") {
+        Some(h) => {
+            let h = string(h, "domainname")?;
+            if h.len() > 64 {
+                return Err("domainname: longer than 64 bytes".into());
             }
             Some(h).filter(|h| !h.is_empty())
         }
@@ -413,6 +425,7 @@ pub fn parse(text: &[u8], bundle: &Path) -> Result<Spec, String> {
         root: root_dir,
         root_readonly,
         hostname,
+        domainname,
         binds,
         tmpfs,
         annotations,

@@ -327,6 +327,13 @@ fn proc_sys(k: &Weak<Kernel>) -> Arc<Node> {
                     vec![
                         ("cap_last_cap", g(k, |_| b"40\n".to_vec())),
                         (
+                            "domainname",
+                            g(k, |k| {
+                                let d = k.domainname.lock().unwrap_or_else(|e| e.into_inner());
+                                format!("{d}\n").into_bytes()
+                            }),
+                        ),
+                        (
                             "hostname",
                             g(k, |k| {
                                 let h = k.hostname.lock().unwrap_or_else(|e| e.into_inner());
