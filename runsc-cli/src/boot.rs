@@ -495,8 +495,16 @@ fn boot(
         .name("task-1".into())
         .spawn(move || {
             let stack = 8 << 20;
-            let image = match sentry::exec::load_image(&k, &fsctx, &creds, &path, argv, envp, stack)
-            {
+            let image = match sentry::exec::load_image(
+                &k,
+                &fsctx,
+                &creds,
+                no_new_privs,
+                &path,
+                argv,
+                envp,
+                stack,
+            ) {
                 Ok(i) => i,
                 Err(errno) => {
                     let _ = tx.send(Err(BootError::Exec {

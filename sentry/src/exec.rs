@@ -12,6 +12,9 @@ use crate::loader::{self, LoadArgs};
 use crate::mm::MemoryManager;
 use crate::task::Credentials;
 
+mod creds;
+pub use creds::{exec_creds, ExecCreds, ExecFile, FileCaps, XATTR_SECURITY_CAPABILITY};
+
 /// Nested `#!` interpreters allowed (Linux allows 4 levels of binfmt recursion).
 const MAX_INTERP_DEPTH: usize = 4;
 
@@ -25,13 +28,21 @@ pub struct Image {
     /// given it (a symlink's own name, a script's name), as Linux's
     /// `kbasename(bprm->filename)`.
     pub comm: Vec<u8>,
+    /// The credentials the task runs the image with, whether the exec was
+    /// privilege-changing (AT_SECURE) and whether the task stays dumpable
+    /// ([`exec_creds`]).
+    pub creds: ExecCreds,
 }
 
-/// Loads `path` with `argv` and `envp` into a new address space.
+/// Loads `path` with `argv` and `envp` into a new address space, for a task
+/// with credentials `creds` and the no_new_privs flag `no_new_privs` (which
+/// decide the image's credentials: set-id files, capabilities).
+#[allow(clippy::too_many_arguments)]
 pub fn load_image(
     kernel: &Arc<Kernel>,
     fsctx: &fs::FsContext,
     creds: &Credentials,
+    no_new_privs: bool,
     path: &[u8],
     mut argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
@@ -62,6 +73,8 @@ pub fn load_image(
         argv = new_argv;
         path = interp;
     };
+    let new_creds = exec_creds(creds, &exec_file(&file)?, no_new_privs)?;
+    let nc = &new_creds.creds;
     let space = kernel.platform.new_address_space().map_err(|e| {
         tracing::warn!("exec: cannot create address space: {e}");
         Errno::ENOMEM
@@ -85,10 +98,11 @@ pub fn load_image(
         argv,
         envp,
         open_interp: &open_interp,
-        uid: creds.uid,
-        euid: creds.euid,
-        gid: creds.gid,
-        egid: creds.egid,
+        uid: nc.uid,
+        euid: nc.euid,
+        gid: nc.gid,
+        egid: nc.egid,
+        secure: new_creds.secure,
         random,
         stack_size,
     })?;
@@ -98,6 +112,32 @@ pub fn load_image(
         regs: platform::initial_regs(loaded.entry, loaded.stack_pointer),
         exe_path: resolved,
         comm,
+        creds: new_creds,
+    })
+}
+
+/// The mode, owner, mount flags and capabilities of the file exec runs.
+fn exec_file(file: &fs::OpenFile) -> Result<ExecFile, Errno> {
+    let Some(loc) = file.location() else {
+        return Ok(ExecFile::default());
+    };
+    let a = loc.attr();
+    let nosuid = loc.mount.flags() & libc::MS_NOSUID != 0;
+    // No stored capabilities (ENODATA) or none supported (EOPNOTSUPP): none.
+    let caps = if nosuid {
+        None
+    } else {
+        match loc.inode().getxattr(XATTR_SECURITY_CAPABILITY) {
+            Ok(v) => Some(FileCaps::parse(&v)?),
+            Err(_) => None,
+        }
+    };
+    Ok(ExecFile {
+        mode: a.mode,
+        uid: a.uid,
+        gid: a.gid,
+        nosuid,
+        caps,
     })
 }
 

@@ -928,8 +928,24 @@ impl Task {
 
     /// Replaces this task's image with `image` (execve after the point of no
     /// return): new memory and registers, close-on-exec fds closed, caught signals
-    /// reset to their default action, the alternate stack forgotten.
+    /// reset to their default action, the alternate stack forgotten, and the
+    /// credentials exec computed (set-id files, capabilities) installed.
     pub fn exec(&mut self, image: crate::exec::Image) {
+        let nc = image.creds;
+        self.creds = nc.creds;
+        // Linux: SUID_DUMP_USER, or suid_dumpable (0) after a privilege change.
+        self.dumpable = nc.dumpable;
+        if nc.secure || nc.privileged {
+            // The parent may no longer signal the privileged process.
+            self.shared.pdeathsig.store(0, Ordering::Relaxed);
+        }
+        if nc.secure {
+            // A privileged image gets no more than the default stack limit
+            // (_STK_LIM) as its RLIMIT_STACK.
+            let rl = &mut self.rlimits[libc::RLIMIT_STACK as usize];
+            rl.cur = rl.cur.min(8 << 20);
+        }
+        self.publish_ids();
         let old = std::mem::replace(&mut self.mm, image.mm);
         if !Arc::ptr_eq(&old.address_space(), &self.mm.address_space()) {
             old.address_space().release_thread();

@@ -203,8 +203,16 @@ fn do_execve(t: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> Sys
     let mut budget = (stack / 4).clamp(128 * 1024, 6 << 20) as usize;
     let argv = copy_in_strings(t, argv_addr, &mut budget)?;
     let envp = copy_in_strings(t, envp_addr, &mut budget)?;
-    let image =
-        sentry::exec::load_image(&t.kernel.clone(), &t.fs, &t.creds, &path, argv, envp, stack)?;
+    let image = sentry::exec::load_image(
+        &t.kernel.clone(),
+        &t.fs,
+        &t.creds,
+        t.no_new_privs,
+        &path,
+        argv,
+        envp,
+        stack,
+    )?;
     process::de_thread(t)?;
     t.exec(image);
     Ok(0)

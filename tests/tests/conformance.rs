@@ -42,6 +42,7 @@ pub const PROGRAMS: &[&str] = &[
     "splice",
     "pty",
     "pidns_init",
+    "execcreds",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -51,6 +52,10 @@ pub const PROGRAMS: &[&str] = &[
 const NATIVE_PREFIX: &[(&str, &[&str])] = &[
     (
         "mount",
+        &["/usr/bin/unshare", "--mount", "--propagation", "private"],
+    ),
+    (
+        "execcreds",
         &["/usr/bin/unshare", "--mount", "--propagation", "private"],
     ),
     (
@@ -247,6 +252,11 @@ fn conformance_pty() {
 #[test]
 fn conformance_pidns_init() {
     run_program("pidns_init");
+}
+
+#[test]
+fn conformance_execcreds() {
+    run_program("execcreds");
 }
 
 #[test]

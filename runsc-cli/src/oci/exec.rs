@@ -147,14 +147,22 @@ pub fn spawn(
         .name("task-exec".into())
         .spawn(move || {
             let stack = 8 << 20;
-            let image =
-                match sentry::exec::load_image(&k2, &fsctx, &creds, &path, argv, envp, stack) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        let _ = tx.send(Err(exec_err(&cmd, e)));
-                        return;
-                    }
-                };
+            let image = match sentry::exec::load_image(
+                &k2,
+                &fsctx,
+                &creds,
+                no_new_privs,
+                &path,
+                argv,
+                envp,
+                stack,
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    let _ = tx.send(Err(exec_err(&cmd, e)));
+                    return;
+                }
+            };
             // A thread group without a parent: the sandbox reaps it.
             let mut task = match Task::new_init(k2.clone(), image.mm.clone(), fsctx, fds, creds) {
                 Ok(t) => t,

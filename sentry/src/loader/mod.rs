@@ -51,6 +51,8 @@ pub struct LoadArgs<'a> {
     pub euid: u32,
     pub gid: u32,
     pub egid: u32,
+    /// AT_SECURE: the exec changed the task's identity or privileges.
+    pub secure: bool,
     /// AT_RANDOM bytes.
     pub random: [u8; 16],
     /// RLIMIT_STACK's soft limit.
@@ -340,7 +342,7 @@ pub fn load(args: LoadArgs<'_>) -> Result<Loaded, Errno> {
         euid: args.euid,
         gid: args.gid,
         egid: args.egid,
-        secure: false,
+        secure: args.secure,
         random: args.random,
     };
     let img = stack::build(

@@ -74,6 +74,7 @@ fn args<'a>(
         euid: 1001,
         gid: 2000,
         egid: 2001,
+        secure: false,
         random: *b"0123456789abcdef",
         stack_size: 8 << 20,
     }
