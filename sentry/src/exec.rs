@@ -101,11 +101,13 @@ pub fn load_image(
     })
 }
 
-/// The credentials the VFS checks permissions against.
+/// The credentials the VFS checks permissions against: the fsuid/fsgid, the
+/// supplementary groups and the effective capabilities.
 pub fn fs_creds(c: &Credentials) -> fs::Creds {
     fs::Creds {
-        uid: c.euid,
-        gid: c.egid,
+        uid: c.fsuid,
+        gid: c.fsgid,
         groups: c.groups.clone(),
+        caps: c.cap_effective,
     }
 }
