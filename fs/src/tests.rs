@@ -22,11 +22,7 @@ fn root() -> Creds {
 }
 
 fn user() -> Creds {
-    Creds {
-        uid: 54321,
-        gid: 54321,
-        groups: vec![],
-    }
+    Creds::user(54321, 54321, vec![])
 }
 
 impl Tree {

@@ -20,7 +20,7 @@ use crate::anon::inotify;
 use crate::context::FsContext;
 use crate::file::{FileOps, OpenFile};
 use crate::inode::{Attr, Inode, MagicTarget, SetAttr, StatFs, TimeSet, ST_RDONLY};
-use crate::perm::{self, Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::perm::{self, Creds, CAP_CHOWN, CAP_MKNOD, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::remote::{RemoteFs, RemoteInode};
 use crate::synthetic::{SynthDir, PROC_SUPER_MAGIC, SYSFS_MAGIC, TMPFS_MAGIC};
 use crate::{MAX_SYMLINKS, NAME_MAX, PATH_MAX};
@@ -1060,8 +1060,9 @@ impl Vfs {
             }
             Self::want_write(&dir)?;
             Self::may_modify_dir(creds, &dir)?;
+            let mode = Self::strip_sgid(creds, &dir.attr(), S_IFREG | (how.mode & 0o7777));
             let inode = dir.inode().tmpfile(
-                how.mode & 0o7777,
+                mode & 0o7777,
                 creds.uid,
                 creds.gid,
                 flags & libc::O_EXCL == 0,
@@ -1129,10 +1130,12 @@ impl Vfs {
                     // (open(O_CREAT|O_RDWR, 0444) works, as on Linux).
                     Self::want_write(&parent)?;
                     Self::may_modify_dir(creds, &parent)?;
+                    let mode =
+                        Self::strip_sgid(creds, &parent.attr(), S_IFREG | (how.mode & 0o7777));
                     let inode =
                         parent
                             .inode()
-                            .create(&name, how.mode & 0o7777, creds.uid, creds.gid)?;
+                            .create(&name, mode & 0o7777, creds.uid, creds.gid)?;
                     parent.dentry.forget(&name);
                     parent.dentry.add_child(&name, inode.clone());
                     inotify::created(&parent.dentry, &name, &inode, false);
@@ -1201,11 +1204,17 @@ impl Vfs {
             return Err(Errno::EROFS);
         }
         perm::check(creds, a.mode, a.uid, a.gid, mask)?;
+        // O_NOATIME can only be set by the owner or with CAP_FOWNER (may_open).
+        if flags & libc::O_NOATIME != 0 && !creds.owner_or_capable(a.uid) {
+            return Err(Errno::EPERM);
+        }
         let ops = loc.inode().clone().open(flags)?;
         let truncate = flags & libc::O_TRUNC != 0 && a.is_regular() && !loc.mount.read_only();
         if truncate {
             loc.inode().setattr(&SetAttr {
                 size: Some(0),
+                // Truncation drops set-user-ID/set-group-ID (do_truncate).
+                mode: perm::mode_after_write(creds, a.mode, a.gid),
                 ..Default::default()
             })?;
         }
@@ -1324,17 +1333,32 @@ impl Vfs {
         perm::check(creds, a.mode, a.uid, a.gid, MAY_WRITE | MAY_EXEC)
     }
 
-    /// The sticky-bit rule: in a sticky directory only the owner of the entry,
-    /// the owner of the directory, or root may remove or rename it.
+    /// The sticky-bit rule (`check_sticky`): in a sticky directory only the
+    /// owner of the entry, the owner of the directory, or a holder of CAP_FOWNER
+    /// may remove or rename it.
     fn sticky_ok(creds: &Creds, dir: &Attr, child: &Attr) -> Result<(), Errno> {
         if dir.mode & S_ISVTX != 0
-            && creds.uid != 0
             && creds.uid != child.uid
             && creds.uid != dir.uid
+            && !creds.capable(perm::CAP_FOWNER)
         {
             return Err(Errno::EPERM);
         }
         Ok(())
+    }
+
+    /// `mode_strip_sgid`: a non-directory created group-executable and
+    /// set-group-ID in a set-group-ID directory keeps set-group-ID only if the
+    /// creator is in the directory's group or has CAP_FSETID.
+    fn strip_sgid(creds: &Creds, dir: &Attr, mode: u32) -> u32 {
+        if mode & 0o2010 != 0o2010
+            || mode & S_IFMT == S_IFDIR
+            || dir.mode & 0o2000 == 0
+            || creds.in_group_or_capable(dir.gid)
+        {
+            return mode;
+        }
+        mode & !0o2000
     }
 
     /// mkdir(2) / mknod(2) of a regular node without the details: kept for
@@ -1393,10 +1417,10 @@ impl Vfs {
             NewNode::Dir { mode } => dir.mkdir(&n, mode & 0o7777, uid, gid)?,
             NewNode::Node { mode, rdev } => {
                 let ty = mode & S_IFMT;
-                if (ty == S_IFCHR || ty == S_IFBLK) && creds.uid != 0 {
-                    // CAP_MKNOD.
+                if (ty == S_IFCHR || ty == S_IFBLK) && !creds.capable(CAP_MKNOD) {
                     return Err(Errno::EPERM);
                 }
+                let mode = Self::strip_sgid(creds, &parent.attr(), mode);
                 if ty == 0 || ty == S_IFREG {
                     dir.create(&n, mode & 0o7777, uid, gid)?
                 } else {
@@ -1621,31 +1645,51 @@ impl Vfs {
         if loc.mount.read_only() && ro_sensitive {
             return Err(Errno::EROFS);
         }
-        let owner = creds.uid == 0 || creds.uid == a.uid;
+        // inode_owner_or_capable: the fsuid owns the file, or CAP_FOWNER.
+        let owner = creds.owner_or_capable(a.uid);
         if let Some(mode) = attr.mode {
             if !owner {
                 return Err(Errno::EPERM);
             }
             let mut mode = mode & 0o7777;
-            if creds.uid != 0 && !creds.in_group(a.gid) {
+            if !creds.in_group_or_capable(attr.gid.unwrap_or(a.gid)) {
                 mode &= !0o2000;
             }
             attr.mode = Some(mode);
         }
         if attr.uid.is_some() || attr.gid.is_some() {
-            let uid_change = attr.uid.is_some_and(|u| u != a.uid);
-            let gid_ok = attr.gid.is_none_or(|g| g == a.gid || creds.in_group(g));
-            if creds.uid != 0 && (uid_change || creds.uid != a.uid || !gid_ok) {
+            // chown_ok / chgrp_ok: the owner may leave the uid and set the gid
+            // to one of its groups; anything else needs CAP_CHOWN.
+            let is_owner = creds.uid == a.uid;
+            let uid_ok = attr.uid.is_none_or(|u| is_owner && u == a.uid);
+            let gid_ok = attr
+                .gid
+                .is_none_or(|g| is_owner && (g == a.gid || creds.in_group(g)));
+            let allowed = (uid_ok && gid_ok) || creds.capable(CAP_CHOWN);
+            if !allowed {
                 return Err(Errno::EPERM);
             }
-            // Changing the owner of a non-directory clears set-user-ID and
-            // (group-executable) set-group-ID.
+            // Changing the owner of a non-directory clears set-user-ID (even for
+            // root) and set-group-ID when group-executable or the caller is
+            // neither in the file's group nor has CAP_FSETID (chown_common's
+            // ATTR_KILL_SUID | setattr_should_drop_sgid). The implied mode
+            // change is checked as one (inode_owner_or_capable).
             if !a.is_dir() && attr.mode.is_none() {
-                let mut m = a.mode & 0o7777 & !0o4000;
-                if m & 0o010 != 0 {
-                    m &= !0o2000;
+                let old = a.mode & 0o7777;
+                let mut kill = None;
+                if old & 0o4000 != 0 {
+                    kill = Some(old & !0o4000);
                 }
-                if m != a.mode & 0o7777 {
+                if old & 0o2000 != 0 && (old & 0o010 != 0 || !creds.in_group_or_capable(a.gid)) {
+                    kill = Some(kill.unwrap_or(old) & !0o2000);
+                }
+                if let Some(mut m) = kill {
+                    if !owner {
+                        return Err(Errno::EPERM);
+                    }
+                    if !creds.in_group_or_capable(attr.gid.unwrap_or(a.gid)) {
+                        m &= !0o2000;
+                    }
                     attr.mode = Some(m);
                 }
             }
@@ -1660,6 +1704,10 @@ impl Vfs {
             if !by_fd {
                 perm::check(creds, a.mode, a.uid, a.gid, MAY_WRITE)?;
             }
+            // Truncation drops set-user-ID/set-group-ID (do_truncate).
+            if attr.mode.is_none() {
+                attr.mode = perm::mode_after_write(creds, a.mode, a.gid);
+            }
         }
         let explicit = matches!(attr.atime, Some(TimeSet::At(_)))
             || matches!(attr.mtime, Some(TimeSet::At(_)));
@@ -1672,6 +1720,25 @@ impl Vfs {
         }
         loc.inode().setattr(&attr)?;
         inotify::attr_changed(loc, &attr);
+        Ok(())
+    }
+
+    /// `file_remove_privs` before a write to `loc`: a regular file loses
+    /// set-user-ID (and set-group-ID, per [`perm::mode_after_write`]) unless
+    /// the writer has CAP_FSETID.
+    pub fn remove_privs(&self, creds: &Creds, loc: &Location) -> Result<(), Errno> {
+        let a = loc.attr();
+        if a.mode & 0o6000 == 0 {
+            return Ok(());
+        }
+        if let Some(mode) = perm::mode_after_write(creds, a.mode, a.gid) {
+            let attr = SetAttr {
+                mode: Some(mode),
+                ..Default::default()
+            };
+            loc.inode().setattr(&attr)?;
+            inotify::attr_changed(loc, &attr);
+        }
         Ok(())
     }
 
@@ -1701,8 +1768,7 @@ impl Vfs {
             if !a.is_regular() && !a.is_dir() {
                 return Err(denied);
             }
-            if a.is_dir() && a.mode & S_ISVTX != 0 && write && creds.uid != 0 && creds.uid != a.uid
-            {
+            if a.is_dir() && a.mode & S_ISVTX != 0 && write && !creds.owner_or_capable(a.uid) {
                 return Err(Errno::EPERM);
             }
         }
@@ -1905,11 +1971,7 @@ mod mutation_tests {
         Creds::root()
     }
     fn user(uid: u32) -> Creds {
-        Creds {
-            uid,
-            gid: uid,
-            groups: vec![],
-        }
+        Creds::user(uid, uid, vec![])
     }
 
     fn setup() -> T {
@@ -2012,6 +2074,63 @@ mod mutation_tests {
             t.creat(&root(), "/nope/x", 0o644).err(),
             Some(Errno::ENOENT)
         );
+    }
+
+    #[test]
+    fn capabilities_not_uid_zero() {
+        use crate::perm::{ALL_CAPS, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID};
+        let t = setup();
+        let without = |caps: &[u32]| Creds {
+            caps: caps.iter().fold(ALL_CAPS, |m, c| m & !(1 << c)),
+            ..root()
+        };
+        t.creat(&user(1000), "/tmp/f", 0o600).unwrap();
+        let no_dac = without(&[CAP_DAC_OVERRIDE, perm::CAP_DAC_READ_SEARCH]);
+        assert_eq!(
+            t.open(&no_dac, "/tmp/f", libc::O_RDONLY).err(),
+            Some(Errno::EACCES)
+        );
+        assert!(t.open(&without(&[]), "/tmp/f", libc::O_RDWR).is_ok());
+        let r = t.vfs.root();
+        let loc = t
+            .vfs
+            .walk(&t.ctx, &root(), &r, b"/tmp/f", &WalkOpts::follow())
+            .unwrap();
+        let chown = SetAttr {
+            uid: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.vfs.setattr(&without(&[CAP_CHOWN]), &loc, &chown, false),
+            Err(Errno::EPERM)
+        );
+        let chmod = SetAttr {
+            mode: Some(0o2644),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.vfs.setattr(&without(&[CAP_FOWNER]), &loc, &chmod, false),
+            Err(Errno::EPERM)
+        );
+        // Not in group 1000 and no CAP_FSETID: set-group-ID is dropped.
+        t.vfs
+            .setattr(&without(&[CAP_FSETID]), &loc, &chmod, false)
+            .unwrap();
+        assert_eq!(t.stat("/tmp/f").unwrap().mode, S_IFREG | 0o644);
+        t.vfs.setattr(&root(), &loc, &chmod, false).unwrap();
+        assert_eq!(t.stat("/tmp/f").unwrap().mode, S_IFREG | 0o2644);
+        // Sticky /tmp (owned by root): another user's file needs CAP_FOWNER.
+        let uid2000 = |caps: &[u32]| Creds {
+            uid: 2000,
+            gid: 2000,
+            ..without(caps)
+        };
+        assert_eq!(
+            t.rm(&uid2000(&[CAP_FOWNER]), "/tmp/f", false),
+            Err(Errno::EPERM)
+        );
+        t.rm(&uid2000(&[CAP_DAC_OVERRIDE]), "/tmp/f", false)
+            .unwrap();
     }
 
     #[test]

@@ -141,11 +141,13 @@ fn exec_file(file: &fs::OpenFile) -> Result<ExecFile, Errno> {
     })
 }
 
-/// The credentials the VFS checks permissions against.
+/// The credentials the VFS checks permissions against: the fsuid/fsgid, the
+/// supplementary groups and the effective capabilities.
 pub fn fs_creds(c: &Credentials) -> fs::Creds {
     fs::Creds {
-        uid: c.euid,
-        gid: c.egid,
+        uid: c.fsuid,
+        gid: c.fsgid,
         groups: c.groups.clone(),
+        caps: c.cap_effective,
     }
 }

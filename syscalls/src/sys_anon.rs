@@ -339,11 +339,7 @@ fn sys_memfd_create(t: &mut Task, a: &Args) -> SysResult {
     if name.len() > MFD_NAME_MAX_LEN {
         return Err(Errno::EINVAL);
     }
-    let creds = fs::Creds {
-        uid: t.creds.euid,
-        gid: t.creds.egid,
-        groups: t.creds.groups.clone(),
-    };
+    let creds = crate::sys_file::creds(t);
     let how = fs::OpenHow {
         flags: libc::O_TMPFILE | libc::O_RDWR | libc::O_LARGEFILE,
         mode: 0o777,

@@ -110,21 +110,28 @@ pub(crate) fn register(t: &mut Table) {
 
 // ---- helpers ----
 
-/// The effective (file-system) credentials.
+/// The file-system credentials: fsuid/fsgid, groups, effective capabilities.
 pub(crate) fn creds(t: &Task) -> Creds {
-    Creds {
-        uid: t.creds.euid,
-        gid: t.creds.egid,
-        groups: t.creds.groups.clone(),
-    }
+    sentry::exec::fs_creds(&t.creds)
 }
 
-/// The real credentials (access(2) without AT_EACCESS).
+/// The real credentials (access(2) without AT_EACCESS; `access_override_creds`):
+/// the real uid/gid, and unless SECBIT_NO_SETUID_FIXUP, no capabilities for a
+/// non-root real uid and the permitted set for root.
 fn real_creds(t: &Task) -> Creds {
+    let c = &t.creds;
+    let caps = if c.securebits & crate::sys_cred::SECBIT_NO_SETUID_FIXUP != 0 {
+        c.cap_effective
+    } else if c.uid == 0 {
+        c.cap_permitted
+    } else {
+        0
+    };
     Creds {
-        uid: t.creds.uid,
-        gid: t.creds.gid,
-        groups: t.creds.groups.clone(),
+        uid: c.uid,
+        gid: c.gid,
+        groups: c.groups.clone(),
+        caps,
     }
 }
 
@@ -306,6 +313,12 @@ fn do_write(t: &mut Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) 
     let total: usize = iov.iter().map(|v| v.1).sum();
     if total == 0 {
         return write(&[], 0).map(|_| 0);
+    }
+    // A write drops set-user-ID/set-group-ID (file_remove_privs).
+    if let Some(loc) = f.location() {
+        if f.writable() && loc.attr().mode & 0o6000 != 0 {
+            t.kernel.vfs.remove_privs(&creds(t), loc)?;
+        }
     }
     // A blocking write to a stream (pipe, tty) returns once all of it is written,
     // or a signal or an error stops it part way; a file write ends at a short count.
@@ -858,6 +871,16 @@ fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
             if f.is_path_only() {
                 return Err(Errno::EBADF);
             }
+            // O_NOATIME can only be set by the owner or with CAP_FOWNER.
+            if a.i32(2) & libc::O_NOATIME != 0 && f.status_flags() & libc::O_NOATIME == 0 {
+                let uid = match f.location() {
+                    Some(loc) => loc.attr().uid,
+                    None => f.stat()?.uid,
+                };
+                if !creds(t).owner_or_capable(uid) {
+                    return Err(Errno::EPERM);
+                }
+            }
             f.set_status_flags_async(a.i32(2), fd, t.kernel.sigio_sender())?;
             Ok(0)
         }
@@ -880,8 +903,9 @@ fn sys_fcntl(t: &mut Task, a: &Args) -> SysResult {
         libc::F_GETPIPE_SZ => Ok(f.ops().pipe().ok_or(Errno::EBADF)?.capacity() as u64),
         libc::F_SETPIPE_SZ => {
             let pipe = f.ops().pipe().ok_or(Errno::EBADF)?;
-            // CAP_SYS_RESOURCE may exceed pipe-max-size; root holds it here.
-            Ok(pipe.set_capacity(a.u32(2) as u64, t.creds.euid == 0)? as u64)
+            // CAP_SYS_RESOURCE may exceed pipe-max-size.
+            let privileged = t.creds.has_capability(fs::perm::CAP_SYS_RESOURCE);
+            Ok(pipe.set_capacity(a.u32(2) as u64, privileged)? as u64)
         }
         _ => Err(Errno::EINVAL),
     }

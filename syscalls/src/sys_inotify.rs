@@ -9,7 +9,7 @@ use fs::anon::inotify::{
     Inotify, ALL_INOTIFY_BITS, IN_CLOEXEC, IN_DONT_FOLLOW, IN_MASK_ADD, IN_MASK_CREATE,
     IN_NONBLOCK, IN_ONLYDIR,
 };
-use fs::{Creds, OpenFile, WalkOpts, MAY_READ};
+use fs::{OpenFile, WalkOpts, MAY_READ};
 use sentry::Task;
 
 use crate::{Arg, Args, Table};
@@ -66,11 +66,7 @@ fn sys_inotify_add_watch(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::EFAULT);
     }
     let path = t.copy_in_path(addr)?;
-    let creds = Creds {
-        uid: t.creds.euid,
-        gid: t.creds.egid,
-        groups: t.creds.groups.clone(),
-    };
+    let creds = crate::sys_file::creds(t);
     let start = if path.first() == Some(&b'/') {
         t.fs.root()
     } else {

@@ -27,7 +27,7 @@ fn do_pipe2(t: &mut Task, addr: u64, flags: i32) -> SysResult {
     if flags & !(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (r, w) = Pipe::new_pair(t.creds.euid, t.creds.egid, flags);
+    let (r, w) = Pipe::new_pair(t.creds.fsuid, t.creds.fsgid, flags);
     let cloexec = flags & libc::O_CLOEXEC != 0;
     let limit = t.rlimits[libc::RLIMIT_NOFILE as usize].cur;
     let rfd = t.fds.insert(r, cloexec, limit)?;

@@ -34,6 +34,7 @@ pub const PROGRAMS: &[&str] = &[
     "anonfd",
     "fsmut",
     "perm",
+    "capfs",
     "mount",
     "xattr",
     "inotify",
@@ -217,6 +218,11 @@ fn conformance_fsmut() {
 #[test]
 fn conformance_perm() {
     run_program("perm");
+}
+
+#[test]
+fn conformance_capfs() {
+    run_program("capfs");
 }
 
 #[test]
