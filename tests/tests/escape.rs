@@ -1,0 +1,665 @@
+//! Escape attempts made from inside the sandbox (issue 6).
+//!
+//! Each attempt is one function of `tests/escape/escape.c`, run as the only
+//! process of an OCI container (`runsc run`) whose bundle is built in a
+//! temporary directory under target/: a busybox-static rootfs with the
+//! program as `/escape`, a host directory bind-mounted read-write at `/vol`,
+//! and host-made symlinks pointing out of both (`/abslink` -> the canary's
+//! absolute host path, `/hostup` -> `../../canary.txt`, `/vol/rootlink` -> `/`,
+//! `/vol/uplink` -> `..`, `/vol/canlink` -> the canary).
+//!
+//! Every attempt must
+//!  (a) fail inside: the program checks errnos, or that what it reached is
+//!      the sandbox's own (it prints `RESULT <name> contained`);
+//!  (b) leave the host untouched, checked here from the host: the canary file
+//!      outside the rootfs is not read (atime), modified or replaced, its
+//!      secret never appears in the output; nothing new is created next to
+//!      it; no device node appears in the rootfs or the volume; a host
+//!      `sleep` process survives, unstopped, with its limits, affinity and
+//!      nice value; the test process is not traced; an abstract unix socket
+//!      listening on the host gets no connection; the host's hostname,
+//!      domainname, core_pattern, modprobe, ctrl-alt-del, and clock are
+//!      unchanged; no host mount mentions the test directory;
+//!  (c) leave the sandbox running: the program prints `ALIVE <name>` after
+//!      the attempt (fork, wait, file I/O still work) and the container
+//!      exits 0.
+//!
+//! The attempts are NEVER run natively: several of them would succeed, and do
+//! real damage, as root on the host (kill(-1, SIGKILL), clock_settime,
+//! reboot(CAD_OFF), writing /proc/sys, mounts, ...). The program itself
+//! refuses to run when it can see the host test process ($HOST_PID).
+//!
+//! Needs: gcc with static libc, busybox-static (/bin/busybox).
+//! `ESCAPE_VERBOSE=1` prints every attempt's output (what each call returned).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tests::{compile_c_file, runsc_bin, target_dir, Link};
+
+const BUSYBOX_LINKS: &[&str] = &["sh", "echo", "sleep", "cat", "ls", "true"];
+
+/// The escape program, compiled once (statically) per test binary.
+fn escape_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("escape/escape.c");
+        compile_c_file(&src, "escape.static", Link::Static)
+    })
+}
+
+fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p.as_ref()).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+/// Host state that no attempt may change.
+#[derive(Debug, PartialEq)]
+struct HostState {
+    sysctl: Vec<(String, String)>,
+    sleeper_limits: String,
+    sleeper_affinity: String,
+    sleeper_nice_policy: String,
+    our_tracer: String,
+    sleeper_tracer: String,
+    pwned: bool,
+}
+
+const SYSCTLS: &[&str] = &[
+    "kernel/hostname",
+    "kernel/domainname",
+    "kernel/core_pattern",
+    "kernel/modprobe",
+    "kernel/ctrl-alt-del",
+    "kernel/panic",
+    "kernel/sysrq",
+    "fs/file-max",
+];
+
+fn status_field(pid: u32, field: &str) -> String {
+    read(format!("/proc/{pid}/status"))
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The state letter, nice (field 19) and policy (41) of /proc/pid/stat.
+fn stat_fields(pid: u32) -> String {
+    let s = read(format!("/proc/{pid}/stat"));
+    let rest: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // rest[0] is field 3 (state).
+    let get = |n: usize| rest.get(n - 3).copied().unwrap_or("?").to_string();
+    format!("nice={} policy={}", get(19), get(41))
+}
+
+fn host_state(sleeper: u32) -> HostState {
+    HostState {
+        sysctl: SYSCTLS
+            .iter()
+            .map(|k| (k.to_string(), read(format!("/proc/sys/{k}"))))
+            .collect(),
+        sleeper_limits: read(format!("/proc/{sleeper}/limits")),
+        sleeper_affinity: status_field(sleeper, "Cpus_allowed_list"),
+        sleeper_nice_policy: stat_fields(sleeper),
+        our_tracer: status_field(std::process::id(), "TracerPid"),
+        sleeper_tracer: status_field(sleeper, "TracerPid"),
+        pwned: Path::new("/tmp/pwned").exists() || Path::new("/tmp/pwn").exists(),
+    }
+}
+
+fn clock(id: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// realtime - monotonic: constant unless someone sets the clock.
+fn clock_offset() -> f64 {
+    clock(libc::CLOCK_REALTIME) - clock(libc::CLOCK_MONOTONIC)
+}
+
+/// Whether the process is alive and not stopped.
+fn running(pid: u32) -> Result<(), String> {
+    let s = read(format!("/proc/{pid}/stat"));
+    let st = s.rsplit(')').next().unwrap_or("").trim_start();
+    match st.chars().next() {
+        Some('S') | Some('R') | Some('D') => Ok(()),
+        _ => Err(format!("host sleeper {pid}: {s}")),
+    }
+}
+
+/// Every device node, and every file whose content says it was made by an
+/// escape, under `dir` (symlinks not followed).
+fn suspicious_files(dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let ft = md.file_type();
+        if ft.is_block_device() || ft.is_char_device() {
+            out.push(format!(
+                "device node {} ({:x})",
+                p.display(),
+                md.rdev()
+            ));
+        } else if ft.is_dir() {
+            suspicious_files(&p, out);
+        } else if ft.is_file() && md.len() < 4096 {
+            if let Ok(c) = std::fs::read(&p) {
+                if String::from_utf8_lossy(&c).contains("ESCAPED") {
+                    out.push(format!("{} was written by an escape", p.display()));
+                }
+            }
+        }
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Mount lines (in our own and in pid 1's mount namespace) mentioning `dir`.
+fn host_mounts_of(dir: &Path) -> Vec<String> {
+    let d = dir.to_string_lossy().into_owned();
+    let mut v = Vec::new();
+    for f in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
+        for l in read(f).lines() {
+            if l.contains(&d) {
+                v.push(format!("{f}: {l}"));
+            }
+        }
+    }
+    v
+}
+
+/// A pty pair (master, slave) for the TIOCSTI attempt.
+fn openpty() -> (OwnedFd, OwnedFd) {
+    let (mut m, mut s) = (-1, -1);
+    // SAFETY: openpty writes two fds; the other pointers may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: fresh fds we own.
+    unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+}
+
+/// Bytes waiting to be read on a tty fd.
+fn fionread(fd: &OwnedFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes an int.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(r, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n
+}
+
+/// One attempt's bundle, host fixtures and state root.
+struct Attempt {
+    name: &'static str,
+    dir: PathBuf,
+    canary: PathBuf,
+    secret: String,
+    sleeper: Child,
+    listener: std::os::unix::net::UnixListener,
+    abstract_name: String,
+}
+
+impl Attempt {
+    fn new(name: &'static str) -> Attempt {
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox is missing: install the Debian package busybox-static"
+        );
+        let bin = escape_bin();
+        let dir = target_dir()
+            .join("escape-tests")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("b/rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+        for l in BUSYBOX_LINKS {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(l)).unwrap();
+        }
+        std::fs::copy(bin, rootfs.join("escape")).unwrap();
+        let tmp = rootfs.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+
+        // The canary: outside the rootfs, with an atime older than its mtime
+        // so that any read of it (relatime) moves the atime.
+        let canary = dir.join("canary.txt");
+        let secret = format!(
+            "CANARY-SECRET-{name}-{}-{}",
+            std::process::id(),
+            clock(libc::CLOCK_REALTIME) as u64
+        );
+        std::fs::write(&canary, format!("{secret}\n")).unwrap();
+        let md = std::fs::metadata(&canary).unwrap();
+        let times = [
+            libc::timespec {
+                tv_sec: md.mtime() - 3600,
+                tv_nsec: 0,
+            },
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            },
+        ];
+        let c = std::ffi::CString::new(canary.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path and two timespecs.
+        let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
+        assert_eq!(r, 0);
+
+        std::os::unix::fs::symlink(&canary, rootfs.join("abslink")).unwrap();
+        std::os::unix::fs::symlink("../../canary.txt", rootfs.join("hostup")).unwrap();
+        let vol = dir.join("vol");
+        std::fs::create_dir_all(&vol).unwrap();
+        std::os::unix::fs::symlink("/", vol.join("rootlink")).unwrap();
+        std::os::unix::fs::symlink("..", vol.join("uplink")).unwrap();
+        std::os::unix::fs::symlink(&canary, vol.join("canlink")).unwrap();
+
+        let sleeper = Command::new("/bin/sleep")
+            .arg("600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning a host sleeper");
+        let abstract_name = format!("runsc-escape-{name}-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+            .unwrap();
+        let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Attempt {
+            name,
+            dir,
+            canary,
+            secret,
+            sleeper,
+            listener,
+            abstract_name,
+        }
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.dir.join("b/rootfs")
+    }
+
+    fn state_root(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    fn config(&self) {
+        let env = [
+            "PATH=/bin".to_string(),
+            format!("HOST_PID={}", std::process::id()),
+            format!("HOST_SLEEPER={}", self.sleeper.id()),
+            format!("HOST_CANARY={}", self.canary.display()),
+            format!("HOST_DIR={}", self.dir.display()),
+            format!("HOST_ABSTRACT={}", self.abstract_name),
+            "RUNSC_PID_FILE=/tmp/runsc.pid".to_string(),
+        ];
+        let cfg = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "args": ["/escape", self.name],
+                "env": env,
+                "cwd": "/",
+                "user": {"uid": 0, "gid": 0},
+            },
+            "root": {"path": "rootfs", "readonly": false},
+            "hostname": "escape-test",
+            "mounts": [
+                {"destination": "/vol", "type": "bind",
+                 "source": self.dir.join("vol"), "options": ["rbind", "rw"]},
+            ],
+        });
+        std::fs::write(
+            self.dir.join("b/config.json"),
+            serde_json::to_string_pretty(&cfg).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Runs the attempt and checks (a), (b) and (c).
+    fn run(mut self) {
+        self.config();
+        let canary_before = std::fs::metadata(&self.canary).unwrap();
+        let dir_before = names(&self.dir);
+        let sleeper = self.sleeper.id();
+        let state_before = host_state(sleeper);
+        let clock_before = clock_offset();
+        let pty = (self.name == "tty_tiocsti").then(openpty);
+
+        let out = self.dir.join("out");
+        let err = self.dir.join("err");
+        let mut c = Command::new(runsc_bin());
+        c.arg(format!("--root={}", self.state_root().display()))
+            .args(["run", "--bundle"])
+            .arg(self.dir.join("b"))
+            .arg(format!("escape-{}", self.name))
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        match &pty {
+            Some((_, slave)) => c.stdin(Stdio::from(slave.try_clone().unwrap())),
+            None => c.stdin(Stdio::null()),
+        };
+        let mut child = c.spawn().expect("spawning runsc");
+        // The runsc process is the sandbox's host parent: tell the attempt.
+        let pidf = self.rootfs().join("tmp/.runsc.pid.tmp");
+        std::fs::write(&pidf, format!("{}\n", child.id())).unwrap();
+        std::fs::rename(&pidf, self.rootfs().join("tmp/runsc.pid")).unwrap();
+        let end = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{}: runsc run timed out\n{}", self.name, read(&out));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = read(&out);
+        let stderr = read(&err);
+        let desc = format!(
+            "attempt {}: runsc run -> {status}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            self.name
+        );
+        if std::env::var_os("ESCAPE_VERBOSE").is_some() {
+            eprintln!("{desc}");
+        }
+        let mut fails: Vec<String> = Vec::new();
+
+        // (a) and (c): contained inside, and the sandbox survived.
+        if status.code() != Some(0) {
+            fails.push(format!("the container did not exit 0 ({status})"));
+        }
+        for want in [
+            format!("ATTEMPT {}\n", self.name),
+            format!("ALIVE {}\n", self.name),
+            format!("RESULT {} contained\n", self.name),
+        ] {
+            if !stdout.contains(&want) {
+                fails.push(format!("missing output line {:?}", want.trim_end()));
+            }
+        }
+        for l in stdout.lines().filter(|l| l.starts_with("FAIL")) {
+            fails.push(format!("inside: {l}"));
+        }
+
+        // (b) the host is untouched.
+        if stdout.contains(&self.secret) || stderr.contains(&self.secret) {
+            fails.push("the canary's secret was read from inside".into());
+        }
+        let canary_after = std::fs::metadata(&self.canary).unwrap();
+        for (what, a, b) in [
+            ("ino", canary_before.ino() as i64, canary_after.ino() as i64),
+            ("atime", canary_before.atime(), canary_after.atime()),
+            ("atime_nsec", canary_before.atime_nsec(), canary_after.atime_nsec()),
+            ("mtime", canary_before.mtime(), canary_after.mtime()),
+            ("ctime", canary_before.ctime(), canary_after.ctime()),
+            ("ctime_nsec", canary_before.ctime_nsec(), canary_after.ctime_nsec()),
+            ("size", canary_before.size() as i64, canary_after.size() as i64),
+            ("mode", canary_before.mode() as i64, canary_after.mode() as i64),
+        ] {
+            if a != b {
+                fails.push(format!("host canary {what} changed: {a} -> {b}"));
+            }
+        }
+        if read(&self.canary) != format!("{}\n", self.secret) {
+            fails.push("host canary content changed".into());
+        }
+        let dir_after: Vec<String> = names(&self.dir)
+            .into_iter()
+            .filter(|n| !["out", "err", "state"].contains(&n.as_str()))
+            .collect();
+        let dir_before: Vec<String> = dir_before
+            .into_iter()
+            .filter(|n| !["out", "err", "state"].contains(&n.as_str()))
+            .collect();
+        if dir_after != dir_before {
+            fails.push(format!(
+                "files next to the canary changed: {dir_before:?} -> {dir_after:?}"
+            ));
+        }
+        let mut sus = Vec::new();
+        suspicious_files(&self.dir.join("b"), &mut sus);
+        suspicious_files(&self.dir.join("vol"), &mut sus);
+        fails.extend(sus);
+        if let Err(e) = running(sleeper) {
+            fails.push(format!("the host sleeper was signalled: {e}"));
+        }
+        let state_after = host_state(sleeper);
+        if state_after != state_before {
+            fails.push(format!(
+                "host state changed:\nbefore {state_before:#?}\nafter {state_after:#?}"
+            ));
+        }
+        let drift = (clock_offset() - clock_before).abs();
+        if drift > 2.0 {
+            fails.push(format!("the host clock moved by {drift:.1}s"));
+        }
+        match self.listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(_) => fails.push("the host abstract socket got a connection".into()),
+            Err(e) => fails.push(format!("host abstract socket: {e}")),
+        }
+        let m = host_mounts_of(&self.dir);
+        if !m.is_empty() {
+            fails.push(format!("host mounts of the test directory: {m:#?}"));
+        }
+        if let Some((master, slave)) = &pty {
+            let (a, b) = (fionread(slave), fionread(master));
+            if a != 0 || b != 0 {
+                fails.push(format!(
+                    "input injected into the host terminal: {a} bytes queued on \
+                     the slave, {b} on the master"
+                ));
+            }
+        }
+
+        if !fails.is_empty() {
+            panic!(
+                "\n{} problem(s) with escape attempt {}:\n  - {}\n\n{desc}",
+                fails.len(),
+                self.name,
+                fails.join("\n  - ")
+            );
+        }
+        self.finish();
+    }
+
+    /// Host processes whose command line mentions this attempt's directory.
+    fn our_processes(&self) -> Vec<String> {
+        let needle = self.dir.to_string_lossy().into_owned();
+        let mut v = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+                let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                if c.contains(&needle) {
+                    v.push(format!("{name}: {c}"));
+                }
+            }
+        }
+        v
+    }
+
+    /// Nothing left behind: no sandbox/gofer process, no container state.
+    fn finish(mut self) {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let p = self.our_processes();
+            if p.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < end, "processes left behind: {p:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = names(&self.state_root());
+        assert!(left.is_empty(), "state left behind: {left:?}");
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+        std::fs::remove_dir_all(&self.dir).unwrap();
+    }
+}
+
+impl Drop for Attempt {
+    /// Best effort after a failure: end the container and the sleeper.
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+        if !self.dir.exists() {
+            return;
+        }
+        for id in names(&self.state_root()) {
+            let _ = Command::new(runsc_bin())
+                .arg(format!("--root={}", self.state_root().display()))
+                .args(["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn attempt(name: &'static str) {
+    Attempt::new(name).run();
+}
+
+/// One #[test] per attempt, named as the attempt in escape.c.
+macro_rules! attempts {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                attempt(stringify!($name));
+            }
+        )*
+    };
+}
+
+attempts!(
+    // Symlinks and `..` out of the root.
+    symlink_absolute_to_host_paths,
+    dotdot_walk_from_root,
+    symlink_race_dir_swap,
+    // Out of bind mounts.
+    bindmount_symlink_to_host_root,
+    bindmount_dotdot,
+    // /proc/<pid>/root, cwd, fd.
+    proc_root_links,
+    proc_cwd_and_fd_of_dirs,
+    open_by_handle_at,
+    // Other processes: ptrace, signals.
+    ptrace_attach_host_pid,
+    ptrace_attach_pid1,
+    signal_host_parent,
+    kill_minus_one,
+    kill_host_pid,
+    // Devices and mounts.
+    mknod_block_device,
+    open_host_disk_nodes,
+    mount_block_device,
+    mount_host_filesystems,
+    mount_proc_over_paths,
+    dev_mem_kmem_port,
+    proc_kcore,
+    proc_sysrq_trigger,
+    // Sockets and namespaces.
+    host_abstract_unix_socket,
+    raw_sockets,
+    setns_proc_ns,
+    proc_sys_writes,
+    // Privileged kernel interfaces.
+    kernel_modules,
+    keyctl_add_key,
+    bpf_syscall,
+    perf_event_open,
+    io_uring_setup,
+    userfaultfd,
+    // Namespaces, chroot, pivot_root.
+    unshare_then_mount,
+    chroot_classic_escape,
+    chroot_fchdir_outside_fd,
+    pivot_root_games,
+    // File descriptors and memory.
+    fd_leaks_from_sentry,
+    proc_self_mem_strange_addresses,
+    process_vm_readv_pid1,
+    // Privileged machine operations.
+    iopl_ioperm,
+    modify_ldt,
+    reboot_kexec,
+    swapon_acct_quotactl,
+    syslog_dmesg,
+    clock_settime_settimeofday,
+    sethostname_stays_inside,
+    prlimit_host_pid,
+    sched_setaffinity_host_pid,
+    clone_newuser_games,
+    tty_tiocsti,
+);
+
+/// Every attempt in escape.c has a test here, and the other way round.
+#[test]
+fn every_attempt_has_a_test() {
+    let src = read(Path::new(env!("CARGO_MANIFEST_DIR")).join("escape/escape.c"));
+    let mut in_c: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.strip_prefix("TEST(")?.strip_suffix(')'))
+        .collect();
+    in_c.sort();
+    let me = read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape.rs"));
+    let start = me.find("attempts!(\n").expect("the attempts! list");
+    let list = &me[start..];
+    let list = &list[..list.find(");").unwrap()];
+    let mut in_rs: Vec<&str> = list
+        .lines()
+        .map(|l| l.trim().trim_end_matches(','))
+        .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with("attempts!"))
+        .collect();
+    in_rs.sort();
+    assert_eq!(in_c, in_rs);
+    assert!(in_c.len() >= 30, "at least 30 attempts");
+}
