@@ -207,6 +207,26 @@ TEST(symlink_absolute_to_host_paths)
     expect_not_host_file("/tmp/l-passwd");
     expect_not_host_file(canary_host);
     expect_not_host_file("/etc/shadow");
+    /* Writing and creating through the links: never the host's file. */
+    EXPECT_FAILS(open("/abslink", O_WRONLY | O_CREAT | O_TRUNC, 0644), ENOENT);
+    EXPECT_FAILS(open("/vol/canlink", O_WRONLY | O_CREAT | O_APPEND, 0644),
+                 ENOENT);
+    EXPECT_FAILS(open("/tmp/l-canary", O_WRONLY | O_CREAT, 0644), ENOENT);
+    EXPECT_FAILS(truncate("/abslink", 0), ENOENT);
+    EXPECT_FAILS(chmod("/vol/canlink", 0777), ENOENT);
+    EXPECT_FAILS(unlink(canary_host), ENOENT);
+    /* /hostup resolves inside to /canary.txt: created in the rootfs. */
+    int fd = open("/hostup", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        EXPECT_EQ(write(fd, "written-inside\n", 15), 15);
+        close(fd);
+    }
+    struct stat mine;
+    EXPECT_OK(stat("/canary.txt", &mine));
+    EXPECT_OK(unlink("/canary.txt"));
+    write_file("/vol/uplink/created-inside", "written-inside\n");
+    EXPECT_OK(stat("/created-inside", &st));
+    EXPECT_OK(unlink("/created-inside"));
 }
 
 TEST(dotdot_walk_from_root)
@@ -590,6 +610,13 @@ static void try_device(const char *path, mode_t type, int maj, int min)
 
 TEST(mknod_block_device)
 {
+    /* The host's root filesystem device (major:minor from the driver). */
+    unsigned hmaj = 0, hmin = 0;
+    if (sscanf(env("HOST_ROOT_DEV"), "%u:%u", &hmaj, &hmin) == 2) {
+        try_device("/tmp/hostroot", S_IFBLK, hmaj, hmin);
+        try_device("/vol/hostroot", S_IFBLK, hmaj, hmin);
+        try_device("/tmp/hostroot", S_IFCHR, hmaj, hmin);
+    }
     int majors[][2] = {{8, 0}, {8, 1}, {253, 0}, {259, 0}, {7, 0}, {254, 0},
                        {202, 0}, {1, 0}, {3, 0}, {9, 0}};
     for (size_t i = 0; i < sizeof majors / sizeof majors[0]; i++) {
@@ -1502,6 +1529,9 @@ TEST(tty_tiocsti)
         EXPECT_FAILS(ioctl(0, TIOCSTI, c), ENOTTY, EPERM, EIO, EINVAL);
     for (int fd = 1; fd < 3; fd++)
         EXPECT_FAILS(ioctl(fd, TIOCSTI, "x"), ENOTTY, EPERM, EIO, EINVAL);
+    char l[256] = {0};
+    readlink("/proc/self/fd/0", l, sizeof l - 1);
+    printf("INFO stdin is %s, isatty %d\n", l, isatty(0));
     /* No controlling terminal of the host's: /dev/tty. */
     int t = open("/dev/tty", O_RDWR);
     printf("INFO open(/dev/tty) -> %d %s\n", t,

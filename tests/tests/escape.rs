@@ -24,6 +24,11 @@
 //!      the attempt (fork, wait, file I/O still work) and the container
 //!      exits 0.
 //!
+//! The attempt program also gets $HOST_PID, $HOST_SLEEPER (host pids),
+//! $HOST_CANARY, $HOST_DIR (host paths), $HOST_ABSTRACT (the abstract socket
+//! name), $HOST_ROOT_DEV (major:minor of the host's / device) and, in
+//! /tmp/runsc.pid, the pid of `runsc run` (the sandbox's host parent).
+//!
 //! The attempts are NEVER run natively: several of them would succeed, and do
 //! real damage, as root on the host (kill(-1, SIGKILL), clock_settime,
 //! reboot(CAD_OFF), writing /proc/sys, mounts, ...). The program itself
@@ -155,11 +160,7 @@ fn suspicious_files(dir: &Path, out: &mut Vec<String>) {
         };
         let ft = md.file_type();
         if ft.is_block_device() || ft.is_char_device() {
-            out.push(format!(
-                "device node {} ({:x})",
-                p.display(),
-                md.rdev()
-            ));
+            out.push(format!("device node {} ({:x})", p.display(), md.rdev()));
         } else if ft.is_dir() {
             suspicious_files(&p, out);
         } else if ft.is_file() && md.len() < 4096 {
@@ -223,6 +224,12 @@ fn fionread(fd: &OwnedFd) -> i32 {
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
     assert_eq!(r, 0, "FIONREAD: {}", std::io::Error::last_os_error());
     n
+}
+
+/// major:minor of the host's root filesystem device.
+fn host_root_dev() -> String {
+    let dev = std::fs::metadata("/").unwrap().dev();
+    format!("{}:{}", libc::major(dev), libc::minor(dev))
 }
 
 /// One attempt's bundle, host fixtures and state root.
@@ -301,8 +308,8 @@ impl Attempt {
             .spawn()
             .expect("spawning a host sleeper");
         let abstract_name = format!("runsc-escape-{name}-{}", std::process::id());
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
-            .unwrap();
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
         let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
         listener.set_nonblocking(true).unwrap();
         Attempt {
@@ -333,6 +340,7 @@ impl Attempt {
             format!("HOST_DIR={}", self.dir.display()),
             format!("HOST_ABSTRACT={}", self.abstract_name),
             "RUNSC_PID_FILE=/tmp/runsc.pid".to_string(),
+            format!("HOST_ROOT_DEV={}", host_root_dev()),
         ];
         let cfg = serde_json::json!({
             "ociVersion": "1.0.2",
@@ -357,7 +365,7 @@ impl Attempt {
     }
 
     /// Runs the attempt and checks (a), (b) and (c).
-    fn run(mut self) {
+    fn run(self) {
         self.config();
         let canary_before = std::fs::metadata(&self.canary).unwrap();
         let dir_before = names(&self.dir);
@@ -432,12 +440,28 @@ impl Attempt {
         for (what, a, b) in [
             ("ino", canary_before.ino() as i64, canary_after.ino() as i64),
             ("atime", canary_before.atime(), canary_after.atime()),
-            ("atime_nsec", canary_before.atime_nsec(), canary_after.atime_nsec()),
+            (
+                "atime_nsec",
+                canary_before.atime_nsec(),
+                canary_after.atime_nsec(),
+            ),
             ("mtime", canary_before.mtime(), canary_after.mtime()),
             ("ctime", canary_before.ctime(), canary_after.ctime()),
-            ("ctime_nsec", canary_before.ctime_nsec(), canary_after.ctime_nsec()),
-            ("size", canary_before.size() as i64, canary_after.size() as i64),
-            ("mode", canary_before.mode() as i64, canary_after.mode() as i64),
+            (
+                "ctime_nsec",
+                canary_before.ctime_nsec(),
+                canary_after.ctime_nsec(),
+            ),
+            (
+                "size",
+                canary_before.size() as i64,
+                canary_after.size() as i64,
+            ),
+            (
+                "mode",
+                canary_before.mode() as i64,
+                canary_after.mode() as i64,
+            ),
         ] {
             if a != b {
                 fails.push(format!("host canary {what} changed: {a} -> {b}"));
