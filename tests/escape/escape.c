@@ -54,6 +54,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -224,6 +225,12 @@ TEST(symlink_absolute_to_host_paths)
     struct stat mine;
     EXPECT_OK(stat("/canary.txt", &mine));
     EXPECT_OK(unlink("/canary.txt"));
+    /* Dangling links whose host-absolute target's parent exists on the host
+     * (made by the driver): creating through them creates nothing there. */
+    EXPECT_FAILS(open("/dangle", O_WRONLY | O_CREAT, 0644), ENOENT);
+    EXPECT_FAILS(open("/vol/dangle", O_WRONLY | O_CREAT, 0644), ENOENT);
+    EXPECT_FAILS(mkdir("/vol/dangle", 0755), EEXIST);
+    EXPECT_FAILS(symlink("x", "/vol/dangle"), EEXIST);
     write_file("/vol/uplink/created-inside", "written-inside\n");
     EXPECT_OK(stat("/created-inside", &st));
     EXPECT_OK(unlink("/created-inside"));
@@ -313,6 +320,20 @@ static void race(const char *dir, const char *linktarget)
             opened++;
         } else {
             refused++;
+        }
+        /* Operations the gofer does by name in the parent directory: if it
+         * followed the link on the host, the real canary would be moved,
+         * chmod'ed, or a file created next to it. */
+        char moved[320], made[320];
+        snprintf(moved, sizeof moved, "%s/d/canary.moved", dir);
+        snprintf(made, sizeof made, "%s/d/made-by-race", dir);
+        if (rename(path, moved) == 0)
+            rename(moved, path);
+        chmod(path, 0644);
+        int mfd = open(made, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (mfd >= 0) {
+            close(mfd);
+            unlink(made);
         }
         int st;
         if (waitpid(p, &st, WNOHANG) == p)
@@ -1554,6 +1575,221 @@ TEST(tty_tiocsti)
         INFO_CALL(ioctl(m, TIOCSTI, "z"));
         close(m);
     }
+}
+
+/* ---- more: stdio host fds, /proc/self/exe, host paths, syscall entry points ---- */
+
+/* stdout/stderr are HOST files (the driver's output files): writing them is
+ * the point, changing their metadata on the host is not. */
+TEST(stdio_host_fd_metadata)
+{
+    struct timespec ts[2] = {{1000000000, 0}, {1000000000, 0}};
+    for (int fd = 1; fd <= 2; fd++) {
+        EXPECT_FAILS(fchmod(fd, 04777), EPERM, EROFS, EACCES);
+        EXPECT_FAILS(fchown(fd, 1234, 1234), EPERM, EROFS, EACCES);
+        EXPECT_FAILS(fsetxattr(fd, "user.escape", "x", 1, 0), EPERM, EROFS,
+                     EACCES, EOPNOTSUPP);
+        EXPECT_FAILS(fsetxattr(fd, "security.capability", "x", 1, 0), EPERM,
+                     EROFS, EACCES, EOPNOTSUPP);
+        EXPECT_FAILS(futimens(fd, ts), EPERM, EROFS, EACCES);
+        EXPECT_FAILS(fchmodat(AT_FDCWD, fd == 1 ? "/proc/self/fd/1"
+                                                : "/proc/self/fd/2",
+                              04777, 0),
+                     EPERM, EROFS, EACCES);
+        EXPECT_FAILS(ftruncate(fd, 1 << 30), EINVAL, EPERM, EROFS);
+        EXPECT_FAILS(fallocate(fd, 0, 0, 1 << 30), ENODEV, EPERM, EROFS,
+                     ESPIPE, EOPNOTSUPP, EBADF);
+        EXPECT_FAILS(fcntl(fd, F_SETLEASE, F_WRLCK), EINVAL, EAGAIN, EACCES,
+                     EPERM);
+    }
+    /* Reopening them through /proc gives the same host files only. */
+    int fd = open("/proc/self/fd/1", O_WRONLY);
+    printf("INFO reopen(/proc/self/fd/1) -> %d %s\n", fd,
+           fd < 0 ? harness_errname(errno) : "");
+    if (fd >= 0) {
+        EXPECT_FAILS(fchmod(fd, 04777), EPERM, EROFS, EACCES);
+        close(fd);
+    }
+}
+
+/* CVE-2019-5736 style: /proc/self/exe (and every /proc/N/exe) is the
+ * sandbox's own binary, never runsc or another host file; writing through it
+ * reaches at most the sandbox's own file (the driver checks that runsc and
+ * the host copy of this program are unchanged). */
+TEST(proc_self_exe_not_runsc)
+{
+    char l[4096] = {0};
+    EXPECT_GT(readlink("/proc/self/exe", l, sizeof l - 1), 0);
+    EXPECT_STREQ(l, "/escape");
+    struct stat a, b;
+    EXPECT_OK(stat("/proc/self/exe", &a));
+    EXPECT_OK(stat("/escape", &b));
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    EXPECT_EQ(a.st_dev, b.st_dev);
+    EXPECT_OK(stat("/proc/1/exe", &a));
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    /* A child running busybox: its exe is the sandbox's busybox. */
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        execl("/bin/busybox", "sleep", "1", (char *)NULL);
+        _exit(127);
+    }
+    usleep(200000);
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/exe", c);
+    memset(l, 0, sizeof l);
+    readlink(p, l, sizeof l - 1);
+    EXPECT_STREQ(l, "/bin/busybox");
+    EXPECT_OK(stat(p, &a));
+    EXPECT_OK(stat("/bin/busybox", &b));
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    /* No exe of a process outside the sandbox is reachable. */
+    snprintf(p, sizeof p, "/proc/%d/exe", env_pid("HOST_PID"));
+    EXPECT_FAILS(open(p, O_RDONLY), ENOENT);
+    snprintf(p, sizeof p, "/proc/%d/exe", env_pid("HOST_SLEEPER"));
+    EXPECT_FAILS(open(p, O_RDONLY), ENOENT);
+    int st;
+    EXPECT_EQ(waitpid(c, &st, 0), c);
+}
+
+/* Linux refuses to open a running executable for writing (ETXTBSY): the
+ * runc exploit needed exactly that. */
+TEST(proc_self_exe_etxtbsy)
+{
+    EXPECT_FAILS(open("/proc/self/exe", O_WRONLY), ETXTBSY);
+    EXPECT_FAILS(open("/proc/1/exe", O_RDWR), ETXTBSY);
+    EXPECT_FAILS(open("/escape", O_WRONLY), ETXTBSY);
+    EXPECT_FAILS(truncate("/proc/self/exe", 1 << 20), ETXTBSY);
+}
+
+/* The sandbox's /proc shows no host paths (the rootfs, the volume source,
+ * runsc's state directory, the test directory). */
+TEST(proc_reveals_no_host_paths)
+{
+    const char *files[] = {"/proc/self/mountinfo", "/proc/self/mounts",
+                           "/proc/mounts", "/proc/1/cmdline",
+                           "/proc/self/maps", "/proc/self/cgroup",
+                           "/proc/self/status", "/proc/cmdline",
+                           "/proc/self/stat", "/proc/1/comm", 0};
+    const char *dir = env("HOST_DIR");
+    for (int i = 0; files[i]; i++) {
+        int fd = open(files[i], O_RDONLY);
+        if (fd < 0) {
+            printf("INFO open(%s) -> %s\n", files[i], harness_errname(errno));
+            continue;
+        }
+        static char buf[65536];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n < 0)
+            continue;
+        buf[n] = 0;
+        for (ssize_t j = 0; j < n; j++)
+            if (buf[j] == 0)
+                buf[j] = ' ';
+        if (strstr(buf, dir) || strstr(buf, "/rootfs") ||
+            strstr(buf, "runsc"))
+            FAIL("NOT CONTAINED: %s reveals host paths: %.300s", files[i], buf);
+    }
+    /* Every link under /proc/self and /proc/1. */
+    const char *dirs[] = {"/proc/self", "/proc/1", "/proc/self/fd", 0};
+    for (int i = 0; dirs[i]; i++) {
+        DIR *d = opendir(dirs[i]);
+        if (!d)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char p[512], l[4096] = {0};
+            snprintf(p, sizeof p, "%s/%s", dirs[i], e->d_name);
+            if (readlink(p, l, sizeof l - 1) > 0 &&
+                (strstr(l, dir) || strstr(l, "rootfs")))
+                FAIL("NOT CONTAINED: %s -> %s", p, l);
+        }
+        closedir(d);
+    }
+}
+
+/* Other ways into the kernel than `syscall`: int $0x80 (the i386 ABI),
+ * x32-numbered syscalls, and the vsyscall page. Each runs in a child; the
+ * result must come from the sandbox (its pid, an error), or the child is
+ * killed: never the host kernel (the host check: no /tmp/int80-made on the
+ * host). */
+static long entry_point(int k)
+{
+    long r = -1;
+    const char *p = "/tmp/int80-made";
+    switch (k) {
+    case 0: /* i386 getpid */
+        asm volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");
+        break;
+    case 1: /* i386 mkdir(p, 0755) */
+        asm volatile("int $0x80"
+                     : "=a"(r)
+                     : "a"(39L), "b"(p), "c"(0755L)
+                     : "memory");
+        break;
+    case 2: /* x32 getpid */
+        asm volatile("syscall"
+                     : "=a"(r)
+                     : "a"(0x40000000L | 39)
+                     : "rcx", "r11", "memory");
+        break;
+    case 3: /* x32 mkdir */
+        asm volatile("syscall"
+                     : "=a"(r)
+                     : "a"(0x40000000L | 83), "D"(p), "S"(0755L)
+                     : "rcx", "r11", "memory");
+        break;
+    case 4: { /* vsyscall time() */
+        long (*vtime)(long *) = (long (*)(long *))0xffffffffff600400ul;
+        r = vtime(NULL);
+        break;
+    }
+    case 5: /* a syscall number past every table */
+        asm volatile("syscall"
+                     : "=a"(r)
+                     : "a"(0x7fffffffL)
+                     : "rcx", "r11", "memory");
+        break;
+    }
+    return r;
+}
+
+TEST(compat_syscall_entry_points)
+{
+    for (int k = 0; k < 6; k++) {
+        int pfd[2];
+        ASSERT_OK(pipe(pfd));
+        fflush(stdout);
+        pid_t c = fork();
+        if (c == 0) {
+            long r = entry_point(k);
+            long out[2] = {r, getpid()};
+            write(pfd[1], out, sizeof out);
+            _exit(0);
+        }
+        close(pfd[1]);
+        long res[2] = {0, 0};
+        ssize_t n = read(pfd[0], res, sizeof res);
+        close(pfd[0]);
+        int st;
+        EXPECT_EQ(waitpid(c, &st, 0), c);
+        if (n != sizeof res) {
+            printf("INFO entry %d: child ended with status %#x\n", k, st);
+            EXPECT_TRUE(WIFSIGNALED(st));
+            continue;
+        }
+        printf("INFO entry %d: returned %ld (child pid %ld)\n", k, res[0],
+               res[1]);
+        if (k == 4)
+            continue; /* a time */
+        /* A sandbox pid is small; an error is negative; 0 is mkdir inside. */
+        if (!(res[0] < 0 || res[0] == 0 || res[0] == res[1] || res[0] == 1))
+            FAIL("NOT CONTAINED: entry point %d returned %ld (a host pid?)",
+                 k, res[0]);
+    }
+    rmdir("/tmp/int80-made");
 }
 
 /* ---- main ------------------------------------------------------------------ */

@@ -118,7 +118,9 @@ fn host_state(sleeper: u32) -> HostState {
         sleeper_nice_policy: stat_fields(sleeper),
         our_tracer: status_field(std::process::id(), "TracerPid"),
         sleeper_tracer: status_field(sleeper, "TracerPid"),
-        pwned: Path::new("/tmp/pwned").exists() || Path::new("/tmp/pwn").exists(),
+        pwned: ["/tmp/pwned", "/tmp/pwn", "/tmp/int80-made"]
+            .iter()
+            .any(|p| Path::new(p).exists()),
     }
 }
 
@@ -226,6 +228,30 @@ fn fionread(fd: &OwnedFd) -> i32 {
     n
 }
 
+/// What identifies a file's content and metadata (not its atime).
+fn file_id(p: &PathBuf) -> (u64, u64, i64, i64, u32) {
+    let m = std::fs::metadata(p).unwrap();
+    (m.ino(), m.size(), m.mtime(), m.ctime_nsec(), m.mode())
+}
+
+/// Mode, owner, atime and `user.escape` xattr of a stdio file (its size and
+/// mtime change as the workload writes).
+fn stdio_id(p: &Path) -> (u32, u32, u32, bool, isize) {
+    let m = std::fs::metadata(p).unwrap();
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let mut buf = [0u8; 16];
+    // SAFETY: a valid path, name and buffer.
+    let x = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"user.escape".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (m.mode(), m.uid(), m.gid(), m.atime() == 1_000_000_000, x)
+}
+
 /// major:minor of the host's root filesystem device.
 fn host_root_dev() -> String {
     let dev = std::fs::metadata("/").unwrap().dev();
@@ -299,6 +325,10 @@ impl Attempt {
         std::os::unix::fs::symlink("/", vol.join("rootlink")).unwrap();
         std::os::unix::fs::symlink("..", vol.join("uplink")).unwrap();
         std::os::unix::fs::symlink(&canary, vol.join("canlink")).unwrap();
+        // Dangling: the target's parent (the test directory) exists on the host.
+        let dangling = dir.join("created-through-dangling");
+        std::os::unix::fs::symlink(&dangling, vol.join("dangle")).unwrap();
+        std::os::unix::fs::symlink(&dangling, rootfs.join("dangle")).unwrap();
 
         let sleeper = Command::new("/bin/sleep")
             .arg("600")
@@ -368,6 +398,8 @@ impl Attempt {
     fn run(self) {
         self.config();
         let canary_before = std::fs::metadata(&self.canary).unwrap();
+        let binaries = [runsc_bin(), escape_bin().to_path_buf()];
+        let binaries_before: Vec<_> = binaries.iter().map(file_id).collect();
         let dir_before = names(&self.dir);
         let sleeper = self.sleeper.id();
         let state_before = host_state(sleeper);
@@ -376,13 +408,18 @@ impl Attempt {
 
         let out = self.dir.join("out");
         let err = self.dir.join("err");
+        let (out_f, err_f) = (
+            std::fs::File::create(&out).unwrap(),
+            std::fs::File::create(&err).unwrap(),
+        );
+        let stdio_before = [stdio_id(&out), stdio_id(&err)];
         let mut c = Command::new(runsc_bin());
         c.arg(format!("--root={}", self.state_root().display()))
             .args(["run", "--bundle"])
             .arg(self.dir.join("b"))
             .arg(format!("escape-{}", self.name))
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap());
+            .stdout(out_f)
+            .stderr(err_f);
         match &pty {
             Some((_, slave)) => c.stdin(Stdio::from(slave.try_clone().unwrap())),
             None => c.stdin(Stdio::null()),
@@ -436,7 +473,27 @@ impl Attempt {
         if stdout.contains(&self.secret) || stderr.contains(&self.secret) {
             fails.push("the canary's secret was read from inside".into());
         }
-        let canary_after = std::fs::metadata(&self.canary).unwrap();
+        let stdio_after = [stdio_id(&out), stdio_id(&err)];
+        if stdio_after != stdio_before {
+            fails.push(format!(
+                "the host's stdout/stderr files' metadata changed: \
+                 {stdio_before:?} -> {stdio_after:?}"
+            ));
+        }
+        let binaries_after: Vec<_> = binaries.iter().map(file_id).collect();
+        if binaries_after != binaries_before {
+            fails.push(format!(
+                "runsc or the escape binary changed on the host: \
+                 {binaries_before:?} -> {binaries_after:?}"
+            ));
+        }
+        let canary_after = match std::fs::metadata(&self.canary) {
+            Ok(m) => m,
+            Err(e) => panic!(
+                "\nthe host canary {} is gone ({e}): NOT CONTAINED\n\n{desc}",
+                self.canary.display()
+            ),
+        };
         for (what, a, b) in [
             ("ino", canary_before.ino() as i64, canary_after.ino() as i64),
             ("atime", canary_before.atime(), canary_after.atime()),
@@ -663,7 +720,25 @@ attempts!(
     sched_setaffinity_host_pid,
     clone_newuser_games,
     tty_tiocsti,
+    // More: host stdio fds, /proc/self/exe, host paths in /proc, entry points.
+    stdio_host_fd_metadata,
+    proc_self_exe_not_runsc,
+    proc_reveals_no_host_paths,
+    compat_syscall_entry_points,
 );
+
+/// KNOWN FAILING (not a host escape, but Linux semantics the runc exploit
+/// CVE-2019-5736 relied on): the sentry does not refuse to open a running
+/// executable for writing (no ETXTBSY): open("/proc/self/exe", O_WRONLY) and
+/// truncate() of it succeed. Here that reaches only the sandbox's own copy in
+/// its rootfs (proc_self_exe_not_runsc checks that runsc is unreachable), but
+/// the fix needs a write-deny count on the inodes of running executables
+/// (exec + open + truncate), not a change local to one syscall handler.
+#[test]
+#[ignore = "known failing: no ETXTBSY for running executables (sentry exec/fs, not a local fix)"]
+fn proc_self_exe_etxtbsy() {
+    attempt("proc_self_exe_etxtbsy");
+}
 
 /// Every attempt in escape.c has a test here, and the other way round.
 #[test]
@@ -683,6 +758,13 @@ fn every_attempt_has_a_test() {
         .map(|l| l.trim().trim_end_matches(','))
         .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with("attempts!"))
         .collect();
+    // Attempts with their own #[test] (known failing ones, #[ignore]d).
+    for f in me.split("\nfn ").skip(1) {
+        let name = f.split('(').next().unwrap();
+        if me.contains(&format!("attempt(\"{name}\")")) {
+            in_rs.push(name);
+        }
+    }
     in_rs.sort();
     assert_eq!(in_c, in_rs);
     assert!(in_c.len() >= 30, "at least 30 attempts");
