@@ -15,8 +15,9 @@
 //!      outside the rootfs is not read (atime), modified or replaced, its
 //!      secret never appears in the output; nothing new is created next to
 //!      it; no device node appears in the rootfs or the volume; a host
-//!      `sleep` process survives, unstopped, with its limits, affinity and
-//!      nice value; the test process is not traced; an abstract unix socket
+//!      process (escape/sigwatch.c, logging every catchable signal) gets no
+//!      signal and survives, unstopped, with its limits, affinity and nice
+//!      value; runsc and the host's stdout/stderr files are unchanged; the test process is not traced; an abstract unix socket
 //!      listening on the host gets no connection; the host's hostname,
 //!      domainname, core_pattern, modprobe, ctrl-alt-del, and clock are
 //!      unchanged; no host mount mentions the test directory;
@@ -55,6 +56,15 @@ fn escape_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("escape/escape.c");
         compile_c_file(&src, "escape.static", Link::Static)
+    })
+}
+
+/// The host-side signal logger (run natively: it is not an attempt).
+fn sigwatch_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("escape/sigwatch.c");
+        compile_c_file(&src, "sigwatch.dynamic", Link::Dynamic)
     })
 }
 
@@ -330,13 +340,22 @@ impl Attempt {
         std::os::unix::fs::symlink(&dangling, vol.join("dangle")).unwrap();
         std::os::unix::fs::symlink(&dangling, rootfs.join("dangle")).unwrap();
 
-        let sleeper = Command::new("/bin/sleep")
-            .arg("600")
+        // The host process the attempts try to signal, trace and limit: it
+        // logs every catchable signal it gets.
+        let mut sleeper = Command::new(sigwatch_bin())
+            .arg(dir.join("signals.log"))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spawning a host sleeper");
+            .expect("spawning the host sigwatch process");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(sleeper.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "ready\n", "sigwatch did not start");
         let abstract_name = format!("runsc-escape-{name}-{}", std::process::id());
         let addr =
             std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
@@ -547,6 +566,13 @@ impl Attempt {
         if let Err(e) = running(sleeper) {
             fails.push(format!("the host sleeper was signalled: {e}"));
         }
+        let sigs = read(self.dir.join("signals.log"));
+        if !sigs.is_empty() {
+            fails.push(format!(
+                "the host sleeper received signals: {:?}",
+                sigs.split_whitespace().collect::<Vec<_>>()
+            ));
+        }
         let state_after = host_state(sleeper);
         if state_after != state_before {
             fails.push(format!(
@@ -608,6 +634,8 @@ impl Attempt {
 
     /// Nothing left behind: no sandbox/gofer process, no container state.
     fn finish(mut self) {
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             let p = self.our_processes();
@@ -619,8 +647,6 @@ impl Attempt {
         }
         let left = names(&self.state_root());
         assert!(left.is_empty(), "state left behind: {left:?}");
-        let _ = self.sleeper.kill();
-        let _ = self.sleeper.wait();
         std::fs::remove_dir_all(&self.dir).unwrap();
     }
 }
