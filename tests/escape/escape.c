@@ -55,6 +55,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1790,6 +1791,175 @@ TEST(compat_syscall_entry_points)
                  k, res[0]);
     }
     rmdir("/tmp/int80-made");
+}
+
+/* Path operations the gofer performs on the host, through links that point
+ * out of the rootfs and the volume: every one stays inside (the driver checks
+ * the canary's metadata and that nothing appears next to it). */
+TEST(gofer_ops_through_host_links)
+{
+    load_paths();
+    const char *links[] = {"/abslink", "/vol/canlink", "/dangle",
+                           "/vol/dangle", canary_host, 0};
+    struct timespec ts[2] = {{1000000000, 0}, {1000000000, 0}};
+    struct stat st;
+    for (int i = 0; links[i]; i++) {
+        const char *l = links[i];
+        char sub[8400];
+        snprintf(sub, sizeof sub, "%s/x", l);
+        EXPECT_FAILS(chown(l, 1234, 1234), ENOENT);
+        EXPECT_FAILS(chmod(l, 04777), ENOENT);
+        EXPECT_FAILS(utimensat(AT_FDCWD, l, ts, 0), ENOENT);
+        EXPECT_FAILS(setxattr(l, "user.escape", "x", 1, 0), ENOENT);
+        EXPECT_FAILS(getxattr(l, "user.escape", NULL, 0), ENOENT);
+        EXPECT_FAILS(truncate(l, 0), ENOENT);
+        EXPECT_FAILS(linkat(AT_FDCWD, l, AT_FDCWD, "/tmp/hardlink",
+                            AT_SYMLINK_FOLLOW),
+                     ENOENT);
+        EXPECT_FAILS(mkdir(sub, 0755), ENOENT, ENOTDIR);
+        EXPECT_FAILS(mknod(sub, S_IFIFO | 0644, 0), ENOENT, ENOTDIR);
+        EXPECT_FAILS(symlink("/", sub), ENOENT, ENOTDIR);
+        EXPECT_FAILS(rename("/tmp", sub), ENOENT, ENOTDIR, EXDEV);
+        EXPECT_FAILS(stat(l, &st), ENOENT);
+        EXPECT_FAILS(access(l, F_OK), ENOENT);
+        EXPECT_FAILS(open(l, O_PATH), ENOENT);
+        EXPECT_FAILS(chdir(l), ENOENT);
+        EXPECT_FAILS(chroot(l), ENOENT);
+        EXPECT_FAILS(mount("/tmp", l, NULL, MS_BIND, NULL), ENOENT);
+        EXPECT_FAILS(execl(l, "x", (char *)NULL), ENOENT);
+        EXPECT_FAILS(unlinkat(AT_FDCWD, sub, 0), ENOENT, ENOTDIR);
+    }
+    /* Renaming a host link over itself or onto the real path's name. */
+    EXPECT_OK(rename("/vol/canlink", "/vol/canlink2"));
+    EXPECT_OK(rename("/vol/canlink2", "/vol/canlink"));
+    /* Hard link of the link itself (not followed) stays a link. */
+    if (linkat(AT_FDCWD, "/vol/canlink", AT_FDCWD, "/vol/canlink.hl", 0) == 0) {
+        EXPECT_OK(lstat("/vol/canlink.hl", &st));
+        EXPECT_TRUE(S_ISLNK(st.st_mode));
+        expect_not_host_file("/vol/canlink.hl");
+        EXPECT_OK(unlink("/vol/canlink.hl"));
+    }
+    /* inotify on the links' targets. */
+    int in = inotify_init1(IN_NONBLOCK);
+    if (in >= 0) {
+        EXPECT_FAILS(inotify_add_watch(in, "/abslink", IN_ALL_EVENTS), ENOENT);
+        EXPECT_FAILS(inotify_add_watch(in, "/vol/uplink/../canary.txt",
+                                       IN_ALL_EVENTS),
+                     ENOENT);
+        close(in);
+    }
+}
+
+/* The new mount API: fsopen/fsmount/open_tree/move_mount/mount_setattr. */
+TEST(new_mount_api)
+{
+    const char *types[] = {"ext4", "devtmpfs", "sysfs", "proc", "tmpfs", 0};
+    for (int i = 0; types[i]; i++) {
+        long fd = syscall(SYS_fsopen, types[i], 0);
+        printf("INFO fsopen(%s) -> %ld %s\n", types[i], fd,
+               fd < 0 ? harness_errname(errno) : "");
+        if (fd >= 0) {
+            /* A filesystem context of the sandbox's own; a block source is
+             * refused. */
+            EXPECT_FAILS(syscall(SYS_fsconfig, fd, 1 /* SET_STRING */,
+                                 "source", "/dev/sda", 0),
+                         ENOENT, EINVAL, ENODEV, EPERM, ENOTBLK);
+            close(fd);
+        }
+    }
+    long t = syscall(SYS_open_tree, AT_FDCWD, "/", 1 /* OPEN_TREE_CLONE */ |
+                                                       0x8000 /* RECURSIVE */);
+    printf("INFO open_tree(/) -> %ld %s\n", t, t < 0 ? harness_errname(errno) : "");
+    if (t >= 0) {
+        char p[8400];
+        load_paths();
+        snprintf(p, sizeof p, "..%s", canary_host);
+        EXPECT_FAILS(openat(t, p, O_RDONLY), ENOENT);
+        close(t);
+    }
+    EXPECT_FAILS(syscall(SYS_move_mount, AT_FDCWD, "/vol", AT_FDCWD, "/tmp", 0),
+                 ENOSYS, EINVAL, EPERM);
+    EXPECT_FAILS(syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, NULL, 0),
+                 ENOSYS, EINVAL, EPERM, EFAULT);
+    EXPECT_FAILS(syscall(SYS_fspick, AT_FDCWD, "/", 0), ENOSYS, EINVAL, EPERM);
+    expect_sandbox_root("/");
+}
+
+/* The ptrace platform's stub code lives at the top of every workload address
+ * space, above what the sandbox lets it map. Mapping over it, unmapping,
+ * mprotecting, writing or jumping into the top of the address space affects
+ * only the child that does it; the sandbox survives. */
+static void top_of_memory_child(int k, uintptr_t a)
+{
+    volatile unsigned char *p = (void *)a;
+    switch (k) {
+    case 0:
+        (void)*p;
+        break;
+    case 1:
+        *p = 0xcc;
+        break;
+    case 2:
+        ((void (*)(void))a)();
+        break;
+    case 3:
+        mmap((void *)a, 0x10000, PROT_READ | PROT_WRITE | PROT_EXEC,
+             MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        *p = 0xcc;
+        break;
+    case 4:
+        munmap((void *)a, 0x10000);
+        mprotect((void *)a, 0x10000, PROT_READ | PROT_WRITE | PROT_EXEC);
+        madvise((void *)a, 0x10000, MADV_DONTNEED);
+        *p = 0xcc;
+        break;
+    case 5:
+        /* Everything above 128 TiB - 16 GiB, at once. */
+        munmap((void *)0x7ffc00000000ul, 0x3fffff000ul);
+        mremap((void *)a, 0x1000, 0x2000, MREMAP_MAYMOVE);
+        break;
+    }
+}
+
+TEST(ptrace_stub_region)
+{
+    uintptr_t top = 0x7ffffffff000ul;
+    /* 64 KiB-aligned slots below the top (where a stub region would be). */
+    uintptr_t addrs[] = {top - 0x1000, 0x7fffffff0000ul, 0x7ffffffe0000ul,
+                         0x7ffffffd0000ul, 0x7ffffffc0000ul, 0x7fffff000000ul};
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        for (int k = 0; k < 6; k++) {
+            fflush(stdout);
+            pid_t c = fork();
+            if (c == 0) {
+                top_of_memory_child(k, addrs[i]);
+                _exit(0);
+            }
+            ASSERT_GT(c, 0);
+            int st = 0, done = 0;
+            for (int n = 0; n < 200 && !done; n++) {
+                if (waitpid(c, &st, WNOHANG) == c)
+                    done = 1;
+                else
+                    usleep(10000);
+            }
+            if (!done) {
+                /* Spinning in stub code: still ours to kill. */
+                EXPECT_OK(kill(c, SIGKILL));
+                EXPECT_EQ(waitpid(c, &st, 0), c);
+                EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+            }
+            printf("INFO top-of-memory op %d at %#lx -> status %#x%s\n", k,
+                   (unsigned long)addrs[i], st, done ? "" : " (killed)");
+        }
+    }
+    /* The syscalls on that range, from this process: refused, or harmless. */
+    void *r = mmap((void *)(top - 0x20000), 0x10000, PROT_READ | PROT_WRITE,
+                   MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("INFO mmap(NOREPLACE, top - 0x20000) -> %p %s\n", r,
+           r == MAP_FAILED ? harness_errname(errno) : "");
+    if (r != MAP_FAILED)
+        munmap(r, 0x10000);
 }
 
 /* ---- main ------------------------------------------------------------------ */

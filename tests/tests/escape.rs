@@ -751,6 +751,9 @@ attempts!(
     proc_self_exe_not_runsc,
     proc_reveals_no_host_paths,
     compat_syscall_entry_points,
+    gofer_ops_through_host_links,
+    new_mount_api,
+    ptrace_stub_region,
 );
 
 /// KNOWN FAILING (not a host escape, but Linux semantics the runc exploit
