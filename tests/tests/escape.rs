@@ -30,6 +30,9 @@
 //! name), $HOST_ROOT_DEV (major:minor of the host's / device) and, in
 //! /tmp/runsc.pid, the pid of `runsc run` (the sandbox's host parent).
 //!
+//! Each attempt runs once per platform in `tests::PLATFORMS` (with
+//! `$RUNSC_TEST_FLAGS` added, as the other sandbox tests do).
+//!
 //! The attempts are NEVER run natively: several of them would succeed, and do
 //! real damage, as root on the host (kill(-1, SIGKILL), clock_settime,
 //! reboot(CAD_OFF), writing /proc/sys, mounts, ...). The program itself
@@ -46,7 +49,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use tests::{compile_c_file, runsc_bin, target_dir, Link};
+use tests::{compile_c_file, extra_runsc_flags, runsc_bin, target_dir, Link, PLATFORMS};
 
 const BUSYBOX_LINKS: &[&str] = &["sh", "echo", "sleep", "cat", "ls", "true"];
 
@@ -271,6 +274,7 @@ fn host_root_dev() -> String {
 /// One attempt's bundle, host fixtures and state root.
 struct Attempt {
     name: &'static str,
+    platform: &'static str,
     dir: PathBuf,
     canary: PathBuf,
     secret: String,
@@ -280,7 +284,7 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn new(name: &'static str) -> Attempt {
+    fn new(name: &'static str, platform: &'static str) -> Attempt {
         let busybox = Path::new("/bin/busybox");
         assert!(
             busybox.exists(),
@@ -289,7 +293,7 @@ impl Attempt {
         let bin = escape_bin();
         let dir = target_dir()
             .join("escape-tests")
-            .join(format!("{name}-{}", std::process::id()));
+            .join(format!("{name}-{platform}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let rootfs = dir.join("b/rootfs");
         std::fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -363,6 +367,7 @@ impl Attempt {
         listener.set_nonblocking(true).unwrap();
         Attempt {
             name,
+            platform,
             dir,
             canary,
             secret,
@@ -434,6 +439,8 @@ impl Attempt {
         let stdio_before = [stdio_id(&out), stdio_id(&err)];
         let mut c = Command::new(runsc_bin());
         c.arg(format!("--root={}", self.state_root().display()))
+            .arg(format!("--platform={}", self.platform))
+            .args(extra_runsc_flags())
             .args(["run", "--bundle"])
             .arg(self.dir.join("b"))
             .arg(format!("escape-{}", self.name))
@@ -463,8 +470,8 @@ impl Attempt {
         let stdout = read(&out);
         let stderr = read(&err);
         let desc = format!(
-            "attempt {}: runsc run -> {status}\n--- stdout\n{stdout}--- stderr\n{stderr}",
-            self.name
+            "attempt {} (--platform={}): runsc run -> {status}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            self.name, self.platform
         );
         if std::env::var_os("ESCAPE_VERBOSE").is_some() {
             eprintln!("{desc}");
@@ -670,8 +677,11 @@ impl Drop for Attempt {
     }
 }
 
+/// Runs the attempt on every platform the sandbox tests cover.
 fn attempt(name: &'static str) {
-    Attempt::new(name).run();
+    for p in PLATFORMS {
+        Attempt::new(name, p).run();
+    }
 }
 
 /// One #[test] per attempt, named as the attempt in escape.c.
