@@ -1964,6 +1964,49 @@ TEST(ptrace_stub_region)
         munmap(r, 0x10000);
 }
 
+/* stderr is a host file that already held data before the sandbox started
+ * (the driver pre-fills it with a secret and passes it O_WRONLY|O_APPEND):
+ * reopening it through /proc for reading must not read the host file. */
+TEST(stdio_reopen_for_reading)
+{
+    const char *paths[] = {"/proc/self/fd/2", "/proc/1/fd/2", "/dev/stderr",
+                           "/proc/self/fd/1", 0};
+    int modes[] = {O_RDONLY, O_RDWR};
+    for (int i = 0; paths[i]; i++) {
+        for (int m = 0; m < 2; m++) {
+            int fd = open(paths[i], modes[m]);
+            if (fd < 0) {
+                printf("INFO open(%s, %d) -> %s\n", paths[i], modes[m],
+                       harness_errname(errno));
+                continue;
+            }
+            char buf[256] = {0};
+            errno = 0;
+            ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+            if (n < 0)
+                n = read(fd, buf, sizeof buf - 1);
+            printf("INFO open(%s, %d) then read -> %zd %s\n", paths[i],
+                   modes[m], n, n < 0 ? harness_errname(errno) : "");
+            if (n > 0) {
+                for (ssize_t j = 0; j < n; j++)
+                    if (buf[j] == '\n')
+                        buf[j] = ' ';
+                FAIL("NOT CONTAINED: read the host's %s through %s: [%s]",
+                     i == 3 ? "stdout" : "stderr", paths[i], buf);
+            }
+            close(fd);
+        }
+    }
+    /* Nor through the original descriptors. */
+    char b[16];
+    EXPECT_FAILS(read(2, b, sizeof b), EBADF);
+    EXPECT_FAILS(pread(2, b, sizeof b, 0), EBADF, ESPIPE);
+    EXPECT_FAILS(mmap(NULL, 4096, PROT_READ, MAP_SHARED, 2, 0) == MAP_FAILED
+                     ? -1
+                     : 0,
+                 EACCES, ENODEV, EBADF);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 /* Checks the sandbox still works after an attempt. */

@@ -432,9 +432,13 @@ impl Attempt {
 
         let out = self.dir.join("out");
         let err = self.dir.join("err");
+        // stderr already holds host data (a second secret) and is appended
+        // to, as a shell's `2>>file` does.
+        let stdio_secret = format!("STDIO-SECRET-{}", self.secret);
+        std::fs::write(&err, format!("{stdio_secret}\n")).unwrap();
         let (out_f, err_f) = (
             std::fs::File::create(&out).unwrap(),
-            std::fs::File::create(&err).unwrap(),
+            std::fs::OpenOptions::new().append(true).open(&err).unwrap(),
         );
         let stdio_before = [stdio_id(&out), stdio_id(&err)];
         let mut c = Command::new(runsc_bin());
@@ -496,8 +500,15 @@ impl Attempt {
         }
 
         // (b) the host is untouched.
-        if stdout.contains(&self.secret) || stderr.contains(&self.secret) {
+        if stdout.contains(&self.secret) || stderr.replace(&stdio_secret, "").contains(&self.secret)
+        {
             fails.push("the canary's secret was read from inside".into());
+        }
+        if stdout.contains(&stdio_secret) {
+            fails.push("the host's stderr file was read from inside".into());
+        }
+        if !stderr.starts_with(&format!("{stdio_secret}\n")) {
+            fails.push("the host's stderr file lost its earlier content".into());
         }
         let stdio_after = [stdio_id(&out), stdio_id(&err)];
         if stdio_after != stdio_before {
@@ -764,6 +775,7 @@ attempts!(
     gofer_ops_through_host_links,
     new_mount_api,
     ptrace_stub_region,
+    stdio_reopen_for_reading,
 );
 
 /// KNOWN FAILING (not a host escape, but Linux semantics the runc exploit
