@@ -2007,6 +2007,73 @@ TEST(stdio_reopen_for_reading)
                  EACCES, ENODEV, EBADF);
 }
 
+/* O_PATH|O_NOFOLLOW fds of the host-made links, then the magic link of that
+ * fd, AT_EMPTY_PATH calls and execveat: the link's target is resolved in
+ * the sandbox, or not at all. */
+TEST(opath_symlink_fd_tricks)
+{
+    load_paths();
+    const char *links[] = {"/abslink", "/vol/canlink", "/hostup",
+                           "/vol/uplink", "/vol/rootlink", 0};
+    for (int i = 0; links[i]; i++) {
+        int fd = open(links[i], O_PATH | O_NOFOLLOW);
+        ASSERT_GE(fd, 0);
+        char p[64], t[4096] = {0};
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        readlinkat(fd, "", t, sizeof t - 1);
+        printf("INFO %s: readlinkat(fd, \"\") -> %s\n", links[i], t);
+        expect_not_host_file(p);
+        int r = open(p, O_RDONLY | O_DIRECTORY);
+        if (r >= 0) {
+            /* /vol/uplink and /vol/rootlink: the sandbox's root. */
+            char q[8400];
+            snprintf(q, sizeof q, "..%s", canary_host);
+            EXPECT_ERRNO(openat(r, "canary.txt", O_RDONLY), ENOENT);
+            EXPECT_ERRNO(openat(r, q, O_RDONLY), ENOENT);
+            EXPECT_OK(faccessat(r, "escape", F_OK, 0));
+            close(r);
+        }
+        struct stat st;
+        EXPECT_OK(fstatat(fd, "", &st, AT_EMPTY_PATH));
+        EXPECT_TRUE(S_ISLNK(st.st_mode));
+        /* Changes the link itself (lchown), in the rootfs: logged; the
+         * driver checks the canary's owner. */
+        INFO_CALL(fchownat(fd, "", 1234, 1234, AT_EMPTY_PATH));
+        /* A hard link of the fd: of the link itself, inside. */
+        if (linkat(fd, "", AT_FDCWD, "/tmp/fdlink", AT_EMPTY_PATH) == 0) {
+            expect_not_host_file("/tmp/fdlink/canary.txt");
+            unlink("/tmp/fdlink");
+        }
+        fflush(stdout);
+        pid_t c = fork();
+        if (c == 0) {
+            char *argv[] = {"x", NULL};
+            syscall(SYS_execveat, fd, "", argv, argv, AT_EMPTY_PATH);
+            _exit(errno == 0 ? 99 : 0);
+        }
+        int st2;
+        EXPECT_EQ(waitpid(c, &st2, 0), c);
+        EXPECT_TRUE(WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+        close(fd);
+    }
+    /* openat2 with the resolve flags a gofer relies on. */
+    struct {
+        uint64_t flags, mode, resolve;
+    } how = {O_RDONLY, 0, 0};
+    char q[8400];
+    snprintf(q, sizeof q, "../../..%s", canary_host);
+    for (uint64_t res = 0; res <= 0x10; res = res ? res << 1 : 1) {
+        how.resolve = res;
+        long r = syscall(SYS_openat2, AT_FDCWD, q, &how, sizeof how);
+        printf("INFO openat2(resolve=%#llx) -> %ld %s\n",
+               (unsigned long long)res, r, r < 0 ? harness_errname(errno) : "");
+        if (r >= 0) {
+            FAIL("NOT CONTAINED: openat2 opened %s", q);
+            close(r);
+        }
+    }
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 /* Checks the sandbox still works after an attempt. */

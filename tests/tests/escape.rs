@@ -776,6 +776,7 @@ attempts!(
     new_mount_api,
     ptrace_stub_region,
     stdio_reopen_for_reading,
+    opath_symlink_fd_tricks,
 );
 
 /// KNOWN FAILING (not a host escape, but Linux semantics the runc exploit
