@@ -20,7 +20,8 @@
 //!      value; runsc and the host's stdout/stderr files are unchanged; the test process is not traced; an abstract unix socket
 //!      listening on the host gets no connection; the host's hostname,
 //!      domainname, core_pattern, modprobe, ctrl-alt-del, and clock are
-//!      unchanged; no host mount mentions the test directory;
+//!      unchanged; no new host mount is under the test directory or at a
+//!      path the attempts mount on;
 //!  (c) leave the sandbox running: the program prints `ALIVE <name>` after
 //!      the attempt (fork, wait, file I/O still work) and the container
 //!      exits 0.
@@ -200,18 +201,48 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Mount lines (in our own and in pid 1's mount namespace) mentioning `dir`.
-fn host_mounts_of(dir: &Path) -> Vec<String> {
-    let d = dir.to_string_lossy().into_owned();
+/// Paths the attempts mount on (as the sandbox sees them): a mount appearing
+/// at one of these on the host would be an attempt that reached it.
+const MOUNT_TARGETS: &[&str] = &[
+    "/",
+    "/tmp",
+    "/tmp/m",
+    "/tmp/p",
+    "/tmp/u",
+    "/tmp/new",
+    "/tmp/new/old",
+    "/proc",
+    "/vol",
+];
+
+/// The host's mount table lines (our own and pid 1's mount namespace).
+fn host_mounts() -> Vec<String> {
     let mut v = Vec::new();
     for f in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
         for l in read(f).lines() {
-            if l.contains(&d) {
-                v.push(format!("{f}: {l}"));
-            }
+            // Without the mount id and parent id (fields 1 and 2).
+            let rest: Vec<&str> = l.split(' ').skip(2).collect();
+            v.push(format!("{f}: {}", rest.join(" ")));
         }
     }
     v
+}
+
+/// New host mounts that an attempt could have made: under `dir`, or at one
+/// of [`MOUNT_TARGETS`] (unrelated mounts made meanwhile by other programs
+/// on the host are ignored).
+fn suspicious_new_mounts(before: &[String], after: &[String], dir: &Path) -> Vec<String> {
+    let d = dir.to_string_lossy().into_owned();
+    after
+        .iter()
+        .filter(|l| !before.contains(l))
+        .filter(|l| {
+            // fields now: major:minor root mount-point ...
+            let mp = l.split(' ').nth(3).unwrap_or("");
+            l.contains(&d) || MOUNT_TARGETS.contains(&mp)
+        })
+        .cloned()
+        .collect()
 }
 
 /// A pty pair (master, slave) for the TIOCSTI attempt.
@@ -428,6 +459,7 @@ impl Attempt {
         let sleeper = self.sleeper.id();
         let state_before = host_state(sleeper);
         let clock_before = clock_offset();
+        let mounts_before = host_mounts();
         let pty = (self.name == "tty_tiocsti").then(openpty);
 
         let out = self.dir.join("out");
@@ -606,9 +638,9 @@ impl Attempt {
             Ok(_) => fails.push("the host abstract socket got a connection".into()),
             Err(e) => fails.push(format!("host abstract socket: {e}")),
         }
-        let m = host_mounts_of(&self.dir);
+        let m = suspicious_new_mounts(&mounts_before, &host_mounts(), &self.dir);
         if !m.is_empty() {
-            fails.push(format!("host mounts of the test directory: {m:#?}"));
+            fails.push(format!("new host mounts: {m:#?}"));
         }
         if let Some((master, slave)) = &pty {
             let (a, b) = (fionread(slave), fionread(master));
