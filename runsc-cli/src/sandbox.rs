@@ -118,7 +118,8 @@ fn run_sandbox(
         }
     };
     inheritable(&sentry_end)?;
-    let mut boot = Command::new(&exe);
+    // The sentry in new namespaces (network too: `do` has no network yet).
+    let mut boot = crate::confine::SentryCommand::new(&exe);
     boot.args(forward(g))
         .arg("boot")
         .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));

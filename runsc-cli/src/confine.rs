@@ -1,0 +1,547 @@
+//! Confinement of the sentry (`runsc boot`), the second wall around the
+//! workload (DESIGN.md section 2).
+//!
+//! - [`SentryCommand`] starts `runsc boot` with a raw `clone()` into new PID,
+//!   mount, IPC, UTS and cgroup namespaces, and a new network namespace unless
+//!   it joins one (OCI `linux.namespaces` network path): the sentry is PID 1 of
+//!   its own PID namespace and sees no host process, yet its host PID (what
+//!   `clone` returns to the caller) is the one `runsc` records, signals, puts in
+//!   the cgroup and shows in `ps --format json`. (std's `Command` cannot pass
+//!   clone flags, and unsharing in `boot` and forking again would leave an
+//!   unconfined supervisor as the recorded process.)
+//! - [`close_inherited_fds`], first thing in `boot`: every descriptor but
+//!   stdio and those named on the command line is closed.
+//! - [`confine`], in `boot` once every host resource it needs is open (the
+//!   gofer and volume sockets, the console, the ready pipe, the bound control
+//!   socket, the exit file, the debug log, host facts read from /proc) and
+//!   before the platform and the first task exist: the root becomes an empty,
+//!   read-only tmpfs (pivot_root), every capability is dropped from every set
+//!   (the bounding set and the ambient set too, with the root-related
+//!   securebits locked), and no_new_privs is set. The ptrace platform's stubs,
+//!   forked afterwards, inherit all of it.
+//!
+//! No user namespace: the sentry stays uid 0 of the initial user namespace,
+//! but without any capability. Mapping it to an unprivileged host uid would
+//! break what it still does as a host user: writing the exit status into the
+//! root-owned state directory, answering the control socket's root clients
+//! (`SO_PEERCRED` would read as the overflow uid), and opening `/dev/kvm`
+//! (root-only on most hosts) for the KVM platform. With no capability, uid 0
+//! without a reachable host file or process grants nothing the empty root and
+//! the namespaces do not already take away. (`--rootless`, a later task, is
+//! where a user namespace comes in.)
+//!
+//! PID 1 of a PID namespace gets no signal from the host that it has no
+//! handler for (except SIGKILL and SIGSTOP), so [`confine`] installs handlers
+//! that end the sentry with exit status 128+N for the signals that used to kill
+//! it (a terminal's SIGINT reaching `runsc do`'s process group, SIGTERM from a
+//! supervisor): `runsc do` reports the same status as before.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+/// Namespaces every sentry gets new ones of (the network namespace too,
+/// unless it joins one).
+const NEW_NAMESPACES: libc::c_int = libc::CLONE_NEWPID
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+/// The `runsc boot` command line and how to start it: the subset of
+/// `std::process::Command` that the launchers use.
+pub struct SentryCommand {
+    exe: PathBuf,
+    args: Vec<OsString>,
+    /// `None`: our environment.
+    env: Option<Vec<(OsString, OsString)>>,
+    cwd: Option<PathBuf>,
+    null_stdio: [bool; 3],
+    process_group: bool,
+    netns: Option<RawFd>,
+}
+
+impl SentryCommand {
+    pub fn new(exe: &Path) -> SentryCommand {
+        SentryCommand {
+            exe: exe.to_path_buf(),
+            args: Vec::new(),
+            env: None,
+            cwd: None,
+            null_stdio: [false; 3],
+            process_group: false,
+            netns: None,
+        }
+    }
+
+    pub fn arg(&mut self, a: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, it: I) -> &mut Self {
+        for a in it {
+            self.arg(a);
+        }
+        self
+    }
+
+    /// Replaces the environment by `vars` (as `env_clear().envs(vars)`).
+    pub fn env_exact<I, K, V>(&mut self, vars: I) -> &mut Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                .collect(),
+        );
+        self
+    }
+
+    pub fn current_dir(&mut self, d: &Path) -> &mut Self {
+        self.cwd = Some(d.to_path_buf());
+        self
+    }
+
+    /// Stdin, stdout and stderr from `/dev/null` instead of ours.
+    pub fn null_stdio(&mut self, stdin: bool, stdout: bool, stderr: bool) -> &mut Self {
+        self.null_stdio = [stdin, stdout, stderr];
+        self
+    }
+
+    /// A process group of its own (`setpgid(0, 0)`).
+    pub fn process_group(&mut self) -> &mut Self {
+        self.process_group = true;
+        self
+    }
+
+    /// Joins the network namespace open at `fd` instead of making a new one.
+    /// `fd` must stay open until `spawn` returns.
+    pub fn join_netns(&mut self, fd: RawFd) -> &mut Self {
+        self.netns = Some(fd);
+        self
+    }
+
+    /// Starts the sentry in its new namespaces. Like `Command::spawn`, an
+    /// error setting it up or executing it is returned here.
+    pub fn spawn(&self) -> io::Result<Sentry> {
+        let cstr = |s: &OsStr| {
+            CString::new(s.as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
+        };
+        let exe = cstr(self.exe.as_os_str())?;
+        let mut argv_c = vec![exe.clone()];
+        for a in &self.args {
+            argv_c.push(cstr(a)?);
+        }
+        let env: Vec<(OsString, OsString)> = match &self.env {
+            Some(e) => e.clone(),
+            None => std::env::vars_os().collect(),
+        };
+        let mut envp_c = Vec::with_capacity(env.len());
+        for (k, v) in &env {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            envp_c.push(cstr(&kv)?);
+        }
+        let cwd = self.cwd.as_deref().map(|d| cstr(d.as_os_str())).transpose()?;
+        let argv: Vec<*const libc::c_char> = argv_c
+            .iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let envp: Vec<*const libc::c_char> = envp_c
+            .iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let child = ChildSetup {
+            exe: exe.as_ptr(),
+            argv: argv.as_ptr(),
+            envp: envp.as_ptr(),
+            cwd: cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            null_stdio: self.null_stdio,
+            process_group: self.process_group,
+            netns: self.netns.unwrap_or(-1),
+        };
+        let mut flags = NEW_NAMESPACES;
+        if self.netns.is_none() {
+            flags |= libc::CLONE_NEWNET;
+        }
+        // The child reports a setup or exec failure on this pipe (closed on a
+        // successful exec).
+        let mut p = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `p`.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors we own.
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+        // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a
+        // copy of our memory and runs only `ChildSetup::run`, which makes
+        // async-signal-safe system calls on data prepared above and never
+        // returns.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (flags | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if pid < 0 {
+            return Err(io::Error::other(format!(
+                "clone with new namespaces: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        if pid == 0 {
+            // SAFETY: see above; this is the child.
+            unsafe { child.run(wr.as_raw_fd()) }
+        }
+        drop(wr);
+        let mut sentry = Sentry {
+            pid: pid as i32,
+            status: None,
+        };
+        let mut report = [0u8; 8];
+        let n = loop {
+            // SAFETY: reads into our buffer.
+            let n = unsafe { libc::read(rd.as_raw_fd(), report.as_mut_ptr().cast(), 8) };
+            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break n;
+            }
+        };
+        if n == 8 {
+            let step = i32::from_ne_bytes(report[..4].try_into().unwrap());
+            let errno = i32::from_ne_bytes(report[4..].try_into().unwrap());
+            let _ = sentry.wait();
+            let what = match step {
+                STEP_SETNS => "joining the network namespace",
+                STEP_PGID => "setpgid",
+                STEP_STDIO => "/dev/null",
+                STEP_CWD => "changing directory",
+                _ => "exec",
+            };
+            return Err(io::Error::new(
+                io::Error::from_raw_os_error(errno).kind(),
+                format!("{what}: {}", io::Error::from_raw_os_error(errno)),
+            ));
+        }
+        Ok(sentry)
+    }
+}
+
+const STEP_SETNS: i32 = 1;
+const STEP_PGID: i32 = 2;
+const STEP_STDIO: i32 = 3;
+const STEP_CWD: i32 = 4;
+const STEP_EXEC: i32 = 5;
+
+/// What the cloned child does before exec, prepared before the clone.
+struct ChildSetup {
+    exe: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    cwd: *const libc::c_char,
+    null_stdio: [bool; 3],
+    process_group: bool,
+    netns: RawFd,
+}
+
+impl ChildSetup {
+    /// # Safety
+    /// Only in the child of a fork-like clone; the pointers must be valid.
+    unsafe fn run(&self, report: RawFd) -> ! {
+        let fail = |step: i32| -> ! {
+            let errno = *libc::__errno_location();
+            let mut b = [0u8; 8];
+            b[..4].copy_from_slice(&step.to_ne_bytes());
+            b[4..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(report, b.as_ptr().cast(), 8);
+            libc::_exit(127)
+        };
+        // As std's Command: no blocked signal, SIGPIPE back to its default.
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if self.netns >= 0 && libc::setns(self.netns, libc::CLONE_NEWNET) != 0 {
+            fail(STEP_SETNS);
+        }
+        if self.process_group && libc::setpgid(0, 0) != 0 {
+            fail(STEP_PGID);
+        }
+        if self.null_stdio.iter().any(|&n| n) {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null < 0 {
+                fail(STEP_STDIO);
+            }
+            for (fd, _) in self.null_stdio.iter().enumerate().filter(|(_, &n)| n) {
+                if libc::dup2(null, fd as i32) < 0 {
+                    fail(STEP_STDIO);
+                }
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+        if !self.cwd.is_null() && libc::chdir(self.cwd) != 0 {
+            fail(STEP_CWD);
+        }
+        libc::execve(self.exe, self.argv, self.envp);
+        fail(STEP_EXEC)
+    }
+}
+
+/// A started sentry, by its host PID: what `std::process::Child` is for the
+/// other processes.
+pub struct Sentry {
+    pid: i32,
+    status: Option<ExitStatus>,
+}
+
+impl Sentry {
+    /// The host PID.
+    pub fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Waits for the sentry to exit (once; later calls return the status).
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        loop {
+            let mut st = 0;
+            // SAFETY: waits for our own child.
+            let r = unsafe { libc::waitpid(self.pid, &mut st, 0) };
+            if r == self.pid {
+                let s = ExitStatus::from_raw(st);
+                self.status = Some(s);
+                return Ok(s);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// SIGKILL, unless it was already reaped.
+    pub fn kill(&mut self) -> io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        // SAFETY: our own child, not yet reaped (so the PID is still its).
+        if unsafe { libc::kill(self.pid, libc::SIGKILL) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Closes every descriptor but stdio and `keep`: whatever the caller left
+/// open by mistake does not reach the sandbox.
+pub fn close_inherited_fds(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&f| f > 2).map(|&f| f as u32).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 3u32;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            // SAFETY: closes descriptors nothing in this process uses yet
+            // (called before anything else opens one).
+            let r = unsafe { libc::syscall(libc::SYS_close_range, from, k - 1, 0u32) };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if k == u32::MAX {
+            break;
+        }
+        from = k + 1;
+    }
+    Ok(())
+}
+
+/// Confines the calling sentry: see the module documentation. Everything it
+/// needs from the host must be open before. Errors are one line.
+pub fn confine() -> Result<(), String> {
+    // SAFETY: getpid cannot fail.
+    if unsafe { libc::getpid() } != 1 {
+        return Err(
+            "confining the sandbox: not started in a new PID namespace (runsc boot is started \
+             by runsc do, create and run)"
+                .into(),
+        );
+    }
+    let last_cap = last_cap();
+    empty_root().map_err(|e| format!("confining the sandbox: {e}"))?;
+    drop_capabilities(last_cap).map_err(|e| format!("confining the sandbox: {e}"))?;
+    // SAFETY: plain prctl.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "confining the sandbox: no_new_privs: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    exit_on_host_signals();
+    Ok(())
+}
+
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+/// Makes the root an empty read-only tmpfs, in our private mount namespace.
+fn empty_root() -> Result<(), String> {
+    // SAFETY: mount/pivot_root/umount2/chdir on constant C strings, in the
+    // mount namespace this process got for itself at clone.
+    unsafe {
+        // Nothing below propagates back to the host's mounts.
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(os_err("making the mounts private"));
+        }
+        // Any directory that exists will do as the mount point: /proc is
+        // always there (it is not used after this).
+        if libc::mount(
+            c"runsc-root".as_ptr(),
+            c"/proc".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+            c"mode=0555,size=4k,nr_inodes=2".as_ptr().cast(),
+        ) != 0
+        {
+            return Err(os_err("mounting the empty root"));
+        }
+        if libc::chdir(c"/proc".as_ptr()) != 0 {
+            return Err(os_err("entering the empty root"));
+        }
+        // pivot_root(".", "."): the old root ends up stacked on "." and is
+        // then detached.
+        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0 {
+            return Err(os_err("pivot_root"));
+        }
+        if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0 {
+            return Err(os_err("detaching the host's root"));
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            return Err(os_err("chdir /"));
+        }
+    }
+    Ok(())
+}
+
+/// Drops every capability from every set, for good.
+fn drop_capabilities(last_cap: u32) -> Result<(), String> {
+    // SAFETY: prctl and capset with valid arguments on our own credentials.
+    unsafe {
+        // Root gets nothing back from exec or setuid, and that cannot be undone
+        // (needs CAP_SETPCAP: before the drop).
+        // SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP and SECBIT_NO_CAP_AMBIENT_RAISE,
+        // each with its lock, and SECBIT_KEEP_CAPS_LOCKED.
+        const SECBITS: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
+        if libc::prctl(libc::PR_SET_SECUREBITS, SECBITS, 0, 0, 0) != 0 {
+            return Err(os_err("securebits"));
+        }
+        for cap in 0..=last_cap {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(os_err("dropping the capability bounding set"));
+            }
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(os_err("clearing the ambient capabilities"));
+        }
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+        let mut h = Header {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let d = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) != 0 {
+            return Err(os_err("capset"));
+        }
+    }
+    Ok(())
+}
+
+/// PID 1 of a PID namespace ignores the host's signals it has no handler for:
+/// these end the sentry as their default action did before.
+fn exit_on_host_signals() {
+    extern "C" fn die(sig: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGIO,
+        libc::SIGPWR,
+        libc::SIGSTKFLT,
+    ] {
+        // SAFETY: installs a handler that only calls _exit.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = die as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
