@@ -152,7 +152,11 @@ impl SentryCommand {
             kv.push(v);
             envp_c.push(cstr(&kv)?);
         }
-        let cwd = self.cwd.as_deref().map(|d| cstr(d.as_os_str())).transpose()?;
+        let cwd = self
+            .cwd
+            .as_deref()
+            .map(|d| cstr(d.as_os_str()))
+            .transpose()?;
         let argv: Vec<*const libc::c_char> = argv_c
             .iter()
             .map(|c| c.as_ptr())
