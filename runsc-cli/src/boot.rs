@@ -360,7 +360,7 @@ fn boot(
     let client = Arc::new(gofer::Client::new(sock));
     // Everything the sentry needs from the host is opened (or read) before it
     // confines itself: the control socket, the exit-status file, the working
-    // directory's name, the host facts /proc shows.
+    // directory's name, the caller's identity, the host facts /proc shows.
     let control = match &b.oci {
         Some(o) => Some(
             crate::oci::control::bind(std::path::Path::new(&o.control))
@@ -378,6 +378,11 @@ fn boot(
             .unwrap_or_else(|_| "/".into()),
     };
     sentry::procfs::cpu_count();
+    // `runsc do`'s workload runs as its caller (the sentry is not, soon).
+    let creds = match &b.oci {
+        Some(o) => oci_creds(o),
+        None => host_creds(),
+    };
     // Before the platform exists, so that its stub processes inherit the
     // confinement (and have no capability the sentry, their tracer, lacks).
     crate::confine::confine().map_err(BootError::Setup)?;
@@ -420,10 +425,6 @@ fn boot(
         crate::oci::paths::apply(&vfs, &o.masked, &o.readonly).map_err(BootError::Setup)?;
     }
 
-    let creds = match &b.oci {
-        Some(o) => oci_creds(o),
-        None => host_creds(),
-    };
     let fcreds = sentry::exec::fs_creds(&creds);
     let fsctx = fs::FsContext::new(vfs.root());
     if let Some(m) = b.oci.as_ref().and_then(|o| o.umask) {

@@ -1,34 +1,36 @@
 //! Confinement of the sentry (`runsc boot`), the second wall around the
 //! workload (DESIGN.md section 2).
 //!
-//! - [`SentryCommand`] starts `runsc boot` with a raw `clone()` into new PID,
-//!   mount, IPC, UTS and cgroup namespaces, and a new network namespace unless
-//!   it joins one (OCI `linux.namespaces` network path): the sentry is PID 1 of
-//!   its own PID namespace and sees no host process, yet its host PID (what
-//!   `clone` returns to the caller) is the one `runsc` records, signals, puts in
-//!   the cgroup and shows in `ps --format json`. (std's `Command` cannot pass
-//!   clone flags, and unsharing in `boot` and forking again would leave an
-//!   unconfined supervisor as the recorded process.)
+//! - [`SentryCommand`] starts `runsc boot` with a raw `clone(CLONE_NEWPID)`:
+//!   the sentry is PID 1 of its own PID namespace and sees no host process,
+//!   yet its host PID (what `clone` returns to the caller) is the one `runsc`
+//!   records, signals, puts in the cgroup and shows in `ps --format json`.
+//!   (std's `Command` cannot pass clone flags, and unsharing in `boot` and
+//!   forking again would leave an unconfined supervisor as the recorded
+//!   process.) Before exec the child joins the OCI spec's network namespace
+//!   if there is one (while it is still in the host's user namespace, which
+//!   owns it), then unshares a user namespace with new mount, IPC, UTS and
+//!   cgroup namespaces (and a new, empty network namespace unless it joined
+//!   one), all owned by that user namespace; the parent writes its uid/gid
+//!   maps: 0 -> host 0, [`SANDBOX_ID`] -> host [`SANDBOX_HOST_ID`].
 //! - [`close_inherited_fds`], first thing in `boot`: every descriptor but
 //!   stdio and those named on the command line is closed.
 //! - [`confine`], in `boot` once every host resource it needs is open (the
 //!   gofer and volume sockets, the console, the ready pipe, the bound control
-//!   socket, the exit file, the debug log, host facts read from /proc) and
-//!   before the platform and the first task exist: the root becomes an empty,
-//!   read-only tmpfs (pivot_root), every capability is dropped from every set
-//!   (the bounding set and the ambient set too, with the root-related
-//!   securebits locked), and no_new_privs is set. The ptrace platform's stubs,
+//!   socket, the exit-status file, the debug log, host facts read from /proc)
+//!   and before the platform and the first task exist: the root becomes an
+//!   empty, read-only tmpfs (pivot_root), the capability bounding and ambient
+//!   sets are emptied with the root-related securebits locked, the sentry
+//!   becomes the unprivileged host user and group nobody (uid/gid
+//!   [`SANDBOX_HOST_ID`], no supplementary group) with no capability left in
+//!   any set, stays dumpable (so it may trace its own stubs without
+//!   CAP_SYS_PTRACE) and sets no_new_privs. The ptrace platform's stubs,
 //!   forked afterwards, inherit all of it.
 //!
-//! No user namespace: the sentry stays uid 0 of the initial user namespace,
-//! but without any capability. Mapping it to an unprivileged host uid would
-//! break what it still does as a host user: writing the exit status into the
-//! root-owned state directory, answering the control socket's root clients
-//! (`SO_PEERCRED` would read as the overflow uid), and opening `/dev/kvm`
-//! (root-only on most hosts) for the KVM platform. With no capability, uid 0
-//! without a reachable host file or process grants nothing the empty root and
-//! the namespaces do not already take away. (`--rootless`, a later task, is
-//! where a user namespace comes in.)
+//! Everything the sentry does with host objects afterwards goes through
+//! descriptors opened before (read/write/fallocate/fsync/mmap need no
+//! permission check at call time), so the switch to an unprivileged uid costs
+//! nothing; a future `/dev/kvm` must be opened before [`confine`] too.
 //!
 //! PID 1 of a PID namespace gets no signal from the host that it has no
 //! handler for (except SIGKILL and SIGSTOP), so [`confine`] installs handlers
@@ -44,13 +46,26 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-/// Namespaces every sentry gets new ones of (the network namespace too,
-/// unless it joins one).
-const NEW_NAMESPACES: libc::c_int = libc::CLONE_NEWPID
+/// Namespaces the child unshares right after the clone (which made its PID
+/// namespace), after joining a network namespace if it is given one: the user
+/// namespace first, so that it owns the others (the network namespace too,
+/// unless it joined one).
+const NEW_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
     | libc::CLONE_NEWNS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWCGROUP;
+
+/// The host user and group the sentry runs as once confined (nobody/nogroup,
+/// as gVisor's sandbox).
+pub const SANDBOX_HOST_ID: u32 = 65534;
+
+/// The sentry's user namespace maps its root to the host's root (so that it
+/// starts with every capability inside its namespaces, to pivot, and can
+/// still open what it needs on the host) and [`SANDBOX_ID`] to
+/// [`SANDBOX_HOST_ID`], which it switches to for good when it confines
+/// itself.
+pub const SANDBOX_ID: u32 = 1;
 
 /// The `runsc boot` command line and how to start it: the subset of
 /// `std::process::Command` that the launchers use.
@@ -167,7 +182,22 @@ impl SentryCommand {
             .map(|c| c.as_ptr())
             .chain(std::iter::once(std::ptr::null()))
             .collect();
+        // The child asks for its user namespace's maps on `req` (one byte)
+        // and waits for them on `go`.
+        let mut g = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `g`.
+        if unsafe { libc::pipe2(g.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors we own.
+        let (go_rd, go_wr) = unsafe { (OwnedFd::from_raw_fd(g[0]), OwnedFd::from_raw_fd(g[1])) };
+        let mut unshare = NEW_NAMESPACES;
+        if self.netns.is_none() {
+            unshare |= libc::CLONE_NEWNET;
+        }
         let child = ChildSetup {
+            unshare,
+            go: go_rd.as_raw_fd(),
             exe: exe.as_ptr(),
             argv: argv.as_ptr(),
             envp: envp.as_ptr(),
@@ -176,10 +206,6 @@ impl SentryCommand {
             process_group: self.process_group,
             netns: self.netns.unwrap_or(-1),
         };
-        let mut flags = NEW_NAMESPACES;
-        if self.netns.is_none() {
-            flags |= libc::CLONE_NEWNET;
-        }
         // The child reports a setup or exec failure on this pipe (closed on a
         // successful exec).
         let mut p = [0; 2];
@@ -196,7 +222,7 @@ impl SentryCommand {
         let pid = unsafe {
             libc::syscall(
                 libc::SYS_clone,
-                (flags | libc::SIGCHLD) as libc::c_ulong,
+                (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
                 0usize,
                 0usize,
                 0usize,
@@ -214,24 +240,46 @@ impl SentryCommand {
             unsafe { child.run(wr.as_raw_fd()) }
         }
         drop(wr);
+        drop(go_rd);
         let mut sentry = Sentry {
             pid: pid as i32,
             status: None,
         };
-        let mut report = [0u8; 8];
-        let n = loop {
-            // SAFETY: reads into our buffer.
+        let read_report = |report: &mut [u8; 8]| loop {
+            // SAFETY: reads into the caller's buffer.
             let n = unsafe { libc::read(rd.as_raw_fd(), report.as_mut_ptr().cast(), 8) };
             if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
                 break n;
             }
         };
+        let mut report = [0u8; 8];
+        let mut n = read_report(&mut report);
+        if n == 1 {
+            if let Err(e) = write_id_maps(sentry.pid) {
+                let _ = sentry.kill();
+                let _ = sentry.wait();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("the sandbox's user namespace: {e}"),
+                ));
+            }
+            // SAFETY: writes one byte from our buffer.
+            unsafe { libc::write(go_wr.as_raw_fd(), b"g".as_ptr().cast(), 1) };
+            n = read_report(&mut report);
+        }
+        drop(go_wr);
+        if n != 0 && n != 8 {
+            let _ = sentry.kill();
+            let _ = sentry.wait();
+            return Err(io::Error::other("the sandbox died while starting"));
+        }
         if n == 8 {
             let step = i32::from_ne_bytes(report[..4].try_into().unwrap());
             let errno = i32::from_ne_bytes(report[4..].try_into().unwrap());
             let _ = sentry.wait();
             let what = match step {
                 STEP_SETNS => "joining the network namespace",
+                STEP_UNSHARE => "new namespaces",
                 STEP_PGID => "setpgid",
                 STEP_STDIO => "/dev/null",
                 STEP_CWD => "changing directory",
@@ -246,6 +294,14 @@ impl SentryCommand {
     }
 }
 
+/// Maps the user namespace of `pid` (see [`SANDBOX_ID`]).
+fn write_id_maps(pid: i32) -> io::Result<()> {
+    let map = format!("0 0 1\n{SANDBOX_ID} {SANDBOX_HOST_ID} 1\n");
+    std::fs::write(format!("/proc/{pid}/uid_map"), &map)?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &map)
+}
+
+const STEP_UNSHARE: i32 = 6;
 const STEP_SETNS: i32 = 1;
 const STEP_PGID: i32 = 2;
 const STEP_STDIO: i32 = 3;
@@ -254,6 +310,8 @@ const STEP_EXEC: i32 = 5;
 
 /// What the cloned child does before exec, prepared before the clone.
 struct ChildSetup {
+    unshare: libc::c_int,
+    go: RawFd,
     exe: *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
@@ -280,8 +338,20 @@ impl ChildSetup {
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // The network namespace is joined before the new user namespace
+        // exists: it belongs to the host's.
         if self.netns >= 0 && libc::setns(self.netns, libc::CLONE_NEWNET) != 0 {
             fail(STEP_SETNS);
+        }
+        if libc::unshare(self.unshare) != 0 {
+            fail(STEP_UNSHARE);
+        }
+        // The parent writes our uid and gid maps.
+        let mut b = 0u8;
+        if libc::write(report, b"m".as_ptr().cast(), 1) != 1
+            || libc::read(self.go, (&mut b as *mut u8).cast(), 1) != 1
+        {
+            libc::_exit(127);
         }
         if self.process_group && libc::setpgid(0, 0) != 0 {
             fail(STEP_PGID);
@@ -488,6 +558,19 @@ fn drop_capabilities(last_cap: u32) -> Result<(), String> {
         {
             return Err(os_err("clearing the ambient capabilities"));
         }
+        // The unprivileged host identity, for good (no setuid-fixup: the
+        // capabilities are cleared explicitly below): no supplementary
+        // group, then group and user.
+        let id = SANDBOX_ID;
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(os_err("setgroups"));
+        }
+        if libc::setresgid(id, id, id) != 0 {
+            return Err(os_err("setresgid"));
+        }
+        if libc::setresuid(id, id, id) != 0 {
+            return Err(os_err("setresuid"));
+        }
         #[repr(C)]
         struct Header {
             version: u32,
@@ -512,6 +595,12 @@ fn drop_capabilities(last_cap: u32) -> Result<(), String> {
         }; 2];
         if libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) != 0 {
             return Err(os_err("capset"));
+        }
+        // Changing the uid made us non-dumpable, which would keep the sentry
+        // (with no CAP_SYS_PTRACE) from tracing the stub processes it forks:
+        // they inherit it.
+        if libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 {
+            return Err(os_err("PR_SET_DUMPABLE"));
         }
     }
     Ok(())

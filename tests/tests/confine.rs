@@ -1,8 +1,9 @@
 //! The sentry's confinement, seen from the host while a sandbox runs
-//! (`runsc do` and an OCI container): its own mount, PID, network, IPC, UTS
-//! and cgroup namespaces (PID 1 in its PID namespace), an empty root, no
-//! capability in any set, no_new_privs, and no descriptor but those it was
-//! handed or made itself (no host directory above all).
+//! (`runsc do` and an OCI container): its own user, mount, PID, network, IPC,
+//! UTS and cgroup namespaces (PID 1 in its PID namespace), host uid/gid
+//! nobody, an empty root, no capability in any set, no_new_privs, and no
+//! descriptor but those it was handed or made itself (no host directory above
+//! all).
 //!
 //! Needs: busybox-static (/bin/busybox), util-linux (`unshare`).
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tests::{runsc_bin, target_dir};
 
-const NAMESPACES: &[&str] = &["mnt", "pid", "net", "ipc", "uts", "cgroup"];
+const NAMESPACES: &[&str] = &["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"];
 
 fn ns(pid: &str, kind: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
@@ -121,6 +122,16 @@ fn confinement_failures(pid: i32, files: &[PathBuf], same_net: Option<&str>) -> 
             v => f.push(format!("{cap} {v:?}")),
         }
     }
+    // The unprivileged host user and group nobody, no supplementary group.
+    for id in ["Uid", "Gid"] {
+        match status_field(pid, id) {
+            Some(v) if v.split_whitespace().all(|x| x == "65534") => {}
+            v => f.push(format!("{id} {v:?}, want 65534 (nobody)")),
+        }
+    }
+    if status_field(pid, "Groups").is_some_and(|g| !g.is_empty()) {
+        f.push(format!("Groups {:?}", status_field(pid, "Groups")));
+    }
     if status_field(pid, "NoNewPrivs").as_deref() != Some("1") {
         f.push(format!("NoNewPrivs {:?}", status_field(pid, "NoNewPrivs")));
     }
@@ -139,7 +150,7 @@ fn confinement_failures(pid: i32, files: &[PathBuf], same_net: Option<&str>) -> 
         let anon = ["pipe:", "socket:", "anon_inode:", "/memfd:"]
             .iter()
             .any(|p| t.starts_with(p));
-        if !anon && t != "/dev/null" && !files.iter().any(|x| *x == target) {
+        if !anon && t != "/dev/null" && !files.contains(&target) {
             f.push(format!("fd {:?}: {t}", e.file_name()));
         }
     }
