@@ -192,12 +192,72 @@ fn do_sentry_is_confined() {
         .unwrap();
     let child = KillOnDrop(child);
     let sentry = wait_for_sentry(child.0.id() as i32, &bb);
-    let f = confinement_failures(sentry, &[bb], None);
+    let mut f = confinement_failures(sentry, &[bb], None);
+    // Its stub processes, forked after it confined itself, are as confined.
+    let stubs: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| ppid(&p.to_string()) == Some(sentry))
+        .collect();
+    if stubs.is_empty() {
+        f.push("no stub process".into());
+    }
+    for stub in stubs {
+        for kind in NAMESPACES {
+            if ns(&stub.to_string(), kind) != ns(&sentry.to_string(), kind) {
+                f.push(format!("stub {stub}: another {kind} namespace"));
+            }
+        }
+        for (field, want) in [
+            ("CapEff", "0000000000000000"),
+            ("CapBnd", "0000000000000000"),
+            ("NoNewPrivs", "1"),
+        ] {
+            if status_field(stub, field).as_deref() != Some(want) {
+                f.push(format!(
+                    "stub {stub}: {field} {:?}",
+                    status_field(stub, field)
+                ));
+            }
+        }
+    }
     assert!(
         f.is_empty(),
         "sentry {sentry} not confined:\n{}",
         f.join("\n")
     );
+}
+
+/// SIGTERM from the host still ends the sentry (PID 1 of its namespace
+/// ignores signals it has no handler for), and `runsc do` reports 128+15.
+#[test]
+fn do_sentry_ends_on_host_sigterm() {
+    let bb = busybox();
+    let child = Command::new(runsc_bin())
+        .args(["do", "--"])
+        .arg(&bb)
+        .args(["sleep", "30"])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let sentry = wait_for_sentry(child.0.id() as i32, &bb);
+    // SAFETY: signals the sandbox we started.
+    unsafe { libc::kill(sentry, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "the sandbox ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(st.code(), Some(143), "{st}");
 }
 
 /// Creates and starts an OCI container running `sleep` and checks its sentry
