@@ -12,7 +12,7 @@
 //!   owns it), then unshares a user namespace with new mount, IPC, UTS and
 //!   cgroup namespaces (and a new, empty network namespace unless it joined
 //!   one), all owned by that user namespace; the parent writes its uid/gid
-//!   maps: 0 -> host 0, [`SANDBOX_ID`] -> host [`SANDBOX_HOST_ID`].
+//!   maps (identity maps of root, nobody and the caller's ids: [`id_map`]).
 //! - [`close_inherited_fds`], first thing in `boot`: every descriptor but
 //!   stdio and those named on the command line is closed.
 //! - [`confine`], in `boot` once every host resource it needs is open (the
@@ -60,12 +60,24 @@ const NEW_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
 /// as gVisor's sandbox).
 pub const SANDBOX_HOST_ID: u32 = 65534;
 
-/// The sentry's user namespace maps its root to the host's root (so that it
+/// The sentry's user namespace maps identically the host's root (so that it
 /// starts with every capability inside its namespaces, to pivot, and can
-/// still open what it needs on the host) and [`SANDBOX_ID`] to
-/// [`SANDBOX_HOST_ID`], which it switches to for good when it confines
-/// itself.
-pub const SANDBOX_ID: u32 = 1;
+/// still open what it needs on the host), [`SANDBOX_HOST_ID`] (which it
+/// switches to for good when it confines itself) and the caller's own ids and
+/// supplementary groups (so that `runsc do`'s workload, which runs as its
+/// caller, reads them as they are on the host).
+fn id_map(ids: impl IntoIterator<Item = u32>) -> String {
+    let mut ids: Vec<u32> = [0, SANDBOX_HOST_ID]
+        .into_iter()
+        .chain(ids)
+        .filter(|&i| i != u32::MAX)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // The kernel takes at most 340 lines.
+    ids.truncate(340);
+    ids.iter().map(|i| format!("{i} {i} 1\n")).collect()
+}
 
 /// The `runsc boot` command line and how to start it: the subset of
 /// `std::process::Command` that the launchers use.
@@ -294,11 +306,26 @@ impl SentryCommand {
     }
 }
 
-/// Maps the user namespace of `pid` (see [`SANDBOX_ID`]).
+/// Writes the uid and gid maps of `pid`'s user namespace (see [`id_map`]).
 fn write_id_maps(pid: i32) -> io::Result<()> {
-    let map = format!("0 0 1\n{SANDBOX_ID} {SANDBOX_HOST_ID} 1\n");
-    std::fs::write(format!("/proc/{pid}/uid_map"), &map)?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), &map)
+    // SAFETY: identity calls that cannot fail.
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    let mut groups = vec![0 as libc::gid_t; 512];
+    // SAFETY: the buffer holds 512 entries.
+    let n = unsafe { libc::getgroups(groups.len() as i32, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    std::fs::write(format!("/proc/{pid}/uid_map"), id_map([uid, euid]))?;
+    std::fs::write(
+        format!("/proc/{pid}/gid_map"),
+        id_map([gid, egid].into_iter().chain(groups)),
+    )
 }
 
 const STEP_UNSHARE: i32 = 6;
@@ -561,7 +588,7 @@ fn drop_capabilities(last_cap: u32) -> Result<(), String> {
         // The unprivileged host identity, for good (no setuid-fixup: the
         // capabilities are cleared explicitly below): no supplementary
         // group, then group and user.
-        let id = SANDBOX_ID;
+        let id = SANDBOX_HOST_ID;
         if libc::setgroups(0, std::ptr::null()) != 0 {
             return Err(os_err("setgroups"));
         }
@@ -636,5 +663,20 @@ fn exit_on_host_signals() {
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_maps() {
+        assert_eq!(id_map([0, 0]), "0 0 1\n65534 65534 1\n");
+        assert_eq!(
+            id_map([1000, 5, 65534, u32::MAX]),
+            "0 0 1\n5 5 1\n1000 1000 1\n65534 65534 1\n"
+        );
+        assert_eq!(id_map(0..1000).lines().count(), 340);
     }
 }
