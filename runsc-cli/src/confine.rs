@@ -194,8 +194,8 @@ impl SentryCommand {
             .map(|c| c.as_ptr())
             .chain(std::iter::once(std::ptr::null()))
             .collect();
-        // The child asks for its user namespace's maps on `req` (one byte)
-        // and waits for them on `go`.
+        // Once it has its user namespace, the child asks for the maps with
+        // one byte on the report pipe (below) and waits for them on `go`.
         let mut g = [0; 2];
         // SAFETY: pipe2 writes two descriptors into `g`.
         if unsafe { libc::pipe2(g.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
