@@ -202,6 +202,24 @@ fn parse_volume(v: &str) -> Result<(i32, bool, String), String> {
 }
 
 pub fn cmd_boot(g: &Global, args: &[String]) -> i32 {
+    let mut b = match parse(args) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("runsc boot: {e}");
+            return 2;
+        }
+    };
+    // Only stdio and what we were handed by number stay open.
+    let mut keep = vec![b.gofer_fd];
+    keep.extend(b.volumes.iter().map(|v| v.0));
+    if let Some(o) = &b.oci {
+        keep.extend(o.ready_fd);
+        keep.extend(o.console_fd);
+    }
+    if let Err(e) = crate::confine::close_inherited_fds(&keep) {
+        eprintln!("runsc boot: closing inherited descriptors: {e}");
+        return 1;
+    }
     crate::log::init(g.debug_log.as_deref(), g.debug, "boot");
     // A sentry bug must end the sandbox, not leave it hanging with a dead task
     // thread: log and abort (the stubs die with us).
@@ -210,13 +228,6 @@ pub fn cmd_boot(g: &Global, args: &[String]) -> i32 {
         eprintln!("runsc: internal error: {info}");
         std::process::abort();
     }));
-    let mut b = match parse(args) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("runsc boot: {e}");
-            return 2;
-        }
-    };
     // SAFETY: `runsc create` handed us this descriptor for our exclusive use.
     let mut ready = b
         .oci
@@ -347,6 +358,34 @@ fn boot(
     // SAFETY: the parent handed us this descriptor for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(b.gofer_fd) };
     let client = Arc::new(gofer::Client::new(sock));
+    // Everything the sentry needs from the host is opened (or read) before it
+    // confines itself: the control socket, the exit-status file, the working
+    // directory's name, the caller's identity, the host facts /proc shows.
+    let control = match &b.oci {
+        Some(o) => Some(
+            crate::oci::control::bind(std::path::Path::new(&o.control))
+                .map_err(setup("control socket"))?,
+        ),
+        None => None,
+    };
+    if let Some(o) = &b.oci {
+        crate::oci::boot::open_exit_file(&o.exit_file).map_err(setup("exit-status file"))?;
+    }
+    let cwd = match &b.cwd {
+        Some(c) => c.clone(),
+        None => std::env::current_dir()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "/".into()),
+    };
+    sentry::procfs::cpu_count();
+    // `runsc do`'s workload runs as its caller (the sentry is not, soon).
+    let creds = match &b.oci {
+        Some(o) => oci_creds(o),
+        None => host_creds(),
+    };
+    // Before the platform exists, so that its stub processes inherit the
+    // confinement (and have no capability the sentry, their tracer, lacks).
+    crate::confine::confine().map_err(BootError::Setup)?;
     let mf =
         Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
     // tmpfs and memfd data live in the same memory file, so that shared
@@ -386,17 +425,7 @@ fn boot(
         crate::oci::paths::apply(&vfs, &o.masked, &o.readonly).map_err(BootError::Setup)?;
     }
 
-    let creds = match &b.oci {
-        Some(o) => oci_creds(o),
-        None => host_creds(),
-    };
     let fcreds = sentry::exec::fs_creds(&creds);
-    let cwd = match &b.cwd {
-        Some(c) => c.clone(),
-        None => std::env::current_dir()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "/".into()),
-    };
     let fsctx = fs::FsContext::new(vfs.root());
     if let Some(m) = b.oci.as_ref().and_then(|o| o.umask) {
         fsctx.set_umask(m & 0o777);
@@ -538,10 +567,11 @@ fn boot(
     let init = rx
         .recv()
         .map_err(|_| BootError::Setup("task thread died".into()))??;
-    let Some(o) = &b.oci else {
+    // Only an OCI container has a control socket.
+    let Some(control) = control else {
         return Ok(kernel.wait_init());
     };
-    crate::oci::boot::serve_control(&kernel, gate, init, &o.control, &o.exit_file)
+    crate::oci::boot::serve_control(&kernel, gate, init, control)
         .map_err(setup("control socket"))?;
     if let Some(mut r) = ready.take() {
         std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;
@@ -550,7 +580,7 @@ fn boot(
     if let Some(c) = console {
         c.finish();
     }
-    crate::oci::boot::record_exit(&o.exit_file, st.shell_code());
+    crate::oci::boot::record_exit(st.shell_code());
     Ok(st)
 }
 

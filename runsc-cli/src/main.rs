@@ -4,6 +4,7 @@
 
 mod boot;
 mod cli;
+mod confine;
 mod features;
 mod gofer_cmd;
 mod install;

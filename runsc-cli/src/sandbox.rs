@@ -4,8 +4,9 @@
 //!
 //! Host signals are not relayed into the sandbox as sandbox signals: a
 //! terminal's SIGINT (or a SIGTERM sent to `runsc boot`) acts on the sentry
-//! process itself, which dies of it and takes the workload with it (exit
-//! 128+N). That is as if they were forced past the protection the sandbox's
+//! process itself, which ends and takes the workload with it (exit 128+N; the
+//! sentry, PID 1 of its own PID namespace, exits so from a handler, see
+//! `confine`). That is as if they were forced past the protection the sandbox's
 //! init (PID 1) has against signals it has no handler for, which only
 //! in-sandbox senders and `runsc kill` (see `sentry::kernel::SigOrigin`)
 //! meet: `do` runs a command, it does not host a container.
@@ -118,7 +119,8 @@ fn run_sandbox(
         }
     };
     inheritable(&sentry_end)?;
-    let mut boot = Command::new(&exe);
+    // The sentry in new namespaces (network too: `do` has no network yet).
+    let mut boot = crate::confine::SentryCommand::new(&exe);
     boot.args(forward(g))
         .arg("boot")
         .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));

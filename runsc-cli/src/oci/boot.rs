@@ -1,7 +1,6 @@
 //! The sandbox's side of the OCI lifecycle (in `runsc boot`): the start gate
 //! the loaded init waits on, the control socket, and the exit-status file.
 
-use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 
 use sentry::kernel::SigOrigin;
@@ -41,17 +40,39 @@ impl Gate {
     }
 }
 
+/// The exit-status file, created (empty: "not exited") before the sentry
+/// confines itself, since the state directory is out of its reach afterwards.
+static EXIT_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Creates the (empty) exit-status file at `path` and keeps it open for
+/// [`record_exit`].
+pub fn open_exit_file(path: &str) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    *EXIT_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+    Ok(())
+}
+
 /// Writes init's exit status (a shell code) where `runsc wait` and `runsc
-/// state` find it after the sandbox is gone.
+/// state` find it after the sandbox is gone (an empty file reads as not
+/// exited; the status is one small write).
 /// Idempotent: the first caller writes it (init's status is final).
-pub fn record_exit(path: &str, code: i32) {
+pub fn record_exit(code: i32) {
     static RECORDED: Mutex<bool> = Mutex::new(false);
     let mut done = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
     if std::mem::replace(&mut *done, true) {
         return;
     }
-    if let Err(e) = super::state::write_atomic(Path::new(path), format!("{code}\n").as_bytes()) {
-        tracing::warn!("writing the exit status to {path}: {e}");
+    let f = EXIT_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(f) = f.as_ref() else {
+        tracing::warn!("no exit-status file to write {code} to");
+        return;
+    };
+    if let Err(e) = std::os::unix::fs::FileExt::write_all_at(f, format!("{code}\n").as_bytes(), 0) {
+        tracing::warn!("writing the exit status: {e}");
     }
 }
 
@@ -61,12 +82,9 @@ pub fn serve_control(
     kernel: &Arc<Kernel>,
     gate: Arc<Gate>,
     init: i32,
-    control: &str,
-    exit_file: &str,
+    listener: std::os::unix::net::UnixListener,
 ) -> std::io::Result<()> {
-    let listener = super::control::bind(Path::new(control))?;
     let k = kernel.clone();
-    let exit_file = exit_file.to_string();
     let handler = move |req: Request, fds: Vec<std::os::fd::OwnedFd>| -> Reply {
         // Only exec takes descriptors; any others are closed here.
         let fds = if matches!(req, Request::Exec { .. }) {
@@ -93,7 +111,7 @@ pub fn serve_control(
                     return match sentry::signal::default_action(signal) {
                         DefaultAction::Terminate | DefaultAction::Core => {
                             let code = 128 + signal;
-                            record_exit(&exit_file, code);
+                            record_exit(code);
                             std::process::exit(code);
                         }
                         _ => Response::ok().into(),
@@ -123,7 +141,7 @@ pub fn serve_control(
                 let st = k.wait_init();
                 // Recorded before the answer, so that a `delete` right after
                 // `wait` finds the container stopped.
-                record_exit(&exit_file, st.shell_code());
+                record_exit(st.shell_code());
                 Response {
                     ok: true,
                     status: Some(st.shell_code()),

@@ -254,7 +254,7 @@ pub fn cmd_run(g: &Global, args: &[String]) -> i32 {
 
 /// The host processes `create` started (reaped by `run`).
 struct Procs {
-    sandbox: Child,
+    sandbox: crate::confine::Sentry,
     gofers: Vec<Child>,
     volumes: Option<VolumeGofers>,
     /// The console's host master, for a foreground `run` to copy.
@@ -499,12 +499,13 @@ fn launch(
         Some(Ok(f)) => Some(f),
         None => None,
     };
-    let boot = (|| -> Result<(Child, std::io::PipeReader), String> {
+    let boot = (|| -> Result<(crate::confine::Sentry, std::io::PipeReader), String> {
         crate::sandbox::inheritable(&sentry_end).map_err(io("socketpair"))?;
         let (reader, writer) = std::io::pipe().map_err(io("pipe"))?;
         let writer: OwnedFd = writer.into();
         crate::sandbox::inheritable(&writer).map_err(io("pipe"))?;
-        let mut c = Command::new(&exe);
+        // The sentry, in new namespaces (see `confine`).
+        let mut c = crate::confine::SentryCommand::new(&exe);
         c.args(forward(g))
             .arg("boot")
             .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()))
@@ -544,9 +545,7 @@ fn launch(
             // The container's stdio is the terminal: the sandbox keeps none of
             // the caller's (go-runc reads `create`'s output to EOF here).
             if detach {
-                c.stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
+                c.null_stdio(true, true, true);
             }
         }
         for t in &spec.tmpfs {
@@ -561,23 +560,14 @@ fn launch(
         c.args(settings.boot_args());
         c.arg("--").args(&spec.args);
         // The workload's environment is the spec's, not ours.
-        c.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
-        c.current_dir("/");
+        c.env_exact(spec.env.iter().map(|(k, v)| (k, v)));
+        c.current_dir(Path::new("/"));
         if detach {
-            c.process_group(0);
+            c.process_group();
         }
+        // Without a path the sandbox gets a new, empty network namespace.
         if let Some(ns) = &netns {
-            let fd = ns.as_raw_fd();
-            // SAFETY: setns(2) between fork and exec is async-signal-safe and
-            // touches nothing of the parent's.
-            unsafe {
-                c.pre_exec(move || {
-                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            c.join_netns(ns.as_raw_fd());
         }
         let child = c.spawn().map_err(io("starting the sandbox"))?;
         Ok((child, reader))

@@ -1,0 +1,682 @@
+//! Confinement of the sentry (`runsc boot`), the second wall around the
+//! workload (DESIGN.md section 2).
+//!
+//! - [`SentryCommand`] starts `runsc boot` with a raw `clone(CLONE_NEWPID)`:
+//!   the sentry is PID 1 of its own PID namespace and sees no host process,
+//!   yet its host PID (what `clone` returns to the caller) is the one `runsc`
+//!   records, signals, puts in the cgroup and shows in `ps --format json`.
+//!   (std's `Command` cannot pass clone flags, and unsharing in `boot` and
+//!   forking again would leave an unconfined supervisor as the recorded
+//!   process.) Before exec the child joins the OCI spec's network namespace
+//!   if there is one (while it is still in the host's user namespace, which
+//!   owns it), then unshares a user namespace with new mount, IPC, UTS and
+//!   cgroup namespaces (and a new, empty network namespace unless it joined
+//!   one), all owned by that user namespace; the parent writes its uid/gid
+//!   maps (identity maps of root, nobody and the caller's ids: [`id_map`]).
+//! - [`close_inherited_fds`], first thing in `boot`: every descriptor but
+//!   stdio and those named on the command line is closed.
+//! - [`confine`], in `boot` once every host resource it needs is open (the
+//!   gofer and volume sockets, the console, the ready pipe, the bound control
+//!   socket, the exit-status file, the debug log, host facts read from /proc)
+//!   and before the platform and the first task exist: the root becomes an
+//!   empty, read-only tmpfs (pivot_root), the capability bounding and ambient
+//!   sets are emptied with the root-related securebits locked, the sentry
+//!   becomes the unprivileged host user and group nobody (uid/gid
+//!   [`SANDBOX_HOST_ID`], no supplementary group) with no capability left in
+//!   any set, stays dumpable (so it may trace its own stubs without
+//!   CAP_SYS_PTRACE) and sets no_new_privs. The ptrace platform's stubs,
+//!   forked afterwards, inherit all of it.
+//!
+//! Everything the sentry does with host objects afterwards goes through
+//! descriptors opened before (read/write/fallocate/fsync/mmap need no
+//! permission check at call time), so the switch to an unprivileged uid costs
+//! nothing; a future `/dev/kvm` must be opened before [`confine`] too.
+//!
+//! PID 1 of a PID namespace gets no signal from the host that it has no
+//! handler for (except SIGKILL and SIGSTOP), so [`confine`] installs handlers
+//! that end the sentry with exit status 128+N for the signals that used to kill
+//! it (a terminal's SIGINT reaching `runsc do`'s process group, SIGTERM from a
+//! supervisor): `runsc do` reports the same status as before.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+/// Namespaces the child unshares right after the clone (which made its PID
+/// namespace), after joining a network namespace if it is given one: the user
+/// namespace first, so that it owns the others (the network namespace too,
+/// unless it joined one).
+const NEW_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+/// The host user and group the sentry runs as once confined (nobody/nogroup,
+/// as gVisor's sandbox).
+pub const SANDBOX_HOST_ID: u32 = 65534;
+
+/// The sentry's user namespace maps identically the host's root (so that it
+/// starts with every capability inside its namespaces, to pivot, and can
+/// still open what it needs on the host), [`SANDBOX_HOST_ID`] (which it
+/// switches to for good when it confines itself) and the caller's own ids and
+/// supplementary groups (so that `runsc do`'s workload, which runs as its
+/// caller, reads them as they are on the host).
+fn id_map(ids: impl IntoIterator<Item = u32>) -> String {
+    let mut ids: Vec<u32> = [0, SANDBOX_HOST_ID]
+        .into_iter()
+        .chain(ids)
+        .filter(|&i| i != u32::MAX)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // The kernel takes at most 340 lines.
+    ids.truncate(340);
+    ids.iter().map(|i| format!("{i} {i} 1\n")).collect()
+}
+
+/// The `runsc boot` command line and how to start it: the subset of
+/// `std::process::Command` that the launchers use.
+pub struct SentryCommand {
+    exe: PathBuf,
+    args: Vec<OsString>,
+    /// `None`: our environment.
+    env: Option<Vec<(OsString, OsString)>>,
+    cwd: Option<PathBuf>,
+    null_stdio: [bool; 3],
+    process_group: bool,
+    netns: Option<RawFd>,
+}
+
+impl SentryCommand {
+    pub fn new(exe: &Path) -> SentryCommand {
+        SentryCommand {
+            exe: exe.to_path_buf(),
+            args: Vec::new(),
+            env: None,
+            cwd: None,
+            null_stdio: [false; 3],
+            process_group: false,
+            netns: None,
+        }
+    }
+
+    pub fn arg(&mut self, a: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, it: I) -> &mut Self {
+        for a in it {
+            self.arg(a);
+        }
+        self
+    }
+
+    /// Replaces the environment by `vars` (as `env_clear().envs(vars)`).
+    pub fn env_exact<I, K, V>(&mut self, vars: I) -> &mut Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                .collect(),
+        );
+        self
+    }
+
+    pub fn current_dir(&mut self, d: &Path) -> &mut Self {
+        self.cwd = Some(d.to_path_buf());
+        self
+    }
+
+    /// Stdin, stdout and stderr from `/dev/null` instead of ours.
+    pub fn null_stdio(&mut self, stdin: bool, stdout: bool, stderr: bool) -> &mut Self {
+        self.null_stdio = [stdin, stdout, stderr];
+        self
+    }
+
+    /// A process group of its own (`setpgid(0, 0)`).
+    pub fn process_group(&mut self) -> &mut Self {
+        self.process_group = true;
+        self
+    }
+
+    /// Joins the network namespace open at `fd` instead of making a new one.
+    /// `fd` must stay open until `spawn` returns.
+    pub fn join_netns(&mut self, fd: RawFd) -> &mut Self {
+        self.netns = Some(fd);
+        self
+    }
+
+    /// Starts the sentry in its new namespaces. Like `Command::spawn`, an
+    /// error setting it up or executing it is returned here.
+    pub fn spawn(&self) -> io::Result<Sentry> {
+        let cstr = |s: &OsStr| {
+            CString::new(s.as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
+        };
+        let exe = cstr(self.exe.as_os_str())?;
+        let mut argv_c = vec![exe.clone()];
+        for a in &self.args {
+            argv_c.push(cstr(a)?);
+        }
+        let env: Vec<(OsString, OsString)> = match &self.env {
+            Some(e) => e.clone(),
+            None => std::env::vars_os().collect(),
+        };
+        let mut envp_c = Vec::with_capacity(env.len());
+        for (k, v) in &env {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            envp_c.push(cstr(&kv)?);
+        }
+        let cwd = self
+            .cwd
+            .as_deref()
+            .map(|d| cstr(d.as_os_str()))
+            .transpose()?;
+        let argv: Vec<*const libc::c_char> = argv_c
+            .iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let envp: Vec<*const libc::c_char> = envp_c
+            .iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        // Once it has its user namespace, the child asks for the maps with
+        // one byte on the report pipe (below) and waits for them on `go`.
+        let mut g = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `g`.
+        if unsafe { libc::pipe2(g.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors we own.
+        let (go_rd, go_wr) = unsafe { (OwnedFd::from_raw_fd(g[0]), OwnedFd::from_raw_fd(g[1])) };
+        let mut unshare = NEW_NAMESPACES;
+        if self.netns.is_none() {
+            unshare |= libc::CLONE_NEWNET;
+        }
+        let child = ChildSetup {
+            unshare,
+            go: go_rd.as_raw_fd(),
+            exe: exe.as_ptr(),
+            argv: argv.as_ptr(),
+            envp: envp.as_ptr(),
+            cwd: cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            null_stdio: self.null_stdio,
+            process_group: self.process_group,
+            netns: self.netns.unwrap_or(-1),
+        };
+        // The child reports a setup or exec failure on this pipe (closed on a
+        // successful exec).
+        let mut p = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `p`.
+        if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors we own.
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+        // SAFETY: a fork-like clone (no CLONE_VM, no new stack): the child gets a
+        // copy of our memory and runs only `ChildSetup::run`, which makes
+        // async-signal-safe system calls on data prepared above and never
+        // returns.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if pid < 0 {
+            return Err(io::Error::other(format!(
+                "clone with new namespaces: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        if pid == 0 {
+            // SAFETY: see above; this is the child.
+            unsafe { child.run(wr.as_raw_fd()) }
+        }
+        drop(wr);
+        drop(go_rd);
+        let mut sentry = Sentry {
+            pid: pid as i32,
+            status: None,
+        };
+        let read_report = |report: &mut [u8; 8]| loop {
+            // SAFETY: reads into the caller's buffer.
+            let n = unsafe { libc::read(rd.as_raw_fd(), report.as_mut_ptr().cast(), 8) };
+            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break n;
+            }
+        };
+        let mut report = [0u8; 8];
+        let mut n = read_report(&mut report);
+        if n == 1 {
+            if let Err(e) = write_id_maps(sentry.pid) {
+                let _ = sentry.kill();
+                let _ = sentry.wait();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("the sandbox's user namespace: {e}"),
+                ));
+            }
+            // SAFETY: writes one byte from our buffer.
+            unsafe { libc::write(go_wr.as_raw_fd(), b"g".as_ptr().cast(), 1) };
+            n = read_report(&mut report);
+        }
+        drop(go_wr);
+        if n != 0 && n != 8 {
+            let _ = sentry.kill();
+            let _ = sentry.wait();
+            return Err(io::Error::other("the sandbox died while starting"));
+        }
+        if n == 8 {
+            let step = i32::from_ne_bytes(report[..4].try_into().unwrap());
+            let errno = i32::from_ne_bytes(report[4..].try_into().unwrap());
+            let _ = sentry.wait();
+            let what = match step {
+                STEP_SETNS => "joining the network namespace",
+                STEP_UNSHARE => "new namespaces",
+                STEP_PGID => "setpgid",
+                STEP_STDIO => "/dev/null",
+                STEP_CWD => "changing directory",
+                _ => "exec",
+            };
+            return Err(io::Error::new(
+                io::Error::from_raw_os_error(errno).kind(),
+                format!("{what}: {}", io::Error::from_raw_os_error(errno)),
+            ));
+        }
+        Ok(sentry)
+    }
+}
+
+/// Writes the uid and gid maps of `pid`'s user namespace (see [`id_map`]).
+fn write_id_maps(pid: i32) -> io::Result<()> {
+    // SAFETY: identity calls that cannot fail.
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    let mut groups = vec![0 as libc::gid_t; 512];
+    // SAFETY: the buffer holds 512 entries.
+    let n = unsafe { libc::getgroups(groups.len() as i32, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    std::fs::write(format!("/proc/{pid}/uid_map"), id_map([uid, euid]))?;
+    std::fs::write(
+        format!("/proc/{pid}/gid_map"),
+        id_map([gid, egid].into_iter().chain(groups)),
+    )
+}
+
+const STEP_UNSHARE: i32 = 6;
+const STEP_SETNS: i32 = 1;
+const STEP_PGID: i32 = 2;
+const STEP_STDIO: i32 = 3;
+const STEP_CWD: i32 = 4;
+const STEP_EXEC: i32 = 5;
+
+/// What the cloned child does before exec, prepared before the clone.
+struct ChildSetup {
+    unshare: libc::c_int,
+    go: RawFd,
+    exe: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    cwd: *const libc::c_char,
+    null_stdio: [bool; 3],
+    process_group: bool,
+    netns: RawFd,
+}
+
+impl ChildSetup {
+    /// # Safety
+    /// Only in the child of a fork-like clone; the pointers must be valid.
+    unsafe fn run(&self, report: RawFd) -> ! {
+        let fail = |step: i32| -> ! {
+            let errno = *libc::__errno_location();
+            let mut b = [0u8; 8];
+            b[..4].copy_from_slice(&step.to_ne_bytes());
+            b[4..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(report, b.as_ptr().cast(), 8);
+            libc::_exit(127)
+        };
+        // As std's Command: no blocked signal, SIGPIPE back to its default.
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // The network namespace is joined before the new user namespace
+        // exists: it belongs to the host's.
+        if self.netns >= 0 && libc::setns(self.netns, libc::CLONE_NEWNET) != 0 {
+            fail(STEP_SETNS);
+        }
+        if libc::unshare(self.unshare) != 0 {
+            fail(STEP_UNSHARE);
+        }
+        // The parent writes our uid and gid maps.
+        let mut b = 0u8;
+        if libc::write(report, b"m".as_ptr().cast(), 1) != 1
+            || libc::read(self.go, (&mut b as *mut u8).cast(), 1) != 1
+        {
+            libc::_exit(127);
+        }
+        if self.process_group && libc::setpgid(0, 0) != 0 {
+            fail(STEP_PGID);
+        }
+        if self.null_stdio.iter().any(|&n| n) {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null < 0 {
+                fail(STEP_STDIO);
+            }
+            for (fd, _) in self.null_stdio.iter().enumerate().filter(|(_, &n)| n) {
+                if libc::dup2(null, fd as i32) < 0 {
+                    fail(STEP_STDIO);
+                }
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+        if !self.cwd.is_null() && libc::chdir(self.cwd) != 0 {
+            fail(STEP_CWD);
+        }
+        libc::execve(self.exe, self.argv, self.envp);
+        fail(STEP_EXEC)
+    }
+}
+
+/// A started sentry, by its host PID: what `std::process::Child` is for the
+/// other processes.
+pub struct Sentry {
+    pid: i32,
+    status: Option<ExitStatus>,
+}
+
+impl Sentry {
+    /// The host PID.
+    pub fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Waits for the sentry to exit (once; later calls return the status).
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        loop {
+            let mut st = 0;
+            // SAFETY: waits for our own child.
+            let r = unsafe { libc::waitpid(self.pid, &mut st, 0) };
+            if r == self.pid {
+                let s = ExitStatus::from_raw(st);
+                self.status = Some(s);
+                return Ok(s);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// SIGKILL, unless it was already reaped.
+    pub fn kill(&mut self) -> io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        // SAFETY: our own child, not yet reaped (so the PID is still its).
+        if unsafe { libc::kill(self.pid, libc::SIGKILL) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Closes every descriptor but stdio and `keep`: whatever the caller left
+/// open by mistake does not reach the sandbox.
+pub fn close_inherited_fds(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&f| f > 2).map(|&f| f as u32).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 3u32;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            // SAFETY: closes descriptors nothing in this process uses yet
+            // (called before anything else opens one).
+            let r = unsafe { libc::syscall(libc::SYS_close_range, from, k - 1, 0u32) };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if k == u32::MAX {
+            break;
+        }
+        from = k + 1;
+    }
+    Ok(())
+}
+
+/// Confines the calling sentry: see the module documentation. Everything it
+/// needs from the host must be open before. Errors are one line.
+pub fn confine() -> Result<(), String> {
+    // SAFETY: getpid cannot fail.
+    if unsafe { libc::getpid() } != 1 {
+        return Err(
+            "confining the sandbox: not started in a new PID namespace (runsc boot is started \
+             by runsc do, create and run)"
+                .into(),
+        );
+    }
+    let last_cap = last_cap();
+    empty_root().map_err(|e| format!("confining the sandbox: {e}"))?;
+    drop_capabilities(last_cap).map_err(|e| format!("confining the sandbox: {e}"))?;
+    // SAFETY: plain prctl.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "confining the sandbox: no_new_privs: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    exit_on_host_signals();
+    Ok(())
+}
+
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+/// Makes the root an empty read-only tmpfs, in our private mount namespace.
+fn empty_root() -> Result<(), String> {
+    // SAFETY: mount/pivot_root/umount2/chdir on constant C strings, in the
+    // mount namespace this process got for itself at clone.
+    unsafe {
+        // Nothing below propagates back to the host's mounts.
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(os_err("making the mounts private"));
+        }
+        // Any directory that exists will do as the mount point: /proc is
+        // always there (it is not used after this).
+        if libc::mount(
+            c"runsc-root".as_ptr(),
+            c"/proc".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+            c"mode=0555,size=4k,nr_inodes=2".as_ptr().cast(),
+        ) != 0
+        {
+            return Err(os_err("mounting the empty root"));
+        }
+        if libc::chdir(c"/proc".as_ptr()) != 0 {
+            return Err(os_err("entering the empty root"));
+        }
+        // pivot_root(".", "."): the old root ends up stacked on "." and is
+        // then detached.
+        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0 {
+            return Err(os_err("pivot_root"));
+        }
+        if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0 {
+            return Err(os_err("detaching the host's root"));
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            return Err(os_err("chdir /"));
+        }
+    }
+    Ok(())
+}
+
+/// Drops every capability from every set, for good.
+fn drop_capabilities(last_cap: u32) -> Result<(), String> {
+    // SAFETY: prctl and capset with valid arguments on our own credentials.
+    unsafe {
+        // Root gets nothing back from exec or setuid, and that cannot be undone
+        // (needs CAP_SETPCAP: before the drop).
+        // SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP and SECBIT_NO_CAP_AMBIENT_RAISE,
+        // each with its lock, and SECBIT_KEEP_CAPS_LOCKED.
+        const SECBITS: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
+        if libc::prctl(libc::PR_SET_SECUREBITS, SECBITS, 0, 0, 0) != 0 {
+            return Err(os_err("securebits"));
+        }
+        for cap in 0..=last_cap {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(os_err("dropping the capability bounding set"));
+            }
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(os_err("clearing the ambient capabilities"));
+        }
+        // The unprivileged host identity, for good (no setuid-fixup: the
+        // capabilities are cleared explicitly below): no supplementary
+        // group, then group and user.
+        let id = SANDBOX_HOST_ID;
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(os_err("setgroups"));
+        }
+        if libc::setresgid(id, id, id) != 0 {
+            return Err(os_err("setresgid"));
+        }
+        if libc::setresuid(id, id, id) != 0 {
+            return Err(os_err("setresuid"));
+        }
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+        let mut h = Header {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let d = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) != 0 {
+            return Err(os_err("capset"));
+        }
+        // Changing the uid made us non-dumpable, which would keep the sentry
+        // (with no CAP_SYS_PTRACE) from tracing the stub processes it forks:
+        // they inherit it.
+        if libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 {
+            return Err(os_err("PR_SET_DUMPABLE"));
+        }
+    }
+    Ok(())
+}
+
+/// PID 1 of a PID namespace ignores the host's signals it has no handler for:
+/// these end the sentry as their default action did before.
+fn exit_on_host_signals() {
+    extern "C" fn die(sig: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + sig) }
+    }
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGIO,
+        libc::SIGPWR,
+        libc::SIGSTKFLT,
+    ] {
+        // SAFETY: installs a handler that only calls _exit.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = die as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_maps() {
+        assert_eq!(id_map([0, 0]), "0 0 1\n65534 65534 1\n");
+        assert_eq!(
+            id_map([1000, 5, 65534, u32::MAX]),
+            "0 0 1\n5 5 1\n1000 1000 1\n65534 65534 1\n"
+        );
+        assert_eq!(id_map(0..1000).lines().count(), 340);
+    }
+}
