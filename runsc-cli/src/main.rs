@@ -6,10 +6,12 @@ mod boot;
 mod cli;
 mod features;
 mod gofer_cmd;
+mod gofer_confine;
 mod install;
 mod log;
 mod oci;
 mod sandbox;
+mod seccomp_gofer;
 mod spec_cmd;
 mod volume;
 
