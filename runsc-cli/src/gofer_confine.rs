@@ -281,6 +281,8 @@ pub fn enter_root(root: &Path, read_only: bool) -> io::Result<Served> {
         .map_err(ctx(format!("bind-mounting {}", root.display())))?;
         chdir(&croot)?;
         pivot_here()?;
+    } else {
+        chdir(c"/")?;
     }
     for rel in kernel_mounts_beneath(&mountinfo, &root) {
         let p = cpath(&Path::new("/").join(&rel))?;
