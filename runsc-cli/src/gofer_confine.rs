@@ -312,9 +312,23 @@ fn enter_file_root(file: &Path, read_only: bool) -> io::Result<Served> {
     } else {
         dir
     };
-    // The file, opened before the tmpfs hides it; bound by its /proc/self/fd link.
+    // A detached copy of the file's mount, taken before the tmpfs hides the file
+    // (open_tree: no /proc path needed, so a file in /proc itself works too).
     let cfile = cpath(file)?;
     let f = open_path(&cfile, libc::O_PATH | libc::O_NOFOLLOW)?;
+    // SAFETY: a valid fd and an empty NUL-terminated path (AT_EMPTY_PATH).
+    let tree = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            f.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    })
+    .map_err(ctx(format!("open_tree {}", file.display())))?;
+    // SAFETY: open_tree returned a fresh fd nobody else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    drop(f);
     let cstage = cpath(stage)?;
     mount(
         Some(c"tmpfs"),
@@ -329,11 +343,19 @@ fn enter_file_root(file: &Path, read_only: bool) -> io::Result<Served> {
         &target,
         libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
     )?);
-    let src = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    mount(Some(&src), &target, None, libc::MS_BIND, None)
-        .map_err(ctx(format!("bind-mounting {}", file.display())))?;
-    drop(f);
+    // SAFETY: a valid mount fd, an empty path for it and a valid target path.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map_err(ctx(format!("bind-mounting {}", file.display())))?;
+    drop(tree);
     if read_only {
         make_read_only(&target);
     }
@@ -369,6 +391,8 @@ struct MountAttr {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// Makes the mount at `p` and every mount beneath it read-only (best effort).
 fn make_read_only(p: &CStr) {

@@ -239,8 +239,8 @@ fn do_gofers_are_confined() {
     }
 }
 
-/// An OCI container with a writable rootfs and a read-only single-file bind
-/// mount: the root gofer is pivoted into the rootfs, the file's gofer into a
+/// An OCI container with a writable rootfs and read-only single-file bind
+/// mounts: the root gofer is pivoted into the rootfs, each file's gofer into a
 /// tmpfs holding only that file.
 #[test]
 fn oci_gofers_are_confined() {
@@ -267,7 +267,8 @@ fn oci_gofers_are_confined() {
             r#"{{"ociVersion":"1.0.2",
   "process":{{"args":["sleep","30"],"env":["PATH=/bin"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
   "root":{{"path":"rootfs","readonly":false}},
-  "mounts":[{{"destination":"/etc/hosts","type":"bind","source":"{}","options":["rbind","ro"]}}]}}"#,
+  "mounts":[{{"destination":"/etc/hosts","type":"bind","source":"{}","options":["rbind","ro"]}},
+            {{"destination":"/cpuinfo","type":"bind","source":"/proc/cpuinfo","options":["rbind","ro"]}}]}}"#,
             hosts.display()
         ),
     )
@@ -298,20 +299,26 @@ fn oci_gofers_are_confined() {
             .iter()
             .map(|g| g["pid"].as_i64().unwrap() as i32)
             .collect();
-        assert_eq!(pids.len(), 2, "{st}");
-        let pids = wait_confined(2, || pids.clone());
-        let (mut saw_root, mut saw_file) = (false, false);
+        assert_eq!(pids.len(), 3, "{st}");
+        let pids = wait_confined(3, || pids.clone());
+        let (mut saw_root, mut saw_files) = (false, 0);
         for &g in &pids {
             check_gofer(g, None);
             let root = PathBuf::from(format!("/proc/{g}/root"));
-            if cmdline(g).contains("hosts") {
-                saw_file = true;
+            // A file in /proc itself: its tmpfs covers the host's /proc in the
+            // gofer's mount namespace.
+            let file = [hosts.as_path(), Path::new("/proc/cpuinfo")]
+                .into_iter()
+                .find(|f| cmdline(g).contains(&format!("--root={} ", f.display())));
+            if let Some(file) = file {
+                saw_files += 1;
+                let name = file.file_name().unwrap();
                 let names: Vec<_> = std::fs::read_dir(&root)
                     .unwrap()
                     .map(|e| e.unwrap().file_name())
                     .collect();
-                assert_eq!(names, ["hosts"], "gofer {g}: its root holds more");
-                assert!(same_file(&root.join("hosts"), &hosts), "gofer {g}");
+                assert_eq!(names, [name], "gofer {g}: its root holds more");
+                assert!(same_file(&root.join(name), file), "gofer {g}");
             } else {
                 saw_root = true;
                 assert!(
@@ -320,7 +327,7 @@ fn oci_gofers_are_confined() {
                 );
             }
         }
-        assert!(saw_root && saw_file, "{pids:?}");
+        assert!(saw_root && saw_files == 2, "{pids:?}");
     });
     let (st, e) = runsc(&["delete", "--force", "gc1"]);
     let _ = std::fs::remove_dir_all(&dir);
