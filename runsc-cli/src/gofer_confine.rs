@@ -37,7 +37,8 @@
 //! sandbox and must chown them to the sandbox's ids.
 //!
 //! Without CAP_SYS_ADMIN (runsc run by a non-root user) step 2 cannot be done:
-//! the gofer then warns and relies on its own O_NOFOLLOW walks, as before.
+//! the gofer then logs a warning and relies on its own O_NOFOLLOW walks, as
+//! before, keeping no capabilities (it has none), no_new_privs and seccomp.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -64,6 +65,7 @@ const CAP_CHOWN: u32 = 0;
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_FOWNER: u32 = 3;
 const CAP_FSETID: u32 = 4;
+const CAP_SETPCAP: u32 = 8;
 
 fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
     if r < 0 {
@@ -256,10 +258,8 @@ pub fn enter_root(root: &Path, read_only: bool) -> io::Result<Served> {
             if unsafe { libc::geteuid() } == 0 {
                 return Err(ctx("unshare")(e));
             }
+            // Not on stderr: every unprivileged run would print it.
             tracing::warn!("gofer: not privileged, serving without namespaces or pivot_root");
-            eprintln!(
-                "runsc gofer: warning: not privileged, serving without namespaces or pivot_root"
-            );
             return open_unconfined(&root, is_file);
         }
         r => r.map_err(ctx("unshare"))?,
@@ -286,7 +286,11 @@ pub fn enter_root(root: &Path, read_only: bool) -> io::Result<Served> {
     }
     for rel in kernel_mounts_beneath(&mountinfo, &root) {
         let p = cpath(&Path::new("/").join(&rel))?;
-        if let Err(e) = umount_detach(&p) {
+        // UMOUNT_NOFOLLOW: a symlink planted at a mount point's name is not followed
+        // (the rest of the path only matters to this private namespace).
+        // SAFETY: valid NUL-terminated path.
+        let r = unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+        if let Err(e) = cvt(r.into()) {
             tracing::debug!("gofer: detaching /{}: {e}", rel.display());
         }
     }
@@ -451,18 +455,32 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// Reduces every capability set to [`KEEP_CAPS`], locks SECBIT_NOROOT (an execve
 /// would not regain root's capabilities) and sets no_new_privs.
 pub fn drop_capabilities() -> io::Result<()> {
-    for cap in 0u32..64 {
-        // SAFETY: prctl with integer arguments; EINVAL past the last capability.
-        let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong) };
-        if r < 0 {
-            break;
-        }
-        if r == 1 && !KEEP_CAPS.contains(&cap) {
-            // SAFETY: prctl with integer arguments.
-            cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) }.into())
-                .map_err(ctx(format!(
-                    "dropping capability {cap} from the bounding set"
-                )))?;
+    let hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut cur = [CapData::default(); 2];
+    // SAFETY: a valid v3 header and an out-array of two data structs, as capget expects.
+    cvt(unsafe { libc::syscall(libc::SYS_capget, &hdr as *const CapHeader, cur.as_mut_ptr()) })
+        .map_err(ctx("capget"))?;
+    let has = |c: u32| cur[(c / 32) as usize].effective & (1 << (c % 32)) != 0;
+    // Without CAP_SETPCAP (runsc run by a non-root user: no capabilities at all)
+    // the bounding set cannot be changed; it does not matter then, as execve is
+    // refused by no_new_privs and the seccomp filter.
+    if has(CAP_SETPCAP) {
+        for cap in 0u32..64 {
+            // SAFETY: prctl with integer arguments; EINVAL past the last capability.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong) };
+            if r < 0 {
+                break;
+            }
+            if r == 1 && !KEEP_CAPS.contains(&cap) {
+                // SAFETY: prctl with integer arguments.
+                cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) }.into())
+                    .map_err(ctx(format!(
+                        "dropping capability {cap} from the bounding set"
+                    )))?;
+            }
         }
     }
     // SAFETY: prctl with integer arguments.
@@ -487,16 +505,13 @@ pub fn drop_capabilities() -> io::Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong) } < 0 {
         tracing::debug!("gofer: securebits: {}", io::Error::last_os_error());
     }
+    // The kept capabilities that are permitted now (none for a non-root user).
     let mut data = [CapData::default(); 2];
     for &c in KEEP_CAPS {
         let (i, bit) = ((c / 32) as usize, 1u32 << (c % 32));
-        data[i].effective |= bit;
-        data[i].permitted |= bit;
+        data[i].permitted |= bit & cur[i].permitted;
+        data[i].effective = data[i].permitted;
     }
-    let hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
     // SAFETY: a valid v3 header and an array of two data structs, as capset expects.
     cvt(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })
         .map_err(ctx("capset"))?;
