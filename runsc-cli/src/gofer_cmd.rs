@@ -1,13 +1,15 @@
-//! `runsc gofer`: the file proxy process. It serves the container root over the
-//! socket it inherited and exits when the sentry hangs up.
+//! `runsc gofer`: the file proxy process. It confines itself
+//! ([`crate::gofer_confine`]: inherited fds closed, own namespaces, "/" = the
+//! served tree, few capabilities, [`crate::seccomp_gofer`]'s allow-list), then
+//! serves the container root over the socket it inherited and exits when the
+//! sentry hangs up.
 
-use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::cli::{split_flag, Global};
+use crate::gofer_confine::{self, Served};
 
 pub fn cmd_gofer(g: &Global, args: &[String]) -> i32 {
-    crate::log::init(g.debug_log.as_deref(), g.debug, "gofer");
     let mut root = None;
     let mut fd = None;
     let mut read_only = false;
@@ -30,66 +32,42 @@ pub fn cmd_gofer(g: &Global, args: &[String]) -> i32 {
         eprintln!("runsc gofer: bad --fd");
         return 2;
     }
-    // SAFETY: the parent passed us this fd number for our exclusive use.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let Ok(path) = CString::new(root.clone()) else {
-        eprintln!("runsc gofer: bad root path");
-        return 2;
-    };
-    // A regular file (a bind mount of one file): its directory is opened and
-    // only that file served.
-    if std::fs::metadata(&root).is_ok_and(|m| m.is_file()) {
-        return serve_file(&root, sock, read_only);
-    }
-    // SAFETY: plain syscall with a valid C string.
-    let rfd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if rfd < 0 {
-        eprintln!(
-            "runsc gofer: cannot open root {root}: {}",
-            std::io::Error::last_os_error()
-        );
+    // Before anything else is opened (the debug log is opened after).
+    if let Err(e) = gofer_confine::close_inherited_fds(fd) {
+        eprintln!("runsc gofer: closing inherited fds: {e}");
         return 1;
     }
-    // SAFETY: rfd is a fresh descriptor we own.
-    let rootfd = unsafe { OwnedFd::from_raw_fd(rfd) };
-    match gofer::server::serve(rootfd, sock, read_only) {
-        Ok(()) => 0,
+    crate::log::init(g.debug_log.as_deref(), g.debug, "gofer");
+    // SAFETY: the parent passed us this fd number for our exclusive use.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let served = match gofer_confine::enter_root(std::path::Path::new(&root), read_only) {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!("gofer: {e}");
-            1
+            tracing::error!("gofer: confining to {root}: {e}");
+            eprintln!("runsc gofer: {root}: {e}");
+            return 1;
         }
+    };
+    if let Err(e) = gofer_confine::drop_capabilities() {
+        tracing::error!("gofer: {e}");
+        eprintln!("runsc gofer: {e}");
+        return 1;
     }
-}
-
-/// Serves the single regular file `path` (`--root` naming a file).
-fn serve_file(path: &str, sock: OwnedFd, read_only: bool) -> i32 {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::path::Path::new(path);
-    let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
-        eprintln!("runsc gofer: bad root path {path:?}");
-        return 2;
+    if let Err(e) = crate::seccomp_gofer::install(fd, read_only) {
+        tracing::error!("gofer: {e}");
+        eprintln!("runsc gofer: {e}");
+        return 1;
+    }
+    let r = match served {
+        Served::Dir(rootfd) => gofer::server::serve(rootfd, sock, read_only),
+        // A regular file (a bind mount of one file): only that file is served.
+        Served::File(dir, name) => gofer::server::serve_file(dir, &name, sock, read_only),
     };
-    let dir = match std::fs::File::open(dir) {
-        Ok(d) if d.metadata().is_ok_and(|m| m.is_dir()) => OwnedFd::from(d),
-        Ok(_) => {
-            eprintln!("runsc gofer: {}: not a directory", dir.display());
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("runsc gofer: cannot open {}: {e}", dir.display());
-            return 1;
-        }
-    };
-    match gofer::server::serve_file(dir, name.as_bytes(), sock, read_only) {
+    match r {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("gofer: {e}");
-            eprintln!("runsc gofer: {path}: {e}");
+            eprintln!("runsc gofer: {root}: {e}");
             1
         }
     }

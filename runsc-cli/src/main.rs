@@ -7,10 +7,12 @@ mod cli;
 mod confine;
 mod features;
 mod gofer_cmd;
+mod gofer_confine;
 mod install;
 mod log;
 mod oci;
 mod sandbox;
+mod seccomp_gofer;
 mod spec_cmd;
 mod volume;
 
