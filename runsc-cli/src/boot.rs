@@ -462,6 +462,7 @@ fn boot(
             .map_err(setup("stdio"))?;
     }
     let envp: Vec<Vec<u8>> = std::env::vars_os()
+        .filter(|(k, _)| k != crate::seccomp_sentry::MODE_ENV)
         .map(|(k, v)| {
             let mut kv: OsString = k;
             kv.push("=");
@@ -491,6 +492,8 @@ fn boot(
         .map(|o| o.rlimits.clone())
         .unwrap_or_default();
     let no_new_privs = b.oci.as_ref().is_some_and(|o| o.no_new_privs);
+    // The task thread waits for `go`: the seccomp filter first.
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("task-1".into())
         .spawn(move || {
@@ -529,6 +532,10 @@ fn boot(
                 task.rlimits[r as usize] = abi::linux::Rlimit { cur, max };
             }
             let _ = tx.send(Ok(task.tgid));
+            // Not one workload instruction before the sentry is confined.
+            if go_rx.recv().is_err() {
+                return;
+            }
             if let Some(g) = task_gate {
                 g.wait_start();
             }
@@ -539,10 +546,17 @@ fn boot(
         .recv()
         .map_err(|_| BootError::Setup("task thread died".into()))??;
     let Some(o) = &b.oci else {
+        confine(&Default::default())?;
+        let _ = go_tx.send(());
         return Ok(kernel.wait_init());
     };
     crate::oci::boot::serve_control(&kernel, gate, init, &o.control, &o.exit_file)
         .map_err(setup("control socket"))?;
+    let state_dir_fd =
+        Some(crate::oci::boot::prepare_exit_file(&o.exit_file).map_err(setup("the exit file"))?);
+    // Confined before "ready": `start` cannot come earlier.
+    confine(&crate::seccomp_sentry::Options { state_dir_fd })?;
+    let _ = go_tx.send(());
     if let Some(mut r) = ready.take() {
         std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;
     }
@@ -552,6 +566,15 @@ fn boot(
     }
     crate::oci::boot::record_exit(&o.exit_file, st.shell_code());
     Ok(st)
+}
+
+/// Installs the sentry's seccomp allow-list on all its threads: everything it
+/// will need is open, and the workload has not run yet.
+fn confine(opts: &crate::seccomp_sentry::Options) -> Result<(), BootError> {
+    let violation = crate::seccomp_sentry::Violation::from_env();
+    crate::seccomp_sentry::install(opts, violation).map_err(BootError::Setup)?;
+    tracing::debug!("sentry seccomp filter installed ({violation:?} on violation)");
+    Ok(())
 }
 
 /// Mounts each `--volume` gofer's tree (writable unless `ro`) and each

@@ -10,6 +10,7 @@ mod install;
 mod log;
 mod oci;
 mod sandbox;
+mod seccomp_sentry;
 mod spec_cmd;
 mod volume;
 
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
     // --debug-log they print their one-line errors themselves.
     let oci_cmd = !matches!(
         cmd.as_str(),
-        "do" | "boot" | "gofer" | "spec" | "features" | "install" | "uninstall"
+        "do" | "boot" | "gofer" | "seccomp-probe" | "spec" | "features" | "install" | "uninstall"
     );
     if oci_cmd && global.debug_log.is_some() {
         log::init(global.debug_log.as_deref(), global.debug, cmd);
@@ -86,6 +87,7 @@ fn main() -> ExitCode {
         "do" => sandbox::cmd_do(&global, sub),
         "boot" => boot::cmd_boot(&global, sub),
         "gofer" => gofer_cmd::cmd_gofer(&global, sub),
+        "seccomp-probe" => seccomp_sentry::cmd_probe(sub),
         "create" => oci::cmd_create(&global, sub),
         "start" => oci::cmd_start(&global, sub),
         "state" => oci::cmd_state(&global, sub),

@@ -41,6 +41,73 @@ impl Gate {
     }
 }
 
+/// Where init's exit status goes, opened before the sentry confines itself
+/// (its seccomp filter forbids opening files): the state directory and a
+/// temporary file in it, renamed over the exit file once the status is known.
+struct ExitRecorder {
+    path: String,
+    dir: std::os::fd::OwnedFd,
+    tmp: std::fs::File,
+}
+
+static RECORDER: Mutex<Option<ExitRecorder>> = Mutex::new(None);
+
+/// Opens what [`record_exit`] needs for `path`; returns the state directory's
+/// fd (the only directory the sentry's filter lets it rename in).
+pub fn prepare_exit_file(path: &str) -> std::io::Result<std::os::fd::RawFd> {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let p = Path::new(path);
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = p
+        .file_name()
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let cpath = |p: &std::ffi::OsStr| {
+        CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p))
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let dir_c = cpath(parent.as_os_str())?;
+    // SAFETY: a valid C string; the result is checked.
+    let d = unsafe {
+        libc::open(
+            dir_c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if d < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let dir = unsafe { OwnedFd::from_raw_fd(d) };
+    let mut tmp_name = name.to_owned();
+    tmp_name.push(".tmp");
+    let tmp_c = cpath(&tmp_name)?;
+    // SAFETY: a valid C string and our directory fd; the result is checked.
+    let t = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if t < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let tmp = unsafe { std::fs::File::from_raw_fd(t) };
+    let raw = dir.as_raw_fd();
+    *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(ExitRecorder {
+        path: path.to_string(),
+        dir,
+        tmp,
+    });
+    Ok(raw)
+}
+
 /// Writes init's exit status (a shell code) where `runsc wait` and `runsc
 /// state` find it after the sandbox is gone.
 /// Idempotent: the first caller writes it (init's status is final).
@@ -50,9 +117,42 @@ pub fn record_exit(path: &str, code: i32) {
     if std::mem::replace(&mut *done, true) {
         return;
     }
-    if let Err(e) = super::state::write_atomic(Path::new(path), format!("{code}\n").as_bytes()) {
+    let data = format!("{code}\n");
+    let prepared = RECORDER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let r = match prepared {
+        Some(rec) if rec.path == path => write_prepared(rec, data.as_bytes()),
+        _ => super::state::write_atomic(Path::new(path), data.as_bytes()),
+    };
+    if let Err(e) = r {
         tracing::warn!("writing the exit status to {path}: {e}");
     }
+}
+
+/// Writes through the prepared temporary file and renames it over the exit
+/// file within the prepared directory (no path is resolved from the root).
+fn write_prepared(mut rec: ExitRecorder, data: &[u8]) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    rec.tmp.write_all(data)?;
+    rec.tmp.sync_all().ok();
+    let name = Path::new(&rec.path)
+        .file_name()
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
+    let mut tmp = bytes.to_vec();
+    tmp.extend_from_slice(b".tmp");
+    let bad = |_| std::io::Error::from_raw_os_error(libc::EINVAL);
+    let (from, to) = (
+        CString::new(tmp).map_err(bad)?,
+        CString::new(bytes).map_err(bad)?,
+    );
+    let d = rec.dir.as_raw_fd();
+    // SAFETY: valid C strings and our directory fd.
+    if unsafe { libc::renameat(d, from.as_ptr(), d, to.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Listens on the control socket and answers start, signal and wait (and
