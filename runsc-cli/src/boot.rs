@@ -546,7 +546,7 @@ fn boot(
         .recv()
         .map_err(|_| BootError::Setup("task thread died".into()))??;
     let Some(o) = &b.oci else {
-        confine(&Default::default())?;
+        install_seccomp(&Default::default())?;
         let _ = go_tx.send(());
         return Ok(kernel.wait_init());
     };
@@ -555,7 +555,7 @@ fn boot(
     let state_dir_fd =
         Some(crate::oci::boot::prepare_exit_file(&o.exit_file).map_err(setup("the exit file"))?);
     // Confined before "ready": `start` cannot come earlier.
-    confine(&crate::seccomp_sentry::Options { state_dir_fd })?;
+    install_seccomp(&crate::seccomp_sentry::Options { state_dir_fd })?;
     let _ = go_tx.send(());
     if let Some(mut r) = ready.take() {
         std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;
@@ -570,7 +570,7 @@ fn boot(
 
 /// Installs the sentry's seccomp allow-list on all its threads: everything it
 /// will need is open, and the workload has not run yet.
-fn confine(opts: &crate::seccomp_sentry::Options) -> Result<(), BootError> {
+fn install_seccomp(opts: &crate::seccomp_sentry::Options) -> Result<(), BootError> {
     let violation = crate::seccomp_sentry::Violation::from_env();
     crate::seccomp_sentry::install(opts, violation).map_err(BootError::Setup)?;
     tracing::debug!("sentry seccomp filter installed ({violation:?} on violation)");

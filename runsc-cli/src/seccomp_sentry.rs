@@ -16,7 +16,8 @@
 //! through a clone() the sentry injects into the stub (the stub's syscall, not
 //! ours). `process_vm_readv`/`writev`: workload memory is the MemoryFile, mapped
 //! in the sentry. `socket` of any family but AF_UNIX, `mount`, `pivot_root`,
-//! `setns`, `unshare`, `bpf`, `perf_event_open`, `keyctl`, `userfaultfd`,
+//! `connect`, `bind`, `listen` (no host socket is reached by path), `setns`,
+//! `unshare`, `bpf`, `perf_event_open`, `keyctl`, `userfaultfd`,
 //! `io_uring_*`, module and reboot calls.
 //!
 //! Argument rules: `mmap`/`mprotect` never with PROT_EXEC (the sentry maps only
@@ -25,9 +26,22 @@
 //! requests the sentry passes to host terminals, `clone` only with the flags of
 //! a new thread, `socket`/`socketpair` only AF_UNIX, `kill`/`tgkill` only the
 //! signals the sentry sends (to its stubs and, for abort(), itself), `prctl`
-//! only thread names, `fcntl` only descriptor and status flags, duplication and
+//! only thread names, `ptrace` only the requests the platform makes after
+//! setup (no PTRACE_ATTACH, no PEEK/POKE), `sendto` only without an address,
+//! `fcntl` only descriptor and status flags, duplication and
 //! seals, `renameat` only within the state directory (OCI mode, for the exit
 //! file), `fstat`-like calls only on a descriptor (AT_EMPTY_PATH).
+//!
+//! Before the filter, [`install`] settles what glibc would otherwise find out
+//! later by opening a file (malloc's arena limit); procfs and the scheduler
+//! syscalls read the host's CPU count and /proc/cpuinfo at setup, and the OCI
+//! exit file is opened then (`oci::boot::prepare_exit_file`).
+//!
+//! Limits: a filter cannot read memory, so `newfstatat`/`statx` with
+//! AT_EMPTY_PATH still resolve a non-empty path (metadata only), `sendmsg` may
+//! carry an address, and `ptrace`/`kill` cannot be limited to the sentry's own
+//! stubs by pid: those rely on the sentry's namespaces (empty root, own PID
+//! namespace, no capabilities).
 //!
 //! `clone3` is answered ENOSYS (a second filter, which takes precedence over
 //! the allow-list's ALLOW): its flags live in memory where a filter cannot read
@@ -229,15 +243,18 @@ pub fn rules(opts: &Options) -> Rules {
     allow(libc::SYS_sysinfo, any()); // /proc/meminfo, sysinfo(2): host memory
 
     // ---- Sockets (AF_UNIX only; the gofer, the control socket, exec) ----
+    // None made today after setup; AF_UNIX only (issue 7 may widen it).
     allow(libc::SYS_socket, any_of(0, &[libc::AF_UNIX as u64]));
     allow(libc::SYS_socketpair, any_of(0, &[libc::AF_UNIX as u64]));
-    allow(libc::SYS_accept4, any()); // control connections (listener bound before)
+    // Control connections (the listener was bound before). No connect, bind
+    // or listen: the sentry reaches no host socket by path.
+    allow(libc::SYS_accept4, any());
     allow(libc::SYS_accept, any());
-    allow(libc::SYS_connect, any());
     allow(libc::SYS_sendmsg, any()); // gofer requests, SCM_RIGHTS
     allow(libc::SYS_recvmsg, any()); // gofer replies with host fds
-    allow(libc::SYS_sendto, any());
-    allow(libc::SYS_recvfrom, any());
+                                     // send(2) (std, libc::send), to the connected peer only: no address.
+    allow(libc::SYS_sendto, vec![rule(vec![cond(4, Op::Eq, 0)])]);
+    allow(libc::SYS_recvfrom, any()); // std's UnixStream::read is recv(2)
     allow(libc::SYS_shutdown, any());
     allow(libc::SYS_getsockopt, any()); // SO_PEERCRED etc. on held sockets
     allow(libc::SYS_setsockopt, any());
@@ -322,7 +339,27 @@ pub fn rules(opts: &Options) -> Rules {
     // SETREGS, GETFPREGS, SEIZE/ATTACH, CONT, ... (stubs run under their own
     // filter, installed before this one, that admits only syscalls the
     // sentry injects from the stub page).
-    allow(libc::SYS_ptrace, any());
+    // Not PTRACE_ATTACH (only the master stub is attached, before the
+    // filter), nor PEEK/POKE of another process's memory or user area.
+    allow(
+        libc::SYS_ptrace,
+        any_of(
+            0,
+            &[
+                libc::PTRACE_SEIZE as u64, // a new stub process or thread
+                libc::PTRACE_INTERRUPT as u64,
+                libc::PTRACE_SETOPTIONS as u64,
+                libc::PTRACE_DETACH as u64, // a new address space's leader, handed over
+                libc::PTRACE_CONT as u64,   // injected syscalls
+                libc::PTRACE_SYSEMU as u64, // workload code
+                libc::PTRACE_GETREGS as u64,
+                libc::PTRACE_SETREGS as u64,
+                libc::PTRACE_GETREGSET as u64, // FPU/XSAVE state
+                libc::PTRACE_SETREGSET as u64,
+                libc::PTRACE_GETSIGINFO as u64, // fault address, signal info
+            ],
+        ),
+    );
     allow(libc::SYS_wait4, any()); // waitpid() of traced stub threads
     allow(libc::SYS_waitid, any());
 
@@ -518,6 +555,22 @@ fn probe(call: &str, pipe: [i32; 2]) -> Option<i64> {
                     libc::PROT_READ | libc::PROT_EXEC,
                 )
             }
+            "connect-unix" => {
+                let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+                let mut addr: libc::sockaddr_un = std::mem::zeroed();
+                addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+                for (d, s) in addr.sun_path.iter_mut().zip(b"/run/probe.sock") {
+                    *d = *s as libc::c_char;
+                }
+                libc::syscall(
+                    libc::SYS_connect,
+                    fd,
+                    &addr as *const libc::sockaddr_un,
+                    std::mem::size_of::<libc::sockaddr_un>(),
+                )
+            }
+            "ptrace-attach" => libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, 1, 0, 0),
+            "ptrace-poke" => libc::syscall(libc::SYS_ptrace, libc::PTRACE_POKEDATA, 1, 0, 0),
             "fork" => libc::syscall(libc::SYS_fork),
             "clone-process" => libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0usize),
             "clone-newns" => libc::syscall(
@@ -560,4 +613,67 @@ fn probe(call: &str, pipe: [i32; 2]) -> Option<i64> {
         }
     };
     Some(raw(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_leaves_out_the_dangerous_calls() {
+        let opts = Options {
+            state_dir_fd: Some(5),
+        };
+        let r = rules(&opts);
+        for nr in [
+            libc::SYS_open,
+            libc::SYS_openat,
+            libc::SYS_openat2,
+            libc::SYS_creat,
+            libc::SYS_execve,
+            libc::SYS_execveat,
+            libc::SYS_fork,
+            libc::SYS_vfork,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+            libc::SYS_connect,
+            libc::SYS_bind,
+            libc::SYS_listen,
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_pivot_root,
+            libc::SYS_chroot,
+            libc::SYS_setns,
+            libc::SYS_unshare,
+            libc::SYS_seccomp,
+            libc::SYS_bpf,
+            libc::SYS_perf_event_open,
+            libc::SYS_userfaultfd,
+            libc::SYS_io_uring_setup,
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_kexec_load,
+            libc::SYS_reboot,
+            libc::SYS_keyctl,
+            libc::SYS_add_key,
+            libc::SYS_unlinkat,
+            libc::SYS_mkdirat,
+            libc::SYS_symlinkat,
+            libc::SYS_linkat,
+            libc::SYS_fchmodat,
+            libc::SYS_fchownat,
+            libc::SYS_memfd_create,
+            libc::SYS_name_to_handle_at,
+            libc::SYS_open_by_handle_at,
+        ] {
+            assert!(!r.contains_key(&nr), "syscall {nr} is allowed");
+        }
+        // Rename only with the state directory on both sides.
+        assert!(r.contains_key(&libc::SYS_renameat));
+        assert!(!rules(&Options::default()).contains_key(&libc::SYS_renameat));
+        for v in [Violation::Kill, Violation::Log] {
+            assert!(!build(&opts, v).unwrap().is_empty());
+        }
+        assert!(!build_enosys().unwrap().is_empty());
+    }
 }
