@@ -166,9 +166,11 @@ pub fn rules(opts: &Options) -> Rules {
     // FALLOC_FL_PUNCH_HOLE on the MemoryFile (freed pages), fallocate(2) of gofer files.
     allow(libc::SYS_fallocate, any());
     allow(libc::SYS_fstatfs, any()); // statfs(2) of host-backed files
-    allow(libc::SYS_fstat, any()); // (glibc uses newfstatat; fd-only)
-                                   // glibc's fstat() is fstatat(fd, "", AT_EMPTY_PATH) and std's metadata()
-                                   // statx(fd, "", AT_EMPTY_PATH): only that form, on a descriptor.
+
+    // fstat(2) itself: fd-only (glibc uses newfstatat).
+    allow(libc::SYS_fstat, any());
+    // glibc's fstat() is fstatat(fd, "", AT_EMPTY_PATH) and std's metadata()
+    // statx(fd, "", AT_EMPTY_PATH): only that form, on a descriptor.
     allow(
         libc::SYS_newfstatat,
         vec![rule(vec![cond32(
@@ -220,8 +222,10 @@ pub fn rules(opts: &Options) -> Rules {
     // ---- Waiting ----
     allow(libc::SYS_poll, any()); // host stdio and the console bridge
     allow(libc::SYS_ppoll, any()); // (none seen today; fd-only)
-    allow(libc::SYS_eventfd2, any()); // fs::waiter: a task's wakeup
-                                      // fs::anon::epoll's 10 ms host ticker (an epoll fd's host_fd).
+
+    // fs::waiter: a task's wakeup.
+    allow(libc::SYS_eventfd2, any());
+    // fs::anon::epoll's 10 ms host ticker (an epoll fd's host_fd).
     allow(libc::SYS_timerfd_create, any());
     allow(libc::SYS_timerfd_settime, any());
     allow(libc::SYS_timerfd_gettime, any());
@@ -244,8 +248,10 @@ pub fn rules(opts: &Options) -> Rules {
     // or listen: the sentry reaches no host socket by path.
     allow(libc::SYS_accept4, any());
     allow(libc::SYS_sendmsg, any()); // gofer requests, SCM_RIGHTS
-    allow(libc::SYS_recvmsg, any()); // gofer replies with host fds
-                                     // send(2) (std, libc::send), to the connected peer only: no address.
+
+    // Gofer replies with host fds.
+    allow(libc::SYS_recvmsg, any());
+    // send(2) (std, libc::send), to the connected peer only: no address.
     allow(libc::SYS_sendto, vec![rule(vec![cond(4, Op::Eq, 0)])]);
     allow(libc::SYS_recvfrom, any()); // std's UnixStream::read is recv(2)
 
@@ -297,12 +303,11 @@ pub fn rules(opts: &Options) -> Rules {
     allow(libc::SYS_getrandom, any()); // HashMap seeds, /dev/urandom, AT_RANDOM, boot_id
 
     // ---- The ptrace platform ----
-    // Every task's host thread traces its stub thread: PTRACE_SYSEMU, GETREGS,
-    // SETREGS, GETFPREGS, SEIZE/ATTACH, CONT, ... (stubs run under their own
-    // filter, installed before this one, that admits only syscalls the
-    // sentry injects from the stub page).
-    // Not PTRACE_ATTACH (only the master stub is attached, before the
-    // filter), nor PEEK/POKE of another process's memory or user area.
+    // Every task's host thread traces its stub thread (stubs run under their
+    // own filter, installed before this one, that admits only syscalls the
+    // sentry injects from the stub page). Not PTRACE_ATTACH (only the master
+    // stub is attached, before the filter), nor PEEK/POKE of another process's
+    // memory or user area.
     allow(
         libc::SYS_ptrace,
         any_of(
