@@ -491,6 +491,7 @@ fn boot(
             .map_err(setup("stdio"))?;
     }
     let envp: Vec<Vec<u8>> = std::env::vars_os()
+        .filter(|(k, _)| k != crate::seccomp_sentry::MODE_ENV)
         .map(|(k, v)| {
             let mut kv: OsString = k;
             kv.push("=");
@@ -520,6 +521,8 @@ fn boot(
         .map(|o| o.rlimits.clone())
         .unwrap_or_default();
     let no_new_privs = b.oci.as_ref().is_some_and(|o| o.no_new_privs);
+    // The task thread waits for `go`: the seccomp filter first.
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("task-1".into())
         .spawn(move || {
@@ -558,6 +561,10 @@ fn boot(
                 task.rlimits[r as usize] = abi::linux::Rlimit { cur, max };
             }
             let _ = tx.send(Ok(task.tgid));
+            // Not one workload instruction before the sentry is confined.
+            if go_rx.recv().is_err() {
+                return;
+            }
             if let Some(g) = task_gate {
                 g.wait_start();
             }
@@ -569,10 +576,16 @@ fn boot(
         .map_err(|_| BootError::Setup("task thread died".into()))??;
     // Only an OCI container has a control socket.
     let Some(control) = control else {
+        install_seccomp(&Default::default())?;
+        let _ = go_tx.send(());
         return Ok(kernel.wait_init());
     };
     crate::oci::boot::serve_control(&kernel, gate, init, control)
         .map_err(setup("control socket"))?;
+    // Confined before "ready": `start` cannot come earlier. The exit file
+    // was opened before the sentry confined itself (no rename needed).
+    install_seccomp(&crate::seccomp_sentry::Options { state_dir_fd: None })?;
+    let _ = go_tx.send(());
     if let Some(mut r) = ready.take() {
         std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;
     }
@@ -582,6 +595,15 @@ fn boot(
     }
     crate::oci::boot::record_exit(st.shell_code());
     Ok(st)
+}
+
+/// Installs the sentry's seccomp allow-list on all its threads: everything it
+/// will need is open, and the workload has not run yet.
+fn install_seccomp(opts: &crate::seccomp_sentry::Options) -> Result<(), BootError> {
+    let violation = crate::seccomp_sentry::Violation::from_env();
+    crate::seccomp_sentry::install(opts, violation).map_err(BootError::Setup)?;
+    tracing::debug!("sentry seccomp filter installed ({violation:?} on violation)");
+    Ok(())
 }
 
 /// Mounts each `--volume` gofer's tree (writable unless `ro`) and each

@@ -13,6 +13,7 @@ mod log;
 mod oci;
 mod sandbox;
 mod seccomp_gofer;
+mod seccomp_sentry;
 mod spec_cmd;
 mod volume;
 
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
     // --debug-log they print their one-line errors themselves.
     let oci_cmd = !matches!(
         cmd.as_str(),
-        "do" | "boot" | "gofer" | "spec" | "features" | "install" | "uninstall"
+        "do" | "boot" | "gofer" | "seccomp-probe" | "spec" | "features" | "install" | "uninstall"
     );
     if oci_cmd && global.debug_log.is_some() {
         log::init(global.debug_log.as_deref(), global.debug, cmd);
@@ -89,6 +90,7 @@ fn main() -> ExitCode {
         "do" => sandbox::cmd_do(&global, sub),
         "boot" => boot::cmd_boot(&global, sub),
         "gofer" => gofer_cmd::cmd_gofer(&global, sub),
+        "seccomp-probe" => seccomp_sentry::cmd_probe(sub),
         "create" => oci::cmd_create(&global, sub),
         "start" => oci::cmd_start(&global, sub),
         "state" => oci::cmd_state(&global, sub),

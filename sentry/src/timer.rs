@@ -314,7 +314,9 @@ impl Clock {
         if !self.is_cpu() {
             return Duration::from_nanos(left);
         }
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        // Read once before the sentry confines itself (std's
+        // available_parallelism opens cgroup files).
+        let ncpu = crate::procfs::cpu_count() as u64;
         Duration::from_nanos(left / ncpu).max(Duration::from_millis(1))
     }
 }

@@ -12,7 +12,7 @@
 //! the other task's `Task`), so queries about another live task report the
 //! defaults and changes to one are EPERM.
 
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use abi::linux::{le_u32, le_u64, Encoder, Timespec};
 use abi::sysno::*;
@@ -537,13 +537,9 @@ fn sys_sched_rr_get_interval(t: &mut Task, a: &Args) -> SysResult {
 /// The number of host CPUs the sandbox may use, read once at startup. The
 /// allowed set is taken to be CPUs 0..n (std reports a count, not a mask).
 fn host_cpus() -> usize {
-    static CPUS: OnceLock<usize> = OnceLock::new();
-    *CPUS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(1024)
-    })
+    // Read by procfs before the sentry confines itself (std's
+    // available_parallelism opens cgroup files, which the seccomp filter forbids).
+    sentry::procfs::cpu_count()
 }
 
 /// Bytes in a CPU mask (cpumask_size(): whole longs covering nr_cpu_ids).
