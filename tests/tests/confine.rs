@@ -315,7 +315,9 @@ fn oci_check(name: &str, netns: Option<(&str, &str)>) {
             .trim()
             .parse()
             .unwrap();
-        let exe = dir.join("b/rootfs/bin/busybox");
+        // The gofer serves the rootfs pivoted into it, so the executable's
+        // fd reads as its path inside the container.
+        let exe = PathBuf::from("/bin/busybox");
         let end = Instant::now() + Duration::from_secs(20);
         while !std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
