@@ -29,9 +29,10 @@
 //! itself), `prctl` only thread names, `ptrace` only the requests the platform
 //! makes after setup (no PTRACE_ATTACH, no PEEK/POKE), `sendto` only without
 //! an address, `fcntl` only descriptor and status flags and F_DUPFD_CLOEXEC,
-//! `madvise` only MADV_DONTNEED/MADV_FREE, `renameat` only within the state
-//! directory (OCI mode, for the exit file), `fstat`-like calls only on a
-//! descriptor (AT_EMPTY_PATH).
+//! `madvise` only MADV_DONTNEED/MADV_FREE, `fstat`-like calls only on a
+//! descriptor (AT_EMPTY_PATH). (`renameat` within a pre-opened state directory
+//! is supported by [`Options::state_dir_fd`] but unused: the OCI exit file is
+//! opened before the sentry confines itself and written through its fd.)
 //!
 //! How the list was found: the whole test suite (workloads, conformance, OCI,
 //! engines, CPython's tests) run under the filter, with the sentry's host
@@ -42,7 +43,7 @@
 //! Before the filter, [`install`] settles what glibc would otherwise find out
 //! later by opening a file (malloc's arena limit); procfs and the scheduler
 //! syscalls read the host's CPU count and /proc/cpuinfo at setup, and the OCI
-//! exit file is opened then (`oci::boot::prepare_exit_file`).
+//! exit file is opened then (`oci::boot::open_exit_file`, before the pivot).
 //!
 //! Limits: a filter cannot read memory, so `newfstatat`/`statx` with
 //! AT_EMPTY_PATH still resolve a non-empty path (metadata only), `sendmsg` may
