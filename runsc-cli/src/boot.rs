@@ -353,7 +353,7 @@ fn boot(
     // mappings map file pages directly.
     fs::pagestore::set_memory_file(mf.clone());
     let platform: Arc<dyn Platform> =
-        platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
+        platform::ptrace::Ptrace::new(mf.clone()).map_err(setup("ptrace platform"))?;
     // The root: the host's tree (read-only) under an in-memory overlay, so the
     // workload may write anywhere without touching the host.
     // An OCI container's root is the bundle's rootfs itself, written through
@@ -373,6 +373,12 @@ fn boot(
         .unwrap_or_else(|| "sandbox".to_string());
     let kernel =
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
+    if let Some(m) = g.total_memory {
+        kernel.set_memory_limit(mf, m);
+    }
+    kernel
+        .limits
+        .set_max_tasks(g.max_tasks.unwrap_or(0).try_into().unwrap_or(usize::MAX));
     if let Some(d) = b.oci.as_ref().and_then(|o| o.domainname.clone()) {
         *kernel.domainname.lock().unwrap() = d;
     }

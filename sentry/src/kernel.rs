@@ -126,6 +126,8 @@ pub struct Kernel {
     pub thaw_wait: fs::waiter::WaitQueue,
     /// Tasks in (or about to switch to) workload code.
     in_user: std::sync::atomic::AtomicUsize,
+    /// The sandbox's memory and task bounds.
+    pub limits: crate::limits::Limits,
 }
 
 impl Kernel {
@@ -162,6 +164,7 @@ impl Kernel {
             frozen: std::sync::atomic::AtomicBool::new(false),
             thaw_wait: fs::waiter::WaitQueue::default(),
             in_user: std::sync::atomic::AtomicUsize::new(0),
+            limits: Default::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k

@@ -105,6 +105,14 @@ impl Vma {
         self.end - self.start
     }
 
+    /// Whether the mapping commits memory (Linux's VM_ACCOUNT): private and
+    /// writable. PROT_NONE and read-only reservations commit nothing until
+    /// mprotect makes them writable; shared mappings are charged to their
+    /// file (tmpfs) or share one backing.
+    pub fn accountable(&self) -> bool {
+        !self.shared && self.pages.is_none() && self.prot & libc::PROT_WRITE != 0
+    }
+
     pub fn is_empty(&self) -> bool {
         self.end == self.start
     }
