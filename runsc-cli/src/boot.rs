@@ -347,6 +347,7 @@ fn boot(
     // SAFETY: the parent handed us this descriptor for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(b.gofer_fd) };
     let client = Arc::new(gofer::Client::new(sock));
+    crate::faults::watch_gofer(&client, "/");
     let mf =
         Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
     // tmpfs and memfd data live in the same memory file, so that shared
@@ -373,6 +374,7 @@ fn boot(
         .unwrap_or_else(|| "sandbox".to_string());
     let kernel =
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
+    crate::faults::set_kernel(&kernel);
     if let Some(m) = g.total_memory {
         kernel.set_memory_limit(mf, m);
     }
@@ -587,7 +589,8 @@ fn mount_volumes(
             M::Vol(fd) => {
                 // SAFETY: our parent handed us this descriptor for our exclusive use.
                 let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-                let client: Arc<dyn fs::RemoteFs> = Arc::new(gofer::Client::new(sock));
+                let client = Arc::new(gofer::Client::new(sock));
+                crate::faults::watch_gofer(&client, path);
                 fs::remote::RemoteInode::mount_root(client, ro)
                     .map_err(|e| BootError::Setup(format!("volume {path}: {e}")))?
             }

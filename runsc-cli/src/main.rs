@@ -4,6 +4,7 @@
 
 mod boot;
 mod cli;
+mod faults;
 mod features;
 mod gofer_cmd;
 mod install;
