@@ -801,6 +801,13 @@ impl AddressSpace for PtraceAddressSpace {
         if r != 0 || unsafe { info.si_pid() } != tid {
             return true;
         }
+        // Tracees report ptrace stops even without WSTOPPED: only an exit counts.
+        if !matches!(
+            info.si_code,
+            libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+        ) {
+            return true;
+        }
         // A thread being released (removed from the map first) exits on purpose.
         let ours = self.threads.lock().unwrap().values().any(|t| t.tid == tid);
         !ours || self.dead.load(Ordering::SeqCst)
