@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use abi::{Errno, PAGE_SIZE};
@@ -24,6 +24,9 @@ pub struct MemoryFile {
     /// (u64::MAX: no limit). See [`MemoryFile::check_commit`].
     committed: AtomicU64,
     commit_limit: AtomicU64,
+    /// Set while the sandbox's memory is near its limit: file data (tmpfs)
+    /// stops growing, with ENOSPC, before anything has to be OOM-killed.
+    pressure: AtomicBool,
 }
 
 // SAFETY: `base` points at a MAP_SHARED mapping that lives as long as `self`; all
@@ -71,6 +74,7 @@ impl MemoryFile {
             free: Mutex::new(free),
             committed: AtomicU64::new(0),
             commit_limit: AtomicU64::new(u64::MAX),
+            pressure: AtomicBool::new(false),
         })
     }
 
@@ -91,6 +95,17 @@ impl MemoryFile {
 
     pub fn commit_limit(&self) -> u64 {
         self.commit_limit.load(Ordering::Relaxed)
+    }
+
+    /// See the `pressure` field (set by the sandbox's memory limit's poller).
+    pub fn set_pressure(&self, on: bool) {
+        if self.pressure.load(Ordering::Relaxed) != on {
+            self.pressure.store(on, Ordering::Relaxed);
+        }
+    }
+
+    pub fn under_pressure(&self) -> bool {
+        self.pressure.load(Ordering::Relaxed)
     }
 
     /// Bytes committed now.

@@ -17,7 +17,8 @@
 //! - an OOM killer: a sentry thread polls the memory file's backed bytes
 //!   (fstat's st_blocks) every few milliseconds, and when they pass the limit
 //!   SIGKILLs the process with the most resident memory, as Linux's OOM killer
-//!   does in a memory cgroup. The sentry itself is never the victim.
+//!   does in a memory cgroup. The sentry itself is never the victim. Near the
+//!   limit, tmpfs writes that need new pages fail with ENOSPC first.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -31,6 +32,11 @@ use crate::thread_group::ThreadGroup;
 
 /// Committed private writable memory may reach this multiple of the limit.
 pub const OVERCOMMIT_RATIO: u64 = 8;
+
+/// File data (tmpfs) stops growing (ENOSPC) once the sandbox uses all but
+/// 1/PRESSURE_FRACTION of its memory, so that filling a tmpfs fails a write
+/// instead of OOM-killing processes.
+const PRESSURE_FRACTION: u64 = 16;
 
 /// How long the OOM killer waits for its last victim to go before it picks
 /// another one.
@@ -122,6 +128,7 @@ fn oom_killer(k: Weak<Kernel>, mf: Arc<MemoryFile>, limit: u64) {
         std::thread::sleep(period(used, limit));
         let Some(k) = k.upgrade() else { return };
         let used = mf.backed_bytes();
+        mf.set_pressure(used > limit - limit / PRESSURE_FRACTION);
         if used <= limit {
             continue;
         }

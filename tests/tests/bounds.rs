@@ -204,3 +204,20 @@ fn oci_pids_limit() {
         "{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn filling_tmpfs_near_the_memory_limit_is_enospc() {
+    for platform in PLATFORMS {
+        let out = Cmd::new([
+            "/bin/sh",
+            "-c",
+            "dd if=/dev/zero of=/tmp/big bs=1M count=200 2>/dev/null; echo \"dd $?\"; \
+             rm /tmp/big; echo survived",
+        ])
+        .timeout(Duration::from_secs(30))
+        .run_sandbox_with(platform, &["--total-memory=64M"]);
+        assert_eq!(out.exit, Exit::Code(0), "{}", out.describe());
+        assert_eq!(out.stdout, "dd 1\nsurvived\n", "{}", out.describe());
+        quiet(&out);
+    }
+}
