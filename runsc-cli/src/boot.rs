@@ -354,7 +354,7 @@ fn boot(
     // mappings map file pages directly.
     fs::pagestore::set_memory_file(mf.clone());
     let platform: Arc<dyn Platform> =
-        platform::ptrace::Ptrace::new(mf.clone()).map_err(setup("ptrace platform"))?;
+        platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
     // The root: the host's tree (read-only) under an in-memory overlay, so the
     // workload may write anywhere without touching the host.
     // An OCI container's root is the bundle's rootfs itself, written through
@@ -376,7 +376,7 @@ fn boot(
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
     crate::faults::set_kernel(&kernel);
     if let Some(m) = g.total_memory {
-        kernel.set_memory_limit(mf, m);
+        kernel.set_memory_limit(m);
     }
     kernel
         .limits

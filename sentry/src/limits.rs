@@ -89,19 +89,29 @@ impl Limits {
 }
 
 impl Kernel {
-    /// Limits the sandbox's memory to `limit` bytes of `mf`: sets the commit
-    /// limit and starts the OOM killer. Called once, at boot.
-    pub fn set_memory_limit(self: &Arc<Kernel>, mf: Arc<MemoryFile>, limit: u64) {
-        let limit = limit.max(abi::PAGE_SIZE);
-        if self.limits.mf.set(mf.clone()).is_err() {
+    /// Limits the sandbox's memory (the platform's memory file) to `limit`
+    /// bytes, 0 for no limit: sets the commit limit and starts the OOM killer
+    /// the first time. At boot, and again when the limit is updated (`runsc
+    /// update`).
+    pub fn set_memory_limit(self: &Arc<Kernel>, limit: u64) {
+        let mf = self.platform.memory_file().clone();
+        let limit = if limit == 0 {
+            0
+        } else {
+            limit.max(abi::PAGE_SIZE)
+        };
+        self.limits.memory.store(limit, Ordering::Relaxed);
+        mf.set_commit_limit(match limit {
+            0 => u64::MAX,
+            l => l.saturating_mul(OVERCOMMIT_RATIO),
+        });
+        if limit == 0 || self.limits.mf.set(mf.clone()).is_err() {
             return;
         }
-        self.limits.memory.store(limit, Ordering::Relaxed);
-        mf.set_commit_limit(limit.saturating_mul(OVERCOMMIT_RATIO));
         let k = Arc::downgrade(self);
         let spawned = std::thread::Builder::new()
             .name("oom-killer".into())
-            .spawn(move || oom_killer(k, mf, limit));
+            .spawn(move || oom_killer(k, mf));
         if let Err(e) = spawned {
             tracing::error!("cannot start the OOM killer: {e}");
         }
@@ -121,13 +131,20 @@ fn period(used: u64, limit: u64) -> Duration {
     }
 }
 
-fn oom_killer(k: Weak<Kernel>, mf: Arc<MemoryFile>, limit: u64) {
+fn oom_killer(k: Weak<Kernel>, mf: Arc<MemoryFile>) {
     let mut last: Option<(Weak<ThreadGroup>, Instant)> = None;
+    let mut pause = Duration::from_millis(1);
     loop {
-        let used = mf.backed_bytes();
-        std::thread::sleep(period(used, limit));
+        std::thread::sleep(pause);
         let Some(k) = k.upgrade() else { return };
+        let Some(limit) = k.limits.memory() else {
+            // The limit was lifted (`runsc update`).
+            mf.set_pressure(false);
+            pause = Duration::from_millis(100);
+            continue;
+        };
         let used = mf.backed_bytes();
+        pause = period(used, limit);
         mf.set_pressure(used > limit - limit / PRESSURE_FRACTION);
         if used <= limit {
             continue;

@@ -221,3 +221,68 @@ fn filling_tmpfs_near_the_memory_limit_is_enospc() {
         quiet(&out);
     }
 }
+
+#[test]
+fn oci_update_changes_the_sandbox_memory_limit() {
+    let bb = Path::new("/bin/busybox");
+    assert!(
+        bb.exists(),
+        "/bin/busybox is missing: install busybox-static"
+    );
+    let dir = target_dir()
+        .join("bounds-tests")
+        .join(format!("update-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bin = dir.join("b/rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(bb, bin.join("busybox")).unwrap();
+    for l in ["sh", "sleep", "grep"] {
+        std::os::unix::fs::symlink("busybox", bin.join(l)).unwrap();
+    }
+    let cg = format!("/runsc-bounds-test-{}", std::process::id());
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["sleep", "60"], "env": ["PATH=/bin"], "cwd": "/",
+                    "user": {"uid": 0, "gid": 0}},
+        "root": {"path": "rootfs", "readonly": true},
+        "linux": {"cgroupsPath": cg, "resources": {"memory": {"limit": 1u64 << 30}}},
+    });
+    std::fs::write(dir.join("b/config.json"), config.to_string()).unwrap();
+    let state = dir.join("state");
+    let runsc = |args: &[&str]| {
+        let out = dir.join("out");
+        let st = Command::new(runsc_bin())
+            .arg(format!("--root={}", state.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(dir.join("err")).unwrap())
+            .status()
+            .unwrap();
+        let text = std::fs::read_to_string(&out).unwrap_or_default()
+            + &std::fs::read_to_string(dir.join("err")).unwrap_or_default();
+        (st.code().unwrap_or(-1), text)
+    };
+    let b = dir.join("b");
+    let (code, o) = runsc(&["create", "--bundle", b.to_str().unwrap(), "u1"]);
+    assert_eq!(code, 0, "create: {o}");
+    let meminfo_kb = || {
+        let (code, o) = runsc(&["exec", "u1", "grep", "MemTotal", "/proc/meminfo"]);
+        assert_eq!(code, 0, "exec: {o}");
+        o.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    runsc(&["start", "u1"]);
+    let before = meminfo_kb();
+    let (code, o) = runsc(&["update", "--memory", "256m", "u1"]);
+    if code != 0 && o.contains("no cgroup") {
+        eprintln!("SKIPPED oci_update_changes_the_sandbox_memory_limit: no host cgroup here");
+    } else {
+        assert_eq!(code, 0, "update: {o}");
+        let after = meminfo_kb();
+        // Below the cgroup's limit (a reserve for the sentry's own memory).
+        assert!((128 << 10..256 << 10).contains(&after), "{after} kB");
+        assert!((512 << 10..=1 << 20).contains(&before), "{before} kB");
+    }
+    runsc(&["delete", "--force", "u1"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -285,6 +285,17 @@ impl Procs {
     }
 }
 
+/// The workload's memory limit for a spec's `limit`: with a host cgroup
+/// (`in_cgroup`), less a reserve for the sentry's and gofers' own memory,
+/// which the cgroup charges too.
+pub(crate) fn sandbox_memory(limit: u64, in_cgroup: bool) -> u64 {
+    if in_cgroup {
+        limit - (limit / 8).clamp(16 << 20, 128 << 20).min(limit / 2)
+    } else {
+        limit
+    }
+}
+
 /// `g` with the memory and task limits of `r` applied (the lower of the
 /// flag's and the spec's). With a host cgroup (`in_cgroup`), the sentry's and
 /// gofers' own memory is charged to it too: the workload's limit keeps a
@@ -293,12 +304,7 @@ impl Procs {
 fn limited(g: &Global, r: &cgroup::Resources, in_cgroup: bool) -> Global {
     let mut g = g.clone();
     if let Some(m) = r.memory_limit.filter(|m| *m > 0) {
-        let m = m as u64;
-        let m = if in_cgroup {
-            m - (m / 8).clamp(16 << 20, 128 << 20).min(m / 2)
-        } else {
-            m
-        };
+        let m = sandbox_memory(m as u64, in_cgroup);
         g.total_memory = Some(g.total_memory.map_or(m, |t| t.min(m)));
     }
     if let Some(p) = r.pids_limit.filter(|p| *p > 0) {

@@ -108,7 +108,13 @@ impl MemoryManager {
 
     /// Records this address space's accountable bytes in the memory file's
     /// committed total (after every change to the VMAs).
+    /// Without a commit limit (no memory limit) nothing is counted: the walk
+    /// over the VMAs costs O(VMAs) per call. (A limit set later is caught up
+    /// with at each address space's next change.)
     fn settle_commit(&self) {
+        if self.mf.commit_limit() == u64::MAX {
+            return;
+        }
         let mut inner = self.inner.lock().unwrap();
         let now: u64 = inner
             .vmas
