@@ -24,6 +24,9 @@ pub struct MemoryFile {
     /// (u64::MAX: no limit). See [`MemoryFile::check_commit`].
     committed: AtomicU64,
     commit_limit: AtomicU64,
+    /// The most one mapping may commit at once (Linux's heuristic overcommit:
+    /// no single allocation larger than the machine's memory).
+    single_limit: AtomicU64,
     /// Set while the sandbox's memory is near its limit: file data (tmpfs)
     /// stops growing, with ENOSPC, before anything has to be OOM-killed.
     pressure: AtomicBool,
@@ -74,6 +77,7 @@ impl MemoryFile {
             free: Mutex::new(free),
             committed: AtomicU64::new(0),
             commit_limit: AtomicU64::new(u64::MAX),
+            single_limit: AtomicU64::new(u64::MAX),
             pressure: AtomicBool::new(false),
         })
     }
@@ -88,9 +92,11 @@ impl MemoryFile {
         self.size
     }
 
-    /// Sets the commit limit (bytes; u64::MAX for none).
-    pub fn set_commit_limit(&self, limit: u64) {
-        self.commit_limit.store(limit, Ordering::Relaxed);
+    /// Sets the commit limit: `total` for everything committed, `single`
+    /// for one request (bytes; u64::MAX for none).
+    pub fn set_commit_limit(&self, total: u64, single: u64) {
+        self.single_limit.store(single, Ordering::Relaxed);
+        self.commit_limit.store(total, Ordering::Relaxed);
     }
 
     pub fn commit_limit(&self) -> u64 {
@@ -113,10 +119,26 @@ impl MemoryFile {
         self.committed.load(Ordering::Relaxed)
     }
 
-    /// ENOMEM if committing `more` bytes would pass the commit limit (Linux's
-    /// __vm_enough_memory). A check, not a reservation: callers record what
+    /// ENOMEM if committing `more` bytes would pass the commit limit, or
+    /// `more` alone the single-request limit (Linux's __vm_enough_memory). A check, not a reservation: callers record what
     /// they hold with [`MemoryFile::adjust_commit`] once the change is made.
     pub fn check_commit(&self, more: u64) -> Result<(), Errno> {
+        let limit = self.commit_limit();
+        if more == 0 || limit == u64::MAX {
+            return Ok(());
+        }
+        if more > self.single_limit.load(Ordering::Relaxed) {
+            return Err(Errno::ENOMEM);
+        }
+        match self.committed().checked_add(more) {
+            Some(t) if t <= limit => Ok(()),
+            _ => Err(Errno::ENOMEM),
+        }
+    }
+
+    /// [`MemoryFile::check_commit`] without the single-request limit (fork
+    /// commits many mappings at once, each of which passed it).
+    pub fn check_commit_total(&self, more: u64) -> Result<(), Errno> {
         let limit = self.commit_limit();
         if more == 0 || limit == u64::MAX {
             return Ok(());

@@ -8,9 +8,12 @@
 //!
 //! - commit accounting (Linux's VM_ACCOUNT): private writable mappings commit
 //!   their size when they are made (mmap, brk, mremap growth, mprotect to
-//!   writable, fork); past `limit * OVERCOMMIT_RATIO` they fail with ENOMEM.
-//!   PROT_NONE reservations commit nothing (Go and the JVM reserve huge heaps
-//!   that way), and the ratio leaves room for the usual gap between committed
+//!   writable, fork); past `limit * OVERCOMMIT_RATIO` in all, or past `limit`
+//!   in one request (Linux's heuristic overcommit with the limit as the
+//!   machine's memory), they fail with ENOMEM. PROT_NONE reservations and
+//!   MAP_NORESERVE mappings commit nothing (Go and the JVM reserve huge heaps
+//!   the first way, sanitizers their shadow the second), and the ratio leaves
+//!   room for the usual gap between committed
 //!   and touched memory (8 MiB glibc thread stacks of which a few pages are
 //!   used, malloc arenas, sparse arrays): a hard ceiling at the limit itself
 //!   would fail programs that would run fine.
@@ -101,10 +104,10 @@ impl Kernel {
             limit.max(abi::PAGE_SIZE)
         };
         self.limits.memory.store(limit, Ordering::Relaxed);
-        mf.set_commit_limit(match limit {
-            0 => u64::MAX,
-            l => l.saturating_mul(OVERCOMMIT_RATIO),
-        });
+        match limit {
+            0 => mf.set_commit_limit(u64::MAX, u64::MAX),
+            l => mf.set_commit_limit(l.saturating_mul(OVERCOMMIT_RATIO), l),
+        }
         if limit == 0 || self.limits.mf.set(mf.clone()).is_err() {
             return;
         }

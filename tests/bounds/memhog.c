@@ -1,7 +1,8 @@
 /* Memory bounds: `touch` allocates and touches 1 MiB chunks until malloc fails
  * (prints "ENOMEM after N MiB", exit 3) or the sandbox's OOM killer kills it;
  * `reserve` checks commit accounting: a huge writable private mapping is
- * ENOMEM, a PROT_NONE reservation is not, until mprotect makes it writable. */
+ * ENOMEM, a PROT_NONE reservation is not, until mprotect makes it writable;
+ * MAP_NORESERVE is not; one malloc larger than the limit is. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,25 @@ static int reserve(void) {
     if (mprotect(p, big, PROT_READ | PROT_WRITE) == 0 || errno != ENOMEM) {
         printf("FAIL: mprotect 4 GiB writable: errno %d\n", errno);
         return 1;
+    }
+    /* MAP_NORESERVE commits nothing, even writable. */
+    void *q = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (q == MAP_FAILED) {
+        printf("FAIL: 4 GiB MAP_NORESERVE: errno %d\n", errno);
+        return 1;
+    }
+    munmap(q, big);
+    /* One request larger than the sandbox's memory fails (heuristic
+     * overcommit); several smaller ones, untouched, do not. */
+    if (malloc(100 << 20) != NULL) {
+        printf("FAIL: malloc of 100 MiB\n");
+        return 1;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (malloc(48 << 20) == NULL) {
+            printf("FAIL: malloc %d of 48 MiB\n", i);
+            return 1;
+        }
     }
     void *b = sbrk(0);
     if (sbrk((intptr_t)big) != (void *)-1 || sbrk(0) != b) {

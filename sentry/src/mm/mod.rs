@@ -138,16 +138,23 @@ impl MemoryManager {
     /// Maps memory as mmap(2) does; returns the address. ENOMEM when the new
     /// private writable memory would pass the sandbox's commit limit.
     pub fn mmap(&self, opts: MmapOpts) -> Result<u64, Errno> {
-        if !opts.shared && opts.prot & libc::PROT_WRITE != 0 {
+        self.mmap_with(opts, false)
+    }
+
+    /// [`MemoryManager::mmap`], with MAP_NORESERVE: the mapping commits
+    /// nothing (sparse address-sanitizer shadows, huge arrays touched
+    /// sparsely); its pages still count once touched (OOM killer).
+    pub fn mmap_with(&self, opts: MmapOpts, noreserve: bool) -> Result<u64, Errno> {
+        if !opts.shared && !noreserve && opts.prot & libc::PROT_WRITE != 0 {
             self.mf
                 .check_commit(page_up(opts.len).unwrap_or(u64::MAX))?;
         }
-        let r = self.do_mmap(opts);
+        let r = self.do_mmap(opts, noreserve);
         self.settle_commit();
         r
     }
 
-    fn do_mmap(&self, opts: MmapOpts) -> Result<u64, Errno> {
+    fn do_mmap(&self, opts: MmapOpts, noreserve: bool) -> Result<u64, Errno> {
         if opts.len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -208,6 +215,7 @@ impl MemoryManager {
                 backing: None,
                 eof: u64::MAX,
                 pages: Some(map_ref),
+                noreserve,
             };
             if let Err(e) = self.map_existing(&vma, addr, addr + len) {
                 let _ = self.space.unmap(addr, len);
@@ -277,6 +285,7 @@ impl MemoryManager {
             backing,
             eof,
             pages: None,
+            noreserve,
         };
         inner.vmas.insert(addr, vma);
         Ok(addr)
@@ -660,7 +669,10 @@ impl MemoryManager {
                     .rev()
                     .take_while(|(_, v)| v.end > addr)
                     .filter(|(_, v)| {
-                        !v.shared && v.pages.is_none() && v.prot & libc::PROT_WRITE == 0
+                        !v.shared
+                            && !v.noreserve
+                            && v.pages.is_none()
+                            && v.prot & libc::PROT_WRITE == 0
                     })
                     .map(|(_, v)| v.end.min(end) - v.start.max(addr))
                     .sum::<u64>()
@@ -1045,6 +1057,7 @@ impl MemoryManager {
                     backing: None,
                     eof: u64::MAX,
                     pages: None,
+                    noreserve: false,
                 },
             );
         } else if new_top < old_top
@@ -1276,7 +1289,7 @@ impl MemoryManager {
     pub fn fork(&self, space: Arc<dyn AddressSpace>) -> Result<MemoryManager, Errno> {
         let inner = self.inner.lock().unwrap();
         // The child commits what the parent has (Linux's dup_mmap accounting).
-        self.mf.check_commit(inner.committed)?;
+        self.mf.check_commit_total(inner.committed)?;
         let child = MemoryManager::new(self.mf.clone(), space, self.max_addr);
         {
             let mut ci = child.inner.lock().unwrap();

@@ -504,7 +504,7 @@ fn commit_accounting() {
     let mf = Arc::new(MemoryFile::new(1 << 32).unwrap());
     let space = || -> Arc<dyn AddressSpace> { Arc::new(platform::null::NullAddressSpace) };
     let mm = MemoryManager::new(mf.clone(), space(), 0x7fff_0000_0000);
-    mf.set_commit_limit(16 * PAGE_SIZE);
+    mf.set_commit_limit(16 * PAGE_SIZE, u64::MAX);
     // PROT_NONE and read-only reservations commit nothing.
     let r = mm
         .mmap(MmapOpts::anon(64 * PAGE_SIZE, libc::PROT_NONE))
@@ -542,5 +542,24 @@ fn commit_accounting() {
     assert_eq!(mf.committed(), 4 * PAGE_SIZE);
     drop(child);
     mm.release_all();
+    assert_eq!(mf.committed(), 0);
+    // One request may not commit more than `single`; MAP_NORESERVE commits
+    // nothing.
+    mf.set_commit_limit(16 * PAGE_SIZE, 4 * PAGE_SIZE);
+    assert_eq!(
+        mm.mmap(MmapOpts::anon(5 * PAGE_SIZE, RW)),
+        Err(Errno::ENOMEM)
+    );
+    let a = mm.mmap(MmapOpts::anon(4 * PAGE_SIZE, RW)).unwrap();
+    mm.mmap_with(MmapOpts::anon(64 * PAGE_SIZE, RW), true)
+        .unwrap();
+    assert_eq!(mf.committed(), 4 * PAGE_SIZE);
+    let b = mm.mmap(MmapOpts::anon(4 * PAGE_SIZE, RW)).unwrap();
+    // fork checks only the total (8 of 16 pages).
+    let child = mm.fork(space()).unwrap();
+    assert_eq!(mf.committed(), 16 * PAGE_SIZE);
+    drop(child);
+    mm.munmap(a, 4 * PAGE_SIZE).unwrap();
+    mm.munmap(b, 4 * PAGE_SIZE).unwrap();
     assert_eq!(mf.committed(), 0);
 }
