@@ -215,6 +215,10 @@ impl PageStore {
         if let Some(&p) = inner.pages.get(&idx) {
             return Ok(p);
         }
+        // The sandbox's memory is nearly used up: file data is what gives way.
+        if self.mf.under_pressure() {
+            return Err(Errno::ENOSPC);
+        }
         self.quota.charge(1)?;
         match self.mf.allocate(PAGE) {
             Ok(p) => {

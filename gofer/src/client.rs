@@ -44,6 +44,33 @@ impl Client {
         }
     }
 
+    /// Blocks until the gofer hangs up (its end of the socket closed: it
+    /// exited or was killed), then marks the client broken so that every later
+    /// call fails at once with EIO. Meant for a watcher thread: a request in
+    /// flight sees the hangup itself.
+    pub fn wait_hangup(&self) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.sock);
+        loop {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLRDHUP,
+                revents: 0,
+            };
+            // SAFETY: poll on one pollfd we own; it reads nothing from the socket.
+            let r = unsafe { libc::poll(&mut p, 1, -1) };
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            if r < 0
+                || p.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR | libc::POLLNVAL)
+                    != 0
+            {
+                break;
+            }
+        }
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).broken = true;
+    }
+
     /// One round trip. Returns the reply (never `Response::Error`) and the fd that came
     /// with an `Open` or `Create` reply.
     fn call(&self, req: &Request) -> Result<(Response, Option<OwnedFd>), Errno> {
@@ -502,5 +529,23 @@ impl Client {
     /// Releases a handle (best effort; errors ignored).
     pub fn close(&self, h: Handle) {
         let _ = self.call(&Request::Close { handle: h });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hangup_breaks_the_client() {
+        let (a, b) = crate::socketpair().unwrap();
+        let c = std::sync::Arc::new(Client::new(a));
+        let c2 = c.clone();
+        let watcher = std::thread::spawn(move || c2.wait_hangup());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!watcher.is_finished(), "no hangup yet");
+        drop(b);
+        watcher.join().unwrap();
+        assert_eq!(c.mount().err(), Some(Errno::EIO));
     }
 }

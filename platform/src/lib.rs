@@ -124,6 +124,12 @@ pub trait AddressSpace: Send + Sync {
     fn thread_cpu_time(&self, _host_tid: i32) -> Option<Duration> {
         None
     }
+    /// False when the host side of this address space died unexpectedly (a
+    /// ptrace stub killed from the host): its tasks cannot run any more. May
+    /// be called from any sentry thread; cheap (one host syscall at most).
+    fn alive(&self) -> bool {
+        true
+    }
 }
 
 /// Runs one task's workload code on the calling host thread.

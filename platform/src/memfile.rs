@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use abi::{Errno, PAGE_SIZE};
@@ -18,6 +19,17 @@ pub struct MemoryFile {
     size: u64,
     /// Free ranges: start -> length, coalesced, page aligned.
     free: Mutex<BTreeMap<u64, u64>>,
+    /// Bytes of private writable mappings the sandbox's address spaces have
+    /// committed (Linux's Committed_AS), and the most they may commit
+    /// (u64::MAX: no limit). See [`MemoryFile::check_commit`].
+    committed: AtomicU64,
+    commit_limit: AtomicU64,
+    /// The most one mapping may commit at once (Linux's heuristic overcommit:
+    /// no single allocation larger than the machine's memory).
+    single_limit: AtomicU64,
+    /// Set while the sandbox's memory is near its limit: file data (tmpfs)
+    /// stops growing, with ENOSPC, before anything has to be OOM-killed.
+    pressure: AtomicBool,
 }
 
 // SAFETY: `base` points at a MAP_SHARED mapping that lives as long as `self`; all
@@ -63,6 +75,10 @@ impl MemoryFile {
             base: base as *mut u8,
             size,
             free: Mutex::new(free),
+            committed: AtomicU64::new(0),
+            commit_limit: AtomicU64::new(u64::MAX),
+            single_limit: AtomicU64::new(u64::MAX),
+            pressure: AtomicBool::new(false),
         })
     }
 
@@ -74,6 +90,85 @@ impl MemoryFile {
     /// Total size of the file.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Sets the commit limit: `total` for everything committed, `single`
+    /// for one request (bytes; u64::MAX for none).
+    pub fn set_commit_limit(&self, total: u64, single: u64) {
+        self.single_limit.store(single, Ordering::Relaxed);
+        self.commit_limit.store(total, Ordering::Relaxed);
+    }
+
+    pub fn commit_limit(&self) -> u64 {
+        self.commit_limit.load(Ordering::Relaxed)
+    }
+
+    /// See the `pressure` field (set by the sandbox's memory limit's poller).
+    pub fn set_pressure(&self, on: bool) {
+        if self.pressure.load(Ordering::Relaxed) != on {
+            self.pressure.store(on, Ordering::Relaxed);
+        }
+    }
+
+    pub fn under_pressure(&self) -> bool {
+        self.pressure.load(Ordering::Relaxed)
+    }
+
+    /// Bytes committed now.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// ENOMEM if committing `more` bytes would pass the commit limit, or
+    /// `more` alone the single-request limit (Linux's __vm_enough_memory). A check, not a reservation: callers record what
+    /// they hold with [`MemoryFile::adjust_commit`] once the change is made.
+    pub fn check_commit(&self, more: u64) -> Result<(), Errno> {
+        let limit = self.commit_limit();
+        if more == 0 || limit == u64::MAX {
+            return Ok(());
+        }
+        if more > self.single_limit.load(Ordering::Relaxed) {
+            return Err(Errno::ENOMEM);
+        }
+        match self.committed().checked_add(more) {
+            Some(t) if t <= limit => Ok(()),
+            _ => Err(Errno::ENOMEM),
+        }
+    }
+
+    /// [`MemoryFile::check_commit`] without the single-request limit (fork
+    /// commits many mappings at once, each of which passed it).
+    pub fn check_commit_total(&self, more: u64) -> Result<(), Errno> {
+        let limit = self.commit_limit();
+        if more == 0 || limit == u64::MAX {
+            return Ok(());
+        }
+        match self.committed().checked_add(more) {
+            Some(t) if t <= limit => Ok(()),
+            _ => Err(Errno::ENOMEM),
+        }
+    }
+
+    /// Changes the committed total by `delta` bytes.
+    pub fn adjust_commit(&self, delta: i64) {
+        if delta >= 0 {
+            self.committed.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            self.committed
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes of the file the host backs with memory now (fstat's st_blocks):
+    /// all workload memory and tmpfs data the sandbox uses.
+    pub fn backed_bytes(&self) -> u64 {
+        // SAFETY: fstat on our fd into a zeroed stat buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) } < 0 {
+            return 0;
+        }
+        (st.st_blocks as u64).saturating_mul(512)
     }
 
     /// Allocates `len` bytes (rounded up to pages) of zeroed memory; returns the offset.

@@ -386,6 +386,7 @@ fn boot(
     // Before the platform exists, so that its stub processes inherit the
     // confinement (and have no capability the sentry, their tracer, lacks).
     crate::confine::confine().map_err(BootError::Setup)?;
+    crate::faults::watch_gofer(&client, "/");
     let mf =
         Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
     // tmpfs and memfd data live in the same memory file, so that shared
@@ -412,6 +413,13 @@ fn boot(
         .unwrap_or_else(|| "sandbox".to_string());
     let kernel =
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
+    crate::faults::set_kernel(&kernel);
+    if let Some(m) = g.total_memory {
+        kernel.set_memory_limit(m);
+    }
+    kernel
+        .limits
+        .set_max_tasks(g.max_tasks.unwrap_or(0).try_into().unwrap_or(usize::MAX));
     if let Some(d) = b.oci.as_ref().and_then(|o| o.domainname.clone()) {
         *kernel.domainname.lock().unwrap() = d;
     }
@@ -633,7 +641,8 @@ fn mount_volumes(
             M::Vol(fd) => {
                 // SAFETY: our parent handed us this descriptor for our exclusive use.
                 let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-                let client: Arc<dyn fs::RemoteFs> = Arc::new(gofer::Client::new(sock));
+                let client = Arc::new(gofer::Client::new(sock));
+                crate::faults::watch_gofer(&client, path);
                 fs::remote::RemoteInode::mount_root(client, ro)
                     .map_err(|e| BootError::Setup(format!("volume {path}: {e}")))?
             }

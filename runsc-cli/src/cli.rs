@@ -17,6 +17,12 @@ pub struct Global {
     pub rootless: bool,
     pub overlay: bool,
     pub systemd_cgroup: bool,
+    /// `--total-memory=SIZE`: the sandbox's memory limit (an OCI spec's
+    /// `linux.resources.memory.limit` lowers it).
+    pub total_memory: Option<u64>,
+    /// `--max-tasks=N`: the most tasks (threads) the sandbox may have; 0 for
+    /// no limit (an OCI spec's `linux.resources.pids.limit` lowers it).
+    pub max_tasks: Option<u64>,
 }
 
 impl Default for Global {
@@ -33,6 +39,8 @@ impl Default for Global {
             rootless: false,
             overlay: false,
             systemd_cgroup: false,
+            total_memory: None,
+            max_tasks: None,
         }
     }
 }
@@ -103,6 +111,20 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
             "debug" => g.debug = inline.map_or(Ok(true), |v| parse_bool(name, v))?,
             "rootless" => g.rootless = inline.map_or(Ok(true), |v| parse_bool(name, v))?,
             "overlay" => g.overlay = inline.map_or(Ok(true), |v| parse_bool(name, v))?,
+            "total-memory" => {
+                let v = value(&mut i)?;
+                g.total_memory =
+                    Some(parse_size(&v).filter(|n| *n > 0).ok_or_else(|| {
+                        UsageError(format!("invalid size {v:?} for flag --{name}"))
+                    })?)
+            }
+            "max-tasks" => {
+                let v = value(&mut i)?;
+                g.max_tasks =
+                    Some(v.parse::<u64>().map_err(|_| {
+                        UsageError(format!("invalid number {v:?} for flag --{name}"))
+                    })?)
+            }
             "systemd-cgroup" => {
                 g.systemd_cgroup = inline.map_or(Ok(true), |v| parse_bool(name, v))?
             }
@@ -136,12 +158,48 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
     Ok((g, args[i..].to_vec()))
 }
 
+/// A size in bytes: a number with an optional K, M, G or T suffix (powers
+/// of 1024; `KB`, `KiB` and lower case are accepted too).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits].parse().ok()?;
+    let shift = match t[digits..].to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+/// The task limit when neither `--max-tasks` nor the OCI spec sets one: 16384
+/// tasks, or an eighth of the host's pid_max if that is smaller. Each sandbox
+/// task costs the host two tasks (a sentry thread and a stub), so a fork bomb
+/// stops well before it could exhaust the host's PIDs.
+pub fn default_max_tasks() -> u64 {
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(32768);
+    (pid_max / 8).clamp(64, 16384)
+}
+
 /// Re-creates the global flags for a re-executed child (`runsc boot`, `runsc gofer`).
 pub fn forward(g: &Global) -> Vec<String> {
     let mut v = vec![
         format!("--platform={}", g.platform),
         format!("--network={}", g.network),
+        format!(
+            "--max-tasks={}",
+            g.max_tasks.unwrap_or_else(default_max_tasks)
+        ),
     ];
+    if let Some(m) = g.total_memory {
+        v.push(format!("--total-memory={m}"));
+    }
     if g.strace {
         v.push("--strace".into());
     }
@@ -184,5 +242,19 @@ mod tests {
         assert!(parse_global(&s(&["--platform=qemu", "do"])).is_err());
         assert!(parse_global(&s(&["--platform"])).is_err());
         assert!(parse_global(&s(&["--strace=maybe"])).is_err());
+        assert!(parse_global(&s(&["--total-memory=lots", "do"])).is_err());
+        assert!(parse_global(&s(&["--max-tasks=-1", "do"])).is_err());
+    }
+
+    #[test]
+    fn limits() {
+        let (g, _) = parse_global(&s(&["--total-memory=64M", "--max-tasks", "100", "do"])).unwrap();
+        assert_eq!(g.total_memory, Some(64 << 20));
+        assert_eq!(g.max_tasks, Some(100));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("2KiB"), Some(2048));
+        assert_eq!(parse_size("M"), None);
+        assert!(forward(&g).contains(&"--total-memory=67108864".to_string()));
     }
 }

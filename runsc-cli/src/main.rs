@@ -5,6 +5,7 @@
 mod boot;
 mod cli;
 mod confine;
+mod faults;
 mod features;
 mod gofer_cmd;
 mod gofer_confine;

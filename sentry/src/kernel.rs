@@ -126,6 +126,8 @@ pub struct Kernel {
     pub thaw_wait: fs::waiter::WaitQueue,
     /// Tasks in (or about to switch to) workload code.
     in_user: std::sync::atomic::AtomicUsize,
+    /// The sandbox's memory and task bounds.
+    pub limits: crate::limits::Limits,
 }
 
 impl Kernel {
@@ -162,6 +164,7 @@ impl Kernel {
             frozen: std::sync::atomic::AtomicBool::new(false),
             thaw_wait: fs::waiter::WaitQueue::default(),
             in_user: std::sync::atomic::AtomicUsize::new(0),
+            limits: Default::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k
@@ -183,6 +186,60 @@ impl Kernel {
     pub fn set_init_exited(&self, st: ExitStatus) {
         *self.init_status.lock().unwrap() = Some(st);
         self.init_exited.notify_all();
+    }
+
+    /// Whether init has exited (the sandbox is shutting down).
+    pub fn init_exited(&self) -> bool {
+        self.init_status.lock().unwrap().is_some()
+    }
+
+    /// SIGKILLs every process (the sandbox is being stopped from outside:
+    /// a gofer died).
+    pub fn kill_all(&self) {
+        for g in self.all_groups() {
+            self.kill_group(&g, ExitStatus::Signaled(libc::SIGKILL));
+        }
+    }
+
+    /// SIGKILLs the processes whose address space died under them (a ptrace
+    /// stub killed from the host), as Linux would a process whose memory
+    /// vanished; the rest of the sandbox goes on. One pass; returns how many
+    /// processes it killed. Address spaces shared by several processes (vfork)
+    /// are looked at once.
+    pub fn kill_lost_address_spaces(&self) -> usize {
+        let mut seen: Vec<(*const (), bool)> = Vec::new();
+        let mut killed = 0;
+        for g in self.all_groups() {
+            let task = {
+                let st = g.lock();
+                if st.group_exit.is_some() {
+                    continue;
+                }
+                st.tasks.first().cloned()
+            };
+            let Some(t) = task else { continue };
+            let mm = t.proc.lock().unwrap_or_else(|e| e.into_inner()).mm.clone();
+            let Some(mm) = mm else { continue };
+            let space = mm.address_space();
+            let key = Arc::as_ptr(&space) as *const ();
+            let alive = match seen.iter().find(|(k, _)| *k == key) {
+                Some((_, a)) => *a,
+                None => {
+                    let a = space.alive();
+                    seen.push((key, a));
+                    a
+                }
+            };
+            if !alive {
+                tracing::warn!(
+                    "the host process of pid {}'s address space died; killing it",
+                    g.tgid
+                );
+                self.kill_group(&g, ExitStatus::Signaled(libc::SIGKILL));
+                killed += 1;
+            }
+        }
+        killed
     }
 
     /// Blocks until init exits and returns its status.

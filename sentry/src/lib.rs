@@ -3,6 +3,7 @@
 pub mod exec;
 pub mod futex;
 pub mod kernel;
+pub mod limits;
 pub mod loader;
 pub mod mm;
 pub mod pidfd;

@@ -65,7 +65,15 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
         return Err(Errno::EINVAL);
     }
     let k = t.kernel.clone();
-    let tid = k.pids().alloc()?;
+    let max_tasks = k.limits.max_tasks();
+    let tid = {
+        let mut pids = k.pids();
+        // The sandbox's task limit (a pids cgroup's pids.max): EAGAIN.
+        if max_tasks.is_some_and(|m| pids.tasks.len() >= m) {
+            return Err(Errno::EAGAIN);
+        }
+        pids.alloc()?
+    };
     let thread = has(f, libc::CLONE_THREAD);
     let tg = if thread {
         t.tg.clone()
@@ -127,6 +135,11 @@ pub fn clone(t: &mut Task, a: CloneArgs) -> Result<i32, Errno> {
     // Register the child before it runs, so that kill and wait see it at once.
     {
         let mut pids = k.pids();
+        // Checked again under the lock that registers the child (the check
+        // above keeps a fork bomb from making stubs first).
+        if max_tasks.is_some_and(|m| pids.tasks.len() >= m) {
+            return Err(Errno::EAGAIN);
+        }
         let parent_tg = if thread {
             None
         } else {

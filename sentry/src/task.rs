@@ -682,6 +682,11 @@ impl Task {
                 }
                 Ok(Event::Fault { signo, code, addr }) => self.fault(signo, code, addr),
                 Ok(Event::Interrupted) => {}
+                Err(e @ platform::PlatformError::StubDied(_)) => {
+                    // Killed from the host: the process dies of SIGKILL.
+                    tracing::warn!(tid = self.tid, "platform failure: {e}");
+                    self.exiting = Some(Exit::Group(ExitStatus::Signaled(libc::SIGKILL)));
+                }
                 Err(e) => {
                     tracing::error!(tid = self.tid, "platform failure: {e}");
                     self.exiting = Some(Exit::Group(ExitStatus::Signaled(libc::SIGKILL)));

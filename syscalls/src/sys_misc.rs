@@ -180,7 +180,11 @@ fn sys_setrlimit(t: &mut Task, a: &Args) -> SysResult {
 
 fn sys_sysinfo(t: &mut Task, a: &Args) -> SysResult {
     let uptime = t.kernel.boot_time.elapsed().as_secs();
-    let (total, free) = platform::host::memory();
+    let (total, free) = t
+        .kernel
+        .limits
+        .memory_totals()
+        .unwrap_or_else(platform::host::memory);
     let mut e = Encoder::with_capacity(112);
     e.i64(uptime as i64).u64(0).u64(0).u64(0);
     e.u64(total).u64(free).u64(0).u64(0).u64(0).u64(0);

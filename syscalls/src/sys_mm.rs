@@ -111,7 +111,7 @@ fn sys_mmap(t: &mut Task, a: &Args) -> SysResult {
         max_prot,
         source,
     };
-    t.mm.mmap(opts)
+    t.mm.mmap_with(opts, flags & libc::MAP_NORESERVE != 0)
 }
 
 /// Linux's checks on the file of a file mapping: it must be open for reading,

@@ -774,6 +774,44 @@ impl AddressSpace for PtraceAddressSpace {
         let t = self.threads.lock().unwrap().get(&host_tid).cloned()?;
         Some(Duration::from_nanos(t.run_ns.load(Ordering::Relaxed)))
     }
+
+    /// Looks (without reaping) whether one of the stub's traced threads has
+    /// exited: a stub killed from the host dies as a whole. Any sentry thread
+    /// may wait for the tracees of another.
+    fn alive(&self) -> bool {
+        if self.dead.load(Ordering::SeqCst) {
+            return true;
+        }
+        let Some(tid) = self.threads.lock().unwrap().values().next().map(|t| t.tid) else {
+            return true;
+        };
+        // SAFETY: siginfo_t is plain data; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain syscall with a valid siginfo pointer; WNOWAIT leaves the
+        // thread for its tracer to reap.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                tid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+            )
+        };
+        // SAFETY: si_pid is valid for the SIGCHLD siginfo waitid reports.
+        if r != 0 || unsafe { info.si_pid() } != tid {
+            return true;
+        }
+        // Tracees report ptrace stops even without WSTOPPED: only an exit counts.
+        if !matches!(
+            info.si_code,
+            libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+        ) {
+            return true;
+        }
+        // A thread being released (removed from the map first) exits on purpose.
+        let ours = self.threads.lock().unwrap().values().any(|t| t.tid == tid);
+        !ours || self.dead.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for PtraceAddressSpace {

@@ -171,6 +171,15 @@ pub fn serve_control(
                 k.thaw();
                 Response::ok()
             }
+            Request::SetLimits { memory, max_tasks } => {
+                if let Some(m) = memory {
+                    k.set_memory_limit(m);
+                }
+                if let Some(t) = max_tasks {
+                    k.limits.set_max_tasks(t.try_into().unwrap_or(usize::MAX));
+                }
+                Response::ok()
+            }
         };
         Reply::One(r)
     };

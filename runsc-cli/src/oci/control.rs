@@ -40,6 +40,12 @@ pub enum Request {
     Resume,
     /// CPU, memory and task counts.
     Stats,
+    /// New bounds (`runsc update`): the memory limit in bytes and the task
+    /// limit; 0 lifts a limit, None leaves it.
+    SetLimits {
+        memory: Option<u64>,
+        max_tasks: Option<u64>,
+    },
 }
 
 /// What `exec` runs: runc's process.json, reduced to what the sandbox uses.

@@ -285,6 +285,39 @@ impl Procs {
     }
 }
 
+/// The workload's memory limit for a spec's `limit`: with a host cgroup
+/// (`in_cgroup`), less a reserve for the sentry's and gofers' own memory,
+/// which the cgroup charges too.
+pub(crate) fn sandbox_memory(limit: u64, in_cgroup: bool) -> u64 {
+    if in_cgroup {
+        limit - (limit / 8).clamp(16 << 20, 128 << 20).min(limit / 2)
+    } else {
+        limit
+    }
+}
+
+/// `g` with the memory and task limits of `r` applied (the lower of the
+/// flag's and the spec's). With a host cgroup (`in_cgroup`), the sentry's and
+/// gofers' own memory is charged to it too: the workload's limit keeps a
+/// reserve for them below the cgroup's, so that the sandbox's OOM killer acts
+/// before the host's would.
+fn limited(g: &Global, r: &cgroup::Resources, in_cgroup: bool) -> Global {
+    let mut g = g.clone();
+    if let Some(m) = r.memory_limit.filter(|m| *m > 0) {
+        let m = sandbox_memory(m as u64, in_cgroup);
+        g.total_memory = Some(g.total_memory.map_or(m, |t| t.min(m)));
+    }
+    if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
+        let cur = g.max_tasks.unwrap_or_else(crate::cli::default_max_tasks);
+        g.max_tasks = Some(if cur == 0 {
+            p as u64
+        } else {
+            cur.min(p as u64)
+        });
+    }
+    g
+}
+
 /// Creates the container; `detach` puts the sandbox and its gofers in process
 /// groups of their own.
 fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String> {
@@ -328,6 +361,9 @@ fn create(g: &Global, id: &str, a: &Args, detach: bool) -> Result<Procs, String>
             return Err(e);
         }
     };
+    // The sandbox enforces linux.resources' memory and pids limits itself
+    // too (the cgroup, when there is one, bounds the sandbox as a whole).
+    let g = &limited(g, &extra.cgroup.resources, cg.is_some());
     let saved = extra::Saved {
         hooks: extra.hooks.clone(),
         cgroup: cg.clone(),

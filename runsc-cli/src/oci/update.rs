@@ -89,7 +89,38 @@ fn update(g: &Global, args: &[String]) -> Result<(), String> {
     let cg = saved
         .cgroup
         .ok_or_else(|| format!("container {id} has no cgroup to update"))?;
-    cgroup::update(&cg, &r, &|m| warn(g, m))
+    cgroup::update(&cg, &r, &|m| warn(g, m))?;
+    // The sandbox's own bounds follow (its OOM killer must act before the
+    // cgroup's: see `sandbox_memory`).
+    let memory = r.memory_limit.map(|m| {
+        if m > 0 {
+            super::sandbox_memory(m as u64, true)
+        } else {
+            0
+        }
+    });
+    let max_tasks = r.pids_limit.map(|p| {
+        if p > 0 {
+            p as u64
+        } else {
+            g.max_tasks.unwrap_or_else(crate::cli::default_max_tasks)
+        }
+    });
+    if memory.is_some() || max_tasks.is_some() {
+        let req = super::control::Request::SetLimits { memory, max_tasks };
+        match super::control::call(&dir.control_path(), &req) {
+            Ok(resp) if resp.ok => {}
+            Ok(resp) => warn(
+                g,
+                &format!(
+                    "update: the sandbox refused the new limits: {}",
+                    resp.error.unwrap_or_default()
+                ),
+            ),
+            Err(e) => warn(g, &format!("update: telling the sandbox: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// The limit flags, over what `--resources` gave (runc: flags win).

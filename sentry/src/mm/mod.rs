@@ -47,6 +47,9 @@ struct Inner {
     brk: u64,
     /// Top of the region mmap allocates downwards from.
     mmap_base: u64,
+    /// Bytes of accountable mappings (see [`Vma::accountable`]) last added to
+    /// the memory file's committed total.
+    committed: u64,
 }
 
 /// One process's memory.
@@ -77,6 +80,7 @@ impl MemoryManager {
                 brk_start: 0,
                 brk: 0,
                 mmap_base: max_addr,
+                committed: 0,
             }),
             truncations_seen: std::sync::atomic::AtomicU64::new(fs::pagestore::mapped_truncations()),
         }
@@ -102,8 +106,55 @@ impl MemoryManager {
         i.brk = addr;
     }
 
-    /// Maps memory as mmap(2) does; returns the address.
+    /// Records this address space's accountable bytes in the memory file's
+    /// committed total (after every change to the VMAs).
+    /// Without a commit limit (no memory limit) nothing is counted: the walk
+    /// over the VMAs costs O(VMAs) per call. (A limit set later is caught up
+    /// with at each address space's next change.)
+    fn settle_commit(&self) {
+        if self.mf.commit_limit() == u64::MAX {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap();
+        let now: u64 = inner
+            .vmas
+            .values()
+            .filter(|v| v.accountable())
+            .map(|v| v.len())
+            .sum();
+        let delta = now as i64 - inner.committed as i64;
+        inner.committed = now;
+        drop(inner);
+        if delta != 0 {
+            self.mf.adjust_commit(delta);
+        }
+    }
+
+    /// Bytes this address space has committed.
+    pub fn committed(&self) -> u64 {
+        self.inner.lock().unwrap().committed
+    }
+
+    /// Maps memory as mmap(2) does; returns the address. ENOMEM when the new
+    /// private writable memory would pass the sandbox's commit limit.
     pub fn mmap(&self, opts: MmapOpts) -> Result<u64, Errno> {
+        self.mmap_with(opts, false)
+    }
+
+    /// [`MemoryManager::mmap`], with MAP_NORESERVE: the mapping commits
+    /// nothing (sparse address-sanitizer shadows, huge arrays touched
+    /// sparsely); its pages still count once touched (OOM killer).
+    pub fn mmap_with(&self, opts: MmapOpts, noreserve: bool) -> Result<u64, Errno> {
+        if !opts.shared && !noreserve && opts.prot & libc::PROT_WRITE != 0 {
+            self.mf
+                .check_commit(page_up(opts.len).unwrap_or(u64::MAX))?;
+        }
+        let r = self.do_mmap(opts, noreserve);
+        self.settle_commit();
+        r
+    }
+
+    fn do_mmap(&self, opts: MmapOpts, noreserve: bool) -> Result<u64, Errno> {
         if opts.len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -164,6 +215,7 @@ impl MemoryManager {
                 backing: None,
                 eof: u64::MAX,
                 pages: Some(map_ref),
+                noreserve,
             };
             if let Err(e) = self.map_existing(&vma, addr, addr + len) {
                 let _ = self.space.unmap(addr, len);
@@ -233,6 +285,7 @@ impl MemoryManager {
             backing,
             eof,
             pages: None,
+            noreserve,
         };
         inner.vmas.insert(addr, vma);
         Ok(addr)
@@ -598,12 +651,40 @@ impl MemoryManager {
         if end > self.max_addr {
             return Err(Errno::EINVAL);
         }
-        let mut inner = self.inner.lock().unwrap();
-        self.unmap_locked(&mut inner, addr, len)
+        let r = self.unmap_locked(&mut self.inner.lock().unwrap(), addr, len);
+        self.settle_commit();
+        r
     }
 
-    /// mprotect(2).
+    /// mprotect(2). Making private memory writable commits it (ENOMEM past
+    /// the commit limit), as Linux's VM_ACCOUNT does.
     pub fn mprotect(&self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
+        if prot & libc::PROT_WRITE != 0 {
+            let more = {
+                let inner = self.inner.lock().unwrap();
+                let end = addr.saturating_add(len);
+                inner
+                    .vmas
+                    .range(..end)
+                    .rev()
+                    .take_while(|(_, v)| v.end > addr)
+                    .filter(|(_, v)| {
+                        !v.shared
+                            && !v.noreserve
+                            && v.pages.is_none()
+                            && v.prot & libc::PROT_WRITE == 0
+                    })
+                    .map(|(_, v)| v.end.min(end) - v.start.max(addr))
+                    .sum::<u64>()
+            };
+            self.mf.check_commit(more)?;
+        }
+        let r = self.do_mprotect(addr, len, prot);
+        self.settle_commit();
+        r
+    }
+
+    fn do_mprotect(&self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
@@ -651,8 +732,32 @@ impl MemoryManager {
         Ok(())
     }
 
-    /// mremap(2). `new_addr` is used with MREMAP_FIXED.
+    /// mremap(2). `new_addr` is used with MREMAP_FIXED. Growing private
+    /// writable memory commits the growth.
     pub fn mremap(
+        &self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: i32,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        if new_len > old_len {
+            let accountable = {
+                let inner = self.inner.lock().unwrap();
+                matches!(inner.vmas.range(..=old).next_back(), Some((_, v)) if v.end > old && v.accountable())
+            };
+            if accountable {
+                self.mf
+                    .check_commit(page_up(new_len - old_len).unwrap_or(u64::MAX))?;
+            }
+        }
+        let r = self.do_mremap(old, old_len, new_len, flags, new_addr);
+        self.settle_commit();
+        r
+    }
+
+    fn do_mremap(
         &self,
         old: u64,
         old_len: u64,
@@ -904,8 +1009,15 @@ impl MemoryManager {
         Ok(dest)
     }
 
-    /// brk(2): returns the new (or unchanged) break.
+    /// brk(2): returns the new (or unchanged) break (unchanged when growing it
+    /// would pass the commit limit).
     pub fn brk(&self, addr: u64) -> u64 {
+        let r = self.do_brk(addr);
+        self.settle_commit();
+        r
+    }
+
+    fn do_brk(&self, addr: u64) -> u64 {
         let mut inner = self.inner.lock().unwrap();
         let cur = inner.brk;
         if addr < inner.brk_start || addr >= self.max_addr {
@@ -920,6 +1032,9 @@ impl MemoryManager {
                 return cur;
             }
             let len = new_top - old_top;
+            if self.mf.check_commit(len).is_err() {
+                return cur;
+            }
             let Ok(off) = self.mf.allocate(len) else {
                 return cur;
             };
@@ -942,6 +1057,7 @@ impl MemoryManager {
                     backing: None,
                     eof: u64::MAX,
                     pages: None,
+                    noreserve: false,
                 },
             );
         } else if new_top < old_top
@@ -1172,6 +1288,8 @@ impl MemoryManager {
     /// their backing.
     pub fn fork(&self, space: Arc<dyn AddressSpace>) -> Result<MemoryManager, Errno> {
         let inner = self.inner.lock().unwrap();
+        // The child commits what the parent has (Linux's dup_mmap accounting).
+        self.mf.check_commit_total(inner.committed)?;
         let child = MemoryManager::new(self.mf.clone(), space, self.max_addr);
         {
             let mut ci = child.inner.lock().unwrap();
@@ -1198,6 +1316,7 @@ impl MemoryManager {
                 }
             }
         }
+        child.settle_commit();
         Ok(child)
     }
 
@@ -1265,12 +1384,16 @@ impl MemoryManager {
             }
             Self::release_vma(&self.mf, &v);
         }
+        drop(inner);
+        self.settle_commit();
     }
 }
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.mf
+            .adjust_commit(-(std::mem::take(&mut inner.committed) as i64));
         for (_, v) in std::mem::take(&mut inner.vmas) {
             if let Err(e) = Self::writeback(&self.mf, &v, v.start, v.end) {
                 tracing::warn!("write-back of a shared mapping failed: {e}");

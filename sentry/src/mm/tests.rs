@@ -498,3 +498,68 @@ fn shared_host_file_write_back_joins_close_changes() {
     let d = f.data.lock().unwrap();
     assert_eq!((d[100], d[110], d[200], d[300]), (b'A', b'B', 9, b'C'));
 }
+
+#[test]
+fn commit_accounting() {
+    let mf = Arc::new(MemoryFile::new(1 << 32).unwrap());
+    let space = || -> Arc<dyn AddressSpace> { Arc::new(platform::null::NullAddressSpace) };
+    let mm = MemoryManager::new(mf.clone(), space(), 0x7fff_0000_0000);
+    mf.set_commit_limit(16 * PAGE_SIZE, u64::MAX);
+    // PROT_NONE and read-only reservations commit nothing.
+    let r = mm
+        .mmap(MmapOpts::anon(64 * PAGE_SIZE, libc::PROT_NONE))
+        .unwrap();
+    mm.mmap(MmapOpts::anon(64 * PAGE_SIZE, libc::PROT_READ))
+        .unwrap();
+    assert_eq!(mf.committed(), 0);
+    assert_eq!(
+        mm.mmap(MmapOpts::anon(17 * PAGE_SIZE, RW)),
+        Err(Errno::ENOMEM)
+    );
+    let a = mm.mmap(MmapOpts::anon(8 * PAGE_SIZE, RW)).unwrap();
+    assert_eq!(mf.committed(), 8 * PAGE_SIZE);
+    // mprotect to writable commits; past the limit it is ENOMEM.
+    mm.mprotect(r, 4 * PAGE_SIZE, RW).unwrap();
+    assert_eq!(mf.committed(), 12 * PAGE_SIZE);
+    assert_eq!(mm.mprotect(r, 64 * PAGE_SIZE, RW), Err(Errno::ENOMEM));
+    mm.mprotect(r, 2 * PAGE_SIZE, libc::PROT_READ).unwrap();
+    assert_eq!(mf.committed(), 10 * PAGE_SIZE);
+    // mremap growth commits the growth.
+    assert_eq!(
+        mm.mremap(a, 8 * PAGE_SIZE, 16 * PAGE_SIZE, libc::MREMAP_MAYMOVE, 0),
+        Err(Errno::ENOMEM)
+    );
+    let a = mm
+        .mremap(a, 8 * PAGE_SIZE, 12 * PAGE_SIZE, libc::MREMAP_MAYMOVE, 0)
+        .unwrap();
+    assert_eq!(mf.committed(), 14 * PAGE_SIZE);
+    // fork commits the parent's total again: over the limit here.
+    assert!(mm.fork(space()).is_err());
+    assert_eq!(mf.committed(), 14 * PAGE_SIZE);
+    mm.munmap(a, 12 * PAGE_SIZE).unwrap();
+    assert_eq!(mf.committed(), 2 * PAGE_SIZE);
+    let child = mm.fork(space()).unwrap();
+    assert_eq!(mf.committed(), 4 * PAGE_SIZE);
+    drop(child);
+    mm.release_all();
+    assert_eq!(mf.committed(), 0);
+    // One request may not commit more than `single`; MAP_NORESERVE commits
+    // nothing.
+    mf.set_commit_limit(16 * PAGE_SIZE, 4 * PAGE_SIZE);
+    assert_eq!(
+        mm.mmap(MmapOpts::anon(5 * PAGE_SIZE, RW)),
+        Err(Errno::ENOMEM)
+    );
+    let a = mm.mmap(MmapOpts::anon(4 * PAGE_SIZE, RW)).unwrap();
+    mm.mmap_with(MmapOpts::anon(64 * PAGE_SIZE, RW), true)
+        .unwrap();
+    assert_eq!(mf.committed(), 4 * PAGE_SIZE);
+    let b = mm.mmap(MmapOpts::anon(4 * PAGE_SIZE, RW)).unwrap();
+    // fork checks only the total (8 of 16 pages).
+    let child = mm.fork(space()).unwrap();
+    assert_eq!(mf.committed(), 16 * PAGE_SIZE);
+    drop(child);
+    mm.munmap(a, 4 * PAGE_SIZE).unwrap();
+    mm.munmap(b, 4 * PAGE_SIZE).unwrap();
+    assert_eq!(mf.committed(), 0);
+}

@@ -78,6 +78,8 @@ pub struct Vma {
     /// unused). The address space maps some of the file's pages inside the VMA;
     /// the others fault in (see `MemoryManager::handle_fault`).
     pub pages: Option<Arc<fs::pagestore::MapRef>>,
+    /// MAP_NORESERVE (Linux's VM_NORESERVE): commits nothing, even writable.
+    pub noreserve: bool,
 }
 
 /// A memory-file range shared by several mappings.
@@ -103,6 +105,14 @@ impl Drop for Backing {
 impl Vma {
     pub fn len(&self) -> u64 {
         self.end - self.start
+    }
+
+    /// Whether the mapping commits memory (Linux's VM_ACCOUNT): private and
+    /// writable. PROT_NONE and read-only reservations commit nothing until
+    /// mprotect makes them writable; shared mappings are charged to their
+    /// file (tmpfs) or share one backing.
+    pub fn accountable(&self) -> bool {
+        !self.shared && !self.noreserve && self.pages.is_none() && self.prot & libc::PROT_WRITE != 0
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,6 +147,7 @@ impl Vma {
             backing: self.backing.clone(),
             eof: self.eof,
             pages: self.pages.clone(),
+            noreserve: self.noreserve,
         };
         self.end = at;
         upper

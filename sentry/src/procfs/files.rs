@@ -141,9 +141,16 @@ pub(super) fn root_entry_is_dir(n: &str) -> bool {
     n == "sys"
 }
 
-fn meminfo(_k: &Kernel) -> Vec<u8> {
-    let total = host().mem_total_kb;
-    let free = total / 2;
+fn meminfo(k: &Kernel) -> Vec<u8> {
+    // With a memory limit, the sandbox's memory is the limit (as in a
+    // container whose runtime virtualises meminfo).
+    let (total, free) = match k.limits.memory_totals() {
+        Some((t, f)) => (t / 1024, f / 1024),
+        None => (host().mem_total_kb, host().mem_total_kb / 2),
+    };
+    let commit_limit = k.limits.memory().map_or(total, |m| {
+        m.saturating_mul(crate::limits::OVERCOMMIT_RATIO) / 1024
+    });
     let mut s = String::new();
     for (n, v) in [
         ("MemTotal", total),
@@ -167,8 +174,8 @@ fn meminfo(_k: &Kernel) -> Vec<u8> {
         ("AnonPages", 0),
         ("Mapped", 0),
         ("Shmem", 0),
-        ("CommitLimit", total),
-        ("Committed_AS", 0),
+        ("CommitLimit", commit_limit),
+        ("Committed_AS", k.limits.committed().unwrap_or(0) / 1024),
         ("VmallocTotal", 34359738367),
         ("VmallocUsed", 0),
         ("VmallocChunk", 0),
