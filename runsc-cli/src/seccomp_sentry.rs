@@ -329,6 +329,15 @@ pub fn rules(opts: &Options) -> Rules {
         ),
     );
     allow(libc::SYS_wait4, any()); // waitpid() of traced stub threads
+                                   // The stub watcher's liveness check of a stub process (P_PID with
+                                   // WNOWAIT|WNOHANG: it never reaps; faults.rs / AddressSpace::alive).
+    allow(
+        libc::SYS_waitid,
+        vec![rule(vec![
+            cond32(0, Op::Eq, libc::P_PID as u64),
+            cond32(3, Op::MaskedEq(libc::WNOWAIT as u64), libc::WNOWAIT as u64),
+        ])],
+    );
 
     // ---- OCI: the exit file ----
     // The state directory and a temporary file in it are opened before the
