@@ -18,6 +18,9 @@
  * (`sysfuzz -v -w 1 SEED COUNT 2>log` then the tail of the log names the call
  * that killed or wedged the sandbox).
  *
+ * Run it only in the sandbox, never natively as root: its random calls
+ * (mount, settimeofday, sethostname, swapoff, ...) would change the host.
+ *
  * The parent is the sandbox's init (PID 1 under `runsc do`) and reaps every
  * process that ends up as its child (workers' orphans too).
  *
