@@ -1,7 +1,7 @@
 /*
  * sysfuzz: a random system call fuzzer for the sandbox (issue 6).
  *
- *   sysfuzz [-v] [-w WORKERS] [-b BATCH] SEED COUNT
+ *   sysfuzz [-v] [-w WORKERS] [-b BATCH] [-i FIRST_WORKER] SEED COUNT
  *
  * Issues COUNT random system calls (random numbers 0..~460 and beyond, random
  * integer and flag arguments, pointers that are NULL, small, unmapped, kernel,
@@ -16,7 +16,8 @@
  * i's random stream is derived from (SEED, i) only, so a run is reproducible
  * up to timing; with -v each worker logs every call on stderr before making it
  * (`sysfuzz -v -w 1 SEED COUNT 2>log` then the tail of the log names the call
- * that killed or wedged the sandbox).
+ * that killed or wedged the sandbox; -i K starts at worker K, to replay
+ * one worker's stream alone: `sysfuzz -v -w 1 -i K SEED N`).
  *
  * Run it only in the sandbox, never natively as root: its random calls
  * (mount, settimeofday, sethostname, swapoff, ...) would change the host.
@@ -72,7 +73,16 @@
 
 /* ---- random numbers (splitmix64 / xorshift) ---- */
 
-static uint64_t rng;
+/* One random state per thread of a worker: [0] the main thread, [1] the
+ * second thread (told apart by the stack they run on; they share TLS). */
+static uint64_t rngs[2];
+static char *tstack;
+#define TSTACK_SIZE (256UL << 10)
+
+static uint64_t *rng_state(void) {
+  char here;
+  return (uintptr_t)&here - (uintptr_t)tstack < TSTACK_SIZE ? &rngs[1] : &rngs[0];
+}
 
 static uint64_t mix64(uint64_t z) {
   z += 0x9e3779b97f4a7c15ULL;
@@ -82,10 +92,13 @@ static uint64_t mix64(uint64_t z) {
 }
 
 static uint64_t rnd(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
+  uint64_t *r = rng_state();
+  uint64_t x = *r;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  *r = x;
+  return x;
 }
 
 static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
@@ -683,14 +696,15 @@ static void worker_setup(int idx) {
     fds[nfds++] = u;
 }
 
-static void worker(int idx, struct slot *s, uint64_t seed, uint64_t n) {
-  rng = mix64(seed ^ mix64((uint64_t)idx + 1)) | 1;
-  my_slot = s;
-  s->fault_addr = s->fault_ip = 0;
-  worker_setup(idx);
-  for (int i = 0; i < NBUF; i++)
-    refill_buffer(i);
-  for (uint64_t i = 0; i < n; i++) {
+static int w_idx;
+static struct slot *w_slot;
+static uint64_t w_n;
+
+/* Issues random calls until the worker's batch (shared by its threads) is
+ * done. Thread t is 0 (main) or 1. */
+static void fuzz_loop(int t) {
+  struct slot *s = w_slot;
+  for (uint64_t i = 0;; i++) {
     if ((i & 63) == 63)
       refill_buffer((int)below(NBUF));
     long nr;
@@ -708,24 +722,76 @@ static void worker(int idx, struct slot *s, uint64_t seed, uint64_t n) {
       if (chance(30))
         a[2] = rand_len();
     } while (!sanitize(nr, a));
+    uint64_t seq = __atomic_fetch_add(&s->issued, 1, __ATOMIC_RELAXED);
+    if (seq >= w_n) {
+      __atomic_fetch_sub(&s->issued, 1, __ATOMIC_RELAXED);
+      return;
+    }
     if (verbose)
-      wlog("w%d %llu: syscall(%ld, %#llx, %#llx, %#llx, %#llx, %#llx, %#llx)\n", idx,
-           (unsigned long long)i, nr, (unsigned long long)a[0], (unsigned long long)a[1],
+      wlog("w%d.%d %llu: syscall(%ld, %#llx, %#llx, %#llx, %#llx, %#llx, %#llx)\n", w_idx, t,
+           (unsigned long long)seq, nr, (unsigned long long)a[0], (unsigned long long)a[1],
            (unsigned long long)a[2], (unsigned long long)a[3], (unsigned long long)a[4],
            (unsigned long long)a[5]);
     s->last_nr = nr;
     for (int k = 0; k < 6; k++)
       s->last_args[k] = a[k];
-    s->issued++;
     long r = raw6(nr, (long)a[0], (long)a[1], (long)a[2], (long)a[3], (long)a[4], (long)a[5]);
     if (r == 0 && (nr == SYS_fork || nr == SYS_clone || nr == SYS_clone3))
       raw_exit(0); /* a new child: leave at once */
     if (verbose)
-      wlog("w%d %llu: = %ld\n", idx, (unsigned long long)i, r);
-    /* If a call changed our pid (unshare(CLONE_NEWPID) does not, fork does
-     * not return here in the child), keep the pid we sanitize with. */
+      wlog("w%d.%d %llu: = %ld\n", w_idx, t, (unsigned long long)seq, r);
   }
-  raw_exit(0);
+}
+
+static void thread_main(void) {
+  fuzz_loop(1);
+  /* Done: end the whole worker (the other thread may be blocked). */
+  for (;;)
+    raw6(SYS_exit_group, 0, 0, 0, 0, 0, 0);
+}
+
+/* Starts thread_main on tstack (a raw CLONE_THREAD clone: no libc thread). */
+static long spawn_thread(void) {
+  long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+               CLONE_SYSVSEM;
+  char *top = tstack + TSTACK_SIZE;
+  long ret;
+  register long r10 __asm__("r10") = 0;
+  register long r8 __asm__("r8") = 0;
+  __asm__ volatile("syscall\n\t"
+                   "test %%rax, %%rax\n\t"
+                   "jnz 1f\n\t"
+                   "xor %%ebp, %%ebp\n\t"
+                   "call *%%rbx\n\t"
+                   "hlt\n"
+                   "1:\n\t"
+                   : "=a"(ret)
+                   : "a"(SYS_clone), "D"(flags), "S"(top), "d"(0), "r"(r10), "r"(r8),
+                     "b"(thread_main)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
+static void worker(int idx, struct slot *s, uint64_t seed, uint64_t n) {
+  rngs[0] = mix64(seed ^ mix64((uint64_t)idx + 1)) | 1;
+  rngs[1] = mix64(rngs[0]) | 1;
+  w_idx = idx;
+  w_slot = s;
+  w_n = n;
+  my_slot = s;
+  s->fault_addr = s->fault_ip = 0;
+  worker_setup(idx);
+  for (int i = 0; i < NBUF; i++)
+    refill_buffer(i);
+  /* Half of the workers have a second thread fuzzing concurrently. */
+  if (below(2)) {
+    tstack = mmap(NULL, TSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tstack == MAP_FAILED || spawn_thread() < 0)
+      tstack = NULL;
+  }
+  fuzz_loop(0);
+  for (;;)
+    raw6(SYS_exit_group, 0, 0, 0, 0, 0, 0);
 }
 
 static uint64_t now_ms(void) {
@@ -735,12 +801,12 @@ static uint64_t now_ms(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: sysfuzz [-v] [-w WORKERS] [-b BATCH] SEED COUNT\n");
+  fprintf(stderr, "usage: sysfuzz [-v] [-w WORKERS] [-b BATCH] [-i FIRST_WORKER] SEED COUNT\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  int nworkers = 2;
+  int nworkers = 2, first_idx = 0;
   uint64_t batch = 4000;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
@@ -748,6 +814,8 @@ int main(int argc, char **argv) {
       verbose = 1;
     else if (!strcmp(argv[i], "-w") && i + 1 < argc)
       nworkers = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "-i") && i + 1 < argc)
+      first_idx = atoi(argv[++i]);
     else if (!strcmp(argv[i], "-b") && i + 1 < argc)
       batch = strtoull(argv[++i], NULL, 0);
     else
@@ -797,7 +865,7 @@ int main(int argc, char **argv) {
   uint64_t sigs[65] = {0};
   uint64_t unassigned = count, total = 0, started = 0, died = 0, stuck = 0;
   uint64_t last_issued[MAX_WORKERS] = {0}, last_progress[MAX_WORKERS] = {0};
-  int next_idx = 0, running = 0;
+  int next_idx = first_idx, running = 0;
   for (int w = 0; w < MAX_WORKERS; w++)
     slots[w].pid = 0;
   for (;;) {

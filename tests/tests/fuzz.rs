@@ -96,10 +96,15 @@ fn sysfuzz() {
             ));
             continue;
         }
-        for bad in ["panicked", "RUST_BACKTRACE", "internal error"] {
+        for bad in [
+            "panicked",
+            "RUST_BACKTRACE",
+            "internal error",
+            "platform failure",
+        ] {
             if out.stderr.contains(bad) {
                 f.add(format!(
-                    "{what}: the sentry panicked ({bad:?} on stderr):\n{}",
+                    "{what}: the sentry failed ({bad:?} on stderr):\n{}",
                     out.describe()
                 ));
             }
@@ -123,7 +128,10 @@ fn sysfuzz() {
     // The host is fine.
     match std::fs::read(&canary) {
         Ok(b) if b == b"untouched\n" => {}
-        other => f.add(format!("host canary {} changed: {other:?}", canary.display())),
+        other => f.add(format!(
+            "host canary {} changed: {other:?}",
+            canary.display()
+        )),
     }
     let tmp_after = sysfuzz_entries();
     if tmp_after != tmp_before {
