@@ -68,8 +68,9 @@
 #define NBUF 8
 #define BUFSZ 8192
 #define SCRATCH_SIZE (16UL << 20)
-#define STUCK_MS 3000
+#define STUCK_MS 1500
 #define MAXNR 470
+#define RING 24
 
 /* ---- random numbers (splitmix64 / xorshift) ---- */
 
@@ -129,9 +130,12 @@ struct slot {
   volatile uint64_t issued; /* calls made by the worker in this slot */
   volatile uint64_t assigned;
   volatile int pid;
+  volatile int idx; /* the worker's index (its random stream) */
   volatile long last_nr; /* the call in progress (or last made) */
   volatile uint64_t last_args[6];
   volatile uint64_t fault_addr, fault_ip; /* of a fatal fault, for -v */
+  /* The last RING calls (number, args, result), for -v reports. */
+  volatile uint64_t ring[RING][8];
 };
 
 static struct slot *slots; /* MAP_SHARED, one per worker slot */
@@ -140,7 +144,7 @@ static int logfd = -1;
 static pid_t parent_pid, my_pid;
 static char *bufs[NBUF];     /* each BUFSZ bytes followed by a PROT_NONE page */
 static char *scratch;        /* SCRATCH_SIZE, PROT_NONE until workers map it */
-static int fds[24];
+static int fds[32];
 static int nfds;
 
 static const char *const paths[] = {
@@ -479,6 +483,17 @@ static int sanitize(long nr, uint64_t a[6]) {
   case SYS_waitid: /* waitid(idtype, id, ...): P_ALL is fine, ids are ours */
     a[1] = rand_pid();
     break;
+  case SYS_sigaltstack: /* a stack among our buffers: move it to the scratch region */
+    for (int i = 0; i < NBUF; i++) {
+      uint64_t b = (uint64_t)bufs[i];
+      if (a[0] >= b && a[0] <= b + BUFSZ - 24) {
+        uint64_t *ss = (uint64_t *)a[0];
+        uint64_t sp = rand_mm_addr(), size = rand_mm_len(sp);
+        memcpy(&ss[0], &sp, 8);
+        memcpy(&ss[2], &size, 8);
+      }
+    }
+    break;
   case SYS_rt_sigaction:
     if ((a[0] & 0xffffffff) == SIGALRM)
       a[0] = SIGUSR2;
@@ -519,11 +534,13 @@ static int sanitize(long nr, uint64_t a[6]) {
     a[1] = rand_mm_len(a[0]);
     a[2] = below(2) ? rand_len() : rand_mm_len(a[0]);
     a[4] = rand_mm_addr();
+    if (a[3] & 2) /* MREMAP_FIXED: the new range is unmapped first */
+      a[2] = rand_mm_len(a[4]);
     break;
   case SYS_mmap: /* mmap(addr, len, prot, flags, fd, off) */
     if (a[3] & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
       a[0] = rand_mm_addr();
-      if (a[1] >= (1ULL << 32) && a[1] < (1ULL << 48))
+      if (a[1] < (1ULL << 48))
         a[1] = rand_mm_len(a[0]);
     }
     if (a[1] > (16UL << 20))
@@ -536,6 +553,7 @@ static int sanitize(long nr, uint64_t a[6]) {
     break;
   case SYS_shmat:
     a[1] = rand_mm_addr();
+    a[2] &= ~(uint64_t)040000; /* SHM_REMAP could map over more than the scratch region */
     break;
   case SYS_fallocate: /* fallocate(fd, mode, off, len) */
   case SYS_fadvise64:
@@ -570,6 +588,365 @@ static int sanitize(long nr, uint64_t a[6]) {
   return 1;
 }
 
+static void on_alarm(int sig);
+void sysfuzz_restorer(void);
+static void (*const on_alarm_ptr)(int) = on_alarm;
+static void (*const restorer_ptr)(void) = sysfuzz_restorer;
+
+static uint64_t valid_fd(void) { return nfds ? (uint64_t)fds[below(nfds)] : 0; }
+static uint64_t buf_ptr(void) { return (uint64_t)bufs[below(NBUF)] + below(BUFSZ); }
+
+/* A path: one of ours, in a buffer (so the kernel reads it from our memory). */
+static uint64_t path_ptr(void) {
+  char *b = bufs[below(NBUF)];
+  const char *p = paths[below(sizeof paths / sizeof paths[0])];
+  size_t n = strlen(p);
+  char *at = b + BUFSZ - n - 1 - below(64); /* near the guard page */
+  memcpy(at, p, n + 1);
+  if (chance(5)) /* unterminated, running into the guard page */
+    at = b + BUFSZ - n, memcpy(at, p, n);
+  return (uint64_t)at;
+}
+
+/* An iovec array of `n` entries in a buffer, pointing at buffers, scratch
+ * or bad addresses. */
+static uint64_t iov_ptr(int n) {
+  char *b = bufs[below(NBUF)];
+  uint64_t *v = (uint64_t *)(b + (below(2) ? 0 : BUFSZ - 16 * (uint64_t)n));
+  for (int k = 0; k < n; k++) {
+    v[2 * k] = below(4) ? buf_ptr() : rand_ptr();
+    v[2 * k + 1] = below(4) ? below(512) : rand_len();
+  }
+  return (uint64_t)v;
+}
+
+/* Calls with plausible arguments, to get past the first checks into the
+ * kernel's deeper paths. Returns the syscall number. */
+static long structured(uint64_t a[6]) {
+  switch (below(24)) {
+  case 0: { /* read/write family on real fds */
+    static const long nrs[] = {SYS_read, SYS_write, SYS_pread64, SYS_pwrite64};
+    a[0] = valid_fd();
+    a[1] = below(3) ? buf_ptr() : rand_ptr();
+    a[2] = below(4) ? below(BUFSZ) : rand_len();
+    a[3] = below(2) ? below(1 << 20) : rnd();
+    return nrs[below(4)];
+  }
+  case 1: { /* vectored I/O */
+    static const long nrs[] = {SYS_readv, SYS_writev, SYS_preadv, SYS_pwritev, SYS_preadv2,
+                               SYS_pwritev2};
+    int n = (int)below(20);
+    a[0] = valid_fd();
+    a[1] = iov_ptr(n);
+    a[2] = below(8) ? (uint64_t)n : rand_arg();
+    a[3] = below(2) ? 0 : rnd();
+    a[4] = below(2) ? 0 : rnd();
+    a[5] = below(2) ? 0 : (rnd() & 0x1f);
+    return nrs[below(6)];
+  }
+  case 2: /* file-backed and anonymous mappings in the scratch region */
+    a[0] = rand_mm_addr();
+    a[1] = rand_mm_len(a[0]);
+    a[2] = below(8);
+    a[3] = MAP_FIXED | (below(2) ? MAP_SHARED : MAP_PRIVATE) | (below(3) ? 0 : MAP_ANONYMOUS) |
+           (below(8) ? 0 : MAP_GROWSDOWN);
+    a[4] = valid_fd();
+    a[5] = below(4) ? (below(32) << 12) : rnd();
+    return SYS_mmap;
+  case 3: /* resize the files behind those mappings */
+    a[0] = valid_fd();
+    a[1] = below(4) ? below(1 << 18) : rnd();
+    return SYS_ftruncate;
+  case 4: { /* madvise with real advice values */
+    static const uint64_t adv[] = {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 25, 100};
+    a[0] = rand_mm_addr();
+    a[1] = rand_mm_len(a[0]);
+    a[2] = adv[below(sizeof adv / sizeof adv[0])];
+    return SYS_madvise;
+  }
+  case 5: /* mremap in the scratch region */
+    a[0] = rand_mm_addr();
+    a[1] = rand_mm_len(a[0]);
+    a[4] = rand_mm_addr();
+    a[2] = rand_mm_len(a[4] < a[0] ? a[4] : a[0]);
+    a[3] = below(8);
+    return SYS_mremap;
+  case 6: /* memory-touching calls into the scratch region (mapped or not) */
+    a[0] = valid_fd();
+    a[1] = (uint64_t)scratch + below(SCRATCH_SIZE);
+    a[2] = below(3) ? below(3 * 4096) : rand_len();
+    return below(2) ? SYS_read : SYS_write;
+  case 7: { /* futexes on real words */
+    a[0] = below(4) ? buf_ptr() & ~3ULL : rand_ptr();
+    a[1] = below(14) | (below(2) ? 128 : 0) | (below(4) ? 0 : 256);
+    a[2] = below(3) ? below(4) : rnd();
+    a[3] = below(3) ? 0 : rand_ptr(); /* timeout or val2 */
+    if ((a[1] & 127) == 6 || (a[1] & 127) == 13) { /* LOCK_PI restarts after signals: */
+      uint64_t *ts = (uint64_t *)bufs[below(NBUF)]; /* an expired absolute timeout */
+      ts[0] = 0;
+      ts[1] = 0;
+      a[3] = (uint64_t)ts;
+    }
+    a[4] = below(2) ? buf_ptr() & ~3ULL : rand_ptr();
+    a[5] = below(3) ? (uint32_t)rnd() : below(4);
+    return SYS_futex;
+  }
+  case 8: /* epoll on real fds */
+    a[0] = valid_fd();
+    a[1] = 1 + below(3);
+    a[2] = valid_fd();
+    a[3] = below(4) ? buf_ptr() : rand_ptr();
+    return SYS_epoll_ctl;
+  case 9:
+    a[0] = valid_fd();
+    a[1] = buf_ptr();
+    a[2] = below(4) ? below(64) : rand_arg();
+    a[3] = 0;
+    return SYS_epoll_wait;
+  case 10: { /* fcntl and ioctl with real commands */
+    static const uint64_t cmds[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 36, 37, 38, 1024, 1025, 1026,
+                                    1029, 1030, 1031, 1032, 1033, 1034, 1035, 1036, 1037, 1038};
+    a[0] = valid_fd();
+    a[1] = cmds[below(sizeof cmds / sizeof cmds[0])];
+    a[2] = below(2) ? buf_ptr() : rand_arg();
+    return SYS_fcntl;
+  }
+  case 11: {
+    static const uint64_t reqs[] = {0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x5414, 0x541b, 0x5421,
+                                    0x5422, 0x540f, 0x5410, 0x5429, 0x80045430, 0x40045431,
+                                    0x5451, 0x5450, 0x541c, 0x540e, 0x5420, 0x80086601, 0xc0189436};
+    a[0] = valid_fd();
+    a[1] = reqs[below(sizeof reqs / sizeof reqs[0])];
+    a[2] = below(3) ? buf_ptr() : rand_ptr();
+    return SYS_ioctl;
+  }
+  case 12: { /* splice family between real fds */
+    static const long nrs[] = {SYS_splice, SYS_tee, SYS_sendfile, SYS_copy_file_range, SYS_vmsplice};
+    long nr = nrs[below(5)];
+    a[0] = valid_fd();
+    a[1] = below(2) ? 0 : buf_ptr();
+    a[2] = valid_fd();
+    a[3] = below(2) ? 0 : buf_ptr();
+    a[4] = below(3) ? below(65536) : rand_len();
+    a[5] = below(16);
+    if (nr == SYS_sendfile) {
+      a[1] = valid_fd();
+      a[2] = below(2) ? 0 : buf_ptr();
+      a[3] = below(3) ? below(65536) : rand_len();
+    } else if (nr == SYS_tee) {
+      a[1] = valid_fd();
+      a[2] = below(65536);
+      a[3] = below(16);
+    } else if (nr == SYS_vmsplice) {
+      a[1] = iov_ptr((int)below(8));
+      a[2] = below(9);
+      a[3] = below(16);
+    }
+    return nr;
+  }
+  case 13: /* signal handlers, some on an alternate stack in the scratch region */
+    if (below(2)) {
+      uint64_t *ss = (uint64_t *)bufs[below(NBUF)];
+      /* In the scratch region (mapped or not) or nowhere: a frame on a
+       * stack among our own buffers could land on anything of ours. */
+      ss[0] = rand_mm_addr();
+      ss[1] = below(2) ? 0 : 2; /* SS_DISABLE sometimes */
+      ss[2] = rand_mm_len(ss[0]);
+      a[0] = (uint64_t)ss;
+      a[1] = below(2) ? 0 : buf_ptr();
+      return SYS_sigaltstack;
+    } else {
+      uint64_t *act = (uint64_t *)bufs[below(NBUF)];
+      /* Mostly a real handler or SIG_IGN: SIG_DFL only where the default is
+       * to ignore, a wild handler rarely (the next such signal kills us). */
+      static const int dfl_ok[] = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH};
+      a[0] = 1 + below(64);
+      switch (below(16)) {
+      case 0:
+        act[0] = rand_ptr();
+        break;
+      case 1:
+        act[0] = 0; /* SIG_DFL */
+        a[0] = dfl_ok[below(4)];
+        break;
+      case 2:
+      case 3:
+      case 4:
+        act[0] = 1; /* SIG_IGN */
+        break;
+      default:
+        act[0] = (uint64_t)on_alarm_ptr;
+      }
+      act[1] = (rnd() & (0x08000000 | 0x04 | 0x40000000 | 0x80000000 | 0x10000000 | 0x01)) |
+               0x04000000; /* SA_RESTORER */
+      act[2] = below(2) ? (uint64_t)restorer_ptr : rand_ptr();
+      act[3] = below(2) ? 0 : rnd();
+      a[1] = (uint64_t)act;
+      a[2] = below(2) ? 0 : buf_ptr();
+      a[3] = below(8) ? 8 : rand_arg();
+      return SYS_rt_sigaction;
+    }
+  case 14: /* ... and signals to ourselves to deliver on them (not the
+             * ones that kill us by default) */
+    a[0] = my_pid;
+    do
+      a[1] = 1 + below(64);
+    while (a[1] == SIGSEGV || a[1] == SIGBUS || a[1] == SIGILL || a[1] == SIGFPE ||
+           a[1] == SIGTRAP || a[1] == SIGSYS || a[1] == SIGKILL || a[1] == 32 || a[1] == 33);
+    return SYS_kill;
+  case 15: { /* open/stat family with real paths */
+    static const long nrs[] = {SYS_openat, SYS_newfstatat, SYS_statx, SYS_faccessat2,
+                               SYS_readlinkat, SYS_mkdirat, SYS_unlinkat, SYS_renameat2,
+                               SYS_symlinkat, SYS_linkat, SYS_fchmodat, SYS_fchownat,
+                               SYS_utimensat, SYS_mknodat, SYS_openat2, SYS_inotify_add_watch};
+    long nr = nrs[below(sizeof nrs / sizeof nrs[0])];
+    a[0] = below(3) ? (uint64_t)-100 : valid_fd();
+    a[1] = path_ptr();
+    a[2] = below(2) ? (rnd() & 0x7fffff) : below(0x10000);
+    a[3] = below(2) ? buf_ptr() : rand_arg();
+    a[4] = below(2) ? path_ptr() : rand_arg();
+    if (nr == SYS_renameat2 || nr == SYS_linkat) {
+      a[2] = below(3) ? (uint64_t)-100 : valid_fd();
+      a[3] = path_ptr();
+      a[4] = below(8);
+    } else if (nr == SYS_symlinkat) {
+      a[0] = path_ptr();
+      a[1] = below(3) ? (uint64_t)-100 : valid_fd();
+      a[2] = path_ptr();
+    } else if (nr == SYS_openat2) {
+      uint64_t *how = (uint64_t *)bufs[below(NBUF)];
+      how[0] = rnd() & 0x7fffff;
+      how[1] = below(0x1000);
+      how[2] = below(0x40);
+      a[2] = (uint64_t)how;
+      a[3] = below(4) ? 24 : rand_len();
+    } else if (nr == SYS_inotify_add_watch) {
+      a[0] = valid_fd();
+      a[2] = rnd() & 0xffffffff;
+    }
+    return nr;
+  }
+  case 16: /* directories */
+    a[0] = valid_fd();
+    a[1] = below(3) ? buf_ptr() : rand_ptr();
+    a[2] = below(3) ? below(BUFSZ) : rand_len();
+    return SYS_getdents64;
+  case 17:
+    a[0] = valid_fd();
+    a[1] = below(2) ? below(4096) : rnd();
+    a[2] = below(6);
+    return SYS_lseek;
+  case 18: { /* timers */
+    static const long nrs[] = {SYS_timerfd_settime, SYS_timer_create, SYS_timer_settime,
+                               SYS_setitimer, SYS_clock_nanosleep, SYS_nanosleep};
+    long nr = nrs[below(6)];
+    uint64_t *ts = (uint64_t *)bufs[below(NBUF)];
+    /* Intervals of 1 ms or more: a signal every few microseconds would
+     * keep the worker in its handler for good (as it would on Linux). */
+    ts[0] = below(2) ? 0 : below(2);
+    ts[1] = below(4) ? 1000000 + below(2000000) : rnd();
+    ts[2] = below(2) ? 0 : below(2);
+    ts[3] = below(4) ? below(2000000) : rnd();
+    a[0] = nr == SYS_timerfd_settime ? valid_fd() : below(12);
+    a[1] = below(2);
+    a[2] = (uint64_t)ts;
+    a[3] = below(2) ? 0 : buf_ptr();
+    if (nr == SYS_timer_create) {
+      ts[0] = 0; /* sigev_value */
+      ts[1] = (1 + below(64)) | (below(4) << 32); /* signo, notify */
+      if (bad_signal((long)(ts[1] & 0xffffffff)))
+        ts[1] = (ts[1] & ~0xffffffffULL) | SIGUSR1;
+      a[1] = below(2) ? (uint64_t)ts : 0;
+      a[2] = buf_ptr();
+    } else if (nr == SYS_setitimer) {
+      a[0] = 1 + below(2); /* not ITIMER_REAL */
+      a[1] = (uint64_t)ts;
+      a[2] = below(2) ? 0 : buf_ptr();
+    } else if (nr == SYS_nanosleep) {
+      a[0] = (uint64_t)ts;
+      a[1] = below(2) ? 0 : buf_ptr();
+    }
+    return nr;
+  }
+  case 19: /* poll/select on real fds with short timeouts */
+    if (below(2)) {
+      int32_t *pfd = (int32_t *)bufs[below(NBUF)];
+      int n = (int)below(16);
+      for (int k = 0; k < n; k++) {
+        pfd[2 * k] = (int32_t)valid_fd();
+        pfd[2 * k + 1] = (int32_t)(rnd() & 0xffff);
+      }
+      a[0] = (uint64_t)pfd;
+      a[1] = below(8) ? (uint64_t)n : rand_arg();
+      a[2] = below(3);
+      return SYS_poll;
+    } else {
+      a[0] = below(4) ? below(64) : rand_arg();
+      a[1] = buf_ptr();
+      a[2] = buf_ptr();
+      a[3] = buf_ptr();
+      uint64_t *tv = (uint64_t *)bufs[below(NBUF)];
+      tv[0] = 0;
+      tv[1] = below(1000);
+      a[4] = (uint64_t)tv;
+      return SYS_select;
+    }
+  case 20: { /* process_vm_* on ourselves */
+    int n = (int)below(8);
+    a[0] = my_pid;
+    a[1] = iov_ptr(n);
+    a[2] = n;
+    a[3] = iov_ptr(n);
+    a[4] = n;
+    a[5] = below(4) ? 0 : rnd();
+    return below(2) ? SYS_process_vm_readv : SYS_process_vm_writev;
+  }
+  case 21: /* robust and rseq registrations read at exit and preemption */
+    if (below(2)) {
+      uint64_t *h = (uint64_t *)bufs[below(NBUF)];
+      h[0] = below(2) ? (uint64_t)h : buf_ptr(); /* next: self (empty), or into random bytes */
+      h[1] = below(2) ? 0 : rnd();
+      h[2] = below(2) ? 0 : buf_ptr();
+      a[0] = (uint64_t)h;
+      a[1] = below(8) ? 24 : rand_len();
+      return SYS_set_robust_list;
+    } else {
+      a[0] = below(4) ? buf_ptr() : rand_ptr();
+      a[1] = below(2) ? 32 : rand_len();
+      a[2] = below(2);
+      a[3] = below(2) ? 0x53053053 : rnd();
+      return SYS_rseq;
+    }
+  case 22: /* socket-ish calls on the fds we have (pipes, unix sockets) */
+  {
+    static const long nrs[] = {SYS_sendmsg, SYS_recvmsg, SYS_sendto, SYS_recvfrom, SYS_shutdown,
+                               SYS_getsockopt, SYS_setsockopt, SYS_getsockname, SYS_getpeername};
+    long nr = nrs[below(sizeof nrs / sizeof nrs[0])];
+    uint64_t *m = (uint64_t *)bufs[below(NBUF)];
+    int n = (int)below(6);
+    m[0] = below(2) ? 0 : buf_ptr();
+    m[1] = below(128);
+    m[2] = iov_ptr(n);
+    m[3] = n;
+    m[4] = below(2) ? 0 : buf_ptr(); /* control */
+    m[5] = below(4) ? below(256) : rnd();
+    m[6] = 0;
+    a[0] = valid_fd();
+    a[1] = (nr == SYS_sendmsg || nr == SYS_recvmsg) ? (uint64_t)m : buf_ptr();
+    a[2] = below(3) ? (rnd() & 0x4fff) : rand_arg();
+    a[3] = below(2) ? buf_ptr() : rand_arg();
+    a[4] = buf_ptr();
+    a[5] = below(128);
+    return nr;
+  }
+  default: /* dup/close juggling of real fds */
+    a[0] = valid_fd();
+    a[1] = below(2) ? valid_fd() : below(1100);
+    a[2] = below(2) ? 0 : O_CLOEXEC;
+    return below(3) ? SYS_dup3 : SYS_dup;
+  }
+}
+
 static long pick_nr(void) {
   switch (below(40)) {
   case 0:
@@ -586,6 +963,14 @@ static long pick_nr(void) {
 }
 
 static void on_alarm(int sig) { (void)sig; }
+
+/* The sa_restorer for handlers installed by structured(): rt_sigreturn. */
+__asm__(".text\n"
+        ".globl sysfuzz_restorer\n"
+        "sysfuzz_restorer:\n\t"
+        "mov $15, %eax\n\t"
+        "syscall\n\t"
+        "hlt\n");
 
 static struct slot *my_slot;
 
@@ -694,6 +1079,27 @@ static void worker_setup(int idx) {
   int u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
   if (u >= 0)
     fds[nfds++] = u;
+  /* More kinds of file: anon inodes, procfs, devices, a pty, a pidfd. */
+  static const char *const more[] = {"/proc/self/mem", "/proc/self/status", "/proc/self",
+                                     "/dev/ptmx", "/dev/urandom", "/proc/self/fd", "/dev/shm",
+                                     "/proc/self/mountinfo"};
+  for (unsigned k = 0; k < sizeof more / sizeof more[0] && nfds < 30; k++) {
+    int m = open(more[k], (k == 0 || k == 3 ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
+    if (m >= 0)
+      fds[nfds++] = m;
+  }
+  int ino = (int)syscall(SYS_inotify_init1, O_NONBLOCK);
+  if (ino >= 0 && nfds < 30)
+    fds[nfds++] = ino;
+  sigset_t ss;
+  sigemptyset(&ss);
+  sigaddset(&ss, SIGUSR1);
+  int sfd = (int)syscall(SYS_signalfd4, -1, &ss, 8, O_NONBLOCK);
+  if (sfd >= 0 && nfds < 30)
+    fds[nfds++] = sfd;
+  int pfd = (int)syscall(SYS_pidfd_open, my_pid, 0);
+  if (pfd >= 0 && nfds < 30)
+    fds[nfds++] = pfd;
 }
 
 static int w_idx;
@@ -713,6 +1119,10 @@ static void fuzz_loop(int t) {
       nr = pick_nr();
       for (int k = 0; k < 6; k++)
         a[k] = rand_arg();
+      if (chance(40)) {
+        nr = structured(a);
+        continue;
+      }
       /* Most calls take (fd, buffer, length, ...): bias toward that shape so
        * more calls get past the first argument check. */
       if (chance(35))
@@ -735,7 +1145,13 @@ static void fuzz_loop(int t) {
     s->last_nr = nr;
     for (int k = 0; k < 6; k++)
       s->last_args[k] = a[k];
+    volatile uint64_t *rec = s->ring[seq % RING];
+    rec[0] = (uint64_t)nr;
+    for (int k = 0; k < 6; k++)
+      rec[k + 1] = a[k];
+    rec[7] = (uint64_t)-4096; /* in progress */
     long r = raw6(nr, (long)a[0], (long)a[1], (long)a[2], (long)a[3], (long)a[4], (long)a[5]);
+    rec[7] = (uint64_t)r;
     if (r == 0 && (nr == SYS_fork || nr == SYS_clone || nr == SYS_clone3))
       raw_exit(0); /* a new child: leave at once */
     if (verbose)
@@ -794,6 +1210,22 @@ static void worker(int idx, struct slot *s, uint64_t seed, uint64_t n) {
     raw6(SYS_exit_group, 0, 0, 0, 0, 0, 0);
 }
 
+/* Prints a worker's last calls (-v). */
+static void print_ring(struct slot *s) {
+  uint64_t n = s->issued;
+  for (uint64_t q = n > RING ? n - RING : 0; q < n; q++) {
+    volatile uint64_t *r = s->ring[q % RING];
+    fprintf(stderr, "    #%llu syscall(%ld, %#llx, %#llx, %#llx, %#llx, %#llx, %#llx) = ",
+            (unsigned long long)q, (long)r[0], (unsigned long long)r[1], (unsigned long long)r[2],
+            (unsigned long long)r[3], (unsigned long long)r[4], (unsigned long long)r[5],
+            (unsigned long long)r[6]);
+    if (r[7] == (uint64_t)-4096)
+      fprintf(stderr, "(in progress)\n");
+    else
+      fprintf(stderr, "%ld\n", (long)r[7]);
+  }
+}
+
 static uint64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -838,10 +1270,19 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  slots = mmap(NULL, sizeof(struct slot) * MAX_WORKERS, PROT_READ | PROT_WRITE,
-               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  scratch = mmap(NULL, SCRATCH_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  /* The shared slots, away from the buffers the workers aim at. */
+  slots = mmap((void *)0x200000000000ULL, sizeof(struct slot) * MAX_WORKERS,
+               PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (slots == MAP_FAILED)
+    slots = mmap(NULL, sizeof(struct slot) * MAX_WORKERS, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  /* The scratch region lies far from everything else, so that even a
+   * length miscomputed here could not reach the fuzzer's own memory. */
+  scratch = mmap((void *)0x100000000000ULL, SCRATCH_SIZE, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (scratch == MAP_FAILED)
+    scratch = mmap(NULL, SCRATCH_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
   if (slots == MAP_FAILED || scratch == MAP_FAILED) {
     perror("sysfuzz: mmap");
     return 1;
@@ -865,18 +1306,22 @@ int main(int argc, char **argv) {
   uint64_t sigs[65] = {0};
   uint64_t unassigned = count, total = 0, started = 0, died = 0, stuck = 0;
   uint64_t last_issued[MAX_WORKERS] = {0}, last_progress[MAX_WORKERS] = {0};
+  int killed[MAX_WORKERS] = {0};
+  /* The parent's own record of its workers: the shared slots are only
+   * trusted for progress counts (a worker can scribble over them, e.g. with
+   * a signal frame on a wild alternate stack). */
+  int wpid[MAX_WORKERS] = {0}, widx[MAX_WORKERS] = {0};
+  uint64_t wassigned[MAX_WORKERS] = {0};
   int next_idx = first_idx, running = 0;
-  for (int w = 0; w < MAX_WORKERS; w++)
-    slots[w].pid = 0;
   for (;;) {
     /* Start workers into free slots while there is work. */
     for (int w = 0; w < nworkers && unassigned > 0; w++) {
-      if (slots[w].pid)
+      if (wpid[w])
         continue;
       uint64_t n = unassigned < batch ? unassigned : batch;
       int idx = next_idx++;
       slots[w].issued = 0;
-      slots[w].assigned = n;
+      wassigned[w] = n;
       unassigned -= n;
       pid_t pid = fork();
       if (pid < 0) {
@@ -885,7 +1330,9 @@ int main(int argc, char **argv) {
       }
       if (pid == 0)
         worker(idx, &slots[w], seed, n);
-      slots[w].pid = pid;
+      wpid[w] = pid;
+      widx[w] = idx;
+      killed[w] = 0;
       last_issued[w] = 0;
       last_progress[w] = now_ms();
       started++;
@@ -897,22 +1344,22 @@ int main(int argc, char **argv) {
     pid_t pid = waitpid(-1, &st, WNOHANG);
     if (pid > 0) {
       for (int w = 0; w < nworkers; w++) {
-        if (slots[w].pid != pid)
+        if (wpid[w] != pid)
           continue;
         uint64_t issued = slots[w].issued;
-        if (issued > slots[w].assigned)
-          issued = slots[w].assigned;
+        if (issued > wassigned[w])
+          issued = wassigned[w];
         total += issued;
-        unassigned += slots[w].assigned - issued;
+        unassigned += wassigned[w] - issued;
         if (WIFSIGNALED(st)) {
           died++;
           if (WTERMSIG(st) < 65)
             sigs[WTERMSIG(st)]++;
           if (verbose)
             fprintf(stderr,
-                    "sysfuzz: worker pid %d killed by signal %d after %llu calls; last: "
+                    "sysfuzz: worker %d pid %d killed by signal %d after %llu calls; last: "
                     "syscall(%ld, %#llx, %#llx, %#llx, %#llx, %#llx, %#llx); fault addr %#llx ip %#llx\n",
-                    pid, WTERMSIG(st), (unsigned long long)slots[w].issued, slots[w].last_nr,
+                    widx[w], pid, WTERMSIG(st), (unsigned long long)slots[w].issued, slots[w].last_nr,
                     (unsigned long long)slots[w].last_args[0],
                     (unsigned long long)slots[w].last_args[1],
                     (unsigned long long)slots[w].last_args[2],
@@ -922,7 +1369,7 @@ int main(int argc, char **argv) {
                     (unsigned long long)slots[w].fault_addr,
                     (unsigned long long)slots[w].fault_ip);
         }
-        slots[w].pid = 0;
+        wpid[w] = 0;
         running--;
       }
       continue; /* reap everything that is ready (orphans too) */
@@ -934,21 +1381,37 @@ int main(int argc, char **argv) {
     /* Watchdog: kill workers that made no progress for STUCK_MS. */
     uint64_t t = now_ms();
     for (int w = 0; w < nworkers; w++) {
-      if (!slots[w].pid)
+      if (!wpid[w])
         continue;
       if (slots[w].issued != last_issued[w]) {
         last_issued[w] = slots[w].issued;
         last_progress[w] = t;
-      } else if (t - last_progress[w] > STUCK_MS) {
+      } else if (!killed[w] && t - last_progress[w] > STUCK_MS) {
+        killed[w] = 1;
+        char state = '?';
+        if (verbose) {
+          char path[64], b[256];
+          snprintf(path, sizeof path, "/proc/%d/stat", wpid[w]);
+          FILE *f = fopen(path, "r");
+          if (f) {
+            if (fgets(b, sizeof b, f)) {
+              char *c = strrchr(b, ')');
+              if (c && c[1] == ' ')
+                state = c[2];
+            }
+            fclose(f);
+          }
+        }
         if (verbose)
-          fprintf(stderr, "sysfuzz: worker pid %d stuck in syscall(%ld, %#llx, %#llx, %#llx, %#llx, %#llx, %#llx)\n",
-                  slots[w].pid, slots[w].last_nr, (unsigned long long)slots[w].last_args[0],
+          fprintf(stderr, "sysfuzz: worker %d pid %d (state %c) stuck in syscall(%ld, %#llx, %#llx, %#llx, %#llx, %#llx, %#llx)\n",
+                  widx[w], wpid[w], state, slots[w].last_nr, (unsigned long long)slots[w].last_args[0],
                   (unsigned long long)slots[w].last_args[1], (unsigned long long)slots[w].last_args[2],
                   (unsigned long long)slots[w].last_args[3], (unsigned long long)slots[w].last_args[4],
                   (unsigned long long)slots[w].last_args[5]);
-        kill(slots[w].pid, SIGKILL);
+        if (verbose)
+          print_ring(&slots[w]);
+        kill(wpid[w], SIGKILL);
         stuck++;
-        last_progress[w] = t + 60000; /* once */
       }
     }
     struct timespec ts = {0, 2000000};
