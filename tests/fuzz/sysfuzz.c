@@ -5,7 +5,15 @@
  *
  * Issues COUNT random system calls (random numbers 0..~460 and beyond, random
  * integer and flag arguments, pointers that are NULL, small, unmapped, kernel,
- * non-canonical, or into guarded buffers of random bytes), then prints
+ * non-canonical, or into guarded buffers of random bytes). 40% of the calls
+ * are "structured": a real syscall with plausible arguments (the worker's
+ * real fds of many kinds, real paths, iovec arrays, file-backed mappings in a
+ * scratch region and truncations under them, futexes, epoll, fcntl/ioctl
+ * commands, splice, signal handlers on alternate stacks and signals to
+ * deliver on them, timers, poll/select, process_vm_* on itself, robust lists
+ * and rseq areas), to get past the first argument checks. Half of the
+ * workers run a second thread (a raw CLONE_THREAD clone) fuzzing the same
+ * process concurrently. At the end it prints
  *
  *   sysfuzz: seed S: N syscalls issued by W worker processes (D died by a signal, K killed as stuck)
  *
@@ -16,8 +24,10 @@
  * i's random stream is derived from (SEED, i) only, so a run is reproducible
  * up to timing; with -v each worker logs every call on stderr before making it
  * (`sysfuzz -v -w 1 SEED COUNT 2>log` then the tail of the log names the call
- * that killed or wedged the sandbox; -i K starts at worker K, to replay
- * one worker's stream alone: `sysfuzz -v -w 1 -i K SEED N`).
+ * that killed or wedged the sandbox), and the parent prints the last calls of
+ * a worker that died or got stuck (kept in shared memory, so they survive the
+ * worker closing its log fd); -i K starts at worker K, to replay one
+ * worker's stream alone: `sysfuzz -v -w 1 -i K SEED N`.
  *
  * Run it only in the sandbox, never natively as root: its random calls
  * (mount, settimeofday, sethostname, swapoff, ...) would change the host.
@@ -39,7 +49,11 @@
  * alarm, and huge fallocate/MAP_POPULATE/mlock (they would allocate real host
  * memory). Workers' stdio is /dev/null, so their writes cannot reach the
  * parent's output. The parent kills a worker that makes no progress for
- * STUCK_MS (e.g. blocked with SIGALRM masked some other way).
+ * STUCK_MS (e.g. blocked with SIGALRM masked some other way, or a signal
+ * livelock from a timer it armed: legitimate, and Linux behaves the same).
+ * Signal frames and other kernel writes can only land in the buffers or the
+ * scratch region: alternate stacks are moved there, and the parent trusts
+ * the shared slots only for progress counts.
  */
 #define _GNU_SOURCE
 #include <errno.h>
