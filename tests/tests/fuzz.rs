@@ -11,6 +11,9 @@
 //!                      named in a failure, so a failing run can be repeated)
 //!   SYSFUZZ_COUNT=N    syscalls per platform (default 1,000,000)
 //!   SYSFUZZ_WORKERS=N  concurrent worker processes (default 2)
+//!   SYSFUZZ_STRACE_COUNT=N  syscalls of a second run with `--strace`, whose
+//!                      formatter decodes every hostile argument (default
+//!                      100,000; 0 skips it)
 //!
 //! The fuzzer is never run natively: as root on the host its random calls
 //! (mount, settimeofday, sethostname, swapoff, ...) would change the host.
@@ -70,8 +73,17 @@ fn sysfuzz() {
     std::fs::write(&canary, b"untouched\n").unwrap();
     let tmp_before = sysfuzz_entries();
 
-    let mut f = Failures::new();
+    let strace_count = env_u64("SYSFUZZ_STRACE_COUNT").unwrap_or(100_000);
+    let mut runs: Vec<(&str, u64, &[&str])> = Vec::new();
     for &platform in PLATFORMS {
+        runs.push((platform, count, &[]));
+        if strace_count > 0 {
+            runs.push((platform, strace_count, &["--strace"]));
+        }
+    }
+
+    let mut f = Failures::new();
+    for (platform, count, flags) in runs {
         let out = Cmd::new([
             bin.to_string_lossy().into_owned(),
             "-w".into(),
@@ -80,14 +92,18 @@ fn sysfuzz() {
             count.to_string(),
         ])
         .timeout(TIME_LIMIT)
-        .run_sandbox(platform);
+        .run_sandbox_with(platform, flags);
+        let platform = format!(
+            "{platform}{}",
+            if flags.is_empty() { "" } else { " --strace" }
+        );
         let rate = count as f64 / out.elapsed.as_secs_f64();
         eprintln!(
             "sysfuzz on {platform}: {} after {:.1}s ({rate:.0} syscalls/s)",
             out.exit,
             out.elapsed.as_secs_f64()
         );
-        let what = format!("sysfuzz on {platform} (SYSFUZZ_SEED={seed} SYSFUZZ_COUNT={count})");
+        let what = format!("sysfuzz on {platform} (SYSFUZZ_SEED={seed}, {count} syscalls)");
         if out.exit == Exit::TimedOut {
             f.add(format!(
                 "{what}: no result within {}s (sentry hang?):\n{}",
