@@ -1017,4 +1017,264 @@ mod tests {
         b[16] = 3; // reclen below the header
         assert!(parse_dirents64(&b, &mut out).is_err());
     }
+
+    // ---------- hostile request sequences (issue 6, fuzzing) ----------
+
+    use proptest::prelude::*;
+
+    const NAMES: &[&[u8]] = &[
+        b".", b"..", b"", b"a", b"b", b"sub", b"link", b"abs", b"fifo", b"new", b"a/b", b"x\0y",
+        b"/etc", b"../..",
+    ];
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            8 => prop::sample::select(NAMES).prop_map(|n| n.to_vec()),
+            1 => prop::collection::vec(any::<u8>(), 0..300),
+        ]
+    }
+
+    /// Small handles (the ones the server hands out) plus a few wild ones.
+    fn handle() -> impl Strategy<Value = u64> {
+        prop_oneof![8 => 0u64..12, 1 => any::<u64>()]
+    }
+
+    fn ts() -> impl Strategy<Value = abi::linux::Timespec> {
+        (any::<i64>(), prop_oneof![0i64..1_000_000_000, any::<i64>()])
+            .prop_map(|(sec, nsec)| abi::linux::Timespec { sec, nsec })
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        let flags = prop_oneof![
+            Just(libc::O_RDONLY),
+            Just(libc::O_RDWR),
+            Just(libc::O_WRONLY | libc::O_TRUNC),
+            Just(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL),
+            any::<i32>()
+        ];
+        let mode = prop_oneof![
+            Just(0o644u32),
+            Just(0o755),
+            Just(libc::S_IFIFO | 0o600),
+            any::<u32>()
+        ];
+        prop_oneof![
+            Just(Request::Mount),
+            (handle(), prop::collection::vec(name(), 0..4))
+                .prop_map(|(dir, names)| Request::Walk { dir, names }),
+            handle().prop_map(|handle| Request::Stat { handle }),
+            (handle(), flags.clone()).prop_map(|(handle, flags)| Request::Open { handle, flags }),
+            handle().prop_map(|handle| Request::Readlink { handle }),
+            (handle(), any::<u64>(), any::<u32>()).prop_map(|(handle, offset, max_bytes)| {
+                Request::Getdents {
+                    handle,
+                    offset: offset % 4,
+                    max_bytes,
+                }
+            }),
+            handle().prop_map(|handle| Request::StatFs { handle }),
+            handle().prop_map(|handle| Request::Close { handle }),
+            (handle(), name(), flags, mode.clone()).prop_map(|(dir, name, flags, mode)| {
+                Request::Create {
+                    dir,
+                    name,
+                    flags,
+                    mode,
+                    uid: u32::MAX,
+                    gid: u32::MAX,
+                }
+            }),
+            (handle(), name(), mode.clone()).prop_map(|(dir, name, mode)| Request::Mkdir {
+                dir,
+                name,
+                mode,
+                uid: u32::MAX,
+                gid: u32::MAX
+            }),
+            (handle(), name(), mode, any::<u64>()).prop_map(|(dir, name, mode, rdev)| {
+                Request::Mknod {
+                    dir,
+                    name,
+                    mode,
+                    rdev,
+                    uid: u32::MAX,
+                    gid: u32::MAX,
+                }
+            }),
+            (
+                handle(),
+                name(),
+                prop_oneof![
+                    Just(b"/etc/passwd".to_vec()),
+                    Just(b"../../../../etc".to_vec()),
+                    name()
+                ]
+            )
+                .prop_map(|(dir, name, target)| Request::Symlink {
+                    dir,
+                    name,
+                    target,
+                    uid: u32::MAX,
+                    gid: u32::MAX
+                }),
+            (handle(), name(), handle()).prop_map(|(dir, name, target)| Request::Link {
+                dir,
+                name,
+                target
+            }),
+            (
+                handle(),
+                name(),
+                prop_oneof![Just(0), Just(libc::AT_REMOVEDIR), any::<i32>()]
+            )
+                .prop_map(|(dir, name, flags)| Request::Unlink { dir, name, flags }),
+            (
+                handle(),
+                name(),
+                handle(),
+                name(),
+                prop_oneof![Just(0u32), 0u32..8, any::<u32>()]
+            )
+                .prop_map(|(old_dir, old_name, new_dir, new_name, flags)| {
+                    Request::Rename {
+                        old_dir,
+                        old_name,
+                        new_dir,
+                        new_name,
+                        flags,
+                    }
+                }),
+            (
+                handle(),
+                any::<u32>(),
+                any::<u32>(),
+                prop_oneof![0u64..1 << 20, any::<u64>()],
+                ts(),
+                ts()
+            )
+                .prop_map(|(handle, mask, mode, size, atime, mtime)| {
+                    Request::SetStat {
+                        handle,
+                        mask,
+                        mode,
+                        uid: u32::MAX,
+                        gid: u32::MAX,
+                        size,
+                        atime,
+                        mtime,
+                    }
+                }),
+            (
+                handle(),
+                prop_oneof![
+                    Just(b"user.a".to_vec()),
+                    Just(b"trusted.x".to_vec()),
+                    name()
+                ],
+                any::<u32>()
+            )
+                .prop_map(|(handle, name, size)| Request::GetXattr {
+                    handle,
+                    name,
+                    size: size % 70_000
+                }),
+            (handle(), any::<u32>()).prop_map(|(handle, size)| Request::ListXattr {
+                handle,
+                size: size % 70_000
+            }),
+            (
+                handle(),
+                prop_oneof![
+                    Just(b"user.a".to_vec()),
+                    Just(b"security.capability".to_vec()),
+                    name()
+                ],
+                prop::collection::vec(any::<u8>(), 0..64),
+                any::<i32>()
+            )
+                .prop_map(|(handle, name, value, flags)| Request::SetXattr {
+                    handle,
+                    name,
+                    value,
+                    flags
+                }),
+            (handle(), name()).prop_map(|(handle, name)| Request::RemoveXattr { handle, name }),
+        ]
+    }
+
+    /// Everything under `dir` (paths and sizes), to see what changed.
+    fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                let md = std::fs::symlink_metadata(&p).unwrap();
+                if md.is_dir() {
+                    todo.push(p.clone());
+                }
+                out.push((p, md.len()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Random request sequences against a server over a small tree with
+        /// symlinks pointing out of it: the server never panics, every fd it
+        /// hands out is inside the root, nothing outside the root changes,
+        /// and a read-only server changes nothing at all.
+        #[test]
+        fn hostile_request_sequences(reqs in prop::collection::vec(request(), 1..40), ro in any::<bool>()) {
+            let base = std::env::temp_dir().join(format!(
+                "gofer-fuzz-{}-{:?}", std::process::id(), std::thread::current().id()));
+            let _ = std::fs::remove_dir_all(&base);
+            let root = base.join("root");
+            std::fs::create_dir_all(root.join("sub")).unwrap();
+            std::fs::write(root.join("a"), b"hello").unwrap();
+            std::fs::write(base.join("canary"), b"outside").unwrap();
+            std::os::unix::fs::symlink("../canary", root.join("link")).unwrap();
+            std::os::unix::fs::symlink("/etc/passwd", root.join("abs")).unwrap();
+            std::os::unix::fs::symlink("../../canary", root.join("sub/up")).unwrap();
+            let outside = snapshot(&base).into_iter()
+                .filter(|(p, _)| !p.starts_with(&root)).collect::<Vec<_>>();
+            let inside = snapshot(&root);
+            let root_fd: OwnedFd = std::fs::File::open(&root).unwrap().into();
+            let mut srv = Server { root: Rc::new(root_fd), file: None, read_only: ro, nodes: HashMap::new(), next: 1 };
+            let canon_root = std::fs::canonicalize(&root).unwrap();
+            let mut oks = 0;
+            for req in std::iter::once(Request::Mount).chain(reqs) {
+                // As the server sees it: encoded, then decoded (validated).
+                let Ok(req) = Request::decode(&req.encode()) else { continue };
+                if let Ok((resp, fd)) = srv.handle(req) {
+                    oks += 1;
+                    prop_assert!(resp.encode().len() <= MAX_FRAME);
+                    if let Some(fd) = fd {
+                        let p = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd))).unwrap();
+                        prop_assert!(p.starts_with(&canon_root), "fd outside the root: {}", p.display());
+                    }
+                }
+            }
+            prop_assert!(oks >= 1, "not even Mount worked");
+            let outside_after = snapshot(&base).into_iter()
+                .filter(|(p, _)| !p.starts_with(&root)).collect::<Vec<_>>();
+            prop_assert_eq!(outside, outside_after);
+            prop_assert_eq!(std::fs::read(base.join("canary")).unwrap(), b"outside".to_vec());
+            if ro {
+                prop_assert_eq!(inside, snapshot(&root));
+            }
+            drop(srv);
+            let _ = std::fs::remove_dir_all(&base);
+        }
+    }
 }

@@ -741,8 +741,23 @@ impl AddressSpace for PtraceAddressSpace {
         r.rax = libc::SYS_exit as u64;
         r.orig_rax = u64::MAX;
         r.rdi = 0;
-        if set_regs(t.tid, &r).is_ok() && ptrace(libc::PTRACE_CONT, t.tid, 0, 0).is_ok() {
-            let _ = wait(t.tid);
+        if set_regs(t.tid, &r).is_err() {
+            return;
+        }
+        // A stop can come first: an interrupt's SIGSTOP still pending (a
+        // kick that landed after the task left workload code) or a group
+        // stop. Resume through it, dropping the signal, until the thread is
+        // gone: left stopped, the thread would be untraced when this host
+        // thread ends, take the SIGSTOP and bring down the whole stub process
+        // with the tasks still using it.
+        for _ in 0..1000 {
+            if ptrace(libc::PTRACE_CONT, t.tid, 0, 0).is_err() {
+                return;
+            }
+            match wait(t.tid) {
+                Ok(st) if libc::WIFSTOPPED(st) => continue,
+                _ => return,
+            }
         }
     }
 

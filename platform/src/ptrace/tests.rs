@@ -138,3 +138,65 @@ fn threads_interrupts_and_fpu() {
     );
     assert_eq!(regs.orig_rax, 39);
 }
+
+/// Found by the syscall fuzzer (tests/fuzz): a thread released while a SIGSTOP
+/// (an interrupt's kick) was pending stopped on it instead of exiting; the
+/// stub thread was left behind, stopped and soon untraced, and the stub
+/// process (with the address space's other threads) died of SIGKILL. Its
+/// task saw "platform failure: stub process died". The released thread must
+/// exit and the other threads keep running.
+#[test]
+fn release_thread_with_pending_stop() {
+    let mf = Arc::new(MemoryFile::new(1 << 30).unwrap());
+    let p = Ptrace::new(mf.clone()).unwrap();
+    let space = p.new_address_space().unwrap();
+    let off = mf.allocate(4096).unwrap();
+    mf.write_at(off, CODE);
+    space
+        .map(0x400000, 4096, off, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
+    let mut ctx = p.new_context().unwrap();
+    let mut regs = initial_regs(0x400000, 0);
+    for round in 0..20 {
+        let token = space.new_thread().unwrap();
+        let s2 = space.clone();
+        let (pid, tid) = std::thread::spawn(move || {
+            s2.attach_thread(token).unwrap();
+            let mut ctx = Ptrace::new_context_static();
+            let mut regs = initial_regs(0x400000, 0);
+            assert_eq!(ctx.switch(s2.as_ref(), &mut regs).unwrap(), Event::Syscall);
+            let a = s2.as_any().downcast_ref::<PtraceAddressSpace>().unwrap();
+            let tid = a.current().unwrap().tid;
+            // A kick that lands after the task left workload code.
+            // SAFETY: plain syscall on our own stub thread.
+            unsafe { libc::syscall(libc::SYS_tgkill, a.pid, tid, libc::SIGSTOP) };
+            if round % 2 == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            s2.release_thread();
+            (a.pid, tid)
+        })
+        .join()
+        .unwrap();
+        // The released thread is gone, not stopped.
+        let task = format!("/proc/{pid}/task/{tid}");
+        for _ in 0..100 {
+            if !std::path::Path::new(&task).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            !std::path::Path::new(&task).exists(),
+            "round {round}: {task} still exists"
+        );
+        // The first thread still runs.
+        regs.rip = 0x400000;
+        assert_eq!(
+            ctx.switch(space.as_ref(), &mut regs).unwrap(),
+            Event::Syscall,
+            "round {round}"
+        );
+        assert_eq!(regs.orig_rax, 39);
+    }
+}

@@ -24,6 +24,9 @@ pub mod spec;
 pub mod state;
 pub mod update;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::os::fd::{AsRawFd, OwnedFd};

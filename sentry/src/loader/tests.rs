@@ -799,8 +799,22 @@ fn interesting_u64() -> impl Strategy<Value = u64> {
     ]
 }
 
+/// `n` cases, or `$PROPTEST_CASES` (to fuzz longer:
+/// `PROPTEST_CASES=100000 cargo test --release -p sentry loader::`).
+fn cases(n: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(cases(512))]
 
     #[test]
     fn parse_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
@@ -862,7 +876,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(cases(128))]
 
     #[test]
     fn load_mutated(muts in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..12), dyn_ in any::<bool>()) {
@@ -873,6 +887,41 @@ proptest! {
         let open = move |_: &[u8]| -> Result<Arc<dyn fs::ReadAt>, Errno> { Ok(Arc::new(VecFile(ld2.clone()))) };
         let mm = new_mm();
         if let Ok(l) = load(args(&mm, Arc::new(VecFile(img)), &open)) {
+            prop_assert_eq!(l.stack_pointer % 16, 0);
+            let _ = parse_stack(&mm, l.stack_pointer);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// A real dynamic executable (/bin/true) with its ELF header and program
+    /// headers mutated, loaded with its real interpreter: an error or a
+    /// consistent image, never a panic or a huge allocation.
+    #[test]
+    fn load_mutated_host_binary(
+        muts in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        words in proptest::collection::vec((any::<usize>(), interesting_u64()), 0..3),
+    ) {
+        let mut img = std::fs::read("/bin/true").unwrap();
+        let e = elf::parse(&img).unwrap();
+        let headers = (e.header.e_phoff as usize + e.phdrs.len() * 56).min(img.len());
+        for &(i, v) in &muts {
+            img[i % headers] = v;
+        }
+        for &(i, w) in &words {
+            // 8-byte fields of the headers: offsets, addresses, sizes, alignments.
+            let i = (i % (headers / 8)) * 8;
+            img[i..i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        if let Ok(e) = elf::parse(&img) {
+            let _ = e.span();
+            let _ = e.phdr_vaddr();
+            let _ = e.max_align();
+        }
+        let mm = new_mm();
+        if let Ok(l) = load(args(&mm, Arc::new(VecFile(img)), &host_interp)) {
             prop_assert_eq!(l.stack_pointer % 16, 0);
             let _ = parse_stack(&mm, l.stack_pointer);
         }
