@@ -56,6 +56,9 @@ global flags:
   --strace              print every syscall of the workload to stderr
   --debug-log=FILE      write the sandbox's log to FILE
   --debug               verbose logging
+  --total-memory=SIZE   the sandbox's memory limit (K/M/G suffixes): ENOMEM or
+                        an in-sandbox OOM kill beyond it
+  --max-tasks=N         the most tasks (threads) in the sandbox (fork: EAGAIN)
   --network=none        networking mode (none, sandbox, host)
   --root=DIR            container state (default /run/runsc)
   --log, --log-format   where errors of the OCI commands also go (text or json)
