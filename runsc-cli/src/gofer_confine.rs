@@ -239,31 +239,37 @@ pub fn kernel_mounts_beneath(mountinfo: &str, root: &Path) -> Vec<PathBuf> {
 
 /// Enters new namespaces and makes "/" the served tree (`root`: a directory or a
 /// regular file, as given on the command line). See the module doc.
-pub fn enter_root(root: &Path, read_only: bool) -> io::Result<Served> {
+///
+/// `userns`: the sandbox's uid and gid, to be mapped to ours in a new user
+/// namespace (a rootless sandbox; also implied, with our own ids, when we are
+/// not root).
+pub fn enter_root(root: &Path, read_only: bool, userns: Option<(u32, u32)>) -> io::Result<Served> {
     let root = std::fs::canonicalize(root).map_err(ctx(root.display()))?;
     let is_file = std::fs::metadata(&root)
         .map_err(ctx(root.display()))?
         .is_file();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let flags = libc::CLONE_NEWNS
+    let mut flags = libc::CLONE_NEWNS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWNET
         | libc::CLONE_NEWCGROUP;
-    // SAFETY: plain syscall; the gofer is single-threaded here.
-    let unshared = cvt(unsafe { libc::unshare(flags) }.into());
-    match unshared {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } == 0 {
-                return Err(ctx("unshare")(e));
-            }
-            // Not on stderr: every unprivileged run would print it.
-            tracing::warn!("gofer: not privileged, serving without namespaces or pivot_root");
-            return open_unconfined(&root, is_file);
-        }
-        r => r.map_err(ctx("unshare"))?,
+    // SAFETY: geteuid/getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let userns = match userns {
+        Some(ids) => Some(ids),
+        None if euid != 0 => Some((euid, egid)),
+        None => None,
     };
+    if userns.is_some() {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // SAFETY: plain syscall; the gofer is single-threaded here (as
+    // CLONE_NEWUSER requires).
+    cvt(unsafe { libc::unshare(flags) }.into()).map_err(ctx("unshare"))?;
+    if let Some((uid, gid)) = userns {
+        write_own_maps(uid, gid, euid, egid).map_err(ctx("the gofer's user namespace"))?;
+    }
     mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(ctx("making mounts private"))?;
     if is_file {
@@ -286,12 +292,8 @@ pub fn enter_root(root: &Path, read_only: bool) -> io::Result<Served> {
     }
     for rel in kernel_mounts_beneath(&mountinfo, &root) {
         let p = cpath(&Path::new("/").join(&rel))?;
-        // UMOUNT_NOFOLLOW: a symlink planted at a mount point's name is not followed
-        // (the rest of the path only matters to this private namespace).
-        // SAFETY: valid NUL-terminated path.
-        let r = unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
-        if let Err(e) = cvt(r.into()) {
-            tracing::debug!("gofer: detaching /{}: {e}", rel.display());
+        if let Err(e) = hide_mount(&p) {
+            tracing::debug!("gofer: hiding /{}: {e}", rel.display());
         }
     }
     if read_only {
@@ -371,19 +373,42 @@ fn enter_file_root(file: &Path, read_only: bool) -> io::Result<Served> {
     Ok(Served::File(fd, name))
 }
 
-/// Without privileges: the root opened as before (the server's own walks confine it).
-fn open_unconfined(root: &Path, is_file: bool) -> io::Result<Served> {
-    if !is_file {
-        return Ok(Served::Dir(open_path(
-            &cpath(root)?,
-            libc::O_PATH | libc::O_DIRECTORY,
-        )?));
+/// Maps `uid`/`gid` inside the user namespace we just unshared to our host
+/// ids `host_uid`/`host_gid` (all an unprivileged process may map; setgroups
+/// denied first, as it must be then).
+fn write_own_maps(uid: u32, gid: u32, host_uid: u32, host_gid: u32) -> io::Result<()> {
+    std::fs::write("/proc/self/setgroups", "deny").map_err(ctx("setgroups"))?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {host_uid} 1\n"))
+        .map_err(ctx("uid_map"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {host_gid} 1\n")).map_err(ctx("gid_map"))
+}
+
+/// Hides the kernel file system mounted at `p` (in our private mount
+/// namespace): detached, or, when it cannot be (a mount locked by a less
+/// privileged user namespace: the host's /proc for a rootless `runsc do`),
+/// covered by an empty read-only tmpfs.
+fn hide_mount(p: &CStr) -> io::Result<()> {
+    // UMOUNT_NOFOLLOW: a symlink planted at a mount point's name is not followed
+    // (the rest of the path only matters to this private namespace).
+    // SAFETY: valid NUL-terminated path.
+    let r = unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+    if cvt(r.into()).is_ok() {
+        return Ok(());
     }
-    let (Some(dir), Some(name)) = (root.parent(), root.file_name()) else {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    };
-    let fd = open_path(&cpath(dir)?, libc::O_PATH | libc::O_DIRECTORY)?;
-    Ok(Served::File(fd, name.as_bytes().to_vec()))
+    // O_NOFOLLOW | O_DIRECTORY: never mounted through a symlink; mounted on
+    // "." once in it (no /proc needed: it may be one of those covered).
+    let dir = open_path(p, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+    // SAFETY: fchdir on a descriptor we own.
+    cvt(unsafe { libc::fchdir(dir.as_raw_fd()) }.into())?;
+    let r = mount(
+        Some(c"tmpfs"),
+        c".",
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+        Some(c"size=4k,nr_inodes=2,mode=0555"),
+    );
+    chdir(c"/")?;
+    r
 }
 
 #[repr(C)]
