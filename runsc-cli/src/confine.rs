@@ -13,6 +13,17 @@
 //!   cgroup namespaces (and a new, empty network namespace unless it joined
 //!   one), all owned by that user namespace; the parent writes its uid/gid
 //!   maps (identity maps of root, nobody and the caller's ids: [`id_map`]).
+//! - Rootless ([`Identity::Rootless`]: runsc run by a non-root user, or
+//!   `--rootless` as root): the user namespace is created by an unprivileged
+//!   host user, so it can map only one uid and one gid, the sandbox's own, to
+//!   that user's ([`Rootless::maps`], setgroups denied first). A non-root
+//!   caller clones with `CLONE_NEWUSER` and all the other namespaces at once
+//!   (the new user namespace owns the PID namespace too) and cannot join a
+//!   network namespace; as root, the child switches to host nobody before it
+//!   unshares. The child then makes its capabilities of the new namespace
+//!   ambient, so that `runsc boot` keeps them across exec even when its uid
+//!   inside is not 0. [`confine`] keeps that one mapped uid/gid (there is no
+//!   other to switch to) and drops every capability all the same.
 //! - [`close_inherited_fds`], first thing in `boot`: every descriptor but
 //!   stdio and those named on the command line is closed.
 //! - [`confine`], in `boot` once every host resource it needs is open (the
@@ -22,7 +33,8 @@
 //!   empty, read-only tmpfs (pivot_root), the capability bounding and ambient
 //!   sets are emptied with the root-related securebits locked, the sentry
 //!   becomes the unprivileged host user and group nobody (uid/gid
-//!   [`SANDBOX_HOST_ID`], no supplementary group) with no capability left in
+//!   [`SANDBOX_HOST_ID`], no supplementary group; rootless: the one mapped
+//!   uid/gid, an unprivileged host user already) with no capability left in
 //!   any set, stays dumpable (so it may trace its own stubs without
 //!   CAP_SYS_PTRACE) and sets no_new_privs. The ptrace platform's stubs,
 //!   forked afterwards, inherit all of it.

@@ -5,7 +5,7 @@
 //!    spawner set: /dev/null or its stderr) and the gofer's socket is closed, so
 //!    nothing the spawner (or an engine above it) leaked stays reachable.
 //! 2. [`enter_root`]: new mount, ipc, uts, net (empty: the gofer never needs the
-//!    network) and cgroup namespaces; all mounts made private (nothing propagates
+//!    network) and cgroup namespaces (and user namespace, when rootless); all mounts made private (nothing propagates
 //!    back to the host); then "/" becomes the served tree (see below).
 //! 3. [`drop_capabilities`]: bounding, permitted, effective, inheritable and
 //!    ambient sets reduced to [`KEEP_CAPS`]; SECBIT_NOROOT locked; no_new_privs.
@@ -20,7 +20,7 @@
 //!   of a fresh tmpfs, which is pivoted into: "/" then holds that file only.
 //! - The kernel-interface file systems beneath the new root (proc, sysfs,
 //!   devtmpfs, cgroup, ...: the host's `/proc`, `/sys` and `/dev` for `runsc do`)
-//!   are detached: the sentry has its own, and the gofer must not reach the host's
+//!   are detached (covered, when rootless): the sentry has its own, and the gofer must not reach the host's
 //!   process table or devices. So the gofer has no /proc at all; it needs none (it
 //!   never reopens an fd by path: every open is `openat` on an fd it holds).
 //! - A read-only gofer also makes its whole tree read-only (best effort: a mount
@@ -33,12 +33,18 @@
 //! seccomp filter that allows no kill/ptrace/process_vm_* (only tgkill of itself),
 //! the gofer cannot reach another process anyway.
 //!
-//! No user namespace: the gofer creates files as host root on behalf of the
-//! sandbox and must chown them to the sandbox's ids.
+//! No user namespace when runsc is root (the default): the gofer creates files
+//! as host root on behalf of the sandbox and must chown them to the sandbox's ids.
 //!
-//! Without CAP_SYS_ADMIN (runsc run by a non-root user) step 2 cannot be done:
-//! the gofer then logs a warning and relies on its own O_NOFOLLOW walks, as
-//! before, keeping no capabilities (it has none), no_new_privs and seccomp.
+//! A rootless sandbox (runsc run by a non-root user, or `--rootless`: see
+//! [`crate::confine::Identity`]): the gofer runs as the unprivileged host user
+//! and step 2 starts with a new user namespace too, mapping the sandbox's uid
+//! and gid (`runsc gofer --userns=UID:GID`; by default its own) to that user's,
+//! with setgroups denied; it has every capability in it, so the mounts and the
+//! pivot work as above, except that the kernel file systems beneath the root,
+//! locked by the less privileged namespace, cannot be detached: they are covered
+//! by an empty read-only tmpfs. Its kept capabilities only reach files whose
+//! owner is mapped, i.e. the host user's: it can only act as that user.
 
 use std::ffi::{CStr, CString};
 use std::io;
