@@ -14,6 +14,8 @@ pub struct Global {
     pub log: Option<String>,
     pub log_format: Option<String>,
     pub network: String,
+    /// Run the sandbox as an unprivileged host user (see
+    /// `confine::Identity`); implied when runsc is not run by root.
     pub rootless: bool,
     pub overlay: bool,
     pub systemd_cgroup: bool,

@@ -13,6 +13,17 @@
 //!   cgroup namespaces (and a new, empty network namespace unless it joined
 //!   one), all owned by that user namespace; the parent writes its uid/gid
 //!   maps (identity maps of root, nobody and the caller's ids: [`id_map`]).
+//! - Rootless ([`Identity::Rootless`]: runsc run by a non-root user, or
+//!   `--rootless` as root): the user namespace is created by an unprivileged
+//!   host user, so it can map only one uid and one gid, the sandbox's own, to
+//!   that user's ([`Rootless::maps`], setgroups denied first). A non-root
+//!   caller clones with `CLONE_NEWUSER` and all the other namespaces at once
+//!   (the new user namespace owns the PID namespace too) and cannot join a
+//!   network namespace; as root, the child switches to host nobody before it
+//!   unshares. The child then makes its capabilities of the new namespace
+//!   ambient, so that `runsc boot` keeps them across exec even when its uid
+//!   inside is not 0. [`confine`] keeps that one mapped uid/gid (there is no
+//!   other to switch to) and drops every capability all the same.
 //! - [`close_inherited_fds`], first thing in `boot`: every descriptor but
 //!   stdio and those named on the command line is closed.
 //! - [`confine`], in `boot` once every host resource it needs is open (the
@@ -22,7 +33,8 @@
 //!   empty, read-only tmpfs (pivot_root), the capability bounding and ambient
 //!   sets are emptied with the root-related securebits locked, the sentry
 //!   becomes the unprivileged host user and group nobody (uid/gid
-//!   [`SANDBOX_HOST_ID`], no supplementary group) with no capability left in
+//!   [`SANDBOX_HOST_ID`], no supplementary group; rootless: the one mapped
+//!   uid/gid, an unprivileged host user already) with no capability left in
 //!   any set, stays dumpable (so it may trace its own stubs without
 //!   CAP_SYS_PTRACE) and sets no_new_privs. The ptrace platform's stubs,
 //!   forked afterwards, inherit all of it.
@@ -60,6 +72,84 @@ const NEW_NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
 /// as gVisor's sandbox).
 pub const SANDBOX_HOST_ID: u32 = 65534;
 
+/// Under whose host identity the sandbox's processes (sentry and gofers) run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// runsc run by root (the default): the sentry's user namespace maps root,
+    /// nobody and the caller's ids identically ([`id_map`]) and the sentry
+    /// ends as host nobody; the gofers stay in the host's user namespace with a
+    /// few capabilities.
+    Privileged,
+    /// Unprivileged (runsc run by a non-root user, or `--rootless`): every
+    /// process of the sandbox lives in a user namespace created by an
+    /// unprivileged host user and mapping one uid and one gid, the sandbox's
+    /// own (the workload's) to that user's.
+    Rootless(Rootless),
+}
+
+/// The one uid and gid a rootless sandbox's user namespaces map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rootless {
+    /// The ids inside (what the workload is, and the owner of what it creates).
+    pub inside_uid: u32,
+    pub inside_gid: u32,
+    /// The host ids they stand for.
+    pub host_uid: u32,
+    pub host_gid: u32,
+    /// runsc itself is root (`--rootless`): each process of the sandbox
+    /// switches to the host ids (nobody) before it creates its namespaces.
+    pub switch: bool,
+}
+
+impl Identity {
+    /// The identity of a sandbox started by this process: rootless when our
+    /// effective uid is not 0 (host ids: ours) or with `--rootless` as root
+    /// (host ids: nobody, [`SANDBOX_HOST_ID`]). `workload` is the sandbox's
+    /// uid/gid (an OCI spec's `process.user`); `None` (`runsc do`): the
+    /// caller's own (root's 0 under `--rootless`).
+    pub fn new(rootless_flag: bool, workload: Option<(u32, u32)>) -> Identity {
+        // SAFETY: geteuid/getegid cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (inside_uid, inside_gid) = workload.unwrap_or((euid, egid));
+        if euid != 0 {
+            Identity::Rootless(Rootless {
+                inside_uid,
+                inside_gid,
+                host_uid: euid,
+                host_gid: egid,
+                switch: false,
+            })
+        } else if rootless_flag {
+            Identity::Rootless(Rootless {
+                inside_uid,
+                inside_gid,
+                host_uid: SANDBOX_HOST_ID,
+                host_gid: SANDBOX_HOST_ID,
+                switch: true,
+            })
+        } else {
+            Identity::Privileged
+        }
+    }
+
+    pub fn rootless(&self) -> Option<&Rootless> {
+        match self {
+            Identity::Privileged => None,
+            Identity::Rootless(r) => Some(r),
+        }
+    }
+}
+
+impl Rootless {
+    /// The one-line uid and gid maps.
+    pub fn maps(&self) -> (String, String) {
+        (
+            format!("{} {} 1\n", self.inside_uid, self.host_uid),
+            format!("{} {} 1\n", self.inside_gid, self.host_gid),
+        )
+    }
+}
+
 /// The sentry's user namespace maps identically the host's root (so that it
 /// starts with every capability inside its namespaces, to pivot, and can
 /// still open what it needs on the host), [`SANDBOX_HOST_ID`] (which it
@@ -90,6 +180,7 @@ pub struct SentryCommand {
     null_stdio: [bool; 3],
     process_group: bool,
     netns: Option<RawFd>,
+    identity: Identity,
 }
 
 impl SentryCommand {
@@ -102,7 +193,14 @@ impl SentryCommand {
             null_stdio: [false; 3],
             process_group: false,
             netns: None,
+            identity: Identity::Privileged,
         }
+    }
+
+    /// Under which host identity the sentry runs (default: privileged).
+    pub fn identity(&mut self, id: Identity) -> &mut Self {
+        self.identity = id;
+        self
     }
 
     pub fn arg(&mut self, a: impl AsRef<OsStr>) -> &mut Self {
@@ -207,8 +305,34 @@ impl SentryCommand {
         if self.netns.is_none() {
             unshare |= libc::CLONE_NEWNET;
         }
+        let mut clone_flags = libc::CLONE_NEWPID;
+        let rootless = self.identity.rootless().copied();
+        match rootless {
+            // Unprivileged: the user namespace comes with the clone, and
+            // owns the PID namespace and all the others made with it.
+            Some(r) if !r.switch => {
+                if self.netns.is_some() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "joining a network namespace needs root (runsc runs as uid {}): \
+                             use a spec without a network namespace path",
+                            r.host_uid
+                        ),
+                    ));
+                }
+                clone_flags |= unshare;
+                unshare = 0;
+            }
+            _ => {}
+        }
         let child = ChildSetup {
             unshare,
+            switch_ids: rootless
+                .filter(|r| r.switch)
+                .map(|r| (r.host_uid, r.host_gid)),
+            raise_caps: rootless.is_some(),
+            last_cap: last_cap(),
             go: go_rd.as_raw_fd(),
             exe: exe.as_ptr(),
             argv: argv.as_ptr(),
@@ -234,7 +358,7 @@ impl SentryCommand {
         let pid = unsafe {
             libc::syscall(
                 libc::SYS_clone,
-                (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
+                (clone_flags | libc::SIGCHLD) as libc::c_ulong,
                 0usize,
                 0usize,
                 0usize,
@@ -267,7 +391,11 @@ impl SentryCommand {
         let mut report = [0u8; 8];
         let mut n = read_report(&mut report);
         if n == 1 {
-            if let Err(e) = write_id_maps(sentry.pid) {
+            let maps = match &rootless {
+                Some(r) => write_rootless_maps(sentry.pid, r),
+                None => write_id_maps(sentry.pid),
+            };
+            if let Err(e) = maps {
                 let _ = sentry.kill();
                 let _ = sentry.wait();
                 return Err(io::Error::new(
@@ -292,6 +420,8 @@ impl SentryCommand {
             let what = match step {
                 STEP_SETNS => "joining the network namespace",
                 STEP_UNSHARE => "new namespaces",
+                STEP_IDS => "switching to the unprivileged host user",
+                STEP_CAPS => "capabilities in the user namespace",
                 STEP_PGID => "setpgid",
                 STEP_STDIO => "/dev/null",
                 STEP_CWD => "changing directory",
@@ -328,7 +458,19 @@ fn write_id_maps(pid: i32) -> io::Result<()> {
     )
 }
 
+/// Writes the one-id maps of a rootless sandbox's user namespace: setgroups
+/// is denied first (an unprivileged writer must; and the sandbox could
+/// otherwise drop a group that denies it access).
+fn write_rootless_maps(pid: i32, r: &Rootless) -> io::Result<()> {
+    let (uid_map, gid_map) = r.maps();
+    std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)
+}
+
 const STEP_UNSHARE: i32 = 6;
+const STEP_IDS: i32 = 7;
+const STEP_CAPS: i32 = 8;
 const STEP_SETNS: i32 = 1;
 const STEP_PGID: i32 = 2;
 const STEP_STDIO: i32 = 3;
@@ -337,7 +479,14 @@ const STEP_EXEC: i32 = 5;
 
 /// What the cloned child does before exec, prepared before the clone.
 struct ChildSetup {
+    /// Namespaces to unshare (0: none, all came with the clone).
     unshare: libc::c_int,
+    /// Host uid/gid to switch to before unsharing (`--rootless` as root).
+    switch_ids: Option<(u32, u32)>,
+    /// Keep every capability of the new user namespace across exec (as
+    /// ambient capabilities): the sandbox's uid inside may not be 0.
+    raise_caps: bool,
+    last_cap: u32,
     go: RawFd,
     exe: *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -370,7 +519,17 @@ impl ChildSetup {
         if self.netns >= 0 && libc::setns(self.netns, libc::CLONE_NEWNET) != 0 {
             fail(STEP_SETNS);
         }
-        if libc::unshare(self.unshare) != 0 {
+        // The unprivileged host user creates the user namespace: raw system
+        // calls (glibc's wrappers would try to reach our parent's threads).
+        if let Some((uid, gid)) = self.switch_ids {
+            if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
+            {
+                fail(STEP_IDS);
+            }
+        }
+        if self.unshare != 0 && libc::unshare(self.unshare) != 0 {
             fail(STEP_UNSHARE);
         }
         // The parent writes our uid and gid maps.
@@ -379,6 +538,9 @@ impl ChildSetup {
             || libc::read(self.go, (&mut b as *mut u8).cast(), 1) != 1
         {
             libc::_exit(127);
+        }
+        if self.raise_caps && !raise_ambient(self.last_cap) {
+            fail(STEP_CAPS);
         }
         if self.process_group && libc::setpgid(0, 0) != 0 {
             fail(STEP_PGID);
@@ -404,6 +566,62 @@ impl ChildSetup {
         fail(STEP_EXEC)
     }
 }
+
+/// Makes every capability we hold (all of them, in the user namespace we just
+/// created) inheritable and ambient, so that they survive the exec of `runsc
+/// boot` under a uid other than 0 in the namespace. Only raw system calls:
+/// runs in the cloned child.
+///
+/// # Safety
+/// capget/capset/prctl on our own credentials.
+unsafe fn raise_ambient(last_cap: u32) -> bool {
+    let mut h = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut d = [CapData::default(); 2];
+    if libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) != 0 {
+        return false;
+    }
+    for x in d.iter_mut() {
+        x.inheritable = x.permitted;
+    }
+    if libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) != 0 {
+        return false;
+    }
+    for cap in 0..=last_cap.min(63) {
+        if d[(cap / 32) as usize].permitted & (1 << (cap % 32)) == 0 {
+            continue;
+        }
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        ) != 0
+        {
+            return false;
+        }
+    }
+    true
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// A started sentry, by its host PID: what `std::process::Child` is for the
 /// other processes.
@@ -488,8 +706,10 @@ pub fn confine() -> Result<(), String> {
         );
     }
     let last_cap = last_cap();
+    // Read while /proc is there.
+    let ids = final_ids();
     empty_root().map_err(|e| format!("confining the sandbox: {e}"))?;
-    drop_capabilities(last_cap).map_err(|e| format!("confining the sandbox: {e}"))?;
+    drop_capabilities(last_cap, ids).map_err(|e| format!("confining the sandbox: {e}"))?;
     // SAFETY: plain prctl.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!(
@@ -499,6 +719,45 @@ pub fn confine() -> Result<(), String> {
     }
     exit_on_host_signals();
     Ok(())
+}
+
+/// The uid and gid the sentry ends as, and whether it may (and so must) drop
+/// its supplementary groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FinalIds {
+    uid: u32,
+    gid: u32,
+    setgroups: bool,
+}
+
+/// [`SANDBOX_HOST_ID`] if our user namespace maps it (runsc run by root: see
+/// [`id_map`]), else the id we have (a rootless sandbox's namespace maps that
+/// one only: the sentry keeps it, with no capability).
+fn final_ids() -> FinalIds {
+    let read = |f: &str| std::fs::read_to_string(format!("/proc/self/{f}")).unwrap_or_default();
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    FinalIds {
+        uid: pick_id(&read("uid_map"), uid),
+        gid: pick_id(&read("gid_map"), gid),
+        setgroups: read("setgroups").trim() != "deny",
+    }
+}
+
+/// [`SANDBOX_HOST_ID`] if `map` (a uid_map or gid_map) maps it inside, else `current`.
+fn pick_id(map: &str, current: u32) -> u32 {
+    let mapped = map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        f.len() == 3 && (f[0]..f[0] + f[2]).contains(&u64::from(SANDBOX_HOST_ID))
+    });
+    if mapped {
+        SANDBOX_HOST_ID
+    } else {
+        current
+    }
 }
 
 fn last_cap() -> u32 {
@@ -559,7 +818,7 @@ fn empty_root() -> Result<(), String> {
 }
 
 /// Drops every capability from every set, for good.
-fn drop_capabilities(last_cap: u32) -> Result<(), String> {
+fn drop_capabilities(last_cap: u32, ids: FinalIds) -> Result<(), String> {
     // SAFETY: prctl and capset with valid arguments on our own credentials.
     unsafe {
         // Root gets nothing back from exec or setuid, and that cannot be undone
@@ -587,40 +846,24 @@ fn drop_capabilities(last_cap: u32) -> Result<(), String> {
         }
         // The unprivileged host identity, for good (no setuid-fixup: the
         // capabilities are cleared explicitly below): no supplementary
-        // group, then group and user.
-        let id = SANDBOX_HOST_ID;
-        if libc::setgroups(0, std::ptr::null()) != 0 {
+        // group, then group and user. In a rootless sandbox's namespace
+        // setgroups is denied (the groups we have are the caller's, which
+        // it cannot drop on the host either).
+        if ids.setgroups && libc::setgroups(0, std::ptr::null()) != 0 {
             return Err(os_err("setgroups"));
         }
-        if libc::setresgid(id, id, id) != 0 {
+        if libc::setresgid(ids.gid, ids.gid, ids.gid) != 0 {
             return Err(os_err("setresgid"));
         }
-        if libc::setresuid(id, id, id) != 0 {
+        if libc::setresuid(ids.uid, ids.uid, ids.uid) != 0 {
             return Err(os_err("setresuid"));
         }
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-        let mut h = Header {
+        let mut h = CapHeader {
             version: LINUX_CAPABILITY_VERSION_3,
             pid: 0,
         };
-        let d = [Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        }; 2];
-        if libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) != 0 {
+        let d = [CapData::default(); 2];
+        if libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) != 0 {
             return Err(os_err("capset"));
         }
         // Changing the uid made us non-dumpable, which would keep the sentry
@@ -678,5 +921,26 @@ mod tests {
             "0 0 1\n5 5 1\n1000 1000 1\n65534 65534 1\n"
         );
         assert_eq!(id_map(0..1000).lines().count(), 340);
+    }
+
+    #[test]
+    fn final_id_is_nobody_if_mapped() {
+        assert_eq!(pick_id("0 0 1\n65534 65534 1\n", 0), 65534);
+        assert_eq!(pick_id("         0          0 4294967295\n", 1000), 65534);
+        assert_eq!(pick_id("1000 1000 1\n", 1000), 1000);
+        assert_eq!(pick_id("0 65534 1\n", 0), 0);
+        assert_eq!(pick_id("", 7), 7);
+    }
+
+    #[test]
+    fn rootless_maps() {
+        let r = Rootless {
+            inside_uid: 0,
+            inside_gid: 0,
+            host_uid: 1000,
+            host_gid: 100,
+            switch: false,
+        };
+        assert_eq!(r.maps(), ("0 1000 1\n".into(), "0 100 1\n".into()));
     }
 }

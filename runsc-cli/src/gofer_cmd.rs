@@ -13,11 +13,23 @@ pub fn cmd_gofer(g: &Global, args: &[String]) -> i32 {
     let mut root = None;
     let mut fd = None;
     let mut read_only = false;
+    // A rootless sandbox: its uid and gid, mapped to ours in a user namespace.
+    let mut userns = None;
     for a in args {
         match split_flag(a) {
             Some(("root", Some(v))) => root = Some(v.to_string()),
             Some(("fd", Some(v))) => fd = v.parse::<i32>().ok(),
             Some(("read-only", None)) => read_only = true,
+            Some(("userns", Some(v))) => match v
+                .split_once(':')
+                .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+            {
+                Some(ids) => userns = Some(ids),
+                None => {
+                    eprintln!("runsc gofer: bad --userns {v:?} (want UID:GID)");
+                    return 2;
+                }
+            },
             _ => {
                 eprintln!("runsc gofer: bad argument {a:?}");
                 return 2;
@@ -40,7 +52,7 @@ pub fn cmd_gofer(g: &Global, args: &[String]) -> i32 {
     crate::log::init(g.debug_log.as_deref(), g.debug, "gofer");
     // SAFETY: the parent passed us this fd number for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let served = match gofer_confine::enter_root(std::path::Path::new(&root), read_only) {
+    let served = match gofer_confine::enter_root(std::path::Path::new(&root), read_only, userns) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("gofer: confining to {root}: {e}");

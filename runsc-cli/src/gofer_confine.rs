@@ -5,7 +5,7 @@
 //!    spawner set: /dev/null or its stderr) and the gofer's socket is closed, so
 //!    nothing the spawner (or an engine above it) leaked stays reachable.
 //! 2. [`enter_root`]: new mount, ipc, uts, net (empty: the gofer never needs the
-//!    network) and cgroup namespaces; all mounts made private (nothing propagates
+//!    network) and cgroup namespaces (and user namespace, when rootless); all mounts made private (nothing propagates
 //!    back to the host); then "/" becomes the served tree (see below).
 //! 3. [`drop_capabilities`]: bounding, permitted, effective, inheritable and
 //!    ambient sets reduced to [`KEEP_CAPS`]; SECBIT_NOROOT locked; no_new_privs.
@@ -20,7 +20,7 @@
 //!   of a fresh tmpfs, which is pivoted into: "/" then holds that file only.
 //! - The kernel-interface file systems beneath the new root (proc, sysfs,
 //!   devtmpfs, cgroup, ...: the host's `/proc`, `/sys` and `/dev` for `runsc do`)
-//!   are detached: the sentry has its own, and the gofer must not reach the host's
+//!   are detached (covered, when rootless): the sentry has its own, and the gofer must not reach the host's
 //!   process table or devices. So the gofer has no /proc at all; it needs none (it
 //!   never reopens an fd by path: every open is `openat` on an fd it holds).
 //! - A read-only gofer also makes its whole tree read-only (best effort: a mount
@@ -33,12 +33,18 @@
 //! seccomp filter that allows no kill/ptrace/process_vm_* (only tgkill of itself),
 //! the gofer cannot reach another process anyway.
 //!
-//! No user namespace: the gofer creates files as host root on behalf of the
-//! sandbox and must chown them to the sandbox's ids.
+//! No user namespace when runsc is root (the default): the gofer creates files
+//! as host root on behalf of the sandbox and must chown them to the sandbox's ids.
 //!
-//! Without CAP_SYS_ADMIN (runsc run by a non-root user) step 2 cannot be done:
-//! the gofer then logs a warning and relies on its own O_NOFOLLOW walks, as
-//! before, keeping no capabilities (it has none), no_new_privs and seccomp.
+//! A rootless sandbox (runsc run by a non-root user, or `--rootless`: see
+//! [`crate::confine::Identity`]): the gofer runs as the unprivileged host user
+//! and step 2 starts with a new user namespace too, mapping the sandbox's uid
+//! and gid (`runsc gofer --userns=UID:GID`; by default its own) to that user's,
+//! with setgroups denied; it has every capability in it, so the mounts and the
+//! pivot work as above, except that the kernel file systems beneath the root,
+//! locked by the less privileged namespace, cannot be detached: they are covered
+//! by an empty read-only tmpfs. Its kept capabilities only reach files whose
+//! owner is mapped, i.e. the host user's: it can only act as that user.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -239,31 +245,37 @@ pub fn kernel_mounts_beneath(mountinfo: &str, root: &Path) -> Vec<PathBuf> {
 
 /// Enters new namespaces and makes "/" the served tree (`root`: a directory or a
 /// regular file, as given on the command line). See the module doc.
-pub fn enter_root(root: &Path, read_only: bool) -> io::Result<Served> {
+///
+/// `userns`: the sandbox's uid and gid, to be mapped to ours in a new user
+/// namespace (a rootless sandbox; also implied, with our own ids, when we are
+/// not root).
+pub fn enter_root(root: &Path, read_only: bool, userns: Option<(u32, u32)>) -> io::Result<Served> {
     let root = std::fs::canonicalize(root).map_err(ctx(root.display()))?;
     let is_file = std::fs::metadata(&root)
         .map_err(ctx(root.display()))?
         .is_file();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let flags = libc::CLONE_NEWNS
+    let mut flags = libc::CLONE_NEWNS
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWNET
         | libc::CLONE_NEWCGROUP;
-    // SAFETY: plain syscall; the gofer is single-threaded here.
-    let unshared = cvt(unsafe { libc::unshare(flags) }.into());
-    match unshared {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } == 0 {
-                return Err(ctx("unshare")(e));
-            }
-            // Not on stderr: every unprivileged run would print it.
-            tracing::warn!("gofer: not privileged, serving without namespaces or pivot_root");
-            return open_unconfined(&root, is_file);
-        }
-        r => r.map_err(ctx("unshare"))?,
+    // SAFETY: geteuid/getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let userns = match userns {
+        Some(ids) => Some(ids),
+        None if euid != 0 => Some((euid, egid)),
+        None => None,
     };
+    if userns.is_some() {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // SAFETY: plain syscall; the gofer is single-threaded here (as
+    // CLONE_NEWUSER requires).
+    cvt(unsafe { libc::unshare(flags) }.into()).map_err(ctx("unshare"))?;
+    if let Some((uid, gid)) = userns {
+        write_own_maps(uid, gid, euid, egid).map_err(ctx("the gofer's user namespace"))?;
+    }
     mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(ctx("making mounts private"))?;
     if is_file {
@@ -286,12 +298,8 @@ pub fn enter_root(root: &Path, read_only: bool) -> io::Result<Served> {
     }
     for rel in kernel_mounts_beneath(&mountinfo, &root) {
         let p = cpath(&Path::new("/").join(&rel))?;
-        // UMOUNT_NOFOLLOW: a symlink planted at a mount point's name is not followed
-        // (the rest of the path only matters to this private namespace).
-        // SAFETY: valid NUL-terminated path.
-        let r = unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
-        if let Err(e) = cvt(r.into()) {
-            tracing::debug!("gofer: detaching /{}: {e}", rel.display());
+        if let Err(e) = hide_mount(&p) {
+            tracing::debug!("gofer: hiding /{}: {e}", rel.display());
         }
     }
     if read_only {
@@ -371,19 +379,42 @@ fn enter_file_root(file: &Path, read_only: bool) -> io::Result<Served> {
     Ok(Served::File(fd, name))
 }
 
-/// Without privileges: the root opened as before (the server's own walks confine it).
-fn open_unconfined(root: &Path, is_file: bool) -> io::Result<Served> {
-    if !is_file {
-        return Ok(Served::Dir(open_path(
-            &cpath(root)?,
-            libc::O_PATH | libc::O_DIRECTORY,
-        )?));
+/// Maps `uid`/`gid` inside the user namespace we just unshared to our host
+/// ids `host_uid`/`host_gid` (all an unprivileged process may map; setgroups
+/// denied first, as it must be then).
+fn write_own_maps(uid: u32, gid: u32, host_uid: u32, host_gid: u32) -> io::Result<()> {
+    std::fs::write("/proc/self/setgroups", "deny").map_err(ctx("setgroups"))?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {host_uid} 1\n"))
+        .map_err(ctx("uid_map"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {host_gid} 1\n")).map_err(ctx("gid_map"))
+}
+
+/// Hides the kernel file system mounted at `p` (in our private mount
+/// namespace): detached, or, when it cannot be (a mount locked by a less
+/// privileged user namespace: the host's /proc for a rootless `runsc do`),
+/// covered by an empty read-only tmpfs.
+fn hide_mount(p: &CStr) -> io::Result<()> {
+    // UMOUNT_NOFOLLOW: a symlink planted at a mount point's name is not followed
+    // (the rest of the path only matters to this private namespace).
+    // SAFETY: valid NUL-terminated path.
+    let r = unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+    if cvt(r.into()).is_ok() {
+        return Ok(());
     }
-    let (Some(dir), Some(name)) = (root.parent(), root.file_name()) else {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    };
-    let fd = open_path(&cpath(dir)?, libc::O_PATH | libc::O_DIRECTORY)?;
-    Ok(Served::File(fd, name.as_bytes().to_vec()))
+    // O_NOFOLLOW | O_DIRECTORY: never mounted through a symlink; mounted on
+    // "." once in it (no /proc needed: it may be one of those covered).
+    let dir = open_path(p, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)?;
+    // SAFETY: fchdir on a descriptor we own.
+    cvt(unsafe { libc::fchdir(dir.as_raw_fd()) }.into())?;
+    let r = mount(
+        Some(c"tmpfs"),
+        c".",
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+        Some(c"size=4k,nr_inodes=2,mode=0555"),
+    );
+    chdir(c"/")?;
+    r
 }
 
 #[repr(C)]

@@ -62,7 +62,9 @@ global flags:
   --network=none        networking mode (none, sandbox, host)
   --root=DIR            container state (default /run/runsc)
   --log, --log-format   where errors of the OCI commands also go (text or json)
-  --rootless, --overlay, --systemd-cgroup: accepted for runc compatibility
+  --rootless            run the whole sandbox as an unprivileged host user in user
+                        namespaces (implied when not run by root; as root: nobody)
+  --overlay, --systemd-cgroup: accepted for runc compatibility
   --version             print the version";
 
 fn main() -> ExitCode {

@@ -16,6 +16,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 use crate::cli::{forward, split_flag, Global};
+use crate::confine::Identity;
 use crate::volume::{parse_volume, Volume, VolumeGofers};
 
 /// Lets `fd` survive exec into the child about to be spawned.
@@ -25,6 +26,21 @@ pub(crate) fn inheritable(fd: &OwnedFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Makes the gofer command `c` (its arguments so far ending with "gofer") run
+/// under the sandbox's identity: a rootless sandbox's gofers map its uid and
+/// gid to their host user's in a user namespace of their own, and switch to
+/// that host user first when runsc is root (`--rootless`: nobody).
+pub(crate) fn gofer_identity(c: &mut Command, id: &Identity) {
+    if let Some(r) = id.rootless() {
+        c.arg(format!("--userns={}:{}", r.inside_uid, r.inside_gid));
+        if r.switch {
+            // std drops the supplementary groups too (setgroups(0) as root).
+            std::os::unix::process::CommandExt::uid(c, r.host_uid);
+            std::os::unix::process::CommandExt::gid(c, r.host_gid);
+        }
+    }
 }
 
 /// `runsc do [--cwd=DIR] [--private-tmp] [--volume=HOST:CONTAINER[:ro]]... [--] CMD [ARGS...]`.
@@ -100,9 +116,12 @@ fn run_sandbox(
     let exe = std::env::current_exe()?;
     let (sentry_end, gofer_end) = gofer::socketpair()?;
     inheritable(&gofer_end)?;
-    let mut gofer = Command::new(&exe)
-        .args(forward(g))
-        .arg("gofer")
+    // The sandbox runs as its caller: see `Identity`.
+    let id = Identity::new(g.rootless, None);
+    let mut gofer = Command::new(&exe);
+    gofer.args(forward(g)).arg("gofer");
+    gofer_identity(&mut gofer, &id);
+    let mut gofer = gofer
         .arg("--root=/")
         .arg(format!("--fd={}", gofer_end.as_raw_fd()))
         .arg("--read-only")
@@ -110,7 +129,7 @@ fn run_sandbox(
         .stdout(Stdio::null())
         .spawn()?;
     drop(gofer_end);
-    let mut vols = match VolumeGofers::spawn(&exe, g, volumes, false) {
+    let mut vols = match VolumeGofers::spawn(&exe, g, &id, volumes, false) {
         Ok(v) => v,
         Err(e) => {
             let _ = gofer.kill();
@@ -121,7 +140,8 @@ fn run_sandbox(
     inheritable(&sentry_end)?;
     // The sentry in new namespaces (network too: `do` has no network yet).
     let mut boot = crate::confine::SentryCommand::new(&exe);
-    boot.args(forward(g))
+    boot.identity(id)
+        .args(forward(g))
         .arg("boot")
         .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));
     if let Some(c) = cwd {

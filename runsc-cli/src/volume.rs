@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 
 use crate::cli::{forward, Global};
+use crate::confine::Identity;
 
 /// One `--volume HOST:CONTAINER[:ro|:rw]` of `runsc do`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +78,7 @@ impl VolumeGofers {
     pub fn spawn(
         exe: &std::path::Path,
         g: &Global,
+        id: &Identity,
         volumes: &[Volume],
         detached: bool,
     ) -> std::io::Result<Self> {
@@ -85,7 +87,7 @@ impl VolumeGofers {
             socks: Vec::new(),
         };
         for vol in volumes {
-            match spawn_gofer(exe, g, vol, detached) {
+            match spawn_gofer(exe, g, id, vol, detached) {
                 Ok((c, s)) => {
                     v.children.push(c);
                     v.socks.push(s);
@@ -147,6 +149,7 @@ impl VolumeGofers {
 fn spawn_gofer(
     exe: &std::path::Path,
     g: &Global,
+    id: &Identity,
     vol: &Volume,
     detached: bool,
 ) -> std::io::Result<(Child, OwnedFd)> {
@@ -155,9 +158,9 @@ fn spawn_gofer(
     let mut root_arg = std::ffi::OsString::from("--root=");
     root_arg.push(&vol.host);
     let mut c = Command::new(exe);
-    c.args(forward(g))
-        .arg("gofer")
-        .arg(root_arg)
+    c.args(forward(g)).arg("gofer");
+    crate::sandbox::gofer_identity(&mut c, id);
+    c.arg(root_arg)
         .arg(format!("--fd={}", gofer_end.as_raw_fd()));
     if vol.read_only {
         c.arg("--read-only");

@@ -337,8 +337,11 @@ fn oci_gofers_are_confined() {
     assert!(st.success(), "delete: {st:?} {e}");
 }
 
-/// runsc run by a user without privileges still works: the gofer cannot enter
-/// namespaces or pivot then, and keeps its own walks, no_new_privs and seccomp.
+/// runsc run by a user without privileges still works, and its gofer is as
+/// confined: it makes a user namespace of its own (mapping only the caller's
+/// ids) with the other namespaces, hides the host's /proc, and keeps at most
+/// GOFER_CAPS (of that namespace), no_new_privs and seccomp. (tests/rootless.rs
+/// covers the rest of a rootless sandbox.)
 #[test]
 fn unprivileged_do_still_works() {
     let nobody = |c: &mut Command| {
@@ -370,4 +373,52 @@ fn unprivileged_do_still_works() {
     let o = c.output().unwrap();
     assert!(o.status.success(), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "65534\nok\n", "{o:?}");
+
+    let mut c = Command::new(runsc_bin());
+    c.arg(format!("--platform={}", PLATFORMS[0]))
+        .args(extra_runsc_flags())
+        .args(["do", "sleep", "30"]);
+    nobody(&mut c);
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let runsc = child.id() as i32;
+    let result = std::panic::catch_unwind(|| {
+        let gofers = wait_confined(1, || gofers_of(runsc));
+        for g in gofers {
+            let what = format!("gofer {g} ({})", cmdline(g));
+            for kind in ["user", "mnt", "net", "ipc", "uts"] {
+                assert_ne!(
+                    ns(&g.to_string(), kind),
+                    ns("self", kind),
+                    "{what}: {kind} namespace is the host's"
+                );
+            }
+            for f in ["CapEff", "CapPrm", "CapBnd"] {
+                let v = u64::from_str_radix(&status_field(g, f).unwrap(), 16).unwrap();
+                assert_eq!(v & !GOFER_CAPS, 0, "{what}: {f} {v:#x}");
+            }
+            assert_eq!(
+                status_field(g, "NoNewPrivs").as_deref(),
+                Some("1"),
+                "{what}"
+            );
+            assert_eq!(
+                status_field(g, "Uid").unwrap(),
+                "65534\t65534\t65534\t65534"
+            );
+            let root = PathBuf::from(format!("/proc/{g}/root"));
+            assert!(same_file(&root, Path::new("/")), "{what}: root");
+            assert!(!root.join("proc/self").exists(), "{what}: host /proc");
+        }
+    });
+    // SAFETY: signalling the process group this test started.
+    unsafe { libc::kill(-runsc, libc::SIGKILL) };
+    kill_wait(child);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }

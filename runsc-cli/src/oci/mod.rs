@@ -476,10 +476,16 @@ fn launch(
     crate::sandbox::inheritable(&gofer_end).map_err(io("socketpair"))?;
     let mut root_arg = std::ffi::OsString::from("--root=");
     root_arg.push(&spec.root);
+    // Rootless (a non-root caller, or --rootless): the workload's ids are
+    // mapped to the host user's in every process's user namespace.
+    let id = crate::confine::Identity::new(g.rootless, Some((spec.uid, spec.gid)));
+    if let Some(r) = id.rootless() {
+        rootless_checks(r, dir, ns)?;
+    }
     let mut gc = Command::new(&exe);
-    gc.args(forward(g))
-        .arg("gofer")
-        .arg(root_arg)
+    gc.args(forward(g)).arg("gofer");
+    crate::sandbox::gofer_identity(&mut gc, &id);
+    gc.arg(root_arg)
         .arg(format!("--fd={}", gofer_end.as_raw_fd()));
     if spec.root_readonly {
         gc.arg("--read-only");
@@ -512,7 +518,7 @@ fn launch(
             read_only: b.read_only,
         })
         .collect();
-    let mut vols = match VolumeGofers::spawn(&exe, g, &volumes, detach) {
+    let mut vols = match VolumeGofers::spawn(&exe, g, &id, &volumes, detach) {
         Ok(v) => v,
         Err(e) => {
             kill_gofers(&mut procs_gofers);
@@ -545,7 +551,8 @@ fn launch(
         crate::sandbox::inheritable(&writer).map_err(io("pipe"))?;
         // The sentry, in new namespaces (see `confine`).
         let mut c = crate::confine::SentryCommand::new(&exe);
-        c.args(forward(g))
+        c.identity(id)
+            .args(forward(g))
             .arg("boot")
             .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()))
             .arg(format!(
@@ -651,6 +658,43 @@ fn launch(
         volumes: Some(vols),
         console: None,
     })
+}
+
+/// What a rootless sandbox cannot do, as clear errors; and, under
+/// `--rootless` as root, the container's state directory handed to the
+/// unprivileged host user (the sentry makes its control socket and exit file
+/// there).
+fn rootless_checks(
+    r: &crate::confine::Rootless,
+    dir: &Dir,
+    ns: &namespaces::Namespaces,
+) -> Result<(), String> {
+    if !r.switch {
+        if let Some(p) = &ns.network {
+            return Err(format!(
+                "linux.namespaces: joining the network namespace {} needs root (runsc runs as \
+                 uid {}); `runsc spec --rootless` makes a spec without a path",
+                p.display(),
+                r.host_uid
+            ));
+        }
+        return Ok(());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for a in dir.path.ancestors().skip(1) {
+        let m = std::fs::metadata(a).map_err(|e| format!("{}: {e}", a.display()))?;
+        if m.permissions().mode() & 0o001 == 0 {
+            return Err(format!(
+                "--rootless: the sandbox runs as uid {} and cannot reach its state directory \
+                 {}: {} is not searchable by others (choose another --root)",
+                r.host_uid,
+                dir.path.display(),
+                a.display()
+            ));
+        }
+    }
+    std::os::unix::fs::chown(&dir.path, Some(r.host_uid), Some(r.host_gid))
+        .map_err(|e| format!("{}: {e}", dir.path.display()))
 }
 
 /// How long `create` waits for the sandbox to load the workload.
