@@ -213,6 +213,10 @@ fn do_sentry_is_confined() {
             ("CapEff", "0000000000000000"),
             ("CapBnd", "0000000000000000"),
             ("NoNewPrivs", "1"),
+            // The stub's own filter (DESIGN 4.3): only the stub page's
+            // syscall instruction is allowed through.
+            ("Seccomp", "2"),
+            ("Uid", "65534\t65534\t65534\t65534"),
         ] {
             if status_field(stub, field).as_deref() != Some(want) {
                 f.push(format!(
