@@ -688,6 +688,10 @@ fn hooks_run_on_the_host_with_the_state() {
     let st = read(&env.dir.join("poststart.json"));
     assert!(st.contains("\"status\":\"running\""), "{st}");
     assert!(!env.dir.join("poststop.json").exists());
+    // Let init print before it is killed (the check at the end reads it).
+    eventually("init's output", || {
+        read(&env.dir.join("out.0")).contains("running")
+    });
     env.ok(&["kill", "h1", "KILL"]);
     env.wait_status("h1", "stopped");
     env.ok(&["delete", "h1"]);
@@ -950,6 +954,9 @@ fn resources_in_the_host_cgroup() {
     env.fails(&["update", "--memory", "lots", "cg1"], "--memory");
     env.fails(&["update", "--pids-limit", "1", "nosuch"], "does not exist");
     env.ok(&["start", "cg1"]);
+    eventually("init's output", || {
+        read(&env.dir.join("out.0")).contains("in-cgroup")
+    });
     env.ok(&["kill", "cg1", "KILL"]);
     env.wait_status("cg1", "stopped");
     env.ok(&["delete", "cg1"]);
