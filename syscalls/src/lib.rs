@@ -18,6 +18,7 @@ mod sys_poll;
 mod sys_process;
 mod sys_sched;
 mod sys_signal;
+mod sys_socket;
 mod sys_splice;
 mod sys_timer;
 mod sys_xattr;
@@ -121,6 +122,7 @@ pub fn table() -> Arc<Table> {
     sys_process::register(&mut t);
     sys_sched::register(&mut t);
     sys_signal::register(&mut t);
+    sys_socket::register(&mut t);
     sys_splice::register(&mut t);
     sys_timer::register(&mut t);
     sys_xattr::register(&mut t);

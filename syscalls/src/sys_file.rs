@@ -192,7 +192,7 @@ fn install(t: &Task, f: Arc<OpenFile>, cloexec: bool) -> SysResult {
 // ---- read / write ----
 
 /// Reads `iov` in `(addr, len)` pieces (lengths already validated and capped).
-fn copy_out_iov(
+pub(crate) fn copy_out_iov(
     t: &Task,
     iov: &[(u64, usize)],
     mut pos: usize,
@@ -214,7 +214,7 @@ fn copy_out_iov(
     Ok(())
 }
 
-fn copy_in_iov(
+pub(crate) fn copy_in_iov(
     t: &Task,
     iov: &[(u64, usize)],
     mut pos: usize,
@@ -348,7 +348,9 @@ fn do_write(t: &mut Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) 
             return Ok(done as u64);
         }
     };
-    if err == Errno::EPIPE {
+    // Datagram and seqpacket sockets fail with EPIPE but raise no signal.
+    let quiet = fs::anon::unix::as_socket(f).is_some_and(|s| s.sock_type() != libc::SOCK_STREAM);
+    if err == Errno::EPIPE && !quiet {
         // Linux sends SIGPIPE to the writing thread, even after a partial write.
         t.send_signal_to_self(libc::SIGPIPE);
     }

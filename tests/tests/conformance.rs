@@ -44,6 +44,7 @@ pub const PROGRAMS: &[&str] = &[
     "pty",
     "pidns_init",
     "execcreds",
+    "socketpair",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -258,6 +259,11 @@ fn conformance_pty() {
 #[test]
 fn conformance_pidns_init() {
     run_program("pidns_init");
+}
+
+#[test]
+fn conformance_socketpair() {
+    run_program("socketpair");
 }
 
 #[test]

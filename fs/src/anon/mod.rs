@@ -5,6 +5,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod inotify;
 pub mod timerfd;
+pub mod unix;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,466 @@
+//! Connected AF_UNIX socket pairs (socketpair(2)), entirely in the sentry
+//! (Linux's net/unix/af_unix.c, the parts a connected pair uses).
+//!
+//! Both ends share one [`Pair`]: a receive queue per end, shutdown bits per end
+//! (RCV_SHUTDOWN / SEND_SHUTDOWN, set on both ends by shutdown(2) and by the
+//! peer's close for connection-oriented types), and a wait queue per end. A
+//! sender's queued data counts against its SO_SNDBUF (Linux's sk_wmem_alloc);
+//! SOCK_STREAM is a byte stream, SOCK_SEQPACKET and SOCK_DGRAM keep message
+//! boundaries.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use abi::linux::{Stat, S_IFSOCK};
+use abi::Errno;
+
+use crate::file::{FileOps, FileState, OpenFile};
+use crate::waiter::{WaitQueue, EVENT_ALL, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT, EVENT_RDHUP};
+
+pub const RCV_SHUTDOWN: u8 = 1;
+pub const SEND_SHUTDOWN: u8 = 2;
+const SHUTDOWN_MASK: u8 = 3;
+
+/// Linux's default net.core.wmem_default / rmem_default.
+pub const DEFAULT_BUF: usize = 212_992;
+/// net.core.wmem_max / rmem_max: the largest value SO_SNDBUF/SO_RCVBUF take
+/// (before doubling) from an unprivileged task.
+pub const MAX_BUF: usize = 212_992;
+pub const MIN_SNDBUF: usize = 4608;
+pub const MIN_RCVBUF: usize = 2304;
+/// What one queued message costs on top of its bytes (an skb's overhead).
+const MSG_OVERHEAD: usize = 512;
+
+const READABLE: u32 = EVENT_IN | libc::POLLRDNORM as u32;
+const WRITABLE: u32 = EVENT_OUT | libc::POLLWRNORM as u32 | libc::POLLWRBAND as u32;
+
+/// The credentials SO_PEERCRED reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerCred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Default)]
+struct End {
+    /// SOCK_STREAM: received bytes.
+    bytes: VecDeque<u8>,
+    /// SOCK_DGRAM/SOCK_SEQPACKET: received messages.
+    msgs: VecDeque<Vec<u8>>,
+    /// What the peer's queued data costs against the peer's SO_SNDBUF.
+    queued: usize,
+    shutdown: u8,
+    closed: bool,
+    /// Pending SO_ERROR.
+    err: Option<Errno>,
+    sndbuf: usize,
+    rcvbuf: usize,
+    passcred: bool,
+    /// SOCK_DGRAM: the peer was closed and a send already reported it
+    /// (ECONNREFUSED once, then ENOTCONN).
+    disconnected: bool,
+}
+
+struct Pair {
+    ty: i32,
+    ends: Mutex<[End; 2]>,
+    queues: [WaitQueue; 2],
+    cred: PeerCred,
+}
+
+impl Pair {
+    fn lock(&self) -> MutexGuard<'_, [End; 2]> {
+        self.ends.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn connection(&self) -> bool {
+        self.ty != libc::SOCK_DGRAM
+    }
+}
+
+/// One end of a pair: what [`as_socket`] finds behind a socket fd.
+pub struct UnixSocket {
+    pair: Arc<Pair>,
+    side: usize,
+    stat: Stat,
+}
+
+/// The file ops of an end; closing the last description closes the end.
+struct SocketFile(Arc<UnixSocket>);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        super::unregister(self as *const SocketFile as usize);
+        self.0.close();
+    }
+}
+
+/// Creates a connected pair of type `ty` (SOCK_STREAM, SOCK_SEQPACKET or
+/// SOCK_DGRAM), `flags` holding O_NONBLOCK for both descriptions.
+pub fn new_pair(ty: i32, flags: i32, cred: PeerCred, uid: u32, gid: u32) -> [Arc<OpenFile>; 2] {
+    let mk = || End {
+        sndbuf: DEFAULT_BUF,
+        rcvbuf: DEFAULT_BUF,
+        ..Default::default()
+    };
+    let pair = Arc::new(Pair {
+        ty,
+        ends: Mutex::new([mk(), mk()]),
+        queues: Default::default(),
+        cred,
+    });
+    [0, 1].map(|side| {
+        let mut stat = super::anon_stat(uid, gid);
+        stat.mode = S_IFSOCK | 0o777;
+        stat.dev = abi::linux::makedev(0, 8);
+        let s = Arc::new(UnixSocket {
+            pair: pair.clone(),
+            side,
+            stat,
+        });
+        super::new_registered(
+            Box::new(SocketFile(s.clone())),
+            &s,
+            libc::O_RDWR | (flags & libc::O_NONBLOCK),
+        )
+    })
+}
+
+/// The socket behind `f`, if it is one.
+pub fn as_socket(f: &OpenFile) -> Option<Arc<UnixSocket>> {
+    super::lookup::<UnixSocket>(f)
+}
+
+/// What a receive got: bytes copied and the message's full length.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Recv {
+    pub copied: usize,
+    pub full: usize,
+}
+
+impl UnixSocket {
+    pub fn sock_type(&self) -> i32 {
+        self.pair.ty
+    }
+    pub fn peer_cred(&self) -> PeerCred {
+        self.pair.cred
+    }
+    /// The wait queue poll/epoll and blocking calls of this end use.
+    pub fn queue(&self) -> &WaitQueue {
+        &self.pair.queues[self.side]
+    }
+    fn peer(&self) -> usize {
+        1 - self.side
+    }
+
+    fn close(&self) {
+        let (me, peer) = (self.side, self.peer());
+        {
+            let mut e = self.pair.lock();
+            let unread = !e[me].bytes.is_empty() || !e[me].msgs.is_empty();
+            e[me].closed = true;
+            e[me].shutdown = SHUTDOWN_MASK;
+            e[me].bytes.clear();
+            e[me].msgs.clear();
+            e[me].queued = 0;
+            if self.pair.connection() {
+                e[peer].shutdown = SHUTDOWN_MASK;
+                if unread {
+                    e[peer].err = Some(Errno::ECONNRESET);
+                }
+            }
+        }
+        self.pair.queues[peer].notify(EVENT_ALL);
+    }
+
+    /// Sends `data` (one message for DGRAM/SEQPACKET, as much as fits for
+    /// STREAM). EAGAIN when there is no room.
+    pub fn send(&self, data: &[u8]) -> Result<usize, Errno> {
+        let (me, peer) = (self.side, self.peer());
+        let n = {
+            let mut e = self.pair.lock();
+            if self.pair.ty == libc::SOCK_DGRAM {
+                if e[me].shutdown & SEND_SHUTDOWN != 0 {
+                    return Err(Errno::EPIPE);
+                }
+                if e[peer].closed {
+                    if e[me].disconnected {
+                        return Err(Errno::ENOTCONN);
+                    }
+                    e[me].disconnected = true;
+                    return Err(Errno::ECONNREFUSED);
+                }
+                if e[peer].shutdown & RCV_SHUTDOWN != 0 {
+                    return Err(Errno::EPIPE);
+                }
+            } else if e[me].shutdown & SEND_SHUTDOWN != 0
+                || e[peer].closed
+                || e[peer].shutdown & RCV_SHUTDOWN != 0
+            {
+                return Err(Errno::EPIPE);
+            }
+            let sndbuf = e[me].sndbuf;
+            let used = e[peer].queued;
+            if self.pair.ty == libc::SOCK_STREAM {
+                if data.is_empty() {
+                    return Ok(0);
+                }
+                let room = sndbuf.saturating_sub(used);
+                if room == 0 {
+                    return Err(Errno::EAGAIN);
+                }
+                let n = room.min(data.len());
+                e[peer].bytes.extend(&data[..n]);
+                e[peer].queued += n;
+                n
+            } else {
+                if data.len() > sndbuf.saturating_sub(32) {
+                    return Err(Errno::EMSGSIZE);
+                }
+                let cost = data.len() + MSG_OVERHEAD;
+                if used > 0 && used + cost > sndbuf {
+                    return Err(Errno::EAGAIN);
+                }
+                e[peer].msgs.push_back(data.to_vec());
+                e[peer].queued += cost;
+                data.len()
+            }
+        };
+        self.pair.queues[peer].notify(READABLE);
+        Ok(n)
+    }
+
+    /// Receives into `buf`; `peek` leaves the data queued. EAGAIN when there is
+    /// nothing yet; a zero-length result at EOF.
+    pub fn recv(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> Result<Recv, Errno> {
+        let (me, peer) = (self.side, self.peer());
+        let r = {
+            let mut e = self.pair.lock();
+            let end = &mut e[me];
+            if self.pair.ty == libc::SOCK_STREAM {
+                if end.bytes.is_empty() {
+                    if let Some(err) = end.err.take() {
+                        return Err(err);
+                    }
+                    if end.shutdown & RCV_SHUTDOWN != 0 {
+                        return Ok(Recv { copied: 0, full: 0 });
+                    }
+                    return Err(Errno::EAGAIN);
+                }
+                if buf.is_empty() {
+                    return Ok(Recv { copied: 0, full: 0 });
+                }
+                let n = buf.len().min(end.bytes.len());
+                for (d, s) in buf.iter_mut().zip(end.bytes.iter()) {
+                    *d = *s;
+                }
+                if !peek {
+                    end.bytes.drain(..n);
+                    end.queued -= n;
+                }
+                Recv { copied: n, full: n }
+            } else {
+                let Some(m) = end.msgs.front() else {
+                    if self.pair.ty == libc::SOCK_SEQPACKET {
+                        if let Some(err) = end.err.take() {
+                            return Err(err);
+                        }
+                    }
+                    let eof = end.shutdown & RCV_SHUTDOWN != 0
+                        && (self.pair.ty == libc::SOCK_SEQPACKET || !nonblock);
+                    if eof {
+                        return Ok(Recv { copied: 0, full: 0 });
+                    }
+                    return Err(Errno::EAGAIN);
+                };
+                let n = buf.len().min(m.len());
+                buf[..n].copy_from_slice(&m[..n]);
+                let full = m.len();
+                if !peek {
+                    end.msgs.pop_front();
+                    end.queued -= full + MSG_OVERHEAD;
+                }
+                Recv { copied: n, full }
+            }
+        };
+        if !peek {
+            self.pair.queues[peer].notify(WRITABLE);
+        }
+        Ok(r)
+    }
+
+    /// shutdown(2) with `how` SHUT_RD, SHUT_WR or SHUT_RDWR.
+    pub fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+            return Err(Errno::EINVAL);
+        }
+        let mode = (how + 1) as u8;
+        let (me, peer) = (self.side, self.peer());
+        {
+            let mut e = self.pair.lock();
+            e[me].shutdown |= mode;
+            if self.pair.connection() && !e[peer].closed {
+                let pm = ((mode & RCV_SHUTDOWN) << 1) | ((mode & SEND_SHUTDOWN) >> 1);
+                e[peer].shutdown |= pm;
+            }
+        }
+        self.pair.queues[me].notify(EVENT_ALL);
+        self.pair.queues[peer].notify(EVENT_ALL);
+        Ok(())
+    }
+
+    /// Takes the pending SO_ERROR.
+    pub fn take_error(&self) -> Option<Errno> {
+        self.pair.lock()[self.side].err.take()
+    }
+    pub fn sndbuf(&self) -> usize {
+        self.pair.lock()[self.side].sndbuf
+    }
+    pub fn rcvbuf(&self) -> usize {
+        self.pair.lock()[self.side].rcvbuf
+    }
+    /// SO_SNDBUF: Linux doubles the value (for bookkeeping overhead).
+    pub fn set_sndbuf(&self, v: i32) {
+        let v = (v.max(0) as usize).min(MAX_BUF) * 2;
+        self.pair.lock()[self.side].sndbuf = v.max(MIN_SNDBUF);
+        self.pair.queues[self.side].notify(WRITABLE);
+    }
+    pub fn set_rcvbuf(&self, v: i32) {
+        let v = (v.max(0) as usize).min(MAX_BUF) * 2;
+        self.pair.lock()[self.side].rcvbuf = v.max(MIN_RCVBUF);
+    }
+    pub fn passcred(&self) -> bool {
+        self.pair.lock()[self.side].passcred
+    }
+    pub fn set_passcred(&self, on: bool) {
+        self.pair.lock()[self.side].passcred = on;
+    }
+
+    /// Bytes readable now (FIONREAD/SIOCINQ): the stream's queued bytes, or
+    /// the next message's length.
+    pub fn inq(&self) -> usize {
+        let e = self.pair.lock();
+        let end = &e[self.side];
+        if self.pair.ty == libc::SOCK_STREAM {
+            end.bytes.len()
+        } else {
+            end.msgs.front().map_or(0, |m| m.len())
+        }
+    }
+
+    /// Linux's unix_poll / unix_dgram_poll.
+    pub fn poll(&self) -> u32 {
+        let e = self.pair.lock();
+        let (me, peer) = (&e[self.side], &e[self.peer()]);
+        let mut r = 0;
+        if me.err.is_some() {
+            r |= EVENT_ERR;
+        }
+        if me.shutdown == SHUTDOWN_MASK {
+            r |= EVENT_HUP;
+        }
+        if me.shutdown & RCV_SHUTDOWN != 0 {
+            r |= EVENT_RDHUP | READABLE;
+        }
+        if !me.bytes.is_empty() || !me.msgs.is_empty() {
+            r |= READABLE;
+        }
+        if self.pair.connection() && peer.closed {
+            r |= EVENT_HUP;
+        }
+        // unix_writable: less than a quarter of the send buffer in flight.
+        if peer.queued * 4 <= me.sndbuf {
+            r |= WRITABLE;
+        }
+        r
+    }
+}
+
+impl FileOps for SocketFile {
+    fn read(&self, st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.0.recv(buf, false, st.nonblocking()).map(|r| r.copied)
+    }
+    fn write(&self, _st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
+        self.0.send(buf)
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn lseek(&self, _st: &FileState, _off: i64, _whence: i32) -> Result<u64, Errno> {
+        Err(Errno::ESPIPE)
+    }
+    fn pread(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::ESPIPE)
+    }
+    fn pwrite(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        Err(Errno::ESPIPE)
+    }
+    fn stat(&self) -> Result<Stat, Errno> {
+        Ok(self.0.stat)
+    }
+    fn readiness(&self, mask: u32) -> u32 {
+        self.0.poll() & mask
+    }
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(self.0.queue())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(ty: i32) -> [Arc<OpenFile>; 2] {
+        new_pair(ty, libc::O_NONBLOCK, PeerCred::default(), 0, 0)
+    }
+
+    #[test]
+    fn stream_round_trip_eof_and_epipe() {
+        let [a, b] = pair(libc::SOCK_STREAM);
+        let (sa, sb) = (as_socket(&a).unwrap(), as_socket(&b).unwrap());
+        assert_eq!(a.write(b"hello"), Ok(5));
+        assert_eq!(a.write(b" world"), Ok(6));
+        let mut buf = [0u8; 32];
+        assert_eq!(sb.recv(&mut buf[..3], true, true).unwrap().copied, 3);
+        assert_eq!(b.read(&mut buf), Ok(11));
+        assert_eq!(&buf[..11], b"hello world");
+        assert_eq!(b.read(&mut buf), Err(Errno::EAGAIN));
+        assert_eq!(sb.poll() & EVENT_IN, 0);
+        sa.shutdown(libc::SHUT_WR).unwrap();
+        assert_eq!(b.read(&mut buf), Ok(0));
+        assert_eq!(a.write(b"x"), Err(Errno::EPIPE));
+        assert_eq!(b.write(b"y"), Ok(1));
+        drop(sa);
+        drop(a);
+        assert_eq!(b.write(b"z"), Err(Errno::EPIPE));
+        assert_ne!(sb.poll() & EVENT_HUP, 0);
+    }
+
+    #[test]
+    fn stream_fills_to_sndbuf() {
+        let [a, _b] = pair(libc::SOCK_STREAM);
+        let big = vec![0u8; 1 << 20];
+        assert_eq!(a.write(&big), Ok(DEFAULT_BUF));
+        assert_eq!(a.write(&big), Err(Errno::EAGAIN));
+        assert_eq!(a.readiness(EVENT_OUT), 0);
+    }
+
+    #[test]
+    fn dgram_boundaries_and_disconnect() {
+        let [a, b] = pair(libc::SOCK_DGRAM);
+        let sb = as_socket(&b).unwrap();
+        assert_eq!(a.write(b"one"), Ok(3));
+        assert_eq!(a.write(b"three"), Ok(5));
+        let mut buf = [0u8; 2];
+        assert_eq!(
+            sb.recv(&mut buf, false, true),
+            Ok(Recv { copied: 2, full: 3 })
+        );
+        let mut buf = [0u8; 16];
+        assert_eq!(b.read(&mut buf), Ok(5));
+        drop(sb);
+        drop(b);
+        assert_eq!(a.write(b"x"), Err(Errno::ECONNREFUSED));
+        assert_eq!(a.write(b"x"), Err(Errno::ENOTCONN));
+    }
+}
