@@ -1,15 +1,15 @@
 //! AF_UNIX socket pairs: socketpair(2) and the socket calls that work on a
 //! connected pair: sendto(2), recvfrom(2), sendmsg(2), recvmsg(2),
 //! shutdown(2), getsockopt(2), setsockopt(2), getsockname(2), getpeername(2).
-//! socket(2) itself is not implemented yet (ENOSYS). Control messages
-//! (SCM_RIGHTS, SCM_CREDENTIALS) are not supported: sendmsg with a control
-//! message fails with EINVAL, recvmsg never returns one.
+//! socket(2) itself is not implemented yet (ENOSYS). Control messages:
+//! SCM_RIGHTS passes files; SCM_CREDENTIALS is not supported yet (sendmsg
+//! fails with EINVAL, recvmsg never returns one).
 
 use std::sync::Arc;
 
 use abi::sysno as nr;
 use abi::{Errno, SysResult};
-use fs::anon::unix::{self, PeerCred, UnixSocket};
+use fs::anon::unix::{self, PeerCred, Rights, UnixSocket};
 use fs::OpenFile;
 use sentry::Task;
 
@@ -138,7 +138,15 @@ fn wait_for<T>(
     }
 }
 
-fn do_send(t: &mut Task, fd: i32, iov: &[(u64, usize)], flags: i32, named: bool) -> SysResult {
+fn do_send(
+    t: &mut Task,
+    fd: i32,
+    iov: &[(u64, usize)],
+    flags: i32,
+    named: bool,
+    rights: Option<Rights>,
+) -> SysResult {
+    let mut rights = rights;
     let (f, s) = socket_of(t, fd)?;
     if flags & libc::MSG_OOB != 0 {
         return Err(Errno::EOPNOTSUPP);
@@ -158,7 +166,7 @@ fn do_send(t: &mut Task, fd: i32, iov: &[(u64, usize)], flags: i32, named: bool)
     let total: usize = iov.iter().map(|v| v.1).sum();
     let res = if s.sock_type() == libc::SOCK_STREAM {
         if total == 0 {
-            s.send(&[])
+            s.send(&[], &mut None)
         } else {
             let mut done = 0usize;
             let err = loop {
@@ -169,7 +177,7 @@ fn do_send(t: &mut Task, fd: i32, iov: &[(u64, usize)], flags: i32, named: bool)
                 }
                 let mut pos = 0;
                 let r = loop {
-                    match wait_for(t, &f, dontwait, ev, || s.send(&buf[pos..])) {
+                    match wait_for(t, &f, dontwait, ev, || s.send(&buf[pos..], &mut rights)) {
                         Ok(n) => pos += n,
                         Err(e) => break Err(e),
                     }
@@ -203,7 +211,7 @@ fn do_send(t: &mut Task, fd: i32, iov: &[(u64, usize)], flags: i32, named: bool)
         }
         let mut buf = vec![0u8; total];
         copy_in_iov(t, iov, 0, &mut buf)?;
-        wait_for(t, &f, dontwait, ev, || s.send(&buf))
+        wait_for(t, &f, dontwait, ev, || s.send(&buf, &mut rights))
     };
     match res {
         Ok(n) => Ok(n as u64),
@@ -220,8 +228,14 @@ fn do_send(t: &mut Task, fd: i32, iov: &[(u64, usize)], flags: i32, named: bool)
     }
 }
 
-/// Receives into `iov`: the count the call returns and the msg_flags.
-fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<(u64, i32), Errno> {
+/// Receives into `iov`: the count the call returns, the msg_flags and the
+/// files that came with the data.
+fn do_recv(
+    t: &Task,
+    fd: i32,
+    iov: &[(u64, usize)],
+    flags: i32,
+) -> Result<(u64, i32, Option<Rights>), Errno> {
     let (f, s) = socket_of(t, fd)?;
     let stream = s.sock_type() == libc::SOCK_STREAM;
     if flags & libc::MSG_OOB != 0 {
@@ -243,6 +257,7 @@ fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<(u64, 
         let waitall = flags & libc::MSG_WAITALL != 0 && !peek;
         let mut done = 0usize;
         let mut buf = vec![0u8; total.min(CHUNK)];
+        let mut rights = None;
         loop {
             let want = (total - done).min(CHUNK);
             let r = if done == 0 || waitall {
@@ -253,7 +268,10 @@ fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<(u64, 
                 s.recv(&mut buf[..want], peek, nonblock)
             };
             let n = match r {
-                Ok(r) => r.copied,
+                Ok(r) => {
+                    rights = r.rights;
+                    r.copied
+                }
                 Err(_) if done > 0 => break,
                 Err(e) => return Err(e),
             };
@@ -267,11 +285,12 @@ fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<(u64, 
                 break;
             }
             done += n;
-            if !waitall || done == total {
+            // Data that carries files ends the read.
+            if !waitall || done == total || rights.is_some() {
                 break;
             }
         }
-        Ok((done as u64, 0))
+        Ok((done as u64, 0, rights))
     } else {
         let mut buf = vec![0u8; total.min(2 * unix::MAX_BUF)];
         let r = wait_for(t, &f, dontwait, ev, || s.recv(&mut buf, peek, nonblock))?;
@@ -286,13 +305,20 @@ fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<(u64, 
         } else {
             r.copied
         };
-        Ok((ret as u64, mflags))
+        Ok((ret as u64, mflags, r.rights))
     }
 }
 
 fn sys_sendto(t: &mut Task, a: &Args) -> SysResult {
     let len = a.len(2)?.min(MAX_RW_COUNT);
-    do_send(t, a.fd(0), &[(a.u64(1), len)], a.i32(3), a.u64(4) != 0)
+    do_send(
+        t,
+        a.fd(0),
+        &[(a.u64(1), len)],
+        a.i32(3),
+        a.u64(4) != 0,
+        None,
+    )
 }
 
 fn sys_recvfrom(t: &mut Task, a: &Args) -> SysResult {
@@ -305,7 +331,7 @@ fn sys_recvfrom(t: &mut Task, a: &Args) -> SysResult {
             return Err(Errno::EINVAL);
         }
     }
-    let (n, _) = do_recv(t, a.fd(0), &[(a.u64(1), len)], a.i32(3))?;
+    let (n, _, _) = do_recv(t, a.fd(0), &[(a.u64(1), len)], a.i32(3))?;
     // The peer of a pair is unnamed: the address is empty.
     if addr != 0 && lenp != 0 {
         t.copy_out(lenp, &0i32.to_le_bytes())?;
@@ -333,21 +359,116 @@ fn sys_sendmsg(t: &mut Task, a: &Args) -> SysResult {
         return Err(Errno::ENOBUFS);
     }
     let iov = msg_iovecs(t, &m)?;
-    if m[5] >= CMSGHDR_LEN {
-        // SCM_RIGHTS / SCM_CREDENTIALS are not implemented.
-        socket_of(t, a.fd(0))?;
-        return Err(Errno::EINVAL);
+    socket_of(t, a.fd(0))?;
+    let rights = control_rights(t, m[4], m[5])?;
+    do_send(t, a.fd(0), &iov, a.i32(2), m[0] != 0 && m[1] != 0, rights)
+}
+
+/// The files of the SCM_RIGHTS messages in a sendmsg control buffer (Linux's
+/// __scm_send). SCM_CREDENTIALS and unknown SOL_SOCKET types are EINVAL;
+/// other levels are skipped.
+fn control_rights(t: &Task, ctl: u64, len: u64) -> Result<Option<Rights>, Errno> {
+    if len < CMSGHDR_LEN {
+        return Ok(None);
     }
-    do_send(t, a.fd(0), &iov, a.i32(2), m[0] != 0 && m[1] != 0)
+    // Linux's optmem_max bounds the control buffer.
+    if len > 1 << 17 {
+        return Err(Errno::ENOBUFS);
+    }
+    let b = t.copy_in_vec(ctl, len as usize)?;
+    let mut files: Rights = Vec::new();
+    let mut off = 0usize;
+    while off + CMSGHDR_LEN as usize <= b.len() {
+        let clen = abi::linux::le_u64(&b, off) as usize;
+        let level = i32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap());
+        let ty = i32::from_le_bytes(b[off + 12..off + 16].try_into().unwrap());
+        if clen < CMSGHDR_LEN as usize || clen > b.len() - off {
+            return Err(Errno::EINVAL);
+        }
+        if level == libc::SOL_SOCKET {
+            match ty {
+                libc::SCM_RIGHTS => {
+                    let n = (clen - CMSGHDR_LEN as usize) / 4;
+                    if files.len() + n > unix::SCM_MAX_FD {
+                        return Err(Errno::EINVAL);
+                    }
+                    for i in 0..n {
+                        let p = off + CMSGHDR_LEN as usize + 4 * i;
+                        let fd = i32::from_le_bytes(b[p..p + 4].try_into().unwrap());
+                        files.push(t.fds.get(fd)?);
+                    }
+                }
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        off += (clen + 7) & !7;
+    }
+    Ok((!files.is_empty()).then_some(files))
+}
+
+/// Installs received files and writes their SCM_RIGHTS message into the
+/// recvmsg control buffer (Linux's scm_detach_fds): returns the control
+/// bytes used and whether some files did not fit (MSG_CTRUNC).
+fn deliver_rights(
+    t: &Task,
+    ctl: u64,
+    space: u64,
+    files: Rights,
+    cloexec: bool,
+) -> Result<(u64, bool), Errno> {
+    let want = files.len();
+    if space < CMSGHDR_LEN {
+        return Ok((0, true));
+    }
+    let fdmax = ((space - CMSGHDR_LEN) / 4) as usize;
+    let limit = t.rlimits[libc::RLIMIT_NOFILE as usize].cur;
+    let mut fds: Vec<i32> = Vec::new();
+    for f in files.into_iter().take(fdmax) {
+        match t.fds.insert(f, cloexec, limit) {
+            Ok(fd) => fds.push(fd),
+            Err(_) => break,
+        }
+    }
+    if fds.is_empty() {
+        return Ok((0, true));
+    }
+    let clen = CMSGHDR_LEN + 4 * fds.len() as u64;
+    let mut out = Vec::with_capacity(clen as usize);
+    out.extend_from_slice(&clen.to_le_bytes());
+    out.extend_from_slice(&libc::SOL_SOCKET.to_le_bytes());
+    out.extend_from_slice(&libc::SCM_RIGHTS.to_le_bytes());
+    for fd in &fds {
+        out.extend_from_slice(&fd.to_le_bytes());
+    }
+    if let Err(e) = t.copy_out(ctl, &out) {
+        for fd in fds {
+            let _ = t.fds.remove(fd);
+        }
+        return Err(e);
+    }
+    let used = ((clen + 7) & !7).min(space);
+    Ok((used, fds.len() < want))
 }
 
 fn sys_recvmsg(t: &mut Task, a: &Args) -> SysResult {
     let addr = a.u64(1);
     let m = read_msghdr(t, addr)?;
     let iov = msg_iovecs(t, &m)?;
-    let (n, mflags) = do_recv(t, a.fd(0), &iov, a.i32(2))?;
+    let flags = a.i32(2);
+    let (n, mut mflags, rights) = do_recv(t, a.fd(0), &iov, flags)?;
+    // Linux starts msg_flags from the caller's MSG_CMSG_CLOEXEC.
+    mflags |= flags & libc::MSG_CMSG_CLOEXEC;
+    let mut used = 0;
+    if let Some(files) = rights {
+        let cloexec = flags & libc::MSG_CMSG_CLOEXEC != 0;
+        let (u, trunc) = deliver_rights(t, m[4], m[5], files, cloexec)?;
+        used = u;
+        if trunc {
+            mflags |= libc::MSG_CTRUNC;
+        }
+    }
     t.copy_out(addr + 8, &0u32.to_le_bytes())?;
-    t.copy_out(addr + 40, &0u64.to_le_bytes())?;
+    t.copy_out(addr + 40, &used.to_le_bytes())?;
     t.copy_out(addr + 48, &mflags.to_le_bytes())?;
     Ok(n)
 }

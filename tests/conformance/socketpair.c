@@ -397,3 +397,114 @@ TEST(fork_ping_pong)
     EXPECT_EQ(read(sv[0], &b, 1), 0);
     close(sv[0]);
 }
+
+static int send_fds(int sock, int type, const int *fds, int n, const char *data, size_t len)
+{
+    char ctl[CMSG_SPACE(4 * sizeof(int))];
+    memset(ctl, 0, sizeof ctl);
+    struct iovec iov = {(void *)data, len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                       .msg_controllen = CMSG_SPACE(n * sizeof(int))};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+    return sendmsg(sock, &m, 0);
+}
+
+TEST(scm_rights_passes_files)
+{
+    int types[2] = {SOCK_STREAM, SOCK_SEQPACKET};
+    for (int i = 0; i < 2; i++) {
+        int sv[2], p[2];
+        ASSERT_OK(socketpair(AF_UNIX, types[i], 0, sv));
+        ASSERT_OK(pipe(p));
+        EXPECT_EQ(send_fds(sv[0], SCM_RIGHTS, p, 2, "fd", 2), 2);
+        close(p[0]);
+        close(p[1]);
+        char buf[8];
+        char ctl[CMSG_SPACE(2 * sizeof(int))];
+        struct iovec iov = {buf, sizeof buf};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                           .msg_controllen = sizeof ctl};
+        EXPECT_EQ(recvmsg(sv[1], &m, MSG_CMSG_CLOEXEC), 2);
+        /* Linux reflects MSG_CMSG_CLOEXEC in msg_flags. */
+        EXPECT_EQ(m.msg_flags, MSG_CMSG_CLOEXEC);
+        EXPECT_EQ(m.msg_controllen, CMSG_SPACE(2 * sizeof(int)));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        ASSERT_TRUE(c != NULL);
+        EXPECT_EQ(c->cmsg_level, SOL_SOCKET);
+        EXPECT_EQ(c->cmsg_type, SCM_RIGHTS);
+        EXPECT_EQ(c->cmsg_len, CMSG_LEN(2 * sizeof(int)));
+        int r[2];
+        memcpy(r, CMSG_DATA(c), sizeof r);
+        EXPECT_EQ(fcntl(r[0], F_GETFD), FD_CLOEXEC);
+        /* The received ends are the same pipe. */
+        EXPECT_EQ(write(r[1], "via", 3), 3);
+        EXPECT_EQ(read(r[0], buf, sizeof buf), 3);
+        EXPECT_MEMEQ(buf, "via", 3);
+        close(r[0]);
+        close(r[1]);
+        /* Too small a control buffer: MSG_CTRUNC, the rest are closed. */
+        ASSERT_OK(pipe(p));
+        EXPECT_EQ(send_fds(sv[0], SCM_RIGHTS, p, 2, "x", 1), 1);
+        close(p[0]);
+        close(p[1]);
+        char small[CMSG_SPACE(sizeof(int))] __attribute__((aligned(8)));
+        m.msg_control = small;
+        m.msg_controllen = CMSG_LEN(sizeof(int));
+        EXPECT_EQ(recvmsg(sv[1], &m, 0), 1);
+        EXPECT_EQ(m.msg_flags, MSG_CTRUNC);
+        EXPECT_EQ(m.msg_controllen, CMSG_LEN(sizeof(int)));
+        c = CMSG_FIRSTHDR(&m);
+        ASSERT_TRUE(c != NULL);
+        EXPECT_EQ(c->cmsg_len, CMSG_LEN(sizeof(int)));
+        int one;
+        memcpy(&one, CMSG_DATA(c), sizeof one);
+        EXPECT_OK(fcntl(one, F_GETFD));
+        close(one);
+        /* A bad fd is EBADF. */
+        int bad = 0x7ff0;
+        EXPECT_ERRNO(send_fds(sv[0], SCM_RIGHTS, &bad, 1, "x", 1), EBADF);
+        close(sv[0]);
+        close(sv[1]);
+    }
+}
+
+TEST(scm_rights_to_child)
+{
+    int sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(sv[0]);
+        char buf[4], ctl[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {buf, sizeof buf};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                           .msg_controllen = sizeof ctl};
+        if (recvmsg(sv[1], &m, 0) != 1)
+            _exit(1);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        if (!c || c->cmsg_type != SCM_RIGHTS)
+            _exit(2);
+        int fd;
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        _exit(write(fd, "kid", 3) == 3 ? 0 : 3);
+    }
+    close(sv[1]);
+    int p[2];
+    ASSERT_OK(pipe(p));
+    EXPECT_EQ(send_fds(sv[0], SCM_RIGHTS, &p[1], 1, "w", 1), 1);
+    close(p[1]);
+    int st;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char buf[8];
+    EXPECT_EQ(read(p[0], buf, sizeof buf), 3);
+    EXPECT_MEMEQ(buf, "kid", 3);
+    EXPECT_EQ(read(p[0], buf, sizeof buf), 0);
+    close(p[0]);
+    close(sv[0]);
+}

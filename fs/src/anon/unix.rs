@@ -34,6 +34,11 @@ const MSG_OVERHEAD: usize = 512;
 const READABLE: u32 = EVENT_IN | libc::POLLRDNORM as u32;
 const WRITABLE: u32 = EVENT_OUT | libc::POLLWRNORM as u32 | libc::POLLWRBAND as u32;
 
+/// Files passed with SCM_RIGHTS.
+pub type Rights = Vec<Arc<OpenFile>>;
+/// Linux's SCM_MAX_FD: the most files one message may carry.
+pub const SCM_MAX_FD: usize = 253;
+
 /// The credentials SO_PEERCRED reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerCred {
@@ -46,8 +51,13 @@ pub struct PeerCred {
 struct End {
     /// SOCK_STREAM: received bytes.
     bytes: VecDeque<u8>,
-    /// SOCK_DGRAM/SOCK_SEQPACKET: received messages.
-    msgs: VecDeque<Vec<u8>>,
+    /// SOCK_STREAM: files passed with the bytes `start..end` of the stream
+    /// (positions counted by `read_pos`/`write_pos`).
+    rights: VecDeque<(u64, u64, Rights)>,
+    read_pos: u64,
+    write_pos: u64,
+    /// SOCK_DGRAM/SOCK_SEQPACKET: received messages and the files they carry.
+    msgs: VecDeque<(Vec<u8>, Option<Rights>)>,
     /// What the peer's queued data costs against the peer's SO_SNDBUF.
     queued: usize,
     shutdown: u8,
@@ -131,11 +141,13 @@ pub fn as_socket(f: &OpenFile) -> Option<Arc<UnixSocket>> {
     super::lookup::<UnixSocket>(f)
 }
 
-/// What a receive got: bytes copied and the message's full length.
-#[derive(Debug, PartialEq, Eq)]
+/// What a receive got: bytes copied, the message's full length and the files
+/// that came with it.
+#[derive(Debug, Default)]
 pub struct Recv {
     pub copied: usize,
     pub full: usize,
+    pub rights: Option<Rights>,
 }
 
 impl UnixSocket {
@@ -155,27 +167,34 @@ impl UnixSocket {
 
     fn close(&self) {
         let (me, peer) = (self.side, self.peer());
-        {
+        // Queued files are dropped after the lock is released: closing one may
+        // close a socket (even this pair's other end).
+        let _dropped = {
             let mut e = self.pair.lock();
             let unread = !e[me].bytes.is_empty() || !e[me].msgs.is_empty();
             e[me].closed = true;
             e[me].shutdown = SHUTDOWN_MASK;
             e[me].bytes.clear();
-            e[me].msgs.clear();
             e[me].queued = 0;
+            let dropped = (
+                std::mem::take(&mut e[me].msgs),
+                std::mem::take(&mut e[me].rights),
+            );
             if self.pair.connection() {
                 e[peer].shutdown = SHUTDOWN_MASK;
                 if unread {
                     e[peer].err = Some(Errno::ECONNRESET);
                 }
             }
-        }
+            dropped
+        };
         self.pair.queues[peer].notify(EVENT_ALL);
     }
 
     /// Sends `data` (one message for DGRAM/SEQPACKET, as much as fits for
-    /// STREAM). EAGAIN when there is no room.
-    pub fn send(&self, data: &[u8]) -> Result<usize, Errno> {
+    /// STREAM) with the files in `rights`, which it takes when it sends
+    /// anything. EAGAIN when there is no room.
+    pub fn send(&self, data: &[u8], rights: &mut Option<Rights>) -> Result<usize, Errno> {
         let (me, peer) = (self.side, self.peer());
         let n = {
             let mut e = self.pair.lock();
@@ -210,8 +229,14 @@ impl UnixSocket {
                     return Err(Errno::EAGAIN);
                 }
                 let n = room.min(data.len());
-                e[peer].bytes.extend(&data[..n]);
-                e[peer].queued += n;
+                let end = &mut e[peer];
+                end.bytes.extend(&data[..n]);
+                end.queued += n;
+                let start = end.write_pos;
+                end.write_pos += n as u64;
+                if let Some(r) = rights.take() {
+                    end.rights.push_back((start, end.write_pos, r));
+                }
                 n
             } else {
                 if data.len() > sndbuf.saturating_sub(32) {
@@ -221,7 +246,7 @@ impl UnixSocket {
                 if used > 0 && used + cost > sndbuf {
                     return Err(Errno::EAGAIN);
                 }
-                e[peer].msgs.push_back(data.to_vec());
+                e[peer].msgs.push_back((data.to_vec(), rights.take()));
                 e[peer].queued += cost;
                 data.len()
             }
@@ -243,22 +268,38 @@ impl UnixSocket {
                         return Err(err);
                     }
                     if end.shutdown & RCV_SHUTDOWN != 0 {
-                        return Ok(Recv { copied: 0, full: 0 });
+                        return Ok(Recv::default());
                     }
                     return Err(Errno::EAGAIN);
                 }
                 if buf.is_empty() {
-                    return Ok(Recv { copied: 0, full: 0 });
+                    return Ok(Recv::default());
                 }
-                let n = buf.len().min(end.bytes.len());
+                let mut n = buf.len().min(end.bytes.len());
+                // A read stops after the first bytes that carry files.
+                let mut rights = None;
+                if let Some((start, stop, r)) = end.rights.front() {
+                    if *start < end.read_pos + n as u64 {
+                        n = n.min((*stop - end.read_pos) as usize);
+                        rights = Some(r.clone());
+                        if !peek {
+                            end.rights.pop_front();
+                        }
+                    }
+                }
                 for (d, s) in buf.iter_mut().zip(end.bytes.iter()) {
                     *d = *s;
                 }
                 if !peek {
                     end.bytes.drain(..n);
                     end.queued -= n;
+                    end.read_pos += n as u64;
                 }
-                Recv { copied: n, full: n }
+                Recv {
+                    copied: n,
+                    full: n,
+                    rights,
+                }
             } else {
                 let Some(m) = end.msgs.front() else {
                     if self.pair.ty == libc::SOCK_SEQPACKET {
@@ -269,18 +310,24 @@ impl UnixSocket {
                     let eof = end.shutdown & RCV_SHUTDOWN != 0
                         && (self.pair.ty == libc::SOCK_SEQPACKET || !nonblock);
                     if eof {
-                        return Ok(Recv { copied: 0, full: 0 });
+                        return Ok(Recv::default());
                     }
                     return Err(Errno::EAGAIN);
                 };
+                let (m, r) = m;
                 let n = buf.len().min(m.len());
                 buf[..n].copy_from_slice(&m[..n]);
                 let full = m.len();
+                let mut rights = r.clone();
                 if !peek {
-                    end.msgs.pop_front();
+                    rights = end.msgs.pop_front().and_then(|(_, r)| r);
                     end.queued -= full + MSG_OVERHEAD;
                 }
-                Recv { copied: n, full }
+                Recv {
+                    copied: n,
+                    full,
+                    rights,
+                }
             }
         };
         if !peek {
@@ -344,7 +391,7 @@ impl UnixSocket {
         if self.pair.ty == libc::SOCK_STREAM {
             end.bytes.len()
         } else {
-            end.msgs.front().map_or(0, |m| m.len())
+            end.msgs.front().map_or(0, |m| m.0.len())
         }
     }
 
@@ -378,10 +425,11 @@ impl UnixSocket {
 
 impl FileOps for SocketFile {
     fn read(&self, st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
+        // Files that came with the data are closed (no control buffer).
         self.0.recv(buf, false, st.nonblocking()).map(|r| r.copied)
     }
     fn write(&self, _st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
-        self.0.send(buf)
+        self.0.send(buf, &mut None)
     }
     fn seekable(&self) -> bool {
         false
@@ -437,6 +485,35 @@ mod tests {
     }
 
     #[test]
+    fn rights_travel_and_queued_sockets_close() {
+        let [a, b] = pair(libc::SOCK_SEQPACKET);
+        let (sa, sb) = (as_socket(&a).unwrap(), as_socket(&b).unwrap());
+        // Send a's own file to b: closing b later drops it from b's queue,
+        // which closes a (same pair) without deadlocking.
+        assert_eq!(sa.send(b"m", &mut Some(vec![a.clone()])), Ok(1));
+        let mut buf = [0u8; 4];
+        let r = sb.recv(&mut buf, true, true).unwrap();
+        assert_eq!(r.rights.as_ref().map(|v| v.len()), Some(1));
+        drop(r);
+        drop(sa);
+        drop(a);
+        drop(sb);
+        drop(b);
+        let [c, d] = pair(libc::SOCK_STREAM);
+        let (sc, sd) = (as_socket(&c).unwrap(), as_socket(&d).unwrap());
+        assert_eq!(sc.send(b"ab", &mut None), Ok(2));
+        assert_eq!(sc.send(b"cd", &mut Some(vec![c.clone()])), Ok(2));
+        assert_eq!(sc.send(b"ef", &mut None), Ok(2));
+        // A read stops after the bytes that carry files.
+        let mut buf = [0u8; 8];
+        let r = sd.recv(&mut buf, false, true).unwrap();
+        assert_eq!((r.copied, r.rights.is_some()), (4, true));
+        let r = sd.recv(&mut buf, false, true).unwrap();
+        assert_eq!((r.copied, r.rights.is_some()), (2, false));
+        drop(d);
+    }
+
+    #[test]
     fn stream_fills_to_sndbuf() {
         let [a, _b] = pair(libc::SOCK_STREAM);
         let big = vec![0u8; 1 << 20];
@@ -452,10 +529,8 @@ mod tests {
         assert_eq!(a.write(b"one"), Ok(3));
         assert_eq!(a.write(b"three"), Ok(5));
         let mut buf = [0u8; 2];
-        assert_eq!(
-            sb.recv(&mut buf, false, true),
-            Ok(Recv { copied: 2, full: 3 })
-        );
+        let r = sb.recv(&mut buf, false, true).unwrap();
+        assert_eq!((r.copied, r.full), (2, 3));
         let mut buf = [0u8; 16];
         assert_eq!(b.read(&mut buf), Ok(5));
         drop(sb);
