@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -507,4 +509,62 @@ TEST(scm_rights_to_child)
     EXPECT_EQ(read(p[0], buf, sizeof buf), 0);
     close(p[0]);
     close(sv[0]);
+}
+
+TEST(fionread_epoll_and_blocking_write)
+{
+    int sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+    int n = -1;
+    EXPECT_OK(ioctl(sv[1], FIONREAD, &n));
+    EXPECT_EQ(n, 0);
+    EXPECT_EQ(write(sv[0], "abc", 3), 3);
+    EXPECT_EQ(write(sv[0], "de", 2), 2);
+    EXPECT_OK(ioctl(sv[1], FIONREAD, &n));
+    EXPECT_EQ(n, 5);
+    int ep = epoll_create1(0);
+    ASSERT_GE(ep, 0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = 7};
+    EXPECT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev));
+    struct epoll_event out[2];
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 1);
+    EXPECT_EQ(out[0].events, EPOLLIN);
+    char buf[8];
+    EXPECT_EQ(read(sv[1], buf, sizeof buf), 3);
+    EXPECT_EQ(read(sv[1], buf, sizeof buf), 2);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 0);
+    close(sv[0]);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 1);
+    EXPECT_EQ(out[0].events, EPOLLIN | EPOLLRDHUP | EPOLLHUP);
+    close(ep);
+    close(sv[1]);
+    /* A blocking write larger than the buffer completes as the reader drains. */
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        close(sv[1]);
+        static char big[1 << 20];
+        memset(big, 'q', sizeof big);
+        _exit(write(sv[0], big, sizeof big) == sizeof big ? 0 : 1);
+    }
+    close(sv[0]);
+    static char rb[65536];
+    long total = 0;
+    int ok = 1;
+    for (;;) {
+        ssize_t r = read(sv[1], rb, sizeof rb);
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r; i++)
+            if (rb[i] != 'q')
+                ok = 0;
+        total += r;
+    }
+    EXPECT_EQ(total, 1 << 20);
+    EXPECT_TRUE(ok);
+    int st;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(sv[1]);
 }

@@ -16,6 +16,7 @@ use abi::Errno;
 
 use crate::file::{FileOps, FileState, OpenFile};
 use crate::waiter::{WaitQueue, EVENT_ALL, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT, EVENT_RDHUP};
+use crate::UserIo;
 
 pub const RCV_SHUTDOWN: u8 = 1;
 pub const SEND_SHUTDOWN: u8 = 2;
@@ -30,6 +31,9 @@ pub const MIN_SNDBUF: usize = 4608;
 pub const MIN_RCVBUF: usize = 2304;
 /// What one queued message costs on top of its bytes (an skb's overhead).
 const MSG_OVERHEAD: usize = 512;
+
+/// FIONREAD (SIOCINQ): bytes available to read.
+const FIONREAD: u32 = 0x541b;
 
 const READABLE: u32 = EVENT_IN | libc::POLLRDNORM as u32;
 const WRITABLE: u32 = EVENT_OUT | libc::POLLWRNORM as u32 | libc::POLLWRBAND as u32;
@@ -383,15 +387,16 @@ impl UnixSocket {
         self.pair.lock()[self.side].passcred = on;
     }
 
-    /// Bytes readable now (FIONREAD/SIOCINQ): the stream's queued bytes, or
-    /// the next message's length.
+    /// Bytes readable now (FIONREAD/SIOCINQ, Linux's unix_inq_len): all
+    /// queued bytes for STREAM and SEQPACKET, the next datagram's length for
+    /// DGRAM.
     pub fn inq(&self) -> usize {
         let e = self.pair.lock();
         let end = &e[self.side];
-        if self.pair.ty == libc::SOCK_STREAM {
-            end.bytes.len()
-        } else {
-            end.msgs.front().map_or(0, |m| m.0.len())
+        match self.pair.ty {
+            libc::SOCK_STREAM => end.bytes.len(),
+            libc::SOCK_SEQPACKET => end.msgs.iter().map(|m| m.0.len()).sum(),
+            _ => end.msgs.front().map_or(0, |m| m.0.len()),
         }
     }
 
@@ -445,6 +450,16 @@ impl FileOps for SocketFile {
     }
     fn stat(&self) -> Result<Stat, Errno> {
         Ok(self.0.stat)
+    }
+    fn ioctl(&self, _st: &FileState, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
+        match cmd {
+            FIONREAD => {
+                let n = self.0.inq().min(i32::MAX as usize) as i32;
+                io.copy_out(arg, &n.to_le_bytes())?;
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY),
+        }
     }
     fn readiness(&self, mask: u32) -> u32 {
         self.0.poll() & mask
