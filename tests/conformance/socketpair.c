@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -566,5 +567,41 @@ TEST(fionread_epoll_and_blocking_write)
     int st;
     EXPECT_EQ(waitpid(pid, &st, 0), pid);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(sv[1]);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+TEST(blocking_recv_eintr_and_restart)
+{
+    int sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_OK(sigaction(SIGALRM, &sa, &old));
+    struct itimerval it = {.it_value = {.tv_usec = 20000}};
+    char buf[8];
+    ASSERT_OK(setitimer(ITIMER_REAL, &it, NULL));
+    EXPECT_ERRNO(recv(sv[0], buf, sizeof buf, 0), EINTR);
+    /* With SA_RESTART the call resumes and gets the later data. */
+    sa.sa_flags = SA_RESTART;
+    ASSERT_OK(sigaction(SIGALRM, &sa, NULL));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        usleep(100000);
+        _exit(write(sv[1], "late", 4) == 4 ? 0 : 1);
+    }
+    ASSERT_OK(setitimer(ITIMER_REAL, &it, NULL));
+    EXPECT_EQ(read(sv[0], buf, sizeof buf), 4);
+    EXPECT_MEMEQ(buf, "late", 4);
+    int st;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_EQ(st, 0);
+    sigaction(SIGALRM, &old, NULL);
+    close(sv[0]);
     close(sv[1]);
 }
