@@ -22,7 +22,7 @@
  * crashes the sandbox). Environment: HARNESS_VERBOSE=1 is the same as -v.
  *
  * Rules for tests: deterministic (native == sandbox), no writes to the host
- * filesystem (tests also run natively, as root), no sockets or /proc yet,
+ * filesystem (tests also run natively, as root),
  * stdin/stdout may be pipes. Values that differ between hosts are compared for
  * structure, never against constants.
  */
