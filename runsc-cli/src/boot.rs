@@ -378,6 +378,20 @@ fn boot(
             .unwrap_or_else(|_| "/".into()),
     };
     sentry::procfs::cpu_count();
+    // Without --total-memory (or a spec limit), the sandbox may use 3/4 of the
+    // host's memory: a workload that fills its memory (or a memfd) gets
+    // ENOMEM/ENOSPC or an in-sandbox OOM kill, never the host's OOM killer.
+    let host_memory = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let kb: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    });
     // `runsc do`'s workload runs as its caller (the sentry is not, soon).
     let creds = match &b.oci {
         Some(o) => oci_creds(o),
@@ -414,7 +428,7 @@ fn boot(
     let kernel =
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
     crate::faults::set_kernel(&kernel);
-    if let Some(m) = g.total_memory {
+    if let Some(m) = g.total_memory.or(host_memory.map(|h| h / 4 * 3)) {
         kernel.set_memory_limit(m);
     }
     kernel
