@@ -11,6 +11,56 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{json, Map, Value};
 
+/// Calls `f` with `full` where each member, at every depth, is replaced in
+/// turn by each JSON type (null, -1, 1e300, a string with NUL, [], {}, true):
+/// the deterministic hostile-types sweep the parsers' own tests run.
+pub(super) fn each_member_replaced(full: &Value, mut f: impl FnMut(Value)) -> usize {
+    fn walk(v: &Value, cur: Vec<String>, out: &mut Vec<Vec<String>>) {
+        let kids: Vec<(String, &Value)> = match v {
+            Value::Object(m) => m.iter().map(|(k, c)| (k.clone(), c)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i.to_string(), c))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (k, c) in kids {
+            let mut p = cur.clone();
+            p.push(k);
+            out.push(p.clone());
+            walk(c, p, out);
+        }
+    }
+    let replacements = [
+        Value::Null,
+        json!(-1),
+        json!(1e300),
+        json!("x\0y"),
+        json!([]),
+        json!({}),
+        json!(true),
+    ];
+    let mut all = Vec::new();
+    walk(full, Vec::new(), &mut all);
+    for p in &all {
+        for r in &replacements {
+            let mut v = full.clone();
+            let mut cur = &mut v;
+            for k in p {
+                cur = match cur {
+                    Value::Object(m) => m.get_mut(k).unwrap(),
+                    Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+                    _ => unreachable!(),
+                };
+            }
+            *cur = r.clone();
+            f(v);
+        }
+    }
+    all.len() * replacements.len()
+}
+
 /// `cases` unless `$PROPTEST_CASES` says otherwise.
 fn config(cases: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
