@@ -210,6 +210,10 @@ pub trait FileOps: Send + Sync {
     fn terminal(&self) -> Option<(&Arc<crate::devpts::Terminal>, bool)> {
         None
     }
+    /// The socket behind this file, if it is a socket.
+    fn socket(&self) -> Option<&crate::socket::SocketFile> {
+        None
+    }
 }
 
 /// The operations of an existing open file description, for a second
@@ -269,6 +273,9 @@ impl FileOps for SharedOps {
     }
     fn read_timeout(&self) -> Option<std::time::Duration> {
         self.0.ops().read_timeout()
+    }
+    fn socket(&self) -> Option<&crate::socket::SocketFile> {
+        self.0.ops().socket()
     }
     fn supports_fasync(&self) -> bool {
         self.0.ops().supports_fasync()

@@ -35,6 +35,7 @@ pub mod pagestore;
 pub mod perm;
 pub mod pipe;
 pub mod remote;
+pub mod socket;
 pub mod synthetic;
 pub mod tmpfs;
 pub mod vfs;

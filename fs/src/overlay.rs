@@ -987,6 +987,9 @@ impl FileOps for OverlayFile {
     fn terminal(&self) -> Option<(&Arc<crate::devpts::Terminal>, bool)> {
         self.inner.terminal()
     }
+    fn socket(&self) -> Option<&crate::socket::SocketFile> {
+        self.inner.socket()
+    }
 }
 
 /// An open overlay directory: listed from a snapshot of the merged entries,

@@ -283,6 +283,8 @@ fn do_read(t: &Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) -> Sy
             Ok(n) => n,
             Err(_) if done > 0 => break,
             // A terminal's VTIME ran out with no data.
+            // A socket's SO_RCVTIMEO ran out: EAGAIN.
+            Err(Errno::ETIMEDOUT) if f.ops().socket().is_some() => return Err(Errno::EAGAIN),
             Err(Errno::ETIMEDOUT) if f.ops().read_timeout().is_some() => 0,
             Err(e) => return Err(e),
         };
@@ -349,7 +351,7 @@ fn do_write(t: &mut Task, f: &OpenFile, iov: &[(u64, usize)], off: Option<i64>) 
         }
     };
     // Datagram and seqpacket sockets fail with EPIPE but raise no signal.
-    let quiet = fs::anon::unix::as_socket(f).is_some_and(|s| s.sock_type() != libc::SOCK_STREAM);
+    let quiet = fs::socket::as_socket(f).is_some_and(|s| s.sock_type() != libc::SOCK_STREAM);
     if err == Errno::EPIPE && !quiet {
         // Linux sends SIGPIPE to the writing thread, even after a partial write.
         t.send_signal_to_self(libc::SIGPIPE);

@@ -11,10 +11,11 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use abi::linux::{Stat, S_IFSOCK};
 use abi::Errno;
 
-use crate::file::{FileOps, FileState, OpenFile};
+use crate::file::OpenFile;
+use crate::socket::{self, Control, SockAddr, SockCx, Socket};
+pub use crate::socket::{PeerCred, Recv, Rights, SCM_MAX_FD};
 use crate::waiter::{WaitQueue, EVENT_ALL, EVENT_ERR, EVENT_HUP, EVENT_IN, EVENT_OUT, EVENT_RDHUP};
 use crate::UserIo;
 
@@ -37,19 +38,6 @@ const FIONREAD: u32 = 0x541b;
 
 const READABLE: u32 = EVENT_IN | libc::POLLRDNORM as u32;
 const WRITABLE: u32 = EVENT_OUT | libc::POLLWRNORM as u32 | libc::POLLWRBAND as u32;
-
-/// Files passed with SCM_RIGHTS.
-pub type Rights = Vec<Arc<OpenFile>>;
-/// Linux's SCM_MAX_FD: the most files one message may carry.
-pub const SCM_MAX_FD: usize = 253;
-
-/// The credentials SO_PEERCRED reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerCred {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-}
 
 #[derive(Default)]
 struct End {
@@ -92,21 +80,10 @@ impl Pair {
     }
 }
 
-/// One end of a pair: what [`as_socket`] finds behind a socket fd.
+/// One end of a pair.
 pub struct UnixSocket {
     pair: Arc<Pair>,
     side: usize,
-    stat: Stat,
-}
-
-/// The file ops of an end; closing the last description closes the end.
-struct SocketFile(Arc<UnixSocket>);
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        super::unregister(self as *const SocketFile as usize);
-        self.0.close();
-    }
 }
 
 /// Creates a connected pair of type `ty` (SOCK_STREAM, SOCK_SEQPACKET or
@@ -124,40 +101,15 @@ pub fn new_pair(ty: i32, flags: i32, cred: PeerCred, uid: u32, gid: u32) -> [Arc
         cred,
     });
     [0, 1].map(|side| {
-        let mut stat = super::anon_stat(uid, gid);
-        stat.mode = S_IFSOCK | 0o777;
-        stat.dev = abi::linux::makedev(0, 8);
         let s = Arc::new(UnixSocket {
             pair: pair.clone(),
             side,
-            stat,
         });
-        super::new_registered(
-            Box::new(SocketFile(s.clone())),
-            &s,
-            libc::O_RDWR | (flags & libc::O_NONBLOCK),
-        )
+        socket::new_file(s, flags, cred, uid, gid)
     })
 }
 
-/// The socket behind `f`, if it is one.
-pub fn as_socket(f: &OpenFile) -> Option<Arc<UnixSocket>> {
-    super::lookup::<UnixSocket>(f)
-}
-
-/// What a receive got: bytes copied, the message's full length and the files
-/// that came with it.
-#[derive(Debug, Default)]
-pub struct Recv {
-    pub copied: usize,
-    pub full: usize,
-    pub rights: Option<Rights>,
-}
-
 impl UnixSocket {
-    pub fn sock_type(&self) -> i32 {
-        self.pair.ty
-    }
     pub fn peer_cred(&self) -> PeerCred {
         self.pair.cred
     }
@@ -198,7 +150,7 @@ impl UnixSocket {
     /// Sends `data` (one message for DGRAM/SEQPACKET, as much as fits for
     /// STREAM) with the files in `rights`, which it takes when it sends
     /// anything. EAGAIN when there is no room.
-    pub fn send(&self, data: &[u8], rights: &mut Option<Rights>) -> Result<usize, Errno> {
+    pub fn send_data(&self, data: &[u8], rights: &mut Option<Rights>) -> Result<usize, Errno> {
         let (me, peer) = (self.side, self.peer());
         let n = {
             let mut e = self.pair.lock();
@@ -261,7 +213,7 @@ impl UnixSocket {
 
     /// Receives into `buf`; `peek` leaves the data queued. EAGAIN when there is
     /// nothing yet; a zero-length result at EOF.
-    pub fn recv(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> Result<Recv, Errno> {
+    pub fn recv_data(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> Result<Recv, Errno> {
         let (me, peer) = (self.side, self.peer());
         let r = {
             let mut e = self.pair.lock();
@@ -303,6 +255,7 @@ impl UnixSocket {
                     copied: n,
                     full: n,
                     rights,
+                    ..Default::default()
                 }
             } else {
                 let Some(m) = end.msgs.front() else {
@@ -331,6 +284,7 @@ impl UnixSocket {
                     copied: n,
                     full,
                     rights,
+                    ..Default::default()
                 }
             }
         };
@@ -341,7 +295,7 @@ impl UnixSocket {
     }
 
     /// shutdown(2) with `how` SHUT_RD, SHUT_WR or SHUT_RDWR.
-    pub fn shutdown(&self, how: i32) -> Result<(), Errno> {
+    pub fn shut(&self, how: i32) -> Result<(), Errno> {
         if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
             return Err(Errno::EINVAL);
         }
@@ -360,10 +314,6 @@ impl UnixSocket {
         Ok(())
     }
 
-    /// Takes the pending SO_ERROR.
-    pub fn take_error(&self) -> Option<Errno> {
-        self.pair.lock()[self.side].err.take()
-    }
     pub fn sndbuf(&self) -> usize {
         self.pair.lock()[self.side].sndbuf
     }
@@ -428,50 +378,123 @@ impl UnixSocket {
     }
 }
 
-impl FileOps for SocketFile {
-    fn read(&self, st: &FileState, buf: &mut [u8]) -> Result<usize, Errno> {
-        // Files that came with the data are closed (no control buffer).
-        self.0.recv(buf, false, st.nonblocking()).map(|r| r.copied)
+impl Socket for UnixSocket {
+    fn family(&self) -> i32 {
+        libc::AF_UNIX
     }
-    fn write(&self, _st: &FileState, buf: &[u8]) -> Result<usize, Errno> {
-        self.0.send(buf, &mut None)
+    fn sock_type(&self) -> i32 {
+        self.pair.ty
     }
-    fn seekable(&self) -> bool {
-        false
+    fn wait_queue(&self) -> &WaitQueue {
+        self.queue()
     }
-    fn lseek(&self, _st: &FileState, _off: i64, _whence: i32) -> Result<u64, Errno> {
-        Err(Errno::ESPIPE)
+    fn readiness(&self) -> u32 {
+        self.poll()
     }
-    fn pread(&self, _buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
-        Err(Errno::ESPIPE)
+    fn send(
+        &self,
+        _cx: &SockCx,
+        data: &[u8],
+        to: Option<&SockAddr>,
+        ctl: &mut Control,
+        _flags: i32,
+    ) -> Result<usize, Errno> {
+        if to.is_some() {
+            // A connected pair has its destination; Linux's unix_stream_sendmsg
+            // says EISCONN. Datagram sends to a named address need bound
+            // sockets, which do not exist yet.
+            return Err(if self.pair.ty == libc::SOCK_DGRAM {
+                Errno::ECONNREFUSED
+            } else {
+                Errno::EISCONN
+            });
+        }
+        self.send_data(data, &mut ctl.rights)
     }
-    fn pwrite(&self, _buf: &[u8], _off: u64) -> Result<usize, Errno> {
-        Err(Errno::ESPIPE)
+    fn recv(&self, buf: &mut [u8], flags: i32) -> Result<Recv, Errno> {
+        self.recv_data(
+            buf,
+            flags & libc::MSG_PEEK != 0,
+            flags & libc::MSG_DONTWAIT != 0,
+        )
     }
-    fn stat(&self) -> Result<Stat, Errno> {
-        Ok(self.0.stat)
+    fn shutdown(&self, how: i32) -> Result<(), Errno> {
+        self.shut(how)
     }
-    fn ioctl(&self, _st: &FileState, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
+    fn sockname(&self) -> SockAddr {
+        SockAddr::Unix(Vec::new())
+    }
+    fn peername(&self) -> Result<SockAddr, Errno> {
+        Ok(SockAddr::Unix(Vec::new()))
+    }
+    fn take_error(&self) -> Option<Errno> {
+        self.pair.lock()[self.side].err.take()
+    }
+    fn getsockopt(&self, level: i32, name: i32) -> Result<Vec<u8>, Errno> {
+        if level != libc::SOL_SOCKET {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let int = |v: i32| v.to_le_bytes().to_vec();
+        Ok(match name {
+            libc::SO_SNDBUF => int(self.sndbuf() as i32),
+            libc::SO_RCVBUF => int(self.rcvbuf() as i32),
+            libc::SO_PASSCRED => int(self.passcred() as i32),
+            libc::SO_ACCEPTCONN => int(0),
+            libc::SO_PEERCRED => {
+                let c = self.peer_cred();
+                let mut v = Vec::with_capacity(12);
+                v.extend_from_slice(&c.pid.to_le_bytes());
+                v.extend_from_slice(&c.uid.to_le_bytes());
+                v.extend_from_slice(&c.gid.to_le_bytes());
+                v
+            }
+            _ => return Err(Errno::ENOPROTOOPT),
+        })
+    }
+    fn setsockopt(&self, level: i32, name: i32, val: &[u8]) -> Result<(), Errno> {
+        if level != libc::SOL_SOCKET {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if val.len() < 4 {
+            return Err(Errno::EINVAL);
+        }
+        let v = i32::from_le_bytes(val[..4].try_into().unwrap());
+        match name {
+            libc::SO_SNDBUF => self.set_sndbuf(v),
+            libc::SO_RCVBUF => self.set_rcvbuf(v),
+            libc::SO_PASSCRED => self.set_passcred(v != 0),
+            _ => return Err(Errno::ENOPROTOOPT),
+        }
+        Ok(())
+    }
+    fn ioctl(&self, io: &dyn UserIo, cmd: u32, arg: u64) -> Result<u64, Errno> {
         match cmd {
             FIONREAD => {
-                let n = self.0.inq().min(i32::MAX as usize) as i32;
+                let n = self.inq().min(i32::MAX as usize) as i32;
                 io.copy_out(arg, &n.to_le_bytes())?;
                 Ok(0)
             }
             _ => Err(Errno::ENOTTY),
         }
     }
-    fn readiness(&self, mask: u32) -> u32 {
-        self.0.poll() & mask
-    }
-    fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(self.0.queue())
+    fn release(&self) {
+        self.close();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::socket::{as_socket, NoPaths};
+
+    fn cx() -> SockCx<'static> {
+        SockCx {
+            cred: PeerCred::default(),
+            fsuid: 0,
+            fsgid: 0,
+            paths: &NoPaths,
+        }
+    }
 
     fn pair(ty: i32) -> [Arc<OpenFile>; 2] {
         new_pair(ty, libc::O_NONBLOCK, PeerCred::default(), 0, 0)
@@ -484,11 +507,16 @@ mod tests {
         assert_eq!(a.write(b"hello"), Ok(5));
         assert_eq!(a.write(b" world"), Ok(6));
         let mut buf = [0u8; 32];
-        assert_eq!(sb.recv(&mut buf[..3], true, true).unwrap().copied, 3);
+        assert_eq!(
+            sb.recv(&mut buf[..3], libc::MSG_PEEK | libc::MSG_DONTWAIT)
+                .unwrap()
+                .copied,
+            3
+        );
         assert_eq!(b.read(&mut buf), Ok(11));
         assert_eq!(&buf[..11], b"hello world");
         assert_eq!(b.read(&mut buf), Err(Errno::EAGAIN));
-        assert_eq!(sb.poll() & EVENT_IN, 0);
+        assert_eq!(sb.readiness() & EVENT_IN, 0);
         sa.shutdown(libc::SHUT_WR).unwrap();
         assert_eq!(b.read(&mut buf), Ok(0));
         assert_eq!(a.write(b"x"), Err(Errno::EPIPE));
@@ -496,7 +524,7 @@ mod tests {
         drop(sa);
         drop(a);
         assert_eq!(b.write(b"z"), Err(Errno::EPIPE));
-        assert_ne!(sb.poll() & EVENT_HUP, 0);
+        assert_ne!(sb.readiness() & EVENT_HUP, 0);
     }
 
     #[test]
@@ -505,9 +533,23 @@ mod tests {
         let (sa, sb) = (as_socket(&a).unwrap(), as_socket(&b).unwrap());
         // Send a's own file to b: closing b later drops it from b's queue,
         // which closes a (same pair) without deadlocking.
-        assert_eq!(sa.send(b"m", &mut Some(vec![a.clone()])), Ok(1));
+        assert_eq!(
+            sa.send(
+                &cx(),
+                b"m",
+                None,
+                &mut Control {
+                    rights: Some(vec![a.clone()]),
+                    creds: None
+                },
+                0
+            ),
+            Ok(1)
+        );
         let mut buf = [0u8; 4];
-        let r = sb.recv(&mut buf, true, true).unwrap();
+        let r = sb
+            .recv(&mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+            .unwrap();
         assert_eq!(r.rights.as_ref().map(|v| v.len()), Some(1));
         drop(r);
         drop(sa);
@@ -516,14 +558,32 @@ mod tests {
         drop(b);
         let [c, d] = pair(libc::SOCK_STREAM);
         let (sc, sd) = (as_socket(&c).unwrap(), as_socket(&d).unwrap());
-        assert_eq!(sc.send(b"ab", &mut None), Ok(2));
-        assert_eq!(sc.send(b"cd", &mut Some(vec![c.clone()])), Ok(2));
-        assert_eq!(sc.send(b"ef", &mut None), Ok(2));
+        assert_eq!(
+            sc.send(&cx(), b"ab", None, &mut Control::default(), 0),
+            Ok(2)
+        );
+        assert_eq!(
+            sc.send(
+                &cx(),
+                b"cd",
+                None,
+                &mut Control {
+                    rights: Some(vec![c.clone()]),
+                    creds: None
+                },
+                0
+            ),
+            Ok(2)
+        );
+        assert_eq!(
+            sc.send(&cx(), b"ef", None, &mut Control::default(), 0),
+            Ok(2)
+        );
         // A read stops after the bytes that carry files.
         let mut buf = [0u8; 8];
-        let r = sd.recv(&mut buf, false, true).unwrap();
+        let r = sd.recv(&mut buf, libc::MSG_DONTWAIT).unwrap();
         assert_eq!((r.copied, r.rights.is_some()), (4, true));
-        let r = sd.recv(&mut buf, false, true).unwrap();
+        let r = sd.recv(&mut buf, libc::MSG_DONTWAIT).unwrap();
         assert_eq!((r.copied, r.rights.is_some()), (2, false));
         drop(d);
     }
@@ -544,7 +604,7 @@ mod tests {
         assert_eq!(a.write(b"one"), Ok(3));
         assert_eq!(a.write(b"three"), Ok(5));
         let mut buf = [0u8; 2];
-        let r = sb.recv(&mut buf, false, true).unwrap();
+        let r = sb.recv(&mut buf, libc::MSG_DONTWAIT).unwrap();
         assert_eq!((r.copied, r.full), (2, 3));
         let mut buf = [0u8; 16];
         assert_eq!(b.read(&mut buf), Ok(5));
