@@ -118,7 +118,7 @@ impl Ports {
                 if proto != Proto::Tcp {
                     return false;
                 }
-                if !o.listening && !b.listening {
+                if !o.listening {
                     return false;
                 }
             }
