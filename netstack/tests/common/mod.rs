@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod link;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
