@@ -33,7 +33,7 @@ pub(crate) struct IcmpEp {
     pending: std::collections::VecDeque<(Vec<u8>, IpAddr)>,
 }
 
-fn sock<'a>(ifaces: &'a mut [Iface], ifc: usize, h: SocketHandle) -> &'a mut icmp::Socket<'static> {
+fn sock(ifaces: &mut [Iface], ifc: usize, h: SocketHandle) -> &mut icmp::Socket<'static> {
     ifaces[ifc].sockets.get_mut::<icmp::Socket<'static>>(h)
 }
 
@@ -55,7 +55,11 @@ fn reply_type(v6: bool) -> u8 {
 
 pub(crate) fn update(c: &mut IcmpEp, ifaces: &mut [Iface]) -> u64 {
     let bits = readiness(c, ifaces) as u64;
-    let q: usize = c.socks.iter().map(|&(ifc, h)| sock(ifaces, ifc, h).recv_queue()).sum();
+    let q: usize = c
+        .socks
+        .iter()
+        .map(|&(ifc, h)| sock(ifaces, ifc, h).recv_queue())
+        .sum();
     bits | ((q as u64) << 32)
 }
 
@@ -92,7 +96,14 @@ fn bind_locked(i: &mut Inner, id: usize, a: SocketAddr) -> Result<(), Errno> {
     let key = i.ports.key();
     let c = i.icmp(id);
     let p = proto(c.v6);
-    let b = Binding { key, addr: a.ip(), dual: false, reuseaddr: false, reuseport: false, listening: false };
+    let b = Binding {
+        key,
+        addr: a.ip(),
+        dual: false,
+        reuseaddr: false,
+        reuseport: false,
+        listening: false,
+    };
     let port = if a.port() == 0 {
         i.ports.ephemeral(p, &b).ok_or(Errno::EAGAIN)?
     } else {
@@ -102,7 +113,11 @@ fn bind_locked(i: &mut Inner, id: usize, a: SocketAddr) -> Result<(), Errno> {
         a.port()
     };
     i.ports.add(p, port, b);
-    let addr = if a.ip().is_unspecified() { None } else { Some(a.ip()) };
+    let addr = if a.ip().is_unspecified() {
+        None
+    } else {
+        Some(a.ip())
+    };
     let mut socks = Vec::new();
     for ifc in i.ifaces_for(addr) {
         let rx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 256], vec![0u8; BUF]);
@@ -125,7 +140,16 @@ pub struct IcmpEndpoint {
 
 impl IcmpEndpoint {
     pub(crate) fn new(stack: Arc<Stack>, v6: bool) -> IcmpEndpoint {
-        let id = stack.with(|i| i.insert(EpKind::Icmp(IcmpEp { v6, bound: None, socks: Vec::new(), peer: None, error: None, pending: Default::default() })));
+        let id = stack.with(|i| {
+            i.insert(EpKind::Icmp(IcmpEp {
+                v6,
+                bound: None,
+                socks: Vec::new(),
+                peer: None,
+                error: None,
+                pending: Default::default(),
+            }))
+        });
         IcmpEndpoint { stack, id }
     }
 
@@ -194,7 +218,11 @@ impl IcmpEndpoint {
             }
             let mut dip = dst.ip();
             if dip.is_unspecified() {
-                dip = if c.v6 { IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
+                dip = if c.v6 {
+                    IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                } else {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                };
             }
             let ifc = i.route(dip).ok_or(Errno::ENETUNREACH)?;
             if i.icmp(self.id).bound.is_none() {
@@ -203,7 +231,9 @@ impl IcmpEndpoint {
             }
             let c = i.icmp(self.id);
             let ident = c.bound.unwrap().0.port();
-            let Some(&(_, h)) = c.socks.iter().find(|&&(f, _)| f == ifc) else { return Err(Errno::EINVAL) };
+            let Some(&(_, h)) = c.socks.iter().find(|&&(f, _)| f == ifc) else {
+                return Err(Errno::EINVAL);
+            };
             let mut pkt = data.to_vec();
             pkt[4..6].copy_from_slice(&ident.to_be_bytes());
             match sock(&mut i.ifaces, ifc, h).send_slice(&pkt, to_ip(dip)) {
@@ -218,13 +248,19 @@ impl IcmpEndpoint {
     pub fn recv_from(&self, buf: &mut [u8], peek: bool) -> Result<(usize, SocketAddr), Errno> {
         self.stack.op(|i| {
             let Inner { eps, ifaces, .. } = i;
-            let Some(EpKind::Icmp(c)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return Err(Errno::EBADF) };
+            let Some(EpKind::Icmp(c)) = eps[self.id].as_mut().map(|s| &mut s.kind) else {
+                return Err(Errno::EBADF);
+            };
             if let Some(e) = c.error.take() {
                 return Err(e);
             }
             fill(c, ifaces);
             let v6 = c.v6;
-            let Some((d, from)) = (if peek { c.pending.front().cloned() } else { c.pending.pop_front() }) else {
+            let Some((d, from)) = (if peek {
+                c.pending.front().cloned()
+            } else {
+                c.pending.pop_front()
+            }) else {
                 return Err(Errno::EAGAIN);
             };
             let n = d.len().min(buf.len());
@@ -236,12 +272,15 @@ impl IcmpEndpoint {
     pub fn local_addr(&self) -> Result<SocketAddr, Errno> {
         self.stack.with(|i| {
             let c = i.icmp(self.id);
-            Ok(c.bound.map(|b| b.0).unwrap_or(SocketAddr::new(unspecified(c.v6), 0)))
+            Ok(c.bound
+                .map(|b| b.0)
+                .unwrap_or(SocketAddr::new(unspecified(c.v6), 0)))
         })
     }
 
     pub fn peer_addr(&self) -> Result<SocketAddr, Errno> {
-        self.stack.with(|i| i.icmp(self.id).peer.ok_or(Errno::ENOTCONN))
+        self.stack
+            .with(|i| i.icmp(self.id).peer.ok_or(Errno::ENOTCONN))
     }
 
     pub fn take_error(&self) -> Option<Errno> {
@@ -252,7 +291,9 @@ impl IcmpEndpoint {
 impl Drop for IcmpEndpoint {
     fn drop(&mut self) {
         self.stack.with(|i| {
-            let Some(slot) = i.remove(self.id) else { return };
+            let Some(slot) = i.remove(self.id) else {
+                return;
+            };
             let EpKind::Icmp(c) = slot.kind else { return };
             for (ifc, h) in c.socks {
                 i.ifaces[ifc].sockets.remove(h);

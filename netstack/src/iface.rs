@@ -14,7 +14,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address,
+};
 
 use crate::link::{Counters, LinkDev, LinkDevice, LoopDev};
 
@@ -215,15 +217,26 @@ impl Iface {
     /// Whether this interface accepts packets for `a`.
     pub fn has_addr(&self, a: IpAddr) -> bool {
         if self.is_lo() {
-            return a.is_loopback() || self.iface.ip_addrs().iter().any(|c| from_ip(c.address()) == a);
+            return a.is_loopback()
+                || self
+                    .iface
+                    .ip_addrs()
+                    .iter()
+                    .any(|c| from_ip(c.address()) == a);
         }
         self.addrs.iter().any(|&(x, _)| x == a)
     }
 
     pub fn info(&self) -> IfaceInfo {
         let (flags, counters) = match &self.dev {
-            Dev::Lo(d) => (IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP, d.counters),
-            Dev::Link(d) => (IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP, d.counters),
+            Dev::Lo(d) => (
+                IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP,
+                d.counters,
+            ),
+            Dev::Link(d) => (
+                IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP,
+                d.counters,
+            ),
         };
         IfaceInfo {
             index: self.index,
@@ -239,7 +252,13 @@ impl Iface {
     pub fn route_infos(&self, out: &mut Vec<RouteInfo>) {
         for &(a, p) in &self.addrs {
             let net = mask_addr(a, p);
-            out.push(RouteInfo { dst: net, prefix: p, gateway: None, ifindex: self.index, src: Some(a) });
+            out.push(RouteInfo {
+                dst: net,
+                prefix: p,
+                gateway: None,
+                ifindex: self.index,
+                src: Some(a),
+            });
         }
         for r in &self.routes {
             out.push(RouteInfo {
@@ -255,8 +274,16 @@ impl Iface {
     /// The longest prefix this link has towards `dst` (connected or gateway
     /// route), if any.
     pub fn route_prefix(&self, dst: IpAddr) -> Option<u8> {
-        let connected = self.addrs.iter().filter(|&&(a, p)| in_subnet(dst, a, p)).map(|&(_, p)| p);
-        let gw = self.routes.iter().filter(|r| in_subnet(dst, r.dst, r.prefix)).map(|r| r.prefix);
+        let connected = self
+            .addrs
+            .iter()
+            .filter(|&&(a, p)| in_subnet(dst, a, p))
+            .map(|&(_, p)| p);
+        let gw = self
+            .routes
+            .iter()
+            .filter(|r| in_subnet(dst, r.dst, r.prefix))
+            .map(|r| r.prefix);
         connected.chain(gw).max()
     }
 }
@@ -282,6 +309,11 @@ pub(crate) fn random_seed() -> u64 {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     let mut h = RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
     h.finish()
 }

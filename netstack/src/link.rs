@@ -107,7 +107,10 @@ pub(crate) const LO_IP_MTU: usize = 65535;
 
 impl LoopDev {
     pub fn new() -> LoopDev {
-        LoopDev { q: VecDeque::new(), counters: Counters::default() }
+        LoopDev {
+            q: VecDeque::new(),
+            counters: Counters::default(),
+        }
     }
 }
 

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use abi::Errno;
 use smoltcp::iface::PollResult;
 
-use crate::iface::{now_instant, Dev, Iface, IfaceInfo, RouteInfo, StackConfig};
 use crate::icmp::{IcmpEndpoint, IcmpEp};
+use crate::iface::{now_instant, Dev, Iface, IfaceInfo, RouteInfo, StackConfig};
 use crate::tcp::{TcpEndpoint, TcpEp};
 use crate::udp::{UdpEndpoint, UdpEp};
 
@@ -106,7 +106,9 @@ impl Ports {
     /// Whether `b` may be bound on `port` next to the existing bindings
     /// (Linux `inet_csk_bind_conflict` / `udp_lib_lport_inuse`, simplified).
     pub fn conflict(&self, proto: Proto, port: u16, b: &Binding) -> bool {
-        let Some(v) = self.map.get(&(proto, port)) else { return false };
+        let Some(v) = self.map.get(&(proto, port)) else {
+            return false;
+        };
         v.iter().any(|o| {
             if o.key == b.key || !o.overlaps(b) {
                 return false;
@@ -140,7 +142,10 @@ impl Ports {
     }
 
     pub fn get_mut(&mut self, proto: Proto, port: u16, key: u64) -> Option<&mut Binding> {
-        self.map.get_mut(&(proto, port))?.iter_mut().find(|b| b.key == key)
+        self.map
+            .get_mut(&(proto, port))?
+            .iter_mut()
+            .find(|b| b.key == key)
     }
 
     /// A free ephemeral port (no binding at all) for `b`.
@@ -161,7 +166,9 @@ impl Ports {
             }
         }
         // All ports have bindings: share one where allowed.
-        (0..n).map(|i| *EPHEMERAL.start() + ((start + i) % n) as u16).find(|&p| !self.conflict(proto, p, b))
+        (0..n)
+            .map(|i| *EPHEMERAL.start() + ((start + i) % n) as u16)
+            .find(|&p| !self.conflict(proto, p, b))
     }
 }
 
@@ -191,7 +198,11 @@ impl Inner {
     }
 
     pub fn insert(&mut self, kind: EpKind) -> usize {
-        let slot = EpSlot { kind, notify: None, last_sig: u64::MAX };
+        let slot = EpSlot {
+            kind,
+            notify: None,
+            last_sig: u64::MAX,
+        };
         if let Some(i) = self.free.pop() {
             self.eps[i] = Some(slot);
             i
@@ -255,7 +266,9 @@ impl Inner {
         match a {
             None => (0..self.ifaces.len()).collect(),
             Some(a) if a.is_unspecified() => (0..self.ifaces.len()).collect(),
-            Some(a) => (0..self.ifaces.len()).filter(|&i| self.ifaces[i].has_addr(a)).collect(),
+            Some(a) => (0..self.ifaces.len())
+                .filter(|&i| self.ifaces[i].has_addr(a))
+                .collect(),
         }
     }
 
@@ -288,7 +301,14 @@ impl Inner {
     /// Updates every endpoint (accept queues, errors) and queues a
     /// notification for each whose readiness signature changed.
     fn scan(&mut self) {
-        let Inner { ifaces, eps, ports, orphans, notes, .. } = self;
+        let Inner {
+            ifaces,
+            eps,
+            ports,
+            orphans,
+            notes,
+            ..
+        } = self;
         for slot in eps.iter_mut().flatten() {
             let sig = match &mut slot.kind {
                 EpKind::Tcp(t) => crate::tcp::update(t, ifaces, ports, orphans),
@@ -335,7 +355,11 @@ impl Stack {
     pub fn new(cfg: StackConfig) -> io::Result<Arc<Stack>> {
         let base = std::time::Instant::now();
         let now = now_instant(base);
-        let link_addrs: Vec<(IpAddr, u8)> = cfg.links.iter().flat_map(|l| l.addrs.iter().copied()).collect();
+        let link_addrs: Vec<(IpAddr, u8)> = cfg
+            .links
+            .iter()
+            .flat_map(|l| l.addrs.iter().copied())
+            .collect();
         let mut ifaces = vec![Iface::loopback(&link_addrs, now)];
         for (n, l) in cfg.links.into_iter().enumerate() {
             ifaces.push(Iface::link(n as u32 + 2, l, now));
@@ -361,7 +385,9 @@ impl Stack {
             deadline: AtomicI64::new(0),
         });
         let weak = Arc::downgrade(&st);
-        std::thread::Builder::new().name("netstack".into()).spawn(move || run(weak, wake))?;
+        std::thread::Builder::new()
+            .name("netstack".into())
+            .spawn(move || run(weak, wake))?;
         Ok(st)
     }
 
@@ -462,10 +488,18 @@ fn run(weak: Weak<Stack>, wake: Arc<OwnedFd>) {
             let now = g.now().total_micros();
             st.deadline.store(next, Ordering::Release);
             fds.clear();
-            fds.push(libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
             for f in &g.ifaces {
                 if let Dev::Link(d) = &f.dev {
-                    fds.push(libc::pollfd { fd: d.dev.fd(), events: libc::POLLIN, revents: 0 });
+                    fds.push(libc::pollfd {
+                        fd: d.dev.fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
                 }
             }
             let notes = std::mem::take(&mut g.notes);
@@ -473,22 +507,41 @@ fn run(weak: Weak<Stack>, wake: Arc<OwnedFd>) {
             for (n, bits) in notes {
                 n(bits);
             }
-            timeout_us = if next == i64::MAX { -1 } else { (next - now).max(0) };
+            timeout_us = if next == i64::MAX {
+                -1
+            } else {
+                (next - now).max(0)
+            };
         }
         let ts = libc::timespec {
             tv_sec: (timeout_us / 1_000_000) as libc::time_t,
             tv_nsec: ((timeout_us % 1_000_000) * 1000) as libc::c_long,
         };
-        let tsp = if timeout_us < 0 { std::ptr::null() } else { &ts as *const libc::timespec };
+        let tsp = if timeout_us < 0 {
+            std::ptr::null()
+        } else {
+            &ts as *const libc::timespec
+        };
         // SAFETY: `fds` is a valid array of `fds.len()` pollfds; `tsp` is null or
         // points at `ts`, alive for the call.
-        let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tsp, std::ptr::null()) };
+        let n = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                tsp,
+                std::ptr::null(),
+            )
+        };
         if n > 0 && fds[0].revents != 0 {
             let mut v: u64 = 0;
             // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
             unsafe { libc::read(wake.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
         }
-        if n > 0 && fds[1..].iter().any(|p| p.revents & (libc::POLLNVAL | libc::POLLERR) != 0) {
+        if n > 0
+            && fds[1..]
+                .iter()
+                .any(|p| p.revents & (libc::POLLNVAL | libc::POLLERR) != 0)
+        {
             // A link fd is broken: avoid spinning on it.
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

@@ -32,8 +32,13 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::iface::{from_ip, to_ip, Iface};
-use crate::stack::{check_addr, for_family, unspecified, Binding, Inner, Orphan, Ports, Proto, Stack};
-use crate::{Notify, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SHUT_RD, SHUT_RDWR, SHUT_WR};
+use crate::stack::{
+    check_addr, for_family, unspecified, Binding, Inner, Orphan, Ports, Proto, Stack,
+};
+use crate::{
+    Notify, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SHUT_RD,
+    SHUT_RDWR, SHUT_WR,
+};
 
 /// Linux reports these for a fresh socket.
 pub const DEFAULT_SNDBUF: usize = 16384;
@@ -157,7 +162,7 @@ fn apply_opts(s: &mut tcp::Socket<'static>, o: &Opts) {
     s.set_timeout(Some(Duration::from_secs(timeout.max(1))));
 }
 
-fn sock<'a>(ifaces: &'a mut [Iface], ifc: usize, h: SocketHandle) -> &'a mut tcp::Socket<'static> {
+fn sock(ifaces: &mut [Iface], ifc: usize, h: SocketHandle) -> &mut tcp::Socket<'static> {
     ifaces[ifc].sockets.get_mut::<tcp::Socket<'static>>(h)
 }
 
@@ -205,7 +210,11 @@ fn observe(t: &mut TcpEp, ifaces: &mut [Iface]) {
         State::Closed => {
             if !c.established {
                 let timed_out = c.started.elapsed().as_secs() + 1 >= CONNECT_TIMEOUT;
-                t.error = Some(if timed_out { Errno::ETIMEDOUT } else { Errno::ECONNREFUSED });
+                t.error = Some(if timed_out {
+                    Errno::ETIMEDOUT
+                } else {
+                    Errno::ECONNREFUSED
+                });
                 c.dead = true;
             } else if c.peer_fin && t.shut_wr {
                 c.done = true;
@@ -219,7 +228,13 @@ fn observe(t: &mut TcpEp, ifaces: &mut [Iface]) {
 
 /// Moves established connections of a listener to its accept queue and keeps
 /// enough sockets listening.
-fn update_listener(l: &mut Listener, v6: bool, o: &Opts, ifaces: &mut [Iface], orphans: &mut Vec<Orphan>) {
+fn update_listener(
+    l: &mut Listener,
+    v6: bool,
+    o: &Opts,
+    ifaces: &mut [Iface],
+    orphans: &mut Vec<Orphan>,
+) {
     let mut i = 0;
     let mut synrecv = 0;
     while i < l.pool.len() {
@@ -233,12 +248,17 @@ fn update_listener(l: &mut Listener, v6: bool, o: &Opts, ifaces: &mut [Iface], o
             }
             State::Closed => {
                 // Reset during the handshake: listen again.
-                let _ = s.listen(IpListenEndpoint { addr: l.addr.map(to_ip), port: l.port });
+                let _ = s.listen(IpListenEndpoint {
+                    addr: l.addr.map(to_ip),
+                    port: l.port,
+                });
                 i += 1;
             }
             _ => {
                 l.pool.swap_remove(i);
-                let local_v4 = s.local_endpoint().map(|e| e.addr.version() == smoltcp::wire::IpVersion::Ipv4);
+                let local_v4 = s
+                    .local_endpoint()
+                    .map(|e| e.addr.version() == smoltcp::wire::IpVersion::Ipv4);
                 let ok = match local_v4 {
                     Some(true) => !v6 || !o.v6only,
                     Some(false) => v6,
@@ -248,18 +268,36 @@ fn update_listener(l: &mut Listener, v6: bool, o: &Opts, ifaces: &mut [Iface], o
                     l.queue.push_back((ifc, h));
                 } else {
                     s.abort();
-                    orphans.push(Orphan { ifc, h, port: None, deadline: None });
+                    orphans.push(Orphan {
+                        ifc,
+                        h,
+                        port: None,
+                        deadline: None,
+                    });
                 }
             }
         }
     }
     let room = (l.backlog + 1).saturating_sub(l.queue.len() + synrecv);
-    let want = if l.queue.len() >= 2 * l.backlog + 8 { 0 } else { room.clamp(1, 8) };
+    let want = if l.queue.len() >= 2 * l.backlog + 8 {
+        0
+    } else {
+        room.clamp(1, 8)
+    };
     for &ifc in &l.ifaces {
-        let have = l.pool.iter().filter(|&&(f, h)| f == ifc && sock(ifaces, f, h).state() == State::Listen).count();
+        let have = l
+            .pool
+            .iter()
+            .filter(|&&(f, h)| f == ifc && sock(ifaces, f, h).state() == State::Listen)
+            .count();
         for _ in have..want {
             let mut s = new_socket(o);
-            if s.listen(IpListenEndpoint { addr: l.addr.map(to_ip), port: l.port }).is_err() {
+            if s.listen(IpListenEndpoint {
+                addr: l.addr.map(to_ip),
+                port: l.port,
+            })
+            .is_err()
+            {
                 break;
             }
             let h = ifaces[ifc].sockets.add(s);
@@ -270,7 +308,12 @@ fn update_listener(l: &mut Listener, v6: bool, o: &Opts, ifaces: &mut [Iface], o
 
 /// Per-poll update; returns the readiness signature (poll bits in the low
 /// 32 bits, queue sizes above).
-pub(crate) fn update(t: &mut TcpEp, ifaces: &mut [Iface], _ports: &mut Ports, orphans: &mut Vec<Orphan>) -> u64 {
+pub(crate) fn update(
+    t: &mut TcpEp,
+    ifaces: &mut [Iface],
+    _ports: &mut Ports,
+    orphans: &mut Vec<Orphan>,
+) -> u64 {
     let v6 = t.v6;
     if let Mode::Listen(l) = &mut t.mode {
         update_listener(l, v6, &t.o, ifaces, orphans);
@@ -282,7 +325,9 @@ pub(crate) fn update(t: &mut TcpEp, ifaces: &mut [Iface], _ports: &mut Ports, or
         Mode::Listen(l) => l.queue.len() as u64,
         Mode::Conn(c) => {
             let s = sock(ifaces, c.ifc, c.h);
-            (s.recv_queue() as u64).wrapping_mul(31).wrapping_add(s.send_queue() as u64)
+            (s.recv_queue() as u64)
+                .wrapping_mul(31)
+                .wrapping_add(s.send_queue() as u64)
         }
     };
     bits | (extra << 32)
@@ -333,7 +378,12 @@ fn readiness(t: &TcpEp, ifaces: &mut [Iface]) -> u32 {
 
 /// Removes orphaned connections that have finished.
 pub(crate) fn reap_orphans(inner: &mut Inner) {
-    let Inner { ifaces, orphans, ports, .. } = inner;
+    let Inner {
+        ifaces,
+        orphans,
+        ports,
+        ..
+    } = inner;
     let now = std::time::Instant::now();
     orphans.retain(|o| {
         let s = sock(ifaces, o.ifc, o.h);
@@ -409,7 +459,7 @@ impl TcpEndpoint {
     pub fn bind(&self, addr: SocketAddr) -> Result<(), Errno> {
         self.stack.with(|i| {
             let t = i.tcp(self.id);
-            let a = check_addr(addr, t.v6, t.o.v6only && false)?;
+            let a = check_addr(addr, t.v6, false)?;
             if t.bound.is_some() || !matches!(t.mode, Mode::Init) {
                 return Err(Errno::EINVAL);
             }
@@ -448,7 +498,11 @@ impl TcpEndpoint {
             if let Some(e) = i.ports.get_mut(Proto::Tcp, local.port(), key) {
                 e.listening = true;
             }
-            let addr = if local.ip().is_unspecified() { None } else { Some(local.ip()) };
+            let addr = if local.ip().is_unspecified() {
+                None
+            } else {
+                Some(local.ip())
+            };
             let ifaces = i.ifaces_for(addr);
             let t = i.tcp(self.id);
             t.mode = Mode::Listen(Listener {
@@ -459,7 +513,12 @@ impl TcpEndpoint {
                 pool: Vec::new(),
                 queue: VecDeque::new(),
             });
-            let Inner { eps, ifaces, orphans, .. } = i;
+            let Inner {
+                eps,
+                ifaces,
+                orphans,
+                ..
+            } = i;
             if let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) {
                 let v6 = t.v6;
                 if let Mode::Listen(l) = &mut t.mode {
@@ -472,7 +531,8 @@ impl TcpEndpoint {
 
     /// Whether `listen` succeeded on this socket.
     pub fn is_listening(&self) -> bool {
-        self.stack.with(|i| matches!(i.tcp(self.id).mode, Mode::Listen(_)))
+        self.stack
+            .with(|i| matches!(i.tcp(self.id).mode, Mode::Listen(_)))
     }
 
     /// `accept(2)`: the new connection and its peer address.
@@ -482,8 +542,12 @@ impl TcpEndpoint {
             let v6 = t.v6;
             let o = t.o.clone();
             let (port, reuseaddr) = (t.bound.map(|b| b.0.port()).unwrap_or(0), t.o.reuseaddr);
-            let Mode::Listen(l) = &mut t.mode else { return Err(Errno::EINVAL) };
-            let Some((ifc, h)) = l.queue.pop_front() else { return Err(Errno::EAGAIN) };
+            let Mode::Listen(l) = &mut t.mode else {
+                return Err(Errno::EINVAL);
+            };
+            let Some((ifc, h)) = l.queue.pop_front() else {
+                return Err(Errno::EAGAIN);
+            };
             let s = sock(&mut i.ifaces, ifc, h);
             let local = s.local_endpoint().map(ep_addr);
             let peer = s.remote_endpoint().map(ep_addr);
@@ -491,18 +555,33 @@ impl TcpEndpoint {
             let (Some(local), Some(peer)) = (local, peer) else {
                 // Reset while queued: Linux returns ECONNABORTED-free; skip it.
                 s.abort();
-                i.orphans.push(Orphan { ifc, h, port: None, deadline: None });
+                i.orphans.push(Orphan {
+                    ifc,
+                    h,
+                    port: None,
+                    deadline: None,
+                });
                 return Err(Errno::EAGAIN);
             };
             let key = i.ports.key();
             i.ports.add(
                 Proto::Tcp,
                 port,
-                Binding { key, addr: local.ip(), dual: false, reuseaddr, reuseport: o.reuseport, listening: false },
+                Binding {
+                    key,
+                    addr: local.ip(),
+                    dual: false,
+                    reuseaddr,
+                    reuseport: o.reuseport,
+                    listening: false,
+                },
             );
             let mut o2 = o.clone();
             o2.reuseaddr = reuseaddr;
-            let peer_fin = matches!(st, State::CloseWait | State::LastAck | State::Closing | State::TimeWait);
+            let peer_fin = matches!(
+                st,
+                State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+            );
             let id = i.insert(crate::stack::EpKind::Tcp(TcpEp {
                 v6,
                 o: o2,
@@ -530,115 +609,137 @@ impl TcpEndpoint {
     /// `connect(2)`: `Err(EINPROGRESS)` when the handshake has started,
     /// `Ok(())` once connected (loopback handshakes complete within the call).
     pub fn connect(&self, addr: SocketAddr) -> Result<(), Errno> {
-        self.stack.op(|i| {
-            {
-                let Inner { eps, ifaces, .. } = &mut *i;
-                if let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) {
-                    observe(t, ifaces);
-                }
-            }
-            let t = i.tcp(self.id);
-            match &mut t.mode {
-                Mode::Listen(_) => return Err(Errno::EISCONN),
-                Mode::Conn(c) => {
-                    if !c.connecting {
-                        return Err(Errno::EISCONN);
+        self.stack
+            .op(|i| {
+                {
+                    let Inner { eps, ifaces, .. } = &mut *i;
+                    if let Some(crate::stack::EpKind::Tcp(t)) =
+                        eps[self.id].as_mut().map(|s| &mut s.kind)
+                    {
+                        observe(t, ifaces);
                     }
-                    if c.dead {
-                        let (ifc, h) = (c.ifc, c.h);
-                        let e = t.error.take().unwrap_or(Errno::ECONNREFUSED);
-                        t.mode = Mode::Init;
-                        i.ifaces[ifc].sockets.remove(h);
-                        return Err(e);
-                    }
-                    if c.established {
-                        c.connecting = false;
-                        return Ok(());
-                    }
-                    return Err(Errno::EALREADY);
                 }
-                Mode::Init => {}
-            }
-            let v6 = t.v6;
-            let mut dst = check_addr(addr, v6, t.o.v6only)?;
-            if dst.ip().is_unspecified() {
-                dst.set_ip(if dst.is_ipv4() { IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) } else { IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) });
-            }
-            if dst.port() == 0 {
-                return Err(Errno::ECONNREFUSED);
-            }
-            let Some(ifc) = i.route(dst.ip()) else { return Err(Errno::ENETUNREACH) };
-            let t = i.tcp(self.id);
-            let local = match t.bound {
-                Some((l, _)) => {
-                    if !l.ip().is_unspecified() && l.ip().is_ipv4() != dst.ip().is_ipv4() {
-                        return Err(Errno::ENETUNREACH);
+                let t = i.tcp(self.id);
+                match &mut t.mode {
+                    Mode::Listen(_) => return Err(Errno::EISCONN),
+                    Mode::Conn(c) => {
+                        if !c.connecting {
+                            return Err(Errno::EISCONN);
+                        }
+                        if c.dead {
+                            let (ifc, h) = (c.ifc, c.h);
+                            let e = t.error.take().unwrap_or(Errno::ECONNREFUSED);
+                            t.mode = Mode::Init;
+                            i.ifaces[ifc].sockets.remove(h);
+                            return Err(e);
+                        }
+                        if c.established {
+                            c.connecting = false;
+                            return Ok(());
+                        }
+                        return Err(Errno::EALREADY);
                     }
-                    l
+                    Mode::Init => {}
                 }
-                None => {
-                    let any = SocketAddr::new(unspecified(v6), 0);
-                    bind_locked(i, self.id, any)?;
-                    i.tcp(self.id).bound.unwrap().0
-                }
-            };
-            let local_ip = if !local.ip().is_unspecified() {
-                Some(to_ip(local.ip()))
-            } else if ifc == 0 && !dst.ip().is_loopback() {
-                // Own link address: the source is that address, as Linux.
-                Some(to_ip(dst.ip()))
-            } else {
-                None
-            };
-            let o = i.tcp(self.id).o.clone();
-            let mut s = new_socket(&o);
-            let cx = i.ifaces[ifc].iface.context();
-            let remote = IpEndpoint::new(to_ip(dst.ip()), dst.port());
-            if s.connect(cx, remote, IpListenEndpoint { addr: local_ip, port: local.port() }).is_err() {
-                return Err(Errno::ENETUNREACH);
-            }
-            let h = i.ifaces[ifc].sockets.add(s);
-            // Record the actual local address in the binding.
-            let t = i.tcp(self.id);
-            t.mode = Mode::Conn(Conn {
-                ifc,
-                h,
-                connecting: true,
-                started: std::time::Instant::now(),
-                established: false,
-                peer_fin: false,
-                dead: false,
-                done: false,
-            });
-            Err(Errno::EINPROGRESS)
-        })
-        .or_else(|e| {
-            if e == Errno::EINPROGRESS {
-                // The loopback handshake may already be complete (or refused).
-                self.stack.with(|i| {
-                    let Inner { eps, ifaces, .. } = i;
-                    let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) else {
-                        return Err(e);
-                    };
-                    observe(t, ifaces);
-                    let Mode::Conn(c) = &mut t.mode else { return Err(e) };
-                    if c.established {
-                        c.connecting = false;
-                        Ok(())
-                    } else if c.dead && c.ifc == 0 {
-                        let (ifc, h) = (c.ifc, c.h);
-                        let err = t.error.take().unwrap_or(Errno::ECONNREFUSED);
-                        t.mode = Mode::Init;
-                        ifaces[ifc].sockets.remove(h);
-                        Err(err)
+                let v6 = t.v6;
+                let mut dst = check_addr(addr, v6, t.o.v6only)?;
+                if dst.ip().is_unspecified() {
+                    dst.set_ip(if dst.is_ipv4() {
+                        IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
                     } else {
-                        Err(e)
+                        IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                    });
+                }
+                if dst.port() == 0 {
+                    return Err(Errno::ECONNREFUSED);
+                }
+                let Some(ifc) = i.route(dst.ip()) else {
+                    return Err(Errno::ENETUNREACH);
+                };
+                let t = i.tcp(self.id);
+                let local = match t.bound {
+                    Some((l, _)) => {
+                        if !l.ip().is_unspecified() && l.ip().is_ipv4() != dst.ip().is_ipv4() {
+                            return Err(Errno::ENETUNREACH);
+                        }
+                        l
                     }
-                })
-            } else {
-                Err(e)
-            }
-        })
+                    None => {
+                        let any = SocketAddr::new(unspecified(v6), 0);
+                        bind_locked(i, self.id, any)?;
+                        i.tcp(self.id).bound.unwrap().0
+                    }
+                };
+                let local_ip = if !local.ip().is_unspecified() {
+                    Some(to_ip(local.ip()))
+                } else if ifc == 0 && !dst.ip().is_loopback() {
+                    // Own link address: the source is that address, as Linux.
+                    Some(to_ip(dst.ip()))
+                } else {
+                    None
+                };
+                let o = i.tcp(self.id).o.clone();
+                let mut s = new_socket(&o);
+                let cx = i.ifaces[ifc].iface.context();
+                let remote = IpEndpoint::new(to_ip(dst.ip()), dst.port());
+                if s.connect(
+                    cx,
+                    remote,
+                    IpListenEndpoint {
+                        addr: local_ip,
+                        port: local.port(),
+                    },
+                )
+                .is_err()
+                {
+                    return Err(Errno::ENETUNREACH);
+                }
+                let h = i.ifaces[ifc].sockets.add(s);
+                // Record the actual local address in the binding.
+                let t = i.tcp(self.id);
+                t.mode = Mode::Conn(Conn {
+                    ifc,
+                    h,
+                    connecting: true,
+                    started: std::time::Instant::now(),
+                    established: false,
+                    peer_fin: false,
+                    dead: false,
+                    done: false,
+                });
+                Err(Errno::EINPROGRESS)
+            })
+            .or_else(|e| {
+                if e == Errno::EINPROGRESS {
+                    // The loopback handshake may already be complete (or refused).
+                    self.stack.with(|i| {
+                        let Inner { eps, ifaces, .. } = i;
+                        let Some(crate::stack::EpKind::Tcp(t)) =
+                            eps[self.id].as_mut().map(|s| &mut s.kind)
+                        else {
+                            return Err(e);
+                        };
+                        observe(t, ifaces);
+                        let Mode::Conn(c) = &mut t.mode else {
+                            return Err(e);
+                        };
+                        if c.established {
+                            c.connecting = false;
+                            Ok(())
+                        } else if c.dead && c.ifc == 0 {
+                            let (ifc, h) = (c.ifc, c.h);
+                            let err = t.error.take().unwrap_or(Errno::ECONNREFUSED);
+                            t.mode = Mode::Init;
+                            ifaces[ifc].sockets.remove(h);
+                            Err(err)
+                        } else {
+                            Err(e)
+                        }
+                    })
+                } else {
+                    Err(e)
+                }
+            })
     }
 
     /// `getsockname(2)`.
@@ -668,7 +769,10 @@ impl TcpEndpoint {
             match &t.mode {
                 Mode::Conn(c) if c.established && !c.dead => {
                     let (ifc, h) = (c.ifc, c.h);
-                    sock(&mut i.ifaces, ifc, h).remote_endpoint().map(|e| for_family(ep_addr(e), v6)).ok_or(Errno::ENOTCONN)
+                    sock(&mut i.ifaces, ifc, h)
+                        .remote_endpoint()
+                        .map(|e| for_family(ep_addr(e), v6))
+                        .ok_or(Errno::ENOTCONN)
                 }
                 _ => Err(Errno::ENOTCONN),
             }
@@ -679,7 +783,10 @@ impl TcpEndpoint {
     pub fn take_error(&self) -> Option<Errno> {
         self.stack.with(|i| {
             let Inner { eps, ifaces, .. } = i;
-            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return None };
+            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
+            else {
+                return None;
+            };
             observe(t, ifaces);
             t.error.take()
         })
@@ -689,9 +796,14 @@ impl TcpEndpoint {
     pub fn send(&self, data: &[u8]) -> Result<usize, Errno> {
         self.stack.op(|i| {
             let Inner { eps, ifaces, .. } = i;
-            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return Err(Errno::EBADF) };
+            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
+            else {
+                return Err(Errno::EBADF);
+            };
             observe(t, ifaces);
-            let Mode::Conn(c) = &t.mode else { return Err(Errno::EPIPE) };
+            let Mode::Conn(c) = &t.mode else {
+                return Err(Errno::EPIPE);
+            };
             if let Some(e) = t.error.take() {
                 return Err(e);
             }
@@ -717,7 +829,10 @@ impl TcpEndpoint {
     pub fn recv(&self, buf: &mut [u8], peek: bool) -> Result<usize, Errno> {
         self.stack.op(|i| {
             let Inner { eps, ifaces, .. } = i;
-            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return Err(Errno::EBADF) };
+            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
+            else {
+                return Err(Errno::EBADF);
+            };
             observe(t, ifaces);
             let c = match &t.mode {
                 Mode::Conn(c) => c,
@@ -728,7 +843,11 @@ impl TcpEndpoint {
             }
             let s = sock(ifaces, c.ifc, c.h);
             if s.recv_queue() > 0 && !t.shut_rd {
-                let n = if peek { s.peek_slice(buf).unwrap_or(0) } else { s.recv_slice(buf).unwrap_or(0) };
+                let n = if peek {
+                    s.peek_slice(buf).unwrap_or(0)
+                } else {
+                    s.recv_slice(buf).unwrap_or(0)
+                };
                 return Ok(n);
             }
             if let Some(e) = t.error.take() {
@@ -747,8 +866,16 @@ impl TcpEndpoint {
             return Err(Errno::EINVAL);
         }
         self.stack.op(|i| {
-            let Inner { eps, ifaces, orphans, .. } = i;
-            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return Err(Errno::EBADF) };
+            let Inner {
+                eps,
+                ifaces,
+                orphans,
+                ..
+            } = i;
+            let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
+            else {
+                return Err(Errno::EBADF);
+            };
             observe(t, ifaces);
             match &mut t.mode {
                 Mode::Init => Err(Errno::ENOTCONN),
@@ -758,7 +885,12 @@ impl TcpEndpoint {
                     }
                     for (ifc, h) in l.pool.drain(..).chain(l.queue.drain(..)) {
                         sock(ifaces, ifc, h).abort();
-                        orphans.push(Orphan { ifc, h, port: None, deadline: None });
+                        orphans.push(Orphan {
+                            ifc,
+                            h,
+                            port: None,
+                            deadline: None,
+                        });
                     }
                     t.mode = Mode::Init;
                     Ok(())
@@ -822,7 +954,11 @@ impl TcpEndpoint {
                 }
                 _ => 0,
             };
-            TcpInfo { state, rto_us: 1_000_000, unacked }
+            TcpInfo {
+                state,
+                rto_us: 1_000_000,
+                unacked,
+            }
         })
     }
 
@@ -861,7 +997,12 @@ impl TcpEndpoint {
     }
     /// TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (seconds, seconds, count;
     /// Linux ranges: 1..=32767, 1..=32767, 1..=127, else EINVAL).
-    pub fn set_keepalive_params(&self, idle: Option<u32>, intvl: Option<u32>, cnt: Option<u32>) -> Result<(), Errno> {
+    pub fn set_keepalive_params(
+        &self,
+        idle: Option<u32>,
+        intvl: Option<u32>,
+        cnt: Option<u32>,
+    ) -> Result<(), Errno> {
         if idle.is_some_and(|v| !(1..=32767).contains(&v))
             || intvl.is_some_and(|v| !(1..=32767).contains(&v))
             || cnt.is_some_and(|v| !(1..=127).contains(&v))
@@ -977,8 +1118,12 @@ fn bind_locked(i: &mut Inner, id: usize, a: SocketAddr) -> Result<(), Errno> {
 impl Drop for TcpEndpoint {
     fn drop(&mut self) {
         self.stack.op(|i| {
-            let Some(slot) = i.remove(self.id) else { return };
-            let crate::stack::EpKind::Tcp(t) = slot.kind else { return };
+            let Some(slot) = i.remove(self.id) else {
+                return;
+            };
+            let crate::stack::EpKind::Tcp(t) = slot.kind else {
+                return;
+            };
             let port = t.bound.map(|(a, key)| (a.port(), key));
             match t.mode {
                 Mode::Init => {
@@ -989,7 +1134,12 @@ impl Drop for TcpEndpoint {
                 Mode::Listen(l) => {
                     for (ifc, h) in l.pool.into_iter().chain(l.queue) {
                         sock(&mut i.ifaces, ifc, h).abort();
-                        i.orphans.push(Orphan { ifc, h, port: None, deadline: None });
+                        i.orphans.push(Orphan {
+                            ifc,
+                            h,
+                            port: None,
+                            deadline: None,
+                        });
                     }
                     if let Some((p, k)) = port {
                         i.ports.remove(Proto::Tcp, p, k);
@@ -1008,8 +1158,15 @@ impl Drop for TcpEndpoint {
                         b.reuseaddr = true;
                         b.listening = false;
                     }
-                    let deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(ORPHAN_TIMEOUT));
-                    i.orphans.push(Orphan { ifc: c.ifc, h: c.h, port, deadline });
+                    let deadline = Some(
+                        std::time::Instant::now() + std::time::Duration::from_secs(ORPHAN_TIMEOUT),
+                    );
+                    i.orphans.push(Orphan {
+                        ifc: c.ifc,
+                        h: c.h,
+                        port,
+                        deadline,
+                    });
                 }
             }
         })

@@ -23,7 +23,10 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::iface::{from_ip, to_ip, Iface};
 use crate::stack::{check_addr, for_family, unspecified, Binding, EpKind, Inner, Proto, Stack};
-use crate::{Notify, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SHUT_RD, SHUT_RDWR, SHUT_WR};
+use crate::{
+    Notify, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SHUT_RD,
+    SHUT_RDWR, SHUT_WR,
+};
 
 /// Linux `rmem_default` / `wmem_default`.
 pub const DEFAULT_BUF: usize = 212992;
@@ -49,7 +52,7 @@ pub(crate) struct UdpEp {
     shut_wr: bool,
 }
 
-fn sock<'a>(ifaces: &'a mut [Iface], ifc: usize, h: SocketHandle) -> &'a mut udp::Socket<'static> {
+fn sock(ifaces: &mut [Iface], ifc: usize, h: SocketHandle) -> &mut udp::Socket<'static> {
     ifaces[ifc].sockets.get_mut::<udp::Socket<'static>>(h)
 }
 
@@ -78,12 +81,9 @@ fn filter(u: &UdpEp, ifaces: &mut [Iface]) -> bool {
     let mut ready = false;
     for &(ifc, h) in &u.socks {
         let s = sock(ifaces, ifc, h);
-        loop {
-            let ok = match s.peek() {
-                Ok((_, m)) => wanted(u, SocketAddr::new(from_ip(m.endpoint.addr), m.endpoint.port), m.local_address.map(from_ip)),
-                Err(_) => break,
-            };
-            if ok {
+        while let Ok((_, m)) = s.peek() {
+            let from = SocketAddr::new(from_ip(m.endpoint.addr), m.endpoint.port);
+            if wanted(u, from, m.local_address.map(from_ip)) {
                 ready = true;
                 break;
             }
@@ -95,7 +95,11 @@ fn filter(u: &UdpEp, ifaces: &mut [Iface]) -> bool {
 
 pub(crate) fn update(u: &mut UdpEp, ifaces: &mut [Iface]) -> u64 {
     let bits = readiness(u, ifaces) as u64;
-    let q: usize = u.socks.iter().map(|&(ifc, h)| sock(ifaces, ifc, h).recv_queue()).sum();
+    let q: usize = u
+        .socks
+        .iter()
+        .map(|&(ifc, h)| sock(ifaces, ifc, h).recv_queue())
+        .sum();
     bits | ((q as u64) << 32)
 }
 
@@ -113,7 +117,10 @@ fn readiness(u: &UdpEp, ifaces: &mut [Iface]) -> u32 {
     if u.shut_rd && u.shut_wr {
         m |= POLLHUP;
     }
-    if u.socks.iter().all(|&(ifc, h)| sock(ifaces, ifc, h).can_send()) {
+    if u.socks
+        .iter()
+        .all(|&(ifc, h)| sock(ifaces, ifc, h).can_send())
+    {
         m |= POLLOUT | POLLWRNORM;
     }
     m
@@ -122,8 +129,14 @@ fn readiness(u: &UdpEp, ifaces: &mut [Iface]) -> u32 {
 fn new_socket(u: &UdpEp) -> udp::Socket<'static> {
     let rx_meta = (u.rcvbuf / 512).max(64);
     let tx_meta = (u.sndbuf / 512).max(64);
-    let rx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; rx_meta], vec![0u8; u.rcvbuf.max(MAX_PAYLOAD_V6 + 1)]);
-    let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; tx_meta], vec![0u8; u.sndbuf.max(MAX_PAYLOAD_V6 + 1)]);
+    let rx = udp::PacketBuffer::new(
+        vec![udp::PacketMetadata::EMPTY; rx_meta],
+        vec![0u8; u.rcvbuf.max(MAX_PAYLOAD_V6 + 1)],
+    );
+    let tx = udp::PacketBuffer::new(
+        vec![udp::PacketMetadata::EMPTY; tx_meta],
+        vec![0u8; u.sndbuf.max(MAX_PAYLOAD_V6 + 1)],
+    );
     udp::Socket::new(rx, tx)
 }
 
@@ -147,12 +160,19 @@ fn bind_locked(i: &mut Inner, id: usize, a: SocketAddr) -> Result<(), Errno> {
         a.port()
     };
     i.ports.add(Proto::Udp, port, b);
-    let addr = if a.ip().is_unspecified() { None } else { Some(a.ip()) };
+    let addr = if a.ip().is_unspecified() {
+        None
+    } else {
+        Some(a.ip())
+    };
     let ifcs = i.ifaces_for(addr);
     let mut socks = Vec::new();
     for ifc in ifcs {
         let mut s = new_socket(i.udp(id));
-        let _ = s.bind(IpListenEndpoint { addr: addr.map(to_ip), port });
+        let _ = s.bind(IpListenEndpoint {
+            addr: addr.map(to_ip),
+            port,
+        });
         socks.push((ifc, i.ifaces[ifc].sockets.add(s)));
     }
     let u = i.udp(id);
@@ -172,7 +192,12 @@ fn source_for(i: &Inner, ifc: usize, dst: IpAddr) -> IpAddr {
         }
         return dst;
     }
-    i.ifaces[ifc].addrs.iter().map(|&(a, _)| a).find(|a| a.is_ipv4() == dst.is_ipv4()).unwrap_or(unspecified(!dst.is_ipv4()))
+    i.ifaces[ifc]
+        .addrs
+        .iter()
+        .map(|&(a, _)| a)
+        .find(|a| a.is_ipv4() == dst.is_ipv4())
+        .unwrap_or(unspecified(!dst.is_ipv4()))
 }
 
 fn is_broadcast(i: &Inner, a: IpAddr) -> bool {
@@ -260,9 +285,15 @@ impl UdpEndpoint {
             };
             let mut dst = check_addr(addr, u.v6, u.v6only)?;
             if dst.ip().is_unspecified() {
-                dst.set_ip(if dst.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) });
+                dst.set_ip(if dst.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                });
             }
-            let Some(ifc) = i.route(dst.ip()) else { return Err(Errno::ENETUNREACH) };
+            let Some(ifc) = i.route(dst.ip()) else {
+                return Err(Errno::ENETUNREACH);
+            };
             if i.udp(self.id).bound.is_none() {
                 let v6 = i.udp(self.id).v6;
                 bind_locked(i, self.id, SocketAddr::new(unspecified(v6), 0))?;
@@ -286,7 +317,11 @@ impl UdpEndpoint {
                 Some(a) => check_addr(a, u.v6, u.v6only)?,
                 None => u.peer.ok_or(Errno::EDESTADDRREQ)?,
             };
-            let max = if dst.is_ipv4() { MAX_PAYLOAD_V4 } else { MAX_PAYLOAD_V6 };
+            let max = if dst.is_ipv4() {
+                MAX_PAYLOAD_V4
+            } else {
+                MAX_PAYLOAD_V6
+            };
             if data.len() > max {
                 return Err(Errno::EMSGSIZE);
             }
@@ -294,14 +329,22 @@ impl UdpEndpoint {
                 return Err(Errno::EINVAL);
             }
             if dst.ip().is_unspecified() {
-                dst.set_ip(if dst.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) });
+                dst.set_ip(if dst.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                });
             }
             let bcast = is_broadcast(i, dst.ip());
             if bcast && !i.udp(self.id).broadcast {
                 return Err(Errno::EACCES);
             }
             let ifc = if dst.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) {
-                if i.ifaces.len() > 1 { 1 } else { return Err(Errno::ENETUNREACH) }
+                if i.ifaces.len() > 1 {
+                    1
+                } else {
+                    return Err(Errno::ENETUNREACH);
+                }
             } else {
                 i.route(dst.ip()).ok_or(Errno::ENETUNREACH)?
             };
@@ -310,7 +353,9 @@ impl UdpEndpoint {
                 bind_locked(i, self.id, SocketAddr::new(unspecified(v6), 0))?;
             }
             let u = i.udp(self.id);
-            let Some(&(_, h)) = u.socks.iter().find(|&&(f, _)| f == ifc) else { return Err(Errno::EINVAL) };
+            let Some(&(_, h)) = u.socks.iter().find(|&&(f, _)| f == ifc) else {
+                return Err(Errno::EINVAL);
+            };
             let bound_ip = u.bound.map(|b| b.0.ip()).filter(|a| !a.is_unspecified());
             if bound_ip.is_some_and(|b| b.is_ipv4() != dst.is_ipv4()) {
                 return Err(Errno::ENETUNREACH);
@@ -342,7 +387,9 @@ impl UdpEndpoint {
     pub fn recv_from(&self, buf: &mut [u8], peek: bool) -> Result<(usize, SocketAddr), Errno> {
         self.stack.op(|i| {
             let Inner { eps, ifaces, .. } = i;
-            let Some(EpKind::Udp(u)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return Err(Errno::EBADF) };
+            let Some(EpKind::Udp(u)) = eps[self.id].as_mut().map(|s| &mut s.kind) else {
+                return Err(Errno::EBADF);
+            };
             if let Some(e) = u.error.take() {
                 return Err(e);
             }
@@ -356,7 +403,10 @@ impl UdpEndpoint {
                     Ok((d, m)) => {
                         let n = d.len().min(buf.len());
                         buf[..n].copy_from_slice(&d[..n]);
-                        (d.len(), SocketAddr::new(from_ip(m.endpoint.addr), m.endpoint.port))
+                        (
+                            d.len(),
+                            SocketAddr::new(from_ip(m.endpoint.addr), m.endpoint.port),
+                        )
                     }
                     Err(_) => continue,
                 };
@@ -374,7 +424,11 @@ impl UdpEndpoint {
             let u = i.udp(self.id);
             Ok(match u.bound {
                 Some((a, _)) => {
-                    let ip = if a.ip().is_unspecified() { u.conn_local.unwrap_or(a.ip()) } else { a.ip() };
+                    let ip = if a.ip().is_unspecified() {
+                        u.conn_local.unwrap_or(a.ip())
+                    } else {
+                        a.ip()
+                    };
                     for_family(SocketAddr::new(ip, a.port()), u.v6)
                 }
                 None => SocketAddr::new(unspecified(u.v6), 0),
@@ -417,9 +471,14 @@ impl UdpEndpoint {
     pub fn inq(&self) -> usize {
         self.stack.with(|i| {
             let Inner { eps, ifaces, .. } = i;
-            let Some(EpKind::Udp(u)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return 0 };
+            let Some(EpKind::Udp(u)) = eps[self.id].as_mut().map(|s| &mut s.kind) else {
+                return 0;
+            };
             filter(u, ifaces);
-            u.socks.iter().find_map(|&(ifc, h)| sock(ifaces, ifc, h).peek().ok().map(|(d, _)| d.len())).unwrap_or(0)
+            u.socks
+                .iter()
+                .find_map(|&(ifc, h)| sock(ifaces, ifc, h).peek().ok().map(|(d, _)| d.len()))
+                .unwrap_or(0)
         })
     }
 
@@ -427,8 +486,13 @@ impl UdpEndpoint {
     pub fn outq(&self) -> usize {
         self.stack.with(|i| {
             let Inner { eps, ifaces, .. } = i;
-            let Some(EpKind::Udp(u)) = eps[self.id].as_mut().map(|s| &mut s.kind) else { return 0 };
-            u.socks.iter().map(|&(ifc, h)| sock(ifaces, ifc, h).send_queue()).sum()
+            let Some(EpKind::Udp(u)) = eps[self.id].as_mut().map(|s| &mut s.kind) else {
+                return 0;
+            };
+            u.socks
+                .iter()
+                .map(|&(ifc, h)| sock(ifaces, ifc, h).send_queue())
+                .sum()
         })
     }
 
@@ -467,14 +531,16 @@ impl UdpEndpoint {
     /// SO_RCVBUF: `2 * v` clamped to [2304, 425984]; applies to sockets created
     /// by a later bind.
     pub fn set_rcvbuf(&self, v: usize) {
-        self.stack.with(|i| i.udp(self.id).rcvbuf = v.saturating_mul(2).clamp(2304, 425984))
+        self.stack
+            .with(|i| i.udp(self.id).rcvbuf = v.saturating_mul(2).clamp(2304, 425984))
     }
     pub fn rcvbuf(&self) -> usize {
         self.stack.with(|i| i.udp(self.id).rcvbuf)
     }
     /// SO_SNDBUF: `2 * v` clamped to [4608, 425984].
     pub fn set_sndbuf(&self, v: usize) {
-        self.stack.with(|i| i.udp(self.id).sndbuf = v.saturating_mul(2).clamp(4608, 425984))
+        self.stack
+            .with(|i| i.udp(self.id).sndbuf = v.saturating_mul(2).clamp(4608, 425984))
     }
     pub fn sndbuf(&self) -> usize {
         self.stack.with(|i| i.udp(self.id).sndbuf)
@@ -484,7 +550,9 @@ impl UdpEndpoint {
 impl Drop for UdpEndpoint {
     fn drop(&mut self) {
         self.stack.with(|i| {
-            let Some(slot) = i.remove(self.id) else { return };
+            let Some(slot) = i.remove(self.id) else {
+                return;
+            };
             let EpKind::Udp(u) = slot.kind else { return };
             for (ifc, h) in u.socks {
                 i.ifaces[ifc].sockets.remove(h);

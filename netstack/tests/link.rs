@@ -13,7 +13,10 @@ fn addr(s: &str) -> SocketAddr {
 #[test]
 fn arp_request_gets_reply() {
     let (dev, host) = socketpair();
-    let st = Stack::new(StackConfig { links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)] }).unwrap();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
     send_frame(&host, &arp_request(MAC_H, IP_H, IP_A));
     let mut reply = None;
     for _ in 0..50 {
@@ -39,28 +42,55 @@ fn arp_request_gets_reply() {
 #[test]
 fn interfaces_and_routes() {
     let (dev, _host) = socketpair();
-    let st = Stack::new(StackConfig { links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)] }).unwrap();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
     let ifs = st.interfaces();
     assert_eq!(ifs.len(), 2);
-    assert_eq!((ifs[0].index, ifs[0].name.as_str(), ifs[0].mtu), (1, "lo", 65536));
-    assert_eq!(ifs[0].flags & (iface::IFF_UP | iface::IFF_LOOPBACK | iface::IFF_RUNNING), 0x49);
-    assert_eq!((ifs[1].index, ifs[1].name.as_str(), ifs[1].mtu, ifs[1].mac), (2, "eth0", 1500, MAC_A));
+    assert_eq!(
+        (ifs[0].index, ifs[0].name.as_str(), ifs[0].mtu),
+        (1, "lo", 65536)
+    );
+    assert_eq!(
+        ifs[0].flags & (iface::IFF_UP | iface::IFF_LOOPBACK | iface::IFF_RUNNING),
+        0x49
+    );
+    assert_eq!(
+        (ifs[1].index, ifs[1].name.as_str(), ifs[1].mtu, ifs[1].mac),
+        (2, "eth0", 1500, MAC_A)
+    );
     assert_eq!(ifs[1].flags & iface::IFF_LOOPBACK, 0);
     assert!(ifs[1].addrs.contains(&("10.0.0.1".parse().unwrap(), 24)));
     let rs = st.routes();
-    assert!(rs.iter().any(|r| r.dst == "10.0.0.0".parse::<std::net::IpAddr>().unwrap() && r.prefix == 24 && r.ifindex == 2));
-    assert!(rs.iter().any(|r| r.prefix == 0 && r.gateway == Some("10.0.0.254".parse().unwrap())));
-    assert!(rs.iter().any(|r| r.dst == "127.0.0.0".parse::<std::net::IpAddr>().unwrap() && r.prefix == 8 && r.ifindex == 1));
+    assert!(rs
+        .iter()
+        .any(|r| r.dst == "10.0.0.0".parse::<std::net::IpAddr>().unwrap()
+            && r.prefix == 24
+            && r.ifindex == 2));
+    assert!(rs
+        .iter()
+        .any(|r| r.prefix == 0 && r.gateway == Some("10.0.0.254".parse().unwrap())));
+    assert!(rs.iter().any(
+        |r| r.dst == "127.0.0.0".parse::<std::net::IpAddr>().unwrap()
+            && r.prefix == 8
+            && r.ifindex == 1
+    ));
 }
 
 fn tcp_over_link(t: &TwoStacks, v6: bool) {
     let l = t.a.tcp(v6);
-    l.bind(addr(if v6 { "[::]:8080" } else { "0.0.0.0:8080" })).unwrap();
+    l.bind(addr(if v6 { "[::]:8080" } else { "0.0.0.0:8080" }))
+        .unwrap();
     l.listen(4).unwrap();
     let c = t.b.tcp(v6);
     let w = Waiter::default();
     c.set_notify(w.notify());
-    let dst = addr(if v6 { "[fd00::1]:8080" } else { "10.0.0.1:8080" });
+    let dst = addr(if v6 {
+        "[fd00::1]:8080"
+    } else {
+        "10.0.0.1:8080"
+    });
     assert_eq!(c.connect(dst), Err(Errno::EINPROGRESS));
     assert_eq!(c.connect(dst), Err(Errno::EALREADY));
     wait_until(|| c.readiness() & POLLOUT != 0);
@@ -137,7 +167,8 @@ fn udp_between_two_stacks() {
     let w = Waiter::default();
     a.set_notify(w.notify());
     // The first datagram may wait for ARP; smoltcp queues one.
-    b.send_to(b"over the wire", Some(addr("10.0.0.1:5353"))).unwrap();
+    b.send_to(b"over the wire", Some(addr("10.0.0.1:5353")))
+        .unwrap();
     let mut buf = [0u8; 64];
     let (n, from) = w.block(|| a.recv_from(&mut buf, false)).unwrap();
     assert_eq!(&buf[..n], b"over the wire");
@@ -146,5 +177,8 @@ fn udp_between_two_stacks() {
     let c = t.a.udp(false);
     c.send_to(b"self", Some(addr("10.0.0.1:5353"))).unwrap();
     let (n, from) = w.block(|| a.recv_from(&mut buf, false)).unwrap();
-    assert_eq!((&buf[..n], from.ip().to_string()), (&b"self"[..], "10.0.0.1".to_string()));
+    assert_eq!(
+        (&buf[..n], from.ip().to_string()),
+        (&b"self"[..], "10.0.0.1".to_string())
+    );
 }

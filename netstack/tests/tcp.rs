@@ -18,13 +18,21 @@ fn addr(s: &str) -> SocketAddr {
 /// A listener on an ephemeral loopback port, and a connected pair.
 fn pair(st: &Arc<Stack>, v6: bool) -> (TcpEndpoint, TcpEndpoint, TcpEndpoint) {
     let l = st.tcp(v6);
-    l.bind(addr(if v6 { "[::1]:0" } else { "127.0.0.1:0" })).unwrap();
+    l.bind(addr(if v6 { "[::1]:0" } else { "127.0.0.1:0" }))
+        .unwrap();
     l.listen(8).unwrap();
     let port = l.local_addr().unwrap().port();
     let c = st.tcp(v6);
     let w = Waiter::default();
     c.set_notify(w.notify());
-    let dst = SocketAddr::new(if v6 { "::1".parse().unwrap() } else { "127.0.0.1".parse().unwrap() }, port);
+    let dst = SocketAddr::new(
+        if v6 {
+            "::1".parse().unwrap()
+        } else {
+            "127.0.0.1".parse().unwrap()
+        },
+        port,
+    );
     let mut first = true;
     w.block(|| {
         let r = c.connect(dst);
@@ -90,9 +98,18 @@ fn ipv6_loopback_and_dual_stack() {
     l.listen(4).unwrap();
     let port = l.local_addr().unwrap().port();
     let c4 = st.tcp(false);
-    assert_eq!(c4.connect(SocketAddr::new("127.0.0.1".parse().unwrap(), port)), Ok(()));
+    assert_eq!(
+        c4.connect(SocketAddr::new("127.0.0.1".parse().unwrap(), port)),
+        Ok(())
+    );
     let (a, peer) = l.accept().unwrap();
-    assert_eq!(peer, addr(&format!("[::ffff:127.0.0.1]:{}", c4.local_addr().unwrap().port())));
+    assert_eq!(
+        peer,
+        addr(&format!(
+            "[::ffff:127.0.0.1]:{}",
+            c4.local_addr().unwrap().port()
+        ))
+    );
     c4.send(b"x").unwrap();
     assert_eq!(recv_all(&a, 1), b"x");
 }
@@ -154,14 +171,29 @@ fn addr_in_use_and_reuse() {
     assert!((32768..=60999).contains(&port));
     assert_eq!(a.bind(addr("127.0.0.1:0")), Err(Errno::EINVAL));
     let b = st.tcp(false);
-    assert_eq!(b.bind(SocketAddr::new("127.0.0.1".parse().unwrap(), port)), Err(Errno::EADDRINUSE));
-    assert_eq!(b.bind(SocketAddr::new("0.0.0.0".parse().unwrap(), port)), Err(Errno::EADDRINUSE));
+    assert_eq!(
+        b.bind(SocketAddr::new("127.0.0.1".parse().unwrap(), port)),
+        Err(Errno::EADDRINUSE)
+    );
+    assert_eq!(
+        b.bind(SocketAddr::new("0.0.0.0".parse().unwrap(), port)),
+        Err(Errno::EADDRINUSE)
+    );
     let b6 = st.tcp(true);
-    assert_eq!(b6.bind(SocketAddr::new("::".parse().unwrap(), port)), Err(Errno::EADDRINUSE));
+    assert_eq!(
+        b6.bind(SocketAddr::new("::".parse().unwrap(), port)),
+        Err(Errno::EADDRINUSE)
+    );
     let b6only = st.tcp(true);
     b6only.set_v6only(true).unwrap();
-    assert_eq!(b6only.bind(SocketAddr::new("::".parse().unwrap(), port)), Ok(()));
-    assert_eq!(st.tcp(false).bind(addr("10.9.9.9:1")), Err(Errno::EADDRNOTAVAIL));
+    assert_eq!(
+        b6only.bind(SocketAddr::new("::".parse().unwrap(), port)),
+        Ok(())
+    );
+    assert_eq!(
+        st.tcp(false).bind(addr("10.9.9.9:1")),
+        Err(Errno::EADDRNOTAVAIL)
+    );
 
     // SO_REUSEADDR on both, neither listening: allowed; then only one may listen.
     let r1 = st.tcp(false);
@@ -315,7 +347,10 @@ fn options() {
     t.set_keepalive(true);
     t.set_keepalive_params(Some(10), Some(5), Some(3)).unwrap();
     assert_eq!(t.keepalive_params(), (10, 5, 3));
-    assert_eq!(t.set_keepalive_params(Some(0), None, None), Err(Errno::EINVAL));
+    assert_eq!(
+        t.set_keepalive_params(Some(0), None, None),
+        Err(Errno::EINVAL)
+    );
 }
 
 #[test]
@@ -365,9 +400,16 @@ fn throughput(total: usize) -> f64 {
 
 #[test]
 fn throughput_smoke() {
-    let total = if cfg!(debug_assertions) { 16 << 20 } else { 256 << 20 };
+    let total = if cfg!(debug_assertions) {
+        16 << 20
+    } else {
+        256 << 20
+    };
     let mbs = throughput(total);
-    eprintln!("loopback TCP throughput: {mbs:.0} MB/s ({} MiB)", total >> 20);
+    eprintln!(
+        "loopback TCP throughput: {mbs:.0} MB/s ({} MiB)",
+        total >> 20
+    );
 }
 
 #[test]

@@ -24,14 +24,20 @@ fn send_recv_truncation() {
     a.set_notify(w.notify());
     assert_eq!(a.readiness() & POLLIN, 0);
     let g = w.gen();
-    assert_eq!(b.send_to(b"hello world", Some(a.local_addr().unwrap())), Ok(11));
+    assert_eq!(
+        b.send_to(b"hello world", Some(a.local_addr().unwrap())),
+        Ok(11)
+    );
     assert!(w.gen() > g);
     assert_ne!(a.readiness() & POLLIN, 0);
     let bl = b.local_addr().unwrap();
     assert!((32768..=60999).contains(&bl.port()), "autobound on send");
     assert_eq!(a.inq(), 11);
     let mut buf = [0u8; 5];
-    assert_eq!(a.recv_from(&mut buf, true).unwrap(), (11, SocketAddr::new("127.0.0.1".parse().unwrap(), bl.port())));
+    assert_eq!(
+        a.recv_from(&mut buf, true).unwrap(),
+        (11, SocketAddr::new("127.0.0.1".parse().unwrap(), bl.port()))
+    );
     assert_eq!(&buf, b"hello");
     let (n, from) = a.recv_from(&mut buf, false).unwrap();
     assert_eq!(n, 11);
@@ -45,7 +51,10 @@ fn send_recv_truncation() {
     assert_eq!(b.send_to(&big, Some(a.local_addr().unwrap())), Ok(65507));
     let mut rb = vec![0u8; 70000];
     assert_eq!(a.recv_from(&mut rb, false).unwrap().0, 65507);
-    assert_eq!(b.send_to(&[0u8; 65508], Some(a.local_addr().unwrap())), Err(Errno::EMSGSIZE));
+    assert_eq!(
+        b.send_to(&[0u8; 65508], Some(a.local_addr().unwrap())),
+        Err(Errno::EMSGSIZE)
+    );
 }
 
 #[test]
@@ -53,8 +62,14 @@ fn errors() {
     let st = stack();
     let u = st.udp(false);
     assert_eq!(u.send_to(b"x", None), Err(Errno::EDESTADDRREQ));
-    assert_eq!(u.send_to(b"x", Some(addr("255.255.255.255:9"))), Err(Errno::EACCES));
-    assert_eq!(u.send_to(b"x", Some(addr("10.0.0.1:9"))), Err(Errno::ENETUNREACH));
+    assert_eq!(
+        u.send_to(b"x", Some(addr("255.255.255.255:9"))),
+        Err(Errno::EACCES)
+    );
+    assert_eq!(
+        u.send_to(b"x", Some(addr("10.0.0.1:9"))),
+        Err(Errno::ENETUNREACH)
+    );
     assert_eq!(u.peer_addr(), Err(Errno::ENOTCONN));
     assert_eq!(u.shutdown(SHUT_RD), Err(Errno::ENOTCONN));
     let a = st.udp(false);
@@ -67,7 +82,10 @@ fn errors() {
     let d = st.udp(false);
     d.set_reuseaddr(true);
     assert_eq!(d.bind(c.local_addr().unwrap()), Ok(()));
-    assert_eq!(st.udp(false).bind(addr("192.0.2.1:0")), Err(Errno::EADDRNOTAVAIL));
+    assert_eq!(
+        st.udp(false).bind(addr("192.0.2.1:0")),
+        Err(Errno::EADDRNOTAVAIL)
+    );
 }
 
 #[test]
@@ -103,9 +121,14 @@ fn ipv6_and_dual_stack() {
     a.bind(addr("[::]:0")).unwrap();
     let port = a.local_addr().unwrap().port();
     let b6 = st.udp(true);
-    b6.send_to(b"six", Some(SocketAddr::new("::1".parse().unwrap(), port))).unwrap();
+    b6.send_to(b"six", Some(SocketAddr::new("::1".parse().unwrap(), port)))
+        .unwrap();
     let b4 = st.udp(false);
-    b4.send_to(b"four", Some(SocketAddr::new("127.0.0.1".parse().unwrap(), port))).unwrap();
+    b4.send_to(
+        b"four",
+        Some(SocketAddr::new("127.0.0.1".parse().unwrap(), port)),
+    )
+    .unwrap();
     let mut buf = [0u8; 16];
     let mut got = vec![];
     for _ in 0..2 {
@@ -115,7 +138,10 @@ fn ipv6_and_dual_stack() {
     got.sort();
     assert_eq!(got, vec![(b"four".to_vec(), true), (b"six".to_vec(), true)]);
     // v4 socket sends to a v6-only peer fail with EAFNOSUPPORT.
-    assert_eq!(b4.send_to(b"x", Some(addr("[::1]:1"))), Err(Errno::EAFNOSUPPORT));
+    assert_eq!(
+        b4.send_to(b"x", Some(addr("[::1]:1"))),
+        Err(Errno::EAFNOSUPPORT)
+    );
 }
 
 #[test]
@@ -154,7 +180,10 @@ fn icmp_echo_loopback() {
     assert_eq!(&buf[4..6], &p.local_addr().unwrap().port().to_be_bytes());
     assert_eq!(&buf[8..15], b"payload");
     assert_eq!(from.ip().to_string(), "127.0.0.1");
-    assert_eq!(p.send_to(&[0u8; 8], Some(addr("127.0.0.1:0"))), Err(Errno::EINVAL));
+    assert_eq!(
+        p.send_to(&[0u8; 8], Some(addr("127.0.0.1:0"))),
+        Err(Errno::EINVAL)
+    );
 
     let p6 = st.icmp(true);
     let req6 = vec![128u8, 0, 0, 0, 0, 0, 0, 1, 42];

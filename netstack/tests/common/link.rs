@@ -19,7 +19,14 @@ pub const IP_H: [u8; 4] = [10, 0, 0, 99];
 pub fn socketpair() -> (OwnedFd, OwnedFd) {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` is a valid array of two ints.
-    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
     assert_eq!(r, 0);
     // SAFETY: fresh fds owned by nobody else.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
@@ -27,19 +34,37 @@ pub fn socketpair() -> (OwnedFd, OwnedFd) {
 
 pub fn send_frame(fd: &OwnedFd, f: &[u8]) {
     // SAFETY: valid buffer.
-    unsafe { libc::send(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), libc::MSG_DONTWAIT) };
+    unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            f.as_ptr().cast(),
+            f.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
 }
 
 /// Receives one frame, waiting up to `ms` milliseconds.
 pub fn recv_frame(fd: &OwnedFd, ms: i32) -> Option<Vec<u8>> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     if unsafe { libc::poll(&mut p, 1, ms) } <= 0 {
         return None;
     }
     let mut buf = vec![0u8; 70000];
     // SAFETY: valid buffer.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
     if n < 0 {
         return None;
     }
@@ -53,7 +78,11 @@ pub fn link_cfg(name: &str, mac: [u8; 6], ip4: [u8; 4], ip6: &str, fd: OwnedFd) 
         mac,
         mtu: 1500,
         addrs: vec![(IpAddr::from(ip4), 24), (ip6.parse().unwrap(), 64)],
-        routes: vec![RouteConfig { dst: "0.0.0.0".parse().unwrap(), prefix: 0, gateway: "10.0.0.254".parse().unwrap() }],
+        routes: vec![RouteConfig {
+            dst: "0.0.0.0".parse().unwrap(),
+            prefix: 0,
+            gateway: "10.0.0.254".parse().unwrap(),
+        }],
         device: Box::new(FdLink::new(fd).unwrap()),
     }
 }
@@ -71,16 +100,30 @@ impl TwoStacks {
     pub fn new() -> TwoStacks {
         let (a_dev, a_host) = socketpair();
         let (b_dev, b_host) = socketpair();
-        let a = Stack::new(StackConfig { links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", a_dev)] }).unwrap();
-        let b = Stack::new(StackConfig { links: vec![link_cfg("eth0", MAC_B, IP_B, "fd00::2", b_dev)] }).unwrap();
+        let a = Stack::new(StackConfig {
+            links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", a_dev)],
+        })
+        .unwrap();
+        let b = Stack::new(StackConfig {
+            links: vec![link_cfg("eth0", MAC_B, IP_B, "fd00::2", b_dev)],
+        })
+        .unwrap();
         let a_host = Arc::new(a_host);
         let stop = Arc::new(AtomicBool::new(false));
         let (ah, st) = (a_host.clone(), stop.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 let mut p = [
-                    libc::pollfd { fd: ah.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                    libc::pollfd { fd: b_host.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                    libc::pollfd {
+                        fd: ah.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: b_host.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
                 ];
                 // SAFETY: two valid pollfds.
                 unsafe { libc::poll(p.as_mut_ptr(), 2, 50) };
@@ -96,7 +139,12 @@ impl TwoStacks {
                 }
             }
         });
-        TwoStacks { a, b, inject: a_host, stop }
+        TwoStacks {
+            a,
+            b,
+            inject: a_host,
+            stop,
+        }
     }
 }
 
@@ -109,7 +157,11 @@ impl Drop for TwoStacks {
 pub fn csum(data: &[u8], init: u32) -> u16 {
     let mut s = init;
     for c in data.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], 0]) };
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
         s += w as u32;
     }
     while s >> 16 != 0 {
@@ -138,7 +190,20 @@ pub fn arp_request(sender_mac: [u8; 6], sender_ip: [u8; 4], target_ip: [u8; 4]) 
 
 pub fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
     let len = 20 + payload.len();
-    let mut h = vec![0x45, 0, (len >> 8) as u8, len as u8, 0, 1, 0x40, 0, 64, proto, 0, 0];
+    let mut h = vec![
+        0x45,
+        0,
+        (len >> 8) as u8,
+        len as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ];
     h.extend_from_slice(&src);
     h.extend_from_slice(&dst);
     let c = csum(&h, 0);
@@ -155,7 +220,17 @@ fn pseudo4(src: [u8; 4], dst: [u8; 4], proto: u8, len: usize) -> u32 {
     s + proto as u32 + len as u32
 }
 
-pub fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, data: &[u8]) -> Vec<u8> {
+#[allow(clippy::too_many_arguments)]
+pub fn tcp4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    data: &[u8],
+) -> Vec<u8> {
     let mut t = Vec::new();
     t.extend_from_slice(&sport.to_be_bytes());
     t.extend_from_slice(&dport.to_be_bytes());

@@ -35,7 +35,10 @@ impl Waiter {
             let g = self.gen();
             match op() {
                 Err(e) if e == Errno::EAGAIN || e == Errno::EALREADY || e == Errno::EINPROGRESS => {
-                    assert!(start.elapsed() < Duration::from_secs(20), "timed out blocking");
+                    assert!(
+                        start.elapsed() < Duration::from_secs(20),
+                        "timed out blocking"
+                    );
                     self.wait_past(g, Duration::from_millis(50));
                 }
                 r => return r,
@@ -47,7 +50,10 @@ impl Waiter {
 pub fn wait_until(mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(20), "condition not reached");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "condition not reached"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
