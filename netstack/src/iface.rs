@@ -172,12 +172,7 @@ impl Iface {
     }
 
     pub fn link(index: u32, cfg: LinkConfig, now: smoltcp::time::Instant) -> Iface {
-        let mut dev = LinkDev {
-            dev: cfg.device,
-            rxq: Default::default(),
-            mtu: cfg.mtu,
-            counters: Counters::default(),
-        };
+        let mut dev = LinkDev::new(cfg.device, cfg.mtu);
         let mut icfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac)));
         icfg.random_seed = random_seed();
         let mut iface = Interface::new(icfg, &mut dev, now);

@@ -162,10 +162,14 @@ impl phy::Device for LoopDev {
 }
 
 /// An Ethernet link as a smoltcp device: frames read by the stack thread are
-/// queued in `rxq`; transmitted frames go straight to the host fd.
+/// queued in `rxq`; transmitted frames go straight to the host fd, or wait in
+/// `txq` while the fd is not writable (then smoltcp is told the device is busy
+/// once `txq` is full, so TCP data stays in socket buffers instead of being
+/// dropped).
 pub(crate) struct LinkDev {
     pub dev: Box<dyn LinkDevice>,
     pub rxq: VecDeque<Vec<u8>>,
+    pub txq: VecDeque<Vec<u8>>,
     /// IP MTU; the Ethernet frame is 14 bytes more.
     pub mtu: usize,
     pub counters: Counters,
@@ -173,8 +177,65 @@ pub(crate) struct LinkDev {
 
 /// Most frames queued from the fd before the stack processes them.
 pub(crate) const LINK_RXQ_MAX: usize = 256;
+/// Most frames waiting for the fd to become writable.
+pub(crate) const LINK_TXQ_MAX: usize = 256;
 
 impl LinkDev {
+    pub fn new(dev: Box<dyn LinkDevice>, mtu: usize) -> LinkDev {
+        LinkDev {
+            dev,
+            rxq: VecDeque::new(),
+            txq: VecDeque::new(),
+            mtu,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Sends queued frames; returns whether the queue is empty.
+    pub fn flush(&mut self) -> bool {
+        while let Some(f) = self.txq.front() {
+            match self.dev.send(f) {
+                Ok(()) => {
+                    self.counters.tx_packets += 1;
+                    self.counters.tx_bytes += f.len() as u64;
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    return false;
+                }
+                Err(_) => self.counters.tx_errors += 1,
+            }
+            self.txq.pop_front();
+        }
+        true
+    }
+
+    fn send_frame(&mut self, buf: Vec<u8>) {
+        if self.txq.is_empty() {
+            match self.dev.send(&buf) {
+                Ok(()) => {
+                    self.counters.tx_packets += 1;
+                    self.counters.tx_bytes += buf.len() as u64;
+                    return;
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(_) => {
+                    self.counters.tx_errors += 1;
+                    return;
+                }
+            }
+        }
+        if self.txq.len() < LINK_TXQ_MAX + 8 {
+            self.txq.push_back(buf);
+        } else {
+            self.counters.tx_errors += 1;
+        }
+    }
+
     /// Reads every queued frame (up to the queue limit). Returns whether any
     /// was read.
     pub fn read_frames(&mut self) -> bool {
@@ -203,13 +264,7 @@ impl phy::TxToken for LinkTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
-        match self.0.dev.send(&buf) {
-            Ok(()) => {
-                self.0.counters.tx_packets += 1;
-                self.0.counters.tx_bytes += len as u64;
-            }
-            Err(_) => self.0.counters.tx_errors += 1,
-        }
+        self.0.send_frame(buf);
         r
     }
 }
@@ -219,11 +274,17 @@ impl phy::Device for LinkDev {
     type TxToken<'a> = LinkTx<'a>;
 
     fn receive(&mut self, _t: Instant) -> Option<(OwnedRx, LinkTx<'_>)> {
+        if self.txq.len() >= LINK_TXQ_MAX {
+            return None;
+        }
         let p = self.rxq.pop_front()?;
         Some((OwnedRx(p), LinkTx(self)))
     }
 
     fn transmit(&mut self, _t: Instant) -> Option<LinkTx<'_>> {
+        if self.txq.len() >= LINK_TXQ_MAX {
+            return None;
+        }
         Some(LinkTx(self))
     }
 

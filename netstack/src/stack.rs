@@ -286,6 +286,7 @@ impl Inner {
                     }
                 }
                 Dev::Link(d) => {
+                    d.flush();
                     for _ in 0..64 {
                         if ifc.iface.poll(now, d, &mut ifc.sockets) == PollResult::None {
                             break;

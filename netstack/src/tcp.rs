@@ -842,7 +842,7 @@ impl TcpEndpoint {
                 return Err(Errno::EAGAIN);
             }
             let s = sock(ifaces, c.ifc, c.h);
-            if s.recv_queue() > 0 && !t.shut_rd {
+            if s.recv_queue() > 0 {
                 let n = if peek {
                     s.peek_slice(buf).unwrap_or(0)
                 } else {

@@ -91,10 +91,21 @@ fn tcp_over_link(t: &TwoStacks, v6: bool) {
     } else {
         "10.0.0.1:8080"
     });
-    assert_eq!(c.connect(dst), Err(Errno::EINPROGRESS));
-    assert_eq!(c.connect(dst), Err(Errno::EALREADY));
-    wait_until(|| c.readiness() & POLLOUT != 0);
-    assert_eq!(c.connect(dst), Ok(()));
+    let first = c.connect(dst);
+    assert!(
+        matches!(first, Ok(()) | Err(Errno::EINPROGRESS)),
+        "{first:?}"
+    );
+    if first.is_err() {
+        // The peer is another stack: the handshake cannot have completed yet
+        // unless its thread was quick.
+        let again = c.connect(dst);
+        assert!(matches!(again, Ok(()) | Err(Errno::EALREADY)), "{again:?}");
+        wait_until(|| c.readiness() & POLLOUT != 0);
+        if again.is_err() {
+            assert_eq!(c.connect(dst), Ok(()));
+        }
+    }
     assert_eq!(c.connect(dst), Err(Errno::EISCONN));
     let lw = Waiter::default();
     l.set_notify(lw.notify());
@@ -132,13 +143,23 @@ fn tcp_over_link(t: &TwoStacks, v6: bool) {
 #[test]
 fn tcp_between_two_stacks() {
     let t = TwoStacks::new();
+    let t0 = std::time::Instant::now();
     tcp_over_link(&t, false);
+    eprintln!("link: 1 MiB each way in {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
     tcp_over_link_v6_port(&t);
+    eprintln!("link: v6 in {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
     // Refused over the link (RST from the peer stack).
     let c = t.b.tcp(false);
-    assert_eq!(c.connect(addr("10.0.0.1:9")), Err(Errno::EINPROGRESS));
-    wait_until(|| c.readiness() & POLLERR != 0);
-    assert_eq!(c.take_error(), Some(Errno::ECONNREFUSED));
+    match c.connect(addr("10.0.0.1:9")) {
+        Err(Errno::EINPROGRESS) => {
+            wait_until(|| c.readiness() & POLLERR != 0);
+            assert_eq!(c.take_error(), Some(Errno::ECONNREFUSED));
+        }
+        r => panic!("{r:?}"),
+    }
+    eprintln!("link: refused in {:?}", t0.elapsed());
 }
 
 fn tcp_over_link_v6_port(t: &TwoStacks) {
@@ -146,7 +167,8 @@ fn tcp_over_link_v6_port(t: &TwoStacks) {
     l.bind(addr("[fd00::1]:9090")).unwrap();
     l.listen(4).unwrap();
     let c = t.b.tcp(true);
-    assert_eq!(c.connect(addr("[fd00::1]:9090")), Err(Errno::EINPROGRESS));
+    let r = c.connect(addr("[fd00::1]:9090"));
+    assert!(matches!(r, Ok(()) | Err(Errno::EINPROGRESS)), "{r:?}");
     wait_until(|| c.readiness() & POLLOUT != 0);
     let lw = Waiter::default();
     l.set_notify(lw.notify());

@@ -44,6 +44,11 @@ pub fn send_frame(fd: &OwnedFd, f: &[u8]) {
     };
 }
 
+pub fn send_blocking(fd: &OwnedFd, f: &[u8]) {
+    // SAFETY: valid buffer.
+    unsafe { libc::send(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
+}
+
 /// Receives one frame, waiting up to `ms` milliseconds.
 pub fn recv_frame(fd: &OwnedFd, ms: i32) -> Option<Vec<u8>> {
     let mut p = libc::pollfd {
@@ -129,12 +134,12 @@ impl TwoStacks {
                 unsafe { libc::poll(p.as_mut_ptr(), 2, 50) };
                 if p[0].revents != 0 {
                     while let Some(f) = recv_frame(&ah, 0) {
-                        send_frame(&b_host, &f);
+                        send_blocking(&b_host, &f);
                     }
                 }
                 if p[1].revents != 0 {
                     while let Some(f) = recv_frame(&b_host, 0) {
-                        send_frame(&ah, &f);
+                        send_blocking(&ah, &f);
                     }
                 }
             }
