@@ -387,6 +387,11 @@ pub(crate) fn reap_orphans(inner: &mut Inner) {
     let now = std::time::Instant::now();
     orphans.retain(|o| {
         let s = sock(ifaces, o.ifc, o.h);
+        if s.recv_queue() > 0 && s.state() != State::Closed {
+            // Data for a closed socket: Linux answers with RST.
+            s.abort();
+            return true;
+        }
         if o.deadline.is_some_and(|d| d <= now) && s.state() != State::Closed {
             // Linux tcp_fin_timeout: give up on the orphan with a RST.
             s.abort();
@@ -542,26 +547,27 @@ impl TcpEndpoint {
             let v6 = t.v6;
             let o = t.o.clone();
             let (port, reuseaddr) = (t.bound.map(|b| b.0.port()).unwrap_or(0), t.o.reuseaddr);
-            let Mode::Listen(l) = &mut t.mode else {
-                return Err(Errno::EINVAL);
-            };
-            let Some((ifc, h)) = l.queue.pop_front() else {
-                return Err(Errno::EAGAIN);
-            };
-            let s = sock(&mut i.ifaces, ifc, h);
-            let local = s.local_endpoint().map(ep_addr);
-            let peer = s.remote_endpoint().map(ep_addr);
-            let st = s.state();
-            let (Some(local), Some(peer)) = (local, peer) else {
-                // Reset while queued: Linux returns ECONNABORTED-free; skip it.
-                s.abort();
-                i.orphans.push(Orphan {
-                    ifc,
-                    h,
-                    port: None,
-                    deadline: None,
-                });
-                return Err(Errno::EAGAIN);
+            let (ifc, h, local, peer, st) = loop {
+                let Mode::Listen(l) = &mut i.tcp(self.id).mode else {
+                    return Err(Errno::EINVAL);
+                };
+                let Some((ifc, h)) = l.queue.pop_front() else {
+                    return Err(Errno::EAGAIN);
+                };
+                let s = sock(&mut i.ifaces, ifc, h);
+                match (s.local_endpoint(), s.remote_endpoint()) {
+                    (Some(a), Some(b)) => break (ifc, h, ep_addr(a), ep_addr(b), s.state()),
+                    _ => {
+                        // Reset while queued (smoltcp forgot the peer): skip it.
+                        s.abort();
+                        i.orphans.push(Orphan {
+                            ifc,
+                            h,
+                            port: None,
+                            deadline: None,
+                        });
+                    }
+                }
             };
             let key = i.ports.key();
             i.ports.add(
@@ -628,7 +634,7 @@ impl TcpEndpoint {
                         }
                         if c.dead {
                             let (ifc, h) = (c.ifc, c.h);
-                            let e = t.error.take().unwrap_or(Errno::ECONNREFUSED);
+                            let e = t.error.take().unwrap_or(Errno::ECONNABORTED);
                             t.mode = Mode::Init;
                             i.ifaces[ifc].sockets.remove(h);
                             return Err(e);
@@ -728,7 +734,7 @@ impl TcpEndpoint {
                             Ok(())
                         } else if c.dead && c.ifc == 0 {
                             let (ifc, h) = (c.ifc, c.h);
-                            let err = t.error.take().unwrap_or(Errno::ECONNREFUSED);
+                            let err = t.error.take().unwrap_or(Errno::ECONNABORTED);
                             t.mode = Mode::Init;
                             ifaces[ifc].sockets.remove(h);
                             Err(err)

@@ -441,3 +441,83 @@ fn round_trip_latency() {
     let _s = echo.join().unwrap();
     eprintln!("loopback TCP 1-byte round trip: {per:?}");
 }
+
+#[test]
+fn time_wait_holds_port_unless_reuseaddr() {
+    let st = stack();
+    let l = st.tcp(false);
+    l.bind(addr("127.0.0.1:0")).unwrap();
+    let a = l.local_addr().unwrap();
+    l.listen(1).unwrap();
+    let c = st.tcp(false);
+    c.connect(a).unwrap();
+    let (s, _) = l.accept().unwrap();
+    // The server closes first: its side goes to TIME_WAIT.
+    drop(s);
+    wait_until(|| c.readiness() & POLLRDHUP != 0);
+    drop(c);
+    drop(l);
+    let n = st.tcp(false);
+    assert_eq!(n.bind(a), Err(Errno::EADDRINUSE));
+    let r = st.tcp(false);
+    r.set_reuseaddr(true);
+    assert_eq!(r.bind(a), Ok(()));
+    r.listen(1).unwrap();
+}
+
+#[test]
+fn shutdown_read_and_both() {
+    let st = stack();
+    let (_l, c, s) = pair(&st, false);
+    c.send(b"abc").unwrap();
+    wait_until(|| s.inq() == 3);
+    s.shutdown(SHUT_RD).unwrap();
+    assert_ne!(s.readiness() & POLLRDHUP, 0);
+    let mut b = [0u8; 8];
+    assert_eq!(
+        s.recv(&mut b, false),
+        Ok(3),
+        "queued data is still readable"
+    );
+    assert_eq!(s.recv(&mut b, false), Ok(0));
+    s.shutdown(SHUT_WR).unwrap();
+    assert_ne!(s.readiness() & POLLHUP, 0);
+    assert_eq!(s.shutdown(7), Err(Errno::EINVAL));
+}
+
+#[test]
+fn accept_notifies_listener() {
+    let st = stack();
+    let l = st.tcp(false);
+    l.bind(addr("127.0.0.1:0")).unwrap();
+    l.listen(4).unwrap();
+    let w = Waiter::default();
+    l.set_notify(w.notify());
+    let g = w.gen();
+    let c = st.tcp(false);
+    c.connect(l.local_addr().unwrap()).unwrap();
+    assert!(w.gen() > g);
+    assert_eq!(l.readiness() & (POLLIN | POLLRDNORM), POLLIN | POLLRDNORM);
+    assert_eq!(l.recv(&mut [0u8; 4], false), Err(Errno::ENOTCONN));
+    assert_eq!(l.connect(l.local_addr().unwrap()), Err(Errno::EISCONN));
+    let (s, _) = l.accept().unwrap();
+    assert_eq!(s.info().state, 1);
+    assert_eq!(l.info().state, 10);
+    assert!(l.is_listening() && !s.is_listening());
+}
+
+#[test]
+fn peer_close_then_write_gets_epipe_or_reset() {
+    let st = stack();
+    let (_l, c, s) = pair(&st, false);
+    drop(s);
+    wait_until(|| c.readiness() & POLLRDHUP != 0);
+    // Writing to a closed peer: the data is answered with RST.
+    let _ = c.send(b"x");
+    wait_until(|| c.readiness() & POLLERR != 0 || c.readiness() & POLLHUP != 0);
+    let mut saw = Vec::new();
+    for _ in 0..3 {
+        saw.push(c.send(b"y"));
+    }
+    assert!(saw.contains(&Err(Errno::EPIPE)), "{saw:?}");
+}
