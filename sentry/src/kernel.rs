@@ -128,6 +128,8 @@ pub struct Kernel {
     in_user: std::sync::atomic::AtomicUsize,
     /// The sandbox's memory and task bounds.
     pub limits: crate::limits::Limits,
+    /// The user-space TCP/IP stack of AF_INET/AF_INET6 sockets.
+    pub netstack: crate::net::Netstack,
 }
 
 impl Kernel {
@@ -165,6 +167,7 @@ impl Kernel {
             thaw_wait: fs::waiter::WaitQueue::default(),
             in_user: std::sync::atomic::AtomicUsize::new(0),
             limits: Default::default(),
+            netstack: Default::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k

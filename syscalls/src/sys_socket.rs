@@ -204,8 +204,14 @@ fn new_socket(
     flags: i32,
 ) -> Result<Arc<OpenFile>, Errno> {
     // Each family's constructor is dispatched on `domain` here.
-    let _ = (t, domain, base, protocol, flags);
-    Err(Errno::EAFNOSUPPORT)
+    let (c, uid, gid) = (peer_cred(t), t.creds.fsuid, t.creds.fsgid);
+    match domain {
+        libc::AF_INET | libc::AF_INET6 => {
+            let stack = t.kernel.netstack.get()?;
+            sentry::net::inet::new_file(&stack, domain, base, protocol, flags, c, uid, gid)
+        }
+        _ => Err(Errno::EAFNOSUPPORT),
+    }
 }
 
 fn sys_socketpair(t: &mut Task, a: &Args) -> SysResult {
