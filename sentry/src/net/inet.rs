@@ -140,6 +140,7 @@ fn read_int4(val: &[u8]) -> Result<i32, Errno> {
 
 /// Makes a socket of `family` (AF_INET or AF_INET6), base type `ty` and
 /// `protocol` on `stack`, as socket(2) does; `flags` holds O_NONBLOCK.
+#[allow(clippy::too_many_arguments)]
 pub fn new_file(
     stack: &Arc<Stack>,
     family: i32,
