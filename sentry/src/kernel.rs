@@ -128,6 +128,9 @@ pub struct Kernel {
     in_user: std::sync::atomic::AtomicUsize,
     /// The sandbox's memory and task bounds.
     pub limits: crate::limits::Limits,
+    /// The network configuration sockets see (lo only until the
+    /// integrator installs the netstack's view with `net.set_info`).
+    pub net: Arc<crate::net::Net>,
 }
 
 impl Kernel {
@@ -165,6 +168,7 @@ impl Kernel {
             thaw_wait: fs::waiter::WaitQueue::default(),
             in_user: std::sync::atomic::AtomicUsize::new(0),
             limits: Default::default(),
+            net: Default::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k

@@ -204,8 +204,28 @@ fn new_socket(
     flags: i32,
 ) -> Result<Arc<OpenFile>, Errno> {
     // Each family's constructor is dispatched on `domain` here.
-    let _ = (t, domain, base, protocol, flags);
-    Err(Errno::EAFNOSUPPORT)
+    let sock: Arc<dyn Socket> = match domain {
+        libc::AF_NETLINK => sentry::net::netlink::new_socket(t.kernel.net.clone(), base, protocol)?,
+        _ => return Err(Errno::EAFNOSUPPORT),
+    };
+    let (uid, gid) = (t.creds.fsuid, t.creds.fsgid);
+    Ok(sock::new_file(sock, flags, peer_cred(t), uid, gid))
+}
+
+/// ioctl(2) on a socket whose family has no answer for `cmd` (ENOTTY): the
+/// interface ioctls (SIOCGIF*) every socket answers in Linux's sock_ioctl.
+/// Families built on the sentry's net module answer them themselves.
+pub(crate) fn socket_ioctl_fallback(
+    t: &Task,
+    f: &OpenFile,
+    cmd: u32,
+    arg: u64,
+) -> Option<SysResult> {
+    let s = sock::as_socket(f)?;
+    if s.family() != libc::AF_UNIX {
+        return None;
+    }
+    sentry::net::ifreq_ioctl(&*t.kernel.net.info(), libc::AF_UNIX, t, cmd, arg)
 }
 
 fn sys_socketpair(t: &mut Task, a: &Args) -> SysResult {
