@@ -448,7 +448,7 @@ fn do_send(
 ) -> SysResult {
     let mut ctl = ctl;
     let (f, s) = socket_of(t, fd)?;
-    if flags & libc::MSG_OOB != 0 && s.family() == libc::AF_UNIX {
+    if flags & libc::MSG_OOB != 0 && matches!(s.family(), libc::AF_UNIX | libc::AF_NETLINK) {
         return Err(Errno::EOPNOTSUPP);
     }
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
@@ -536,7 +536,7 @@ struct Received {
 fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<Received, Errno> {
     let (f, s) = socket_of(t, fd)?;
     let stream = s.sock_type() == libc::SOCK_STREAM;
-    if flags & libc::MSG_OOB != 0 && s.family() == libc::AF_UNIX {
+    if flags & libc::MSG_OOB != 0 && matches!(s.family(), libc::AF_UNIX | libc::AF_NETLINK) {
         return Err(if stream {
             Errno::EINVAL
         } else {

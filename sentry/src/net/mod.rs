@@ -281,13 +281,13 @@ impl Net {
     }
 
     /// Claims a port id for an unbound socket as Linux's netlink_autobind
-    /// does: the caller's tgid if free, else -4096, -4097, ...
+    /// does: the caller's tgid if free, else -4097, -4098, ... (Linux picks a random negative id)
     pub(crate) fn autobind_port(&self, tgid: i32) -> Option<u32> {
         let mut ports = self.ports();
         if tgid > 0 && ports.insert(tgid as u32) {
             return Some(tgid as u32);
         }
-        let mut id: i32 = -4096;
+        let mut id: i32 = -4097;
         while id < 0 {
             if ports.insert(id as u32) {
                 return Some(id as u32);

@@ -79,6 +79,7 @@ pub const IFA_LABEL: u16 = 3;
 pub const IFA_BROADCAST: u16 = 4;
 pub const IFA_CACHEINFO: u16 = 6;
 pub const IFA_FLAGS: u16 = 8;
+pub const IFA_PROTO: u16 = 11;
 const IFA_F_PERMANENT: u32 = 0x80;
 
 // Route attributes.
@@ -87,6 +88,7 @@ pub const RTA_OIF: u16 = 4;
 pub const RTA_GATEWAY: u16 = 5;
 pub const RTA_PRIORITY: u16 = 6;
 pub const RTA_PREFSRC: u16 = 7;
+pub const RTA_CACHEINFO: u16 = 12;
 pub const RTA_TABLE: u16 = 15;
 pub const RTA_PREF: u16 = 20;
 
@@ -336,6 +338,10 @@ pub fn addr_msgs(i: &Interface, family: u8, flags: u16, seq: u32, pid: u32) -> V
             } else {
                 m = m.attr(IFA_CACHEINFO, &cache);
                 m = m.u32_attr(IFA_FLAGS, IFA_F_PERMANENT);
+                if i.kind == LinkKind::Loopback {
+                    // ::1 is added by the kernel for lo (IFAPROT_KERNEL_LO).
+                    m = m.attr(IFA_PROTO, &[1]);
+                }
             }
             out.push(m.finish());
         }
@@ -371,6 +377,8 @@ pub fn route_msg(r: &Route, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
     }
     m = m.u32_attr(RTA_OIF, r.ifindex);
     if fam == libc::AF_INET6 as u8 {
+        // rta_cacheinfo: no users, no expiry.
+        m = m.attr(RTA_CACHEINFO, &[0; 32]);
         m = m.attr(RTA_PREF, &[0]);
     }
     m.finish()
@@ -394,20 +402,26 @@ pub fn error_msg(req: &NlMsg, err: Errno, cap: bool, pid: u32) -> Vec<u8> {
         .finish()
 }
 
-/// A dump's messages and NLMSG_DONE, packed into datagrams.
+/// A dump's messages packed into datagrams, then NLMSG_DONE in one of its
+/// own (as Linux's netlink_dump sends it: the callback that finds nothing
+/// more to dump runs on a fresh buffer).
 fn pack_dump(msgs: Vec<Vec<u8>>, seq: u32, pid: u32) -> Vec<Vec<u8>> {
-    let done = MsgBuilder::new(NLMSG_DONE, NLM_F_MULTI, seq, pid)
-        .fixed(&0i32.to_le_bytes())
-        .finish();
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
-    for m in msgs.into_iter().chain(std::iter::once(done)) {
+    for m in msgs {
         if !cur.is_empty() && cur.len() + m.len() > DUMP_DATAGRAM {
             out.push(std::mem::take(&mut cur));
         }
         cur.extend_from_slice(&m);
     }
-    out.push(cur);
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out.push(
+        MsgBuilder::new(NLMSG_DONE, NLM_F_MULTI, seq, pid)
+            .fixed(&0i32.to_le_bytes())
+            .finish(),
+    );
     out
 }
 
