@@ -628,3 +628,32 @@ TEST(ifconf)
     EXPECT_ERRNO(ioctl(fd, SIOCGIFCONF, (void *)8), EFAULT);
     close(fd);
 }
+
+TEST(interface_ioctls_on_unix_sockets)
+{
+    /* Linux's sock_ioctl answers the device ioctls on any socket. */
+    int sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    EXPECT_OK(ioctl(sv[0], SIOCGIFINDEX, &ifr));
+    EXPECT_EQ(ifr.ifr_ifindex, 1);
+    EXPECT_OK(ioctl(sv[0], SIOCGIFFLAGS, &ifr));
+    EXPECT_EQ(ifr.ifr_flags & IFF_LOOPBACK, IFF_LOOPBACK);
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_ifindex = 1;
+    EXPECT_OK(ioctl(sv[1], SIOCGIFNAME, &ifr));
+    EXPECT_STREQ(ifr.ifr_name, "lo");
+    strcpy(ifr.ifr_name, "nosuchif0");
+    EXPECT_ERRNO(ioctl(sv[1], SIOCGIFINDEX, &ifr), ENODEV);
+    struct ifconf ifc = {.ifc_len = 0, .ifc_buf = NULL};
+    EXPECT_OK(ioctl(sv[0], SIOCGIFCONF, &ifc));
+    EXPECT_EQ(ifc.ifc_len, (int)sizeof(struct ifreq));
+    /* Not AF_INET: no addresses by ioctl. */
+    strcpy(ifr.ifr_name, "lo");
+    EXPECT_ERRNO(ioctl(sv[0], SIOCGIFADDR, &ifr), ENOTTY);
+    close(sv[0]);
+    close(sv[1]);
+}
+

@@ -206,3 +206,146 @@ fn ifconf(info: &dyn NetInfo, io: &dyn UserIo, arg: u64) -> Result<u64, Errno> {
     io.copy_out(arg, &ifc)?;
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{IfAddr, LinkKind, LoopbackOnly, Route, IFF_UP};
+    use std::cell::RefCell;
+
+    /// Workload memory: `mem` at address 0x1000; anything else faults.
+    struct Mem(RefCell<Vec<u8>>);
+
+    const BASE: u64 = 0x1000;
+
+    impl UserIo for Mem {
+        fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+            let m = self.0.borrow();
+            let off = addr.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
+            let src = m.get(off..off + buf.len()).ok_or(Errno::EFAULT)?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+        fn copy_out(&self, addr: u64, buf: &[u8]) -> Result<(), Errno> {
+            let mut m = self.0.borrow_mut();
+            let off = addr.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
+            let dst = m.get_mut(off..off + buf.len()).ok_or(Errno::EFAULT)?;
+            dst.copy_from_slice(buf);
+            Ok(())
+        }
+    }
+
+    fn ifreq(name: &str) -> Mem {
+        let mut v = vec![0u8; 256];
+        v[..name.len()].copy_from_slice(name.as_bytes());
+        Mem(RefCell::new(v))
+    }
+
+    struct Eth;
+    impl NetInfo for Eth {
+        fn interfaces(&self) -> Vec<Interface> {
+            let mut eth = LoopbackOnly::lo();
+            eth.index = 2;
+            eth.name = "eth0".into();
+            eth.kind = LinkKind::Ether;
+            eth.flags = IFF_UP;
+            eth.mac = [2, 0, 0, 0, 0, 1];
+            eth.addrs = vec![IfAddr {
+                addr: "10.0.2.15".parse().unwrap(),
+                prefix: 24,
+            }];
+            vec![LoopbackOnly::lo(), eth]
+        }
+        fn routes(&self) -> Vec<Route> {
+            Vec::new()
+        }
+    }
+
+    fn call(info: &dyn NetInfo, fam: i32, m: &Mem, cmd: u32) -> Option<Result<u64, Errno>> {
+        ifreq_ioctl(info, fam, m, cmd, BASE)
+    }
+
+    #[test]
+    fn by_name_and_index() {
+        let m = ifreq("lo");
+        assert_eq!(
+            call(&LoopbackOnly, libc::AF_UNIX, &m, SIOCGIFINDEX),
+            Some(Ok(0))
+        );
+        assert_eq!(m.0.borrow()[16..20], 1i32.to_le_bytes());
+        assert_eq!(
+            call(&LoopbackOnly, libc::AF_UNIX, &m, SIOCGIFNAME),
+            Some(Ok(0))
+        );
+        assert_eq!(&m.0.borrow()[..3], b"lo\0");
+        let m = ifreq("eth0:1");
+        assert_eq!(call(&Eth, libc::AF_INET, &m, SIOCGIFHWADDR), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[16..24], [1, 0, 2, 0, 0, 0, 0, 1]);
+        let m = ifreq("nope");
+        assert_eq!(
+            call(&Eth, libc::AF_INET, &m, SIOCGIFMTU),
+            Some(Err(Errno::ENODEV))
+        );
+        // Unterminated names are cut at 15 bytes.
+        let m = Mem(RefCell::new(vec![b'l'; 64]));
+        assert_eq!(
+            call(&Eth, libc::AF_INET, &m, SIOCGIFFLAGS),
+            Some(Err(Errno::ENODEV))
+        );
+        // Faults.
+        assert_eq!(
+            ifreq_ioctl(&Eth, libc::AF_INET, &m, SIOCGIFFLAGS, 8),
+            Some(Err(Errno::EFAULT))
+        );
+        assert_eq!(
+            ifreq_ioctl(&Eth, libc::AF_INET, &m, SIOCGIFCONF, u64::MAX),
+            Some(Err(Errno::EFAULT))
+        );
+    }
+
+    #[test]
+    fn inet_addresses() {
+        let m = ifreq("eth0");
+        assert_eq!(call(&Eth, libc::AF_UNIX, &m, SIOCGIFADDR), None);
+        assert_eq!(call(&Eth, libc::AF_INET, &m, SIOCGIFADDR), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[16..24], [2, 0, 0, 0, 10, 0, 2, 15]);
+        assert_eq!(call(&Eth, libc::AF_INET, &m, SIOCGIFNETMASK), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[20..24], [255, 255, 255, 0]);
+        assert_eq!(call(&Eth, libc::AF_INET, &m, SIOCGIFBRDADDR), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[20..24], [10, 0, 2, 255]);
+        assert_eq!(
+            call(&Eth, libc::AF_INET, &m, SIOCSIFADDR),
+            Some(Err(Errno::EPERM))
+        );
+        assert_eq!(
+            call(&Eth, libc::AF_INET, &m, SIOCSIFMTU),
+            Some(Err(Errno::EPERM))
+        );
+        assert_eq!(call(&Eth, libc::AF_UNIX, &m, SIOCSIFADDR), None);
+    }
+
+    #[test]
+    fn ifconf_sizes() {
+        // ifconf at BASE: len, pad, buf pointer.
+        let m = Mem(RefCell::new(vec![0u8; 512]));
+        assert_eq!(call(&Eth, libc::AF_UNIX, &m, SIOCGIFCONF), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[..4], 80i32.to_le_bytes());
+        let set = |len: i32| {
+            let mut b = m.0.borrow_mut();
+            b[..4].copy_from_slice(&len.to_le_bytes());
+            b[8..16].copy_from_slice(&(BASE + 64).to_le_bytes());
+        };
+        set(79);
+        assert_eq!(call(&Eth, libc::AF_UNIX, &m, SIOCGIFCONF), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[..4], 40i32.to_le_bytes());
+        assert_eq!(&m.0.borrow()[64..67], b"lo\0");
+        set(-5);
+        assert_eq!(call(&Eth, libc::AF_UNIX, &m, SIOCGIFCONF), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[..4], 0i32.to_le_bytes());
+        set(400);
+        assert_eq!(call(&Eth, libc::AF_UNIX, &m, SIOCGIFCONF), Some(Ok(0)));
+        assert_eq!(m.0.borrow()[..4], 80i32.to_le_bytes());
+        assert_eq!(&m.0.borrow()[104..109], b"eth0\0");
+        assert_eq!(m.0.borrow()[124..128], [10, 0, 2, 15]);
+    }
+}
