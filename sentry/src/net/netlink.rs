@@ -484,8 +484,9 @@ fn rtnl_request(info: &dyn NetInfo, m: &NlMsg, opts: ReqOpts, pid: u32) -> Resul
                     .map(|(_, v)| v)
                     .ok_or(Errno::EINVAL)?;
                 let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+                // NLA_STRING with .len = IFNAMSIZ - 1.
                 if end >= 16 {
-                    return Err(Errno::EINVAL);
+                    return Err(Errno::ERANGE);
                 }
                 info.by_name(&name[..end])
             };
@@ -553,6 +554,11 @@ pub fn process(
 ) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for m in messages(buf) {
+        // Once the receive queue is full replies are dropped: do not even
+        // build them (requests have no side effects here).
+        if !room(0) {
+            continue;
+        }
         // Replies to user space are not requests: ignored, as are the
         // control types (NOOP, ERROR, DONE), which only get an ack.
         let res = if m.flags & NLM_F_REQUEST == 0 || m.ty < NLMSG_MIN_TYPE {
@@ -906,7 +912,7 @@ impl Socket for NetlinkSocket {
         let v = int_opt(val);
         let flag = match name {
             NETLINK_ADD_MEMBERSHIP | NETLINK_DROP_MEMBERSHIP => {
-                if v == 0 || v - 1 >= RTNL_GROUPS {
+                if v == 0 || v > RTNL_GROUPS {
                     return Err(Errno::EINVAL);
                 }
                 let bit = 1u64 << (v - 1);
