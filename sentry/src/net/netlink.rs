@@ -113,7 +113,7 @@ const DUMP_DATAGRAM: usize = 3776;
 const DEFAULT_BUF: usize = 212_992;
 /// Bounds for SO_RCVBUF/SO_SNDBUF (Linux doubles the value asked for).
 const MAX_BUF: usize = 212_992;
-const MAX_FORCE_BUF: usize = 8 << 20;
+const MAX_FORCE_BUF: usize = 1 << 20;
 const MIN_RCVBUF: usize = 2304;
 const MIN_SNDBUF: usize = 4608;
 
