@@ -130,6 +130,9 @@ pub struct Kernel {
     pub limits: crate::limits::Limits,
     /// The user-space TCP/IP stack of AF_INET/AF_INET6 sockets.
     pub netstack: crate::net::Netstack,
+    /// The network configuration sockets see (lo only until the
+    /// integrator installs the netstack's view with `net.set_info`).
+    pub net: Arc<crate::net::Net>,
 }
 
 impl Kernel {
@@ -168,6 +171,7 @@ impl Kernel {
             in_user: std::sync::atomic::AtomicUsize::new(0),
             limits: Default::default(),
             netstack: Default::default(),
+            net: Default::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k

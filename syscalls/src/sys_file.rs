@@ -1083,7 +1083,11 @@ fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
                 None => f.ioctl(&*t, cmd, a.u64(2)),
             }
         }
-        cmd => f.ioctl(&*t, cmd, a.u64(2)),
+        cmd => match f.ioctl(&*t, cmd, a.u64(2)) {
+            Err(Errno::ENOTTY) => crate::sys_socket::socket_ioctl_fallback(t, &f, cmd, a.u64(2))
+                .unwrap_or(Err(Errno::ENOTTY)),
+            r => r,
+        },
     }
 }
 

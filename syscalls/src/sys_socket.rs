@@ -205,13 +205,31 @@ fn new_socket(
 ) -> Result<Arc<OpenFile>, Errno> {
     // Each family's constructor is dispatched on `domain` here.
     let (c, uid, gid) = (peer_cred(t), t.creds.fsuid, t.creds.fsgid);
-    match domain {
+    let sock: Arc<dyn Socket> = match domain {
         libc::AF_INET | libc::AF_INET6 => {
             let stack = t.kernel.netstack.get()?;
-            sentry::net::inet::new_file(&stack, domain, base, protocol, flags, c, uid, gid)
+            return sentry::net::inet::new_file(&stack, domain, base, protocol, flags, c, uid, gid);
         }
-        _ => Err(Errno::EAFNOSUPPORT),
+        libc::AF_NETLINK => sentry::net::netlink::new_socket(t.kernel.net.clone(), base, protocol)?,
+        _ => return Err(Errno::EAFNOSUPPORT),
+    };
+    Ok(sock::new_file(sock, flags, c, uid, gid))
+}
+
+/// ioctl(2) on a socket whose family has no answer for `cmd` (ENOTTY): the
+/// interface ioctls (SIOCGIF*) every socket answers in Linux's sock_ioctl.
+/// Netlink sockets answer them themselves.
+pub(crate) fn socket_ioctl_fallback(
+    t: &Task,
+    f: &OpenFile,
+    cmd: u32,
+    arg: u64,
+) -> Option<SysResult> {
+    let s = sock::as_socket(f)?;
+    if s.family() == libc::AF_NETLINK {
+        return None;
     }
+    sentry::net::ifreq_ioctl(&*t.kernel.net.info(), s.family(), t, cmd, arg)
 }
 
 fn sys_socketpair(t: &mut Task, a: &Args) -> SysResult {
@@ -434,7 +452,7 @@ fn do_send(
 ) -> SysResult {
     let mut ctl = ctl;
     let (f, s) = socket_of(t, fd)?;
-    if flags & libc::MSG_OOB != 0 && s.family() == libc::AF_UNIX {
+    if flags & libc::MSG_OOB != 0 && matches!(s.family(), libc::AF_UNIX | libc::AF_NETLINK) {
         return Err(Errno::EOPNOTSUPP);
     }
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
@@ -522,7 +540,7 @@ struct Received {
 fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<Received, Errno> {
     let (f, s) = socket_of(t, fd)?;
     let stream = s.sock_type() == libc::SOCK_STREAM;
-    if flags & libc::MSG_OOB != 0 && s.family() == libc::AF_UNIX {
+    if flags & libc::MSG_OOB != 0 && matches!(s.family(), libc::AF_UNIX | libc::AF_NETLINK) {
         return Err(if stream {
             Errno::EINVAL
         } else {

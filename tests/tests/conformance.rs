@@ -45,6 +45,7 @@ pub const PROGRAMS: &[&str] = &[
     "pidns_init",
     "execcreds",
     "socketpair",
+    "netlink",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -60,6 +61,8 @@ const NATIVE_PREFIX: &[(&str, &[&str])] = &[
         "execcreds",
         &["/usr/bin/unshare", "--mount", "--propagation", "private"],
     ),
+    // A new network namespace: only lo (the program brings it up).
+    ("netlink", &["/usr/bin/unshare", "--net"]),
     (
         "pidns_init",
         &["/usr/bin/unshare", "--pid", "--fork", "--mount-proc"],
@@ -382,4 +385,9 @@ TEST(skips) { SKIP("because"); }
         out.describe()
     );
     assert!(!out.stdout.contains("FAIL passes"), "{}", out.describe());
+}
+
+#[test]
+fn conformance_netlink() {
+    run_program("netlink");
 }

@@ -245,6 +245,70 @@ fn busybox_find_etc_conf() {
     busybox(&["find", "/etc", "-name", "*.conf"], Compare::SortedLines);
 }
 
+// ------------------------------------------------------------ ip (netlink)
+
+/// `ip ARGS` in the sandbox (whose network is lo, up) against the same
+/// natively in a new network namespace with lo brought up: stdout must match.
+fn ip_same_as_fresh_netns(ip: &str, args: &[&str]) {
+    let mut f = Failures::new();
+    let cmdline = format!("{ip} {}", args.join(" "));
+    let native = Cmd::new([
+        "/usr/bin/unshare",
+        "--net",
+        "/bin/sh",
+        "-c",
+        &format!("{BUSYBOX} ip link set lo up && exec {cmdline}"),
+    ])
+    .run_native();
+    if !expect_native_ok(&native, 0, &mut f) {
+        f.check("native run");
+        return;
+    }
+    let mut argv = vec![ip];
+    argv.extend_from_slice(args);
+    let cmd = Cmd::new(argv);
+    for platform in PLATFORMS {
+        let sb = cmd.run_sandbox(platform);
+        if sb.exit != native.exit || sb.stdout != native.stdout {
+            f.add(format!(
+                "--platform={platform}: sandbox {} / native {}\n--- sandbox ---\n{}--- native ---\n{}",
+                sb.exit,
+                native.exit,
+                sb.describe(),
+                native.describe()
+            ));
+        }
+    }
+    f.check(&format!("workload `{cmdline}`"));
+}
+
+#[test]
+fn busybox_ip_addr() {
+    require_file(BUSYBOX, "busybox-static");
+    // One line per address (the link line's qlen needs an AF_INET socket).
+    ip_same_as_fresh_netns(BUSYBOX, &["ip", "-o", "addr"]);
+}
+
+#[test]
+fn busybox_ip_route() {
+    require_file(BUSYBOX, "busybox-static");
+    // IPv4 only: a fresh namespace may list lo's IPv6 local route twice.
+    ip_same_as_fresh_netns(BUSYBOX, &["ip", "-4", "route", "show", "table", "all"]);
+}
+
+/// iproute2's `ip`, when the host has it.
+#[test]
+fn iproute2_ip_addr_link_route() {
+    let ip = "/usr/sbin/ip";
+    if !Path::new(ip).exists() {
+        eprintln!("{ip} missing (iproute2): skipped");
+        return;
+    }
+    ip_same_as_fresh_netns(ip, &["addr"]);
+    ip_same_as_fresh_netns(ip, &["-s", "link"]);
+    ip_same_as_fresh_netns(ip, &["-4", "route", "show", "table", "all"]);
+}
+
 // ------------------------------------------------------------ runsc itself
 
 fn sandbox_only(cmd: &Cmd, platform: &str, flags: &[&str]) -> RunOutput {
