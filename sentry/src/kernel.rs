@@ -128,6 +128,19 @@ pub struct Kernel {
     in_user: std::sync::atomic::AtomicUsize,
     /// The sandbox's memory and task bounds.
     pub limits: crate::limits::Limits,
+    /// How sockets reach a network (`--network`), set once at boot; unset
+    /// is [`NetworkMode::None`].
+    pub network: std::sync::OnceLock<NetworkMode>,
+}
+
+/// `--network`: none (no Internet sockets yet), sandbox (the sentry's own
+/// stack) or host (hostinet: host sockets, `crate::net::hostinet`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    #[default]
+    None,
+    Sandbox,
+    Host,
 }
 
 impl Kernel {
@@ -165,6 +178,7 @@ impl Kernel {
             thaw_wait: fs::waiter::WaitQueue::default(),
             in_user: std::sync::atomic::AtomicUsize::new(0),
             limits: Default::default(),
+            network: Default::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k

@@ -6,6 +6,7 @@ pub mod kernel;
 pub mod limits;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod pidfd;
 pub mod process;
 pub mod procfs;

@@ -1,0 +1,3 @@
+//! Networking: the sandbox's sockets of the Internet families.
+
+pub mod hostinet;
