@@ -226,6 +226,11 @@ for fam in (socket.AF_INET, socket.AF_INET6):
     for p in PLATFORMS {
         let out = run_py(p, &[], prog, &[]);
         assert_ok(&out);
-        assert_eq!(out.stdout, "EAFNOSUPPORT\nEAFNOSUPPORT\n", "{}", out.describe());
+        assert_eq!(
+            out.stdout,
+            "EAFNOSUPPORT\nEAFNOSUPPORT\n",
+            "{}",
+            out.describe()
+        );
     }
 }

@@ -97,7 +97,13 @@ pub const OPTIONS: &[SockOpt] = &[
     opt(libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP, true, true, INT),
     opt(libc::IPPROTO_TCP, libc::TCP_INFO, true, false, TCP_INFO_LEN),
     opt(libc::IPPROTO_TCP, libc::TCP_QUICKACK, true, true, INT),
-    opt(libc::IPPROTO_TCP, libc::TCP_CONGESTION, true, false, TCP_CA_NAME_MAX),
+    opt(
+        libc::IPPROTO_TCP,
+        libc::TCP_CONGESTION,
+        true,
+        false,
+        TCP_CA_NAME_MAX,
+    ),
     opt(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, true, true, INT),
     opt(libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, true, true, INT),
     opt(libc::IPPROTO_IP, libc::IP_TOS, true, true, INT),
@@ -115,11 +121,35 @@ pub const OPTIONS: &[SockOpt] = &[
     opt(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, true, true, INT),
     opt(libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, true, true, INT),
     opt(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, true, true, INT),
-    opt(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, true, true, INT),
-    opt(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, true, true, INT),
+    opt(
+        libc::IPPROTO_IPV6,
+        libc::IPV6_MULTICAST_HOPS,
+        true,
+        true,
+        INT,
+    ),
+    opt(
+        libc::IPPROTO_IPV6,
+        libc::IPV6_MULTICAST_LOOP,
+        true,
+        true,
+        INT,
+    ),
     // struct ipv6_mreq.
-    opt(libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, false, true, 20),
-    opt(libc::IPPROTO_IPV6, libc::IPV6_DROP_MEMBERSHIP, false, true, 20),
+    opt(
+        libc::IPPROTO_IPV6,
+        libc::IPV6_ADD_MEMBERSHIP,
+        false,
+        true,
+        20,
+    ),
+    opt(
+        libc::IPPROTO_IPV6,
+        libc::IPV6_DROP_MEMBERSHIP,
+        false,
+        true,
+        20,
+    ),
 ];
 
 /// The ioctls passed to host sockets (SIOCINQ is FIONREAD, SIOCOUTQ is
@@ -134,7 +164,11 @@ fn find_opt(level: i32, name: i32) -> Option<&'static SockOpt> {
 }
 
 fn last_errno() -> Errno {
-    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
 }
 
 fn check(r: libc::c_int) -> Result<libc::c_int, Errno> {
@@ -389,7 +423,9 @@ impl HostSocket {
         let mut b = vec![0u8; size];
         let mut len = size as libc::socklen_t;
         // SAFETY: `b` has `len` writable bytes; (level, name) is allow-listed.
-        check(unsafe { libc::getsockopt(self.raw(), level, name, b.as_mut_ptr().cast(), &mut len) })?;
+        check(unsafe {
+            libc::getsockopt(self.raw(), level, name, b.as_mut_ptr().cast(), &mut len)
+        })?;
         b.truncate((len as usize).min(size));
         Ok(b)
     }
@@ -397,7 +433,8 @@ impl HostSocket {
 
 /// Send flags passed to the host (others are the syscall layer's or
 /// meaningless here); the host socket never blocks nor raises SIGPIPE.
-const SEND_FLAGS: i32 = libc::MSG_OOB | libc::MSG_DONTROUTE | libc::MSG_EOR | libc::MSG_MORE | libc::MSG_CONFIRM;
+const SEND_FLAGS: i32 =
+    libc::MSG_OOB | libc::MSG_DONTROUTE | libc::MSG_EOR | libc::MSG_MORE | libc::MSG_CONFIRM;
 const RECV_FLAGS: i32 = libc::MSG_OOB | libc::MSG_PEEK;
 
 impl Socket for HostSocket {
@@ -511,9 +548,7 @@ impl Socket for HostSocket {
         m.msg_iovlen = 1;
         let dgram = self.stype != libc::SOCK_STREAM;
         // Datagrams: MSG_TRUNC makes the host report the full length.
-        let f = (flags & RECV_FLAGS)
-            | libc::MSG_DONTWAIT
-            | if dgram { libc::MSG_TRUNC } else { 0 };
+        let f = (flags & RECV_FLAGS) | libc::MSG_DONTWAIT | if dgram { libc::MSG_TRUNC } else { 0 };
         // SAFETY: `m` points at live buffers of the given lengths.
         let n = check_size(unsafe { libc::recvmsg(self.raw(), &mut m, f) })?;
         let copied = n.min(buf.len());
@@ -636,7 +671,10 @@ mod tests {
             check_type(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMPV6),
             Err(Errno::EPROTONOSUPPORT)
         );
-        assert_eq!(check_type(libc::AF_INET, libc::SOCK_RAW, 1), Err(Errno::EPERM));
+        assert_eq!(
+            check_type(libc::AF_INET, libc::SOCK_RAW, 1),
+            Err(Errno::EPERM)
+        );
         assert_eq!(
             check_type(libc::AF_INET, libc::SOCK_SEQPACKET, 0),
             Err(Errno::ESOCKTNOSUPPORT)
@@ -668,7 +706,10 @@ mod tests {
         assert_ne!(addr.port(), 0);
         assert_eq!(s.accept(&c, 0).err(), Some(Errno::EAGAIN));
         // An unknown option never reaches the host.
-        assert_eq!(s.getsockopt(libc::SOL_SOCKET, 9999).err(), Some(Errno::ENOPROTOOPT));
+        assert_eq!(
+            s.getsockopt(libc::SOL_SOCKET, 9999).err(),
+            Some(Errno::ENOPROTOOPT)
+        );
         assert_eq!(
             s.setsockopt(libc::SOL_SOCKET, libc::SO_BINDTODEVICE, b"lo\0"),
             Err(Errno::ENOPROTOOPT)
@@ -759,7 +800,13 @@ mod tests {
         assert_eq!((&b[..n], from), (&b"back"[..], addr));
         // A Unix address is not for this family.
         assert_eq!(
-            s.send(&c, b"x", Some(&SockAddr::Unix(b"/x".to_vec())), &mut Control::default(), 0),
+            s.send(
+                &c,
+                b"x",
+                Some(&SockAddr::Unix(b"/x".to_vec())),
+                &mut Control::default(),
+                0
+            ),
             Err(Errno::EAFNOSUPPORT)
         );
     }
