@@ -551,12 +551,16 @@ pub fn install(opts: &Options, violation: Violation) -> Result<(), String> {
     Ok(())
 }
 
-/// `runsc seccomp-probe CALL` (hidden; tests/tests/seccomp.rs): installs the
-/// sentry's filter exactly as `runsc boot` does, then makes one host call.
-/// Exits 0 when the call returned (printing its result), or dies of SIGSYS.
+/// `runsc seccomp-probe [--network=host] CALL` (hidden;
+/// tests/tests/seccomp.rs): installs the sentry's filter exactly as `runsc
+/// boot` does (with `--network=host`: as in host network mode), then makes
+/// one host call. Exits 0 when the call returned (printing its result), or
+/// dies of SIGSYS.
 pub fn cmd_probe(args: &[String]) -> i32 {
+    let host_network = args.first().is_some_and(|a| a == "--network=host");
+    let args = &args[usize::from(host_network)..];
     let Some(call) = args.first() else {
-        eprintln!("usage: runsc seccomp-probe CALL");
+        eprintln!("usage: runsc seccomp-probe [--network=host] CALL");
         return 2;
     };
     let mut pipe = [0i32; 2];
@@ -565,7 +569,11 @@ pub fn cmd_probe(args: &[String]) -> i32 {
         eprintln!("pipe2: {}", std::io::Error::last_os_error());
         return 1;
     }
-    if let Err(e) = install(&Options::default(), Violation::from_env()) {
+    let opts = Options {
+        host_network,
+        ..Default::default()
+    };
+    if let Err(e) = install(&opts, Violation::from_env()) {
         eprintln!("{e}");
         return 1;
     }
@@ -627,6 +635,34 @@ fn probe(call: &str, pipe: [i32; 2]) -> Option<i64> {
                 libc::AF_UNIX,
                 libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
                 0,
+            ),
+            // Allowed with --network=host only (hostinet's calls; -EBADF on fd -1).
+            "socket-inet-host" => libc::syscall(
+                libc::SYS_socket,
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            ),
+            "connect-bad-fd" => libc::syscall(libc::SYS_connect, -1, 0usize, 0usize),
+            "setsockopt-nodelay" => {
+                let one: libc::c_int = 1;
+                libc::syscall(
+                    libc::SYS_setsockopt,
+                    -1,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    &one as *const libc::c_int,
+                    4usize,
+                )
+            }
+            // Forbidden even with --network=host: options off hostinet's list.
+            "setsockopt-bindtodevice" => libc::syscall(
+                libc::SYS_setsockopt,
+                -1,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                c"lo".as_ptr(),
+                3usize,
             ),
             // Answered ENOSYS (glibc falls back to clone).
             "clone3" => libc::syscall(libc::SYS_clone3, 0usize, 0usize),
