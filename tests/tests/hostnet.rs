@@ -265,3 +265,51 @@ print("eof", [e & select.EPOLLIN for _, e in ep.poll(5)])
         assert_eq!(out.stdout, native.stdout, "{}", out.describe());
     }
 }
+
+/// The sentry keeps the host's network namespace with --network=host only.
+#[test]
+fn sentry_netns_follows_the_mode() {
+    let mine = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for p in PLATFORMS {
+        for (mode, same) in [("host", true), ("none", false)] {
+            let mut args = vec![format!("--platform={p}"), format!("--network={mode}")];
+            args.extend(extra_runsc_flags());
+            let mut child = Command::new(runsc_bin())
+                .args(&args)
+                .args(["do", "--", PY, "-c", "import sys; sys.stdin.read()"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            // The sentry is `runsc ... boot`, a child of `runsc do`.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let sentry = loop {
+                let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+                    let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    let ppid: u32 = stat[stat.rfind(')')? + 2..]
+                        .split(' ')
+                        .nth(1)?
+                        .parse()
+                        .ok()?;
+                    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                    (ppid == child.id() && cmd.split(|&b| b == 0).any(|a| a == b"boot"))
+                        .then_some(pid)
+                });
+                if let Some(pid) = found {
+                    break pid;
+                }
+                assert!(std::time::Instant::now() < deadline, "no sentry");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let ns = std::fs::read_link(format!("/proc/{sentry}/ns/net")).unwrap();
+            drop(child.stdin.take());
+            let _ = child.wait();
+            assert_eq!(
+                ns == mine,
+                same,
+                "--network={mode}: sentry in {ns:?}, host {mine:?}"
+            );
+        }
+    }
+}
