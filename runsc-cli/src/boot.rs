@@ -428,6 +428,11 @@ fn boot(
     let kernel =
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
     crate::faults::set_kernel(&kernel);
+    let _ = kernel.network.set(match g.network.as_str() {
+        "host" => sentry::kernel::NetworkMode::Host,
+        "sandbox" => sentry::kernel::NetworkMode::Sandbox,
+        _ => sentry::kernel::NetworkMode::None,
+    });
     if let Some(m) = g.total_memory.or(host_memory.map(|h| h / 4 * 3)) {
         kernel.set_memory_limit(m);
     }
@@ -598,7 +603,10 @@ fn boot(
         .map_err(|_| BootError::Setup("task thread died".into()))??;
     // Only an OCI container has a control socket.
     let Some(control) = control else {
-        install_seccomp(&Default::default())?;
+        install_seccomp(&crate::seccomp_sentry::Options {
+            host_network: g.network == "host",
+            ..Default::default()
+        })?;
         let _ = go_tx.send(());
         return Ok(kernel.wait_init());
     };
@@ -606,7 +614,10 @@ fn boot(
         .map_err(setup("control socket"))?;
     // Confined before "ready": `start` cannot come earlier. The exit file
     // was opened before the sentry confined itself (no rename needed).
-    install_seccomp(&crate::seccomp_sentry::Options { state_dir_fd: None })?;
+    install_seccomp(&crate::seccomp_sentry::Options {
+        state_dir_fd: None,
+        host_network: g.network == "host",
+    })?;
     let _ = go_tx.send(());
     if let Some(mut r) = ready.take() {
         std::io::Write::write_all(&mut r, b"ok\n").map_err(setup("reporting readiness"))?;

@@ -138,9 +138,10 @@ fn run_sandbox(
         }
     };
     inheritable(&sentry_end)?;
-    // The sentry in new namespaces (network too: `do` has no network yet).
+    // The sentry in new namespaces (network too, unless --network=host).
     let mut boot = crate::confine::SentryCommand::new(&exe);
     boot.identity(id)
+        .host_network(g.network == "host")
         .args(forward(g))
         .arg("boot")
         .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));

@@ -18,7 +18,8 @@
 //! in the sentry. `socket` of any family but AF_UNIX, `mount`, `pivot_root`,
 //! `connect`, `bind`, `listen` (no host socket is reached by path), `setns`,
 //! `unshare`, `bpf`, `perf_event_open`, `keyctl`, `userfaultfd`,
-//! `io_uring_*`, module and reboot calls.
+//! `io_uring_*`, module and reboot calls. (`--network=host` alone widens the
+//! list with the host socket calls of hostinet: [`host_network_rules`].)
 //!
 //! Argument rules: `mmap`/`mprotect` never with PROT_EXEC (the sentry maps only
 //! data: its heap, thread stacks and the MemoryFile; workload code is mapped
@@ -99,6 +100,9 @@ pub struct Options {
     /// The OCI state directory (opened O_PATH): the exit file is renamed into
     /// place there at the end (see `oci::boot::record_exit`).
     pub state_dir_fd: Option<RawFd>,
+    /// `--network=host`: the host socket calls of hostinet (see
+    /// [`host_network_rules`]).
+    pub host_network: bool,
 }
 
 type Rules = BTreeMap<i64, Vec<SeccompRule>>;
@@ -203,22 +207,25 @@ pub fn rules(opts: &Options) -> Rules {
     );
     // Terminal requests passed to a host terminal (stdio of `runsc do`; the
     // console of `runsc create --console-socket`: fs::host, oci::console).
-    allow(
-        libc::SYS_ioctl,
-        any_of(
-            1,
-            &[
-                libc::TCGETS,
-                libc::TCSETS,
-                libc::TCSETSW,
-                libc::TCSETSF,
-                libc::TIOCGWINSZ,
-                libc::TIOCSWINSZ,
-                libc::TIOCGPGRP,
-                libc::FIONREAD,
-            ],
-        ),
-    );
+    let mut ioctls = vec![
+        libc::TCGETS,
+        libc::TCSETS,
+        libc::TCSETSW,
+        libc::TCSETSF,
+        libc::TIOCGWINSZ,
+        libc::TIOCSWINSZ,
+        libc::TIOCGPGRP,
+        libc::FIONREAD,
+    ];
+    if opts.host_network {
+        // hostinet's SIOCINQ (FIONREAD) and SIOCOUTQ (TIOCOUTQ).
+        for c in sentry::net::hostinet::IOCTLS {
+            if !ioctls.contains(c) {
+                ioctls.push(*c);
+            }
+        }
+    }
+    allow(libc::SYS_ioctl, any_of(1, &ioctls));
 
     // ---- Waiting ----
     allow(libc::SYS_poll, any()); // host stdio and the console bridge
@@ -243,8 +250,11 @@ pub fn rules(opts: &Options) -> Rules {
     allow(libc::SYS_sysinfo, any()); // /proc/meminfo, sysinfo(2): host memory
 
     // ---- Sockets (AF_UNIX only; the gofer, the control socket, exec) ----
-    // None made today after setup; AF_UNIX only (issue 7 may widen it).
-    allow(libc::SYS_socket, any_of(0, &[libc::AF_UNIX as u64]));
+    // None made today after setup; AF_UNIX only. With --network=host,
+    // hostinet's families instead (see `host_network_rules`).
+    if !opts.host_network {
+        allow(libc::SYS_socket, any_of(0, &[libc::AF_UNIX as u64]));
+    }
     // Control connections (the listener was bound before). No connect, bind
     // or listen: the sentry reaches no host socket by path.
     allow(libc::SYS_accept4, any());
@@ -339,6 +349,12 @@ pub fn rules(opts: &Options) -> Rules {
         ])],
     );
 
+    if opts.host_network {
+        for (nr, rules) in host_network_rules() {
+            allow(nr, rules);
+        }
+    }
+
     // ---- OCI: the exit file ----
     // The state directory and a temporary file in it are opened before the
     // filter; the status is renamed into place within that directory only.
@@ -351,6 +367,76 @@ pub fn rules(opts: &Options) -> Rules {
     }
 
     r
+}
+
+/// `--network=host` only (sentry::net::hostinet): the workload's Internet
+/// sockets are host sockets the sentry makes and drives. The filter admits
+///
+/// - `socket` of AF_INET/AF_INET6 only, SOCK_STREAM or SOCK_DGRAM, always
+///   with SOCK_NONBLOCK|SOCK_CLOEXEC, protocol 0, TCP, UDP or ICMP/ICMPv6
+///   (ping sockets), and no AF_UNIX socket at all: with `connect` and `bind`
+///   allowed, a new AF_UNIX socket could reach the host network namespace's
+///   abstract sockets (the sentry makes none after setup anyway);
+/// - `bind`, `listen`, `connect`, `getsockname`, `getpeername`, `shutdown`
+///   on any descriptor (a filter cannot read the address; the sentry's
+///   empty root leaves no path-named socket to reach, and it holds no
+///   unconnected AF_UNIX socket);
+/// - `getsockopt`/`setsockopt` only for the (level, name) pairs of
+///   hostinet's allow-list (`hostinet::OPTIONS`);
+/// - `epoll_create1`, `epoll_ctl`, `epoll_wait`/`epoll_pwait`: hostinet's
+///   notifier thread, which wakes the sockets' waiters.
+///
+/// (`accept4`, `sendmsg`, `recvmsg`, `poll` and the FIONREAD/SIOCOUTQ
+/// ioctls are in the base list or added to it.)
+pub fn host_network_rules() -> Vec<(libc::c_long, Vec<SeccompRule>)> {
+    use sentry::net::hostinet::{OPTIONS, SOCK_FLAGS};
+    let mut socket = Vec::new();
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        let icmp = if family == libc::AF_INET {
+            libc::IPPROTO_ICMP
+        } else {
+            libc::IPPROTO_ICMPV6
+        };
+        for (ty, protos) in [
+            (libc::SOCK_STREAM, vec![0, libc::IPPROTO_TCP]),
+            (libc::SOCK_DGRAM, vec![0, libc::IPPROTO_UDP, icmp]),
+        ] {
+            for p in protos {
+                socket.push(rule(vec![
+                    cond32(0, Op::Eq, family as u64),
+                    cond32(1, Op::Eq, (ty | SOCK_FLAGS) as u64),
+                    cond32(2, Op::Eq, p as u64),
+                ]));
+            }
+        }
+    }
+    let opts = |set: bool| -> Vec<SeccompRule> {
+        OPTIONS
+            .iter()
+            .filter(|o| if set { o.set } else { o.get })
+            .map(|o| {
+                rule(vec![
+                    cond32(1, Op::Eq, o.level as u64),
+                    cond32(2, Op::Eq, o.name as u64),
+                ])
+            })
+            .collect()
+    };
+    vec![
+        (libc::SYS_socket, socket),
+        (libc::SYS_bind, Vec::new()),
+        (libc::SYS_listen, Vec::new()),
+        (libc::SYS_connect, Vec::new()),
+        (libc::SYS_getsockname, Vec::new()),
+        (libc::SYS_getpeername, Vec::new()),
+        (libc::SYS_shutdown, Vec::new()),
+        (libc::SYS_getsockopt, opts(false)),
+        (libc::SYS_setsockopt, opts(true)),
+        (libc::SYS_epoll_create1, Vec::new()),
+        (libc::SYS_epoll_ctl, Vec::new()),
+        (libc::SYS_epoll_wait, Vec::new()),
+        (libc::SYS_epoll_pwait, Vec::new()),
+    ]
 }
 
 /// The allow-list compiled to BPF, with `violation` for anything else.
@@ -465,12 +551,16 @@ pub fn install(opts: &Options, violation: Violation) -> Result<(), String> {
     Ok(())
 }
 
-/// `runsc seccomp-probe CALL` (hidden; tests/tests/seccomp.rs): installs the
-/// sentry's filter exactly as `runsc boot` does, then makes one host call.
-/// Exits 0 when the call returned (printing its result), or dies of SIGSYS.
+/// `runsc seccomp-probe [--network=host] CALL` (hidden;
+/// tests/tests/seccomp.rs): installs the sentry's filter exactly as `runsc
+/// boot` does (with `--network=host`: as in host network mode), then makes
+/// one host call. Exits 0 when the call returned (printing its result), or
+/// dies of SIGSYS.
 pub fn cmd_probe(args: &[String]) -> i32 {
+    let host_network = args.first().is_some_and(|a| a == "--network=host");
+    let args = &args[usize::from(host_network)..];
     let Some(call) = args.first() else {
-        eprintln!("usage: runsc seccomp-probe CALL");
+        eprintln!("usage: runsc seccomp-probe [--network=host] CALL");
         return 2;
     };
     let mut pipe = [0i32; 2];
@@ -479,7 +569,11 @@ pub fn cmd_probe(args: &[String]) -> i32 {
         eprintln!("pipe2: {}", std::io::Error::last_os_error());
         return 1;
     }
-    if let Err(e) = install(&Options::default(), Violation::from_env()) {
+    let opts = Options {
+        host_network,
+        ..Default::default()
+    };
+    if let Err(e) = install(&opts, Violation::from_env()) {
         eprintln!("{e}");
         return 1;
     }
@@ -541,6 +635,34 @@ fn probe(call: &str, pipe: [i32; 2]) -> Option<i64> {
                 libc::AF_UNIX,
                 libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
                 0,
+            ),
+            // Allowed with --network=host only (hostinet's calls; -EBADF on fd -1).
+            "socket-inet-host" => libc::syscall(
+                libc::SYS_socket,
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            ),
+            "connect-bad-fd" => libc::syscall(libc::SYS_connect, -1, 0usize, 0usize),
+            "setsockopt-nodelay" => {
+                let one: libc::c_int = 1;
+                libc::syscall(
+                    libc::SYS_setsockopt,
+                    -1,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    &one as *const libc::c_int,
+                    4usize,
+                )
+            }
+            // Forbidden even with --network=host: options off hostinet's list.
+            "setsockopt-bindtodevice" => libc::syscall(
+                libc::SYS_setsockopt,
+                -1,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                c"lo".as_ptr(),
+                3usize,
             ),
             // Answered ENOSYS (glibc falls back to clone).
             "clone3" => libc::syscall(libc::SYS_clone3, 0usize, 0usize),
@@ -656,6 +778,7 @@ mod tests {
     fn builds_and_leaves_out_the_dangerous_calls() {
         let opts = Options {
             state_dir_fd: Some(5),
+            host_network: false,
         };
         let r = rules(&opts);
         for nr in [
@@ -708,5 +831,39 @@ mod tests {
             assert!(!build(&opts, v).unwrap().is_empty());
         }
         assert!(!build_enosys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn host_network_widens_only_in_host_mode() {
+        let base = rules(&Options::default());
+        let host = rules(&Options {
+            host_network: true,
+            ..Default::default()
+        });
+        for nr in [
+            libc::SYS_bind,
+            libc::SYS_listen,
+            libc::SYS_connect,
+            libc::SYS_getsockopt,
+            libc::SYS_setsockopt,
+            libc::SYS_epoll_wait,
+        ] {
+            assert!(!base.contains_key(&nr), "syscall {nr} in the default list");
+            assert!(host.contains_key(&nr), "syscall {nr} not in the host list");
+        }
+        // Only the hostinet families and types, with their flags.
+        assert_eq!(host[&libc::SYS_socket].len(), 10);
+        assert_eq!(base[&libc::SYS_socket].len(), 1);
+        for v in [Violation::Kill, Violation::Log] {
+            assert!(!build(
+                &Options {
+                    host_network: true,
+                    ..Default::default()
+                },
+                v
+            )
+            .unwrap()
+            .is_empty());
+        }
     }
 }

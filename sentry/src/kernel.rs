@@ -133,6 +133,19 @@ pub struct Kernel {
     /// The network configuration sockets see (lo only until the
     /// integrator installs the netstack's view with `net.set_info`).
     pub net: Arc<crate::net::Net>,
+    /// How sockets reach a network (`--network`), set once at boot; unset
+    /// is [`NetworkMode::None`].
+    pub network: std::sync::OnceLock<NetworkMode>,
+}
+
+/// `--network`: none (no Internet sockets yet), sandbox (the sentry's own
+/// stack) or host (hostinet: host sockets, `crate::net::hostinet`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    #[default]
+    None,
+    Sandbox,
+    Host,
 }
 
 impl Kernel {
@@ -172,6 +185,7 @@ impl Kernel {
             limits: Default::default(),
             netstack: Default::default(),
             net: Default::default(),
+            network: Default::default(),
         });
         crate::tty::KernelTtyHooks::install(&k);
         k

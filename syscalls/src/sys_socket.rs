@@ -206,6 +206,11 @@ fn new_socket(
     // Each family's constructor is dispatched on `domain` here.
     let (c, uid, gid) = (peer_cred(t), t.creds.fsuid, t.creds.fsgid);
     let sock: Arc<dyn Socket> = match domain {
+        libc::AF_INET | libc::AF_INET6
+            if t.kernel.network.get() == Some(&sentry::kernel::NetworkMode::Host) =>
+        {
+            return sentry::net::hostinet::new_file(domain, base, protocol, flags, c, uid, gid);
+        }
         libc::AF_INET | libc::AF_INET6 => {
             let stack = t.kernel.netstack.get()?;
             return sentry::net::inet::new_file(&stack, domain, base, protocol, flags, c, uid, gid);
@@ -553,7 +558,7 @@ fn do_recv(t: &Task, fd: i32, iov: &[(u64, usize)], flags: i32) -> Result<Receiv
     let peek = flags & libc::MSG_PEEK != 0;
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
     let nonblock = dontwait || f.status_flags() & libc::O_NONBLOCK != 0;
-    let pflags = (flags & (libc::MSG_PEEK | libc::MSG_TRUNC))
+    let pflags = (flags & (libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_OOB))
         | if nonblock { libc::MSG_DONTWAIT } else { 0 };
     let deadline = timeout_deadline(&f, true);
     let ev = fs::waiter::EVENT_IN;

@@ -30,8 +30,11 @@ fn forbidden_host_calls_kill_the_sentry() {
         "execve",
         "execveat",
         "socket-inet",
+        "socket-inet-host",
         "socket-netlink",
         "connect-unix",
+        "connect-bad-fd",
+        "setsockopt-nodelay",
         "ptrace-attach",
         "ptrace-poke",
         "mmap-exec",
@@ -98,6 +101,64 @@ fn allowed_host_calls_work_under_the_filter() {
         bad.is_empty(),
         "failed under the filter:\n{}",
         bad.join("\n")
+    );
+}
+
+/// `--network=host` widens the filter by hostinet's calls only: the socket
+/// families, types and flags it makes, allow-listed options; no AF_UNIX
+/// socket (connect could reach the host's abstract sockets).
+#[test]
+fn host_network_filter() {
+    let run = |call: &str| {
+        Command::new(runsc_bin())
+            .args(["seccomp-probe", "--network=host", call])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run runsc seccomp-probe")
+    };
+    let mut bad = Vec::new();
+    for call in [
+        "socket-inet",
+        "socket-unix",
+        "socket-netlink",
+        "setsockopt-bindtodevice",
+        "open",
+        "execve",
+    ] {
+        let out = run(call);
+        if out.status.signal() != Some(libc::SIGSYS) {
+            bad.push(format!("{call}: not killed: {:?}", out.status));
+        }
+    }
+    for (call, ok) in [
+        ("socket-inet-host", None),
+        ("connect-bad-fd", Some("-9")),
+        ("setsockopt-nodelay", Some("-9")),
+        ("getpid", None),
+    ] {
+        let out = run(call);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let got = stdout
+            .trim()
+            .strip_prefix(&format!("{call}: "))
+            .unwrap_or("");
+        let good = out.status.success()
+            && match ok {
+                Some(w) => got == w,
+                None => got.parse::<i64>().is_ok_and(|v| v >= 0),
+            };
+        if !good {
+            bad.push(format!("{call}: {:?}, stdout {stdout:?}", out.status));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "host-mode filter:
+{}",
+        bad.join(
+            "
+"
+        )
     );
 }
 

@@ -611,7 +611,9 @@ fn launch(
         if detach {
             c.process_group();
         }
-        // Without a path the sandbox gets a new, empty network namespace.
+        // Without a path the sandbox gets a new, empty network namespace
+        // (--network=host: runsc's own).
+        c.host_network(g.network == "host");
         if let Some(ns) = &netns {
             c.join_netns(ns.as_raw_fd());
         }

@@ -4,6 +4,7 @@
 //! network but `lo`. Read-only consumers: NETLINK_ROUTE sockets
 //! ([`netlink`]) and the interface ioctls ([`ifreq`]).
 
+pub mod hostinet;
 pub mod ifreq;
 pub mod inet;
 pub mod netlink;
