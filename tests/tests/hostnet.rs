@@ -212,23 +212,30 @@ print("raw", err(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.I
 
 /// Without --network=host no Internet socket reaches the host: socket(2)
 /// fails (EAFNOSUPPORT until the sandbox's own stack exists).
+/// Without --network=host the sandbox's sockets are on its own stack: its
+/// 127.0.0.1 is not the host's, so a host listener there is unreachable.
 #[test]
 fn no_host_network_by_default() {
+    let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p4 = l4.local_addr().unwrap().port();
+    let l6 = TcpListener::bind("[::1]:0").ok();
+    let p6 = l6.as_ref().map_or(p4, |l| l.local_addr().unwrap().port());
     let prog = r#"
-import errno, socket
-for fam in (socket.AF_INET, socket.AF_INET6):
+import errno, socket, sys
+for fam, host, port in ((socket.AF_INET, "127.0.0.1", sys.argv[1]), (socket.AF_INET6, "::1", sys.argv[2])):
+    s = socket.socket(fam, socket.SOCK_STREAM)
     try:
-        socket.socket(fam, socket.SOCK_STREAM)
-        print("created")
+        s.connect((host, int(port)))
+        print("connected")
     except OSError as e:
         print(errno.errorcode[e.errno])
 "#;
     for p in PLATFORMS {
-        let out = run_py(p, &[], prog, &[]);
+        let out = run_py(p, &[], prog, &[p4.to_string(), p6.to_string()]);
         assert_ok(&out);
         assert_eq!(
             out.stdout,
-            "EAFNOSUPPORT\nEAFNOSUPPORT\n",
+            "ECONNREFUSED\nECONNREFUSED\n",
             "{}",
             out.describe()
         );
