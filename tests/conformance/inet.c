@@ -18,7 +18,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -1454,4 +1456,93 @@ TEST(udp_shutdown_unconnected)
     EXPECT_EQ(recv(a, &b, 1, 0), 1);
     EXPECT_EQ(b, 'y');
     close(a);
+}
+
+TEST(getsockopt_short_optlen_truncates)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    unsigned char v[4] = {0xaa, 0xaa, 0xaa, 0xaa};
+    socklen_t len = 1;
+    EXPECT_OK(getsockopt(fd, SOL_SOCKET, SO_TYPE, v, &len));
+    EXPECT_EQ(len, 1);
+    EXPECT_EQ(v[0], SOCK_STREAM);
+    EXPECT_EQ(v[1], 0xaa);
+    /* A longer buffer: only an int is written. */
+    int big[2] = {-1, -1};
+    len = sizeof big;
+    EXPECT_OK(getsockopt(fd, SOL_SOCKET, SO_TYPE, big, &len));
+    EXPECT_EQ(len, sizeof(int));
+    EXPECT_EQ(big[0], SOCK_STREAM);
+    EXPECT_EQ(big[1], -1);
+    close(fd);
+}
+
+TEST(sendfile_to_tcp_socket)
+{
+    int mfd = memfd_create("inet-sendfile", 0);
+    ASSERT_GE(mfd, 0);
+    static char data[100000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 13);
+    ASSERT_EQ(write(mfd, data, sizeof data), sizeof data);
+    int c, s;
+    ASSERT_OK(tcp_pair(AF_INET, &c, &s));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        off_t off = 0;
+        size_t left = sizeof data;
+        while (left > 0) {
+            ssize_t n = sendfile(c, mfd, &off, left);
+            if (n <= 0)
+                _exit(1);
+            left -= n;
+        }
+        _exit(off == sizeof data ? 0 : 2);
+    }
+    close(c);
+    static char got[sizeof data];
+    EXPECT_EQ(recv(s, got, sizeof got, MSG_WAITALL), sizeof got);
+    EXPECT_MEMEQ(got, data, sizeof data);
+    int st;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_EQ(st, 0);
+    close(s);
+    close(mfd);
+}
+
+TEST(ipv6_socket_connects_to_v4_mapped)
+{
+    int l = listener(AF_INET, 4);
+    ASSERT_GE(l, 0);
+    int c = socket(AF_INET6, SOCK_STREAM, 0);
+    ASSERT_GE(c, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port_of(l))};
+    ASSERT_EQ(inet_pton(AF_INET6, "::ffff:127.0.0.1", &a.sin6_addr), 1);
+    ASSERT_OK(connect(c, (struct sockaddr *)&a, sizeof a));
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    int s = accept(l, (struct sockaddr *)&peer, &len);
+    ASSERT_GE(s, 0);
+    EXPECT_EQ(peer.sin_family, AF_INET);
+    EXPECT_EQ(peer.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+    struct sockaddr_in6 me;
+    len = sizeof me;
+    EXPECT_OK(getsockname(c, (struct sockaddr *)&me, &len));
+    EXPECT_EQ(len, sizeof me);
+    EXPECT_TRUE(IN6_IS_ADDR_V4MAPPED(&me.sin6_addr));
+    EXPECT_EQ(ntohs(me.sin6_port), ntohs(peer.sin_port));
+    EXPECT_EQ(write(c, "m", 1), 1);
+    char b;
+    EXPECT_EQ(read(s, &b, 1), 1);
+    close(c);
+    close(s);
+    /* With V6ONLY, a v4-mapped destination is unreachable. */
+    c = socket(AF_INET6, SOCK_STREAM, 0);
+    ASSERT_GE(c, 0);
+    EXPECT_OK(seti(c, IPPROTO_IPV6, IPV6_V6ONLY, 1));
+    EXPECT_ERRNO(connect(c, (struct sockaddr *)&a, sizeof a), ENETUNREACH);
+    close(c);
+    close(l);
 }
