@@ -22,6 +22,11 @@
 #   BENCH_TMP=/dev/shm         writable dir (natively and in every sandbox) for
 #                              the files fsops and gcc-c create
 #   BENCH_ONLY="stat gcc-c"    run only these workloads (names as in the table)
+#   BENCH_TCP_MIB=256          MiB moved per tcp-stream run
+#   BENCH_TCP_RTT_ITERS=20000  round trips per tcp-rtt run
+#   BENCH_REDIS_N=50000        requests per redis-set / redis-get run
+#   BENCH_WRK_SECS=5           seconds of load per nginx-wrk run
+#   BENCH_NET_N=5              repetitions of redis-set, redis-get, nginx-wrk
 #
 # Workloads (all static binaries built from bench/*.c into target/bench/):
 #   startup   wall time of `/bin/true` (dynamic, so includes ld.so), ms
@@ -40,9 +45,19 @@
 #             us/scan (the files are created and removed untimed)
 #   gcc-c     wall time of `gcc -pipe -c` of bench/cc_input.c (dynamic gcc,
 #             cc1 and as: exec-heavy; includes the runtime's startup), ms
+#   tcp-stream  TCP over 127.0.0.1 between two processes: 256 MiB in 64 KiB
+#             writes, MB/s (tcpbench.c throughput, measured inside)
+#   tcp-rtt   1-byte TCP ping-pong over 127.0.0.1 (TCP_NODELAY), ns/trip
+#             (tcpbench.c rtt)
+#   redis-set, redis-get  redis-server + `redis-benchmark -q -t set|get` in
+#             the same sandbox, requests/s (bench/netbench.sh)
+#   nginx-wrk nginx serving a 4 KiB static file + `wrk -t2 -c10 -d5s` in the
+#             same sandbox, requests/s (bench/netbench.sh)
+# The network rows need the sandbox to have AF_INET; the server rows need
+# redis-server, redis-tools, nginx, curl and wrk (skipped if missing).
 #
-# Ratios are slowdowns, >1 = slower: for times runtime/native, for MB/s
-# native/runtime. "ours/gVisor" < 1 means we are faster than gVisor.
+# Ratios are slowdowns, >1 = slower: for times runtime/native, for MB/s and
+# req/s native/runtime. "ours/gVisor" < 1 means we are faster than gVisor.
 #
 # Notes on gVisor (0.0~20221219, Debian's `runsc` package): `runsc do` works as
 # root without --rootless; it does not accept `--` before the command, so no
@@ -65,6 +80,11 @@ BENCH_FILE=${BENCH_FILE:-/tmp/bench-64m}
 FS_ITERS=${BENCH_FS_ITERS:-2000}
 DENTS_ITERS=${BENCH_DENTS_ITERS:-5}
 BENCH_TMP=${BENCH_TMP:-/dev/shm}
+TCP_MIB=${BENCH_TCP_MIB:-256}
+TCP_RTT_ITERS=${BENCH_TCP_RTT_ITERS:-20000}
+REDIS_N=${BENCH_REDIS_N:-50000}
+WRK_SECS=${BENCH_WRK_SECS:-5}
+NET_N=${BENCH_NET_N:-5}
 ONLY=${BENCH_ONLY:-}
 GCC=$(command -v gcc || echo /usr/bin/gcc)
 BIN=$ROOT/target/bench
@@ -73,7 +93,7 @@ log() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- build
 mkdir -p "$BIN"
-for p in getpid openloop readfile nop forkexec pingpong mutexpp fsops; do
+for p in getpid openloop readfile nop forkexec pingpong mutexpp fsops tcpbench; do
     if [ ! -x "$BIN/$p" ] || [ "$ROOT/bench/$p.c" -nt "$BIN/$p" ]; then
         gcc -O2 -Wall -static -o "$BIN/$p" "$ROOT/bench/$p.c" || { log "gcc failed for $p.c"; exit 1; }
     fi
@@ -114,8 +134,9 @@ else
 fi
 
 # ---------------------------------------------------------------- workloads
-# name|unit|kind|command ; kind: wall (time the command, ms) or self (the
-# command prints its own number as the last line of stdout)
+# name|unit|kind|command[|reps] ; kind: wall (time the command, ms) or self
+# (the command prints its own number as the last line of stdout); reps
+# overrides BENCH_N for that row.
 WORKLOADS=(
     "startup|ms|wall|/bin/true"
     "getpid|ns/call|self|$BIN/getpid $GETPID_ITERS"
@@ -131,7 +152,23 @@ WORKLOADS=(
     "write4k|ns/op|self|$BIN/fsops write4k $FS_ITERS $BENCH_TMP"
     "getdents10k|us/scan|self|$BIN/fsops getdents $DENTS_ITERS $BENCH_TMP"
     "gcc-c|ms|wall|$GCC -pipe -c -o $BENCH_TMP/bench-cc.$$.o $ROOT/bench/cc_input.c"
+    "tcp-stream|MB/s|self|$BIN/tcpbench throughput $TCP_MIB"
+    "tcp-rtt|ns/trip|self|$BIN/tcpbench rtt $TCP_RTT_ITERS"
 )
+NETBENCH="/bin/sh $ROOT/bench/netbench.sh $BIN/tcpbench"
+if [ -x /usr/bin/redis-server ] && [ -x /usr/bin/redis-cli ] && [ -x /usr/bin/redis-benchmark ]; then
+    WORKLOADS+=(
+        "redis-set|req/s|self|$NETBENCH redis set $REDIS_N|$NET_N"
+        "redis-get|req/s|self|$NETBENCH redis get $REDIS_N|$NET_N"
+    )
+else
+    log "redis-server/redis-tools not installed: redis rows skipped"
+fi
+if [ -x /usr/sbin/nginx ] && [ -x /usr/bin/wrk ] && [ -x /usr/bin/curl ]; then
+    WORKLOADS+=("nginx-wrk|req/s|self|$NETBENCH nginx $WRK_SECS|$NET_N")
+else
+    log "nginx/wrk/curl not installed: nginx-wrk row skipped"
+fi
 
 # selected WORKLOAD -> whether BENCH_ONLY (if set) names it
 selected() {
@@ -170,15 +207,16 @@ median() {
 
 declare -A RESULT
 for w in "${WORKLOADS[@]}"; do
-    IFS='|' read -r wname unit kind cmd <<<"$w"
+    IFS='|' read -r wname unit kind cmd reps <<<"$w"
     selected "$wname" || continue
+    runs=${reps:-$N}
     for i in "${!RT_NAMES[@]}"; do
         rt=${RT_NAMES[$i]}
         prefix=${RT_PREFIX[$i]}
-        log "$wname on $rt ($N runs)"
+        log "$wname on $rt ($runs runs)"
         vals=()
         failed=0
-        for ((r = 0; r < N; r++)); do
+        for ((r = 0; r < runs; r++)); do
             if v=$(run_once "$prefix" "$kind" "$cmd"); then
                 vals+=("$v")
             else
@@ -187,7 +225,7 @@ for w in "${WORKLOADS[@]}"; do
             fi
         done
         if [ $failed = 1 ] || [ ${#vals[@]} = 0 ]; then
-            RESULT[$wname,$rt]=fail
+            RESULT[$wname,$rt]=n/a
         else
             RESULT[$wname,$rt]=$(printf '%s\n' "${vals[@]}" | median)
         fi
@@ -195,12 +233,13 @@ for w in "${WORKLOADS[@]}"; do
 done
 
 # ---------------------------------------------------------------- table
-# ratio VALUE BASE UNIT -> slowdown (value/base for times, base/value for MB/s)
+# ratio VALUE BASE UNIT -> slowdown (value/base for times, base/value for
+# MB/s and req/s)
 ratio() {
     local v=$1 b=$2 unit=$3
-    if [ "$v" = fail ] || [ "$b" = fail ] || [ -z "$v" ] || [ -z "$b" ]; then echo "-"; return; fi
+    if [ "$v" = n/a ] || [ "$b" = n/a ] || [ -z "$v" ] || [ -z "$b" ]; then echo "-"; return; fi
     awk -v v="$v" -v b="$b" -v u="$unit" 'BEGIN {
-        if (u == "MB/s") { if (v == 0) { print "-"; exit } r = b / v }
+        if (u == "MB/s" || u == "req/s") { if (v == 0) { print "-"; exit } r = b / v }
         else { if (b == 0) { print "-"; exit } r = v / b }
         printf "%.3gx\n", r }'
 }
@@ -222,13 +261,13 @@ if [ $has_gvisor = 1 ]; then
 fi
 
 echo
-echo "Medians of $N runs; $(uname -sr); $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "Medians of $N runs ($NET_N for redis-*, nginx-wrk); $(uname -sr); $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no git'); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "$header"
 echo "$sep"
 for w in "${WORKLOADS[@]}"; do
-    IFS='|' read -r wname unit kind cmd <<<"$w"
+    IFS='|' read -r wname unit kind cmd reps <<<"$w"
     selected "$wname" || continue
     row="| $wname | $unit |"
     for rt in "${RT_NAMES[@]}"; do row+=" ${RESULT[$wname,$rt]} |"; done
@@ -244,5 +283,5 @@ for w in "${WORKLOADS[@]}"; do
     echo "$row"
 done
 echo
-echo "Ratios are slowdowns (>1 = slower; for MB/s native/runtime). fail = the workload did not run."
+echo "Ratios are slowdowns (>1 = slower; for MB/s and req/s native/runtime). n/a = the workload did not run (e.g. no AF_INET)."
 rm -f "$BENCH_TMP/bench-cc.$$.o"

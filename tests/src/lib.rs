@@ -175,7 +175,10 @@ pub fn compile_c(name: &str, link: Link) -> PathBuf {
 /// Compiles an arbitrary C file (e.g. from bench/) the same way.
 pub fn compile_c_file(src: &Path, out_name: &str, link: Link) -> PathBuf {
     let out = build_dir().join(out_name);
-    let tmp = build_dir().join(format!(".{out_name}.{}.tmp", std::process::id()));
+    // Unique per call: two tests of one process may compile the same program.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = build_dir().join(format!(".{out_name}.{}.{seq}.tmp", std::process::id()));
     let mut cmd = Command::new("gcc");
     cmd.arg("-O1")
         .arg("-Wall")

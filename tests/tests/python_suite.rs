@@ -207,11 +207,35 @@ modules!(
     test_poll,
 );
 
-/// Every exclusion names a module of the list (typos exclude nothing).
+/// Network modules (issue 7), by their dotted names: `#[ignore]`d until
+/// AF_INET/AF_INET6 land in the sandbox. Tests that cannot run on some hosts
+/// are listed in tests/python/NORUN (run_suite.py never runs them).
+macro_rules! net_modules {
+    ($($name:ident = $module:literal),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = "issue 7: needs AF_INET in the sandbox"]
+            fn $name() {
+                run_module($module);
+            }
+        )*
+        const NET_MODULES: &[&str] = &[$($module),*];
+    };
+}
+
+net_modules!(
+    test_socket = "test_socket",
+    test_asyncio_events = "test_asyncio.test_events",
+    test_asyncio_sock_lowlevel = "test_asyncio.test_sock_lowlevel",
+    test_asyncio_streams = "test_asyncio.test_streams",
+    test_ssl = "test_ssl",
+);
+
+/// Every exclusion names a module of the lists (typos exclude nothing).
 #[test]
 fn exclusions_name_known_modules() {
     for x in exclusions() {
-        let ok = MODULES.iter().any(|m| {
+        let ok = MODULES.iter().chain(NET_MODULES).any(|m| {
             let p = format!("test.{m}");
             x.pattern == p
                 || x.pattern.starts_with(&format!("{p}."))
