@@ -188,6 +188,8 @@ pub(crate) struct Inner {
     free: Vec<usize>,
     pub ports: Ports,
     pub orphans: Vec<Orphan>,
+    /// Port reservations of connections in TIME_WAIT: (port, key, until).
+    pub time_wait: Vec<(u16, u64, std::time::Instant)>,
     pub base: std::time::Instant,
     pub notes: Vec<(Notify, u32)>,
 }
@@ -379,6 +381,7 @@ impl Stack {
                 free: Vec::new(),
                 ports: Ports::default(),
                 orphans: Vec::new(),
+                time_wait: Vec::new(),
                 base,
                 notes: Vec::new(),
             }),

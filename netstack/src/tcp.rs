@@ -51,6 +51,8 @@ const CONNECT_TIMEOUT: u64 = 127;
 const DATA_TIMEOUT: u64 = 900;
 /// How long an orphaned (closed) connection may take to finish.
 const ORPHAN_TIMEOUT: u64 = 60;
+/// How long a closed connection's port stays reserved (Linux TCP_TIMEWAIT_LEN).
+const TIME_WAIT_SECS: u64 = 60;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Opts {
@@ -382,25 +384,47 @@ pub(crate) fn reap_orphans(inner: &mut Inner) {
         ifaces,
         orphans,
         ports,
+        time_wait,
         ..
     } = inner;
     let now = std::time::Instant::now();
+    time_wait.retain(|&(port, key, until)| {
+        if until <= now {
+            ports.remove(Proto::Tcp, port, key);
+            false
+        } else {
+            true
+        }
+    });
     orphans.retain(|o| {
         let s = sock(ifaces, o.ifc, o.h);
-        if s.recv_queue() > 0 && s.state() != State::Closed {
+        let st = s.state();
+        if s.recv_queue() > 0 && st != State::Closed {
             // Data for a closed socket: Linux answers with RST.
             s.abort();
             return true;
         }
-        if o.deadline.is_some_and(|d| d <= now) && s.state() != State::Closed {
+        if o.deadline.is_some_and(|d| d <= now) && st != State::Closed {
             // Linux tcp_fin_timeout: give up on the orphan with a RST.
             s.abort();
             return true;
         }
-        if s.state() == State::Closed && s.local_endpoint().is_none() {
+        let time_wait_done = st == State::TimeWait;
+        if time_wait_done || (st == State::Closed && s.local_endpoint().is_none()) {
             ifaces[o.ifc].sockets.remove(o.h);
             if let Some((port, key)) = o.port {
-                ports.remove(Proto::Tcp, port, key);
+                if time_wait_done {
+                    // TIME_WAIT keeps only the port reservation: smoltcp would
+                    // ignore a new SYN for the same 4-tuple until it expires,
+                    // where Linux accepts it (tcp_timewait_state_process).
+                    time_wait.push((
+                        port,
+                        key,
+                        now + std::time::Duration::from_secs(TIME_WAIT_SECS),
+                    ));
+                } else {
+                    ports.remove(Proto::Tcp, port, key);
+                }
             }
             false
         } else {
