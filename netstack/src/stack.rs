@@ -544,7 +544,7 @@ fn run(weak: Weak<Stack>, wake: Arc<OwnedFd>) {
         if n > 0
             && fds[1..]
                 .iter()
-                .any(|p| p.revents & (libc::POLLNVAL | libc::POLLERR) != 0)
+                .any(|p| p.revents & (libc::POLLNVAL | libc::POLLERR | libc::POLLHUP) != 0)
         {
             // A link fd is broken: avoid spinning on it.
             std::thread::sleep(std::time::Duration::from_millis(10));

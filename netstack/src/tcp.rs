@@ -20,6 +20,12 @@
 //! - Receive/send buffers are at least 256 KiB whatever SO_RCVBUF/SO_SNDBUF
 //!   say (the reported values follow Linux: doubled, clamped).
 //! - `send` on a never-connected socket is EPIPE, as Linux.
+//! - TIME_WAIT: when a closed connection reaches TIME_WAIT its smoltcp socket
+//!   is freed (a late retransmitted FIN is answered with RST) and only its port
+//!   stays reserved for 60 s: binding it again needs SO_REUSEADDR, as Linux.
+//! - A closed socket still finishing its FIN exchange is reset after 60 s
+//!   (tcp_fin_timeout), or at once when data arrives for it (as Linux).
+//! - SO_LINGER, TCP_CORK, urgent data and TCP_FASTOPEN are not implemented.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
