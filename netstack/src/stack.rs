@@ -312,9 +312,10 @@ impl Inner {
             notes,
             ..
         } = self;
+        crate::tcp::listeners(eps, ifaces, orphans);
         for slot in eps.iter_mut().flatten() {
             let sig = match &mut slot.kind {
-                EpKind::Tcp(t) => crate::tcp::update(t, ifaces, ports, orphans),
+                EpKind::Tcp(t) => crate::tcp::update(t, ifaces, ports),
                 EpKind::Udp(u) => crate::udp::update(u, ifaces),
                 EpKind::Icmp(c) => crate::icmp::update(c, ifaces),
             };

@@ -8,9 +8,12 @@
 //! `2 * backlog + 8`); past that limit SYNs get RST (Linux drops them).
 //!
 //! Deviations from Linux:
-//! - A v4 listener on `0.0.0.0` also completes handshakes of v6 clients
-//!   (and a V6ONLY one of v4 clients); such connections are reset when they
-//!   reach the accept queue instead of being refused at SYN time.
+//! - smoltcp's listen on an unspecified address matches both families, so a
+//!   v4 listener on `0.0.0.0` may complete the handshake of a v6 client (and
+//!   a V6ONLY one of a v4 client). Such a connection is moved to the accept
+//!   queue of another listener on the port that takes its family (the usual
+//!   `0.0.0.0:p` + `[::]:p` V6ONLY pair works); with none it is reset after
+//!   the handshake instead of being refused at SYN time.
 //! - Failures are inferred from smoltcp state transitions: a connection that
 //!   closes without a FIN exchange is ECONNRESET; a SYN_SENT one that closes
 //!   before the connect timeout (127 s) is ECONNREFUSED, else ETIMEDOUT. ICMP
@@ -39,7 +42,8 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::iface::{from_ip, to_ip, Iface};
 use crate::stack::{
-    check_addr, for_family, unspecified, Binding, Inner, Orphan, Ports, Proto, Stack,
+    check_addr, for_family, unspecified, Binding, EpKind, EpSlot, Inner, Orphan, Ports, Proto,
+    Stack,
 };
 use crate::{
     Notify, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SHUT_RD,
@@ -236,12 +240,30 @@ fn observe(t: &mut TcpEp, ifaces: &mut [Iface]) {
 
 /// Moves established connections of a listener to its accept queue and keeps
 /// enough sockets listening.
+/// An established connection that reached a listener of the wrong family
+/// (smoltcp's unspecified-address listen matches v4 and v6): it goes to
+/// another listener on the same port that takes its family, if any.
+pub(crate) struct Stray {
+    ifc: usize,
+    h: SocketHandle,
+    port: u16,
+    local: IpAddr,
+}
+
+fn family_ok(v6: bool, o: &Opts, local: IpAddr) -> bool {
+    if local.is_ipv4() {
+        !v6 || !o.v6only
+    } else {
+        v6
+    }
+}
+
 fn update_listener(
     l: &mut Listener,
     v6: bool,
     o: &Opts,
     ifaces: &mut [Iface],
-    orphans: &mut Vec<Orphan>,
+    strays: &mut Vec<Stray>,
 ) {
     let mut i = 0;
     let mut synrecv = 0;
@@ -264,24 +286,20 @@ fn update_listener(
             }
             _ => {
                 l.pool.swap_remove(i);
-                let local_v4 = s
-                    .local_endpoint()
-                    .map(|e| e.addr.version() == smoltcp::wire::IpVersion::Ipv4);
-                let ok = match local_v4 {
-                    Some(true) => !v6 || !o.v6only,
-                    Some(false) => v6,
-                    None => false,
-                };
-                if ok {
-                    l.queue.push_back((ifc, h));
-                } else {
-                    s.abort();
-                    orphans.push(Orphan {
+                match s.local_endpoint().map(|e| from_ip(e.addr)) {
+                    Some(local) if family_ok(v6, o, local) => l.queue.push_back((ifc, h)),
+                    Some(local) => strays.push(Stray {
                         ifc,
                         h,
-                        port: None,
-                        deadline: None,
-                    });
+                        port: l.port,
+                        local,
+                    }),
+                    None => strays.push(Stray {
+                        ifc,
+                        h,
+                        port: 0,
+                        local: unspecified(false),
+                    }),
                 }
             }
         }
@@ -314,18 +332,49 @@ fn update_listener(
     }
 }
 
+/// Per-poll listener pass: fills accept queues, replenishes the listening
+/// pools and hands wrong-family connections to the right listener.
+pub(crate) fn listeners(
+    eps: &mut [Option<EpSlot>],
+    ifaces: &mut [Iface],
+    orphans: &mut Vec<Orphan>,
+) {
+    let mut strays = Vec::new();
+    for slot in eps.iter_mut().flatten() {
+        if let EpKind::Tcp(t) = &mut slot.kind {
+            if let Mode::Listen(l) = &mut t.mode {
+                update_listener(l, t.v6, &t.o, ifaces, &mut strays);
+            }
+        }
+    }
+    'next: for st in strays {
+        for slot in eps.iter_mut().flatten() {
+            if let EpKind::Tcp(t) = &mut slot.kind {
+                if let Mode::Listen(l) = &mut t.mode {
+                    if st.port != 0
+                        && l.port == st.port
+                        && l.addr.is_none_or(|a| a == st.local)
+                        && family_ok(t.v6, &t.o, st.local)
+                    {
+                        l.queue.push_back((st.ifc, st.h));
+                        continue 'next;
+                    }
+                }
+            }
+        }
+        sock(ifaces, st.ifc, st.h).abort();
+        orphans.push(Orphan {
+            ifc: st.ifc,
+            h: st.h,
+            port: None,
+            deadline: None,
+        });
+    }
+}
+
 /// Per-poll update; returns the readiness signature (poll bits in the low
 /// 32 bits, queue sizes above).
-pub(crate) fn update(
-    t: &mut TcpEp,
-    ifaces: &mut [Iface],
-    _ports: &mut Ports,
-    orphans: &mut Vec<Orphan>,
-) -> u64 {
-    let v6 = t.v6;
-    if let Mode::Listen(l) = &mut t.mode {
-        update_listener(l, v6, &t.o, ifaces, orphans);
-    }
+pub(crate) fn update(t: &mut TcpEp, ifaces: &mut [Iface], _ports: &mut Ports) -> u64 {
     observe(t, ifaces);
     let bits = readiness(t, ifaces) as u64;
     let extra = match &t.mode {
@@ -557,7 +606,17 @@ impl TcpEndpoint {
             if let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) {
                 let v6 = t.v6;
                 if let Mode::Listen(l) = &mut t.mode {
-                    update_listener(l, v6, &t.o, ifaces, orphans);
+                    let mut strays = Vec::new();
+                    update_listener(l, v6, &t.o, ifaces, &mut strays);
+                    for st in strays {
+                        sock(ifaces, st.ifc, st.h).abort();
+                        orphans.push(Orphan {
+                            ifc: st.ifc,
+                            h: st.h,
+                            port: None,
+                            deadline: None,
+                        });
+                    }
                 }
             }
             Ok(())

@@ -521,3 +521,36 @@ fn peer_close_then_write_gets_epipe_or_reset() {
     }
     assert!(saw.contains(&Err(Errno::EPIPE)), "{saw:?}");
 }
+
+#[test]
+fn v4_and_v6only_listeners_share_a_port() {
+    let st = stack();
+    let l4 = st.tcp(false);
+    l4.bind(addr("0.0.0.0:0")).unwrap();
+    let port = l4.local_addr().unwrap().port();
+    l4.listen(4).unwrap();
+    let l6 = st.tcp(true);
+    l6.set_v6only(true).unwrap();
+    l6.bind(SocketAddr::new("::".parse().unwrap(), port))
+        .unwrap();
+    l6.listen(4).unwrap();
+    for _ in 0..3 {
+        let c6 = st.tcp(true);
+        assert_eq!(
+            c6.connect(SocketAddr::new("::1".parse().unwrap(), port)),
+            Ok(())
+        );
+        let c4 = st.tcp(false);
+        assert_eq!(
+            c4.connect(SocketAddr::new("127.0.0.1".parse().unwrap(), port)),
+            Ok(())
+        );
+        let (_s6, p6) = l6.accept().unwrap();
+        let (_s4, p4) = l4.accept().unwrap();
+        assert!(p6.is_ipv6() && p4.is_ipv4());
+        assert_eq!(l6.accept().err(), Some(Errno::EAGAIN));
+        assert_eq!(l4.accept().err(), Some(Errno::EAGAIN));
+        c6.send(b"x").unwrap();
+        assert_eq!(c6.take_error(), None);
+    }
+}
