@@ -7,6 +7,10 @@
 //! unlocks, wakes the stack thread only if the next timer moved earlier than
 //! the one it sleeps on, and finally runs the notify callbacks.
 //!
+//! Each poll re-checks every endpoint (readiness signature: poll bits and
+//! queue sizes), so an operation costs O(endpoints) on top of the packet work;
+//! fine for a sandbox's tens to hundreds of sockets.
+//!
 //! The stack thread sleeps in `ppoll(2)` on an eventfd and the link fds, with
 //! smoltcp's next deadline as timeout. It holds only a `Weak` to the stack and
 //! exits when the stack is dropped.
