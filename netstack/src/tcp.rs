@@ -57,6 +57,7 @@ pub const DEFAULT_RCVBUF: usize = 131072;
 const MIN_RING: usize = 256 * 1024;
 const MAX_RING: usize = 4 * 1024 * 1024;
 const CONNECT_TIMEOUT: u64 = 127;
+const SYNACK_TIMEOUT: u64 = 63;
 /// Linux gives up retransmitting after ~15 minutes (tcp_retries2).
 const DATA_TIMEOUT: u64 = 900;
 /// How long an orphaned (closed) connection may take to finish.
@@ -305,7 +306,10 @@ fn update_listener(
         }
     }
     let room = (l.backlog + 1).saturating_sub(l.queue.len() + synrecv);
-    let want = if l.queue.len() >= 2 * l.backlog + 8 {
+    // Bounded against SYN floods: half-open connections beyond the limit get
+    // RST (Linux would use SYN cookies).
+    let synrecv_max = 2 * l.backlog.max(64);
+    let want = if l.queue.len() >= 2 * l.backlog + 8 || synrecv >= synrecv_max {
         0
     } else {
         room.clamp(1, 8)
@@ -318,6 +322,9 @@ fn update_listener(
             .count();
         for _ in have..want {
             let mut s = new_socket(o);
+            // Linux gives up on a half-open connection after tcp_synack_retries
+            // (5 retransmissions, ~63 s).
+            s.set_timeout(Some(Duration::from_secs(SYNACK_TIMEOUT)));
             if s.listen(IpListenEndpoint {
                 addr: l.addr.map(to_ip),
                 port: l.port,

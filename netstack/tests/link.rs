@@ -256,3 +256,49 @@ fn off_link_traffic_goes_to_the_gateway() {
         Err(Errno::ENETUNREACH)
     );
 }
+
+#[test]
+fn syn_flood_is_bounded() {
+    let (dev, host) = socketpair();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
+    let l = st.tcp(false);
+    l.bind(addr("0.0.0.0:80")).unwrap();
+    l.listen(4).unwrap();
+    send_frame(&host, &arp_request(MAC_H, IP_H, IP_A));
+    let drain = std::thread::spawn(move || {
+        let mut n = 0;
+        for i in 0..2000u32 {
+            let syn = tcp4(
+                IP_H,
+                IP_A,
+                1024 + (i % 60000) as u16,
+                80,
+                i * 1000,
+                0,
+                0x02,
+                &[],
+            );
+            send_frame(&host, &eth(MAC_A, MAC_H, 0x0800, &syn));
+            while recv_frame(&host, 0).is_some() {
+                n += 1;
+            }
+        }
+        while recv_frame(&host, 200).is_some() {
+            n += 1;
+        }
+        n
+    });
+    let replies = drain.join().unwrap();
+    assert!(replies > 0);
+    // The loopback path still works and nothing was queued for accept.
+    assert_eq!(l.accept().err(), Some(Errno::EAGAIN));
+    let c = st.tcp(false);
+    assert_eq!(
+        c.connect(addr("127.0.0.1:80")),
+        Ok(()),
+        "listener still serves (pool replenished or RST)"
+    );
+}
