@@ -20,6 +20,8 @@
 //! - No IP fragmentation or reassembly: a UDP/ICMP datagram larger than the
 //!   link MTU is dropped on the link (loopback carries 64 KiB datagrams), and
 //!   fragments arriving on the link are dropped.
+//! - At most 6 link addresses in all (smoltcp's per-interface limit is 8 and
+//!   lo also answers for every link address); extra ones are ignored.
 //! - Interface counters count frames seen by the device (lo counts each
 //!   packet once as rx and once as tx, as Linux).
 

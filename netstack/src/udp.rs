@@ -245,6 +245,12 @@ impl UdpEndpoint {
         UdpEndpoint { stack, id }
     }
 
+    /// Whether this is an AF_INET6 socket.
+    pub fn is_v6(&self) -> bool {
+        self.stack.with(|i| i.udp(self.id).v6)
+    }
+
+    /// Registers the readiness callback.
     pub fn set_notify(&self, f: Notify) {
         self.stack.set_notify(self.id, f)
     }

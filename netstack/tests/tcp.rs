@@ -554,3 +554,25 @@ fn v4_and_v6only_listeners_share_a_port() {
         assert_eq!(c6.take_error(), None);
     }
 }
+
+#[test]
+fn bulk_transfer_integrity() {
+    let st = stack();
+    let (_l, c, s) = pair(&st, true);
+    let total = 8 << 20;
+    let writer = std::thread::spawn(move || {
+        let w = Waiter::default();
+        c.set_notify(w.notify());
+        let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        let mut off = 0;
+        while off < total {
+            let end = (off + 100_000).min(total);
+            off += w.block(|| c.send(&data[off..end])).unwrap();
+        }
+        drop(c);
+    });
+    let got = recv_all(&s, total + 1);
+    writer.join().unwrap();
+    assert_eq!(got.len(), total);
+    assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+}
