@@ -33,6 +33,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::Waker;
 
 use abi::Errno;
 use smoltcp::iface::SocketHandle;
@@ -345,18 +346,23 @@ pub(crate) fn listeners(
     eps: &mut [Option<EpSlot>],
     ifaces: &mut [Iface],
     orphans: &mut Vec<Orphan>,
+    ids: &mut Vec<usize>,
 ) {
     let mut strays = Vec::new();
-    for slot in eps.iter_mut().flatten() {
-        if let EpKind::Tcp(t) = &mut slot.kind {
+    for &id in ids.iter() {
+        if let Some(EpKind::Tcp(t)) = eps
+            .get_mut(id)
+            .and_then(|s| s.as_mut())
+            .map(|s| &mut s.kind)
+        {
             if let Mode::Listen(l) = &mut t.mode {
                 update_listener(l, t.v6, &t.o, ifaces, &mut strays);
             }
         }
     }
     'next: for st in strays {
-        for slot in eps.iter_mut().flatten() {
-            if let EpKind::Tcp(t) = &mut slot.kind {
+        for (id, slot) in eps.iter_mut().enumerate() {
+            if let Some(EpKind::Tcp(t)) = slot.as_mut().map(|s| &mut s.kind) {
                 if let Mode::Listen(l) = &mut t.mode {
                     if st.port != 0
                         && l.port == st.port
@@ -364,6 +370,7 @@ pub(crate) fn listeners(
                         && family_ok(t.v6, &t.o, st.local)
                     {
                         l.queue.push_back((st.ifc, st.h));
+                        ids.push(id);
                         continue 'next;
                     }
                 }
@@ -381,8 +388,29 @@ pub(crate) fn listeners(
 
 /// Per-poll update; returns the readiness signature (poll bits in the low
 /// 32 bits, queue sizes above).
-pub(crate) fn update(t: &mut TcpEp, ifaces: &mut [Iface], _ports: &mut Ports) -> u64 {
+pub(crate) fn update(
+    t: &mut TcpEp,
+    ifaces: &mut [Iface],
+    _ports: &mut Ports,
+    waker: &Waker,
+) -> u64 {
     observe(t, ifaces);
+    // Wakers are one-shot: re-arm them on every socket of the endpoint.
+    match &t.mode {
+        Mode::Init => {}
+        Mode::Listen(l) => {
+            for &(ifc, h) in &l.pool {
+                let s = sock(ifaces, ifc, h);
+                s.register_recv_waker(waker);
+                s.register_send_waker(waker);
+            }
+        }
+        Mode::Conn(c) => {
+            let s = sock(ifaces, c.ifc, c.h);
+            s.register_recv_waker(waker);
+            s.register_send_waker(waker);
+        }
+    }
     let bits = readiness(t, ifaces) as u64;
     let extra = match &t.mode {
         Mode::Init => 0,
@@ -564,7 +592,7 @@ impl TcpEndpoint {
     /// `listen(2)`.
     pub fn listen(&self, backlog: i32) -> Result<(), Errno> {
         let backlog = backlog.clamp(0, 4096) as usize;
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let t = i.tcp(self.id);
             match &mut t.mode {
                 Mode::Listen(l) => {
@@ -638,7 +666,7 @@ impl TcpEndpoint {
 
     /// `accept(2)`: the new connection and its peer address.
     pub fn accept(&self) -> Result<(TcpEndpoint, SocketAddr), Errno> {
-        let r = self.stack.op(|i| {
+        let r = self.stack.op(self.id, |i| {
             let t = i.tcp(self.id);
             let v6 = t.v6;
             let o = t.o.clone();
@@ -712,7 +740,7 @@ impl TcpEndpoint {
     /// `Ok(())` once connected (loopback handshakes complete within the call).
     pub fn connect(&self, addr: SocketAddr) -> Result<(), Errno> {
         self.stack
-            .op(|i| {
+            .op(self.id, |i| {
                 {
                     let Inner { eps, ifaces, .. } = &mut *i;
                     if let Some(crate::stack::EpKind::Tcp(t)) =
@@ -896,7 +924,7 @@ impl TcpEndpoint {
 
     /// `send(2)`.
     pub fn send(&self, data: &[u8]) -> Result<usize, Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner { eps, ifaces, .. } = i;
             let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
             else {
@@ -929,7 +957,7 @@ impl TcpEndpoint {
 
     /// `recv(2)`; `Ok(0)` at end of stream.
     pub fn recv(&self, buf: &mut [u8], peek: bool) -> Result<usize, Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner { eps, ifaces, .. } = i;
             let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
             else {
@@ -967,7 +995,7 @@ impl TcpEndpoint {
         if !(SHUT_RD..=SHUT_RDWR).contains(&how) {
             return Err(Errno::EINVAL);
         }
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner {
                 eps,
                 ifaces,
@@ -1065,7 +1093,7 @@ impl TcpEndpoint {
     }
 
     fn set_opt(&self, f: impl FnOnce(&mut Opts)) {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let t = i.tcp(self.id);
             f(&mut t.o);
             let o = t.o.clone();
@@ -1219,7 +1247,7 @@ fn bind_locked(i: &mut Inner, id: usize, a: SocketAddr) -> Result<(), Errno> {
 
 impl Drop for TcpEndpoint {
     fn drop(&mut self) {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Some(slot) = i.remove(self.id) else {
                 return;
             };

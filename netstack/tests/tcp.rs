@@ -576,3 +576,47 @@ fn bulk_transfer_integrity() {
     assert_eq!(got.len(), total);
     assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
 }
+
+#[test]
+fn round_trip_with_many_idle_connections() {
+    let st = stack();
+    let l = st.tcp(false);
+    l.bind(addr("127.0.0.1:0")).unwrap();
+    l.listen(512).unwrap();
+    let n = if cfg!(debug_assertions) { 50 } else { 400 };
+    let mut idle = Vec::new();
+    for _ in 0..n {
+        let c = st.tcp(false);
+        c.set_notify(Waiter::default().notify());
+        c.connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_notify(Waiter::default().notify());
+        idle.push((c, s));
+    }
+    let (_l2, c, s) = pair(&st, false);
+    let iters = if cfg!(debug_assertions) { 200 } else { 5000 };
+    let echo = std::thread::spawn(move || {
+        let w = Waiter::default();
+        s.set_notify(w.notify());
+        let mut b = [0u8; 1];
+        for _ in 0..iters {
+            w.block(|| s.recv(&mut b, false)).unwrap();
+            w.block(|| s.send(&b)).unwrap();
+        }
+        s
+    });
+    let w = Waiter::default();
+    c.set_notify(w.notify());
+    let mut b = [0u8; 1];
+    let t = Instant::now();
+    for _ in 0..iters {
+        c.send(b"x").unwrap();
+        w.block(|| c.recv(&mut b, false)).unwrap();
+    }
+    eprintln!(
+        "1-byte round trip with {} idle connections: {:?}",
+        2 * n,
+        t.elapsed() / iters
+    );
+    echo.join().unwrap();
+}
