@@ -11,6 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::task::Waker;
 
 use abi::Errno;
 use smoltcp::iface::SocketHandle;
@@ -53,7 +54,12 @@ fn reply_type(v6: bool) -> u8 {
     }
 }
 
-pub(crate) fn update(c: &mut IcmpEp, ifaces: &mut [Iface]) -> u64 {
+pub(crate) fn update(c: &mut IcmpEp, ifaces: &mut [Iface], waker: &Waker) -> u64 {
+    for &(ifc, h) in &c.socks {
+        let s = sock(ifaces, ifc, h);
+        s.register_recv_waker(waker);
+        s.register_send_waker(waker);
+    }
     let bits = readiness(c, ifaces) as u64;
     let q: usize = c
         .socks
@@ -153,6 +159,12 @@ impl IcmpEndpoint {
         IcmpEndpoint { stack, id }
     }
 
+    /// Whether this is an AF_INET6 socket.
+    pub fn is_v6(&self) -> bool {
+        self.stack.with(|i| i.icmp(self.id).v6)
+    }
+
+    /// Registers the readiness callback.
     pub fn set_notify(&self, f: Notify) {
         self.stack.set_notify(self.id, f)
     }
@@ -169,7 +181,7 @@ impl IcmpEndpoint {
 
     /// `bind(2)`: the port is the echo identifier.
     pub fn bind(&self, addr: SocketAddr) -> Result<(), Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let c = i.icmp(self.id);
             let a = check_addr(addr, c.v6, false)?;
             if c.bound.is_some() {
@@ -184,7 +196,7 @@ impl IcmpEndpoint {
 
     /// `connect(2)`; `None` disconnects.
     pub fn connect(&self, addr: Option<SocketAddr>) -> Result<(), Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let c = i.icmp(self.id);
             let Some(a) = addr else {
                 c.peer = None;
@@ -203,7 +215,7 @@ impl IcmpEndpoint {
 
     /// Sends an echo request (`data` = ICMP header + payload).
     pub fn send_to(&self, data: &[u8], to: Option<SocketAddr>) -> Result<usize, Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let c = i.icmp(self.id);
             let dst = match to {
                 Some(a) => check_addr(a, c.v6, true)?,
@@ -246,7 +258,7 @@ impl IcmpEndpoint {
 
     /// Receives an echo reply (header + payload): the full length and sender.
     pub fn recv_from(&self, buf: &mut [u8], peek: bool) -> Result<(usize, SocketAddr), Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner { eps, ifaces, .. } = i;
             let Some(EpKind::Icmp(c)) = eps[self.id].as_mut().map(|s| &mut s.kind) else {
                 return Err(Errno::EBADF);

@@ -10,6 +10,20 @@
 //! gateway routes (a default route is `0.0.0.0/0` or `::/0` via a gateway).
 //! On-link routes without a gateway other than the connected ones are not
 //! supported (smoltcp only routes via routers).
+//!
+//! Deviations from Linux:
+//! - No IPv6 link-local address is configured automatically: pass one (e.g.
+//!   `fe80::.../64`) in [`LinkConfig::addrs`] if the workload needs it.
+//! - Neighbor discovery (ARP/NDP, done by smoltcp) sends at most one request
+//!   per second per interface: the first packet to a second unknown neighbor
+//!   within that second is retried after it (TCP SYNs are retransmitted).
+//! - No IP fragmentation or reassembly: a UDP/ICMP datagram larger than the
+//!   link MTU is dropped on the link (loopback carries 64 KiB datagrams), and
+//!   fragments arriving on the link are dropped.
+//! - At most 6 link addresses in all (smoltcp's per-interface limit is 8 and
+//!   lo also answers for every link address); extra ones are ignored.
+//! - Interface counters count frames seen by the device (lo counts each
+//!   packet once as rx and once as tx, as Linux).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -44,3 +44,16 @@ pub const POLLRDHUP: u32 = 0x2000;
 pub const SHUT_RD: i32 = 0;
 pub const SHUT_WR: i32 = 1;
 pub const SHUT_RDWR: i32 = 2;
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn endpoints_are_send_sync() {
+        send_sync::<crate::Stack>();
+        send_sync::<crate::TcpEndpoint>();
+        send_sync::<crate::UdpEndpoint>();
+        send_sync::<crate::IcmpEndpoint>();
+    }
+}

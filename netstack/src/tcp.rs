@@ -8,9 +8,12 @@
 //! `2 * backlog + 8`); past that limit SYNs get RST (Linux drops them).
 //!
 //! Deviations from Linux:
-//! - A v4 listener on `0.0.0.0` also completes handshakes of v6 clients
-//!   (and a V6ONLY one of v4 clients); such connections are reset when they
-//!   reach the accept queue instead of being refused at SYN time.
+//! - smoltcp's listen on an unspecified address matches both families, so a
+//!   v4 listener on `0.0.0.0` may complete the handshake of a v6 client (and
+//!   a V6ONLY one of a v4 client). Such a connection is moved to the accept
+//!   queue of another listener on the port that takes its family (the usual
+//!   `0.0.0.0:p` + `[::]:p` V6ONLY pair works); with none it is reset after
+//!   the handshake instead of being refused at SYN time.
 //! - Failures are inferred from smoltcp state transitions: a connection that
 //!   closes without a FIN exchange is ECONNRESET; a SYN_SENT one that closes
 //!   before the connect timeout (127 s) is ECONNREFUSED, else ETIMEDOUT. ICMP
@@ -20,10 +23,17 @@
 //! - Receive/send buffers are at least 256 KiB whatever SO_RCVBUF/SO_SNDBUF
 //!   say (the reported values follow Linux: doubled, clamped).
 //! - `send` on a never-connected socket is EPIPE, as Linux.
+//! - TIME_WAIT: when a closed connection reaches TIME_WAIT its smoltcp socket
+//!   is freed (a late retransmitted FIN is answered with RST) and only its port
+//!   stays reserved for 60 s: binding it again needs SO_REUSEADDR, as Linux.
+//! - A closed socket still finishing its FIN exchange is reset after 60 s
+//!   (tcp_fin_timeout), or at once when data arrives for it (as Linux).
+//! - SO_LINGER, TCP_CORK, urgent data and TCP_FASTOPEN are not implemented.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::Waker;
 
 use abi::Errno;
 use smoltcp::iface::SocketHandle;
@@ -33,7 +43,8 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::iface::{from_ip, to_ip, Iface};
 use crate::stack::{
-    check_addr, for_family, unspecified, Binding, Inner, Orphan, Ports, Proto, Stack,
+    check_addr, for_family, unspecified, Binding, EpKind, EpSlot, Inner, Orphan, Ports, Proto,
+    Stack,
 };
 use crate::{
     Notify, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM, SHUT_RD,
@@ -47,10 +58,13 @@ pub const DEFAULT_RCVBUF: usize = 131072;
 const MIN_RING: usize = 256 * 1024;
 const MAX_RING: usize = 4 * 1024 * 1024;
 const CONNECT_TIMEOUT: u64 = 127;
+const SYNACK_TIMEOUT: u64 = 63;
 /// Linux gives up retransmitting after ~15 minutes (tcp_retries2).
 const DATA_TIMEOUT: u64 = 900;
 /// How long an orphaned (closed) connection may take to finish.
 const ORPHAN_TIMEOUT: u64 = 60;
+/// How long a closed connection's port stays reserved (Linux TCP_TIMEWAIT_LEN).
+const TIME_WAIT_SECS: u64 = 60;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Opts {
@@ -228,12 +242,30 @@ fn observe(t: &mut TcpEp, ifaces: &mut [Iface]) {
 
 /// Moves established connections of a listener to its accept queue and keeps
 /// enough sockets listening.
+/// An established connection that reached a listener of the wrong family
+/// (smoltcp's unspecified-address listen matches v4 and v6): it goes to
+/// another listener on the same port that takes its family, if any.
+pub(crate) struct Stray {
+    ifc: usize,
+    h: SocketHandle,
+    port: u16,
+    local: IpAddr,
+}
+
+fn family_ok(v6: bool, o: &Opts, local: IpAddr) -> bool {
+    if local.is_ipv4() {
+        !v6 || !o.v6only
+    } else {
+        v6
+    }
+}
+
 fn update_listener(
     l: &mut Listener,
     v6: bool,
     o: &Opts,
     ifaces: &mut [Iface],
-    orphans: &mut Vec<Orphan>,
+    strays: &mut Vec<Stray>,
 ) {
     let mut i = 0;
     let mut synrecv = 0;
@@ -256,30 +288,29 @@ fn update_listener(
             }
             _ => {
                 l.pool.swap_remove(i);
-                let local_v4 = s
-                    .local_endpoint()
-                    .map(|e| e.addr.version() == smoltcp::wire::IpVersion::Ipv4);
-                let ok = match local_v4 {
-                    Some(true) => !v6 || !o.v6only,
-                    Some(false) => v6,
-                    None => false,
-                };
-                if ok {
-                    l.queue.push_back((ifc, h));
-                } else {
-                    s.abort();
-                    orphans.push(Orphan {
+                match s.local_endpoint().map(|e| from_ip(e.addr)) {
+                    Some(local) if family_ok(v6, o, local) => l.queue.push_back((ifc, h)),
+                    Some(local) => strays.push(Stray {
                         ifc,
                         h,
-                        port: None,
-                        deadline: None,
-                    });
+                        port: l.port,
+                        local,
+                    }),
+                    None => strays.push(Stray {
+                        ifc,
+                        h,
+                        port: 0,
+                        local: unspecified(false),
+                    }),
                 }
             }
         }
     }
     let room = (l.backlog + 1).saturating_sub(l.queue.len() + synrecv);
-    let want = if l.queue.len() >= 2 * l.backlog + 8 {
+    // Bounded against SYN floods: half-open connections beyond the limit get
+    // RST (Linux would use SYN cookies).
+    let synrecv_max = 2 * l.backlog.max(64);
+    let want = if l.queue.len() >= 2 * l.backlog + 8 || synrecv >= synrecv_max {
         0
     } else {
         room.clamp(1, 8)
@@ -292,6 +323,9 @@ fn update_listener(
             .count();
         for _ in have..want {
             let mut s = new_socket(o);
+            // Linux gives up on a half-open connection after tcp_synack_retries
+            // (5 retransmissions, ~63 s).
+            s.set_timeout(Some(Duration::from_secs(SYNACK_TIMEOUT)));
             if s.listen(IpListenEndpoint {
                 addr: l.addr.map(to_ip),
                 port: l.port,
@@ -306,19 +340,77 @@ fn update_listener(
     }
 }
 
+/// Per-poll listener pass: fills accept queues, replenishes the listening
+/// pools and hands wrong-family connections to the right listener.
+pub(crate) fn listeners(
+    eps: &mut [Option<EpSlot>],
+    ifaces: &mut [Iface],
+    orphans: &mut Vec<Orphan>,
+    ids: &mut Vec<usize>,
+) {
+    let mut strays = Vec::new();
+    for &id in ids.iter() {
+        if let Some(EpKind::Tcp(t)) = eps
+            .get_mut(id)
+            .and_then(|s| s.as_mut())
+            .map(|s| &mut s.kind)
+        {
+            if let Mode::Listen(l) = &mut t.mode {
+                update_listener(l, t.v6, &t.o, ifaces, &mut strays);
+            }
+        }
+    }
+    'next: for st in strays {
+        for (id, slot) in eps.iter_mut().enumerate() {
+            if let Some(EpKind::Tcp(t)) = slot.as_mut().map(|s| &mut s.kind) {
+                if let Mode::Listen(l) = &mut t.mode {
+                    if st.port != 0
+                        && l.port == st.port
+                        && l.addr.is_none_or(|a| a == st.local)
+                        && family_ok(t.v6, &t.o, st.local)
+                    {
+                        l.queue.push_back((st.ifc, st.h));
+                        ids.push(id);
+                        continue 'next;
+                    }
+                }
+            }
+        }
+        sock(ifaces, st.ifc, st.h).abort();
+        orphans.push(Orphan {
+            ifc: st.ifc,
+            h: st.h,
+            port: None,
+            deadline: None,
+        });
+    }
+}
+
 /// Per-poll update; returns the readiness signature (poll bits in the low
 /// 32 bits, queue sizes above).
 pub(crate) fn update(
     t: &mut TcpEp,
     ifaces: &mut [Iface],
     _ports: &mut Ports,
-    orphans: &mut Vec<Orphan>,
+    waker: &Waker,
 ) -> u64 {
-    let v6 = t.v6;
-    if let Mode::Listen(l) = &mut t.mode {
-        update_listener(l, v6, &t.o, ifaces, orphans);
-    }
     observe(t, ifaces);
+    // Wakers are one-shot: re-arm them on every socket of the endpoint.
+    match &t.mode {
+        Mode::Init => {}
+        Mode::Listen(l) => {
+            for &(ifc, h) in &l.pool {
+                let s = sock(ifaces, ifc, h);
+                s.register_recv_waker(waker);
+                s.register_send_waker(waker);
+            }
+        }
+        Mode::Conn(c) => {
+            let s = sock(ifaces, c.ifc, c.h);
+            s.register_recv_waker(waker);
+            s.register_send_waker(waker);
+        }
+    }
     let bits = readiness(t, ifaces) as u64;
     let extra = match &t.mode {
         Mode::Init => 0,
@@ -382,25 +474,47 @@ pub(crate) fn reap_orphans(inner: &mut Inner) {
         ifaces,
         orphans,
         ports,
+        time_wait,
         ..
     } = inner;
     let now = std::time::Instant::now();
+    time_wait.retain(|&(port, key, until)| {
+        if until <= now {
+            ports.remove(Proto::Tcp, port, key);
+            false
+        } else {
+            true
+        }
+    });
     orphans.retain(|o| {
         let s = sock(ifaces, o.ifc, o.h);
-        if s.recv_queue() > 0 && s.state() != State::Closed {
+        let st = s.state();
+        if s.recv_queue() > 0 && st != State::Closed {
             // Data for a closed socket: Linux answers with RST.
             s.abort();
             return true;
         }
-        if o.deadline.is_some_and(|d| d <= now) && s.state() != State::Closed {
+        if o.deadline.is_some_and(|d| d <= now) && st != State::Closed {
             // Linux tcp_fin_timeout: give up on the orphan with a RST.
             s.abort();
             return true;
         }
-        if s.state() == State::Closed && s.local_endpoint().is_none() {
+        let time_wait_done = st == State::TimeWait;
+        if time_wait_done || (st == State::Closed && s.local_endpoint().is_none()) {
             ifaces[o.ifc].sockets.remove(o.h);
             if let Some((port, key)) = o.port {
-                ports.remove(Proto::Tcp, port, key);
+                if time_wait_done {
+                    // TIME_WAIT keeps only the port reservation: smoltcp would
+                    // ignore a new SYN for the same 4-tuple until it expires,
+                    // where Linux accepts it (tcp_timewait_state_process).
+                    time_wait.push((
+                        port,
+                        key,
+                        now + std::time::Duration::from_secs(TIME_WAIT_SECS),
+                    ));
+                } else {
+                    ports.remove(Proto::Tcp, port, key);
+                }
             }
             false
         } else {
@@ -478,7 +592,7 @@ impl TcpEndpoint {
     /// `listen(2)`.
     pub fn listen(&self, backlog: i32) -> Result<(), Errno> {
         let backlog = backlog.clamp(0, 4096) as usize;
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let t = i.tcp(self.id);
             match &mut t.mode {
                 Mode::Listen(l) => {
@@ -527,7 +641,17 @@ impl TcpEndpoint {
             if let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind) {
                 let v6 = t.v6;
                 if let Mode::Listen(l) = &mut t.mode {
-                    update_listener(l, v6, &t.o, ifaces, orphans);
+                    let mut strays = Vec::new();
+                    update_listener(l, v6, &t.o, ifaces, &mut strays);
+                    for st in strays {
+                        sock(ifaces, st.ifc, st.h).abort();
+                        orphans.push(Orphan {
+                            ifc: st.ifc,
+                            h: st.h,
+                            port: None,
+                            deadline: None,
+                        });
+                    }
                 }
             }
             Ok(())
@@ -542,7 +666,7 @@ impl TcpEndpoint {
 
     /// `accept(2)`: the new connection and its peer address.
     pub fn accept(&self) -> Result<(TcpEndpoint, SocketAddr), Errno> {
-        let r = self.stack.op(|i| {
+        let r = self.stack.op(self.id, |i| {
             let t = i.tcp(self.id);
             let v6 = t.v6;
             let o = t.o.clone();
@@ -616,7 +740,7 @@ impl TcpEndpoint {
     /// `Ok(())` once connected (loopback handshakes complete within the call).
     pub fn connect(&self, addr: SocketAddr) -> Result<(), Errno> {
         self.stack
-            .op(|i| {
+            .op(self.id, |i| {
                 {
                     let Inner { eps, ifaces, .. } = &mut *i;
                     if let Some(crate::stack::EpKind::Tcp(t)) =
@@ -800,7 +924,7 @@ impl TcpEndpoint {
 
     /// `send(2)`.
     pub fn send(&self, data: &[u8]) -> Result<usize, Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner { eps, ifaces, .. } = i;
             let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
             else {
@@ -833,7 +957,7 @@ impl TcpEndpoint {
 
     /// `recv(2)`; `Ok(0)` at end of stream.
     pub fn recv(&self, buf: &mut [u8], peek: bool) -> Result<usize, Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner { eps, ifaces, .. } = i;
             let Some(crate::stack::EpKind::Tcp(t)) = eps[self.id].as_mut().map(|s| &mut s.kind)
             else {
@@ -871,7 +995,7 @@ impl TcpEndpoint {
         if !(SHUT_RD..=SHUT_RDWR).contains(&how) {
             return Err(Errno::EINVAL);
         }
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner {
                 eps,
                 ifaces,
@@ -969,7 +1093,7 @@ impl TcpEndpoint {
     }
 
     fn set_opt(&self, f: impl FnOnce(&mut Opts)) {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let t = i.tcp(self.id);
             f(&mut t.o);
             let o = t.o.clone();
@@ -1123,7 +1247,7 @@ fn bind_locked(i: &mut Inner, id: usize, a: SocketAddr) -> Result<(), Errno> {
 
 impl Drop for TcpEndpoint {
     fn drop(&mut self) {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Some(slot) = i.remove(self.id) else {
                 return;
             };

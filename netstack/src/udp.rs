@@ -15,6 +15,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::task::Waker;
 
 use abi::Errno;
 use smoltcp::iface::SocketHandle;
@@ -93,7 +94,12 @@ fn filter(u: &UdpEp, ifaces: &mut [Iface]) -> bool {
     ready
 }
 
-pub(crate) fn update(u: &mut UdpEp, ifaces: &mut [Iface]) -> u64 {
+pub(crate) fn update(u: &mut UdpEp, ifaces: &mut [Iface], waker: &Waker) -> u64 {
+    for &(ifc, h) in &u.socks {
+        let s = sock(ifaces, ifc, h);
+        s.register_recv_waker(waker);
+        s.register_send_waker(waker);
+    }
     let bits = readiness(u, ifaces) as u64;
     let q: usize = u
         .socks
@@ -245,6 +251,12 @@ impl UdpEndpoint {
         UdpEndpoint { stack, id }
     }
 
+    /// Whether this is an AF_INET6 socket.
+    pub fn is_v6(&self) -> bool {
+        self.stack.with(|i| i.udp(self.id).v6)
+    }
+
+    /// Registers the readiness callback.
     pub fn set_notify(&self, f: Notify) {
         self.stack.set_notify(self.id, f)
     }
@@ -261,7 +273,7 @@ impl UdpEndpoint {
 
     /// `bind(2)`.
     pub fn bind(&self, addr: SocketAddr) -> Result<(), Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let u = i.udp(self.id);
             let a = check_addr(addr, u.v6, false)?;
             if u.bound.is_some() {
@@ -276,7 +288,7 @@ impl UdpEndpoint {
 
     /// `connect(2)`; `None` (AF_UNSPEC) dissolves the association.
     pub fn connect(&self, addr: Option<SocketAddr>) -> Result<(), Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let u = i.udp(self.id);
             let Some(addr) = addr else {
                 u.peer = None;
@@ -308,7 +320,7 @@ impl UdpEndpoint {
 
     /// `sendto(2)`: the whole datagram or an error.
     pub fn send_to(&self, data: &[u8], to: Option<SocketAddr>) -> Result<usize, Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let u = i.udp(self.id);
             if u.shut_wr {
                 return Err(Errno::EPIPE);
@@ -385,7 +397,7 @@ impl UdpEndpoint {
     /// `recvfrom(2)`: copies `min(len, buf.len())` bytes and returns the full
     /// datagram length (for MSG_TRUNC) and the sender.
     pub fn recv_from(&self, buf: &mut [u8], peek: bool) -> Result<(usize, SocketAddr), Errno> {
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let Inner { eps, ifaces, .. } = i;
             let Some(EpKind::Udp(u)) = eps[self.id].as_mut().map(|s| &mut s.kind) else {
                 return Err(Errno::EBADF);
@@ -452,7 +464,7 @@ impl UdpEndpoint {
         if !(SHUT_RD..=SHUT_RDWR).contains(&how) {
             return Err(Errno::EINVAL);
         }
-        self.stack.op(|i| {
+        self.stack.op(self.id, |i| {
             let u = i.udp(self.id);
             if u.peer.is_none() {
                 return Err(Errno::ENOTCONN);

@@ -204,3 +204,101 @@ fn udp_between_two_stacks() {
         (&b"self"[..], "10.0.0.1".to_string())
     );
 }
+
+#[test]
+fn off_link_traffic_goes_to_the_gateway() {
+    let (dev, host) = socketpair();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
+    let u = st.udp(false);
+    u.send_to(b"dns?", Some(addr("192.0.2.1:53"))).unwrap();
+    // A resolves the gateway 10.0.0.254, not the destination.
+    let mut arp = None;
+    for _ in 0..50 {
+        match recv_frame(&host, 100) {
+            Some(f) if f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 1] => {
+                arp = Some(f);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let f = arp.expect("ARP request");
+    assert_eq!(&f[38..42], &[10, 0, 0, 254]);
+    assert_eq!(u.local_addr().unwrap().ip().to_string(), "0.0.0.0");
+    // Answer it: the datagram follows, addressed to the gateway's MAC.
+    let mut reply = vec![0, 1, 8, 0, 6, 4, 0, 2];
+    reply.extend_from_slice(&MAC_H);
+    reply.extend_from_slice(&[10, 0, 0, 254]);
+    reply.extend_from_slice(&MAC_A);
+    reply.extend_from_slice(&IP_A);
+    send_frame(&host, &eth(MAC_A, MAC_H, 0x0806, &reply));
+    let mut got = None;
+    for _ in 0..50 {
+        match recv_frame(&host, 100) {
+            Some(f) if f.len() > 42 && f[12..14] == [0x08, 0x00] && f[23] == 17 => {
+                got = Some(f);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let f = got.expect("UDP datagram to the gateway");
+    assert_eq!(&f[0..6], &MAC_H);
+    assert_eq!(&f[26..30], &IP_A);
+    assert_eq!(&f[30..34], &[192, 0, 2, 1]);
+    assert_eq!(&f[42..46], b"dns?");
+    // No IPv6 default route.
+    assert_eq!(
+        st.udp(true).send_to(b"x", Some(addr("[2001:db8::1]:53"))),
+        Err(Errno::ENETUNREACH)
+    );
+}
+
+#[test]
+fn syn_flood_is_bounded() {
+    let (dev, host) = socketpair();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
+    let l = st.tcp(false);
+    l.bind(addr("0.0.0.0:80")).unwrap();
+    l.listen(4).unwrap();
+    send_frame(&host, &arp_request(MAC_H, IP_H, IP_A));
+    let drain = std::thread::spawn(move || {
+        let mut n = 0;
+        for i in 0..2000u32 {
+            let syn = tcp4(
+                IP_H,
+                IP_A,
+                1024 + (i % 60000) as u16,
+                80,
+                i * 1000,
+                0,
+                0x02,
+                &[],
+            );
+            send_frame(&host, &eth(MAC_A, MAC_H, 0x0800, &syn));
+            while recv_frame(&host, 0).is_some() {
+                n += 1;
+            }
+        }
+        while recv_frame(&host, 200).is_some() {
+            n += 1;
+        }
+        n
+    });
+    let replies = drain.join().unwrap();
+    assert!(replies > 0);
+    // The loopback path still works and nothing was queued for accept.
+    assert_eq!(l.accept().err(), Some(Errno::EAGAIN));
+    let c = st.tcp(false);
+    assert_eq!(
+        c.connect(addr("127.0.0.1:80")),
+        Ok(()),
+        "listener still serves (pool replenished or RST)"
+    );
+}

@@ -521,3 +521,102 @@ fn peer_close_then_write_gets_epipe_or_reset() {
     }
     assert!(saw.contains(&Err(Errno::EPIPE)), "{saw:?}");
 }
+
+#[test]
+fn v4_and_v6only_listeners_share_a_port() {
+    let st = stack();
+    let l4 = st.tcp(false);
+    l4.bind(addr("0.0.0.0:0")).unwrap();
+    let port = l4.local_addr().unwrap().port();
+    l4.listen(4).unwrap();
+    let l6 = st.tcp(true);
+    l6.set_v6only(true).unwrap();
+    l6.bind(SocketAddr::new("::".parse().unwrap(), port))
+        .unwrap();
+    l6.listen(4).unwrap();
+    for _ in 0..3 {
+        let c6 = st.tcp(true);
+        assert_eq!(
+            c6.connect(SocketAddr::new("::1".parse().unwrap(), port)),
+            Ok(())
+        );
+        let c4 = st.tcp(false);
+        assert_eq!(
+            c4.connect(SocketAddr::new("127.0.0.1".parse().unwrap(), port)),
+            Ok(())
+        );
+        let (_s6, p6) = l6.accept().unwrap();
+        let (_s4, p4) = l4.accept().unwrap();
+        assert!(p6.is_ipv6() && p4.is_ipv4());
+        assert_eq!(l6.accept().err(), Some(Errno::EAGAIN));
+        assert_eq!(l4.accept().err(), Some(Errno::EAGAIN));
+        c6.send(b"x").unwrap();
+        assert_eq!(c6.take_error(), None);
+    }
+}
+
+#[test]
+fn bulk_transfer_integrity() {
+    let st = stack();
+    let (_l, c, s) = pair(&st, true);
+    let total = 8 << 20;
+    let writer = std::thread::spawn(move || {
+        let w = Waiter::default();
+        c.set_notify(w.notify());
+        let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        let mut off = 0;
+        while off < total {
+            let end = (off + 100_000).min(total);
+            off += w.block(|| c.send(&data[off..end])).unwrap();
+        }
+        drop(c);
+    });
+    let got = recv_all(&s, total + 1);
+    writer.join().unwrap();
+    assert_eq!(got.len(), total);
+    assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+}
+
+#[test]
+fn round_trip_with_many_idle_connections() {
+    let st = stack();
+    let l = st.tcp(false);
+    l.bind(addr("127.0.0.1:0")).unwrap();
+    l.listen(512).unwrap();
+    let n = if cfg!(debug_assertions) { 50 } else { 400 };
+    let mut idle = Vec::new();
+    for _ in 0..n {
+        let c = st.tcp(false);
+        c.set_notify(Waiter::default().notify());
+        c.connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_notify(Waiter::default().notify());
+        idle.push((c, s));
+    }
+    let (_l2, c, s) = pair(&st, false);
+    let iters = if cfg!(debug_assertions) { 200 } else { 5000 };
+    let echo = std::thread::spawn(move || {
+        let w = Waiter::default();
+        s.set_notify(w.notify());
+        let mut b = [0u8; 1];
+        for _ in 0..iters {
+            w.block(|| s.recv(&mut b, false)).unwrap();
+            w.block(|| s.send(&b)).unwrap();
+        }
+        s
+    });
+    let w = Waiter::default();
+    c.set_notify(w.notify());
+    let mut b = [0u8; 1];
+    let t = Instant::now();
+    for _ in 0..iters {
+        c.send(b"x").unwrap();
+        w.block(|| c.recv(&mut b, false)).unwrap();
+    }
+    eprintln!(
+        "1-byte round trip with {} idle connections: {:?}",
+        2 * n,
+        t.elapsed() / iters
+    );
+    echo.join().unwrap();
+}

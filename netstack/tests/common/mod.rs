@@ -39,7 +39,7 @@ impl Waiter {
                         start.elapsed() < Duration::from_secs(20),
                         "timed out blocking"
                     );
-                    self.wait_past(g, Duration::from_millis(50));
+                    self.wait_past(g, Duration::from_millis(2000));
                 }
                 r => return r,
             }
