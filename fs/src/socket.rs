@@ -78,6 +78,9 @@ pub struct SockCx<'a> {
     pub fsuid: u32,
     pub fsgid: u32,
     pub paths: &'a dyn UnixPaths,
+    /// The call will not wait (O_NONBLOCK or MSG_DONTWAIT): a connect that
+    /// completes at once still reports EINPROGRESS, as Linux's does.
+    pub nonblock: bool,
 }
 
 /// A socket address, decoded. AF_UNIX names are kept as given (the bytes of
@@ -387,6 +390,7 @@ impl FileOps for SocketFile {
             fsuid: self.stat.uid,
             fsgid: self.stat.gid,
             paths: &NoPaths,
+            nonblock: _st.nonblocking(),
         };
         self.sock.send(&cx, buf, None, &mut Control::default(), 0)
     }

@@ -162,6 +162,13 @@ impl Ports {
         })
     }
 
+    /// Whether some socket is bound where a packet to `addr`:`port` lands.
+    pub fn receiver(&self, proto: Proto, port: u16, addr: IpAddr) -> bool {
+        self.map
+            .get(&(proto, port))
+            .is_some_and(|v| v.iter().any(|b| b.covers(addr)))
+    }
+
     pub fn add(&mut self, proto: Proto, port: u16, b: Binding) {
         self.map.entry((proto, port)).or_default().push(b);
     }

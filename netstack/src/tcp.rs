@@ -78,6 +78,8 @@ pub(crate) struct Opts {
     pub v6only: bool,
     pub sndbuf: usize,
     pub rcvbuf: usize,
+    /// SO_LINGER on with a zero timeout: close sends RST.
+    pub abort_on_close: bool,
 }
 
 impl Default for Opts {
@@ -90,6 +92,7 @@ impl Default for Opts {
             keepcnt: 9,
             reuseaddr: false,
             reuseport: false,
+            abort_on_close: false,
             v6only: false,
             sndbuf: DEFAULT_SNDBUF,
             rcvbuf: DEFAULT_RCVBUF,
@@ -267,6 +270,7 @@ fn update_listener(
     ifaces: &mut [Iface],
     strays: &mut Vec<Stray>,
 ) {
+    let per_addr = l.addr.is_none() && v6 && o.v6only;
     let mut i = 0;
     let mut synrecv = 0;
     while i < l.pool.len() {
@@ -277,6 +281,17 @@ fn update_listener(
             State::SynReceived => {
                 synrecv += 1;
                 i += 1;
+            }
+            State::Closed if per_addr => {
+                // Reset during the handshake: drop it, the refill below
+                // listens again on its address.
+                l.pool.swap_remove(i);
+                strays.push(Stray {
+                    ifc,
+                    h,
+                    port: 0,
+                    local: unspecified(false),
+                });
             }
             State::Closed => {
                 // Reset during the handshake: listen again.
@@ -315,27 +330,49 @@ fn update_listener(
     } else {
         room.clamp(1, 8)
     };
-    for &ifc in &l.ifaces {
-        let have = l
-            .pool
-            .iter()
-            .filter(|&&(f, h)| f == ifc && sock(ifaces, f, h).state() == State::Listen)
-            .count();
-        for _ in have..want {
-            let mut s = new_socket(o);
-            // Linux gives up on a half-open connection after tcp_synack_retries
-            // (5 retransmissions, ~63 s).
-            s.set_timeout(Some(Duration::from_secs(SYNACK_TIMEOUT)));
-            if s.listen(IpListenEndpoint {
-                addr: l.addr.map(to_ip),
-                port: l.port,
-            })
-            .is_err()
-            {
-                break;
+    // An IPV6_V6ONLY listener on `::` listens on each IPv6 address, so that
+    // IPv4 SYNs find no listener and are refused at once (RST), as Linux.
+    let targets: Vec<Option<IpAddr>> = if per_addr {
+        let mut v: Vec<IpAddr> = vec![IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)];
+        for ifc in ifaces.iter() {
+            for (a, _) in ifc.info().addrs {
+                if a.is_ipv6() && !v.contains(&a) {
+                    v.push(a);
+                }
             }
-            let h = ifaces[ifc].sockets.add(s);
-            l.pool.push((ifc, h));
+        }
+        v.into_iter().map(Some).collect()
+    } else {
+        vec![l.addr]
+    };
+    for &ifc in &l.ifaces {
+        for &target in &targets {
+            let have = l
+                .pool
+                .iter()
+                .filter(|&&(f, h)| {
+                    let s = sock(ifaces, f, h);
+                    f == ifc
+                        && s.state() == State::Listen
+                        && (!per_addr || s.listen_endpoint().addr == target.map(to_ip))
+                })
+                .count();
+            for _ in have..want {
+                let mut s = new_socket(o);
+                // Linux gives up on a half-open connection after
+                // tcp_synack_retries (5 retransmissions, ~63 s).
+                s.set_timeout(Some(Duration::from_secs(SYNACK_TIMEOUT)));
+                if s.listen(IpListenEndpoint {
+                    addr: target.map(to_ip),
+                    port: l.port,
+                })
+                .is_err()
+                {
+                    break;
+                }
+                let h = ifaces[ifc].sockets.add(s);
+                l.pool.push((ifc, h));
+            }
         }
     }
 }
@@ -1112,6 +1149,12 @@ impl TcpEndpoint {
     }
 
     /// TCP_NODELAY.
+    /// SO_LINGER with l_onoff set and l_linger 0: close resets the
+    /// connection instead of a graceful FIN. (Other linger times are not
+    /// waited for: close never blocks.)
+    pub fn set_abort_on_close(&self, v: bool) {
+        self.set_opt(|o| o.abort_on_close = v)
+    }
     pub fn set_nodelay(&self, v: bool) {
         self.set_opt(|o| o.nodelay = v)
     }
@@ -1277,7 +1320,7 @@ impl Drop for TcpEndpoint {
                 }
                 Mode::Conn(c) => {
                     let s = sock(&mut i.ifaces, c.ifc, c.h);
-                    if s.recv_queue() > 0 || !c.established {
+                    if s.recv_queue() > 0 || !c.established || t.o.abort_on_close {
                         // Linux: close with unread data sends RST.
                         s.abort();
                     } else {

@@ -381,8 +381,19 @@ impl UdpEndpoint {
             }
             let mut meta = UdpMetadata::from(IpEndpoint::new(to_ip(dst.ip()), dst.port()));
             meta.local_address = Some(to_ip(local));
+            // A local destination with no socket on the port: the ICMP port
+            // unreachable Linux would send back reaches a connected sender
+            // as ECONNREFUSED (its next receive, SO_ERROR, POLLERR).
+            let refused = i.udp(self.id).peer.is_some()
+                && i.is_local(dst.ip())
+                && !i.ports.receiver(Proto::Udp, dst.port(), dst.ip());
             match sock(&mut i.ifaces, ifc, h).send_slice(data, meta) {
-                Ok(()) => Ok(data.len()),
+                Ok(()) => {
+                    if refused {
+                        i.udp(self.id).error = Some(Errno::ECONNREFUSED);
+                    }
+                    Ok(data.len())
+                }
                 Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
                 Err(udp::SendError::Unaddressable) => Err(Errno::ENETUNREACH),
             }
@@ -465,15 +476,17 @@ impl UdpEndpoint {
             return Err(Errno::EINVAL);
         }
         self.stack.op(self.id, |i| {
+            // Linux (__udp_disconnect-less shutdown): an unconnected socket
+            // says ENOTCONN but is shut down all the same.
             let u = i.udp(self.id);
-            if u.peer.is_none() {
-                return Err(Errno::ENOTCONN);
-            }
             if how != SHUT_WR {
                 u.shut_rd = true;
             }
             if how != SHUT_RD {
                 u.shut_wr = true;
+            }
+            if u.peer.is_none() {
+                return Err(Errno::ENOTCONN);
             }
             Ok(())
         })

@@ -633,6 +633,16 @@ fn boot(
 /// Installs the sentry's seccomp allow-list on all its threads: everything it
 /// will need is open, and the workload has not run yet.
 fn install_seccomp(opts: &crate::seccomp_sentry::Options) -> Result<(), BootError> {
+    // glibc's free() in a thread arena shrinks the heap past the trim
+    // threshold, and the first shrink opens /proc/sys/vm/overcommit_memory
+    // (check_may_shrink_heap): an openat the filter kills. Fixed thresholds
+    // (which also stop glibc's dynamic adjustment) keep large blocks in
+    // mmap (munmap on free) and never trim heaps, so that open never comes.
+    // SAFETY: mallopt only sets allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
     let violation = crate::seccomp_sentry::Violation::from_env();
     crate::seccomp_sentry::install(opts, violation).map_err(BootError::Setup)?;
     tracing::debug!("sentry seccomp filter installed ({violation:?} on violation)");

@@ -151,12 +151,17 @@ impl UnixPaths for TaskPaths<'_> {
 }
 
 fn with_cx<R>(t: &Task, f: impl FnOnce(&SockCx) -> R) -> R {
+    with_cx_nb(t, false, f)
+}
+
+fn with_cx_nb<R>(t: &Task, nonblock: bool, f: impl FnOnce(&SockCx) -> R) -> R {
     let paths = TaskPaths(t);
     let cx = SockCx {
         cred: peer_cred(t),
         fsuid: t.creds.fsuid,
         fsgid: t.creds.fsgid,
         paths: &paths,
+        nonblock,
     };
     f(&cx)
 }
@@ -319,7 +324,16 @@ fn write_addr(t: &Task, addr: u64, lenp: u64, a: &SockAddr) -> Result<(), Errno>
 
 fn sys_bind(t: &mut Task, a: &Args) -> SysResult {
     let (_, s) = socket_of(t, a.fd(0))?;
-    let addr = read_addr(t, a.u64(1), a.u64(2))?;
+    let mut addr = read_addr(t, a.u64(1), a.u64(2))?;
+    if addr == SockAddr::Unspec && s.family() == libc::AF_INET && a.u64(2) >= 16 {
+        // inet_bind takes AF_UNSPEC for INADDR_ANY (old BSD programs).
+        let b = t.copy_in_vec(a.u64(1), 16)?;
+        if b[4..8] != [0; 4] {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        let port = u16::from_be_bytes([b[2], b[3]]);
+        addr = SockAddr::Inet(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+    }
     with_cx(t, |cx| s.bind(cx, &addr))?;
     Ok(0)
 }
@@ -370,7 +384,8 @@ fn sys_accept4(t: &mut Task, a: &Args) -> SysResult {
 fn sys_connect(t: &mut Task, a: &Args) -> SysResult {
     let (f, s) = socket_of(t, a.fd(0))?;
     let addr = read_addr(t, a.u64(1), a.u64(2))?;
-    let r = with_cx(t, |cx| s.connect(cx, &addr));
+    let nonblock = f.status_flags() & libc::O_NONBLOCK != 0;
+    let r = with_cx_nb(t, nonblock, |cx| s.connect(cx, &addr));
     match r {
         Err(Errno::EINPROGRESS) if f.status_flags() & libc::O_NONBLOCK == 0 => {
             // Wait for the handshake to finish (SO_SNDTIMEO bounds it), then

@@ -115,7 +115,7 @@ fn can_splice_read(f: &OpenFile) -> bool {
 
 /// Whether the file can be a splice destination (has ->splice_write).
 fn can_splice_write(f: &OpenFile) -> bool {
-    !f.is_dir() && (f.ops().seekable() || f.ops().host_fd().is_some())
+    !f.is_dir() && (f.ops().seekable() || f.ops().host_fd().is_some() || f.ops().socket().is_some())
 }
 
 /// Runs `op` until it stops returning EAGAIN, sleeping until one of `waits`

@@ -270,27 +270,9 @@ fn conformance_socketpair() {
     run_program("socketpair");
 }
 
-/// Runs `name` natively only (both links; it must pass): for a program whose
-/// sandbox run is still `#[ignore]`d, so that its native run stays checked.
-fn run_native_only(name: &str) {
-    let mut f = Failures::new();
-    for link in Link::ALL {
-        let bin = compile_c(name, link);
-        let native = Cmd::new([bin.as_os_str()]).run_native();
-        check_native(name, link, &native, &mut f);
-    }
-    f.check(&format!("conformance/{name}.c (native)"));
-}
-
 #[test]
-#[ignore = "issue 7: needs AF_INET in the sandbox"]
 fn conformance_inet() {
     run_program("inet");
-}
-
-#[test]
-fn conformance_inet_native() {
-    run_native_only("inet");
 }
 
 #[test]

@@ -493,6 +493,7 @@ mod tests {
             fsuid: 0,
             fsgid: 0,
             paths: &NoPaths,
+            nonblock: true,
         }
     }
 

@@ -693,6 +693,7 @@ mod tests {
             fsuid: 0,
             fsgid: 0,
             paths: &paths,
+            nonblock: true,
         };
         let f = new_file(libc::AF_INET, libc::SOCK_STREAM, 0, 0, cred, 0, 0).unwrap();
         let s = sock_of(&f);
@@ -762,6 +763,7 @@ mod tests {
             fsuid: 0,
             fsgid: 0,
             paths: &paths,
+            nonblock: true,
         };
         s.bind(&c, &SockAddr::Inet("127.0.0.1:0".parse().unwrap()))
             .unwrap();

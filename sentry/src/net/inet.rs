@@ -114,6 +114,10 @@ pub struct InetSocket {
     queue: Arc<WaitQueue>,
     opts: Mutex<Opts>,
     stack: Arc<Stack>,
+    /// A non-blocking TCP connect that finished inside connect(2): Linux
+    /// still says EINPROGRESS, then reports the outcome (the next connect
+    /// returns it; SO_ERROR and POLLERR show a failure).
+    settled: Mutex<Option<Result<(), Errno>>>,
 }
 
 fn int(v: i32) -> Vec<u8> {
@@ -151,6 +155,10 @@ pub fn new_file(
     uid: u32,
     gid: u32,
 ) -> Result<Arc<OpenFile>, Errno> {
+    // inet_create: IPPROTO_MAX is 263 (IPPROTO_MPTCP is 262).
+    if !(0..263).contains(&protocol) {
+        return Err(Errno::EINVAL);
+    }
     let v6 = family == libc::AF_INET6;
     let icmp_proto = if v6 {
         libc::IPPROTO_ICMPV6
@@ -203,6 +211,7 @@ fn wrap(
         queue,
         opts: Mutex::new(Opts::default()),
         stack: stack.clone(),
+        settled: Mutex::new(None),
     });
     socket::new_file(s, flags, cred, uid, gid)
 }
@@ -210,6 +219,10 @@ fn wrap(
 impl InetSocket {
     fn opts(&self) -> MutexGuard<'_, Opts> {
         self.opts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn settled(&self) -> MutexGuard<'_, Option<Result<(), Errno>>> {
+        self.settled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn v6(&self) -> bool {
@@ -332,6 +345,9 @@ impl InetSocket {
             let on = read_int4(val)?;
             let secs = read_int4(&val[4..])?;
             self.opts().linger = ((on != 0) as i32, secs);
+            if let Ep::Tcp(e) = &self.ep {
+                e.set_abort_on_close(on != 0 && secs == 0);
+            }
             return Ok(());
         }
         let v = read_int4(val)?;
@@ -593,7 +609,14 @@ impl Socket for InetSocket {
     }
     fn readiness(&self) -> u32 {
         match &self.ep {
-            Ep::Tcp(e) => e.readiness(),
+            Ep::Tcp(e) => {
+                let r = e.readiness();
+                if matches!(*self.settled(), Some(Err(_))) {
+                    r | netstack::POLLERR
+                } else {
+                    r
+                }
+            }
             Ep::Udp(e) => e.readiness(),
             Ep::Icmp(e) => e.readiness(),
         }
@@ -601,9 +624,31 @@ impl Socket for InetSocket {
 
     fn bind(&self, _cx: &SockCx, addr: &SockAddr) -> Result<(), Errno> {
         let a = self.inet_addr(addr)?;
+        // inet6_bind: a specific IPv6 (not v4-mapped) address makes the
+        // socket IPv6-only.
+        let only = match a {
+            SocketAddr::V6(v) => !v.ip().is_unspecified() && v.ip().to_ipv4_mapped().is_none(),
+            SocketAddr::V4(_) => false,
+        };
         match &self.ep {
-            Ep::Tcp(e) => e.bind(a),
-            Ep::Udp(e) => e.bind(a),
+            Ep::Tcp(e) => {
+                let was = e.v6only();
+                if only {
+                    let _ = e.set_v6only(true);
+                }
+                e.bind(a).inspect_err(|_| {
+                    let _ = e.set_v6only(was);
+                })
+            }
+            Ep::Udp(e) => {
+                let was = e.v6only();
+                if only {
+                    let _ = e.set_v6only(true);
+                }
+                e.bind(a).inspect_err(|_| {
+                    let _ = e.set_v6only(was);
+                })
+            }
             Ep::Icmp(e) => e.bind(a),
         }
     }
@@ -634,11 +679,23 @@ impl Socket for InetSocket {
         Ok((f, SockAddr::Inet(peer)))
     }
 
-    fn connect(&self, _cx: &SockCx, addr: &SockAddr) -> Result<(), Errno> {
+    fn connect(&self, cx: &SockCx, addr: &SockAddr) -> Result<(), Errno> {
         match &self.ep {
             Ep::Tcp(e) => {
+                let mut settled = self.settled();
+                if let Some(r) = settled.take() {
+                    return r;
+                }
                 let a = self.inet_addr(addr)?;
-                e.connect(a)
+                let fresh = e.peer_addr().is_err();
+                match e.connect(a) {
+                    r @ (Ok(()) | Err(Errno::ECONNREFUSED)) if cx.nonblock && fresh => {
+                        *settled = Some(r);
+                        self.queue.notify(fs::waiter::EVENT_ALL);
+                        Err(Errno::EINPROGRESS)
+                    }
+                    r => r,
+                }
             }
             Ep::Udp(e) => match addr {
                 SockAddr::Unspec => e.connect(None),
@@ -733,7 +790,14 @@ impl Socket for InetSocket {
 
     fn take_error(&self) -> Option<Errno> {
         match &self.ep {
-            Ep::Tcp(e) => e.take_error(),
+            Ep::Tcp(e) => {
+                let mut settled = self.settled();
+                if let Some(Err(err)) = *settled {
+                    *settled = None;
+                    return Some(err);
+                }
+                e.take_error()
+            }
             Ep::Udp(e) => e.take_error(),
             Ep::Icmp(e) => e.take_error(),
         }
@@ -744,7 +808,7 @@ impl Socket for InetSocket {
             libc::SOL_SOCKET => self.sol_socket_get(name),
             SOL_TCP => match &self.ep {
                 Ep::Tcp(e) => self.tcp_get(e, name),
-                _ => Err(Errno::EOPNOTSUPP),
+                _ => Err(Errno::ENOPROTOOPT),
             },
             SOL_IP => self.ip_get(name),
             SOL_IPV6 if self.v6() => self.ipv6_get(name),
@@ -758,7 +822,7 @@ impl Socket for InetSocket {
             libc::SOL_SOCKET => self.sol_socket_set(name, val),
             SOL_TCP => match &self.ep {
                 Ep::Tcp(e) => self.tcp_set(e, name, val),
-                _ => Err(Errno::EOPNOTSUPP),
+                _ => Err(Errno::ENOPROTOOPT),
             },
             SOL_IP => self.ip_set(name, val),
             SOL_IPV6 if self.v6() => self.ipv6_set(name, val),

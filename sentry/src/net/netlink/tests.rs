@@ -244,6 +244,7 @@ fn socket_round_trip() {
         fsuid: 0,
         fsgid: 0,
         paths: &paths,
+        nonblock: true,
     };
     s.bind(&cx, &SockAddr::Netlink { pid: 0, groups: 0 })
         .unwrap();
@@ -291,6 +292,7 @@ fn receive_queue_is_bounded() {
         fsuid: 0,
         fsgid: 0,
         paths: &paths,
+        nonblock: true,
     };
     let one = req(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, &[0; 16]);
     let many: Vec<u8> = one.iter().cycle().take(one.len() * 5000).copied().collect();
