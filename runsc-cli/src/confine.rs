@@ -11,8 +11,9 @@
 //!   if there is one (while it is still in the host's user namespace, which
 //!   owns it), then unshares a user namespace with new mount, IPC, UTS and
 //!   cgroup namespaces (and a new, empty network namespace unless it joined
-//!   one), all owned by that user namespace; the parent writes its uid/gid
-//!   maps (identity maps of root, nobody and the caller's ids: [`id_map`]).
+//!   one or uses the host's, `--network=host`), all owned by that user
+//!   namespace; the parent writes its uid/gid maps (identity maps of root,
+//!   nobody and the caller's ids: [`id_map`]).
 //! - Rootless ([`Identity::Rootless`]: runsc run by a non-root user, or
 //!   `--rootless` as root): the user namespace is created by an unprivileged
 //!   host user, so it can map only one uid and one gid, the sandbox's own, to
@@ -180,6 +181,8 @@ pub struct SentryCommand {
     null_stdio: [bool; 3],
     process_group: bool,
     netns: Option<RawFd>,
+    /// `--network=host`: no network namespace of its own.
+    host_network: bool,
     identity: Identity,
 }
 
@@ -193,6 +196,7 @@ impl SentryCommand {
             null_stdio: [false; 3],
             process_group: false,
             netns: None,
+            host_network: false,
             identity: Identity::Privileged,
         }
     }
@@ -254,6 +258,14 @@ impl SentryCommand {
         self
     }
 
+    /// Stays in our network namespace (`--network=host`: the sentry's host
+    /// sockets are the host's) instead of making a new, empty one. A joined
+    /// namespace ([`SentryCommand::join_netns`]) takes precedence.
+    pub fn host_network(&mut self) -> &mut Self {
+        self.host_network = true;
+        self
+    }
+
     /// Starts the sentry in its new namespaces. Like `Command::spawn`, an
     /// error setting it up or executing it is returned here.
     pub fn spawn(&self) -> io::Result<Sentry> {
@@ -302,7 +314,7 @@ impl SentryCommand {
         // SAFETY: fresh descriptors we own.
         let (go_rd, go_wr) = unsafe { (OwnedFd::from_raw_fd(g[0]), OwnedFd::from_raw_fd(g[1])) };
         let mut unshare = NEW_NAMESPACES;
-        if self.netns.is_none() {
+        if self.netns.is_none() && !self.host_network {
             unshare |= libc::CLONE_NEWNET;
         }
         let mut clone_flags = libc::CLONE_NEWPID;
