@@ -50,9 +50,6 @@ pub fn new_netns() -> io::Result<OwnedFd> {
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        // The sandbox side is IPv4 only: no address appears on it behind
-        // our back (link-local, autoconfiguration) between setup and takeover.
-        super::takeover::set_sysctl("net/ipv6/conf/default/disable_ipv6", "1");
         Ok(std::fs::File::open("/proc/thread-self/ns/net")?.into())
     })
 }
@@ -131,6 +128,9 @@ pub fn setup(pid: u32) -> io::Result<(SandboxNet, NetConfig)> {
         let l = nl
             .link_by_name(SANDBOX_IFNAME)?
             .ok_or_else(|| io::Error::other("the sandbox's veth end is missing"))?;
+        // IPv4 only: no address appears behind our back (link-local,
+        // autoconfiguration) between here and the takeover.
+        super::takeover::set_sysctl(&format!("net/ipv6/conf/{SANDBOX_IFNAME}/disable_ipv6"), "1");
         nl.add_addr(l.index, IpAddr::V4(sandbox_addr), 30)?;
         nl.set_up(l.index)?;
         nl.add_route(&Route {
