@@ -256,17 +256,17 @@ impl Drop for PreparedNs {
     }
 }
 
-#[test]
-fn takeover_of_a_prepared_netns() {
-    if !can_run("takeover_of_a_prepared_netns") {
-        return;
-    }
+/// `ip netns add rscnm<tag><pid>` with a veth `nm<tag>h<pid>` (host, up) /
+/// `nm<tag>e<pid>` (inside, mtu 1400, 10.77.1.2/24, fd77::2/64, default
+/// route via 10.77.1.1, 10.88.0.0/16 via 10.77.1.254); returns it and the
+/// inner name.
+fn prepare_netns(tag: &str) -> (PreparedNs, String) {
     let id = std::process::id();
     let p = PreparedNs {
-        name: format!("rscnmtest{id}"),
-        host: format!("nmh{id}"),
+        name: format!("rscnm{tag}{id}"),
+        host: format!("nm{tag}h{id}"),
     };
-    let inner = format!("nme{id}");
+    let inner = format!("nm{tag}e{id}");
     let n = p.name.as_str();
     ip(&["netns", "add", n]);
     ip(&[
@@ -287,6 +287,16 @@ fn takeover_of_a_prepared_netns() {
         "via",
         "10.77.1.254",
     ]);
+    (p, inner)
+}
+
+#[test]
+fn takeover_of_a_prepared_netns() {
+    if !can_run("takeover_of_a_prepared_netns") {
+        return;
+    }
+    let (p, inner) = prepare_netns("t");
+    let n = p.name.as_str();
     // Not taken: a link that is down, and one without addresses.
     ip(&[
         "-n", n, "link", "add", "dm0", "type", "veth", "peer", "name", "dm1",
@@ -367,4 +377,149 @@ fn takeover_of_a_prepared_netns() {
     let empty = net::veth::new_netns().unwrap();
     let cfg = net::takeover::takeover(empty.as_raw_fd()).unwrap();
     assert!(cfg.links.is_empty());
+}
+
+/// A busybox bundle under a state root of its own; its containers and
+/// files go when dropped.
+struct Bundle {
+    dir: std::path::PathBuf,
+}
+
+impl Bundle {
+    fn new(tag: &str) -> Bundle {
+        let dir = tests::target_dir()
+            .join("netmode-tests")
+            .join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bin = dir.join("b/rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        for l in ["sh", "sleep", "true"] {
+            std::os::unix::fs::symlink("busybox", bin.join(l)).unwrap();
+        }
+        Bundle { dir }
+    }
+
+    /// config.json running `args` (a JSON array), joining the network
+    /// namespace at `netns` if given.
+    fn config(&self, args: &str, netns: Option<&str>) {
+        let ns = netns
+            .map(|p| format!(r#",{{"type":"network","path":"{p}"}}"#))
+            .unwrap_or_default();
+        std::fs::write(
+            self.dir.join("b/config.json"),
+            format!(
+                r#"{{"ociVersion":"1.0.2",
+  "process":{{"args":{args},"env":["PATH=/bin"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+  "root":{{"path":"rootfs","readonly":true}},
+  "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"mount"}}{ns}]}}}}"#
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Runs runsc with stdout and stderr in files: a created sandbox keeps
+    /// them open, so pipes would never end.
+    fn runsc(&self, flags: &[&str], args: &[&str]) -> std::process::Output {
+        let (out, err) = (self.dir.join("stdout"), self.dir.join("stderr"));
+        let status = Command::new(runsc_bin())
+            .arg(format!("--root={}", self.dir.join("state").display()))
+            .args(flags)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        std::process::Output {
+            status,
+            stdout: std::fs::read(&out).unwrap_or_default(),
+            stderr: std::fs::read(&err).unwrap_or_default(),
+        }
+    }
+
+    fn create(&self, flags: &[&str], id: &str) -> std::process::Output {
+        let b = self.dir.join("b");
+        self.runsc(flags, &["create", "--bundle", b.to_str().unwrap(), id])
+    }
+
+    fn pid(&self, id: &str) -> i32 {
+        let out = self.runsc(&[], &["state", id]);
+        let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        st["pid"].as_i64().unwrap() as i32
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        if let Ok(d) = std::fs::read_dir(self.dir.join("state")) {
+            for e in d.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.runsc(&[], &["delete", "--force", &id]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `runsc create` (default --network=sandbox) with a spec network namespace:
+/// the namespace's interface is taken over before the sentry starts and
+/// handed to it; a failed create gives the addresses back; `--network=none`
+/// leaves the namespace alone; `--network=host` without a path keeps the
+/// sentry in the host's namespace.
+#[test]
+fn oci_create_takes_the_namespace_over() {
+    if !can_run("oci_create_takes_the_namespace_over") {
+        return;
+    }
+    if !std::path::Path::new("/bin/busybox").exists() {
+        eprintln!("SKIP oci_create_takes_the_namespace_over: /bin/busybox is missing");
+        return;
+    }
+    let (p, inner) = prepare_netns("o");
+    let n = p.name.as_str();
+    let path = format!("/run/netns/{n}");
+    let b = Bundle::new("takeover");
+    let inet = || ip(&["-n", n, "-o", "addr", "show", "dev", &inner]);
+    let ok = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr))
+    };
+
+    b.config(r#"["sleep","60"]"#, Some(&path));
+    ok(&b.create(&[], "t1"));
+    let pid = b.pid("t1");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains(r#"--net=[{"fd":"#) && cmdline.contains(&inner),
+        "{cmdline}"
+    );
+    assert!(cmdline.contains("--network=sandbox"), "{cmdline}");
+    assert!(!inet().contains("inet"), "{}", inet());
+    ok(&b.runsc(&[], &["delete", "--force", "t1"]));
+
+    // A create that fails (no such program) leaves the namespace as it was.
+    ip(&["-n", n, "addr", "add", "10.77.1.2/24", "dev", &inner]);
+    ip(&["-n", n, "route", "add", "default", "via", "10.77.1.1"]);
+    b.config(r#"["/nonexistent"]"#, Some(&path));
+    assert!(!b.create(&[], "t2").status.success());
+    assert!(inet().contains("10.77.1.2/24"), "{}", inet());
+    assert!(ip(&["-n", n, "route"]).contains("default via 10.77.1.1"));
+
+    // --network=none: the namespace keeps its addresses.
+    b.config(r#"["sleep","60"]"#, Some(&path));
+    ok(&b.create(&["--network=none"], "t3"));
+    assert!(inet().contains("10.77.1.2/24"), "{}", inet());
+    ok(&b.runsc(&[], &["delete", "--force", "t3"]));
+
+    // --network=host without a path: the host's namespace.
+    b.config(r#"["sleep","60"]"#, None);
+    ok(&b.create(&["--network=host"], "t4"));
+    let pid = b.pid("t4");
+    let link = |p: String| std::fs::read_link(p).unwrap();
+    assert_eq!(
+        link(format!("/proc/{pid}/ns/net")),
+        link("/proc/self/ns/net".into())
+    );
+    ok(&b.runsc(&[], &["delete", "--force", "t4"]));
 }
