@@ -373,6 +373,14 @@ fn takeover_of_a_prepared_netns() {
         "{routes}"
     );
 
+    // Never the caller's own namespace.
+    let own = std::fs::File::open("/proc/self/ns/net").unwrap();
+    let e = net::takeover::takeover(own.as_raw_fd()).unwrap_err();
+    assert!(
+        e.to_string().contains("host's own network namespace"),
+        "{e}"
+    );
+
     // A namespace without a usable interface (an engine's --network=none).
     let empty = net::veth::new_netns().unwrap();
     let cfg = net::takeover::takeover(empty.as_raw_fd()).unwrap();

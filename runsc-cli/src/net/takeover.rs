@@ -25,7 +25,28 @@ const PACKET_BUFFER: libc::c_int = 4 << 20;
 /// Nothing in the namespace changes if an error is returned before the first
 /// address is removed; after that the error names what is left.
 pub fn takeover(netns: RawFd) -> io::Result<NetConfig> {
+    // Stripping runsc's own namespace would cut the host off its network
+    // (a spec naming the host's namespace with --network=sandbox).
+    if same_file(netns, "/proc/thread-self/ns/net")? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to take over the host's own network namespace (use --network=host)",
+        ));
+    }
     super::in_netns(Some(netns), take_here)
+}
+
+/// Whether `fd` and `path` are the same file (namespace files: the same namespace).
+fn same_file(fd: RawFd, path: &str) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(path)?;
+    // SAFETY: fstat into a zeroed stat buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on a descriptor the caller holds, into `st`.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.st_dev == theirs.dev() && st.st_ino == theirs.ino())
 }
 
 fn take_here() -> io::Result<NetConfig> {
@@ -129,7 +150,9 @@ pub(super) fn set_sysctl(path: &str, value: &str) {
 /// Puts back what [`takeover`] removed (on a failed start, so that the
 /// namespace is left as it was found); best effort, first error returned.
 pub fn restore(netns: RawFd, cfg: &NetConfig) -> io::Result<()> {
-    let links: Vec<(String, Vec<(std::net::IpAddr, u8)>, Vec<RouteSpec>)> = cfg
+    // What to put back, per link name (the sockets stay with the caller).
+    type Saved = (String, Vec<(std::net::IpAddr, u8)>, Vec<RouteSpec>);
+    let links: Vec<Saved> = cfg
         .links
         .iter()
         .map(|l| (l.name.clone(), l.addrs.clone(), l.routes.clone()))
