@@ -1,8 +1,14 @@
 //! `runsc do --network=sandbox`: a new network namespace joined to the host's
 //! by a veth pair on a free 10.a.b.0/30 (host side .1, sandbox side .2 with a
 //! default route via .1), taken over for the sentry. The host side goes away
-//! when [`SandboxNet`] is dropped (deleting one end of a veth deletes both;
-//! the namespace goes with its last user, the sentry).
+//! when [`SandboxNet`] is dropped (deleting one end of a veth deletes both),
+//! and also when runsc is killed before that: the namespace goes with its
+//! last user, the sentry, and takes the pair with it.
+//!
+//! No NAT or forwarding is set up: the sandbox reaches the host at .1, and
+//! beyond only if the host routes 10.a.b.0/30 itself. Two runsc started at
+//! the same moment could pick the same block (the check and the address are
+//! not atomic); pids make that unlikely.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
