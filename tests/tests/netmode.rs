@@ -498,12 +498,18 @@ fn oci_create_takes_the_namespace_over() {
     let pid = b.pid("t1");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let (flags, _) = cmdline.split_once(" -- ").expect("boot's -- ");
     assert!(
-        cmdline.contains(r#"--net=[{"fd":"#) && cmdline.contains(&inner),
+        flags.contains(r#"--net=[{"fd":"#) && flags.contains(&inner),
         "{cmdline}"
     );
-    assert!(cmdline.contains("--network=sandbox"), "{cmdline}");
+    assert!(flags.contains("--network=sandbox"), "{cmdline}");
     assert!(!inet().contains("inet"), "{}", inet());
+    // The workload starts and runs (boot took the arguments).
+    ok(&b.runsc(&[], &["start", "t1"]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = String::from_utf8_lossy(&b.runsc(&[], &["state", "t1"]).stdout).into_owned();
+    assert!(st.contains(r#""status": "running""#), "{st}");
     ok(&b.runsc(&[], &["delete", "--force", "t1"]));
 
     // A create that fails (no such program) leaves the namespace as it was.

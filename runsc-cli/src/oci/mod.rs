@@ -620,6 +620,10 @@ fn launch(
             ));
         }
         c.args(settings.boot_args());
+        if let Some(cfg) = &net {
+            cfg.inheritable().map_err(io("network"))?;
+            c.arg(format!("--net={}", cfg.to_arg()));
+        }
         c.arg("--").args(&spec.args);
         // The workload's environment is the spec's, not ours.
         c.env_exact(spec.env.iter().map(|(k, v)| (k, v)));
@@ -634,10 +638,7 @@ fn launch(
         } else if g.network == "host" {
             c.host_network();
         }
-        if let Some(cfg) = &net {
-            cfg.inheritable().map_err(io("network"))?;
-            c.arg(format!("--net={}", cfg.to_arg()));
-        }
+
         let child = c.spawn().map_err(io("starting the sandbox"))?;
         Ok((child, reader))
     })();
