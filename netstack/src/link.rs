@@ -292,6 +292,18 @@ impl phy::Device for LinkDev {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + 14;
+        // Received checksums are not verified (gVisor's default
+        // rx-checksum-offload): the host kernel hands packet sockets on a
+        // veth its own packets with checksums left to offload
+        // (CHECKSUM_PARTIAL), which would all look corrupt. Sent packets
+        // carry full checksums.
+        let mut ck = ChecksumCapabilities::default();
+        ck.ipv4 = phy::Checksum::Tx;
+        ck.udp = phy::Checksum::Tx;
+        ck.tcp = phy::Checksum::Tx;
+        ck.icmpv4 = phy::Checksum::Tx;
+        ck.icmpv6 = phy::Checksum::Tx;
+        caps.checksum = ck;
         caps
     }
 }

@@ -21,6 +21,9 @@ struct BootArgs {
     volumes: Vec<(i32, bool, String)>,
     private_tmp: bool,
     cwd: Option<String>,
+    /// `--net=JSON` (`--network=sandbox`): the interfaces taken over for the
+    /// sandbox and their packet sockets (see `crate::net`).
+    net: Option<crate::net::NetArg>,
     argv: Vec<String>,
     /// The OCI container mode (`runsc create`); `None` for `runsc do`.
     oci: Option<OciBoot>,
@@ -67,6 +70,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
     let mut cwd = None;
     let mut private_tmp = false;
     let mut volumes = Vec::new();
+    let mut net = None;
     let mut oci: Option<OciBoot> = None;
     let mut i = 0;
     let num = |v: &str, a: &str| v.parse::<u32>().map_err(|_| format!("bad argument {a:?}"));
@@ -81,6 +85,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
             Some(("cwd", Some(v))) => cwd = Some(v.to_string()),
             Some(("private-tmp", None)) => private_tmp = true,
             Some(("volume", Some(v))) => volumes.push(parse_volume(v)?),
+            Some(("net", Some(v))) => net = Some(crate::net::NetArg::parse(v)?),
             Some((name, Some(v))) if name.starts_with("oci-") || OCI_FLAGS.contains(&name) => {
                 let o = oci.get_or_insert_with(OciBoot::default);
                 match name {
@@ -137,6 +142,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
         volumes,
         private_tmp,
         cwd,
+        net,
         argv,
         oci,
     })
@@ -212,6 +218,7 @@ pub fn cmd_boot(g: &Global, args: &[String]) -> i32 {
     // Only stdio and what we were handed by number stay open.
     let mut keep = vec![b.gofer_fd];
     keep.extend(b.volumes.iter().map(|v| v.0));
+    keep.extend(b.net.iter().flat_map(|n| n.fds()));
     if let Some(o) = &b.oci {
         keep.extend(o.ready_fd);
         keep.extend(o.console_fd);
@@ -350,13 +357,67 @@ fn oci_creds(o: &OciBoot) -> Credentials {
     c
 }
 
+/// Starts the kernel's netstack over the links of `cfg` and makes netlink
+/// and the interface ioctls report its configuration.
+fn start_netstack(kernel: &Arc<Kernel>, cfg: crate::net::NetConfig) -> Result<(), BootError> {
+    let mut links = Vec::new();
+    for l in cfg.links {
+        let device = netstack::FdLink::new(l.fd).map_err(setup("network link"))?;
+        links.push(netstack::LinkConfig {
+            name: l.name,
+            mac: l.mac,
+            mtu: l.mtu as usize,
+            addrs: l.addrs,
+            routes: l
+                .routes
+                .iter()
+                .filter_map(|r| {
+                    r.gateway.map(|gateway| netstack::RouteConfig {
+                        dst: r.dst,
+                        prefix: r.prefix,
+                        gateway,
+                    })
+                })
+                .collect(),
+            device: Box::new(device),
+        });
+    }
+    kernel
+        .netstack
+        .start(netstack::StackConfig { links })
+        .map_err(setup("network stack"))?;
+    if let Some(stack) = kernel.netstack.running() {
+        kernel.net.set_info(Arc::new(sentry::net::StackInfo(stack)));
+    }
+    Ok(())
+}
+
+/// The sandbox's network interfaces (`--network=sandbox`); `None` for
+/// `--network=none` and `host`, and an empty configuration (loopback only)
+/// when the network namespace had no usable interface.
+fn network(g: &Global, b: &mut BootArgs) -> Result<Option<crate::net::NetConfig>, BootError> {
+    let arg = b.net.take();
+    if g.network != "sandbox" {
+        return Ok(None);
+    }
+    match arg {
+        // SAFETY: runsc handed us these descriptors for our exclusive use,
+        // and `take` leaves no other owner.
+        Some(a) => unsafe { a.into_config() }
+            .map(Some)
+            .map_err(BootError::Setup),
+        None => Ok(Some(crate::net::NetConfig::default())),
+    }
+}
+
 fn boot(
     g: &Global,
-    b: BootArgs,
+    mut b: BootArgs,
     ready: &mut Option<std::fs::File>,
 ) -> Result<ExitStatus, BootError> {
     // SAFETY: the parent handed us this descriptor for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(b.gofer_fd) };
+    let net = network(g, &mut b)?;
     let client = Arc::new(gofer::Client::new(sock));
     // Everything the sentry needs from the host is opened (or read) before it
     // confines itself: the control socket, the exit-status file, the working
@@ -433,6 +494,12 @@ fn boot(
         "sandbox" => sentry::kernel::NetworkMode::Sandbox,
         _ => sentry::kernel::NetworkMode::None,
     });
+    // --network=sandbox: the links taken over, driven by the sandbox's own
+    // stack from now on (started here so that it answers ARP and
+    // connections before the workload makes a socket).
+    if let Some(cfg) = net.filter(|c| !c.links.is_empty()) {
+        start_netstack(&kernel, cfg)?;
+    }
     if let Some(m) = g.total_memory.or(host_memory.map(|h| h / 4 * 3)) {
         kernel.set_memory_limit(m);
     }

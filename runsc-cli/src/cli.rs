@@ -82,6 +82,7 @@ pub fn split_flag(arg: &str) -> Option<(&str, Option<&str>)> {
 /// Parses global flags; returns them and the remaining arguments (command first).
 pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError> {
     let mut g = Global::default();
+    let mut network = None;
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -104,7 +105,7 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
         };
         match name {
             "platform" => g.platform = value(&mut i)?,
-            "network" => g.network = value(&mut i)?,
+            "network" => network = Some(value(&mut i)?),
             "debug-log" => g.debug_log = Some(value(&mut i)?),
             "root" => g.root = Some(value(&mut i)?),
             "log" => g.log = Some(value(&mut i)?),
@@ -151,6 +152,15 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
             )))
         }
     }
+    // OCI containers get their namespace's network by default (as gVisor's
+    // runsc); `runsc do` none unless asked.
+    g.network = network.unwrap_or_else(|| {
+        match args.get(i).map(String::as_str) {
+            Some("create" | "run") => "sandbox",
+            _ => "none",
+        }
+        .into()
+    });
     if g.network != "none" && g.network != "sandbox" && g.network != "host" {
         return Err(UsageError(format!(
             "invalid network type {:?} (want none, sandbox or host)",
@@ -236,6 +246,18 @@ mod tests {
         assert!(g.strace);
         assert_eq!(g.debug_log.as_deref(), Some("/tmp/x"));
         assert_eq!(rest, s(&["do", "ls"]));
+        assert_eq!(g.network, "none");
+    }
+
+    #[test]
+    fn network_defaults() {
+        let net = |a: &[&str]| parse_global(&s(a)).unwrap().0.network;
+        assert_eq!(net(&["create", "x"]), "sandbox");
+        assert_eq!(net(&["--debug", "run", "x"]), "sandbox");
+        assert_eq!(net(&["--network=none", "run", "x"]), "none");
+        assert_eq!(net(&["--network", "host", "do", "x"]), "host");
+        assert_eq!(net(&["boot", "x"]), "none");
+        assert!(parse_global(&s(&["--network=bridge", "do"])).is_err());
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //!   if there is one (while it is still in the host's user namespace, which
 //!   owns it), then unshares a user namespace with new mount, IPC, UTS and
 //!   cgroup namespaces (and a new, empty network namespace unless it joined
-//!   one or runs with `--network=host`), all owned by that user namespace; the parent writes its uid/gid
-//!   maps (identity maps of root, nobody and the caller's ids: [`id_map`]).
+//!   one or uses the host's, `--network=host`), all owned by that user
+//!   namespace; the parent writes its uid/gid maps (identity maps of root,
+//!   nobody and the caller's ids: [`id_map`]).
 //! - Rootless ([`Identity::Rootless`]: runsc run by a non-root user, or
 //!   `--rootless` as root): the user namespace is created by an unprivileged
 //!   host user, so it can map only one uid and one gid, the sandbox's own, to

@@ -11,6 +11,7 @@ mod gofer_cmd;
 mod gofer_confine;
 mod install;
 mod log;
+mod net;
 mod oci;
 mod sandbox;
 mod seccomp_gofer;
@@ -59,7 +60,10 @@ global flags:
   --total-memory=SIZE   the sandbox's memory limit (K/M/G suffixes): ENOMEM or
                         an in-sandbox OOM kill beyond it
   --max-tasks=N         the most tasks (threads) in the sandbox (fork: EAGAIN)
-  --network=none        networking mode (none, sandbox, host)
+  --network=MODE        none: loopback only (default for do); sandbox: the
+                        network namespace's interfaces, driven by the sandbox's
+                        own TCP/IP stack (default for create and run; do: a new
+                        veth pair, root only); host: the host's sockets
   --root=DIR            container state (default /run/runsc)
   --log, --log-format   where errors of the OCI commands also go (text or json)
   --rootless            run the whole sandbox as an unprivileged host user in user

@@ -114,6 +114,12 @@ fn run_sandbox(
     volumes: &[Volume],
 ) -> std::io::Result<i32> {
     let exe = std::env::current_exe()?;
+    // First, so that a failure leaves nothing to stop; the veth pair goes
+    // when `net` is dropped (on every return below).
+    let net = match g.network.as_str() {
+        "sandbox" => Some(sandbox_network()?),
+        _ => None,
+    };
     let (sentry_end, gofer_end) = gofer::socketpair()?;
     inheritable(&gofer_end)?;
     // The sandbox runs as its caller: see `Identity`.
@@ -138,13 +144,19 @@ fn run_sandbox(
         }
     };
     inheritable(&sentry_end)?;
-    // The sentry in new namespaces (network too, unless --network=host).
+    // The sentry in new namespaces: the network one is empty
+    // (`--network=none`), the veth's (`sandbox`) or the host's (`host`).
     let mut boot = crate::confine::SentryCommand::new(&exe);
     boot.identity(id)
         .host_network(g.network == "host")
         .args(forward(g))
         .arg("boot")
         .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));
+    if let Some((n, cfg)) = &net {
+        cfg.inheritable()?;
+        boot.arg(format!("--net={}", cfg.to_arg()))
+            .join_netns(n.netns.as_raw_fd());
+    }
     if let Some(c) = cwd {
         boot.arg(format!("--cwd={c}"));
     }
@@ -154,6 +166,8 @@ fn run_sandbox(
     boot.args(vols.boot_args(volumes));
     let boot = boot.arg("--").args(cmd).spawn();
     drop(sentry_end);
+    // The packet sockets are the sentry's alone now; the veth pair stays.
+    let _host_veth = net.map(|(n, _cfg)| n);
     vols.close_sockets();
     let status = match boot {
         Ok(mut b) => b.wait(),
@@ -173,4 +187,25 @@ fn run_sandbox(
         (None, Some(s)) => 128 + s,
         _ => 1,
     })
+}
+
+/// `runsc do --network=sandbox`: a new network namespace behind a veth pair
+/// from the host, taken over for the sentry (see `net::veth`); announces the
+/// addresses on stderr.
+fn sandbox_network() -> std::io::Result<(crate::net::veth::SandboxNet, crate::net::NetConfig)> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "--network=sandbox needs root (it creates a veth pair); use --network=none or host",
+        ));
+    }
+    let (net, cfg) = crate::net::veth::setup(std::process::id())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("--network=sandbox: {e}")))?;
+    tracing::debug!("sandbox network: {}", cfg.summary());
+    eprintln!(
+        "runsc do: sandbox network {}/30 (host side {} {})",
+        net.sandbox_addr, net.host_ifname, net.host_addr
+    );
+    Ok((net, cfg))
 }

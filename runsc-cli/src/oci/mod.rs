@@ -544,6 +544,22 @@ fn launch(
         Some(Ok(f)) => Some(f),
         None => None,
     };
+    let net = match sandbox_network(g, netns.as_ref()) {
+        Ok(n) => n,
+        Err(e) => {
+            kill_gofers(&mut procs_gofers);
+            vols.kill();
+            return Err(e);
+        }
+    };
+    // A failed start gives the namespace its addresses back.
+    let restore_net = || {
+        if let (Some(cfg), Some(ns)) = (&net, &netns) {
+            if let Err(e) = crate::net::takeover::restore(ns.as_raw_fd(), cfg) {
+                tracing::warn!("restoring the network namespace's addresses: {e}");
+            }
+        }
+    };
     let boot = (|| -> Result<(crate::confine::Sentry, std::io::PipeReader), String> {
         crate::sandbox::inheritable(&sentry_end).map_err(io("socketpair"))?;
         let (reader, writer) = std::io::pipe().map_err(io("pipe"))?;
@@ -604,6 +620,10 @@ fn launch(
             ));
         }
         c.args(settings.boot_args());
+        if let Some(cfg) = &net {
+            cfg.inheritable().map_err(io("network"))?;
+            c.arg(format!("--net={}", cfg.to_arg()));
+        }
         c.arg("--").args(&spec.args);
         // The workload's environment is the spec's, not ours.
         c.env_exact(spec.env.iter().map(|(k, v)| (k, v)));
@@ -617,6 +637,7 @@ fn launch(
         if let Some(ns) = &netns {
             c.join_netns(ns.as_raw_fd());
         }
+
         let child = c.spawn().map_err(io("starting the sandbox"))?;
         Ok((child, reader))
     })();
@@ -627,6 +648,7 @@ fn launch(
         Err(e) => {
             kill_gofers(&mut procs_gofers);
             vols.kill();
+            restore_net();
             return Err(e);
         }
     };
@@ -647,6 +669,7 @@ fn launch(
         let _ = child.wait();
         kill_gofers(&mut procs_gofers);
         vols.kill();
+        restore_net();
         let msg = line.trim();
         return Err(if msg.is_empty() {
             "the sandbox exited during setup".into()
@@ -660,6 +683,32 @@ fn launch(
         volumes: Some(vols),
         console: None,
     })
+}
+
+/// `--network=sandbox` (the default): the interfaces of the spec's network
+/// namespace are taken over for the sentry (`net::takeover`). Without a
+/// namespace path, or not as root, or when the namespace has no usable
+/// interface (an engine's `--network=none`), the sandbox has loopback only.
+fn sandbox_network(
+    g: &Global,
+    netns: Option<&std::fs::File>,
+) -> Result<Option<crate::net::NetConfig>, String> {
+    if g.network != "sandbox" {
+        return Ok(None);
+    }
+    let Some(ns) = netns else {
+        tracing::debug!("--network=sandbox without a network namespace path: loopback only");
+        return Ok(None);
+    };
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        tracing::debug!("--network=sandbox not as root: loopback only");
+        return Ok(None);
+    }
+    let cfg = crate::net::takeover::takeover(ns.as_raw_fd())
+        .map_err(|e| format!("--network=sandbox: taking over the network namespace: {e}"))?;
+    tracing::debug!("sandbox network: {}", cfg.summary());
+    Ok(Some(cfg))
 }
 
 /// What a rootless sandbox cannot do, as clear errors; and, under

@@ -349,3 +349,98 @@ impl Netstack {
         self.stack.get().cloned()
     }
 }
+
+/// The network configuration of a running netstack: its interfaces and
+/// routes as Linux would list them (lo's local-table routes, then each
+/// link's local, connected and gateway routes).
+pub struct StackInfo(pub Arc<Stack>);
+
+impl NetInfo for StackInfo {
+    fn interfaces(&self) -> Vec<Interface> {
+        self.0
+            .interfaces()
+            .into_iter()
+            .map(|i| {
+                let lo = i.index == 1;
+                Interface {
+                    index: i.index,
+                    name: i.name,
+                    flags: i.flags,
+                    mtu: i.mtu,
+                    mac: i.mac,
+                    kind: if lo {
+                        LinkKind::Loopback
+                    } else {
+                        LinkKind::Ether
+                    },
+                    txqlen: 1000,
+                    addrs: i
+                        .addrs
+                        .into_iter()
+                        .map(|(addr, prefix)| IfAddr { addr, prefix })
+                        .collect(),
+                    stats: Stats {
+                        rx_packets: i.counters.rx_packets,
+                        tx_packets: i.counters.tx_packets,
+                        rx_bytes: i.counters.rx_bytes,
+                        tx_bytes: i.counters.tx_bytes,
+                        tx_errors: i.counters.tx_errors,
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let mut v = LoopbackOnly::lo_routes();
+        for i in self.0.interfaces().into_iter().filter(|i| i.index != 1) {
+            for (addr, _) in &i.addrs {
+                // The local-table entry of each address.
+                v.push(Route {
+                    dst: *addr,
+                    prefix: if addr.is_ipv4() { 32 } else { 128 },
+                    gateway: None,
+                    prefsrc: Some(*addr).filter(|a| a.is_ipv4()),
+                    ifindex: i.index,
+                    table: RT_TABLE_LOCAL,
+                    protocol: RTPROT_KERNEL,
+                    scope: if addr.is_ipv4() {
+                        RT_SCOPE_HOST
+                    } else {
+                        RT_SCOPE_UNIVERSE
+                    },
+                    kind: RTN_LOCAL,
+                    priority: if addr.is_ipv4() { None } else { Some(0) },
+                });
+            }
+        }
+        for r in self.0.routes() {
+            if r.ifindex == 1 {
+                continue;
+            }
+            let v6 = r.dst.is_ipv6();
+            v.push(Route {
+                dst: r.dst,
+                prefix: r.prefix,
+                gateway: r.gateway,
+                prefsrc: r.src.filter(|_| r.gateway.is_none() && !v6),
+                ifindex: r.ifindex,
+                table: RT_TABLE_MAIN,
+                protocol: if r.gateway.is_some() {
+                    RTPROT_BOOT
+                } else {
+                    RTPROT_KERNEL
+                },
+                scope: if r.gateway.is_some() {
+                    RT_SCOPE_UNIVERSE
+                } else {
+                    RT_SCOPE_LINK
+                },
+                kind: RTN_UNICAST,
+                priority: if v6 { Some(1024) } else { None },
+            });
+        }
+        v
+    }
+}
