@@ -45,6 +45,7 @@ pub const PROGRAMS: &[&str] = &[
     "pidns_init",
     "execcreds",
     "socketpair",
+    "unixsock",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -264,6 +265,11 @@ fn conformance_pidns_init() {
 #[test]
 fn conformance_socketpair() {
     run_program("socketpair");
+}
+
+#[test]
+fn conformance_unixsock() {
+    run_program("unixsock");
 }
 
 #[test]

@@ -138,7 +138,8 @@ impl UnixSocket {
             let mut r = Recv {
                 copied: n,
                 full: m.data.len(),
-                from: Some(SockAddr::Unix(m.from.clone())),
+                // An unnamed sender has no address (unix_copy_addr).
+                from: (!m.from.is_empty()).then(|| SockAddr::Unix(m.from.clone())),
                 creds: self.passcred().then_some(m.creds),
                 ..Default::default()
             };
