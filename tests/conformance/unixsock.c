@@ -261,7 +261,19 @@ TEST(stream_listen_connect_accept)
     EXPECT_EQ(read(s, buf, sizeof buf), 5);
     EXPECT_MEMEQ(buf, "hello", 5);
     EXPECT_EQ(send(s, "back", 4, 0), 4);
-    EXPECT_EQ(recv(c, buf, sizeof buf, 0), 4);
+    /* Stream reads report the sender's name too (none for the client). */
+    gl = sizeof got;
+    EXPECT_EQ(recvfrom(c, buf, sizeof buf, 0, (struct sockaddr *)&got, &gl), 4);
+    EXPECT_EQ(gl, len);
+    EXPECT_STREQ(got.sun_path, a.sun_path);
+    EXPECT_EQ(send(c, "fwd", 3, 0), 3);
+    gl = sizeof got;
+    EXPECT_EQ(recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&got, &gl), 3);
+    EXPECT_EQ(gl, 0);
+    /* Unconnected stream sockets poll hung up and writable. */
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    EXPECT_EQ(revents(u, POLLIN | POLLOUT), POLLOUT | POLLHUP);
+    close(u);
     /* sendto on a connected stream socket. */
     EXPECT_ERRNO(sendto(c, "x", 1, 0, (struct sockaddr *)&a, len), EISCONN);
     /* Unlinking the name: no new connections, the old one lives. */

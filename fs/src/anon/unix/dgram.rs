@@ -30,6 +30,17 @@ pub(super) struct Queue {
     pub(super) shutdown: u8,
 }
 
+/// Drops messages a closed socket never read, returning their senders'
+/// buffer space.
+pub(super) fn release(msgs: VecDeque<Msg>) {
+    for m in msgs {
+        if let Some(s) = m.sender.upgrade() {
+            s.wmem.fetch_sub(m.cost, Ordering::AcqRel);
+            s.wq.notify(WRITABLE);
+        }
+    }
+}
+
 impl UnixSocket {
     /// Where a datagram goes: `to`, else the peer. The bool says it is the
     /// connected peer.

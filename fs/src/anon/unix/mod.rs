@@ -416,9 +416,10 @@ impl UnixSocket {
             }
             State::Unconnected => {}
         }
-        // Queued messages (and the files they carry) go after the locks.
+        // Queued messages (and the files they carry) go after the locks; their
+        // senders get their buffer space back.
         let dropped = std::mem::take(&mut lock(&self.dq).msgs);
-        drop(dropped);
+        dgram::release(dropped);
         self.wake_peer_waiters();
         self.wq.notify(crate::waiter::EVENT_ALL);
     }
@@ -585,7 +586,11 @@ impl Socket for UnixSocket {
         if self.ty == libc::SOCK_DGRAM {
             return self.dgram_recv(buf, peek, flags & libc::MSG_DONTWAIT != 0);
         }
-        let Some(conn) = self.conn() else {
+        let (conn, peer_name) = match &self.lock().state {
+            State::Connected { conn, peer_name } => (Some(conn.clone()), peer_name.clone()),
+            _ => (None, Vec::new()),
+        };
+        let Some(conn) = conn else {
             // unix_stream_read_generic: EINVAL; unix_seqpacket_recvmsg: ENOTCONN.
             return Err(if self.ty == libc::SOCK_STREAM {
                 Errno::EINVAL
@@ -597,6 +602,10 @@ impl Socket for UnixSocket {
         let mut r = conn.recv(buf, peek, passcred)?;
         if !passcred {
             r.creds = None;
+        }
+        // The sender's name, as unix_copy_addr gives it (none if unnamed).
+        if r.copied > 0 && !peer_name.is_empty() {
+            r.from = Some(SockAddr::Unix(peer_name));
         }
         Ok(r)
     }

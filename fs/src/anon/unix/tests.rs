@@ -57,9 +57,9 @@ fn pair(ty: i32) -> [Arc<OpenFile>; 2] {
     new_pair(ty, libc::O_NONBLOCK, PeerCred::default(), 0, 0)
 }
 
-fn sock(ns: &Arc<Namespace>, ty: i32) -> (Arc<OpenFile>, Arc<dyn Socket>) {
-    let f = new_socket_in(ns, ty, libc::O_NONBLOCK, cred(1), 0, 0);
-    let s = as_socket(&f).unwrap();
+fn sock(ns: &Arc<Namespace>, ty: i32) -> (Arc<OpenFile>, Arc<UnixSocket>) {
+    let s = UnixSocket::new(ty, ns, cred(1));
+    let f = socket::new_file(s.clone(), libc::O_NONBLOCK, cred(1), 0, 0);
     (f, s)
 }
 
@@ -207,11 +207,11 @@ fn listen_connect_accept() {
     assert_eq!(c.peername(), Ok(unix(b"/tmp/s")));
     // SO_PEERCRED: the listener's binder for the client, the connector for
     // the accepted end.
-    let pid = |s: &Arc<dyn Socket>| {
+    let pid = |s: &dyn Socket| {
         let v = s.getsockopt(libc::SOL_SOCKET, libc::SO_PEERCRED).unwrap();
         i32::from_le_bytes(v[..4].try_into().unwrap())
     };
-    assert_eq!((pid(&c), pid(&a)), (10, 20));
+    assert_eq!((pid(&*c), pid(&*a)), (10, 20));
     let none = &mut Control::default();
     assert_eq!(c.send(&cx(&p, 20), b"hi", None, none, 0), Ok(2));
     let mut buf = [0u8; 8];
@@ -319,4 +319,10 @@ fn dgram_connect_filters_and_queue_limit() {
     assert_eq!(r.peername(), Err(Errno::ENOTCONN));
     assert_eq!(o.send(&cx(&p, 1), b"x", Some(&unix(b"/r")), none, 0), Ok(1));
     assert_eq!(r.listen(1), Err(Errno::EOPNOTSUPP));
+    // Messages a receiver never read give the sender its buffer back.
+    let sender = |x: &Arc<UnixSocket>| x.wmem.load(Ordering::Relaxed);
+    assert!(sender(&s) > 0);
+    drop(r);
+    drop(_rf);
+    assert_eq!(sender(&s), 0);
 }
