@@ -296,10 +296,23 @@ TEST(seqpacket_keeps_boundaries)
 {
     int l = listener(SOCK_SEQPACKET, "seq", 1);
     ASSERT_GE(l, 0);
-    int c = connect_to(SOCK_SEQPACKET, 0, "seq");
-    ASSERT_GE(c, 0);
-    int s = accept(l, NULL, NULL);
+    /* A named client: accept reports its name. */
+    socklen_t cl;
+    struct sockaddr_un ca = abs_addr("seqclient", &cl), sa;
+    socklen_t sl;
+    struct sockaddr_un la = path_addr("seq", &sl);
+    int c = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    ASSERT_OK(bind(c, (struct sockaddr *)&ca, cl));
+    /* The accepted socket inherits the listener's SO_PASSCRED. */
+    int on = 1;
+    ASSERT_OK(setsockopt(l, SOL_SOCKET, SO_PASSCRED, &on, sizeof on));
+    ASSERT_OK(connect(c, (struct sockaddr *)&la, sl));
+    socklen_t pl = sizeof sa;
+    int s = accept(l, (struct sockaddr *)&sa, &pl);
     ASSERT_GE(s, 0);
+    EXPECT_EQ(pl, cl);
+    EXPECT_MEMEQ(sa.sun_path, ca.sun_path, cl - FAMLEN);
+    EXPECT_EQ(sockopt_int(s, SO_PASSCRED), 1);
     EXPECT_EQ(send(c, "one", 3, 0), 3);
     EXPECT_EQ(send(c, "three", 5, 0), 5);
     char buf[16];

@@ -323,7 +323,10 @@ impl UnixSocket {
                 return Err(Errno::EAGAIN);
             }
             let server = UnixSocket::new(self.ty, &self.ns, listen_cred);
+            // The new socket inherits the listener's options (Linux copies
+            // them when the connection is made).
             server.sndbuf.store(target.sndbuf(), Ordering::Relaxed);
+            server.passcred.store(target.passcred(), Ordering::Relaxed);
             let [client_end, server_end] = stream::connect(
                 self.ty,
                 [self.wq.clone(), server.wq.clone()],
