@@ -352,6 +352,15 @@ TEST(backlog_full)
     int st;
     EXPECT_EQ(waitpid(pid, &st, 0), pid);
     EXPECT_EQ(st, 0);
+    /* A listener shut down for reading takes no more connections. */
+    int l2 = listener(SOCK_STREAM, "shutlisten", 1);
+    ASSERT_GE(l2, 0);
+    EXPECT_OK(shutdown(l2, SHUT_RD));
+    EXPECT_ERRNO(connect_to(SOCK_STREAM, SOCK_NONBLOCK, "shutlisten"), ECONNREFUSED);
+    close(l2);
+    char p2[128];
+    snprintf(p2, sizeof p2, "%s/shutlisten", tmpdir());
+    unlink(p2);
     /* Closing the listener resets the connections never accepted. */
     close(l);
     char b;

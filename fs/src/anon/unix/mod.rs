@@ -312,10 +312,11 @@ impl UnixSocket {
             let mut t = target.lock();
             let listen_cred = t.own_cred;
             let target_name = t.name.clone();
+            let shut = t.shutdown & RCV_SHUTDOWN != 0;
             let State::Listening { backlog, pending } = &mut t.state else {
                 return Err(Errno::ECONNREFUSED);
             };
-            if target.closed.load(Ordering::Acquire) {
+            if target.closed.load(Ordering::Acquire) || shut {
                 return Err(Errno::ECONNREFUSED);
             }
             if pending.len() > *backlog {
