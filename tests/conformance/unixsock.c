@@ -246,9 +246,12 @@ TEST(stream_listen_connect_accept)
     gl = sizeof got;
     EXPECT_OK(getpeername(s, (struct sockaddr *)&got, &gl));
     EXPECT_EQ(gl, FAMLEN);
-    /* SO_PEERCRED both ways. */
+    /* SO_PEERCRED both ways; a listener reports its own. */
     struct ucred uc;
     socklen_t ul = sizeof uc;
+    EXPECT_OK(getsockopt(l, SOL_SOCKET, SO_PEERCRED, &uc, &ul));
+    EXPECT_EQ(uc.pid, getpid());
+    ul = sizeof uc;
     EXPECT_OK(getsockopt(c, SOL_SOCKET, SO_PEERCRED, &uc, &ul));
     EXPECT_EQ(uc.pid, getpid());
     EXPECT_EQ(uc.uid, geteuid());
@@ -276,6 +279,20 @@ TEST(stream_listen_connect_accept)
     close(u);
     /* sendto on a connected stream socket. */
     EXPECT_ERRNO(sendto(c, "x", 1, 0, (struct sockaddr *)&a, len), EISCONN);
+    /* Connecting needs write permission on the socket file. */
+    EXPECT_OK(chmod(tmpdir(), 0711));
+    EXPECT_OK(chmod(a.sun_path, 0755));
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+            _exit(0);
+        _exit(connect_to(SOCK_STREAM, 0, "stream") < 0 && errno == EACCES ? 0 : 1);
+    }
+    int st;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_EQ(st, 0);
+    EXPECT_OK(chmod(tmpdir(), 0700));
     /* Unlinking the name: no new connections, the old one lives. */
     EXPECT_OK(unlink(a.sun_path));
     EXPECT_ERRNO(connect_to(SOCK_STREAM, 0, "stream"), ENOENT);
