@@ -297,19 +297,30 @@ impl UnixSocket {
         if target.ty != self.ty {
             return Err(Errno::EPROTOTYPE);
         }
-        let mut me = self.lock();
+        if std::ptr::eq(Arc::as_ptr(&target), self) {
+            // Not listening, or it would not be connecting.
+            return Err(match self.lock().state {
+                State::Connected { .. } => Errno::EISCONN,
+                State::Unconnected => Errno::ECONNREFUSED,
+                _ => Errno::EINVAL,
+            });
+        }
+        // Both sockets are locked, in address order: two sockets may be
+        // connecting to each other.
+        let (mut me, mut t) = if std::ptr::from_ref(self) < Arc::as_ptr(&target) {
+            let me = self.lock();
+            (me, target.lock())
+        } else {
+            let t = target.lock();
+            (self.lock(), t)
+        };
         match me.state {
             State::Unconnected => {}
             State::Connected { .. } => return Err(Errno::EISCONN),
             _ => return Err(Errno::EINVAL),
         }
-        if std::ptr::eq(Arc::as_ptr(&target), self) {
-            // Not listening, or it would not be connecting.
-            return Err(Errno::ECONNREFUSED);
-        }
         let my_name = me.name.clone();
         {
-            let mut t = target.lock();
             let listen_cred = t.own_cred;
             let target_name = t.name.clone();
             let shut = t.shutdown & RCV_SHUTDOWN != 0;
@@ -347,6 +358,7 @@ impl UnixSocket {
                 peer_name: target_name,
             };
         }
+        drop(t);
         drop(me);
         target.wq.notify(READABLE);
         Ok(())

@@ -326,3 +326,28 @@ fn dgram_connect_filters_and_queue_limit() {
     drop(_rf);
     assert_eq!(sender(&s), 0);
 }
+
+#[test]
+fn crossed_connects_do_not_deadlock() {
+    let ns = Arc::new(Namespace::default());
+    let p = FakePaths::default();
+    let (_af, a) = sock(&ns, libc::SOCK_STREAM);
+    let (_bf, b) = sock(&ns, libc::SOCK_STREAM);
+    a.bind(&cx(&p, 1), &unix(b"\0a")).unwrap();
+    b.bind(&cx(&p, 1), &unix(b"\0b")).unwrap();
+    std::thread::scope(|s| {
+        for (x, to) in [(&a, b"\0b"), (&b, b"\0a")] {
+            s.spawn(move || {
+                let p = FakePaths::default();
+                for _ in 0..10_000 {
+                    assert_eq!(x.connect(&cx(&p, 1), &unix(to)), Err(Errno::ECONNREFUSED));
+                }
+            });
+        }
+    });
+    // Connecting to itself.
+    assert_eq!(
+        a.connect(&cx(&p, 1), &unix(b"\0a")),
+        Err(Errno::ECONNREFUSED)
+    );
+}
