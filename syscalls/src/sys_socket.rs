@@ -220,6 +220,10 @@ fn new_socket(
             let stack = t.kernel.netstack.get()?;
             return sentry::net::inet::new_file(&stack, domain, base, protocol, flags, c, uid, gid);
         }
+        libc::AF_UNIX => {
+            let ty = unix::socket_type(base, protocol)?;
+            return Ok(unix::new_socket(ty, flags, c, uid, gid));
+        }
         libc::AF_NETLINK => sentry::net::netlink::new_socket(t.kernel.net.clone(), base, protocol)?,
         _ => return Err(Errno::EAFNOSUPPORT),
     };

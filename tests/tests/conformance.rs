@@ -47,6 +47,7 @@ pub const PROGRAMS: &[&str] = &[
     "socketpair",
     "netlink",
     "inet",
+    "unixsock",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -273,6 +274,11 @@ fn conformance_socketpair() {
 #[test]
 fn conformance_inet() {
     run_program("inet");
+}
+
+#[test]
+fn conformance_unixsock() {
+    run_program("unixsock");
 }
 
 #[test]
