@@ -421,6 +421,9 @@ impl FileOps for SocketFile {
     fn read_timeout(&self) -> Option<Duration> {
         self.timeouts().rcv
     }
+    fn supports_fasync(&self) -> bool {
+        true
+    }
     fn socket(&self) -> Option<&SocketFile> {
         Some(self)
     }

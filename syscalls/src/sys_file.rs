@@ -1039,6 +1039,7 @@ fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
     const FIONCLEX: u32 = 0x5450;
     const FIOCLEX: u32 = 0x5451;
     const FIONBIO: u32 = 0x5421;
+    const FIOASYNC: u32 = 0x5452;
     let fd = a.fd(0);
     let f = t.fds.get(fd)?;
     match a.u32(1) {
@@ -1048,6 +1049,27 @@ fn sys_ioctl(t: &mut Task, a: &Args) -> SysResult {
             let mut b = [0u8; 4];
             t.copy_in(a.u64(2), &mut b)?;
             f.set_nonblocking(i32::from_le_bytes(b) != 0)?;
+            Ok(0)
+        }
+        FIOASYNC => {
+            // Linux's ioctl_fioasync: O_ASYNC through the file's fasync;
+            // ENOTTY for files without one.
+            let mut b = [0u8; 4];
+            t.copy_in(a.u64(2), &mut b)?;
+            let on = i32::from_le_bytes(b) != 0;
+            let old = f.status_flags();
+            if (old & libc::O_ASYNC != 0) == on {
+                return Ok(0);
+            }
+            if !f.ops().supports_fasync() {
+                return Err(Errno::ENOTTY);
+            }
+            let flags = if on {
+                old | libc::O_ASYNC
+            } else {
+                old & !libc::O_ASYNC
+            };
+            f.set_status_flags_async(flags, fd, t.kernel.sigio_sender())?;
             Ok(0)
         }
         fs::devpts::TIOCGPTPEER => {

@@ -6,7 +6,7 @@
 //!
 //! Each workload has two tests: `<name>_native` (always run: the script must
 //! pass on the host) and `<name>` (native, then the sandbox). The sandbox ones
-//! are `#[ignore]`d until AF_INET/AF_INET6 land in the sandbox (issue 7).
+//! run natively and in the sandbox, with the same output.
 //!
 //! Needs: python3, curl, redis-server, redis-tools, nginx(-light); `bash
 //! .ci/run` installs them. A case whose binaries are missing is skipped with a
@@ -170,7 +170,6 @@ fn http_server_curl_native() {
 }
 
 #[test]
-#[ignore = "issue 7: needs AF_INET in the sandbox"]
 fn http_server_curl() {
     http_server(true);
 }
@@ -223,7 +222,6 @@ fn redis_benchmark_native() {
 }
 
 #[test]
-#[ignore = "issue 7: needs AF_INET in the sandbox"]
 fn redis_benchmark() {
     redis(true);
 }
@@ -295,7 +293,6 @@ fn nginx_curl_native() {
 }
 
 #[test]
-#[ignore = "issue 7: needs AF_INET in the sandbox"]
 fn nginx_curl() {
     nginx(true);
 }
