@@ -236,6 +236,10 @@ pub(crate) struct Inner {
     pub dirty: Arc<Dirty>,
     /// Endpoints operated on since the last scan.
     pub touched: Vec<usize>,
+    /// Listening TCP endpoints: scanned on every poll, so that a connection
+    /// reaching a pool socket is queued and announced even if no waker of
+    /// that socket fired.
+    pub listening: Vec<usize>,
     /// Polls since the last full scan.
     polls: u32,
 }
@@ -365,6 +369,7 @@ impl Inner {
     fn scan(&mut self, full: bool) {
         let mut ids = std::mem::take(&mut *self.dirty.0.lock().unwrap_or_else(|e| e.into_inner()));
         ids.append(&mut self.touched);
+        ids.extend_from_slice(&self.listening);
         if full {
             ids.clear();
             ids.extend((0..self.eps.len()).filter(|&i| self.eps[i].is_some()));
@@ -457,6 +462,7 @@ impl Stack {
                 notes: Vec::new(),
                 dirty: Arc::default(),
                 touched: Vec::new(),
+                listening: Vec::new(),
                 polls: 0,
             }),
             wake: wake.clone(),

@@ -691,6 +691,9 @@ impl TcpEndpoint {
                     }
                 }
             }
+            if !i.listening.contains(&self.id) {
+                i.listening.push(self.id);
+            }
             Ok(())
         })
     }
@@ -1291,6 +1294,7 @@ fn bind_locked(i: &mut Inner, id: usize, a: SocketAddr) -> Result<(), Errno> {
 impl Drop for TcpEndpoint {
     fn drop(&mut self) {
         self.stack.op(self.id, |i| {
+            i.listening.retain(|&l| l != self.id);
             let Some(slot) = i.remove(self.id) else {
                 return;
             };
