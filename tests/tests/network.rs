@@ -286,8 +286,8 @@ fn nginx_one_worker(sandbox: bool) {
             ("/usr/bin/curl", "curl"),
         ],
     ) {
-        let script = NGINX.replace("worker_processes 2;", "worker_processes 1;")
-            + NGINX_ONE_WORKER_EXTRA;
+        let script =
+            NGINX.replace("worker_processes 2;", "worker_processes 1;") + NGINX_ONE_WORKER_EXTRA;
         net_workload(
             "nginx_one_worker",
             &script,
