@@ -277,3 +277,54 @@ TEST(signalfd_wakes_blocked_waiters)
     close(sfd);
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
+
+/* A watched file closed without EPOLL_CTL_DEL drops out of the interest list
+ * (nginx closes its connections so). After the last reported entry vanishes
+ * that way, every other watched file is still reported: none is skipped by
+ * the round-robin order of later waits. */
+TEST(epoll_closed_without_del_skips_nothing)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    ASSERT_GE(ep, 0);
+    int a[2], b[2], c[2];
+    ASSERT_OK(pipe(a));
+    ASSERT_OK(pipe(b));
+    ASSERT_OK(pipe(c));
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, a[0], &ev));
+    ev.data.u64 = 2;
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, b[0], &ev));
+    ev.data.u64 = 3;
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, c[0], &ev));
+    struct epoll_event out[4];
+    /* `a` is reported, then closed without EPOLL_CTL_DEL. */
+    EXPECT_EQ(write(a[1], "x", 1), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ(out[0].data.u64, 1);
+    close(a[0]);
+    close(a[1]);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    /* Each other file, ready alone, is reported. */
+    for (int i = 0; i < 2; i++) {
+        int *p = i == 0 ? b : c;
+        char ch;
+        EXPECT_EQ(write(p[1], "y", 1), 1);
+        EXPECT_EQ(epoll_wait(ep, out, 4, 100), 1);
+        EXPECT_EQ(out[0].data.u64, (uint64_t)(2 + i));
+        EXPECT_EQ(read(p[0], &ch, 1), 1);
+        EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    }
+    /* Same with a watched file that vanishes while it is the last reported
+     * one and a file registered after it is the next in line. */
+    EXPECT_EQ(write(b[1], "y", 1), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 1, 0), 1);
+    EXPECT_EQ(out[0].data.u64, 2);
+    close(b[0]);
+    close(b[1]);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 0);
+    EXPECT_EQ(write(c[1], "y", 1), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 100), 1);
+    close(c[0]);
+    close(c[1]);
+    close(ep);
+}

@@ -269,6 +269,45 @@ wait_for /usr/bin/curl -sf -o /dev/null "http://127.0.0.1:$1/"
     "http://127.0.0.1:$1/index.html" "http://127.0.0.1:$1/index.html"
 "#;
 
+/// One worker (no EPOLLEXCLUSIVE): it alone accepts, and closes its
+/// connections without EPOLL_CTL_DEL; a series of short connections must all
+/// be served (an epoll entry gone that way once hid the next one).
+const NGINX_ONE_WORKER_EXTRA: &str = r#"
+for i in $(seq 1 30); do
+    /usr/bin/curl -sS -m 10 -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$1/index.html"
+done | sort | uniq -c | tr -s ' '
+"#;
+
+fn nginx_one_worker(sandbox: bool) {
+    if have(
+        "nginx + curl",
+        &[
+            ("/usr/sbin/nginx", "nginx-light"),
+            ("/usr/bin/curl", "curl"),
+        ],
+    ) {
+        let script =
+            NGINX.replace("worker_processes 2;", "worker_processes 1;") + NGINX_ONE_WORKER_EXTRA;
+        net_workload(
+            "nginx_one_worker",
+            &script,
+            "hello from nginx\n404\n2097152\nyyyyyyyyyy\n200 17\n200 17\n 30 200\n",
+            120,
+            sandbox,
+        );
+    }
+}
+
+#[test]
+fn nginx_one_worker_native() {
+    nginx_one_worker(false);
+}
+
+#[test]
+fn nginx_one_worker_sandbox() {
+    nginx_one_worker(true);
+}
+
 fn nginx(sandbox: bool) {
     if have(
         "nginx + curl",

@@ -19,6 +19,7 @@
 //! reported level-triggered: never missed, but reported while they stay ready.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
@@ -248,13 +249,18 @@ impl Epoll {
         let mut out = Vec::new();
         let mut m = self.lock();
         let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let start = cursor.unwrap_or((i32::MIN, 0));
-        let keys: Vec<Key> = m
-            .range(start..)
-            .map(|(k, _)| *k)
-            .skip(usize::from(cursor.is_some()))
-            .chain(m.range(..=start).map(|(k, _)| *k))
-            .collect();
+        // The entries after the cursor, then the rest. The cursor's entry may
+        // be gone (closed without EPOLL_CTL_DEL): exclude the cursor's key
+        // itself, never "the first key from it", which would skip its
+        // successor on every wait until something else is reported.
+        let keys: Vec<Key> = match *cursor {
+            Some(c) => m
+                .range((Bound::Excluded(c), Bound::Unbounded))
+                .chain(m.range(..=c))
+                .map(|(k, _)| *k)
+                .collect(),
+            None => m.keys().copied().collect(),
+        };
         let mut last = None;
         let mut dead = Vec::new();
         for k in keys {
