@@ -207,14 +207,12 @@ modules!(
     test_poll,
 );
 
-/// Network modules (issue 7), by their dotted names: `#[ignore]`d until
-/// AF_INET/AF_INET6 land in the sandbox. Tests that cannot run on some hosts
-/// are listed in tests/python/NORUN (run_suite.py never runs them).
+/// Network modules (issue 7), by their dotted names. Tests that cannot run on
+/// some hosts are listed in tests/python/NORUN (run_suite.py never runs them).
 macro_rules! net_modules {
     ($($name:ident = $module:literal),* $(,)?) => {
         $(
             #[test]
-            #[ignore = "issue 7: needs AF_INET in the sandbox"]
             fn $name() {
                 run_module($module);
             }

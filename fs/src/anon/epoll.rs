@@ -248,13 +248,18 @@ impl Epoll {
         let mut out = Vec::new();
         let mut m = self.lock();
         let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let start = cursor.unwrap_or((i32::MIN, 0));
-        let keys: Vec<Key> = m
-            .range(start..)
-            .map(|(k, _)| *k)
-            .skip(usize::from(cursor.is_some()))
-            .chain(m.range(..=start).map(|(k, _)| *k))
-            .collect();
+        // The entries after the cursor, then from the start up to it. The
+        // cursor's own entry may be gone (EPOLL_CTL_DEL, a closed file): the
+        // ranges exclude/include it by key, never by skipping a position.
+        use std::ops::Bound::{Excluded, Unbounded};
+        let keys: Vec<Key> = match *cursor {
+            Some(c) => m
+                .range((Excluded(c), Unbounded))
+                .map(|(k, _)| *k)
+                .chain(m.range(..=c).map(|(k, _)| *k))
+                .collect(),
+            None => m.keys().copied().collect(),
+        };
         let mut last = None;
         let mut dead = Vec::new();
         for k in keys {
