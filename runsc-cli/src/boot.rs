@@ -418,7 +418,12 @@ fn host_hostname() -> String {
     if unsafe { libc::uname(&mut u) } != 0 {
         return "sandbox".to_string();
     }
-    let b: Vec<u8> = u.nodename.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let b: Vec<u8> = u
+        .nodename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     match String::from_utf8(b) {
         Ok(s) if !s.is_empty() => s,
         _ => "sandbox".to_string(),
