@@ -8,6 +8,7 @@
 //! time on a 2-core machine.
 //!
 //! `PYSUITE_DO_FLAGS` adds flags of `runsc do` to the sandbox run (space-separated).
+//! The sandbox run skips the excluded tests; `PYSUITE_RUN_EXCLUDED=1` runs them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
