@@ -410,6 +410,26 @@ fn network(g: &Global, b: &mut BootArgs) -> Result<Option<crate::net::NetConfig>
     }
 }
 
+/// The host's hostname (our UTS namespace is a copy of the caller's), or
+/// "sandbox" when it cannot be read.
+fn host_hostname() -> String {
+    // SAFETY: uname writes into the zeroed struct we pass.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "sandbox".to_string();
+    }
+    let b: Vec<u8> = u
+        .nodename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    match String::from_utf8(b) {
+        Ok(s) if !s.is_empty() => s,
+        _ => "sandbox".to_string(),
+    }
+}
+
 fn boot(
     g: &Global,
     mut b: BootArgs,
@@ -484,8 +504,10 @@ fn boot(
     let hostname = b
         .oci
         .as_ref()
-        .and_then(|o| o.hostname.clone())
-        .unwrap_or_else(|| "sandbox".to_string());
+        .map(|o| o.hostname.clone().unwrap_or_else(|| "sandbox".to_string()))
+        // `runsc do` keeps the host's hostname, as gVisor's do (its spec's
+        // hostname is os.Hostname()): names in the host's /etc/hosts resolve.
+        .unwrap_or_else(host_hostname);
     let kernel =
         Kernel::new_with_hostname(platform, vfs.clone(), syscalls::table(), g.strace, hostname);
     crate::faults::set_kernel(&kernel);

@@ -86,6 +86,34 @@ TEST(epoll_level_oneshot_and_errors)
     close(ep);
 }
 
+/* Deleting the entry an earlier wait reported last (asyncio closing one pipe
+ * of a subprocess) must not hide the entry after it. */
+TEST(epoll_del_last_reported)
+{
+    int ep = epoll_create1(0);
+    ASSERT_GE(ep, 0);
+    int a[2], b[2];
+    ASSERT_OK(pipe(a));
+    ASSERT_OK(pipe(b));
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+    EXPECT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, a[0], &ev));
+    ev.data.u64 = 2;
+    EXPECT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, b[0], &ev));
+    EXPECT_EQ(write(a[1], "x", 1), 1);
+    struct epoll_event out[4];
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ(out[0].data.u64, 1);
+    EXPECT_OK(epoll_ctl(ep, EPOLL_CTL_DEL, a[0], NULL));
+    EXPECT_EQ(write(b[1], "y", 1), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 0), 1);
+    EXPECT_EQ(out[0].data.u64, 2);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    close(ep);
+}
+
 TEST(timerfd_expirations)
 {
     EXPECT_ERRNO(timerfd_create(12345, 0), EINVAL);

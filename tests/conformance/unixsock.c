@@ -625,6 +625,32 @@ TEST(passcred_and_scm_credentials)
     unlink(path);
 }
 
+/* The generic SOL_SOCKET flags (sock_setsockopt) are kept on AF_UNIX too:
+ * socketserver sets SO_REUSEADDR on its UnixStreamServer. */
+TEST(generic_socket_flags)
+{
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(s, 0);
+    int opts[] = {SO_REUSEADDR, SO_KEEPALIVE, SO_BROADCAST, SO_OOBINLINE, SO_DONTROUTE};
+    for (unsigned i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        int v = -1;
+        socklen_t len = sizeof v;
+        EXPECT_OK(getsockopt(s, SOL_SOCKET, opts[i], &v, &len));
+        EXPECT_EQ(v, 0);
+        int on = 5;
+        EXPECT_OK(setsockopt(s, SOL_SOCKET, opts[i], &on, sizeof on));
+        len = sizeof v;
+        EXPECT_OK(getsockopt(s, SOL_SOCKET, opts[i], &v, &len));
+        EXPECT_EQ(v, 1);
+        int off = 0;
+        EXPECT_OK(setsockopt(s, SOL_SOCKET, opts[i], &off, sizeof off));
+        len = sizeof v;
+        EXPECT_OK(getsockopt(s, SOL_SOCKET, opts[i], &v, &len));
+        EXPECT_EQ(v, 0);
+    }
+    close(s);
+}
+
 TEST(forked_client_server)
 {
     int l = listener(SOCK_STREAM, "fork", 8);

@@ -15,6 +15,10 @@ lines and a final `@@PYSUITE@@ done <module> <seconds>` go to stdout.
 Module names may be dotted (test_asyncio.test_events). Tests listed in NORUN
 (next to this file; `<test id or prefix*>  # reason`) are not run at all
 (natively nor in the sandbox: e.g. they hang on some hosts) and print as skip.
+
+`--not=FILE` (before the module names) adds FILE's patterns (same format) to
+the tests not run: the harness passes EXCLUDE for the sandbox run, so excluded
+tests (whose outcome is ignored there anyway) do not spend their timeouts.
 """
 
 import os
@@ -26,9 +30,10 @@ import unittest
 MARK = "@@PYSUITE@@"
 
 
-def norun_patterns():
-    """The patterns of NORUN: test ids, or id prefixes ending in `*`."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NORUN")
+def norun_patterns(path=None):
+    """The patterns of NORUN (or of `path`): test ids, or id prefixes ending in `*`."""
+    if path is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NORUN")
     pats = []
     try:
         with open(path) as f:
@@ -116,7 +121,7 @@ class Recorder(unittest.TestResult):
         sys.stderr.write("=== %s %s\n%s\n" % (MARK, test.id(), self._exc_info_to_string(err, test)))
 
 
-def run_module(name, out):
+def run_module(name, out, extra_norun=()):
     import test.support
 
     # As regrtest without -u: optional resources are off.
@@ -142,7 +147,7 @@ def run_module(name, out):
             out.write("%s error %s\n" % (MARK, "test." + name))
             return
         dropped = []
-        suite = without_norun(suite, norun_patterns(), dropped)
+        suite = without_norun(suite, norun_patterns() + list(extra_norun), dropped)
         result = Recorder(out)
         for tid in dropped:
             result.outcomes[tid] = "skip"
@@ -163,8 +168,15 @@ def main():
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    for name in sys.argv[1:]:
-        run_module(name, out)
+    extra = []
+    names = []
+    for a in sys.argv[1:]:
+        if a.startswith("--not="):
+            extra += norun_patterns(a[len("--not="):])
+        else:
+            names.append(a)
+    for name in names:
+        run_module(name, out, extra)
     out.close()
 
 

@@ -113,8 +113,22 @@ pub struct UnixSocket {
     sndbuf: AtomicUsize,
     rcvbuf: AtomicUsize,
     passcred: AtomicBool,
+    /// Generic SOL_SOCKET flags sock_setsockopt keeps for every family
+    /// (SO_REUSEADDR, SO_KEEPALIVE, ...), as bits `1 << optname`: read back,
+    /// not acted on (as on Linux for AF_UNIX).
+    sockflags: std::sync::atomic::AtomicU64,
     closed: AtomicBool,
 }
+
+/// The SOL_SOCKET boolean options Linux's sock_setsockopt accepts on any
+/// socket and that AF_UNIX only stores.
+const GENERIC_FLAGS: [i32; 5] = [
+    libc::SO_REUSEADDR,
+    libc::SO_KEEPALIVE,
+    libc::SO_BROADCAST,
+    libc::SO_OOBINLINE,
+    libc::SO_DONTROUTE,
+];
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -200,6 +214,7 @@ impl UnixSocket {
             sndbuf: AtomicUsize::new(DEFAULT_BUF),
             rcvbuf: AtomicUsize::new(DEFAULT_BUF),
             passcred: AtomicBool::new(false),
+            sockflags: std::sync::atomic::AtomicU64::new(0),
             closed: AtomicBool::new(false),
         })
     }
@@ -671,6 +686,9 @@ impl Socket for UnixSocket {
             libc::SO_SNDBUF => int(self.sndbuf() as i32),
             libc::SO_RCVBUF => int(self.rcvbuf.load(Ordering::Relaxed) as i32),
             libc::SO_PASSCRED => int(self.passcred() as i32),
+            n if GENERIC_FLAGS.contains(&n) => {
+                int((self.sockflags.load(Ordering::Relaxed) >> n) as i32 & 1)
+            }
             libc::SO_ACCEPTCONN => int(matches!(self.lock().state, State::Listening { .. }) as i32),
             libc::SO_PEERCRED => {
                 let c = {
@@ -715,6 +733,13 @@ impl Socket for UnixSocket {
                 .rcvbuf
                 .store(doubled.max(MIN_RCVBUF), Ordering::Relaxed),
             libc::SO_PASSCRED => self.passcred.store(v != 0, Ordering::Relaxed),
+            n if GENERIC_FLAGS.contains(&n) => {
+                if v != 0 {
+                    self.sockflags.fetch_or(1 << n, Ordering::Relaxed);
+                } else {
+                    self.sockflags.fetch_and(!(1 << n), Ordering::Relaxed);
+                }
+            }
             _ => return Err(Errno::ENOPROTOOPT),
         }
         Ok(())
