@@ -6,6 +6,8 @@
 //! up to `backlog + 1` connections wait to be accepted (as Linux). Beyond that
 //! one listening socket stays so further clients still connect (queued up to
 //! `2 * backlog + 8`); past that limit SYNs get RST (Linux drops them).
+//! Half-open connections are bounded per listener: a SYN flood recycles the
+//! oldest (see `update_listener`).
 //!
 //! Deviations from Linux:
 //! - smoltcp's listen on an unspecified address matches both families, so a
@@ -321,10 +323,29 @@ fn update_listener(
             }
         }
     }
-    let room = (l.backlog + 1).saturating_sub(l.queue.len() + synrecv);
-    // Bounded against SYN floods: half-open connections beyond the limit get
-    // RST (Linux would use SYN cookies).
+    // Bounded against SYN floods: at the limit of half-open connections the
+    // oldest are dropped silently (as Linux prunes its SYN queue; with SYN
+    // cookies it answers every SYN), so that new clients still connect
+    // rather than being reset, or refused until the flood's half-open
+    // connections time out (63 s).
     let synrecv_max = 2 * l.backlog.max(64);
+    if synrecv >= synrecv_max && l.queue.len() < 2 * l.backlog + 8 {
+        let mut evict = synrecv + 8 - synrecv_max;
+        for &(ifc, h) in &l.pool {
+            if evict == 0 {
+                break;
+            }
+            let s = sock(ifaces, ifc, h);
+            if s.state() == State::SynReceived {
+                let ep = s.listen_endpoint();
+                s.abort();
+                let _ = s.listen(ep);
+                synrecv -= 1;
+                evict -= 1;
+            }
+        }
+    }
+    let room = (l.backlog + 1).saturating_sub(l.queue.len() + synrecv);
     let want = if l.queue.len() >= 2 * l.backlog + 8 || synrecv >= synrecv_max {
         0
     } else {
