@@ -1329,6 +1329,20 @@ fn hostile_frames_on_the_link_never_crash_the_stack() {
         "link fuzz: {sent} frames sent, {refused} refused by the host, {:?}",
         start.elapsed()
     );
+    // A mutated ARP frame may have claimed the host's address for another
+    // MAC (poisoning the sandbox's ARP cache, as it would Linux's): the host
+    // announces itself again.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&peers.hmac);
+    arp.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&peers.hmac);
+    arp.extend_from_slice(&peers.hip);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&peers.sip);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // SAFETY: `arp` is a valid buffer.
+    let n = unsafe { libc::send(fd.as_raw_fd(), arp.as_ptr().cast(), arp.len(), 0) };
+    assert_eq!(n, arp.len() as isize);
     drop(fd);
     assert!(child.try_wait().unwrap().is_none(), "the sandbox died");
     // Still serving: UDP echo (small and large) and a TCP echo of 256 KiB.
