@@ -438,7 +438,7 @@ fn link_flood_does_not_starve_loopback() {
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             i = i.wrapping_add(1);
             // SYNs to a closed port (each answered by a RST) and junk.
-            let f = if i % 2 == 0 {
+            let f = if i.is_multiple_of(2) {
                 eth(
                     MAC_A,
                     MAC_H,

@@ -1449,7 +1449,10 @@ print("done", flush=True)
         used * 100 < hz * 2 * 20,
         "the sandbox used {used} ticks ({hz}/s) of CPU in 2 s after its link went away"
     );
+    eprintln!("after the veth deletion: {used} ticks ({hz}/s) of CPU in 2 s");
+    let t = std::time::Instant::now();
     let st = wait_exit(&mut child, 20);
+    eprintln!("exit {:?} after {:?}", st.code(), t.elapsed());
     let mut line = String::new();
     use std::io::BufRead;
     out.read_line(&mut line).unwrap();
