@@ -21,7 +21,9 @@ pub trait LinkDevice: Send {
     /// A host fd that becomes readable when a frame can be received.
     fn fd(&self) -> RawFd;
     /// Receives one frame into `buf` without blocking; `ErrorKind::WouldBlock`
-    /// when none is queued.
+    /// when none is queued. Returns the frame's full length, which exceeds
+    /// `buf.len()` when the frame did not fit (it was truncated, as
+    /// `recv(2)` with `MSG_TRUNC`).
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Sends one frame without blocking (a full queue drops the frame: TCP
     /// retransmits, as with a full NIC ring).
@@ -31,6 +33,9 @@ pub trait LinkDevice: Send {
 /// A [`LinkDevice`] over a host fd carrying one Ethernet frame per read/write.
 pub struct FdLink {
     fd: OwnedFd,
+    /// The fd is not a socket (a TAP device): `read(2)`, which cannot
+    /// report truncation, instead of `recv(2)` with `MSG_TRUNC`.
+    not_sock: bool,
 }
 
 impl FdLink {
@@ -46,7 +51,10 @@ impl FdLink {
         if unsafe { libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(FdLink { fd })
+        Ok(FdLink {
+            fd,
+            not_sock: false,
+        })
     }
 }
 
@@ -57,15 +65,24 @@ impl LinkDevice for FdLink {
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
+            let fd = self.fd.as_raw_fd();
             // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes for the
             // duration of the call.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe {
+                if self.not_sock {
+                    libc::read(fd, buf.as_mut_ptr().cast(), buf.len())
+                } else {
+                    libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC)
+                }
+            };
             if n >= 0 {
                 return Ok(n as usize);
             }
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::ENOTSOCK) if !self.not_sock => self.not_sock = true,
+                _ => return Err(e),
             }
         }
     }
@@ -93,6 +110,10 @@ pub struct Counters {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub tx_errors: u64,
+    /// Receive errors reported by the host fd (the link went down or away).
+    pub rx_errors: u64,
+    /// Frames dropped on receipt: empty, or larger than any IP packet.
+    pub rx_dropped: u64,
 }
 
 /// The loopback device: transmitted IP packets are queued and received back.
@@ -173,10 +194,24 @@ pub(crate) struct LinkDev {
     /// IP MTU; the Ethernet frame is 14 bytes more.
     pub mtu: usize,
     pub counters: Counters,
+    /// Where frames are received before being copied out at their size.
+    scratch: Vec<u8>,
+    /// The last send failed with ENOBUFS (the host device's queue is full):
+    /// the fd may well poll writable meanwhile, so the stack thread retries
+    /// after a short sleep instead of waiting for POLLOUT.
+    pub tx_nobufs: bool,
 }
 
-/// Most frames queued from the fd before the stack processes them.
+/// Most frames queued from the fd before the stack processes them; also the
+/// most frames read per wakeup of the stack thread, so a flood cannot keep
+/// it from timers and loopback.
 pub(crate) const LINK_RXQ_MAX: usize = 256;
+/// The largest frame received: an Ethernet header with two VLAN tags and
+/// the largest IP packet. A host NIC with TSO/GSO (a veth) hands packet
+/// sockets TCP segments of up to 64 KiB whatever the MTU; they are
+/// accepted as the larger segments they are (as gVisor's GRO). Bigger
+/// frames are dropped whole rather than parsed truncated.
+pub(crate) const LINK_RX_MAX: usize = 14 + 8 + 65535;
 /// Most frames waiting for the fd to become writable.
 pub(crate) const LINK_TXQ_MAX: usize = 256;
 
@@ -188,21 +223,23 @@ impl LinkDev {
             txq: VecDeque::new(),
             mtu,
             counters: Counters::default(),
+            scratch: Vec::new(),
+            tx_nobufs: false,
         }
     }
 
     /// Sends queued frames; returns whether the queue is empty.
     pub fn flush(&mut self) -> bool {
+        self.tx_nobufs = false;
         while let Some(f) = self.txq.front() {
             match self.dev.send(f) {
                 Ok(()) => {
                     self.counters.tx_packets += 1;
                     self.counters.tx_bytes += f.len() as u64;
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.tx_nobufs = true;
                     return false;
                 }
                 Err(_) => self.counters.tx_errors += 1,
@@ -220,9 +257,8 @@ impl LinkDev {
                     self.counters.tx_bytes += buf.len() as u64;
                     return;
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.tx_nobufs = true,
                 Err(_) => {
                     self.counters.tx_errors += 1;
                     return;
@@ -236,25 +272,49 @@ impl LinkDev {
         }
     }
 
-    /// Reads every queued frame (up to the queue limit). Returns whether any
-    /// was read.
+    /// Reads queued frames: at most [`LINK_RXQ_MAX`] reads, and no more than
+    /// the queue has room for. Empty and oversized frames are dropped. Returns
+    /// whether any frame was queued.
     pub fn read_frames(&mut self) -> bool {
+        if self.scratch.len() < LINK_RX_MAX {
+            self.scratch = vec![0u8; LINK_RX_MAX];
+        }
         let mut any = false;
-        while self.rxq.len() < LINK_RXQ_MAX {
-            let mut buf = vec![0u8; self.mtu + 14 + 4];
-            match self.dev.recv(&mut buf) {
-                Ok(0) => break,
+        for _ in 0..LINK_RXQ_MAX {
+            if self.rxq.len() >= LINK_RXQ_MAX {
+                break;
+            }
+            match self.dev.recv(&mut self.scratch) {
+                Ok(n) if n == 0 || n > self.scratch.len() => self.counters.rx_dropped += 1,
                 Ok(n) => {
-                    buf.truncate(n);
                     self.counters.rx_packets += 1;
                     self.counters.rx_bytes += n as u64;
-                    self.rxq.push_back(buf);
+                    self.rxq.push_back(self.scratch[..n].to_vec());
                     any = true;
                 }
-                Err(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ENETDOWN/ENXIO (the link went down or was deleted), or any
+                // other error: counted; the fd is polled again later.
+                Err(_) => {
+                    self.counters.rx_errors += 1;
+                    break;
+                }
             }
         }
         any
+    }
+
+    /// The `poll(2)` events the stack thread waits for on the link fd:
+    /// input while the receive queue has room, output while frames wait.
+    pub fn poll_events(&self) -> libc::c_short {
+        let mut ev = 0;
+        if self.rxq.len() < LINK_RXQ_MAX {
+            ev |= libc::POLLIN;
+        }
+        if !self.txq.is_empty() && !self.tx_nobufs {
+            ev |= libc::POLLOUT;
+        }
+        ev
     }
 }
 

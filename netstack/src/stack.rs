@@ -559,7 +559,7 @@ impl Drop for Stack {
 fn run(weak: Weak<Stack>, wake: Arc<OwnedFd>) {
     let mut fds: Vec<libc::pollfd> = Vec::new();
     loop {
-        let timeout_us;
+        let mut timeout_us;
         {
             let Some(st) = weak.upgrade() else { return };
             let mut g = st.lock();
@@ -579,11 +579,14 @@ fn run(weak: Weak<Stack>, wake: Arc<OwnedFd>) {
                 events: libc::POLLIN,
                 revents: 0,
             });
+            // A link with frames stuck behind ENOBUFS is retried soon.
+            let mut retry = false;
             for f in &g.ifaces {
                 if let Dev::Link(d) = &f.dev {
+                    retry |= d.tx_nobufs && !d.txq.is_empty();
                     fds.push(libc::pollfd {
                         fd: d.dev.fd(),
-                        events: libc::POLLIN,
+                        events: d.poll_events(),
                         revents: 0,
                     });
                 }
@@ -598,6 +601,9 @@ fn run(weak: Weak<Stack>, wake: Arc<OwnedFd>) {
             } else {
                 (next - now).max(0)
             };
+            if retry && !(0..=1000).contains(&timeout_us) {
+                timeout_us = 1000;
+            }
         }
         let ts = libc::timespec {
             tv_sec: (timeout_us / 1_000_000) as libc::time_t,

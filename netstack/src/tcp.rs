@@ -6,6 +6,8 @@
 //! up to `backlog + 1` connections wait to be accepted (as Linux). Beyond that
 //! one listening socket stays so further clients still connect (queued up to
 //! `2 * backlog + 8`); past that limit SYNs get RST (Linux drops them).
+//! Half-open connections are bounded per listener: a SYN flood recycles the
+//! oldest (see `update_listener`).
 //!
 //! Deviations from Linux:
 //! - smoltcp's listen on an unspecified address matches both families, so a
@@ -30,7 +32,7 @@
 //!   (tcp_fin_timeout), or at once when data arrives for it (as Linux).
 //! - SO_LINGER, TCP_CORK, urgent data and TCP_FASTOPEN are not implemented.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::Waker;
@@ -107,6 +109,10 @@ pub(crate) struct Listener {
     ifaces: Vec<usize>,
     pool: Vec<(usize, SocketHandle)>,
     queue: VecDeque<(usize, SocketHandle)>,
+    /// Pool sockets seen in SYN_RECEIVED, with the order they were seen in
+    /// (the oldest are recycled first under a SYN flood).
+    half_open: HashMap<(usize, SocketHandle), u64>,
+    half_open_seq: u64,
 }
 
 pub(crate) struct Conn {
@@ -276,9 +282,16 @@ fn update_listener(
     while i < l.pool.len() {
         let (ifc, h) = l.pool[i];
         let s = sock(ifaces, ifc, h);
+        if s.state() != State::SynReceived {
+            l.half_open.remove(&(ifc, h));
+        }
         match s.state() {
             State::Listen => i += 1,
             State::SynReceived => {
+                if let std::collections::hash_map::Entry::Vacant(e) = l.half_open.entry((ifc, h)) {
+                    e.insert(l.half_open_seq);
+                    l.half_open_seq += 1;
+                }
                 synrecv += 1;
                 i += 1;
             }
@@ -321,10 +334,28 @@ fn update_listener(
             }
         }
     }
-    let room = (l.backlog + 1).saturating_sub(l.queue.len() + synrecv);
-    // Bounded against SYN floods: half-open connections beyond the limit get
-    // RST (Linux would use SYN cookies).
+    // Bounded against SYN floods: at the limit of half-open connections the
+    // oldest are dropped silently (as Linux prunes its SYN queue; with SYN
+    // cookies it answers every SYN), so that new clients still connect
+    // rather than being reset, or refused until the flood's half-open
+    // connections time out (63 s).
     let synrecv_max = 2 * l.backlog.max(64);
+    if synrecv >= synrecv_max && l.queue.len() < 2 * l.backlog + 8 {
+        l.half_open.retain(|k, _| l.pool.contains(k));
+        let mut old: Vec<(u64, (usize, SocketHandle))> =
+            l.half_open.iter().map(|(&k, &seq)| (seq, k)).collect();
+        old.sort_unstable_by_key(|&(seq, _)| seq);
+        old.truncate(synrecv + 8 - synrecv_max);
+        for (_, (ifc, h)) in old {
+            l.half_open.remove(&(ifc, h));
+            let s = sock(ifaces, ifc, h);
+            let ep = s.listen_endpoint();
+            s.abort();
+            let _ = s.listen(ep);
+            synrecv -= 1;
+        }
+    }
+    let room = (l.backlog + 1).saturating_sub(l.queue.len() + synrecv);
     let want = if l.queue.len() >= 2 * l.backlog + 8 || synrecv >= synrecv_max {
         0
     } else {
@@ -668,6 +699,8 @@ impl TcpEndpoint {
                 ifaces,
                 pool: Vec::new(),
                 queue: VecDeque::new(),
+                half_open: HashMap::new(),
+                half_open_seq: 0,
             });
             let Inner {
                 eps,

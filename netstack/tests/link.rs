@@ -281,18 +281,35 @@ fn syn_flood_is_bounded() {
                 0x02,
                 &[],
             );
-            send_frame(&host, &eth(MAC_A, MAC_H, 0x0800, &syn));
-            while recv_frame(&host, 0).is_some() {
+            send_blocking(&host, &eth(MAC_A, MAC_H, 0x0800, &syn));
+            // Paced by the answers (SYN-ACK or RST), so that half-open
+            // connections pile up to the limit (a burst mostly gets RSTs).
+            let mut wait = 50;
+            while recv_frame(&host, wait).is_some() {
                 n += 1;
+                wait = 0;
             }
         }
         while recv_frame(&host, 200).is_some() {
             n += 1;
         }
-        n
+        (n, host)
     });
-    let replies = drain.join().unwrap();
+    let (replies, host) = drain.join().unwrap();
     assert!(replies > 0);
+    // The flood's half-open connections (never answered) do not lock out a
+    // new client: its SYN gets a SYN-ACK, not a RST.
+    let syn = tcp4(IP_H, IP_A, 4242, 80, 77, 0, 0x02, &[]);
+    send_frame(&host, &eth(MAC_A, MAC_H, 0x0800, &syn));
+    let mut flags = None;
+    while let Some(f) = recv_frame(&host, 500) {
+        // Ethernet 14 + IPv4 20: TCP dport at 36, flags at 47.
+        if f.len() >= 54 && f[23] == 6 && f[36..38] == 4242u16.to_be_bytes() {
+            flags = Some(f[47]);
+            break;
+        }
+    }
+    assert_eq!(flags, Some(0x12), "answer to a SYN after the flood");
     // The loopback path still works and nothing was queued for accept.
     assert_eq!(l.accept().err(), Some(Errno::EAGAIN));
     let c = st.tcp(false);
@@ -300,5 +317,165 @@ fn syn_flood_is_bounded() {
         c.connect(addr("127.0.0.1:80")),
         Ok(()),
         "listener still serves (pool replenished or RST)"
+    );
+}
+
+/// The "netstack" threads of this process.
+fn stack_threads() -> Vec<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|t| {
+            std::fs::read_to_string(format!("/proc/self/task/{t}/comm"))
+                .is_ok_and(|c| c.trim() == "netstack")
+        })
+        .collect()
+}
+
+/// CPU time (user + system, clock ticks) of thread `tid` of this process.
+fn thread_ticks(tid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Empty frames and frames larger than any IP packet are dropped (counted),
+/// not parsed truncated; the link keeps working. Frames bigger than the MTU
+/// but holding a whole IP packet (a veth's TSO/GSO segments) are taken.
+#[test]
+fn empty_and_oversized_frames_are_dropped() {
+    let (dev, host) = socketpair();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
+    let u = st.udp(false);
+    u.bind(addr("0.0.0.0:7")).unwrap();
+    send_blocking(&host, &[]);
+    let mut huge = eth(MAC_A, MAC_H, 0x0800, &udp4(IP_H, IP_A, 9, 7, &[7u8; 60000]));
+    huge.resize(70000, 0);
+    send_blocking(&host, &huge);
+    wait_until(|| st.interfaces()[1].counters.rx_dropped == 2);
+    assert_eq!(u.recv_from(&mut [0u8; 8], false).err(), Some(Errno::EAGAIN));
+    // A 20000-byte datagram in one frame (MTU 1500).
+    let data: Vec<u8> = (0..20000u32).map(|i| i as u8).collect();
+    send_blocking(
+        &host,
+        &eth(MAC_A, MAC_H, 0x0800, &udp4(IP_H, IP_A, 9, 7, &data)),
+    );
+    let mut buf = vec![0u8; 30000];
+    let mut got = None;
+    wait_until(|| match u.recv_from(&mut buf, false) {
+        Ok((n, from)) => {
+            got = Some((n, from));
+            true
+        }
+        Err(_) => false,
+    });
+    let (n, from) = got.unwrap();
+    assert_eq!(&buf[..n], &data[..]);
+    assert_eq!(from, addr("10.0.0.99:9"));
+    assert_eq!(st.interfaces()[1].counters.rx_dropped, 2);
+}
+
+/// A link whose host side is gone (reads fail or find nothing, sends fail)
+/// does not make the stack thread spin, and loopback still works.
+#[test]
+fn dead_link_does_not_spin() {
+    let (dev, host) = socketpair();
+    let before = stack_threads();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
+    let mine: Vec<u32> = stack_threads()
+        .into_iter()
+        .filter(|t| !before.contains(t))
+        .collect();
+    drop(host);
+    // Traffic to the link: ARP requests that cannot be sent.
+    let u = st.udp(false);
+    for _ in 0..10 {
+        let _ = u.send_to(b"x", Some(addr("10.0.0.77:9")));
+    }
+    let ticks = || mine.iter().map(|&t| thread_ticks(t)).sum::<u64>();
+    let t0 = ticks();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let used = ticks() - t0;
+    // SAFETY: sysconf cannot fail for _SC_CLK_TCK.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    assert!(
+        used * 5 < hz,
+        "the stack thread used {used} ticks ({hz}/s) in 1 s"
+    );
+    let a = st.udp(false);
+    a.bind(addr("127.0.0.1:5000")).unwrap();
+    u.send_to(b"hi", Some(addr("127.0.0.1:5000"))).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(a.recv_from(&mut buf, false).unwrap().0, 2);
+}
+
+/// A flood of junk frames on the link does not starve loopback traffic or
+/// the stack's timers.
+#[test]
+fn link_flood_does_not_starve_loopback() {
+    let (dev, host) = socketpair();
+    let st = Stack::new(StackConfig {
+        links: vec![link_cfg("eth0", MAC_A, IP_A, "fd00::1", dev)],
+    })
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let flood = std::thread::spawn(move || {
+        let mut n = 0u64;
+        let mut i = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            i = i.wrapping_add(1);
+            // SYNs to a closed port (each answered by a RST) and junk.
+            let f = if i.is_multiple_of(2) {
+                eth(
+                    MAC_A,
+                    MAC_H,
+                    0x0800,
+                    &tcp4(IP_H, IP_A, 1000 + (i % 50000) as u16, 81, i, 0, 0x02, &[]),
+                )
+            } else {
+                eth(MAC_A, MAC_H, 0x0800, &[0x45; 40])
+            };
+            send_blocking(&host, &f);
+            while recv_frame(&host, 0).is_some() {}
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let a = st.udp(false);
+    a.bind(addr("127.0.0.1:5001")).unwrap();
+    let b = st.udp(false);
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 8];
+    for _ in 0..200 {
+        b.send_to(b"ping", Some(addr("127.0.0.1:5001"))).unwrap();
+        assert_eq!(a.recv_from(&mut buf, false).unwrap().0, 4);
+    }
+    // A loopback TCP connection completes meanwhile.
+    let l = st.tcp(false);
+    l.bind(addr("127.0.0.1:5002")).unwrap();
+    l.listen(8).unwrap();
+    let c = st.tcp(false);
+    assert_eq!(c.connect(addr("127.0.0.1:5002")), Ok(()));
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames = flood.join().unwrap();
+    assert!(frames > 100, "flood sent {frames}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "loopback took {took:?} under a flood"
     );
 }

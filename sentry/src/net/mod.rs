@@ -385,6 +385,8 @@ impl NetInfo for StackInfo {
                         rx_bytes: i.counters.rx_bytes,
                         tx_bytes: i.counters.tx_bytes,
                         tx_errors: i.counters.tx_errors,
+                        rx_errors: i.counters.rx_errors,
+                        rx_dropped: i.counters.rx_dropped,
                         ..Default::default()
                     },
                 }
