@@ -223,6 +223,22 @@ pub(crate) struct Orphan {
     pub deadline: Option<std::time::Instant>,
 }
 
+/// One TCP or UDP socket as Linux's /proc/net tables show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SockEntry {
+    pub tcp: bool,
+    /// An AF_INET6 socket (listed in tcp6/udp6).
+    pub v6: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Linux's TCP state number (TCP_ESTABLISHED = 1, TCP_CLOSE = 7,
+    /// TCP_LISTEN = 10).
+    pub state: u8,
+    pub tx_queue: u32,
+    /// Bytes queued to read; for a listener, connections waiting in accept.
+    pub rx_queue: u32,
+}
+
 pub(crate) struct Inner {
     pub ifaces: Vec<Iface>,
     pub eps: Vec<Option<EpSlot>>,
@@ -523,6 +539,22 @@ impl Stack {
                 f.route_infos(&mut v);
             }
             v
+        })
+    }
+
+    /// The TCP and UDP sockets as /proc/net/{tcp,udp}[6] list them: TCP
+    /// listeners and connections, bound UDP sockets, by endpoint number.
+    pub fn sockets(&self) -> Vec<SockEntry> {
+        self.with(|i| {
+            let Inner { eps, ifaces, .. } = i;
+            eps.iter()
+                .flatten()
+                .filter_map(|s| match &s.kind {
+                    EpKind::Tcp(t) => crate::tcp::entry(t, ifaces),
+                    EpKind::Udp(u) => crate::udp::entry(u, ifaces),
+                    _ => None,
+                })
+                .collect()
         })
     }
 

@@ -204,6 +204,43 @@ fn linux_state(s: State) -> u8 {
     }
 }
 
+/// The /proc/net/tcp[6] line of `t`: listeners and connections (Linux
+/// lists no unbound or merely bound socket).
+pub(crate) fn entry(t: &TcpEp, ifaces: &mut [Iface]) -> Option<crate::stack::SockEntry> {
+    let any = SocketAddr::new(unspecified(t.v6), 0);
+    let (local, remote, state, tx, rx) = match &t.mode {
+        Mode::Init => return None,
+        Mode::Listen(l) => {
+            let local = t.bound.map(|(a, _)| a)?;
+            (local, any, 10, 0, l.queue.len() as u32)
+        }
+        Mode::Conn(c) if c.dead || c.done => return None,
+        Mode::Conn(c) => {
+            let s = sock(ifaces, c.ifc, c.h);
+            let state = linux_state(s.state());
+            if state == 7 {
+                return None;
+            }
+            (
+                s.local_endpoint().map(ep_addr)?,
+                s.remote_endpoint().map(ep_addr).unwrap_or(any),
+                state,
+                s.send_queue() as u32,
+                s.recv_queue() as u32,
+            )
+        }
+    };
+    Some(crate::stack::SockEntry {
+        tcp: true,
+        v6: t.v6,
+        local: for_family(local, t.v6),
+        remote: for_family(remote, t.v6),
+        state,
+        tx_queue: tx,
+        rx_queue: rx,
+    })
+}
+
 /// Observes the smoltcp state: records establishment, peer FIN and failures.
 fn observe(t: &mut TcpEp, ifaces: &mut [Iface]) {
     let Mode::Conn(c) = &mut t.mode else { return };

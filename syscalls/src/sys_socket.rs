@@ -218,7 +218,10 @@ fn new_socket(
         }
         libc::AF_INET | libc::AF_INET6 => {
             let stack = t.kernel.netstack.get()?;
-            return sentry::net::inet::new_file(&stack, domain, base, protocol, flags, c, uid, gid);
+            let ping = t.kernel.net.ping_allowed(t.creds.egid, &t.creds.groups);
+            return sentry::net::inet::new_file(
+                &stack, domain, base, protocol, flags, c, uid, gid, ping,
+            );
         }
         libc::AF_UNIX => {
             let ty = unix::socket_type(base, protocol)?;
