@@ -316,6 +316,13 @@ mod tests {
                 "--readonly-path=/proc/sys"
             ]
         );
+        let s = p(r#"{"linux":{"sysctl":{"net.ipv4.ping_group_range":"0 2147483647"}}}"#).unwrap();
+        assert_eq!(s.ping_group_range, Some((0, 2147483647)));
+        assert_eq!(s.boot_args(), vec!["--ping-group-range=0:2147483647"]);
+        for bad in ["0", "0 1 2", "-1 0", "0 4294967295", "a b"] {
+            let j = format!(r#"{{"linux":{{"sysctl":{{"net.ipv4.ping_group_range":"{bad}"}}}}}}"#);
+            assert!(p(&j).is_err(), "{bad}");
+        }
         assert_eq!(parse_rlimit_arg("7:100:200"), Ok((7, 100, 200)));
         assert!(parse_rlimit_arg("99:1:2").is_err());
         assert!(parse_rlimit_arg("7:3:2").is_err());

@@ -697,15 +697,22 @@ fn net_route(k: &Kernel) -> Vec<u8> {
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
         127,
     );
-    for r in k.net.info().routes() {
-        let std::net::IpAddr::V4(dst) = r.dst else {
-            continue;
-        };
-        if r.table != crate::net::RT_TABLE_MAIN
-            || r.kind == crate::net::RTN_BROADCAST
-        {
-            continue;
-        }
+    // The fib trie's order: by destination, then shorter prefixes first.
+    let mut routes: Vec<(std::net::Ipv4Addr, crate::net::Route)> = k
+        .net
+        .info()
+        .routes()
+        .into_iter()
+        .filter_map(|r| match r.dst {
+            std::net::IpAddr::V4(d) => Some((d, r)),
+            _ => None,
+        })
+        .filter(|(_, r)| {
+            r.table == crate::net::RT_TABLE_MAIN && r.kind != crate::net::RTN_BROADCAST
+        })
+        .collect();
+    routes.sort_by_key(|(d, r)| (u32::from(*d), r.prefix));
+    for (dst, r) in routes {
         let mask = std::net::Ipv4Addr::from(if r.prefix == 0 {
             0
         } else {
