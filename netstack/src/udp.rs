@@ -77,6 +77,8 @@ pub(crate) fn entry(u: &UdpEp, ifaces: &mut [Iface]) -> Option<crate::stack::Soc
         state: if u.peer.is_some() { 1 } else { 7 },
         tx_queue: 0,
         rx_queue: rx as u32,
+        uid: 0,
+        inode: 0,
     })
 }
 
@@ -286,6 +288,11 @@ impl UdpEndpoint {
     /// Registers the readiness callback.
     pub fn set_notify(&self, f: Notify) {
         self.stack.set_notify(self.id, f)
+    }
+
+    /// Names the socket file (its uid and inode) for /proc/net.
+    pub fn set_owner(&self, uid: u32, ino: u64) {
+        self.stack.set_owner(self.id, uid, ino)
     }
 
     pub fn readiness(&self) -> u32 {

@@ -218,7 +218,14 @@ fn wrap(
         stack: stack.clone(),
         settled: Mutex::new(None),
     });
-    socket::new_file(s, flags, cred, uid, gid)
+    let f = socket::new_file(s.clone(), flags, cred, uid, gid);
+    let ino = f.stat().map_or(0, |st| st.ino);
+    match &s.ep {
+        Ep::Tcp(e) => e.set_owner(uid, ino),
+        Ep::Udp(e) => e.set_owner(uid, ino),
+        Ep::Icmp(e) => e.set_owner(uid, ino),
+    }
+    f
 }
 
 impl InetSocket {

@@ -355,8 +355,9 @@ impl Netstack {
         Ok(())
     }
 
-    /// The stack, started (loopback only) if it is not running yet.
-    pub fn get(&self) -> Result<Arc<Stack>, Errno> {
+    /// The stack, started (loopback only) if it is not running yet; a stack
+    /// started here becomes `net`'s view (so lo's counters are its own).
+    pub fn get(&self, net: &Net) -> Result<Arc<Stack>, Errno> {
         if let Some(s) = self.stack.get() {
             return Ok(s.clone());
         }
@@ -369,6 +370,7 @@ impl Netstack {
             Errno::ENOBUFS
         })?;
         let _ = self.stack.set(s.clone());
+        net.set_info(Arc::new(StackInfo(s.clone())));
         Ok(s)
     }
 

@@ -527,7 +527,10 @@ fn proc_sys_net(k: &Weak<Kernel>) -> Arc<Node> {
                         ("bindv6only", fixed(k, "0")),
                         (
                             "conf",
-                            sdir(k, vec![("all", conf(k)), ("default", conf(k)), ("lo", conf(k))]),
+                            sdir(
+                                k,
+                                vec![("all", conf(k)), ("default", conf(k)), ("lo", conf(k))],
+                            ),
                         ),
                     ],
                 ),
@@ -551,7 +554,12 @@ pub(super) fn proc_net(k: &Weak<Kernel>) -> Arc<Node> {
             ("tcp6", g(k, |k| net_socks(k, true, true))),
             ("udp", g(k, |k| net_socks(k, false, false))),
             ("udp6", g(k, |k| net_socks(k, false, true))),
-            ("unix", g(k, |_| b"Num       RefCount Protocol Flags    Type St Inode Path\n".to_vec())),
+            (
+                "unix",
+                g(k, |_| {
+                    b"Num       RefCount Protocol Flags    Type St Inode Path\n".to_vec()
+                }),
+            ),
         ],
     )
 }
@@ -668,7 +676,11 @@ fn net_ipv6_route(k: &Kernel) -> Vec<u8> {
                 hex6(&dst),
                 r.prefix,
                 r.priority.unwrap_or(0),
-                if r.kind == crate::net::RTN_LOCAL { 2 } else { 1 },
+                if r.kind == crate::net::RTN_LOCAL {
+                    2
+                } else {
+                    1
+                },
                 flags,
                 ifname(k, r.ifindex)
             );
@@ -752,9 +764,9 @@ fn hex6_words(a: &std::net::Ipv6Addr) -> String {
 }
 
 /// /proc/net/{tcp,udp}[6] (Linux's tcp4_seq_show, tcp6_seq_show,
-/// udp4_format_sock, ip6_dgram_sock_seq_show). uid and inode are 0: the
-/// stack does not know the socket files; the "sl" of UDP is a sequence
-/// number, not Linux's hash bucket.
+/// udp4_format_sock, ip6_dgram_sock_seq_show). The "sl" of UDP is a
+/// sequence number, not Linux's hash bucket; an accepted connection still
+/// queued in its listener has no socket file yet (uid and inode 0, as Linux).
 fn net_socks(k: &Kernel, tcp: bool, v6: bool) -> Vec<u8> {
     let mut s = String::new();
     let head6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
@@ -782,22 +794,39 @@ fn net_socks(k: &Kernel, tcp: bool, v6: bool) -> Vec<u8> {
     let addr = |a: &std::net::SocketAddr| match a.ip() {
         std::net::IpAddr::V4(ip) if !v6 => format!("{}:{:04X}", le_hex4(ip), a.port()),
         std::net::IpAddr::V6(ip) if v6 => format!("{}:{:04X}", hex6_words(&ip), a.port()),
-        std::net::IpAddr::V4(ip) => format!("{}:{:04X}", hex6_words(&ip.to_ipv6_mapped()), a.port()),
-        std::net::IpAddr::V6(ip) => format!("{}:{:04X}", le_hex4(ip.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)), a.port()),
+        std::net::IpAddr::V4(ip) => {
+            format!("{}:{:04X}", hex6_words(&ip.to_ipv6_mapped()), a.port())
+        }
+        std::net::IpAddr::V6(ip) => format!(
+            "{}:{:04X}",
+            le_hex4(
+                ip.to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+            ),
+            a.port()
+        ),
     };
     let socks = stack.sockets();
-    for (n, e) in socks.iter().filter(|e| e.tcp == tcp && e.v6 == v6).enumerate() {
+    for (n, e) in socks
+        .iter()
+        .filter(|e| e.tcp == tcp && e.v6 == v6)
+        .enumerate()
+    {
         let common = format!(
             "{}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:>5} {:>8} {}",
-            if tcp { format!("{n:>4}") } else { format!("{n:>5}") },
+            if tcp {
+                format!("{n:>4}")
+            } else {
+                format!("{n:>5}")
+            },
             addr(&e.local),
             addr(&e.remote),
             e.state,
             e.tx_queue,
             e.rx_queue,
+            e.uid,
             0,
-            0,
-            0
+            e.inode
         );
         let line = if tcp {
             let rto = if e.state == 10 { 100 } else { 20 };

@@ -432,9 +432,7 @@ impl Inode for Node {
             | Kind::ThreadSelfLink
             | Kind::NetLink
             | Kind::PidLink { .. }
-            | Kind::FdLink { .. } => {
-                self.readlink().map(|v| v.len() as i64).unwrap_or(0)
-            }
+            | Kind::FdLink { .. } => self.readlink().map(|v| v.len() as i64).unwrap_or(0),
             _ => 0,
         };
         Ok(Stat {
