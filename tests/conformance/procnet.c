@@ -18,6 +18,8 @@
 #include <grp.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -135,6 +137,29 @@ TEST(ping_group_range_write)
     ASSERT_OK(put(PGR, "1 0"));
     slurp(PGR, buf, sizeof buf);
     EXPECT_STREQ(buf, "1\t0\n");
+}
+
+TEST(ping_socket_echo_when_allowed)
+{
+    ASSERT_OK(put(PGR, "0 0"));
+    int fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct icmphdr h;
+    memset(&h, 0, sizeof h);
+    h.type = ICMP_ECHO;
+    h.un.echo.sequence = htons(7);
+    EXPECT_EQ(sendto(fd, &h, sizeof h, 0, (struct sockaddr *)&to, sizeof to), (ssize_t)sizeof h);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    EXPECT_EQ(poll(&p, 1, 5000), 1);
+    struct icmphdr r;
+    memset(&r, 0xff, sizeof r);
+    EXPECT_EQ(recv(fd, &r, sizeof r, MSG_DONTWAIT), (ssize_t)sizeof r);
+    EXPECT_EQ(r.type, ICMP_ECHOREPLY);
+    EXPECT_EQ(ntohs(r.un.echo.sequence), 7);
+    close(fd);
+    put(PGR, "1 0");
 }
 
 /* In a child with effective gid 100 and supplementary group 50: the codes

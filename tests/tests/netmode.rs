@@ -746,7 +746,15 @@ fn proc_net_route_matches_native() {
     }
     let script = "/bin/busybox route -n; /bin/busybox cat /proc/net/route";
     let out = Command::new(runsc_bin())
-        .args(["--network=sandbox", "do", "--", "/bin/busybox", "sh", "-c", script])
+        .args([
+            "--network=sandbox",
+            "do",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            script,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run runsc do");

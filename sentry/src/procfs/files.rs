@@ -451,6 +451,19 @@ fn set_ping_group_range(k: &Kernel, buf: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `name` as a &'static str: interface names, kept once each (a sandbox has
+/// a handful).
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut v = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = v.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    v.push(n);
+    n
+}
+
 /// /proc/sys/net: Linux's defaults for a new network namespace (the values
 /// the sandbox's stack uses), and net.ipv4.ping_group_range.
 fn proc_sys_net(k: &Weak<Kernel>) -> Arc<Node> {
@@ -461,7 +474,6 @@ fn proc_sys_net(k: &Weak<Kernel>) -> Arc<Node> {
                 ("disable_ipv6", fixed(k, "0")),
                 ("forwarding", fixed(k, "0")),
                 ("hop_limit", fixed(k, "64")),
-                ("mtu", fixed(k, "1024")),
             ],
         )
     };
@@ -525,13 +537,17 @@ fn proc_sys_net(k: &Weak<Kernel>) -> Arc<Node> {
                     k,
                     vec![
                         ("bindv6only", fixed(k, "0")),
-                        (
-                            "conf",
-                            sdir(
-                                k,
-                                vec![("all", conf(k)), ("default", conf(k)), ("lo", conf(k))],
-                            ),
-                        ),
+                        ("conf", {
+                            let mut v = vec![("all", conf(k)), ("default", conf(k))];
+                            let ifaces = k
+                                .upgrade()
+                                .map(|k| k.net.info().interfaces())
+                                .unwrap_or_else(|| vec![crate::net::LoopbackOnly::lo()]);
+                            for i in ifaces {
+                                v.push((intern(&i.name), conf(k)));
+                            }
+                            sdir(k, v)
+                        }),
                     ],
                 ),
             ),
