@@ -169,6 +169,11 @@ impl IcmpEndpoint {
         self.stack.set_notify(self.id, f)
     }
 
+    /// Names the socket file (its uid and inode) for /proc/net.
+    pub fn set_owner(&self, uid: u32, ino: u64) {
+        self.stack.set_owner(self.id, uid, ino)
+    }
+
     pub fn readiness(&self) -> u32 {
         self.stack.with(|i| {
             let Inner { eps, ifaces, .. } = i;

@@ -26,7 +26,7 @@ pub use abi::Errno;
 pub use icmp::IcmpEndpoint;
 pub use iface::{IfaceInfo, LinkConfig, RouteConfig, RouteInfo, StackConfig};
 pub use link::{Counters, FdLink, LinkDevice};
-pub use stack::{Notify, Stack};
+pub use stack::{Notify, SockEntry, Stack};
 pub use tcp::{TcpEndpoint, TcpInfo};
 pub use udp::UdpEndpoint;
 

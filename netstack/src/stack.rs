@@ -50,6 +50,8 @@ pub(crate) struct EpSlot {
     pub last_sig: u64,
     /// Registered on the endpoint's smoltcp sockets: marks it dirty.
     pub waker: Waker,
+    /// The uid and inode number of the socket file (/proc/net tables).
+    pub owner: (u32, u64),
 }
 
 /// Endpoints whose smoltcp sockets woke (state, data or space changed) since
@@ -223,6 +225,25 @@ pub(crate) struct Orphan {
     pub deadline: Option<std::time::Instant>,
 }
 
+/// One TCP or UDP socket as Linux's /proc/net tables show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SockEntry {
+    pub tcp: bool,
+    /// An AF_INET6 socket (listed in tcp6/udp6).
+    pub v6: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Linux's TCP state number (TCP_ESTABLISHED = 1, TCP_CLOSE = 7,
+    /// TCP_LISTEN = 10).
+    pub state: u8,
+    pub tx_queue: u32,
+    /// Bytes queued to read; for a listener, connections waiting in accept.
+    pub rx_queue: u32,
+    /// The socket file's owner and inode ([`Stack::set_owner`]).
+    pub uid: u32,
+    pub inode: u64,
+}
+
 pub(crate) struct Inner {
     pub ifaces: Vec<Iface>,
     pub eps: Vec<Option<EpSlot>>,
@@ -260,6 +281,7 @@ impl Inner {
             notify: None,
             last_sig: u64::MAX,
             waker,
+            owner: (0, 0),
         };
         self.touched.push(id);
         if id < self.eps.len() {
@@ -526,6 +548,31 @@ impl Stack {
         })
     }
 
+    /// The TCP and UDP sockets as /proc/net/{tcp,udp}[6] list them: TCP
+    /// listeners and connections, bound UDP sockets, by endpoint number.
+    pub fn sockets(&self) -> Vec<SockEntry> {
+        self.with(|i| {
+            let Inner { eps, ifaces, .. } = i;
+            let mut v = Vec::new();
+            for s in eps.iter().flatten() {
+                let e = match &s.kind {
+                    EpKind::Tcp(t) => crate::tcp::entry(t, ifaces),
+                    EpKind::Udp(u) => crate::udp::entry(u, ifaces),
+                    _ => None,
+                };
+                v.extend(e.map(|e| SockEntry {
+                    uid: s.owner.0,
+                    inode: s.owner.1,
+                    ..e
+                }));
+                if let EpKind::Tcp(t) = &s.kind {
+                    v.extend(crate::tcp::queued(t, ifaces));
+                }
+            }
+            v
+        })
+    }
+
     /// An AF_INET (`v6 = false`) or AF_INET6 SOCK_STREAM endpoint.
     pub fn tcp(self: &Arc<Self>, v6: bool) -> TcpEndpoint {
         TcpEndpoint::new(self.clone(), v6)
@@ -539,6 +586,15 @@ impl Stack {
     /// A ping socket (SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6).
     pub fn icmp(self: &Arc<Self>, v6: bool) -> IcmpEndpoint {
         IcmpEndpoint::new(self.clone(), v6)
+    }
+
+    /// Records the uid and inode number of endpoint `id`'s socket file.
+    pub(crate) fn set_owner(&self, id: usize, uid: u32, ino: u64) {
+        self.with(|i| {
+            if let Some(s) = i.eps[id].as_mut() {
+                s.owner = (uid, ino);
+            }
+        })
     }
 
     pub(crate) fn set_notify(&self, id: usize, f: Notify) {

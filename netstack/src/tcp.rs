@@ -210,6 +210,72 @@ fn linux_state(s: State) -> u8 {
     }
 }
 
+/// The /proc/net/tcp[6] line of `t`: listeners and connections (Linux
+/// lists no unbound or merely bound socket).
+pub(crate) fn entry(t: &TcpEp, ifaces: &mut [Iface]) -> Option<crate::stack::SockEntry> {
+    let any = SocketAddr::new(unspecified(t.v6), 0);
+    let (local, remote, state, tx, rx) = match &t.mode {
+        Mode::Init => return None,
+        Mode::Listen(l) => {
+            let local = t.bound.map(|(a, _)| a)?;
+            (local, any, 10, 0, l.queue.len() as u32)
+        }
+        Mode::Conn(c) if c.dead || c.done => return None,
+        Mode::Conn(c) => {
+            let s = sock(ifaces, c.ifc, c.h);
+            let state = linux_state(s.state());
+            if state == 7 {
+                return None;
+            }
+            (
+                s.local_endpoint().map(ep_addr)?,
+                s.remote_endpoint().map(ep_addr).unwrap_or(any),
+                state,
+                s.send_queue() as u32,
+                s.recv_queue() as u32,
+            )
+        }
+    };
+    Some(crate::stack::SockEntry {
+        tcp: true,
+        v6: t.v6,
+        local: for_family(local, t.v6),
+        remote: for_family(remote, t.v6),
+        state,
+        tx_queue: tx,
+        rx_queue: rx,
+        uid: 0,
+        inode: 0,
+    })
+}
+
+/// The /proc/net/tcp[6] lines of the connections queued on listener `t`
+/// (not accepted yet: no socket file, uid and inode 0).
+pub(crate) fn queued(t: &TcpEp, ifaces: &mut [Iface]) -> Vec<crate::stack::SockEntry> {
+    let Mode::Listen(l) = &t.mode else {
+        return Vec::new();
+    };
+    let any = SocketAddr::new(unspecified(t.v6), 0);
+    l.queue
+        .iter()
+        .filter_map(|&(ifc, h)| {
+            let s = sock(ifaces, ifc, h);
+            let state = linux_state(s.state());
+            (state != 7 && state != 10).then(|| crate::stack::SockEntry {
+                tcp: true,
+                v6: t.v6,
+                local: for_family(s.local_endpoint().map(ep_addr).unwrap_or(any), t.v6),
+                remote: for_family(s.remote_endpoint().map(ep_addr).unwrap_or(any), t.v6),
+                state,
+                tx_queue: s.send_queue() as u32,
+                rx_queue: s.recv_queue() as u32,
+                uid: 0,
+                inode: 0,
+            })
+        })
+        .collect()
+}
+
 /// Observes the smoltcp state: records establishment, peer FIN and failures.
 fn observe(t: &mut TcpEp, ifaces: &mut [Iface]) {
     let Mode::Conn(c) = &mut t.mode else { return };
@@ -626,6 +692,11 @@ impl TcpEndpoint {
     /// Registers the readiness callback.
     pub fn set_notify(&self, f: Notify) {
         self.stack.set_notify(self.id, f)
+    }
+
+    /// Names the socket file (its uid and inode) for /proc/net.
+    pub fn set_owner(&self, uid: u32, ino: u64) {
+        self.stack.set_owner(self.id, uid, ino)
     }
 
     /// Linux poll bits.

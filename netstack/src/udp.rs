@@ -53,6 +53,35 @@ pub(crate) struct UdpEp {
     shut_wr: bool,
 }
 
+/// The /proc/net/udp[6] line of `u`: bound sockets only, as Linux.
+pub(crate) fn entry(u: &UdpEp, ifaces: &mut [Iface]) -> Option<crate::stack::SockEntry> {
+    let (a, _) = u.bound?;
+    let ip = if a.ip().is_unspecified() {
+        u.conn_local.unwrap_or(a.ip())
+    } else {
+        a.ip()
+    };
+    let rx: usize = u
+        .socks
+        .iter()
+        .map(|&(ifc, h)| sock(ifaces, ifc, h).recv_queue())
+        .sum();
+    Some(crate::stack::SockEntry {
+        tcp: false,
+        v6: u.v6,
+        local: for_family(SocketAddr::new(ip, a.port()), u.v6),
+        remote: u
+            .peer
+            .map(|p| for_family(p, u.v6))
+            .unwrap_or(SocketAddr::new(unspecified(u.v6), 0)),
+        state: if u.peer.is_some() { 1 } else { 7 },
+        tx_queue: 0,
+        rx_queue: rx as u32,
+        uid: 0,
+        inode: 0,
+    })
+}
+
 fn sock(ifaces: &mut [Iface], ifc: usize, h: SocketHandle) -> &mut udp::Socket<'static> {
     ifaces[ifc].sockets.get_mut::<udp::Socket<'static>>(h)
 }
@@ -259,6 +288,11 @@ impl UdpEndpoint {
     /// Registers the readiness callback.
     pub fn set_notify(&self, f: Notify) {
         self.stack.set_notify(self.id, f)
+    }
+
+    /// Names the socket file (its uid and inode) for /proc/net.
+    pub fn set_owner(&self, uid: u32, ino: u64) {
+        self.stack.set_owner(self.id, uid, ino)
     }
 
     pub fn readiness(&self) -> u32 {

@@ -53,6 +53,8 @@ struct OciBoot {
     no_new_privs: bool,
     hostname: Option<String>,
     domainname: Option<String>,
+    /// `--ping-group-range=LOW:HIGH` (sysctl net.ipv4.ping_group_range).
+    ping_group_range: Option<(u32, u32)>,
     /// `--tmpfs=MODE:SIZE:ro|rw:PATH` (mode octal, size in bytes, 0: default).
     tmpfs: Vec<(u32, u64, bool, String)>,
     /// `--rlimit=RESOURCE:SOFT:HARD`: init's rlimits (process.rlimits).
@@ -109,6 +111,10 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
                     "no-new-privs" => o.no_new_privs = v == "1" || v == "true",
                     "hostname" => o.hostname = Some(v.to_string()),
                     "domainname" => o.domainname = Some(v.to_string()),
+                    "ping-group-range" => {
+                        let (lo, hi) = v.split_once(':').ok_or_else(|| format!("bad {a:?}"))?;
+                        o.ping_group_range = Some((num(lo, a)?, num(hi, a)?));
+                    }
                     "tmpfs" => o.tmpfs.push(parse_tmpfs(v)?),
                     "rlimit" => o.rlimits.push(crate::oci::paths::parse_rlimit_arg(v)?),
                     "masked-path" => o.masked.push(v.to_string()),
@@ -161,6 +167,7 @@ const OCI_FLAGS: &[&str] = &[
     "no-new-privs",
     "hostname",
     "domainname",
+    "ping-group-range",
     "tmpfs",
     "rlimit",
     "masked-path",
@@ -530,6 +537,9 @@ fn boot(
         .set_max_tasks(g.max_tasks.unwrap_or(0).try_into().unwrap_or(usize::MAX));
     if let Some(d) = b.oci.as_ref().and_then(|o| o.domainname.clone()) {
         *kernel.domainname.lock().unwrap() = d;
+    }
+    if let Some((lo, hi)) = b.oci.as_ref().and_then(|o| o.ping_group_range) {
+        kernel.net.set_ping_group_range(lo, hi);
     }
     // The sentry's /proc and /sys cover the empty directories the VFS mounted.
     vfs.mount_under_root(b"proc", sentry::procfs::new_procfs(&kernel), false);

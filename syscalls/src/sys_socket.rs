@@ -217,8 +217,11 @@ fn new_socket(
             return sentry::net::hostinet::new_file(domain, base, protocol, flags, c, uid, gid);
         }
         libc::AF_INET | libc::AF_INET6 => {
-            let stack = t.kernel.netstack.get()?;
-            return sentry::net::inet::new_file(&stack, domain, base, protocol, flags, c, uid, gid);
+            let stack = t.kernel.netstack.get(&t.kernel.net)?;
+            let ping = t.kernel.net.ping_allowed(t.creds.egid, &t.creds.groups);
+            return sentry::net::inet::new_file(
+                &stack, domain, base, protocol, flags, c, uid, gid, ping,
+            );
         }
         libc::AF_UNIX => {
             let ty = unix::socket_type(base, protocol)?;

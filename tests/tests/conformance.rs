@@ -48,6 +48,7 @@ pub const PROGRAMS: &[&str] = &[
     "netlink",
     "inet",
     "unixsock",
+    "procnet",
 ];
 
 /// Programs that change the mount table run natively in a private mount
@@ -65,6 +66,7 @@ const NATIVE_PREFIX: &[(&str, &[&str])] = &[
     ),
     // A new network namespace: only lo (the program brings it up).
     ("netlink", &["/usr/bin/unshare", "--net"]),
+    ("procnet", &["/usr/bin/unshare", "--net"]),
     (
         "pidns_init",
         &["/usr/bin/unshare", "--pid", "--fork", "--mount-proc"],
@@ -402,4 +404,9 @@ TEST(skips) { SKIP("because"); }
 #[test]
 fn conformance_netlink() {
     run_program("netlink");
+}
+
+#[test]
+fn conformance_procnet() {
+    run_program("procnet");
 }

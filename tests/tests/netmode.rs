@@ -1549,3 +1549,69 @@ print("done", flush=True)
     assert_eq!(st.code(), Some(0), "runsc stderr: {err}");
     assert!(!rsc_link(pid));
 }
+
+/// `busybox route -n` and /proc/net/route in `runsc --network=sandbox do`
+/// against a native namespace with the same link (eth0 with the sandbox's
+/// /30 and default route): byte for byte.
+#[test]
+fn proc_net_route_matches_native() {
+    if !can_run("proc_net_route_matches_native") {
+        return;
+    }
+    let script = "/bin/busybox route -n; /bin/busybox cat /proc/net/route";
+    let out = Command::new(runsc_bin())
+        .args([
+            "--network=sandbox",
+            "do",
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            script,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run runsc do");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    // "runsc do: sandbox network 10.a.b.2/30 (host side rsc<pid>h 10.a.b.1)"
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("runsc do: sandbox network 10."))
+        .unwrap_or_else(|| panic!("no address line: {err}"));
+    let addr = line
+        .split_whitespace()
+        .nth(4)
+        .and_then(|a| a.strip_suffix("/30"))
+        .unwrap_or_else(|| panic!("{line}"));
+    let gw = line
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap_or_else(|| panic!("{line}"));
+    let native = Command::new("/usr/bin/unshare")
+        .args([
+            "--net",
+            "/bin/sh",
+            "-c",
+            &format!(
+                "set -e; ip link set lo up; ip link add eth0 type veth peer name v1; \
+                 ip addr add {addr}/30 dev eth0; ip link set v1 up; ip link set eth0 up; \
+                 ip route add default via {gw}; {script}"
+            ),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    assert!(
+        native.status.success(),
+        "native: {}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let (sb, nat) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&native.stdout),
+    );
+    assert_eq!(sb, nat, "sandbox vs native");
+    assert!(sb.contains(&format!("0.0.0.0         {gw}")), "{sb}");
+}

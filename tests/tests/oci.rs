@@ -781,7 +781,7 @@ fn rlimits_and_sysctl() {
     let b = b.to_str().unwrap();
     env.raw_config(
         r#"{"ociVersion":"1.0.2",
-  "process":{"args":["sh","-c","ulimit -n; ulimit -Hn; ulimit -c; cat /proc/sys/kernel/hostname"],
+  "process":{"args":["sh","-c","ulimit -n; ulimit -Hn; ulimit -c; cat /proc/sys/kernel/hostname /proc/sys/net/ipv4/ping_group_range"],
              "env":["PATH=/bin"],"cwd":"/",
              "rlimits":[{"type":"RLIMIT_NOFILE","soft":123,"hard":456},
                         {"type":"RLIMIT_CORE","soft":0,"hard":0}]},
@@ -791,7 +791,10 @@ fn rlimits_and_sysctl() {
     );
     let o = env.runsc(&["run", "--bundle", b, "r1"]);
     assert_eq!(o.code, 0, "{o:?}");
-    assert_eq!(o.stdout, "123\n456\n0\nfrom-sysctl\n", "{o:?}");
+    assert_eq!(
+        o.stdout, "123\n456\n0\nfrom-sysctl\n0\t2147483647\n",
+        "{o:?}"
+    );
     env.raw_config(
         r#"{"ociVersion":"1.0.2","process":{"args":["true"],
              "rlimits":[{"type":"RLIMIT_BOGUS","soft":1,"hard":1}]},"root":{"path":"rootfs"}}"#,

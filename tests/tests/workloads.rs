@@ -296,6 +296,65 @@ fn busybox_ip_route() {
     ip_same_as_fresh_netns(BUSYBOX, &["ip", "-4", "route", "show", "table", "all"]);
 }
 
+/// `busybox sh -c SCRIPT` in the sandbox against the same natively in a new
+/// network namespace with lo brought up: stdout must match.
+fn busybox_sh_same_as_fresh_netns(script: &str) {
+    require_file(BUSYBOX, "busybox-static");
+    let mut f = Failures::new();
+    let native = Cmd::new([
+        "/usr/bin/unshare",
+        "--net",
+        BUSYBOX,
+        "sh",
+        "-c",
+        &format!("{BUSYBOX} ip link set lo up && {script}"),
+    ])
+    .run_native();
+    if !expect_native_ok(&native, 0, &mut f) {
+        f.check("native run");
+        return;
+    }
+    let cmd = Cmd::new([BUSYBOX, "sh", "-c", script]);
+    for platform in PLATFORMS {
+        let sb = cmd.run_sandbox(platform);
+        if sb.exit != native.exit || sb.stdout != native.stdout {
+            f.add(format!(
+                "--platform={platform}: sandbox {} / native {}\n--- sandbox ---\n{}--- native ---\n{}",
+                sb.exit,
+                native.exit,
+                sb.describe(),
+                native.describe()
+            ));
+        }
+    }
+    f.check(&format!("workload `sh -c {script:?}`"));
+}
+
+/// `ifconfig lo`: the ioctls plus /proc/net/dev's counters.
+#[test]
+fn busybox_ifconfig_lo() {
+    require_file(BUSYBOX, "busybox-static");
+    ip_same_as_fresh_netns(BUSYBOX, &["ifconfig", "lo"]);
+}
+
+/// `route -n`: /proc/net/route (lo's routes are all in the local table).
+#[test]
+fn busybox_route_n() {
+    require_file(BUSYBOX, "busybox-static");
+    ip_same_as_fresh_netns(BUSYBOX, &["route", "-n"]);
+}
+
+/// `netstat -ltn` while `nc -l` listens: /proc/net/tcp and tcp6.
+#[test]
+fn busybox_netstat_listening() {
+    busybox_sh_same_as_fresh_netns(
+        "bb=/bin/busybox; $bb nc -l -p 8080 </dev/null >/dev/null & p=$!; i=0; \
+         while ! $bb netstat -ltn | $bb grep -q ':8080 ' && [ $i -lt 100 ]; do \
+         $bb sleep 0.05; i=$((i+1)); done; $bb netstat -ltn; $bb netstat -ltun; \
+         kill $p; wait $p; $bb netstat -ltn",
+    );
+}
+
 /// iproute2's `ip`, when the host has it.
 #[test]
 fn iproute2_ip_addr_link_route() {

@@ -32,6 +32,21 @@ pub struct Settings {
     pub hostname: Option<String>,
     /// sysctl kernel.domainname.
     pub domainname: Option<String>,
+    /// sysctl net.ipv4.ping_group_range (low, high).
+    pub ping_group_range: Option<(u32, u32)>,
+}
+
+/// Parses a net.ipv4.ping_group_range value: two gids up to 4294967294
+/// (Linux's limit), separated by white space.
+fn parse_ping_group_range(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split_ascii_whitespace().map(|w| {
+        w.parse::<u32>()
+            .ok()
+            .filter(|g| *g <= sentry::net::PING_GROUP_MAX)
+    });
+    let lo = it.next()??;
+    let hi = it.next()??;
+    it.next().is_none().then_some((lo, hi))
 }
 
 /// The rlimit names of the runtime spec, by resource number.
@@ -158,6 +173,12 @@ pub fn parse(top: &Value) -> Result<Settings, String> {
                     }
                     s.domainname = Some(v.to_string());
                 }
+                "net.ipv4.ping_group_range" => {
+                    s.ping_group_range = Some(
+                        parse_ping_group_range(v)
+                            .ok_or_else(|| format!("{f}: {v:?} is not a gid range"))?,
+                    );
+                }
                 _ => tracing::warn!("sysctl {k}={v}: not emulated by the sandbox; ignored"),
             }
         }
@@ -175,6 +196,9 @@ impl Settings {
             .collect();
         v.extend(self.masked.iter().map(|p| format!("--masked-path={p}")));
         v.extend(self.readonly.iter().map(|p| format!("--readonly-path={p}")));
+        if let Some((lo, hi)) = self.ping_group_range {
+            v.push(format!("--ping-group-range={lo}:{hi}"));
+        }
         v
     }
 }
@@ -292,6 +316,13 @@ mod tests {
                 "--readonly-path=/proc/sys"
             ]
         );
+        let s = p(r#"{"linux":{"sysctl":{"net.ipv4.ping_group_range":"0 2147483647"}}}"#).unwrap();
+        assert_eq!(s.ping_group_range, Some((0, 2147483647)));
+        assert_eq!(s.boot_args(), vec!["--ping-group-range=0:2147483647"]);
+        for bad in ["0", "0 1 2", "-1 0", "0 4294967295", "a b"] {
+            let j = format!(r#"{{"linux":{{"sysctl":{{"net.ipv4.ping_group_range":"{bad}"}}}}}}"#);
+            assert!(p(&j).is_err(), "{bad}");
+        }
         assert_eq!(parse_rlimit_arg("7:100:200"), Ok((7, 100, 200)));
         assert!(parse_rlimit_arg("99:1:2").is_err());
         assert!(parse_rlimit_arg("7:3:2").is_err());

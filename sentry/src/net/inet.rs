@@ -144,6 +144,9 @@ fn read_int4(val: &[u8]) -> Result<i32, Errno> {
 
 /// Makes a socket of `family` (AF_INET or AF_INET6), base type `ty` and
 /// `protocol` on `stack`, as socket(2) does; `flags` holds O_NONBLOCK.
+/// `ping_allowed`: the caller's groups meet net.ipv4.ping_group_range
+/// ([`super::Net::ping_allowed`]), else ping sockets fail with EACCES as in
+/// Linux's ping_init_sock.
 #[allow(clippy::too_many_arguments)]
 pub fn new_file(
     stack: &Arc<Stack>,
@@ -154,6 +157,7 @@ pub fn new_file(
     cred: PeerCred,
     uid: u32,
     gid: u32,
+    ping_allowed: bool,
 ) -> Result<Arc<OpenFile>, Errno> {
     // inet_create: IPPROTO_MAX is 263 (IPPROTO_MPTCP is 262).
     if !(0..263).contains(&protocol) {
@@ -172,6 +176,7 @@ pub fn new_file(
         },
         libc::SOCK_DGRAM => match protocol {
             0 | libc::IPPROTO_UDP => (Ep::Udp(stack.udp(v6)), libc::IPPROTO_UDP),
+            p if p == icmp_proto && !ping_allowed => return Err(Errno::EACCES),
             p if p == icmp_proto => (Ep::Icmp(stack.icmp(v6)), p),
             _ => return Err(Errno::EPROTONOSUPPORT),
         },
@@ -213,7 +218,14 @@ fn wrap(
         stack: stack.clone(),
         settled: Mutex::new(None),
     });
-    socket::new_file(s, flags, cred, uid, gid)
+    let f = socket::new_file(s.clone(), flags, cred, uid, gid);
+    let ino = f.stat().map_or(0, |st| st.ino);
+    match &s.ep {
+        Ep::Tcp(e) => e.set_owner(uid, ino),
+        Ep::Udp(e) => e.set_owner(uid, ino),
+        Ep::Icmp(e) => e.set_owner(uid, ino),
+    }
+    f
 }
 
 impl InetSocket {

@@ -250,7 +250,14 @@ pub struct Net {
     info: RwLock<Arc<dyn NetInfo>>,
     /// Bound netlink port ids (nl_pid), unique per namespace.
     ports: Mutex<BTreeSet<u32>>,
+    /// net.ipv4.ping_group_range: the gids that may make ICMP "ping"
+    /// sockets (inclusive; low > high allows none, a new namespace's "1 0").
+    ping_group: Mutex<(u32, u32)>,
 }
+
+/// The largest gid net.ipv4.ping_group_range accepts (Linux's GID_T_MAX,
+/// `(gid_t)~0U - 1`).
+pub const PING_GROUP_MAX: u32 = u32::MAX - 1;
 
 impl Default for Net {
     fn default() -> Self {
@@ -263,7 +270,28 @@ impl Net {
         Net {
             info: RwLock::new(info),
             ports: Mutex::new(BTreeSet::new()),
+            ping_group: Mutex::new((1, 0)),
         }
+    }
+
+    /// net.ipv4.ping_group_range as (low, high).
+    pub fn ping_group_range(&self) -> (u32, u32) {
+        *self.ping_group.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets net.ipv4.ping_group_range; an empty range (high < low) becomes
+    /// Linux's "1 0".
+    pub fn set_ping_group_range(&self, low: u32, high: u32) {
+        let r = if high < low { (1, 0) } else { (low, high) };
+        *self.ping_group.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
+    /// Whether a caller with effective gid `egid` and supplementary `groups`
+    /// may make a ping socket (Linux's ping_init_sock).
+    pub fn ping_allowed(&self, egid: u32, groups: &[u32]) -> bool {
+        let (lo, hi) = self.ping_group_range();
+        let ok = |g: u32| lo <= g && g <= hi;
+        ok(egid) || groups.iter().any(|&g| ok(g))
     }
 
     /// The current configuration.
@@ -327,8 +355,9 @@ impl Netstack {
         Ok(())
     }
 
-    /// The stack, started (loopback only) if it is not running yet.
-    pub fn get(&self) -> Result<Arc<Stack>, Errno> {
+    /// The stack, started (loopback only) if it is not running yet; a stack
+    /// started here becomes `net`'s view (so lo's counters are its own).
+    pub fn get(&self, net: &Net) -> Result<Arc<Stack>, Errno> {
         if let Some(s) = self.stack.get() {
             return Ok(s.clone());
         }
@@ -341,6 +370,7 @@ impl Netstack {
             Errno::ENOBUFS
         })?;
         let _ = self.stack.set(s.clone());
+        net.set_info(Arc::new(StackInfo(s.clone())));
         Ok(s)
     }
 

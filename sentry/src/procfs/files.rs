@@ -372,16 +372,7 @@ fn proc_sys(k: &Weak<Kernel>) -> Arc<Node> {
                     ],
                 ),
             ),
-            (
-                "net",
-                sdir(
-                    k,
-                    vec![(
-                        "core",
-                        sdir(k, vec![("somaxconn", g(k, |_| b"4096\n".to_vec()))]),
-                    )],
-                ),
-            ),
+            ("net", proc_sys_net(k)),
             (
                 "vm",
                 sdir(
@@ -395,6 +386,478 @@ fn proc_sys(k: &Weak<Kernel>) -> Arc<Node> {
             ),
         ],
     )
+}
+
+fn sysctl(k: &Weak<Kernel>, get: fn(&Kernel) -> Vec<u8>, set: super::Setter) -> Arc<Node> {
+    Node::new(k, Kind::Sysctl(get, set))
+}
+
+/// A fixed sysctl value.
+fn fixed(k: &Weak<Kernel>, v: &'static str) -> Arc<Node> {
+    macro_rules! f {
+        ($($s:literal),*) => {
+            match v {
+                $($s => g(k, |_| concat!($s, "\n").as_bytes().to_vec()),)*
+                _ => unreachable!("sysctl value {v}"),
+            }
+        };
+    }
+    f!(
+        "0",
+        "1",
+        "2",
+        "9",
+        "60",
+        "64",
+        "75",
+        "1024",
+        "4096",
+        "7200",
+        "212992",
+        "cubic",
+        "reno cubic",
+        "32768\t60999",
+        "4096\t131072\t6291456",
+        "4096\t16384\t4194304"
+    )
+}
+
+/// Parses a write to net.ipv4.ping_group_range as Linux's
+/// ipv4_ping_group_range: one or two gids (a missing second one keeps the
+/// old value), each at most 4294967294; high < low means "1 0".
+fn set_ping_group_range(k: &Kernel, buf: &[u8]) -> Result<(), Errno> {
+    let text = std::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?;
+    let (mut lo, mut hi) = k.net.ping_group_range();
+    let mut n = 0;
+    for w in text.split_ascii_whitespace() {
+        if n == 2 || w.starts_with('-') || w.starts_with('+') {
+            return Err(Errno::EINVAL);
+        }
+        let v: u64 = w.parse().map_err(|_| Errno::EINVAL)?;
+        if v > crate::net::PING_GROUP_MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        if n == 0 {
+            lo = v as u32;
+        } else {
+            hi = v as u32;
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    k.net.set_ping_group_range(lo, hi);
+    Ok(())
+}
+
+/// `name` as a &'static str: interface names, kept once each (a sandbox has
+/// a handful).
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut v = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = v.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+    v.push(n);
+    n
+}
+
+/// /proc/sys/net: Linux's defaults for a new network namespace (the values
+/// the sandbox's stack uses), and net.ipv4.ping_group_range.
+fn proc_sys_net(k: &Weak<Kernel>) -> Arc<Node> {
+    let conf = |k: &Weak<Kernel>| {
+        sdir(
+            k,
+            vec![
+                ("disable_ipv6", fixed(k, "0")),
+                ("forwarding", fixed(k, "0")),
+                ("hop_limit", fixed(k, "64")),
+            ],
+        )
+    };
+    sdir(
+        k,
+        vec![
+            (
+                "core",
+                sdir(
+                    k,
+                    vec![
+                        ("rmem_default", fixed(k, "212992")),
+                        ("rmem_max", fixed(k, "212992")),
+                        ("somaxconn", fixed(k, "4096")),
+                        ("wmem_default", fixed(k, "212992")),
+                        ("wmem_max", fixed(k, "212992")),
+                    ],
+                ),
+            ),
+            (
+                "ipv4",
+                sdir(
+                    k,
+                    vec![
+                        ("ip_default_ttl", fixed(k, "64")),
+                        ("ip_forward", fixed(k, "0")),
+                        ("ip_local_port_range", fixed(k, "32768\t60999")),
+                        ("ip_nonlocal_bind", fixed(k, "0")),
+                        ("ip_unprivileged_port_start", fixed(k, "1024")),
+                        (
+                            "ping_group_range",
+                            sysctl(
+                                k,
+                                |k| {
+                                    let (lo, hi) = k.net.ping_group_range();
+                                    format!("{lo}\t{hi}\n").into_bytes()
+                                },
+                                set_ping_group_range,
+                            ),
+                        ),
+                        ("tcp_available_congestion_control", fixed(k, "reno cubic")),
+                        ("tcp_congestion_control", fixed(k, "cubic")),
+                        ("tcp_fin_timeout", fixed(k, "60")),
+                        ("tcp_keepalive_intvl", fixed(k, "75")),
+                        ("tcp_keepalive_probes", fixed(k, "9")),
+                        ("tcp_keepalive_time", fixed(k, "7200")),
+                        ("tcp_max_syn_backlog", fixed(k, "1024")),
+                        ("tcp_rmem", fixed(k, "4096\t131072\t6291456")),
+                        ("tcp_sack", fixed(k, "1")),
+                        ("tcp_syncookies", fixed(k, "1")),
+                        ("tcp_timestamps", fixed(k, "1")),
+                        ("tcp_tw_reuse", fixed(k, "2")),
+                        ("tcp_window_scaling", fixed(k, "1")),
+                        ("tcp_wmem", fixed(k, "4096\t16384\t4194304")),
+                    ],
+                ),
+            ),
+            (
+                "ipv6",
+                sdir(
+                    k,
+                    vec![
+                        ("bindv6only", fixed(k, "0")),
+                        ("conf", {
+                            let mut v = vec![("all", conf(k)), ("default", conf(k))];
+                            let ifaces = k
+                                .upgrade()
+                                .map(|k| k.net.info().interfaces())
+                                .unwrap_or_else(|| vec![crate::net::LoopbackOnly::lo()]);
+                            for i in ifaces {
+                                v.push((intern(&i.name), conf(k)));
+                            }
+                            sdir(k, v)
+                        }),
+                    ],
+                ),
+            ),
+        ],
+    )
+}
+
+// ---- /proc/[pid]/net
+
+/// /proc/[pid]/net (the sandbox has one network namespace).
+pub(super) fn proc_net(k: &Weak<Kernel>) -> Arc<Node> {
+    sdir(
+        k,
+        vec![
+            ("dev", g(k, net_dev)),
+            ("if_inet6", g(k, net_if_inet6)),
+            ("ipv6_route", g(k, net_ipv6_route)),
+            ("route", g(k, net_route)),
+            ("tcp", g(k, |k| net_socks(k, true, false))),
+            ("tcp6", g(k, |k| net_socks(k, true, true))),
+            ("udp", g(k, |k| net_socks(k, false, false))),
+            ("udp6", g(k, |k| net_socks(k, false, true))),
+            (
+                "unix",
+                g(k, |_| {
+                    b"Num       RefCount Protocol Flags    Type St Inode Path\n".to_vec()
+                }),
+            ),
+        ],
+    )
+}
+
+fn ifname(k: &Kernel, index: u32) -> String {
+    k.net
+        .info()
+        .by_index(index)
+        .map_or_else(|| "*".to_string(), |i| i.name)
+}
+
+/// Linux's dev_seq_show.
+fn net_dev(k: &Kernel) -> Vec<u8> {
+    let mut s = String::from(
+        "Inter-|   Receive                                                |  Transmit\n \
+face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
+    );
+    for i in k.net.info().interfaces() {
+        let st = i.stats;
+        let _ = writeln!(
+            s,
+            "{:>6}: {:>7} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}",
+            i.name,
+            st.rx_bytes,
+            st.rx_packets,
+            st.rx_errors,
+            st.rx_dropped,
+            0,
+            0,
+            0,
+            0,
+            st.tx_bytes,
+            st.tx_packets,
+            st.tx_errors,
+            st.tx_dropped,
+            0,
+            0,
+            0,
+            0
+        );
+    }
+    s.into_bytes()
+}
+
+/// Linux's ipv6_addr_scope as if_inet6 shows it.
+fn v6_scope(a: &std::net::Ipv6Addr) -> u8 {
+    if a.is_loopback() {
+        0x10
+    } else if a.segments()[0] & 0xffc0 == 0xfe80 {
+        0x20
+    } else if a.segments()[0] & 0xffc0 == 0xfec0 {
+        0x40
+    } else {
+        0
+    }
+}
+
+fn hex6(a: &std::net::Ipv6Addr) -> String {
+    a.octets().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Linux's if6_seq_show: address, ifindex, prefix, scope, flags
+/// (IFA_F_PERMANENT), name.
+fn net_if_inet6(k: &Kernel) -> Vec<u8> {
+    let mut s = String::new();
+    for i in k.net.info().interfaces() {
+        for a in &i.addrs {
+            if let std::net::IpAddr::V6(v6) = a.addr {
+                let _ = writeln!(
+                    s,
+                    "{} {:02x} {:02x} {:02x} {:02x} {:>8}",
+                    hex6(&v6),
+                    i.index,
+                    a.prefix,
+                    v6_scope(&v6),
+                    0x80,
+                    i.name
+                );
+            }
+        }
+    }
+    s.into_bytes()
+}
+
+/// Linux's ipv6_route_seq_show over the main then the local table, each
+/// ending with its unreachable root entry when it has no default route.
+fn net_ipv6_route(k: &Kernel) -> Vec<u8> {
+    let zero = hex6(&std::net::Ipv6Addr::UNSPECIFIED);
+    let null = format!("{zero} 00 {zero} 00 {zero} ffffffff 00000001 00000000 00200200       lo\n");
+    let routes = k.net.info().routes();
+    let mut s = String::new();
+    for table in [crate::net::RT_TABLE_MAIN, crate::net::RT_TABLE_LOCAL] {
+        let mut has_default = false;
+        for r in routes.iter().filter(|r| r.table == table) {
+            let std::net::IpAddr::V6(dst) = r.dst else {
+                continue;
+            };
+            has_default |= r.prefix == 0;
+            let gw = match r.gateway {
+                Some(std::net::IpAddr::V6(g)) => hex6(&g),
+                _ => zero.clone(),
+            };
+            // RTF_UP, RTF_GATEWAY, RTF_NONEXTHOP | RTF_LOCAL for local routes.
+            let mut flags = 0x1u32;
+            if r.gateway.is_some() {
+                flags |= 0x2;
+            }
+            if r.kind == crate::net::RTN_LOCAL {
+                flags |= 0x8020_0000;
+            }
+            let _ = writeln!(
+                s,
+                "{} {:02x} {zero} 00 {gw} {:08x} {:08x} 00000000 {:08x} {:>8}",
+                hex6(&dst),
+                r.prefix,
+                r.priority.unwrap_or(0),
+                if r.kind == crate::net::RTN_LOCAL {
+                    2
+                } else {
+                    1
+                },
+                flags,
+                ifname(k, r.ifindex)
+            );
+        }
+        if !has_default {
+            s.push_str(&null);
+        }
+    }
+    s.into_bytes()
+}
+
+fn le_hex4(a: std::net::Ipv4Addr) -> String {
+    format!("{:08X}", u32::from_le_bytes(a.octets()))
+}
+
+/// Pads a line to 127 characters then ends it (Linux's seq_pad).
+fn pad_line(s: &mut String, line: &str, width: usize) {
+    let _ = writeln!(s, "{line:<width$}");
+}
+
+/// Linux's fib_route_seq_show: the main table's IPv4 unicast routes.
+fn net_route(k: &Kernel) -> Vec<u8> {
+    let mut s = String::new();
+    pad_line(
+        &mut s,
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+        127,
+    );
+    // The fib trie's order: by destination, then shorter prefixes first.
+    let mut routes: Vec<(std::net::Ipv4Addr, crate::net::Route)> = k
+        .net
+        .info()
+        .routes()
+        .into_iter()
+        .filter_map(|r| match r.dst {
+            std::net::IpAddr::V4(d) => Some((d, r)),
+            _ => None,
+        })
+        .filter(|(_, r)| {
+            r.table == crate::net::RT_TABLE_MAIN && r.kind != crate::net::RTN_BROADCAST
+        })
+        .collect();
+    routes.sort_by_key(|(d, r)| (u32::from(*d), r.prefix));
+    for (dst, r) in routes {
+        let mask = std::net::Ipv4Addr::from(if r.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - r.prefix.min(32) as u32)
+        });
+        let gw = match r.gateway {
+            Some(std::net::IpAddr::V4(g)) => g,
+            _ => std::net::Ipv4Addr::UNSPECIFIED,
+        };
+        let mut flags = 0x1; // RTF_UP
+        if r.gateway.is_some() {
+            flags |= 0x2; // RTF_GATEWAY
+        }
+        if r.prefix == 32 {
+            flags |= 0x4; // RTF_HOST
+        }
+        let line = format!(
+            "{}\t{}\t{}\t{:04X}\t0\t0\t{}\t{}\t0\t0\t0",
+            ifname(k, r.ifindex),
+            le_hex4(dst),
+            le_hex4(gw),
+            flags,
+            r.priority.unwrap_or(0),
+            le_hex4(mask)
+        );
+        pad_line(&mut s, &line, 127);
+    }
+    s.into_bytes()
+}
+
+/// An address as /proc/net/tcp6 prints it: four host-order words.
+fn hex6_words(a: &std::net::Ipv6Addr) -> String {
+    a.octets()
+        .chunks(4)
+        .map(|c| format!("{:08X}", u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .collect()
+}
+
+/// /proc/net/{tcp,udp}[6] (Linux's tcp4_seq_show, tcp6_seq_show,
+/// udp4_format_sock, ip6_dgram_sock_seq_show). The "sl" of UDP is a
+/// sequence number, not Linux's hash bucket; an accepted connection still
+/// queued in its listener has no socket file yet (uid and inode 0, as Linux).
+fn net_socks(k: &Kernel, tcp: bool, v6: bool) -> Vec<u8> {
+    let mut s = String::new();
+    let head6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
+    match (tcp, v6) {
+        (true, false) => pad_line(
+            &mut s,
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+            149,
+        ),
+        (false, false) => pad_line(
+            &mut s,
+            "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops",
+            127,
+        ),
+        (true, true) => {
+            let _ = writeln!(s, "{head6}");
+        }
+        (false, true) => {
+            let _ = writeln!(s, "{head6} ref pointer drops");
+        }
+    }
+    let Some(stack) = k.netstack.running() else {
+        return s.into_bytes();
+    };
+    let addr = |a: &std::net::SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(ip) if !v6 => format!("{}:{:04X}", le_hex4(ip), a.port()),
+        std::net::IpAddr::V6(ip) if v6 => format!("{}:{:04X}", hex6_words(&ip), a.port()),
+        std::net::IpAddr::V4(ip) => {
+            format!("{}:{:04X}", hex6_words(&ip.to_ipv6_mapped()), a.port())
+        }
+        std::net::IpAddr::V6(ip) => format!(
+            "{}:{:04X}",
+            le_hex4(
+                ip.to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+            ),
+            a.port()
+        ),
+    };
+    let socks = stack.sockets();
+    for (n, e) in socks
+        .iter()
+        .filter(|e| e.tcp == tcp && e.v6 == v6)
+        .enumerate()
+    {
+        let common = format!(
+            "{}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:>5} {:>8} {}",
+            if tcp {
+                format!("{n:>4}")
+            } else {
+                format!("{n:>5}")
+            },
+            addr(&e.local),
+            addr(&e.remote),
+            e.state,
+            e.tx_queue,
+            e.rx_queue,
+            e.uid,
+            0,
+            e.inode
+        );
+        let line = if tcp {
+            let rto = if e.state == 10 { 100 } else { 20 };
+            let ssthresh = if e.state == 10 { 0 } else { -1 };
+            format!("{common} 1 0000000000000000 {rto} 0 0 10 {ssthresh}")
+        } else {
+            format!("{common} 2 0000000000000000 0")
+        };
+        if v6 {
+            let _ = writeln!(s, "{line}");
+        } else {
+            pad_line(&mut s, &line, if tcp { 149 } else { 127 });
+        }
+    }
+    s.into_bytes()
 }
 
 pub(super) fn root_lookup(k: &Weak<Kernel>, name: &str) -> Option<Arc<Node>> {
@@ -570,7 +1033,7 @@ fn sigsets(t: &Arc<TaskShared>) -> (u64, u64, u64, u64, u64) {
 
 pub(super) fn generate(node: &Node) -> Result<Vec<u8>, Errno> {
     match &node.kind {
-        Kind::Global(f) => {
+        Kind::Global(f) | Kind::Sysctl(f, _) => {
             let k = node.kernel()?;
             Ok(f(&k))
         }

@@ -30,6 +30,9 @@ fn next_ino() -> u64 {
 
 const PROC_DEV_MINOR: u32 = 22;
 
+/// Applies a write to a sysctl.
+pub(crate) type Setter = fn(&Kernel, &[u8]) -> Result<(), Errno>;
+
 /// What a node is.
 #[derive(Clone)]
 pub(crate) enum Kind {
@@ -38,10 +41,15 @@ pub(crate) enum Kind {
     Static(Arc<Vec<(&'static str, Arc<Node>)>>),
     /// A file whose text is generated from the kernel.
     Global(fn(&Kernel) -> Vec<u8>),
+    /// A writable sysctl: its text, and the setter a write calls with the
+    /// bytes written.
+    Sysctl(fn(&Kernel) -> Vec<u8>, Setter),
     /// A file whose text needs no kernel (sysfs).
     Text(fn() -> Vec<u8>),
     SelfLink,
     ThreadSelfLink,
+    /// /proc/net -> self/net.
+    NetLink,
     /// /proc/[pid] (tid == tgid) or /proc/[pid]/task/[tid].
     PidDir {
         tid: i32,
@@ -120,6 +128,7 @@ const PID_ENTRIES: &[&str] = &[
     "maps",
     "mountinfo",
     "mounts",
+    "net",
     "oom_score",
     "oom_score_adj",
     "root",
@@ -186,7 +195,7 @@ impl Node {
             }
             Kind::FdDir { info: false, .. } => S_IFDIR | 0o500,
             Kind::FdDir { info: true, .. } => S_IFDIR | 0o500,
-            Kind::SelfLink | Kind::ThreadSelfLink => S_IFLNK | 0o777,
+            Kind::SelfLink | Kind::ThreadSelfLink | Kind::NetLink => S_IFLNK | 0o777,
             Kind::FdLink { .. } => {
                 // Linux: r-x for a readable description, -wx for a writable one.
                 let f = self.task().ok().and_then(|t| {
@@ -210,6 +219,7 @@ impl Node {
             Kind::PidLink { .. } => S_IFLNK | 0o777,
             Kind::FdInfo { .. } => S_IFREG | 0o400,
             Kind::Global(_) | Kind::Text(_) => S_IFREG | 0o444,
+            Kind::Sysctl(..) => S_IFREG | 0o644,
             Kind::PidFile { which, .. } => match which {
                 PidFile::Environ | PidFile::Auxv => S_IFREG | 0o400,
                 PidFile::OomScoreAdj | PidFile::Comm | PidFile::LoginUid => S_IFREG | 0o644,
@@ -223,8 +233,10 @@ impl Node {
             Kind::Root
             | Kind::Static(_)
             | Kind::Global(_)
+            | Kind::Sysctl(..)
             | Kind::Text(_)
             | Kind::SelfLink
+            | Kind::NetLink
             | Kind::ThreadSelfLink => (0, 0),
             _ => match self.task() {
                 Ok(t) => {
@@ -253,6 +265,7 @@ impl Node {
                         dt(n, m)
                     })
                     .collect();
+                v.push(dt("net", S_IFLNK));
                 v.push(dt("self", S_IFLNK));
                 v.push(dt("thread-self", S_IFLNK));
                 let mut pids: Vec<i32> = k.pids().groups.keys().copied().collect();
@@ -342,6 +355,7 @@ fn pid_child(k: &Weak<Kernel>, tid: i32, name: &str) -> Option<Arc<Node>> {
         "fd" => Some(Node::new(k, Kind::FdDir { tid, info: false })),
         "fdinfo" => Some(Node::new(k, Kind::FdDir { tid, info: true })),
         "task" => Some(Node::new(k, Kind::TaskDir { tgid: tid })),
+        "net" => Some(files::proc_net(k)),
         _ => None,
     }
 }
@@ -391,8 +405,10 @@ impl Inode for Node {
             Kind::Root
             | Kind::Static(_)
             | Kind::Global(_)
+            | Kind::Sysctl(..)
             | Kind::Text(_)
             | Kind::SelfLink
+            | Kind::NetLink
             | Kind::ThreadSelfLink => None,
             _ => Some(self.task()?.start_time),
         };
@@ -412,9 +428,11 @@ impl Inode for Node {
         let a = self.attr();
         let nlink = if a.is_dir() { 2 } else { 1 };
         let size = match &self.kind {
-            Kind::SelfLink | Kind::ThreadSelfLink | Kind::PidLink { .. } | Kind::FdLink { .. } => {
-                self.readlink().map(|v| v.len() as i64).unwrap_or(0)
-            }
+            Kind::SelfLink
+            | Kind::ThreadSelfLink
+            | Kind::NetLink
+            | Kind::PidLink { .. }
+            | Kind::FdLink { .. } => self.readlink().map(|v| v.len() as i64).unwrap_or(0),
             _ => 0,
         };
         Ok(Stat {
@@ -449,6 +467,9 @@ impl Inode for Node {
                 }
                 if name == b"thread-self" {
                     return Ok(Node::new(&self.k, Kind::ThreadSelfLink));
+                }
+                if name == b"net" {
+                    return Ok(Node::new(&self.k, Kind::NetLink));
                 }
                 if let Some(pid) = parse_id(name) {
                     let k = self.kernel()?;
@@ -515,6 +536,7 @@ impl Inode for Node {
                 let t = crate::task::current_task().ok_or(Errno::ENOENT)?;
                 Ok(t.tg.tgid.to_string().into_bytes())
             }
+            Kind::NetLink => Ok(b"self/net".to_vec()),
             Kind::ThreadSelfLink => {
                 let t = crate::task::current_task().ok_or(Errno::ENOENT)?;
                 Ok(format!("{}/task/{}", t.tg.tgid, t.tid()).into_bytes())
@@ -598,11 +620,16 @@ impl Inode for Node {
             }
         );
         let _ = flags;
+        let setter = match self.kind {
+            Kind::Sysctl(_, set) => Some((self.k.clone(), set)),
+            _ => None,
+        };
         Ok(Box::new(SnapFile {
             data,
             stat: st,
             writable,
             sysfs: self.sysfs,
+            setter,
         }))
     }
 
@@ -631,6 +658,8 @@ struct SnapFile {
     stat: Stat,
     writable: bool,
     sysfs: bool,
+    /// A sysctl's setter: each write(2) is parsed as the whole new value.
+    setter: Option<(Weak<Kernel>, Setter)>,
 }
 
 impl FileOps for SnapFile {
@@ -644,6 +673,11 @@ impl FileOps for SnapFile {
         Ok(n)
     }
     fn pwrite(&self, buf: &[u8], _off: u64) -> Result<usize, Errno> {
+        if let Some((k, set)) = &self.setter {
+            let k = k.upgrade().ok_or(Errno::ENOENT)?;
+            set(&k, buf)?;
+            return Ok(buf.len());
+        }
         // Accepted and dropped (oom_score_adj, comm, loginuid).
         if self.writable {
             Ok(buf.len())
