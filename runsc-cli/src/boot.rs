@@ -20,6 +20,8 @@ struct BootArgs {
     /// `--volume=FD:ro|rw:PATH`: a gofer socket serving a volume mounted at PATH.
     volumes: Vec<(i32, bool, String)>,
     private_tmp: bool,
+    /// `--die-with-parent` (`runsc do`): the sandbox ends when runsc does.
+    die_with_parent: bool,
     cwd: Option<String>,
     /// `--net=JSON` (`--network=sandbox`): the interfaces taken over for the
     /// sandbox and their packet sockets (see `crate::net`).
@@ -71,6 +73,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
     let mut gofer_fd = None;
     let mut cwd = None;
     let mut private_tmp = false;
+    let mut die_with_parent = false;
     let mut volumes = Vec::new();
     let mut net = None;
     let mut oci: Option<OciBoot> = None;
@@ -86,6 +89,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
             Some(("gofer-fd", Some(v))) => gofer_fd = v.parse::<i32>().ok().filter(|f| *f > 2),
             Some(("cwd", Some(v))) => cwd = Some(v.to_string()),
             Some(("private-tmp", None)) => private_tmp = true,
+            Some(("die-with-parent", None)) => die_with_parent = true,
             Some(("volume", Some(v))) => volumes.push(parse_volume(v)?),
             Some(("net", Some(v))) => net = Some(crate::net::NetArg::parse(v)?),
             Some((name, Some(v))) if name.starts_with("oci-") || OCI_FLAGS.contains(&name) => {
@@ -147,6 +151,7 @@ fn parse(args: &[String]) -> Result<BootArgs, String> {
         gofer_fd,
         volumes,
         private_tmp,
+        die_with_parent,
         cwd,
         net,
         argv,
@@ -488,6 +493,15 @@ fn boot(
     // Before the platform exists, so that its stub processes inherit the
     // confinement (and have no capability the sentry, their tracer, lacks).
     crate::confine::confine().map_err(BootError::Setup)?;
+    if b.die_with_parent {
+        // After the last credential change (which would clear it): a
+        // `runsc do` killed by anything takes its sandbox along (and the
+        // veth of --network=sandbox with its namespace).
+        // SAFETY: prctl on our own process with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
+            return Err(BootError::Setup("PR_SET_PDEATHSIG".into()));
+        }
+    }
     crate::faults::watch_gofer(&client, "/");
     let mf =
         Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);

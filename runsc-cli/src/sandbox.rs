@@ -151,6 +151,7 @@ fn run_sandbox(
         .host_network(g.network == "host")
         .args(forward(g))
         .arg("boot")
+        .arg("--die-with-parent")
         .arg(format!("--gofer-fd={}", sentry_end.as_raw_fd()));
     if let Some((n, cfg)) = &net {
         cfg.inheritable()?;

@@ -121,6 +121,42 @@ fn gofer_death_stops_runsc_do() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `runsc do` killed (SIGKILL, no chance to clean up): its sentry dies with
+/// it (PR_SET_PDEATHSIG), then the gofer (its socket closes): nothing of the
+/// sandbox is left running.
+#[test]
+fn runsc_do_death_takes_the_sandbox_along() {
+    let dir = scratch("do-death");
+    let mut c = spawn_do(&dir, "echo ready; while :; do sleep 1; done");
+    wait_for_output(&dir, "ready");
+    let kids = children(c.id());
+    assert!(kids.len() >= 2, "gofer and sentry: {kids:?}");
+    sigkill(c.id());
+    let _ = c.wait();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: Vec<u32> = kids
+            .iter()
+            .copied()
+            .filter(|p| {
+                std::path::Path::new(&format!("/proc/{p}")).exists() && stat_field(*p, 3).is_some()
+            })
+            .filter(|p| {
+                // A zombie is gone for our purpose (reaped by init later).
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .map(|s| !s.contains(") Z "))
+                    .unwrap_or(false)
+            })
+            .collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < end, "left running: {alive:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn stub_death_kills_only_its_process() {
     let dir = scratch("stub");
@@ -136,20 +172,25 @@ fn stub_death_kills_only_its_process() {
         .find(|p| cmdline(*p).contains(" boot "))
         .expect("the sentry");
     let end = Instant::now() + Duration::from_secs(10);
-    let victim = loop {
+    loop {
         let masters = children(boot);
         let mut stubs: Vec<u32> = masters.iter().flat_map(|m| children(*m)).collect();
         // Two address spaces: the shell's and sleep's (after its exec).
         if stubs.len() == 2 {
             stubs.sort_by_key(|p| (stat_field(*p, 22), *p));
-            break *stubs.last().unwrap();
+            let victim = *stubs.last().unwrap();
+            // Let sleep's exec finish (its stub is made before the exec
+            // completes); a stub that went away meanwhile was the fork's,
+            // replaced by the exec's: look again.
+            std::thread::sleep(Duration::from_millis(300));
+            // SAFETY: plain syscall on a descendant of this test.
+            if unsafe { libc::kill(victim as i32, libc::SIGKILL) } == 0 {
+                break;
+            }
         }
         assert!(Instant::now() < end, "stubs: {stubs:?}");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    // Let sleep's exec finish (its stub is made before the exec completes).
-    std::thread::sleep(Duration::from_millis(300));
-    sigkill(victim);
+    }
     let st = wait_timeout(&mut c, Duration::from_secs(10)).expect("the shell goes on");
     let out = std::fs::read_to_string(dir.join("out")).unwrap();
     assert_eq!(st.code(), Some(0), "stdout {out}");
