@@ -149,6 +149,10 @@ pub struct WaitQueue {
     /// Bumped by every notify: edge-triggered epoll watches report a ready file
     /// again only after its queue was notified since the last report.
     generation: AtomicU64,
+    /// Per class of events (input, output, the rest): bumped by notifies that
+    /// carry events of the class, so that an EPOLLIN edge watch is not
+    /// re-armed by an output event (Linux's ep_poll_callback filters by key).
+    class_gen: [AtomicU64; 3],
     /// O_ASYNC descriptions of the object (see [`crate::fasync`]).
     fasync: Mutex<Vec<Weak<Fown>>>,
 }
@@ -186,6 +190,11 @@ impl WaitQueue {
     /// O_ASYNC descriptions that care.
     pub fn notify(&self, events: u32) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        for (i, c) in CLASSES.iter().enumerate() {
+            if events & c != 0 {
+                self.class_gen[i].fetch_add(1, Ordering::SeqCst);
+            }
+        }
         for (_, w, mask) in self.entries.lock().unwrap().iter() {
             if mask & events != 0 {
                 if let Some(w) = w.upgrade() {
@@ -232,7 +241,32 @@ impl WaitQueue {
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
+
+    /// A count that changes whenever the queue is notified with events of a
+    /// class in `mask` (input, output, errors and the rest).
+    pub fn generation_for(&self, mask: u32) -> u64 {
+        CLASSES
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| mask & **c != 0)
+            .map(|(i, _)| self.class_gen[i].load(Ordering::SeqCst))
+            .fold(0u64, u64::wrapping_add)
+    }
 }
+
+/// The event classes of [`WaitQueue::generation_for`]: input, output, and
+/// everything else (errors, hang-ups, priority data).
+const CLASSES: [u32; 3] = [
+    EVENT_IN | libc::POLLRDNORM as u32 | libc::POLLRDBAND as u32 | EVENT_RDHUP,
+    EVENT_OUT | libc::POLLWRNORM as u32 | libc::POLLWRBAND as u32,
+    !(EVENT_IN
+        | libc::POLLRDNORM as u32
+        | libc::POLLRDBAND as u32
+        | EVENT_RDHUP
+        | EVENT_OUT
+        | libc::POLLWRNORM as u32
+        | libc::POLLWRBAND as u32),
+];
 
 /// Runs `op` until it returns anything but EAGAIN, sleeping on `queues` (and the
 /// host fds in `host`) in between. Returns ERESTARTSYS when interrupted and

@@ -279,7 +279,7 @@ impl Epoll {
             // Read the generation before the readiness, so that a change in
             // between is reported (again) rather than missed.
             let edge_gen = if w.events & EPOLLET != 0 && as_epoll(&f).is_none() {
-                f.ops().wait_queue().map(|q| q.generation())
+                f.ops().wait_queue().map(|q| q.generation_for(mask))
             } else {
                 None
             };
