@@ -1,10 +1,11 @@
 //! Everything that touches host memory and CPU state: the [`MemoryFile`] that holds
 //! all workload memory, the [`Platform`] / [`AddressSpace`] / [`Context`] traits the
-//! sentry runs workloads through, and their implementations (`ptrace`; `kvm` later).
+//! sentry runs workloads through, and their implementations (`ptrace`; `kvm`, groundwork not yet selectable).
 //!
 //! This is the one crate where `unsafe` is routine; every block says why it is sound.
 
 pub mod host;
+pub mod kvm;
 pub mod memfile;
 pub mod null;
 pub mod ptrace;

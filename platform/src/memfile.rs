@@ -87,6 +87,12 @@ impl MemoryFile {
         self.fd.as_raw_fd()
     }
 
+    /// The sentry's mapping of the whole file (`size()` bytes). The KVM platform
+    /// registers it as guest memory and edits page tables through it.
+    pub(crate) fn base_ptr(&self) -> *mut u8 {
+        self.base
+    }
+
     /// Total size of the file.
     pub fn size(&self) -> u64 {
         self.size

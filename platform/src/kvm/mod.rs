@@ -1,0 +1,209 @@
+//! The KVM platform (groundwork; DESIGN 4.3, issue 8): the workload runs in ring 3
+//! of a KVM virtual machine whose guest-physical memory is the [`MemoryFile`].
+//!
+//! Guest-physical layout:
+//! - slot 0: the MemoryFile's sentry mapping at [`MEMFILE_GPA`] (guest-physical =
+//!   memory-file offset + `MEMFILE_GPA`);
+//! - slot 1: a small host-anonymous "kernel" region at [`KERNEL_GPA`], see [`kernel`]
+//!   (GDT/TSS and stack per vCPU, IDT, entry stubs, the shared upper page tables).
+//!
+//! Every address space ([`pagetable::PageTables`]) maps the kernel region
+//! supervisor-only at [`kernel::KERNEL_VA`] (PML4 slot 511) and the workload
+//! user-accessible below. A vCPU ([`vcpu::Vcpu`]) enters ring 3 through an `iretq`
+//! stub; `syscall` and exceptions end in a `hlt`, which exits to the host.
+//!
+//! Not yet wired into `runsc` (no `Platform` impl): see the module's tests.
+
+pub mod kernel;
+pub mod pagetable;
+pub mod vcpu;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+
+use crate::{MemoryFile, PlatformError};
+
+pub use pagetable::PageTables;
+pub use vcpu::{Exit, Vcpu};
+
+/// Guest-physical address of the kernel region (slot 1).
+pub const KERNEL_GPA: u64 = 0;
+/// Guest-physical address of memory-file offset 0 (slot 0).
+pub const MEMFILE_GPA: u64 = kernel::REGION_SIZE;
+
+/// The path opened.
+pub const DEV_KVM: &str = "/dev/kvm";
+
+/// A KVM failure: what was being done and the host error.
+#[derive(Debug)]
+pub struct KvmError {
+    pub op: &'static str,
+    pub errno: i32,
+}
+
+impl KvmError {
+    fn new(op: &'static str, e: kvm_ioctls::Error) -> KvmError {
+        KvmError {
+            op,
+            errno: e.errno(),
+        }
+    }
+
+    fn last(op: &'static str) -> KvmError {
+        KvmError {
+            op,
+            errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        }
+    }
+
+    fn msg(op: &'static str) -> KvmError {
+        KvmError { op, errno: 0 }
+    }
+}
+
+impl fmt::Display for KvmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.errno == 0 {
+            write!(f, "{}", self.op)
+        } else {
+            write!(
+                f,
+                "{}: {}",
+                self.op,
+                std::io::Error::from_raw_os_error(self.errno)
+            )
+        }
+    }
+}
+
+impl std::error::Error for KvmError {}
+
+impl From<KvmError> for PlatformError {
+    fn from(e: KvmError) -> PlatformError {
+        PlatformError::Host {
+            op: e.op,
+            errno: e.errno,
+        }
+    }
+}
+
+/// Opens /dev/kvm and checks what this platform needs; the error displays as one
+/// line fit for `--platform=kvm` to print (e.g. "open /dev/kvm: No such file or
+/// directory").
+pub fn open_kvm() -> Result<Kvm, KvmError> {
+    let kvm = Kvm::new().map_err(|e| KvmError::new("open /dev/kvm", e))?;
+    if kvm.get_api_version() != 12 {
+        return Err(KvmError::msg("/dev/kvm: unexpected KVM API version"));
+    }
+    for (cap, what) in [
+        (Cap::ImmediateExit, "/dev/kvm: no KVM_CAP_IMMEDIATE_EXIT"),
+        (Cap::SyncRegs, "/dev/kvm: no KVM_CAP_SYNC_REGS"),
+        (Cap::UserMemory, "/dev/kvm: no KVM_CAP_USER_MEMORY"),
+        (Cap::ExtCpuid, "/dev/kvm: no KVM_CAP_EXT_CPUID"),
+    ] {
+        if !kvm.check_extension(cap) {
+            return Err(KvmError::msg(what));
+        }
+    }
+    Ok(kvm)
+}
+
+/// One virtual machine per sandbox: guest memory, the kernel region, vCPU ids.
+pub struct Vm {
+    pub(crate) kvm: Kvm,
+    pub(crate) fd: VmFd,
+    pub(crate) mf: Arc<MemoryFile>,
+    pub(crate) kernel: kernel::KernelRegion,
+    pub(crate) cpuid: CpuId,
+    /// Idle vCPUs (slot, fd) and the next slot never used. A slot is a vCPU id
+    /// and a kernel-region page.
+    idle: Mutex<(Vec<(usize, VcpuFd)>, usize)>,
+}
+
+impl Vm {
+    /// Creates the VM over `mf`. Fails with a readable error when /dev/kvm cannot be
+    /// used.
+    pub fn new(mf: Arc<MemoryFile>) -> Result<Arc<Vm>, KvmError> {
+        let kvm = open_kvm()?;
+        let fd = kvm
+            .create_vm()
+            .map_err(|e| KvmError::new("KVM_CREATE_VM", e))?;
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|e| KvmError::new("KVM_GET_SUPPORTED_CPUID", e))?;
+        let kernel = kernel::KernelRegion::new(&cpuid)?;
+        // The memory file must fit under the guest's physical address width.
+        let phys_bits = cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == 0x8000_0008)
+            .map(|e| e.eax & 0xff)
+            .unwrap_or(36);
+        let limit = (1u64 << phys_bits).saturating_sub(MEMFILE_GPA);
+        let mem_size = mf.size().min(limit) & !0xfff;
+        let slot0 = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: MEMFILE_GPA,
+            memory_size: mem_size,
+            userspace_addr: mf.base_ptr() as u64,
+        };
+        // SAFETY: the mapping covers `mem_size` bytes and lives as long as `mf`,
+        // which the VM keeps (the field is dropped after `fd`, whose close removes
+        // the slot). Guest writes race with sentry copies exactly as a workload's
+        // threads do; no Rust references into the mapping exist.
+        unsafe { fd.set_user_memory_region(slot0) }
+            .map_err(|e| KvmError::new("KVM_SET_USER_MEMORY_REGION (memory file)", e))?;
+        let slot1 = kvm_userspace_memory_region {
+            slot: 1,
+            flags: 0,
+            guest_phys_addr: KERNEL_GPA,
+            memory_size: kernel::REGION_SIZE,
+            userspace_addr: kernel.host_addr() as u64,
+        };
+        // SAFETY: as above: the kernel region's mapping lives as long as `self`.
+        unsafe { fd.set_user_memory_region(slot1) }
+            .map_err(|e| KvmError::new("KVM_SET_USER_MEMORY_REGION (kernel)", e))?;
+        Ok(Arc::new(Vm {
+            kvm,
+            fd,
+            mf,
+            kernel,
+            cpuid,
+            idle: Mutex::new((Vec::new(), 0)),
+        }))
+    }
+
+    /// The memory file that backs guest memory.
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    /// The KVM system handle.
+    pub fn kvm(&self) -> &Kvm {
+        &self.kvm
+    }
+
+    pub(crate) fn take_slot(&self) -> Result<usize, KvmError> {
+        let mut s = self.idle.lock().unwrap();
+        if s.1 >= kernel::MAX_VCPUS {
+            return Err(KvmError::msg("too many vCPUs"));
+        }
+        s.1 += 1;
+        Ok(s.1 - 1)
+    }
+
+    pub(crate) fn take_idle(&self) -> Option<(usize, VcpuFd)> {
+        self.idle.lock().unwrap().0.pop()
+    }
+
+    pub(crate) fn put_idle(&self, slot: usize, fd: VcpuFd) {
+        self.idle.lock().unwrap().0.push((slot, fd));
+    }
+}

@@ -1,0 +1,474 @@
+//! One vCPU: runs workload code in ring 3 of a page table and decodes the exit.
+//!
+//! Registers travel through `kvm_run`'s sync regs: after each exit KVM has filled
+//! them (KVM_SYNC_X86_REGS is valid), and before each entry the runner writes the
+//! kernel-mode registers it wants (marked dirty), so a syscall round trip is one
+//! KVM_RUN ioctl. The user rip/cs/rflags/rsp/ss and rax go through the vCPU's
+//! ring-0 stack (see [`super::kernel`]).
+
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs, Msrs};
+use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
+
+use super::kernel::{self, KernelRegion};
+use super::pagetable::PageTables;
+use super::{KvmError, Vm};
+use crate::Regs;
+
+/// Why `run` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `syscall`: `regs.orig_rax` (and `regs.rax`) hold the number, rip points past
+    /// the instruction, rcx/r11 hold rip/rflags as the instruction left them.
+    Syscall,
+    /// A CPU exception in ring 3; `regs` hold the state at the faulting instruction.
+    Exception { vector: u8, error: u64, cr2: u64 },
+    /// The interrupter fired (before or during the run).
+    Interrupted,
+}
+
+/// The host signal that kicks a vCPU thread out of KVM_RUN (its handler does
+/// nothing; the point is the EINTR).
+pub const KICK_SIGNAL: i32 = libc::SIGUSR2;
+
+extern "C" fn kick_handler(_: i32) {}
+
+fn install_kick_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed sigaction with a handler that does nothing (async-signal
+        // safe) and no SA_RESTART, so KVM_RUN returns EINTR.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = kick_handler as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(KICK_SIGNAL, &sa, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Makes a vCPU's current or next `run` return [`Exit::Interrupted`].
+pub struct VcpuInterrupter {
+    pending: AtomicBool,
+    /// The host thread running the vCPU (0 before the first run).
+    tid: AtomicI32,
+    /// `kvm_run.immediate_exit`, while the vCPU exists.
+    immediate_exit: Mutex<Option<*const AtomicU8>>,
+}
+
+// SAFETY: the pointer is into the vCPU's kvm_run mapping, only used under the
+// mutex, and cleared (under it) before the vCPU and its mapping go away.
+unsafe impl Send for VcpuInterrupter {}
+// SAFETY: as above.
+unsafe impl Sync for VcpuInterrupter {}
+
+impl VcpuInterrupter {
+    pub fn interrupt(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+        let g = self.immediate_exit.lock().unwrap();
+        if let Some(p) = *g {
+            // SAFETY: see the Send impl: the mapping is alive while the pointer is set.
+            unsafe { (*p).store(1, Ordering::SeqCst) };
+            let tid = self.tid.load(Ordering::SeqCst);
+            if tid > 0 {
+                // SAFETY: plain syscall; a thread that has exited makes it fail (ESRCH).
+                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, KICK_SIGNAL) };
+            }
+        }
+    }
+}
+
+impl crate::Interrupter for VcpuInterrupter {
+    fn interrupt(&self) {
+        VcpuInterrupter::interrupt(self)
+    }
+}
+
+pub struct Vcpu {
+    vm: Arc<Vm>,
+    fd: ManuallyDrop<VcpuFd>,
+    slot: usize,
+    page: usize,
+    /// (cr3, generation) of the table the vCPU last ran.
+    loaded: (u64, u64),
+    fs_base: u64,
+    gs_base: u64,
+    interrupter: Arc<VcpuInterrupter>,
+}
+
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+/// TF | DF | IF | IOPL | NT | AC, as Linux masks on `syscall`.
+const SYSCALL_MASK: u64 = 0x4_7700;
+/// Flags a workload may set: CF PF AF ZF SF TF DF OF AC ID.
+const USER_FLAGS: u64 = 0x24_4dd5;
+
+fn seg(selector: u16, code: bool, dpl: u8) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_: if code { 11 } else { 3 },
+        present: 1,
+        dpl,
+        db: if code { 0 } else { 1 },
+        s: 1,
+        l: if code { 1 } else { 0 },
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+impl Vcpu {
+    /// Creates a vCPU in long mode, ring 0, parked on the kernel-only page table.
+    pub fn new(vm: &Arc<Vm>) -> Result<Vcpu, KvmError> {
+        install_kick_handler();
+        // KVM never destroys a vCPU before its VM: idle ones are pooled.
+        let (slot, fd) = match vm.take_idle() {
+            Some(v) => v,
+            None => {
+                let slot = vm.take_slot()?;
+                let fd = vm
+                    .fd
+                    .create_vcpu(slot as u64)
+                    .map_err(|e| KvmError::new("KVM_CREATE_VCPU", e))?;
+                (slot, fd)
+            }
+        };
+        let page = vm.kernel.init_vcpu_page(slot);
+        let mut v = Vcpu {
+            vm: vm.clone(),
+            fd: ManuallyDrop::new(fd),
+            slot,
+            page,
+            loaded: (0, 0),
+            fs_base: 0,
+            gs_base: 0,
+            interrupter: Arc::new(VcpuInterrupter {
+                pending: AtomicBool::new(false),
+                tid: AtomicI32::new(0),
+                immediate_exit: Mutex::new(None),
+            }),
+        };
+        v.setup()?;
+        let run = v.fd.get_kvm_run();
+        let p = &mut run.immediate_exit as *mut u8 as *const AtomicU8;
+        *v.interrupter.immediate_exit.lock().unwrap() = Some(p);
+        Ok(v)
+    }
+
+    fn setup(&mut self) -> Result<(), KvmError> {
+        let k = &self.vm.kernel;
+        self.fd
+            .set_cpuid2(&self.vm.cpuid)
+            .map_err(|e| KvmError::new("KVM_SET_CPUID2", e))?;
+        let mut s = self
+            .fd
+            .get_sregs()
+            .map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
+        s.cs = seg(kernel::KERNEL_CS, true, 0);
+        s.ss = seg(kernel::KERNEL_SS, false, 0);
+        // Data segments: null selectors, DPL 3 so `iretq` to ring 3 keeps them.
+        let mut data = seg(0, false, 3);
+        s.ds = data;
+        s.es = data;
+        data.base = self.fs_base;
+        s.fs = data;
+        data.base = self.gs_base;
+        s.gs = data;
+        let vcpu_va = KernelRegion::page_va(self.page);
+        s.gdt.base = vcpu_va;
+        s.gdt.limit = (kernel::GDT_ENTRIES * 8 - 1) as u16;
+        s.idt.base = KernelRegion::page_va(kernel::IDT_PAGE);
+        s.idt.limit = (kernel::IDT_VECTORS * 16 - 1) as u16;
+        s.tr = kvm_segment {
+            base: vcpu_va + kernel::TSS_OFFSET as u64,
+            limit: 103,
+            selector: kernel::TSS_SEL,
+            type_: 11,
+            present: 1,
+            dpl: 0,
+            db: 0,
+            s: 0,
+            l: 0,
+            g: 0,
+            avl: 0,
+            unusable: 0,
+            padding: 0,
+        };
+        // PE MP ET NE WP AM PG
+        s.cr0 = 0x8005_0033;
+        // PAE OSFXSR OSXMMEXCPT (+ OSXSAVE)
+        s.cr4 = 0x20 | 0x200 | 0x400 | k.cr4_extra;
+        s.cr3 = KernelRegion::page_gpa(kernel::PML4_PAGE);
+        // SCE LME LMA NXE
+        s.efer = 0x1 | 0x100 | 0x400 | 0x800;
+        self.fd
+            .set_sregs(&s)
+            .map_err(|e| KvmError::new("KVM_SET_SREGS", e))?;
+        if k.cr4_extra != 0 {
+            let mut x = kvm_xcrs {
+                nr_xcrs: 1,
+                ..Default::default()
+            };
+            x.xcrs[0].xcr = 0;
+            x.xcrs[0].value = k.xcr0;
+            self.fd
+                .set_xcrs(&x)
+                .map_err(|e| KvmError::new("KVM_SET_XCRS", e))?;
+        }
+        let msr = |index, data| kvm_msr_entry {
+            index,
+            data,
+            ..Default::default()
+        };
+        let msrs = Msrs::from_entries(&[
+            msr(
+                MSR_STAR,
+                (kernel::USER_CS32 as u64) << 48 | (kernel::KERNEL_CS as u64) << 32,
+            ),
+            msr(MSR_LSTAR, kernel::SYSCALL_STUB),
+            msr(MSR_CSTAR, kernel::CSTAR_STUB),
+            msr(MSR_SYSCALL_MASK, SYSCALL_MASK),
+        ])
+        .map_err(|_| KvmError::msg("MSR list"))?;
+        let n = self
+            .fd
+            .set_msrs(&msrs)
+            .map_err(|e| KvmError::new("KVM_SET_MSRS", e))?;
+        if n != 4 {
+            return Err(KvmError::msg("KVM_SET_MSRS: not all syscall MSRs taken"));
+        }
+        // A fresh vCPU's FPU: x87 control word and MXCSR as Linux starts a process.
+        let mut fpu = self
+            .fd
+            .get_fpu()
+            .map_err(|e| KvmError::new("KVM_GET_FPU", e))?;
+        fpu.fcw = 0x37f;
+        fpu.mxcsr = 0x1f80;
+        self.fd
+            .set_fpu(&fpu)
+            .map_err(|e| KvmError::new("KVM_SET_FPU", e))?;
+        self.fd.set_sync_valid_reg(SyncReg::Register);
+        Ok(())
+    }
+
+    pub fn interrupter(&self) -> Arc<VcpuInterrupter> {
+        self.interrupter.clone()
+    }
+
+    /// Sets FS/GS bases when they differ from what the vCPU has (an ioctl pair,
+    /// only when the task changed them).
+    fn sync_bases(&mut self, regs: &Regs) -> Result<(), KvmError> {
+        if regs.fs_base == self.fs_base && regs.gs_base == self.gs_base {
+            return Ok(());
+        }
+        let mut s = self
+            .fd
+            .get_sregs()
+            .map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
+        s.fs.base = regs.fs_base;
+        s.gs.base = regs.gs_base;
+        self.fd
+            .set_sregs(&s)
+            .map_err(|e| KvmError::new("KVM_SET_SREGS", e))?;
+        self.fs_base = regs.fs_base;
+        self.gs_base = regs.gs_base;
+        Ok(())
+    }
+
+    fn stack_top(&self) -> usize {
+        self.page * 4096 + 4096
+    }
+
+    /// Runs `regs` in ring 3 of `space` until a syscall, an exception or an
+    /// interrupt; `regs` hold the workload's registers on return.
+    pub fn run(&mut self, space: &PageTables, regs: &mut Regs) -> Result<Exit, KvmError> {
+        let tid = gettid();
+        if self.interrupter.tid.load(Ordering::Relaxed) != tid {
+            self.interrupter.tid.store(tid, Ordering::SeqCst);
+        }
+        // Clear a stale immediate_exit before looking at `pending` (see interrupt()).
+        self.fd.set_kvm_immediate_exit(0);
+        if self.interrupter.pending.swap(false, Ordering::SeqCst) {
+            return Ok(Exit::Interrupted);
+        }
+        self.sync_bases(regs)?;
+        let k = &self.vm.kernel;
+        let top = self.stack_top();
+        let frame = top - 48;
+        let rflags = (regs.eflags & USER_FLAGS) | 0x202;
+        for (i, v) in [
+            regs.rax,
+            regs.rip,
+            kernel::USER_CS as u64,
+            rflags,
+            regs.rsp,
+            kernel::USER_SS as u64,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            k.write_u64(frame + i * 8, v);
+        }
+        let want = (space.cr3(), space.generation());
+        let load_cr3 = want != self.loaded;
+        {
+            let r = &mut self.fd.sync_regs_mut().regs;
+            *r = kvm_regs {
+                rax: want.0,
+                rbx: regs.rbx,
+                rcx: regs.rcx,
+                rdx: regs.rdx,
+                rsi: regs.rsi,
+                rdi: regs.rdi,
+                rsp: KernelRegion::page_va(self.page) + 4096 - 48,
+                rbp: regs.rbp,
+                r8: regs.r8,
+                r9: regs.r9,
+                r10: regs.r10,
+                r11: regs.r11,
+                r12: regs.r12,
+                r13: regs.r13,
+                r14: regs.r14,
+                r15: regs.r15,
+                rip: if load_cr3 {
+                    kernel::LOAD_CR3_STUB
+                } else {
+                    kernel::IRET_STUB
+                },
+                rflags: 0x2,
+            };
+        }
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+        self.loaded = want;
+        self.enter(regs)
+    }
+
+    /// KVM_RUN with the prepared state; decodes the exit into `regs`.
+    fn enter(&mut self, regs: &mut Regs) -> Result<Exit, KvmError> {
+        let exit = match self.fd.run() {
+            Ok(VcpuExit::Hlt) => None,
+            Ok(other) => Some(format!("{other:?}")),
+            Err(e) if e.errno() == libc::EINTR => {
+                self.fd.set_kvm_immediate_exit(0);
+                self.interrupter.pending.store(false, Ordering::SeqCst);
+                return self.after_interrupt(regs);
+            }
+            Err(e) => return Err(KvmError::new("KVM_RUN", e)),
+        };
+        if let Some(what) = exit {
+            tracing::warn!("kvm: unexpected exit {what}");
+            self.loaded = (0, 0);
+            return Err(KvmError::msg("KVM_RUN: unexpected exit"));
+        }
+        let k = &self.vm.kernel;
+        let r = self.fd.sync_regs().regs;
+        copy_gprs(&r, regs);
+        if r.rip == kernel::SYSCALL_STUB + 1 {
+            regs.rip = r.rcx;
+            regs.eflags = r.r11;
+            regs.rsp = r.rsp;
+            regs.orig_rax = r.rax;
+            regs.rax = r.rax;
+            regs.cs = kernel::USER_CS as u64;
+            regs.ss = kernel::USER_SS as u64;
+            return Ok(Exit::Syscall);
+        }
+        if r.rip == kernel::EXCEPTION_HLT + 1 {
+            // [cr2, rax, vector, error, rip, cs, rflags, rsp, ss] at the guest rsp.
+            let off = r.rsp.wrapping_sub(KernelRegion::page_va(self.page)) as usize;
+            if off != 4096 - 72 {
+                self.loaded = (0, 0);
+                return Err(KvmError::msg("kvm: exception in the guest kernel"));
+            }
+            let at = |i: usize| k.read_u64(self.page * 4096 + off + i * 8);
+            let (cr2, rax, vector, error) = (at(0), at(1), at(2), at(3));
+            regs.rax = rax;
+            regs.rip = at(4);
+            regs.cs = at(5);
+            regs.eflags = at(6);
+            regs.rsp = at(7);
+            regs.ss = at(8);
+            regs.orig_rax = u64::MAX;
+            return Ok(Exit::Exception {
+                vector: vector as u8,
+                error,
+                cr2,
+            });
+        }
+        self.loaded = (0, 0);
+        Err(KvmError::msg("kvm: hlt at an unexpected guest address"))
+    }
+
+    /// After an EINTR from KVM_RUN: if the guest got into ring 3, take its
+    /// registers; if it never left the host's last exit point or the entry stub,
+    /// `regs` are still right; if it stopped inside a stub, finish the trip to the
+    /// next exit and leave the interrupt pending for the next run.
+    fn after_interrupt(&mut self, regs: &mut Regs) -> Result<Exit, KvmError> {
+        let r = self.fd.sync_regs().regs;
+        let parked = [
+            kernel::IRET_STUB,
+            kernel::LOAD_CR3_STUB,
+            kernel::SYSCALL_STUB + 1,
+            kernel::EXCEPTION_HLT + 1,
+        ];
+        if parked.contains(&r.rip) {
+            // Nothing ran; the next run rewrites the entry state and reloads CR3.
+            self.loaded = (0, 0);
+            return Ok(Exit::Interrupted);
+        }
+        let s = self
+            .fd
+            .get_sregs()
+            .map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
+        if s.cs.dpl != 3 {
+            self.interrupter.pending.store(true, Ordering::SeqCst);
+            return self.enter(regs);
+        }
+        copy_gprs(&r, regs);
+        regs.rax = r.rax;
+        regs.rip = r.rip;
+        regs.eflags = r.rflags;
+        regs.rsp = r.rsp;
+        Ok(Exit::Interrupted)
+    }
+}
+
+fn copy_gprs(r: &kvm_regs, regs: &mut Regs) {
+    regs.rbx = r.rbx;
+    regs.rcx = r.rcx;
+    regs.rdx = r.rdx;
+    regs.rsi = r.rsi;
+    regs.rdi = r.rdi;
+    regs.rbp = r.rbp;
+    regs.r8 = r.r8;
+    regs.r9 = r.r9;
+    regs.r10 = r.r10;
+    regs.r11 = r.r11;
+    regs.r12 = r.r12;
+    regs.r13 = r.r13;
+    regs.r14 = r.r14;
+    regs.r15 = r.r15;
+}
+
+fn gettid() -> i32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::gettid() }
+}
+
+impl Drop for Vcpu {
+    fn drop(&mut self) {
+        *self.interrupter.immediate_exit.lock().unwrap() = None;
+        // SAFETY: `fd` is not used after this (we are being dropped).
+        let fd = unsafe { ManuallyDrop::take(&mut self.fd) };
+        self.vm.put_idle(self.slot, fd);
+    }
+}
