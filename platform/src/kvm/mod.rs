@@ -118,12 +118,13 @@ pub fn open_kvm() -> Result<Kvm, KvmError> {
 pub struct Vm {
     pub(crate) kvm: Kvm,
     pub(crate) fd: VmFd,
+    /// Idle vCPUs (slot, fd) and the next slot never used. A slot is a vCPU id
+    /// and a kernel-region page. Dropped
+    /// before the memory the VM's slots point at.
+    idle: Mutex<(Vec<(usize, VcpuFd)>, usize)>,
     pub(crate) mf: Arc<MemoryFile>,
     pub(crate) kernel: kernel::KernelRegion,
     pub(crate) cpuid: CpuId,
-    /// Idle vCPUs (slot, fd) and the next slot never used. A slot is a vCPU id
-    /// and a kernel-region page.
-    idle: Mutex<(Vec<(usize, VcpuFd)>, usize)>,
 }
 
 impl Vm {
@@ -173,10 +174,10 @@ impl Vm {
         Ok(Arc::new(Vm {
             kvm,
             fd,
+            idle: Mutex::new((Vec::new(), 0)),
             mf,
             kernel,
             cpuid,
-            idle: Mutex::new((Vec::new(), 0)),
         }))
     }
 

@@ -43,7 +43,7 @@ fn install_kick_handler() {
         // safe) and no SA_RESTART, so KVM_RUN returns EINTR.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = kick_handler as usize;
+            sa.sa_sigaction = kick_handler as extern "C" fn(i32) as usize;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(KICK_SIGNAL, &sa, std::ptr::null_mut());
         }
