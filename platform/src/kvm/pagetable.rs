@@ -248,7 +248,7 @@ impl PageTables {
         Some((
             (e & PTE_ADDR) - MEMFILE_GPA,
             e & PTE_W != 0,
-            e & PTE_NX == 0,
+            e & (PTE_NX | PTE_P) == PTE_P,
             e & PTE_P != 0,
         ))
     }

@@ -319,7 +319,13 @@ impl Vcpu {
             k.write_u64(frame + i * 8, v);
         }
         let want = (space.cr3(), space.generation());
-        let load_cr3 = want != self.loaded;
+        let mut load_cr3 = want != self.loaded;
+        if load_cr3 && std::env::var_os("KVM_SREGS_CR3").is_some() {
+            let mut s = self.fd.get_sregs().map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
+            s.cr3 = want.0;
+            self.fd.set_sregs(&s).map_err(|e| KvmError::new("KVM_SET_SREGS", e))?;
+            load_cr3 = false;
+        }
         {
             let r = &mut self.fd.sync_regs_mut().regs;
             *r = kvm_regs {
@@ -398,6 +404,17 @@ impl Vcpu {
             regs.rsp = at(7);
             regs.ss = at(8);
             regs.orig_rax = u64::MAX;
+            if vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && regs.eflags & 0x200 == 0 {
+                // `syscall` that reached LSTAR still in ring 3: seen on this
+                // nested-virtualisation host (the instruction is apparently
+                // emulated without loading CS from STAR). IF clear proves it came
+                // through SYSCALL's FMASK (ring 3 cannot clear IF), so it is the
+                // syscall, with rcx/r11 as the instruction set them.
+                regs.rip = regs.rcx;
+                regs.eflags = regs.r11;
+                regs.orig_rax = regs.rax;
+                return Ok(Exit::Syscall);
+            }
             return Ok(Exit::Exception {
                 vector: vector as u8,
                 error,
