@@ -8,7 +8,7 @@
 //! | 1..=3 | PDPT, PD and PT of the kernel mapping, shared by every address space |
 //! | 4 | the IDT (vectors 0-31) |
 //! | 5 | the entry stubs (code) |
-//! | 6.. | one per vCPU: GDT at 0, TSS at 0x80, the ring-0 stack (RSP0) at the top |
+//! | 6.. | one per vCPU: GDT at 0, TSS at 0x80, flush list at 0xf8, the ring-0 stack (RSP0) at the top |
 //!
 //! Segments follow Linux's layout so the selectors the workload sees match native:
 //! kernel CS 0x10, kernel SS 0x18, user CS32 0x23, user SS 0x2b, user CS 0x33, and
@@ -17,8 +17,8 @@
 //! Entry and exit:
 //! - to enter ring 3 the host writes `[rax, rip, cs, rflags, rsp, ss]` at the top of
 //!   the vCPU's stack, points the vCPU's rsp at it and its rip at [`IRET_STUB`]
-//!   (`pop rax; iretq`) or [`LOAD_CR3_STUB`] (`mov cr3, rax; pop rax; iretq`, rax
-//!   holding the new CR3: switches address space and flushes the TLB);
+//!   (`pop rax; iretq`) or [`FLUSH_STUB`] (`mov cr3, rax`, rax holding the new
+//!   CR3, then `invlpg` of each page on the vCPU page's flush list, then the same);
 //! - `syscall` lands at [`SYSCALL_STUB`], a `hlt`: the host sees rip =
 //!   `SYSCALL_STUB + 1` with every user register intact (rcx = user rip, r11 =
 //!   user rflags, as the instruction leaves them);
@@ -65,8 +65,15 @@ pub const SYSCALL_STUB: u64 = CODE_VA;
 pub const CSTAR_STUB: u64 = CODE_VA + 0x10;
 /// `pop rax; iretq`.
 pub const IRET_STUB: u64 = CODE_VA + 0x20;
-/// `mov cr3, rax; pop rax; iretq`.
-pub const LOAD_CR3_STUB: u64 = CODE_VA + 0x30;
+/// `mov cr3, rax`, then `invlpg` each address of the vCPU page's flush list, then
+/// `pop rax; iretq`. Shadow-paging hosts (PVM) keep translations of host-edited
+/// page tables across a CR3 load; `invlpg` resyncs them.
+pub const FLUSH_STUB: u64 = CODE_VA + 0x60;
+/// Offset in a vCPU page of the flush count (u64) and list (u64 addresses).
+pub const FLUSH_COUNT_OFFSET: usize = 0xf8;
+pub const FLUSH_LIST_OFFSET: usize = 0x100;
+/// Addresses the list holds.
+pub const FLUSH_MAX: usize = 256;
 /// Common exception tail: `push rax; mov rax, cr2; push rax; hlt`.
 const EXCEPTION_COMMON: u64 = CODE_VA + 0x40;
 /// Address of the `hlt` in the exception tail.
@@ -200,8 +207,19 @@ impl KernelRegion {
         self.write_bytes(off(SYSCALL_STUB), &[0xf4, 0x0f, 0x0b]); // hlt; ud2
         self.write_bytes(off(CSTAR_STUB), &[0xf4, 0x0f, 0x0b]);
         self.write_bytes(off(IRET_STUB), &[0x58, 0x48, 0xcf]); // pop rax; iretq
-        // mov cr3, rax; pop rax; iretq
-        self.write_bytes(off(LOAD_CR3_STUB), &[0x0f, 0x22, 0xd8, 0x58, 0x48, 0xcf]);
+        // At FLUSH_STUB rsp = top - 48; after `push rcx` top - 56.
+        let at_rcx = |o: usize| (o as i64 - (4096 - 56)) as i32;
+        let mut f = vec![0x0f, 0x22, 0xd8, 0x51]; // mov cr3, rax; push rcx
+        f.extend_from_slice(&[0x48, 0x8b, 0x8c, 0x24]); // mov rcx, [rsp+d32]
+        f.extend_from_slice(&at_rcx(FLUSH_COUNT_OFFSET).to_le_bytes());
+        f.extend_from_slice(&[0x48, 0x85, 0xc9, 0x74, 16]); // test rcx, rcx; jz done
+        f.extend_from_slice(&[0x48, 0x8b, 0x84, 0xcc]); // mov rax, [rsp+rcx*8+d32]
+        f.extend_from_slice(&at_rcx(FLUSH_LIST_OFFSET - 8).to_le_bytes());
+        f.extend_from_slice(&[0x0f, 0x01, 0x38]); // invlpg [rax]
+        f.extend_from_slice(&[0x48, 0xff, 0xc9, 0xeb, 0xeb]); // dec rcx; jmp loop
+        f.extend_from_slice(&[0x59, 0x58, 0x48, 0xcf]); // pop rcx; pop rax; iretq
+        debug_assert_eq!(f.len(), 37);
+        self.write_bytes(off(FLUSH_STUB), &f);
         // push rax; mov rax, cr2; push rax; hlt; ud2
         self.write_bytes(
             off(EXCEPTION_COMMON),

@@ -43,7 +43,20 @@ pub struct PageTables {
     generation: AtomicU64,
     /// Table pages in use (including the root).
     tables: AtomicU64,
+    /// Pages whose translation was removed or narrowed, with the generation that
+    /// did it, oldest first; bounded (see [`PageTables::changes_since`]).
+    log: Mutex<FlushLog>,
 }
+
+#[derive(Default)]
+struct FlushLog {
+    entries: std::collections::VecDeque<(u64, u64)>,
+    /// Generations up to this one may have entries dropped from the log.
+    trimmed: u64,
+}
+
+/// Entries kept in the flush log.
+const LOG_MAX: usize = 4096;
 
 impl PageTables {
     pub fn new(mf: Arc<MemoryFile>) -> Result<PageTables, KvmError> {
@@ -54,6 +67,7 @@ impl PageTables {
             lock: Mutex::new(()),
             generation: AtomicU64::new(next_generation()),
             tables: AtomicU64::new(1),
+            log: Mutex::new(FlushLog::default()),
         };
         pt.entry(root, 511).store(
             KernelRegion::page_gpa(PDPT_PAGE) | PTE_P | PTE_W | PTE_A,
@@ -154,14 +168,16 @@ impl PageTables {
         }
         let _g = self.lock.lock().unwrap();
         let bits = Self::leaf_bits(prot);
-        let mut replaced = false;
+        let mut replaced = Vec::new();
         for p in 0..len / 4096 {
             let e = self.leaf(va + p * 4096, true)?.expect("created");
             let old = e.swap((MEMFILE_GPA + offset + p * 4096) | bits, Ordering::Release);
-            replaced |= old & PTE_P != 0;
+            if old & PTE_P != 0 {
+                replaced.push(va + p * 4096);
+            }
         }
-        if replaced {
-            self.generation.store(next_generation(), Ordering::Release);
+        if !replaced.is_empty() {
+            self.changed(replaced);
         }
         Ok(())
     }
@@ -172,11 +188,14 @@ impl PageTables {
         let _g = self.lock.lock().unwrap();
         let mut p = va;
         let end = va + len;
+        let mut changed = Vec::new();
         while p < end {
             // Skip whole absent subtrees quickly.
             match self.leaf(p, false)? {
                 Some(e) => {
-                    e.store(0, Ordering::Release);
+                    if e.swap(0, Ordering::Release) & PTE_P != 0 {
+                        changed.push(p);
+                    }
                     p += 4096;
                     if p & ((1 << 21) - 1) == 0 || p >= end {
                         self.prune(p - 4096);
@@ -185,8 +204,44 @@ impl PageTables {
                 None => p = (p | ((1 << 21) - 1)) + 1,
             }
         }
-        self.generation.store(next_generation(), Ordering::Release);
+        self.changed(changed);
         Ok(())
+    }
+
+    /// Records that the translations of `pages` were removed or narrowed.
+    fn changed(&self, pages: Vec<u64>) {
+        if pages.is_empty() {
+            return;
+        }
+        let mut log = self.log.lock().unwrap();
+        let g = next_generation();
+        for p in pages {
+            if log.entries.len() == LOG_MAX {
+                let (old, _) = log.entries.pop_front().unwrap();
+                log.trimmed = log.trimmed.max(old);
+            }
+            log.entries.push_back((g, p));
+        }
+        self.generation.store(g, Ordering::Release);
+    }
+
+    /// The pages changed after generation `since` (at most `max`), or None when
+    /// there are more or the log no longer reaches back that far.
+    pub fn changes_since(&self, since: u64, max: usize) -> Option<Vec<u64>> {
+        let log = self.log.lock().unwrap();
+        if since < log.trimmed {
+            return None;
+        }
+        let mut v: Vec<u64> = log
+            .entries
+            .iter()
+            .rev()
+            .take_while(|(g, _)| *g > since)
+            .map(|(_, p)| *p)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        (v.len() <= max).then_some(v)
     }
 
     /// Frees the tables above `va`'s leaf that have become empty.
@@ -222,19 +277,23 @@ impl PageTables {
         let _g = self.lock.lock().unwrap();
         let bits = Self::leaf_bits(prot);
         let mut p = va;
+        let mut changed = Vec::new();
         while p < va + len {
             match self.leaf(p, false)? {
                 Some(e) => {
                     let old = e.load(Ordering::Acquire);
                     if old & (PTE_P | PTE_NONE_MAPPED) != 0 {
                         e.store((old & PTE_ADDR) | bits, Ordering::Release);
+                        if old & PTE_P != 0 {
+                            changed.push(p);
+                        }
                     }
                     p += 4096;
                 }
                 None => p = (p | ((1 << 21) - 1)) + 1,
             }
         }
-        self.generation.store(next_generation(), Ordering::Release);
+        self.changed(changed);
         Ok(())
     }
 

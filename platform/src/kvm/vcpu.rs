@@ -6,6 +6,7 @@
 //! KVM_RUN ioctl. The user rip/cs/rflags/rsp/ss and rax go through the vCPU's
 //! ring-0 stack (see [`super::kernel`]).
 
+use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -92,8 +93,12 @@ pub struct Vcpu {
     fd: ManuallyDrop<VcpuFd>,
     slot: usize,
     page: usize,
-    /// (cr3, generation) of the table the vCPU last ran.
-    loaded: (u64, u64),
+    /// The CR3 the vCPU last entered with.
+    loaded_cr3: u64,
+    /// For each table this vCPU ran: the generation its TLB is in sync with.
+    seen: HashMap<u64, u64>,
+    /// What `prepare_tlb` replaced in `seen`, for `forget_entry`.
+    undo: Option<(u64, Option<u64>)>,
     fs_base: u64,
     gs_base: u64,
     interrupter: Arc<VcpuInterrupter>,
@@ -148,7 +153,9 @@ impl Vcpu {
             fd: ManuallyDrop::new(fd),
             slot,
             page,
-            loaded: (0, 0),
+            loaded_cr3: 0,
+            seen: HashMap::new(),
+            undo: None,
             fs_base: 0,
             gs_base: 0,
             interrupter: Arc::new(VcpuInterrupter {
@@ -318,18 +325,11 @@ impl Vcpu {
         {
             k.write_u64(frame + i * 8, v);
         }
-        let want = (space.cr3(), space.generation());
-        let mut load_cr3 = want != self.loaded;
-        if load_cr3 && std::env::var_os("KVM_SREGS_CR3").is_some() {
-            let mut s = self.fd.get_sregs().map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
-            s.cr3 = want.0;
-            self.fd.set_sregs(&s).map_err(|e| KvmError::new("KVM_SET_SREGS", e))?;
-            load_cr3 = false;
-        }
+        let entry = self.prepare_tlb(space);
         {
             let r = &mut self.fd.sync_regs_mut().regs;
             *r = kvm_regs {
-                rax: want.0,
+                rax: space.cr3(),
                 rbx: regs.rbx,
                 rcx: regs.rcx,
                 rdx: regs.rdx,
@@ -345,17 +345,61 @@ impl Vcpu {
                 r13: regs.r13,
                 r14: regs.r14,
                 r15: regs.r15,
-                rip: if load_cr3 {
-                    kernel::LOAD_CR3_STUB
-                } else {
-                    kernel::IRET_STUB
-                },
+                rip: entry,
                 rflags: 0x2,
             };
         }
         self.fd.set_sync_dirty_reg(SyncReg::Register);
-        self.loaded = want;
         self.enter(regs)
+    }
+
+    /// Chooses the entry stub: plain `iretq` when this vCPU last ran `space` and
+    /// nothing was unmapped or narrowed since; otherwise a CR3 load plus `invlpg`
+    /// of the pages changed since this vCPU last ran it (written to its flush
+    /// list). Records what the stub will have flushed, undone by `forget_entry`
+    /// if the guest never ran it.
+    fn prepare_tlb(&mut self, space: &PageTables) -> u64 {
+        let cr3 = space.cr3();
+        let gen = space.generation();
+        let known = self.seen.get(&cr3).copied();
+        self.undo = Some((cr3, known));
+        if known == Some(gen) && self.loaded_cr3 == cr3 {
+            return kernel::IRET_STUB;
+        }
+        let list = if known == Some(gen) {
+            Some(Vec::new())
+        } else {
+            space.changes_since(known.unwrap_or(0), kernel::FLUSH_MAX)
+        };
+        let list = list.unwrap_or_else(|| {
+            // Too many pages: rely on the CR3 load alone (a full flush on
+            // hardware paging; shadow-paging hosts may keep stale entries).
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!("kvm: TLB flush list overflow; relying on a CR3 load");
+            }
+            Vec::new()
+        });
+        let k = &self.vm.kernel;
+        let base = self.page * 4096;
+        for (i, va) in list.iter().enumerate() {
+            k.write_u64(base + kernel::FLUSH_LIST_OFFSET + i * 8, *va);
+        }
+        k.write_u64(base + kernel::FLUSH_COUNT_OFFSET, list.len() as u64);
+        self.seen.insert(cr3, gen);
+        self.loaded_cr3 = cr3;
+        kernel::FLUSH_STUB
+    }
+
+    /// The guest did not run the entry stub `prepare_tlb` chose.
+    fn forget_entry(&mut self) {
+        if let Some((cr3, known)) = self.undo.take() {
+            match known {
+                Some(g) => self.seen.insert(cr3, g),
+                None => self.seen.remove(&cr3),
+            };
+        }
+        self.loaded_cr3 = 0;
     }
 
     /// KVM_RUN with the prepared state; decodes the exit into `regs`.
@@ -372,7 +416,7 @@ impl Vcpu {
         };
         if let Some(what) = exit {
             tracing::warn!("kvm: unexpected exit {what}");
-            self.loaded = (0, 0);
+            self.loaded_cr3 = 0;
             return Err(KvmError::msg("KVM_RUN: unexpected exit"));
         }
         let k = &self.vm.kernel;
@@ -392,7 +436,7 @@ impl Vcpu {
             // [cr2, rax, vector, error, rip, cs, rflags, rsp, ss] at the guest rsp.
             let off = r.rsp.wrapping_sub(KernelRegion::page_va(self.page)) as usize;
             if off != 4096 - 72 {
-                self.loaded = (0, 0);
+                self.loaded_cr3 = 0;
                 return Err(KvmError::msg("kvm: exception in the guest kernel"));
             }
             let at = |i: usize| k.read_u64(self.page * 4096 + off + i * 8);
@@ -421,7 +465,7 @@ impl Vcpu {
                 cr2,
             });
         }
-        self.loaded = (0, 0);
+        self.loaded_cr3 = 0;
         Err(KvmError::msg("kvm: hlt at an unexpected guest address"))
     }
 
@@ -433,13 +477,15 @@ impl Vcpu {
         let r = self.fd.sync_regs().regs;
         let parked = [
             kernel::IRET_STUB,
-            kernel::LOAD_CR3_STUB,
+            kernel::FLUSH_STUB,
             kernel::SYSCALL_STUB + 1,
             kernel::EXCEPTION_HLT + 1,
         ];
         if parked.contains(&r.rip) {
-            // Nothing ran; the next run rewrites the entry state and reloads CR3.
-            self.loaded = (0, 0);
+            // Nothing ran (or only got back to where the last exit was); the next
+            // run rewrites the entry state. KVM applied our registers only if it
+            // ran, so treat the flush as not done.
+            self.forget_entry();
             return Ok(Exit::Interrupted);
         }
         let s = self
