@@ -22,6 +22,7 @@ pub mod vcpu;
 mod tests;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
@@ -36,6 +37,10 @@ pub use vcpu::{Exit, Vcpu};
 pub const KERNEL_GPA: u64 = 0;
 /// Guest-physical address of memory-file offset 0 (slot 0).
 pub const MEMFILE_GPA: u64 = kernel::REGION_SIZE;
+
+/// Guest-physical address of the dummy slot `zap_translations` toggles (never
+/// mapped by any page table).
+const DUMMY_GPA: u64 = 1 << 46;
 
 /// The path opened.
 pub const DEV_KVM: &str = "/dev/kvm";
@@ -125,6 +130,11 @@ pub struct Vm {
     pub(crate) mf: Arc<MemoryFile>,
     pub(crate) kernel: kernel::KernelRegion,
     pub(crate) cpuid: CpuId,
+    /// Whether KVM shadows guest page tables here, so host edits need
+    /// [`Vm::zap_translations`] (found by [`Vm::probe_shadow_paging`]).
+    shadow_paging: AtomicBool,
+    /// The page-table generation up to which translations were zapped.
+    zapped: Mutex<u64>,
 }
 
 impl Vm {
@@ -171,14 +181,20 @@ impl Vm {
         // SAFETY: as above: the kernel region's mapping lives as long as `self`.
         unsafe { fd.set_user_memory_region(slot1) }
             .map_err(|e| KvmError::new("KVM_SET_USER_MEMORY_REGION (kernel)", e))?;
-        Ok(Arc::new(Vm {
+        let vm = Arc::new(Vm {
             kvm,
             fd,
             idle: Mutex::new((Vec::new(), 0)),
             mf,
             kernel,
             cpuid,
-        }))
+            shadow_paging: AtomicBool::new(false),
+            zapped: Mutex::new(0),
+        });
+        vm.dummy_slot(4096)?;
+        let shadow = vm.probe_shadow_paging()?;
+        vm.shadow_paging.store(shadow, Ordering::Relaxed);
+        Ok(vm)
     }
 
     /// The memory file that backs guest memory.
@@ -189,6 +205,97 @@ impl Vm {
     /// The KVM system handle.
     pub fn kvm(&self) -> &Kvm {
         &self.kvm
+    }
+
+    /// Drops every translation KVM derived from guest page tables (all vCPUs):
+    /// deleting a memory slot makes KVM zap its shadow / EPT pages. Slot 2 is a
+    /// one-page dummy kept for this. Needed where KVM shadows guest page tables
+    /// (no EPT, e.g. a PVM host): edits the host makes to guest page tables
+    /// are invisible to it otherwise, even across CR3 loads and `invlpg`.
+    /// True when host edits of guest page tables need a zap to take effect.
+    pub fn shadow_paging(&self) -> bool {
+        self.shadow_paging.load(Ordering::Relaxed)
+    }
+
+    /// Before running a table at generation `gen`: on shadow-paging hosts, zaps
+    /// once for all edits up to it.
+    pub(crate) fn sync_translations(&self, gen: u64) -> Result<(), KvmError> {
+        if !self.shadow_paging() {
+            return Ok(());
+        }
+        let mut z = self.zapped.lock().unwrap();
+        if *z >= gen {
+            return Ok(());
+        }
+        let now = pagetable::current_generation();
+        self.zap_translations()?;
+        *z = now;
+        Ok(())
+    }
+
+    /// Runs a few instructions to see whether a page the host unmapped (with
+    /// the CR3 load + `invlpg` every entry does) stays visible to the guest.
+    fn probe_shadow_paging(self: &Arc<Vm>) -> Result<bool, KvmError> {
+        let pt = PageTables::new(self.mf.clone())?;
+        let page = |e| KvmError {
+            op: "kvm probe page",
+            errno: e,
+        };
+        let code = self.mf.allocate(4096).map_err(|_| page(libc::ENOMEM))?;
+        let data = self.mf.allocate(4096).map_err(|_| page(libc::ENOMEM))?;
+        // mov rax, [0x2000]; syscall; mov rax, [0x2000]; syscall
+        let insn = [0x48, 0x8b, 0x04, 0x25, 0x00, 0x20, 0x00, 0x00, 0x0f, 0x05];
+        let mut bytes = insn.to_vec();
+        bytes.extend_from_slice(&insn);
+        self.mf.write_at(code, &bytes);
+        self.mf.write_at(data, &0x5a5a_u64.to_le_bytes());
+        let result = (|| {
+            pt.map(0x1000, 4096, code, libc::PROT_READ | libc::PROT_EXEC)?;
+            pt.map(0x2000, 4096, data, libc::PROT_READ)?;
+            let mut cpu = Vcpu::new(self)?;
+            let mut regs = crate::zeroed_regs();
+            regs.rip = 0x1000;
+            regs.eflags = 0x202;
+            let first = cpu.run(&pt, &mut regs)?;
+            if first != Exit::Syscall || regs.rax != 0x5a5a {
+                return Err(KvmError::msg("kvm probe: the guest did not run as expected"));
+            }
+            pt.unmap(0x2000, 4096)?;
+            Ok(match cpu.run(&pt, &mut regs)? {
+                Exit::Syscall => true,
+                Exit::Exception { vector: 14, .. } => false,
+                _ => return Err(KvmError::msg("kvm probe: unexpected exit")),
+            })
+        })();
+        drop(pt);
+        self.mf.release(code, 4096);
+        self.mf.release(data, 4096);
+        let shadow = result?;
+        if shadow {
+            tracing::info!("kvm: guest page tables are shadowed; unmaps zap translations");
+            *self.zapped.lock().unwrap() = 0;
+        }
+        Ok(shadow)
+    }
+
+    pub fn zap_translations(&self) -> Result<(), KvmError> {
+        self.dummy_slot(0)?;
+        self.dummy_slot(4096)
+    }
+
+    /// Creates (size 4096) or deletes (size 0) the dummy slot.
+    fn dummy_slot(&self, size: u64) -> Result<(), KvmError> {
+        let r = kvm_userspace_memory_region {
+            slot: 2,
+            flags: 0,
+            guest_phys_addr: DUMMY_GPA,
+            memory_size: size,
+            userspace_addr: self.kernel.host_addr() as u64,
+        };
+        // SAFETY: slot 2 covers the kernel region's first page, which lives as
+        // long as `self`; no page table maps the dummy address.
+        unsafe { self.fd.set_user_memory_region(r) }
+            .map_err(|e| KvmError::new("KVM_SET_USER_MEMORY_REGION (dummy slot)", e))
     }
 
     pub(crate) fn take_slot(&self) -> Result<usize, KvmError> {

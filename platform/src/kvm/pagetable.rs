@@ -30,8 +30,13 @@ pub const USER_LIMIT: u64 = 1 << 47;
 /// one state even if a root page is reused.
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
+/// The latest generation handed out; the edits it stands for are complete.
+pub fn current_generation() -> u64 {
+    GENERATION.load(Ordering::Acquire) - 1
+}
+
 fn next_generation() -> u64 {
-    GENERATION.fetch_add(1, Ordering::Relaxed)
+    GENERATION.fetch_add(1, Ordering::AcqRel)
 }
 
 pub struct PageTables {

@@ -13,7 +13,7 @@ const HOLE: u64 = 0x50_0000;
 
 struct Env {
     mf: Arc<MemoryFile>,
-    _vm: Arc<Vm>,
+    vm: Arc<Vm>,
     pt: PageTables,
     cpu: Vcpu,
 }
@@ -36,9 +36,10 @@ fn env(code: &[u8]) -> Option<Env> {
     pt.map(STACK, 4096, stack_off, libc::PROT_READ | libc::PROT_WRITE)
         .unwrap();
     let cpu = Vcpu::new(&vm).expect("vcpu");
+    println!("kvm: shadow paging: {}", vm.shadow_paging());
     Some(Env {
         mf,
-        _vm: vm,
+        vm,
         pt,
         cpu,
     })
@@ -132,9 +133,6 @@ fn kvm_page_fault() {
     e.pt.unmap(HOLE, 4096).unwrap();
     assert_eq!(e.pt.lookup(HOLE), None);
     r.rip = CODE + 10;
-    r.rax = 0x7777;
-    let x = e.cpu.run(&e.pt, &mut r);
-    println!("after: {x:?} rip {:#x} rax {:#x}", r.rip, r.rax);
     r.rip = CODE + 10;
     let exit = e.cpu.run(&e.pt, &mut r).expect("run");
     assert_eq!(
@@ -227,3 +225,19 @@ fn kvm_syscall_exit_cost() {
     println!("kvm: {n} syscall exits, {per:.2} us per exit");
 }
 
+
+#[test]
+fn kvm_exception_exit_cost() {
+    // loop: ud2; jmp loop
+    let Some(mut e) = env(&[0x0f, 0x0b, 0xeb, 0xfc]) else { return };
+    let mut r = start_regs();
+    let n = 20_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        let exit = e.cpu.run(&e.pt, &mut r).expect("run");
+        debug_assert!(matches!(exit, Exit::Exception { vector: 6, .. }));
+        r.rip += 2;
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("kvm: {n} #UD exits, {per:.2} us per exit");
+}

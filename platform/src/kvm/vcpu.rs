@@ -136,15 +136,15 @@ impl Vcpu {
     pub fn new(vm: &Arc<Vm>) -> Result<Vcpu, KvmError> {
         install_kick_handler();
         // KVM never destroys a vCPU before its VM: idle ones are pooled.
-        let (slot, fd) = match vm.take_idle() {
-            Some(v) => v,
+        let (slot, fd, fresh) = match vm.take_idle() {
+            Some((slot, fd)) => (slot, fd, false),
             None => {
                 let slot = vm.take_slot()?;
                 let fd = vm
                     .fd
                     .create_vcpu(slot as u64)
                     .map_err(|e| KvmError::new("KVM_CREATE_VCPU", e))?;
-                (slot, fd)
+                (slot, fd, true)
             }
         };
         let page = vm.kernel.init_vcpu_page(slot);
@@ -164,18 +164,22 @@ impl Vcpu {
                 immediate_exit: Mutex::new(None),
             }),
         };
-        v.setup()?;
+        v.setup(fresh)?;
         let run = v.fd.get_kvm_run();
         let p = &mut run.immediate_exit as *mut u8 as *const AtomicU8;
         *v.interrupter.immediate_exit.lock().unwrap() = Some(p);
         Ok(v)
     }
 
-    fn setup(&mut self) -> Result<(), KvmError> {
+    /// Puts the vCPU in the entry state. CPUID can only be set before the first
+    /// KVM_RUN, so a pooled vCPU keeps what it had.
+    fn setup(&mut self, fresh: bool) -> Result<(), KvmError> {
         let k = &self.vm.kernel;
-        self.fd
-            .set_cpuid2(&self.vm.cpuid)
-            .map_err(|e| KvmError::new("KVM_SET_CPUID2", e))?;
+        if fresh {
+            self.fd
+                .set_cpuid2(&self.vm.cpuid)
+                .map_err(|e| KvmError::new("KVM_SET_CPUID2", e))?;
+        }
         let mut s = self
             .fd
             .get_sregs()
@@ -325,6 +329,7 @@ impl Vcpu {
         {
             k.write_u64(frame + i * 8, v);
         }
+        self.vm.sync_translations(space.generation())?;
         let entry = self.prepare_tlb(space);
         {
             let r = &mut self.fd.sync_regs_mut().regs;
@@ -462,7 +467,8 @@ impl Vcpu {
             return Ok(Exit::Exception {
                 vector: vector as u8,
                 error,
-                cr2,
+                // CR2 is only the fault address for #PF.
+                cr2: if vector == 14 { cr2 } else { 0 },
             });
         }
         self.loaded_cr3 = 0;
