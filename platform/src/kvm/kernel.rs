@@ -169,13 +169,13 @@ impl KernelRegion {
 
     /// Writes `v` at byte `off` of the region.
     pub(crate) fn write_u64(&self, off: usize, v: u64) {
-        assert!(off + 8 <= REGION_SIZE as usize && off % 8 == 0);
+        assert!(off + 8 <= REGION_SIZE as usize && off.is_multiple_of(8));
         // SAFETY: in bounds and aligned (checked); a raw write, no reference formed.
         unsafe { (self.base.add(off) as *mut u64).write_volatile(v) }
     }
 
     pub(crate) fn read_u64(&self, off: usize) -> u64 {
-        assert!(off + 8 <= REGION_SIZE as usize && off % 8 == 0);
+        assert!(off + 8 <= REGION_SIZE as usize && off.is_multiple_of(8));
         // SAFETY: as write_u64.
         unsafe { (self.base.add(off) as *const u64).read_volatile() }
     }
@@ -207,7 +207,7 @@ impl KernelRegion {
         self.write_bytes(off(SYSCALL_STUB), &[0xf4, 0x0f, 0x0b]); // hlt; ud2
         self.write_bytes(off(CSTAR_STUB), &[0xf4, 0x0f, 0x0b]);
         self.write_bytes(off(IRET_STUB), &[0x58, 0x48, 0xcf]); // pop rax; iretq
-        // At FLUSH_STUB rsp = top - 48; after `push rcx` top - 56.
+                                                               // At FLUSH_STUB rsp = top - 48; after `push rcx` top - 56.
         let at_rcx = |o: usize| (o as i64 - (4096 - 56)) as i32;
         let mut f = vec![0x0f, 0x22, 0xd8, 0x51]; // mov cr3, rax; push rcx
         f.extend_from_slice(&[0x48, 0x8b, 0x8c, 0x24]); // mov rcx, [rsp+d32]

@@ -258,7 +258,9 @@ impl Vm {
             regs.eflags = 0x202;
             let first = cpu.run(&pt, &mut regs)?;
             if first != Exit::Syscall || regs.rax != 0x5a5a {
-                return Err(KvmError::msg("kvm probe: the guest did not run as expected"));
+                return Err(KvmError::msg(
+                    "kvm probe: the guest did not run as expected",
+                ));
             }
             pt.unmap(0x2000, 4096)?;
             Ok(match cpu.run(&pt, &mut regs)? {

@@ -12,9 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::kernel::{
-    KernelRegion, PDPT_PAGE, PTE_A, PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W,
-};
+use super::kernel::{KernelRegion, PDPT_PAGE, PTE_A, PTE_ADDR, PTE_D, PTE_NX, PTE_P, PTE_U, PTE_W};
 use super::{KvmError, MEMFILE_GPA};
 use crate::{MemoryFile, Prot};
 

@@ -13,7 +13,7 @@ const HOLE: u64 = 0x50_0000;
 
 struct Env {
     mf: Arc<MemoryFile>,
-    vm: Arc<Vm>,
+    _vm: Arc<Vm>,
     pt: PageTables,
     cpu: Vcpu,
 }
@@ -39,7 +39,7 @@ fn env(code: &[u8]) -> Option<Env> {
     println!("kvm: shadow paging: {}", vm.shadow_paging());
     Some(Env {
         mf,
-        vm,
+        _vm: vm,
         pt,
         cpu,
     })
@@ -123,7 +123,14 @@ fn kvm_page_fault() {
         .unwrap();
     let exit = e.cpu.run(&e.pt, &mut r).expect("run");
     assert!(
-        matches!(exit, Exit::Exception { vector: 14, cr2: 0x5555, .. }),
+        matches!(
+            exit,
+            Exit::Exception {
+                vector: 14,
+                cr2: 0x5555,
+                ..
+            }
+        ),
         "{exit:?}"
     );
     let mut back = [0u8; 8];
@@ -163,14 +170,19 @@ fn kvm_ud2_and_divide_error() {
     assert_eq!(r.rip, CODE);
     r.rip += 2;
     let exit = e.cpu.run(&e.pt, &mut r).expect("run");
-    assert!(matches!(exit, Exit::Exception { vector: 0, .. }), "{exit:?}");
+    assert!(
+        matches!(exit, Exit::Exception { vector: 0, .. }),
+        "{exit:?}"
+    );
     assert_eq!(r.rip, CODE + 4);
 }
 
 #[test]
 fn kvm_interrupt_running_vcpu() {
     // jmp $
-    let Some(mut e) = env(&[0xeb, 0xfe]) else { return };
+    let Some(mut e) = env(&[0xeb, 0xfe]) else {
+        return;
+    };
     let intr = e.cpu.interrupter();
     // Pending before the run: returns at once.
     intr.interrupt();
@@ -194,12 +206,21 @@ fn kvm_page_tables_freed() {
     let off = mf.allocate(8 << 20).unwrap();
     pt.map(0x1000_0000, 8 << 20, off, libc::PROT_READ).unwrap();
     assert_eq!(pt.table_pages(), 1 + 1 + 1 + 4);
-    assert_eq!(pt.lookup(0x1000_5000), Some((off + 0x5000, false, false, true)));
+    assert_eq!(
+        pt.lookup(0x1000_5000),
+        Some((off + 0x5000, false, false, true))
+    );
     pt.protect(0x1000_5000, 4096, libc::PROT_NONE).unwrap();
-    assert_eq!(pt.lookup(0x1000_5000), Some((off + 0x5000, false, false, false)));
+    assert_eq!(
+        pt.lookup(0x1000_5000),
+        Some((off + 0x5000, false, false, false))
+    );
     pt.protect(0x1000_5000, 4096, libc::PROT_READ | libc::PROT_EXEC)
         .unwrap();
-    assert_eq!(pt.lookup(0x1000_5000), Some((off + 0x5000, false, true, true)));
+    assert_eq!(
+        pt.lookup(0x1000_5000),
+        Some((off + 0x5000, false, true, true))
+    );
     pt.unmap(0x1000_0000, 4 << 20).unwrap();
     assert_eq!(pt.table_pages(), 1 + 1 + 1 + 2);
     pt.unmap(0x1000_0000, 8 << 20).unwrap();
@@ -225,11 +246,12 @@ fn kvm_syscall_exit_cost() {
     println!("kvm: {n} syscall exits, {per:.2} us per exit");
 }
 
-
 #[test]
 fn kvm_exception_exit_cost() {
     // loop: ud2; jmp loop
-    let Some(mut e) = env(&[0x0f, 0x0b, 0xeb, 0xfc]) else { return };
+    let Some(mut e) = env(&[0x0f, 0x0b, 0xeb, 0xfc]) else {
+        return;
+    };
     let mut r = start_regs();
     let n = 20_000;
     let start = Instant::now();
@@ -240,4 +262,6 @@ fn kvm_exception_exit_cost() {
     }
     let per = start.elapsed().as_secs_f64() * 1e6 / n as f64;
     println!("kvm: {n} #UD exits, {per:.2} us per exit");
+    let bare = e.cpu.bench_bare_exit(n);
+    println!("kvm: {n} bare ring-0 hlt exits, {bare:.2} us per exit");
 }
