@@ -12,10 +12,12 @@
 //! user-accessible below. A vCPU ([`vcpu::Vcpu`]) enters ring 3 through an `iretq`
 //! stub; `syscall` and exceptions end in a `hlt`, which exits to the host.
 //!
-//! Not yet wired into `runsc` (no `Platform` impl): see the module's tests.
+//! [`KvmPlatform`] implements the platform traits; it is not selectable from
+//! `runsc` yet.
 
 pub mod kernel;
 pub mod pagetable;
+pub mod platform;
 pub mod vcpu;
 
 #[cfg(test)]
@@ -31,6 +33,7 @@ use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 use crate::{MemoryFile, PlatformError};
 
 pub use pagetable::PageTables;
+pub use platform::{KvmAddressSpace, KvmContext, KvmPlatform};
 pub use vcpu::{Exit, Vcpu};
 
 /// Guest-physical address of the kernel region (slot 1).

@@ -265,3 +265,65 @@ fn kvm_exception_exit_cost() {
     let bare = e.cpu.bench_bare_exit(n);
     println!("kvm: {n} bare ring-0 hlt exits, {bare:.2} us per exit");
 }
+
+#[test]
+fn kvm_platform_traits() {
+    use crate::{Event, Platform};
+    let mf = Arc::new(MemoryFile::new(64 << 20).unwrap());
+    let p = match KvmPlatform::new(mf.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP: /dev/kvm not usable: {e}");
+            return;
+        }
+    };
+    assert_eq!(p.name(), "kvm");
+    let space = p.new_address_space().unwrap();
+    // mov eax, 39; syscall; ud2; mov rax, [0x500000]
+    let code = [
+        0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x0b, 0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x50, 0x00,
+    ];
+    let off = mf.allocate(4096).unwrap();
+    mf.write_at(off, &code);
+    space
+        .map(CODE, 4096, off, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
+    let mut ctx = p.new_context().unwrap();
+    // An interrupt before the first switch (no vCPU yet) is not lost.
+    ctx.interrupter().interrupt();
+    let mut r = start_regs();
+    assert_eq!(ctx.switch(&*space, &mut r).unwrap(), Event::Interrupted);
+    assert_eq!(ctx.switch(&*space, &mut r).unwrap(), Event::Syscall);
+    assert_eq!(r.orig_rax, 39);
+    assert_eq!(
+        ctx.switch(&*space, &mut r).unwrap(),
+        Event::Fault {
+            signo: libc::SIGILL,
+            code: 2,
+            addr: CODE + 7
+        }
+    );
+    r.rip += 2;
+    assert_eq!(
+        ctx.switch(&*space, &mut r).unwrap(),
+        Event::Fault {
+            signo: libc::SIGSEGV,
+            code: 1,
+            addr: 0x50_0000
+        }
+    );
+    // FPU state round trip: change the x87 control word.
+    let mut fpu = ctx.fpu_state(&*space).unwrap();
+    assert_eq!(u16::from_le_bytes([fpu[0], fpu[1]]), 0x37f);
+    fpu[0] = 0x7f;
+    fpu[1] = 0x02;
+    fpu[512] |= 1; // XSTATE_BV: x87 state is not in its init configuration
+    ctx.set_fpu_state(&*space, &fpu).unwrap();
+    let back = ctx.fpu_state(&*space).unwrap();
+    assert_eq!(u16::from_le_bytes([back[0], back[1]]), 0x27f);
+    // A context dropped returns its vCPU to the pool; the next one reuses it.
+    drop(ctx);
+    let mut ctx = p.new_context().unwrap();
+    let mut r = start_regs();
+    assert_eq!(ctx.switch(&*space, &mut r).unwrap(), Event::Syscall);
+}

@@ -11,7 +11,7 @@ use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
-use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs, Msrs};
+use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs, kvm_xsave, Msrs};
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::kernel::{self, KernelRegion};
@@ -269,6 +269,21 @@ impl Vcpu {
             .map_err(|e| KvmError::new("KVM_SET_FPU", e))?;
         self.fd.set_sync_valid_reg(SyncReg::Register);
         Ok(())
+    }
+
+    /// The FPU/vector state (the XSAVE area's first 4 KiB: every component this
+    /// VM enables fits, see `KernelRegion::xcr0`).
+    pub fn xsave(&self) -> Result<kvm_xsave, KvmError> {
+        self.fd
+            .get_xsave()
+            .map_err(|e| KvmError::new("KVM_GET_XSAVE", e))
+    }
+
+    pub fn set_xsave(&self, x: &kvm_xsave) -> Result<(), KvmError> {
+        // SAFETY: XCR0 is limited to x87/SSE/AVX/AVX-512 (no dynamically enabled
+        // component such as AMX), so the 4 KiB `kvm_xsave` covers the whole area
+        // KVM reads.
+        unsafe { self.fd.set_xsave(x) }.map_err(|e| KvmError::new("KVM_SET_XSAVE", e))
     }
 
     pub fn interrupter(&self) -> Arc<VcpuInterrupter> {
