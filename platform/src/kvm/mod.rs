@@ -14,6 +14,30 @@
 //!
 //! [`KvmPlatform`] implements the platform traits; it is not selectable from
 //! `runsc` yet.
+//!
+//! ## This host: KVM is PVM (shadow paging, guest at hardware CPL 3)
+//!
+//! `/dev/kvm` here is served by `kvm_pvm` (Pagetable-based Virtual Machine: no
+//! VMX, the guest runs at hardware CPL 3 on shadow page tables; its guest ABI is
+//! Linux's `Documentation/virt/kvm/x86/pvm-spec.rst`, MSRs 0x4b564dXX, PVM
+//! leaves at CPUID 0x40000200). A plain x86 guest like this one still runs, in
+//! PVM's emulated "non-PVM mode", with three consequences handled here:
+//! - `syscall` reaches LSTAR with CS unchanged (ring 3): decoded as a syscall
+//!   from the #PF the fetch of the supervisor-only stub raises (see `vcpu.rs`);
+//! - edits the host makes to guest page tables are invisible to the shadow MMU
+//!   even across CR3 loads and `invlpg`: [`Vm::probe_shadow_paging`] detects it
+//!   at VM creation and then every run after an unmap/protect first zaps all
+//!   translations ([`Vm::zap_translations`], a dummy memslot delete + re-add,
+//!   ~0.2 ms);
+//! - every ring change is emulated: a bare exit (ring-0 `hlt`) costs ~8 us, but a
+//!   ring-3 round trip (iretq in, exception or syscall out) ~78-90 us.
+//!
+//! Getting near the bare exit cost on PVM needs a PVM-aware guest kernel: the
+//! stubs in the lower half (PVM cannot map the upper half), a PVCS page
+//! registered with `MSR_PVM_VCPU_STRUCT`, events through `MSR_PVM_EVENT_ENTRY`
+//! and `MSR_LSTAR` (state in the PVCS, no stack), return to ring 3 with
+//! EVENT_RETURN_USER (`syscall` at `MSR_PVM_RETU_RIP`), and TLB flush hypercalls
+//! instead of the zap. On VMX/SVM hosts the current design is the right one.
 
 pub mod kernel;
 pub mod pagetable;
