@@ -25,8 +25,9 @@
 //! - `syscall` reaches LSTAR with CS unchanged (ring 3): decoded as a syscall
 //!   from the #PF the fetch of the supervisor-only stub raises (see `vcpu.rs`);
 //! - edits the host makes to guest page tables are invisible to the shadow MMU
-//!   even across CR3 loads and `invlpg`: [`Vm::probe_shadow_paging`] detects it
-//!   at VM creation and then every run after an unmap/protect first zaps all
+//!   even across CR3 loads and `invlpg`: `Vm::probe_shadow_paging` detects it
+//!   at VM creation and then every unmap/protect (synchronously, which also
+//!   covers vCPUs running at that moment) and every run after one zap all
 //!   translations ([`Vm::zap_translations`], a dummy memslot delete + re-add,
 //!   ~0.2 ms);
 //! - every ring change is emulated: a bare exit (ring-0 `hlt`) costs ~8 us, but a

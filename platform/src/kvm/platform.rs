@@ -50,6 +50,7 @@ impl Platform for KvmPlatform {
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>, PlatformError> {
         Ok(Arc::new(KvmAddressSpace {
             pt: PageTables::new(self.vm.memory_file().clone())?,
+            vm: self.vm.clone(),
         }))
     }
 
@@ -66,6 +67,7 @@ impl Platform for KvmPlatform {
 /// (their vCPUs belong to their contexts).
 pub struct KvmAddressSpace {
     pt: PageTables,
+    vm: Arc<Vm>,
 }
 
 impl KvmAddressSpace {
@@ -75,16 +77,23 @@ impl KvmAddressSpace {
 }
 
 impl AddressSpace for KvmAddressSpace {
+    // After a change that removes or narrows translations, a shadow-paging host
+    // zaps at once, so no vCPU running right now keeps using them (the memory may
+    // be reused as soon as this returns). Hardware-paging hosts flush on each
+    // vCPU's next entry; running vCPUs of the same table are not yet shot down.
     fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
-        Ok(self.pt.map(va, len, offset, prot)?)
+        self.pt.map(va, len, offset, prot)?;
+        Ok(self.vm.sync_translations(self.pt.generation())?)
     }
 
     fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
-        Ok(self.pt.unmap(va, len)?)
+        self.pt.unmap(va, len)?;
+        Ok(self.vm.sync_translations(self.pt.generation())?)
     }
 
     fn protect(&self, va: u64, len: u64, prot: Prot) -> Result<(), PlatformError> {
-        Ok(self.pt.protect(va, len, prot)?)
+        self.pt.protect(va, len, prot)?;
+        Ok(self.vm.sync_translations(self.pt.generation())?)
     }
 
     fn new_thread(&self) -> Result<u64, PlatformError> {
