@@ -99,6 +99,9 @@ pub struct Vcpu {
     seen: HashMap<u64, u64>,
     /// What `prepare_tlb` replaced in `seen`, for `forget_entry`.
     undo: Option<(u64, Option<u64>)>,
+    /// An interrupt left the vCPU in ring 3: the next run first puts it back in
+    /// ring 0 (the entry stubs are supervisor-only).
+    in_user: bool,
     fs_base: u64,
     gs_base: u64,
     interrupter: Arc<VcpuInterrupter>,
@@ -156,6 +159,7 @@ impl Vcpu {
             loaded_cr3: 0,
             seen: HashMap::new(),
             undo: None,
+            in_user: false,
             fs_base: 0,
             gs_base: 0,
             interrupter: Arc::new(VcpuInterrupter {
@@ -326,6 +330,18 @@ impl Vcpu {
         if self.interrupter.pending.swap(false, Ordering::SeqCst) {
             return Ok(Exit::Interrupted);
         }
+        if self.in_user {
+            let mut s = self
+                .fd
+                .get_sregs()
+                .map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
+            s.cs = seg(kernel::KERNEL_CS, true, 0);
+            s.ss = seg(kernel::KERNEL_SS, false, 0);
+            self.fd
+                .set_sregs(&s)
+                .map_err(|e| KvmError::new("KVM_SET_SREGS", e))?;
+            self.in_user = false;
+        }
         self.sync_bases(regs)?;
         let k = &self.vm.kernel;
         let top = self.stack_top();
@@ -468,16 +484,13 @@ impl Vcpu {
             regs.rsp = at(7);
             regs.ss = at(8);
             regs.orig_rax = u64::MAX;
-            if vector == 14
-                && cr2 == kernel::SYSCALL_STUB
-                && regs.rip == cr2
-                && regs.eflags & 0x200 == 0
-            {
-                // `syscall` that reached LSTAR still in ring 3: seen on this
-                // nested-virtualisation host (the instruction is apparently
-                // emulated without loading CS from STAR). IF clear proves it came
-                // through SYSCALL's FMASK (ring 3 cannot clear IF), so it is the
-                // syscall, with rcx/r11 as the instruction set them.
+            if vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && error & 4 != 0 {
+                // `syscall` that reached LSTAR still in ring 3: seen on PVM hosts,
+                // which emulate it for a non-PVM guest without loading CS from
+                // STAR (and apply FMASK only sometimes). rcx/r11 are as the
+                // instruction set them. A workload could fake this by jumping to
+                // LSTAR with rcx/r11 of its choosing; it gains nothing a real
+                // `syscall` would not give it (Linux would send SIGSEGV instead).
                 regs.rip = regs.rcx;
                 regs.eflags = regs.r11;
                 regs.orig_rax = regs.rax;
@@ -542,6 +555,7 @@ impl Vcpu {
         regs.rip = r.rip;
         regs.eflags = r.rflags;
         regs.rsp = r.rsp;
+        self.in_user = true;
         Ok(Exit::Interrupted)
     }
 }
