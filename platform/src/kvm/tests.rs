@@ -362,3 +362,33 @@ fn kvm_interrupts_not_lost() {
         assert_eq!(r.orig_rax, 39);
     }
 }
+
+/// Prints what PVM's synthetic CPUID (`invlpg 0xffffffffff4d5650; cpuid`) answers
+/// for the KVM/PVM leaves, run from ring 3 of this (non-PVM) guest. Informational,
+/// no assertion: on the PVM host this was written on, ring 3 of a non-PVM guest
+/// gets #GP (the sequence is for a PVM guest's supervisor mode).
+#[test]
+fn kvm_pvm_cpuid_leaves() {
+    let mut code = Vec::new();
+    for leaf in [0x4000_0000u32, 0x4000_0200, 0x4000_0201] {
+        code.push(0xb8);
+        code.extend_from_slice(&leaf.to_le_bytes());
+        code.extend_from_slice(&[0x31, 0xc9]); // xor ecx, ecx
+        code.extend_from_slice(&[0x0f, 0x01, 0x3c, 0x25, 0x50, 0x56, 0x4d, 0xff, 0x0f, 0xa2]);
+        code.extend_from_slice(&[0x0f, 0x05]);
+    }
+    let Some(mut e) = env(&code) else { return };
+    let mut r = start_regs();
+    for leaf in [0x4000_0000u32, 0x4000_0200, 0x4000_0201] {
+        let exit = e.cpu.run(&e.pt, &mut r).expect("run");
+        if exit != Exit::Syscall {
+            println!("kvm: synthetic cpuid {leaf:#x}: {exit:?}");
+            return;
+        }
+        // rcx/r11 are clobbered by the syscall; ebx and edx survive.
+        println!(
+            "kvm: synthetic cpuid {leaf:#x}: eax {:#x} ebx {:#x} edx {:#x}",
+            r.rax, r.rbx, r.rdx
+        );
+    }
+}
