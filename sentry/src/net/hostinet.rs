@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use abi::Errno;
@@ -240,7 +240,7 @@ impl Notifier {
             // Outside the lock: the last reference may drop here, and a
             // socket's drop takes it.
             for (s, ev) in ready {
-                s.queue.notify(wake_events(ev));
+                s.queue.notify(s.edge_events(ev));
             }
         }
     }
@@ -309,6 +309,35 @@ fn wake_events(ev: u32) -> u32 {
     ev
 }
 
+impl HostSocket {
+    /// The wakeup a host event means for the sandbox's waiters. The host's
+    /// edge-triggered epoll reports the whole ready mask on any wakeup of
+    /// the socket; Linux's own waiters are woken with the event that
+    /// happened (ep_poll_callback's key). For a connected stream, input is
+    /// announced only when the receive queue grew (or EOF, an error, came),
+    /// so that sandbox EPOLLET watches see no phantom input edges.
+    fn edge_events(&self, ev: u32) -> u32 {
+        let mut ev = ev;
+        let input = EVENT_IN | libc::POLLRDNORM as u32 | EVENT_RDHUP;
+        if self.stype == libc::SOCK_STREAM && ev & input != 0 && ev & (EVENT_ERR | EVENT_HUP) == 0 {
+            let mut q: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int to `q`.
+            let r = unsafe { libc::ioctl(self.raw(), libc::FIONREAD, &mut q) };
+            // Listening sockets have no queue length (EINVAL): every event
+            // may be a new connection.
+            if r == 0 {
+                let prev = self.inq_seen.swap(q as i64, Ordering::SeqCst);
+                let eof_new =
+                    ev & EVENT_RDHUP != 0 && !self.rdhup_seen.swap(true, Ordering::SeqCst);
+                if (q as i64) <= prev && !eof_new {
+                    ev &= !input;
+                }
+            }
+        }
+        wake_events(ev)
+    }
+}
+
 /// A sandbox socket backed by a host socket.
 pub struct HostSocket {
     fd: OwnedFd,
@@ -318,6 +347,11 @@ pub struct HostSocket {
     queue: WaitQueue,
     /// The notifier's key, once registered.
     id: OnceLock<u64>,
+    /// Stream sockets: the receive-queue length the workload has been told
+    /// about (see [`HostSocket::edge_events`]).
+    inq_seen: AtomicI64,
+    /// Stream sockets: the peer's EOF was announced.
+    rdhup_seen: AtomicBool,
 }
 
 impl Drop for HostSocket {
@@ -385,6 +419,8 @@ impl HostSocket {
             protocol,
             queue: WaitQueue::default(),
             id: OnceLock::new(),
+            inq_seen: AtomicI64::new(0),
+            rdhup_seen: AtomicBool::new(false),
         });
         let id = notifier()?.add(&s)?;
         let _ = s.id.set(id);
@@ -552,6 +588,10 @@ impl Socket for HostSocket {
         // SAFETY: `m` points at live buffers of the given lengths.
         let n = check_size(unsafe { libc::recvmsg(self.raw(), &mut m, f) })?;
         let copied = n.min(buf.len());
+        if !dgram && flags & libc::MSG_PEEK == 0 {
+            // What left the queue (MSG_TRUNC discards without copying).
+            self.inq_seen.fetch_sub(n as i64, Ordering::SeqCst);
+        }
         let from = if dgram && m.msg_namelen > 0 {
             SockAddr::decode(&name[..(m.msg_namelen as usize).min(ADDR_MAX)]).ok()
         } else {
