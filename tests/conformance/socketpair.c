@@ -605,3 +605,69 @@ TEST(blocking_recv_eintr_and_restart)
     close(sv[0]);
     close(sv[1]);
 }
+
+static volatile sig_atomic_t sigio_count;
+static void on_sigio(int sig)
+{
+    (void)sig;
+    sigio_count++;
+}
+
+TEST(fioasync_sigio_and_enotty)
+{
+    int sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    struct sigaction sa = {.sa_handler = on_sigio}, old;
+    ASSERT_OK(sigaction(SIGIO, &sa, &old));
+    ASSERT_OK(fcntl(sv[0], F_SETOWN, getpid()));
+    int on = 1;
+    EXPECT_OK(ioctl(sv[0], FIOASYNC, &on));
+    EXPECT_NE(fcntl(sv[0], F_GETFL) & O_ASYNC, 0);
+    sigio_count = 0;
+    EXPECT_EQ(write(sv[1], "x", 1), 1);
+    for (int i = 0; i < 100 && sigio_count == 0; i++)
+        usleep(1000);
+    EXPECT_NE(sigio_count, 0);
+    int off = 0;
+    EXPECT_OK(ioctl(sv[0], FIOASYNC, &off));
+    EXPECT_EQ(fcntl(sv[0], F_GETFL) & O_ASYNC, 0);
+    EXPECT_ERRNO(ioctl(sv[0], FIOASYNC, (int *)8), EFAULT);
+    /* A regular file has no fasync: ENOTTY (turning it off is a no-op). */
+    char path[] = "/tmp/fioasyncXXXXXX";
+    int f = mkstemp(path);
+    ASSERT_GE(f, 0);
+    unlink(path);
+    EXPECT_ERRNO(ioctl(f, FIOASYNC, &on), ENOTTY);
+    EXPECT_OK(ioctl(f, FIOASYNC, &off));
+    close(f);
+    sigaction(SIGIO, &old, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(epollet_input_watch_ignores_output_wakeups)
+{
+    /* An EPOLLIN|EPOLLET watch is re-armed by new input only: the peer
+     * draining what this end sent (a write-space wakeup of this end) is no
+     * new edge. */
+    int sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    int ep = epoll_create1(0);
+    ASSERT_GE(ep, 0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+    ASSERT_OK(epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev));
+    EXPECT_EQ(write(sv[1], "in", 2), 2);
+    struct epoll_event out;
+    EXPECT_EQ(epoll_wait(ep, &out, 1, 1000), 1);
+    EXPECT_EQ(epoll_wait(ep, &out, 1, 0), 0);
+    char buf[4];
+    EXPECT_EQ(write(sv[0], "out", 3), 3);
+    EXPECT_EQ(read(sv[1], buf, sizeof buf), 3);
+    EXPECT_EQ(epoll_wait(ep, &out, 1, 0), 0);
+    /* New input is an edge again. */
+    EXPECT_EQ(write(sv[1], "z", 1), 1);
+    EXPECT_EQ(epoll_wait(ep, &out, 1, 1000), 1);
+    close(ep);
+    close(sv[0]);
+    close(sv[1]);
+}
