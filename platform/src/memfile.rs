@@ -193,6 +193,27 @@ impl MemoryFile {
         Ok(start)
     }
 
+    /// Like [`MemoryFile::allocate`], but from the top of the file down: for
+    /// the platform's own pages (KVM page tables), which then never sit
+    /// between workload allocations (mremap grows those in place only when
+    /// the file bytes after them are free).
+    pub fn allocate_high(&self, len: u64) -> Result<u64, Errno> {
+        let len = abi::page_up(len).ok_or(Errno::ENOMEM)?.max(PAGE_SIZE);
+        let mut free = self.free.lock().unwrap();
+        let (start, flen) = free
+            .iter()
+            .rev()
+            .find(|(_, l)| **l >= len)
+            .map(|(s, l)| (*s, *l))
+            .ok_or(Errno::ENOMEM)?;
+        if flen > len {
+            free.insert(start, flen - len);
+        } else {
+            free.remove(&start);
+        }
+        Ok(start + flen - len)
+    }
+
     /// Grows the allocation `[off, off+len)` in place to `new_len` if the bytes after
     /// it are free. Returns whether it did.
     pub fn try_extend(&self, off: u64, len: u64, new_len: u64) -> bool {

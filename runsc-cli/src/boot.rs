@@ -490,6 +490,9 @@ fn boot(
         Some(o) => oci_creds(o),
         None => host_creds(),
     };
+    // /dev/kvm is a host path: opened (and the choice of platform made) while
+    // the sentry still sees the host's tree.
+    let kvm = choose_kvm(&g.platform)?;
     // Before the platform exists, so that its stub processes inherit the
     // confinement (and have no capability the sentry, their tracer, lacks).
     crate::confine::confine().map_err(BootError::Setup)?;
@@ -503,13 +506,30 @@ fn boot(
         }
     }
     crate::faults::watch_gofer(&client, "/");
-    let mf =
-        Arc::new(MemoryFile::new(platform::memfile::DEFAULT_SIZE).map_err(setup("memory file"))?);
+    let memory_limit = g.total_memory.or(host_memory.map(|h| h / 4 * 3));
+    let mf_size = match kvm {
+        KvmChoice::No => platform::memfile::DEFAULT_SIZE,
+        _ => platform::kvm::memory_file_size(memory_limit, platform::memfile::DEFAULT_SIZE),
+    };
+    let mf = Arc::new(MemoryFile::new(mf_size).map_err(setup("memory file"))?);
     // tmpfs and memfd data live in the same memory file, so that shared
     // mappings map file pages directly.
     fs::pagestore::set_memory_file(mf.clone());
-    let platform: Arc<dyn Platform> =
-        platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?;
+    let platform: Arc<dyn Platform> = match kvm {
+        KvmChoice::No => platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?,
+        KvmChoice::Required => Arc::new(
+            platform::kvm::KvmPlatform::new(mf)
+                .map_err(|e| BootError::Setup(format!("--platform=kvm: {e}")))?,
+        ),
+        KvmChoice::IfItWorks => match platform::kvm::KvmPlatform::new(mf.clone()) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                tracing::info!("--platform=auto: kvm unusable ({e}); using ptrace");
+                platform::ptrace::Ptrace::new(mf).map_err(setup("ptrace platform"))?
+            }
+        },
+    };
+    tracing::debug!("platform: {}", platform.name());
     // The root: the host's tree (read-only) under an in-memory overlay, so the
     // workload may write anywhere without touching the host.
     // An OCI container's root is the bundle's rootfs itself, written through
@@ -543,7 +563,7 @@ fn boot(
     if let Some(cfg) = net.filter(|c| !c.links.is_empty()) {
         start_netstack(&kernel, cfg)?;
     }
-    if let Some(m) = g.total_memory.or(host_memory.map(|h| h / 4 * 3)) {
+    if let Some(m) = memory_limit {
         kernel.set_memory_limit(m);
     }
     kernel
@@ -718,6 +738,7 @@ fn boot(
     let Some(control) = control else {
         install_seccomp(&crate::seccomp_sentry::Options {
             host_network: g.network == "host",
+            kvm: kernel.platform.name() == "kvm",
             ..Default::default()
         })?;
         let _ = go_tx.send(());
@@ -730,6 +751,7 @@ fn boot(
     install_seccomp(&crate::seccomp_sentry::Options {
         state_dir_fd: None,
         host_network: g.network == "host",
+        kvm: kernel.platform.name() == "kvm",
     })?;
     let _ = go_tx.send(());
     if let Some(mut r) = ready.take() {
@@ -741,6 +763,41 @@ fn boot(
     }
     crate::oci::boot::record_exit(st.shell_code());
     Ok(st)
+}
+
+/// Whether the sentry runs its workload in a KVM virtual machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KvmChoice {
+    /// `--platform=ptrace`, or `auto` where KVM is missing or slower.
+    No,
+    /// `--platform=kvm`: a failure to create the VM is the sandbox's failure.
+    Required,
+    /// `--platform=auto` on a host whose KVM looks right: ptrace if the VM
+    /// cannot be made after all.
+    IfItWorks,
+}
+
+/// Resolves `--platform` before confinement, opening /dev/kvm if KVM may be
+/// used. `auto` takes KVM where /dev/kvm opens and the host's KVM has
+/// hardware virtualisation; on a PVM host (software-emulated ring changes,
+/// see `platform::kvm::host_is_pvm`) ptrace is several times faster, so
+/// `auto` keeps ptrace there.
+fn choose_kvm(platform: &str) -> Result<KvmChoice, BootError> {
+    match platform {
+        "kvm" => {
+            platform::kvm::preopen()
+                .map_err(|e| BootError::Setup(format!("--platform=kvm: {e}")))?;
+            Ok(KvmChoice::Required)
+        }
+        "auto" if !platform::kvm::host_is_pvm() => match platform::kvm::preopen() {
+            Ok(()) => Ok(KvmChoice::IfItWorks),
+            Err(e) => {
+                tracing::debug!("--platform=auto: {e}; using ptrace");
+                Ok(KvmChoice::No)
+            }
+        },
+        _ => Ok(KvmChoice::No),
+    }
 }
 
 /// Installs the sentry's seccomp allow-list on all its threads: everything it

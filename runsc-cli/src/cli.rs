@@ -30,7 +30,7 @@ pub struct Global {
 impl Default for Global {
     fn default() -> Self {
         Global {
-            platform: "ptrace".into(),
+            platform: "auto".into(),
             strace: false,
             debug: false,
             debug_log: None,
@@ -140,15 +140,10 @@ pub fn parse_global(args: &[String]) -> Result<(Global, Vec<String>), UsageError
         i += 1;
     }
     match g.platform.as_str() {
-        "ptrace" => {}
-        "kvm" => {
-            return Err(UsageError(
-                "platform kvm is not available yet (use --platform=ptrace)".into(),
-            ))
-        }
+        "ptrace" | "kvm" | "auto" => {}
         p => {
             return Err(UsageError(format!(
-                "unknown platform {p:?} (want ptrace or kvm)"
+                "unknown platform {p:?} (want ptrace, kvm or auto)"
             )))
         }
     }

@@ -43,7 +43,8 @@
 //! Everything the sentry does with host objects afterwards goes through
 //! descriptors opened before (read/write/fallocate/fsync/mmap need no
 //! permission check at call time), so the switch to an unprivileged uid costs
-//! nothing; a future `/dev/kvm` must be opened before [`confine`] too.
+//! nothing; `/dev/kvm` (`--platform=kvm`) is opened before [`confine`] too
+//! (`platform::kvm::preopen`), and the VM created after it.
 //!
 //! PID 1 of a PID namespace gets no signal from the host that it has no
 //! handler for (except SIGKILL and SIGSTOP), so [`confine`] installs handlers

@@ -53,7 +53,10 @@ commands:
   version   print the version (also --version)
 
 global flags:
-  --platform=ptrace     how workload code runs (ptrace; kvm later)
+  --platform=P          how workload code runs: ptrace (stub processes), kvm
+                        (a KVM virtual machine; /dev/kvm), or auto (the
+                        default: kvm where the host's KVM has hardware
+                        virtualisation, else ptrace)
   --strace              print every syscall of the workload to stderr
   --debug-log=FILE      write the sandbox's log to FILE
   --debug               verbose logging

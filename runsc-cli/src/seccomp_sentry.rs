@@ -103,6 +103,9 @@ pub struct Options {
     /// `--network=host`: the host socket calls of hostinet (see
     /// [`host_network_rules`]).
     pub host_network: bool,
+    /// `--platform=kvm`: the KVM ioctls of running vCPUs and SIGUSR2, which
+    /// kicks a vCPU thread out of KVM_RUN.
+    pub kvm: bool,
 }
 
 type Rules = BTreeMap<i64, Vec<SeccompRule>>;
@@ -225,6 +228,11 @@ pub fn rules(opts: &Options) -> Rules {
             }
         }
     }
+    if opts.kvm {
+        for c in platform::kvm::RUNTIME_IOCTLS {
+            ioctls.push(*c as _);
+        }
+    }
     allow(libc::SYS_ioctl, any_of(1, &ioctls));
 
     // ---- Waiting ----
@@ -302,10 +310,13 @@ pub fn rules(opts: &Options) -> Rules {
     allow(libc::SYS_kill, any_of(1, &[libc::SIGKILL as u64]));
     // Kick: SIGSTOP to a stub thread running workload code (pause, signals,
     // exit); SIGABRT: abort().
-    allow(
-        libc::SYS_tgkill,
-        any_of(2, &[libc::SIGSTOP as u64, libc::SIGABRT as u64]),
-    );
+    // With --platform=kvm, SIGUSR2 kicks a vCPU thread out of KVM_RUN
+    // (platform::kvm::vcpu::KICK_SIGNAL).
+    let mut kicks = vec![libc::SIGSTOP as u64, libc::SIGABRT as u64];
+    if opts.kvm {
+        kicks.push(platform::kvm::vcpu::KICK_SIGNAL as u64);
+    }
+    allow(libc::SYS_tgkill, any_of(2, &kicks));
     // Thread names (std names its threads): PR_SET_NAME only.
     allow(libc::SYS_prctl, any_of(0, &[libc::PR_SET_NAME as u64]));
     // Tracer threads pin themselves and their stub to one CPU.
@@ -779,6 +790,7 @@ mod tests {
         let opts = Options {
             state_dir_fd: Some(5),
             host_network: false,
+            kvm: false,
         };
         let r = rules(&opts);
         for nr in [
@@ -865,5 +877,28 @@ mod tests {
             .unwrap()
             .is_empty());
         }
+    }
+
+    #[test]
+    fn kvm_widens_only_ioctl_and_the_kick() {
+        let base = rules(&Options::default());
+        let kvm = rules(&Options {
+            kvm: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            base.keys().collect::<Vec<_>>(),
+            kvm.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            kvm[&libc::SYS_ioctl].len(),
+            base[&libc::SYS_ioctl].len() + platform::kvm::RUNTIME_IOCTLS.len()
+        );
+        assert_eq!(
+            kvm[&libc::SYS_tgkill].len(),
+            base[&libc::SYS_tgkill].len() + 1
+        );
+        // KVM_CREATE_VM is not among them: the VM exists before the filter.
+        assert!(!platform::kvm::RUNTIME_IOCTLS.contains(&0xae01));
     }
 }

@@ -735,6 +735,11 @@ impl Task {
         // host reports SIGSEGV there, Linux reports SIGBUS.
         let (signo, code) = if signo == libc::SIGSEGV && self.mm.is_past_eof(addr) {
             (libc::SIGBUS, 2 /* BUS_ADRERR */)
+        } else if signo == libc::SIGSEGV && code == 1 && self.mm.is_mapped(addr) {
+            // As Linux's bad_area_access_error: a fault inside a mapping is
+            // SEGV_ACCERR even where the page tables hold nothing (PROT_NONE
+            // on a platform whose tables cannot say "present, no access").
+            (signo, 2 /* SEGV_ACCERR */)
         } else {
             (signo, code)
         };

@@ -16,9 +16,62 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Platforms every sandbox test runs on (`runsc --platform=<p>`).
-/// Add "kvm" here once that platform passes the suite.
+/// The platform every sandbox test runs on (`runsc --platform=<p>`). The
+/// conformance programs and the workloads also run on KVM: [`all_platforms`].
 pub const PLATFORMS: &[&str] = &["ptrace"];
+
+/// Whether /dev/kvm can run a VM here: it opens read-write, speaks KVM API
+/// 12 and creates a VM. Err says why not (printed when KVM runs are skipped).
+/// `RUNSC_TEST_KVM=0` turns KVM runs off.
+pub fn kvm_usable() -> Result<(), String> {
+    static R: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    R.get_or_init(|| {
+        if std::env::var("RUNSC_TEST_KVM").as_deref() == Ok("0") {
+            return Err("RUNSC_TEST_KVM=0".into());
+        }
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map_err(|e| format!("open /dev/kvm: {e}"))?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        const KVM_GET_API_VERSION: libc::c_ulong = 0xae00;
+        const KVM_CREATE_VM: libc::c_ulong = 0xae01;
+        // SAFETY: ioctls without pointer arguments on a descriptor we own.
+        let v = unsafe { libc::ioctl(fd, KVM_GET_API_VERSION, 0) };
+        if v != 12 {
+            return Err(format!("/dev/kvm: API version {v}, want 12"));
+        }
+        // SAFETY: as above; the VM descriptor returned is closed at once.
+        let vm = unsafe { libc::ioctl(fd, KVM_CREATE_VM, 0) };
+        if vm < 0 {
+            return Err(format!(
+                "KVM_CREATE_VM: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: `vm` is a descriptor we own.
+        unsafe { libc::close(vm) };
+        Ok(())
+    })
+    .clone()
+}
+
+/// The platforms the conformance programs and workloads run on: ptrace, and
+/// kvm where [`kvm_usable`]; otherwise the calling test (named by its thread,
+/// as libtest names them) is reported as skipped on KVM, with the reason, on
+/// stderr.
+pub fn all_platforms() -> Vec<&'static str> {
+    let mut v = PLATFORMS.to_vec();
+    match kvm_usable() {
+        Ok(()) => v.push("kvm"),
+        Err(why) => eprintln!(
+            "{}: --platform=kvm SKIPPED ({why})",
+            thread::current().name().unwrap_or("test")
+        ),
+    }
+    v
+}
 
 /// Default per-command time limit.
 pub const TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,7 +1,8 @@
 //! Conformance: each C program in `tests/conformance/` is compiled twice
 //! (static and dynamic, `gcc -O1 -Wall`), run natively, where it must pass
 //! (summary line `N passed, 0 failed`, exit 0), and then under
-//! `runsc --platform=P do` for every platform in `tests::PLATFORMS`, where its
+//! `runsc --platform=P do` for every platform in `tests::all_platforms` (ptrace,
+//! and kvm where /dev/kvm works; skipped by name otherwise), where its
 //! stdout (the SKIP lines and the summary line) and exit status must be
 //! identical to the native run.
 //!
@@ -24,7 +25,7 @@
 //! program is listed there, fold ISSUE3_PROGRAMS into PROGRAMS and delete
 //! the gate.
 
-use tests::{compile_c, expect_native_ok, Cmd, Failures, Link, RunOutput, PLATFORMS};
+use tests::{all_platforms, compile_c, expect_native_ok, Cmd, Failures, Link, RunOutput};
 
 /// Program names (conformance/<name>.c). Each has its own #[test] below.
 pub const PROGRAMS: &[&str] = &[
@@ -185,7 +186,7 @@ fn run_program(name: &str) {
     }
     // Native passes; now the sandbox. runsc_bin() fails loudly if it is missing.
     for (link, cmd, native) in &natives {
-        for platform in PLATFORMS {
+        for platform in all_platforms() {
             let sb = cmd.run_sandbox(platform);
             compare(name, *link, platform, native, &sb, &mut f);
         }

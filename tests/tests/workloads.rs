@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use tests::{build_dir, expect_native_ok, Cmd, Exit, Failures, RunOutput, PLATFORMS};
+use tests::{
+    all_platforms, build_dir, expect_native_ok, Cmd, Exit, Failures, RunOutput, PLATFORMS,
+};
 
 /// How stdout is compared.
 #[derive(Clone, Copy, PartialEq)]
@@ -48,7 +50,7 @@ fn same_as_native(cmd: Cmd, code: i32, how: Compare) {
         f.check("native run");
         return;
     }
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = cmd.run_sandbox(platform);
         let differs =
             sb.exit != native.exit || normalise(&sb.stdout, how) != normalise(&native.stdout, how);
@@ -267,7 +269,7 @@ fn ip_same_as_fresh_netns(ip: &str, args: &[&str]) {
     let mut argv = vec![ip];
     argv.extend_from_slice(args);
     let cmd = Cmd::new(argv);
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = cmd.run_sandbox(platform);
         if sb.exit != native.exit || sb.stdout != native.stdout {
             f.add(format!(
@@ -315,7 +317,7 @@ fn busybox_sh_same_as_fresh_netns(script: &str) {
         return;
     }
     let cmd = Cmd::new([BUSYBOX, "sh", "-c", script]);
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = cmd.run_sandbox(platform);
         if sb.exit != native.exit || sb.stdout != native.stdout {
             f.add(format!(
@@ -378,7 +380,7 @@ fn sandbox_only(cmd: &Cmd, platform: &str, flags: &[&str]) -> RunOutput {
 fn missing_command_fails_with_one_line() {
     let mut f = Failures::new();
     let cmd = Cmd::new(["/nonexistent/conformance-cmd"]);
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = sandbox_only(&cmd, platform, &[]);
         let lines: Vec<&str> = sb.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         if matches!(sb.exit, Exit::Code(0) | Exit::TimedOut | Exit::Signal(_)) || lines.len() != 1 {
@@ -417,7 +419,7 @@ fn non_elf_files_fail_cleanly() {
                 native.describe()
             ));
         }
-        for platform in PLATFORMS {
+        for platform in all_platforms() {
             let sb = sandbox_only(cmd, platform, &[]);
             if matches!(sb.exit, Exit::Code(0) | Exit::TimedOut | Exit::Signal(_)) {
                 f.add(format!(
@@ -434,7 +436,7 @@ fn non_elf_files_fail_cleanly() {
 fn strace_prints_syscalls() {
     let mut f = Failures::new();
     let cmd = Cmd::new(["/bin/true"]);
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = sandbox_only(&cmd, platform, &["--strace"]);
         if sb.exit != Exit::Code(0)
             || !(sb.stderr.contains("execve(") || sb.stderr.contains("exit_group("))
@@ -700,7 +702,7 @@ fn overlay_script(tag: &str, script: &str, timeout_secs: u64) {
         return;
     }
     let sb_cmd = cmd(body(""));
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = sb_cmd.run_sandbox(platform);
         if sb.exit != native.exit || sb.stdout != native.stdout {
             f.add(format!(
@@ -744,7 +746,7 @@ fn overlay_writes_and_removes_stay_inside() {
     );
     let passwd = std::fs::read("/etc/passwd").unwrap();
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = Cmd::new(["/bin/sh", "-c", &script]).run_sandbox(platform);
         let want = "x\ny\nhost data\ngone\ndeep\none device\n";
         if sb.exit != Exit::Code(0) || sb.stdout != want {
@@ -884,7 +886,7 @@ git fsck --no-progress 2>&1 | grep -v '^Checking' || true
 #[test]
 fn private_tmp_is_empty_and_writable() {
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let mut c = std::process::Command::new(tests::runsc_bin());
         c.arg(format!("--platform={platform}"))
             .args(tests::extra_runsc_flags())
@@ -1046,7 +1048,7 @@ fn overlay_fs_ops_match_native() {
         f.check("native run");
         return;
     }
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let sb = cmd(&lower_dir.0).run_sandbox(platform);
         if sb.exit != native.exit || sb.stdout != native.stdout {
             let diff: Vec<String> = sb
@@ -1128,7 +1130,7 @@ fn tree_of(dir: &Path) -> Vec<String> {
 fn volume_writes_reach_the_host_dir() {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let d = TempDir::new("volume-rw");
         std::fs::write(d.path("keep"), b"keep me\n").unwrap();
         std::fs::write(d.path("old"), b"old data\n").unwrap();
@@ -1203,7 +1205,7 @@ fn volume_writes_reach_the_host_dir() {
 #[test]
 fn volume_read_only_is_erofs() {
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let d = TempDir::new("volume-ro");
         std::fs::write(d.path("keep"), b"keep me\n").unwrap();
         let script = "cat /vol/keep; echo x > /vol/new; mkdir /vol/d; rm -f /vol/keep; \
@@ -1233,7 +1235,7 @@ fn volume_read_only_is_erofs() {
 #[test]
 fn volume_symlinks_do_not_escape() {
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let base = TempDir::new("volume-escape");
         let vol = base.path("vol");
         let outside = base.path("outside");
@@ -1302,7 +1304,7 @@ fn volume_bad_specs_fail_with_one_line() {
 fn volume_xattrs_fsync_fallocate() {
     require_file("/usr/bin/python3", "python3");
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let d = TempDir::new("volume-xattr");
         let script = "import os\n\
             fd = os.open('/vol/f', os.O_CREAT | os.O_RDWR, 0o644)\n\
@@ -1540,7 +1542,7 @@ fn host_terminal_console_and_job_control() {
                  python3 -c 'import os; print(os.tcgetpgrp(1) == os.getpgrp())'; \
                  test -c /dev/console && echo console; echo via-tty > /dev/tty";
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let runsc = tests::runsc_bin();
         let line = format!(
             "{} --platform={platform} do /bin/bash --norc --noprofile -ic \"{inner}\" 2>&1",
@@ -1567,7 +1569,7 @@ fn host_terminal_console_and_job_control() {
 fn volume_shared_mapping_writes_back() {
     require_file("/usr/bin/python3", "python3");
     let mut f = Failures::new();
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let d = TempDir::new("volume-mmap");
         for name in ["a", "b", "c"] {
             std::fs::write(d.path(name), vec![b'.'; 8192]).unwrap();

@@ -268,7 +268,7 @@ impl PageTables {
             }
             let (parent, i) = path[l];
             self.entry(parent, i).store(0, Ordering::Release);
-            self.mf.release(child, 4096);
+            release_table(&self.mf, child);
             self.tables.fetch_sub(1, Ordering::Relaxed);
             child = parent;
         }
@@ -326,7 +326,7 @@ impl PageTables {
                 }
             }
         }
-        self.mf.release(table, 4096);
+        release_table(&self.mf, table);
     }
 }
 
@@ -336,8 +336,26 @@ impl Drop for PageTables {
     }
 }
 
+/// The generation at which a table page was last freed. A freed table page
+/// may come back as a table page elsewhere; a shadow-paging host still holds
+/// shadow pages derived from its old contents (our writes bypass the write
+/// protection it tracks guest tables with), so the next run of any vCPU must
+/// zap first (see `Vm::sync_translations`).
+static TABLES_FREED: AtomicU64 = AtomicU64::new(0);
+
+/// See [`TABLES_FREED`].
+pub fn tables_freed_generation() -> u64 {
+    TABLES_FREED.load(Ordering::Acquire)
+}
+
+fn release_table(mf: &MemoryFile, off: u64) {
+    // Before the page can be handed out again.
+    TABLES_FREED.fetch_max(next_generation(), Ordering::AcqRel);
+    mf.release(off, 4096);
+}
+
 fn alloc_table(mf: &MemoryFile) -> Result<u64, KvmError> {
-    let off = mf.allocate(4096).map_err(|_| KvmError {
+    let off = mf.allocate_high(4096).map_err(|_| KvmError {
         op: "page table page",
         errno: libc::ENOMEM,
     })?;

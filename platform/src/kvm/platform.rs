@@ -6,7 +6,10 @@
 //! `switch` and returned to the VM's pool when the context is dropped.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kvm_bindings::kvm_xsave;
 
@@ -51,6 +54,8 @@ impl Platform for KvmPlatform {
         Ok(Arc::new(KvmAddressSpace {
             pt: PageTables::new(self.vm.memory_file().clone())?,
             vm: self.vm.clone(),
+            cpu_ns: AtomicU64::new(0),
+            thread_ns: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -68,6 +73,23 @@ impl Platform for KvmPlatform {
 pub struct KvmAddressSpace {
     pt: PageTables,
     vm: Arc<Vm>,
+    /// Time the workload ran here (in KVM_RUN), all threads together, and per
+    /// host thread (the ptrace platform counts the same way: time between
+    /// resume and stop).
+    cpu_ns: AtomicU64,
+    thread_ns: Mutex<HashMap<i32, u64>>,
+}
+
+impl KvmAddressSpace {
+    fn account(&self, ns: u64) {
+        self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
+        *self.thread_ns.lock().unwrap().entry(gettid()).or_default() += ns;
+    }
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid cannot fail.
+    unsafe { libc::gettid() }
 }
 
 impl KvmAddressSpace {
@@ -104,10 +126,21 @@ impl AddressSpace for KvmAddressSpace {
         Ok(())
     }
 
-    fn release_thread(&self) {}
+    fn release_thread(&self) {
+        self.thread_ns.lock().unwrap().remove(&gettid());
+    }
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn cpu_time(&self) -> Option<Duration> {
+        Some(Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed)))
+    }
+
+    fn thread_cpu_time(&self, host_tid: i32) -> Option<Duration> {
+        let ns = *self.thread_ns.lock().unwrap().get(&host_tid)?;
+        Some(Duration::from_nanos(ns))
     }
 }
 
@@ -204,7 +237,10 @@ impl Context for KvmContext {
     ) -> Result<Event, PlatformError> {
         let space = downcast(space)?;
         let vcpu = self.vcpu()?;
-        match vcpu.run(&space.pt, regs)? {
+        let start = Instant::now();
+        let exit = vcpu.run(&space.pt, regs);
+        space.account(start.elapsed().as_nanos() as u64);
+        match exit? {
             Exit::Syscall => Ok(Event::Syscall),
             Exit::Interrupted => Ok(Event::Interrupted),
             Exit::Exception { vector, error, cr2 } => {

@@ -330,13 +330,17 @@ impl Vcpu {
         if self.interrupter.pending.swap(false, Ordering::SeqCst) {
             return Ok(Exit::Interrupted);
         }
-        if self.in_user {
+        // The entry stub is fetched through the CR3 the vCPU still holds,
+        // which may be a table freed since (the address space this vCPU ran
+        // last exec'd or exited): switching tables loads the new CR3 first.
+        if self.in_user || self.loaded_cr3 != space.cr3() {
             let mut s = self
                 .fd
                 .get_sregs()
                 .map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
             s.cs = seg(kernel::KERNEL_CS, true, 0);
             s.ss = seg(kernel::KERNEL_SS, false, 0);
+            s.cr3 = space.cr3();
             self.fd
                 .set_sregs(&s)
                 .map_err(|e| KvmError::new("KVM_SET_SREGS", e))?;
@@ -451,7 +455,17 @@ impl Vcpu {
             Err(e) => return Err(KvmError::new("KVM_RUN", e)),
         };
         if let Some(what) = exit {
-            tracing::warn!("kvm: unexpected exit {what}");
+            let r = self.fd.get_regs().ok();
+            let s = self.fd.get_sregs().ok();
+            tracing::warn!(
+                "kvm: unexpected exit {what}: rip {:#x} rsp {:#x} cs {:#x} cr3 {:#x} cr2 {:#x} (loaded cr3 {:#x})",
+                r.map_or(0, |r| r.rip),
+                r.map_or(0, |r| r.rsp),
+                s.map_or(0, |s| s.cs.selector),
+                s.map_or(0, |s| s.cr3),
+                s.map_or(0, |s| s.cr2),
+                self.loaded_cr3
+            );
             self.loaded_cr3 = 0;
             return Err(KvmError::msg("KVM_RUN: unexpected exit"));
         }

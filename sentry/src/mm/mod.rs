@@ -1262,6 +1262,12 @@ impl MemoryManager {
 
     /// Whether a fault at `addr` is an access past end of file of a file mapping
     /// (SIGBUS rather than SIGSEGV).
+    /// Whether a VMA covers `addr`.
+    pub fn is_mapped(&self, addr: u64) -> bool {
+        let inner = self.inner.lock().unwrap();
+        matches!(inner.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr)
+    }
+
     pub fn is_past_eof(&self, addr: u64) -> bool {
         let inner = self.inner.lock().unwrap();
         match inner.vmas.range(..=addr).next_back() {
