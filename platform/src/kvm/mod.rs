@@ -252,7 +252,17 @@ pub struct Vm {
     shadow_paging: AtomicBool,
     /// The page-table generation up to which translations were zapped.
     zapped: Mutex<u64>,
+    /// The most vCPUs this VM creates; contexts beyond share them
+    /// (`platform::KvmContext`).
+    max_vcpus: std::sync::atomic::AtomicUsize,
+    clean_fpu: std::sync::OnceLock<kvm_bindings::kvm_xsave>,
+    /// Every context that may hold a vCPU, for taking one from a context not
+    /// running at the moment when the VM has no more.
+    pub(crate) holders: Mutex<Vec<std::sync::Weak<Mutex<platform::Holder>>>>,
 }
+
+/// The error a vCPU's creation gives when the VM has made all it may.
+pub(crate) const TOO_MANY_VCPUS: &str = "too many vCPUs";
 
 impl Vm {
     /// Creates the VM over `mf`. Fails with a readable error when /dev/kvm cannot be
@@ -307,6 +317,9 @@ impl Vm {
             cpuid,
             shadow_paging: AtomicBool::new(false),
             zapped: Mutex::new(0),
+            max_vcpus: std::sync::atomic::AtomicUsize::new(kernel::MAX_VCPUS),
+            clean_fpu: std::sync::OnceLock::new(),
+            holders: Mutex::new(Vec::new()),
         });
         vm.dummy_slot(4096)?;
         let shadow = vm.probe_shadow_paging()?;
@@ -420,11 +433,32 @@ impl Vm {
 
     pub(crate) fn take_slot(&self) -> Result<usize, KvmError> {
         let mut s = self.idle.lock().unwrap();
-        if s.1 >= kernel::MAX_VCPUS {
-            return Err(KvmError::msg("too many vCPUs"));
+        if s.1 >= self.max_vcpus.load(Ordering::Relaxed) {
+            return Err(KvmError::msg(TOO_MANY_VCPUS));
         }
         s.1 += 1;
         Ok(s.1 - 1)
+    }
+
+    /// Whether a vCPU can be had without taking one from another context.
+    pub(crate) fn has_room(&self) -> bool {
+        let s = self.idle.lock().unwrap();
+        !s.0.is_empty() || s.1 < self.max_vcpus.load(Ordering::Relaxed)
+    }
+
+    /// Lowers the number of vCPUs this VM makes (tests of the multiplexing).
+    pub fn set_max_vcpus(&self, n: usize) {
+        self.max_vcpus
+            .store(n.clamp(1, kernel::MAX_VCPUS), Ordering::Relaxed);
+    }
+
+    /// The FPU state of a vCPU nobody ran yet (what a new context starts with).
+    pub(crate) fn clean_fpu(&self) -> Option<&kvm_bindings::kvm_xsave> {
+        self.clean_fpu.get()
+    }
+
+    pub(crate) fn set_clean_fpu(&self, x: kvm_bindings::kvm_xsave) {
+        let _ = self.clean_fpu.set(x);
     }
 
     pub(crate) fn take_idle(&self) -> Option<(usize, VcpuFd)> {

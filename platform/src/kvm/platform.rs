@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use kvm_bindings::kvm_xsave;
 
 use super::pagetable::USER_LIMIT;
+use super::vcpu::VcpuInterrupter;
 use super::{Exit, PageTables, Vcpu, Vm};
 use crate::{
     AddressSpace, Context, Event, Interrupter, MemoryFile, Platform, PlatformError, Prot, Regs,
@@ -60,11 +61,7 @@ impl Platform for KvmPlatform {
     }
 
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
-        Ok(Box::new(KvmContext {
-            vm: self.vm.clone(),
-            vcpu: None,
-            pending: Arc::new(LazyInterrupter::default()),
-        }))
+        Ok(Box::new(KvmContext::new(self.vm.clone())))
     }
 }
 
@@ -154,53 +151,108 @@ fn downcast(space: &dyn AddressSpace) -> Result<&KvmAddressSpace, PlatformError>
         })
 }
 
-/// The context's interrupter: valid before the vCPU exists (an interrupt then
-/// stays pending and is handed to the vCPU when it is created).
-#[derive(Default)]
-struct LazyInterrupter {
-    pending: std::sync::atomic::AtomicBool,
-    vcpu: std::sync::OnceLock<Arc<super::vcpu::VcpuInterrupter>>,
+/// What a context holds between runs: its vCPU, or (after another context
+/// took the vCPU) the FPU state to give the next one.
+pub(crate) struct Holder {
+    vcpu: Option<Vcpu>,
+    saved_fpu: Option<Box<kvm_xsave>>,
 }
 
-impl Interrupter for LazyInterrupter {
-    fn interrupt(&self) {
-        match self.vcpu.get() {
-            Some(v) => v.interrupt(),
-            None => {
-                self.pending
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                // Raced with the vCPU's creation: forward.
-                if let Some(v) = self.vcpu.get() {
-                    v.interrupt();
-                }
-            }
-        }
-    }
-}
-
-/// One task's execution context: its vCPU.
+/// One task's execution context. It keeps a vCPU from its first run to its
+/// end, while the VM has vCPUs to spare; past `Vm::set_max_vcpus` (the
+/// kernel region's [`super::kernel::MAX_VCPUS`] by default), a context
+/// without one takes the vCPU of a context that is not running, whose FPU
+/// state is saved for it (its next run takes a vCPU back the same way).
 pub struct KvmContext {
     vm: Arc<Vm>,
-    vcpu: Option<Vcpu>,
-    pending: Arc<LazyInterrupter>,
+    holder: Arc<Mutex<Holder>>,
+    intr: Arc<VcpuInterrupter>,
 }
 
 impl KvmContext {
-    fn vcpu(&mut self) -> Result<&mut Vcpu, PlatformError> {
-        if self.vcpu.is_none() {
-            let v = Vcpu::new(&self.vm)?;
-            let intr = v.interrupter();
-            let _ = self.pending.vcpu.set(intr.clone());
-            if self
-                .pending
-                .pending
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                intr.interrupt();
-            }
-            self.vcpu = Some(v);
+    fn new(vm: Arc<Vm>) -> KvmContext {
+        let holder = Arc::new(Mutex::new(Holder {
+            vcpu: None,
+            saved_fpu: None,
+        }));
+        {
+            let mut hs = vm.holders.lock().unwrap();
+            hs.retain(|w| w.strong_count() > 0);
+            hs.push(Arc::downgrade(&holder));
         }
-        Ok(self.vcpu.as_mut().expect("created"))
+        KvmContext {
+            vm,
+            holder,
+            intr: Arc::new(VcpuInterrupter::new()),
+        }
+    }
+
+    /// Gives `h` a vCPU (attached to this context's interrupter, holding its
+    /// FPU state) if it has none.
+    fn ensure_vcpu(&self, h: &mut Holder) -> Result<(), PlatformError> {
+        if h.vcpu.is_some() {
+            return Ok(());
+        }
+        let mut v = self.acquire()?;
+        v.attach(self.intr.clone());
+        match h.saved_fpu.take() {
+            Some(x) => v.set_xsave(&x)?,
+            None => {
+                if let Some(x) = self.vm.clean_fpu() {
+                    v.set_xsave(x)?;
+                }
+            }
+        }
+        h.vcpu = Some(v);
+        Ok(())
+    }
+
+    /// A vCPU: a new or pooled one while the VM has room, else one taken from
+    /// a context that is not running.
+    fn acquire(&self) -> Result<Vcpu, PlatformError> {
+        let mut spins = 0u32;
+        loop {
+            if self.vm.has_room() {
+                match Vcpu::new(&self.vm) {
+                    Ok(v) => return Ok(v),
+                    Err(e) if e.op == super::TOO_MANY_VCPUS => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(v) = self.steal()? {
+                return Ok(v);
+            }
+            // Every vCPU is in a run right now: one ends soon.
+            spins += 1;
+            if spins.is_multiple_of(64) {
+                tracing::debug!("kvm: waiting for a vCPU ({spins} tries)");
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+
+    fn steal(&self) -> Result<Option<Vcpu>, PlatformError> {
+        let holders: Vec<_> = self.vm.holders.lock().unwrap().clone();
+        for w in holders {
+            let Some(other) = w.upgrade() else { continue };
+            if Arc::ptr_eq(&other, &self.holder) {
+                continue;
+            }
+            // A running context holds its lock: never wait for one.
+            let Ok(mut o) = other.try_lock() else {
+                continue;
+            };
+            let Some(v) = o.vcpu.take() else { continue };
+            match v.xsave() {
+                Ok(x) => o.saved_fpu = Some(Box::new(x)),
+                Err(e) => {
+                    o.vcpu = Some(v);
+                    return Err(e.into());
+                }
+            }
+            return Ok(Some(v));
+        }
+        Ok(None)
     }
 }
 
@@ -236,7 +288,10 @@ impl Context for KvmContext {
         regs: &mut Regs,
     ) -> Result<Event, PlatformError> {
         let space = downcast(space)?;
-        let vcpu = self.vcpu()?;
+        let holder = self.holder.clone();
+        let mut h = holder.lock().unwrap();
+        self.ensure_vcpu(&mut h)?;
+        let vcpu = h.vcpu.as_mut().expect("ensured");
         let start = Instant::now();
         let exit = vcpu.run(&space.pt, regs);
         space.account(start.elapsed().as_nanos() as u64);
@@ -251,11 +306,25 @@ impl Context for KvmContext {
     }
 
     fn interrupter(&self) -> Arc<dyn Interrupter> {
-        self.pending.clone()
+        self.intr.clone()
     }
 
     fn fpu_state(&mut self, _space: &dyn AddressSpace) -> Result<Vec<u8>, PlatformError> {
-        let x = self.vcpu()?.xsave()?;
+        let h = self.holder.lock().unwrap();
+        let live;
+        let x: &kvm_xsave = match (&h.vcpu, &h.saved_fpu) {
+            (Some(v), _) => {
+                live = v.xsave()?;
+                &live
+            }
+            (None, Some(x)) => x,
+            // Never run: the state every vCPU starts with (recorded when the
+            // VM made its first vCPU, which `Vm::new` does).
+            (None, None) => match self.vm.clean_fpu() {
+                Some(x) => x,
+                None => return Err(PlatformError::NoMemory),
+            },
+        };
         let mut out = Vec::with_capacity(x.region.len() * 4);
         for w in x.region.iter() {
             out.extend_from_slice(&w.to_le_bytes());
@@ -275,6 +344,13 @@ impl Context for KvmContext {
             b[..c.len()].copy_from_slice(c);
             x.region[i] = u32::from_le_bytes(b);
         }
-        Ok(self.vcpu()?.set_xsave(&x)?)
+        let mut h = self.holder.lock().unwrap();
+        match &h.vcpu {
+            Some(v) => Ok(v.set_xsave(&x)?),
+            None => {
+                h.saved_fpu = Some(Box::new(x));
+                Ok(())
+            }
+        }
     }
 }

@@ -392,3 +392,69 @@ fn kvm_pvm_cpuid_leaves() {
         );
     }
 }
+
+/// Past the VM's vCPU limit, contexts share vCPUs: each keeps its FPU state
+/// and its pending interrupts, and threads beyond the limit all make progress.
+#[test]
+fn kvm_contexts_share_vcpus_beyond_the_limit() {
+    use crate::{Event, Platform};
+    let mf = Arc::new(MemoryFile::new(64 << 20).unwrap());
+    let p = match KvmPlatform::new(mf.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIP: /dev/kvm not usable: {e}");
+            return;
+        }
+    };
+    p.vm().set_max_vcpus(1);
+    let space = p.new_address_space().unwrap();
+    // loop: mov eax, 39; syscall; jmp loop
+    let code = [0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7];
+    let off = mf.allocate(4096).unwrap();
+    mf.write_at(off, &code);
+    space
+        .map(CODE, 4096, off, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
+    let fcw = |f: &[u8]| u16::from_le_bytes([f[0], f[1]]);
+    let mut a = p.new_context().unwrap();
+    let mut b = p.new_context().unwrap();
+    let mut ra = start_regs();
+    let mut rb = start_regs();
+    assert_eq!(a.switch(&*space, &mut ra).unwrap(), Event::Syscall);
+    let mut fpu = a.fpu_state(&*space).unwrap();
+    fpu[0] = 0x7f;
+    fpu[1] = 0x02;
+    fpu[512] |= 1;
+    a.set_fpu_state(&*space, &fpu).unwrap();
+    // b takes a's (the only) vCPU, with a clean FPU.
+    assert_eq!(b.switch(&*space, &mut rb).unwrap(), Event::Syscall);
+    assert_eq!(fcw(&b.fpu_state(&*space).unwrap()), 0x37f);
+    assert_eq!(fcw(&a.fpu_state(&*space).unwrap()), 0x27f);
+    // An interrupt for a while it has no vCPU waits for its next switch.
+    a.interrupter().interrupt();
+    assert_eq!(a.switch(&*space, &mut ra).unwrap(), Event::Interrupted);
+    assert_eq!(a.switch(&*space, &mut ra).unwrap(), Event::Syscall);
+    assert_eq!(fcw(&a.fpu_state(&*space).unwrap()), 0x27f);
+    assert_eq!(fcw(&b.fpu_state(&*space).unwrap()), 0x37f);
+    drop((a, b));
+
+    // Four threads on two vCPUs.
+    p.vm().set_max_vcpus(2);
+    let p = Arc::new(p);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let p = p.clone();
+            let space = space.clone();
+            std::thread::spawn(move || {
+                let mut c = p.new_context().unwrap();
+                let mut r = start_regs();
+                for _ in 0..200 {
+                    assert_eq!(c.switch(&*space, &mut r).unwrap(), Event::Syscall);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

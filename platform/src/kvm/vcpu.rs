@@ -67,6 +67,15 @@ unsafe impl Send for VcpuInterrupter {}
 unsafe impl Sync for VcpuInterrupter {}
 
 impl VcpuInterrupter {
+    /// An interrupter attached to no vCPU yet: an interrupt stays pending.
+    pub fn new() -> VcpuInterrupter {
+        VcpuInterrupter {
+            pending: AtomicBool::new(false),
+            tid: AtomicI32::new(0),
+            immediate_exit: Mutex::new(None),
+        }
+    }
+
     pub fn interrupt(&self) {
         self.pending.store(true, Ordering::SeqCst);
         let g = self.immediate_exit.lock().unwrap();
@@ -162,17 +171,34 @@ impl Vcpu {
             in_user: false,
             fs_base: 0,
             gs_base: 0,
-            interrupter: Arc::new(VcpuInterrupter {
-                pending: AtomicBool::new(false),
-                tid: AtomicI32::new(0),
-                immediate_exit: Mutex::new(None),
-            }),
+            interrupter: Arc::new(VcpuInterrupter::new()),
         };
         v.setup(fresh)?;
+        if fresh {
+            if vm.clean_fpu().is_none() {
+                vm.set_clean_fpu(v.xsave()?);
+            }
+        } else if let Some(x) = vm.clean_fpu() {
+            // A pooled vCPU still holds the registers of its last task.
+            v.set_xsave(x)?;
+        }
         let run = v.fd.get_kvm_run();
         let p = &mut run.immediate_exit as *mut u8 as *const AtomicU8;
         *v.interrupter.immediate_exit.lock().unwrap() = Some(p);
         Ok(v)
+    }
+
+    /// Makes `intr` (a context's) the one that interrupts this vCPU; the
+    /// previous one no longer reaches it.
+    pub(crate) fn attach(&mut self, intr: Arc<VcpuInterrupter>) {
+        if Arc::ptr_eq(&intr, &self.interrupter) {
+            return;
+        }
+        *self.interrupter.immediate_exit.lock().unwrap() = None;
+        let run = self.fd.get_kvm_run();
+        let p = &mut run.immediate_exit as *mut u8 as *const AtomicU8;
+        *intr.immediate_exit.lock().unwrap() = Some(p);
+        self.interrupter = intr;
     }
 
     /// Puts the vCPU in the entry state. CPUID can only be set before the first
