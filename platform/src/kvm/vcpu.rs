@@ -66,6 +66,12 @@ unsafe impl Send for VcpuInterrupter {}
 // SAFETY: as above.
 unsafe impl Sync for VcpuInterrupter {}
 
+impl Default for VcpuInterrupter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl VcpuInterrupter {
     /// An interrupter attached to no vCPU yet: an interrupt stays pending.
     pub fn new() -> VcpuInterrupter {
