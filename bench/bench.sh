@@ -7,7 +7,8 @@
 #
 # Environment:
 #   BENCH_N=20                 repetitions of each workload per runtime
-#   BENCH_PLATFORMS=ptrace     our platforms to measure (space separated)
+#   BENCH_PLATFORMS="ptrace kvm"  our platforms to measure (space separated; one that
+#                                 cannot run /bin/true is skipped with a note)
 #   RUNSC=<repo>/target/release/runsc     our binary
 #   GVISOR=/usr/bin/runsc      gVisor's binary ("" to skip it)
 #   GVISOR_FLAGS="--network=none --platform=ptrace"
@@ -67,7 +68,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${BENCH_N:-20}
-PLATFORMS=${BENCH_PLATFORMS:-ptrace}
+PLATFORMS=${BENCH_PLATFORMS:-ptrace kvm}
 RUNSC=${RUNSC:-$ROOT/target/release/runsc}
 GVISOR=${GVISOR-/usr/bin/runsc}
 GVISOR_FLAGS=${GVISOR_FLAGS:---network=none --platform=ptrace}

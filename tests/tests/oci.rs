@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{runsc_bin, target_dir};
+use tests::{all_platforms, runsc_bin, target_dir};
 
 const BUSYBOX_LINKS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "ls", "touch", "true", "false", "grep", "mkdir", "id", "pwd",
@@ -423,6 +423,29 @@ fn run_exit_status_and_stdout() {
     env.ok(&["run", "-d", "--bundle", b.to_str().unwrap(), "r2"]);
     assert_eq!(env.status("r2"), "running");
     env.ok(&["delete", "-f", "r2"]);
+    env.finish();
+}
+
+/// `run`, `run -d` + `exec` + `delete` with each platform as the global flag
+/// (the sandbox keeps its platform: `exec` names none).
+#[test]
+fn run_and_exec_on_every_platform() {
+    let env = Env::new("plat");
+    let b = env.bundle();
+    let b = b.to_str().unwrap();
+    for p in all_platforms() {
+        let flag = format!("--platform={p}");
+        env.config("echo out-$(cat /proc/sys/kernel/hostname); exit 3", false, "");
+        let o = env.runsc(&[&flag, "run", "--bundle", b, "p1"]);
+        assert_eq!(o.code, 3, "{p}: {o:?}");
+        assert!(o.stdout.contains("out-oci-test"), "{p}: {o:?}");
+        env.config("sleep 60", false, "");
+        env.ok(&[&flag, "run", "-d", "--bundle", b, "p2"]);
+        let o = env.runsc(&["exec", "p2", "sh", "-c", "echo in-$(hostname); exit 4"]);
+        assert_eq!(o.code, 4, "{p}: {o:?}");
+        assert!(o.stdout.contains("in-oci-test"), "{p}: {o:?}");
+        env.ok(&["delete", "-f", "p2"]);
+    }
     env.finish();
 }
 
