@@ -43,6 +43,7 @@
 pub mod kernel;
 pub mod pagetable;
 pub mod platform;
+pub mod pvm;
 pub mod vcpu;
 
 #[cfg(test)]
@@ -163,6 +164,9 @@ pub struct Vm {
     shadow_paging: AtomicBool,
     /// The page-table generation up to which translations were zapped.
     zapped: Mutex<u64>,
+    /// On shadow-paging hosts where it works: the helper that makes host edits of
+    /// page tables visible entry by entry (see [`pvm`]); otherwise they zap.
+    rewriter: Mutex<Option<pvm::Rewriter>>,
 }
 
 impl Vm {
@@ -218,9 +222,17 @@ impl Vm {
             cpuid,
             shadow_paging: AtomicBool::new(false),
             zapped: Mutex::new(0),
+            rewriter: Mutex::new(None),
         });
         vm.dummy_slot(4096)?;
-        let shadow = vm.probe_shadow_paging()?;
+        let (shadow, rewriter) = vm.probe_shadow_paging()?;
+        if shadow {
+            match pvm::probe_abi(&vm.kvm) {
+                Ok(abi) => tracing::info!("kvm: PVM guest ABI: {abi:?}"),
+                Err(e) => tracing::info!("kvm: PVM guest ABI probe: {e}"),
+            }
+        }
+        *vm.rewriter.lock().unwrap() = rewriter;
         vm.shadow_paging.store(shadow, Ordering::Relaxed);
         Ok(vm)
     }
@@ -245,25 +257,62 @@ impl Vm {
         self.shadow_paging.load(Ordering::Relaxed)
     }
 
-    /// Before running a table at generation `gen`: on shadow-paging hosts, zaps
-    /// once for all edits up to it.
-    pub(crate) fn sync_translations(&self, gen: u64) -> Result<(), KvmError> {
+    /// True when host edits of guest page tables reach the shadow MMU through the
+    /// rewriter (see [`pvm`]) rather than zaps.
+    pub fn rewrites_page_tables(&self) -> bool {
+        self.rewriter.lock().unwrap().is_some()
+    }
+
+    /// Makes unmaps zap from now on (to compare, and to test the fallback).
+    #[cfg(test)]
+    pub(crate) fn disable_rewriter(&self) {
+        *self.rewriter.lock().unwrap() = None;
+    }
+
+    /// After edits of `pt` and before running it: on shadow-paging hosts, makes
+    /// the edits visible to KVM, by the rewriter when there is one and the list
+    /// of edited entries is complete, otherwise by a zap covering every table.
+    /// Returns once that is done (also when another thread did it).
+    pub(crate) fn sync_translations(&self, pt: &PageTables) -> Result<(), KvmError> {
         if !self.shadow_paging() {
             return Ok(());
         }
-        let mut z = self.zapped.lock().unwrap();
-        if *z >= gen {
+        let covered = |pt: &PageTables| {
+            let gen = pt.generation();
+            gen <= pt.synced() || gen <= *self.zapped.lock().unwrap()
+        };
+        if covered(pt) {
             return Ok(());
         }
-        let now = pagetable::current_generation();
-        self.zap_translations()?;
-        *z = now;
+        // Entries are taken and rewritten under this lock, so an empty list here
+        // means whoever took them is done.
+        let mut rw = self.rewriter.lock().unwrap();
+        let (dirty, gen) = pt.take_dirty();
+        let rewritten = match (rw.as_mut(), dirty) {
+            (Some(r), Some(list)) => match r.rewrite(&self.kernel, &list) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("kvm: page-table rewriter failed ({e}); zapping from now on");
+                    *rw = None;
+                    false
+                }
+            },
+            _ => false,
+        };
+        if !rewritten && !covered(pt) {
+            let now = pagetable::current_generation();
+            self.zap_translations()?;
+            let mut z = self.zapped.lock().unwrap();
+            *z = (*z).max(now);
+        }
+        pt.set_synced(gen);
         Ok(())
     }
 
     /// Runs a few instructions to see whether a page the host unmapped (with
-    /// the CR3 load + `invlpg` every entry does) stays visible to the guest.
-    fn probe_shadow_paging(self: &Arc<Vm>) -> Result<bool, KvmError> {
+    /// the CR3 load + `invlpg` every entry does) stays visible to the guest; if
+    /// it does, whether the rewriter ([`pvm`]) makes the unmap take effect.
+    fn probe_shadow_paging(self: &Arc<Vm>) -> Result<(bool, Option<pvm::Rewriter>), KvmError> {
         let pt = PageTables::new(self.mf.clone())?;
         let page = |e| KvmError {
             op: "kvm probe page",
@@ -292,20 +341,30 @@ impl Vm {
             }
             pt.unmap(0x2000, 4096)?;
             Ok(match cpu.run(&pt, &mut regs)? {
-                Exit::Syscall => true,
-                Exit::Exception { vector: 14, .. } => false,
+                Exit::Syscall => (
+                    true,
+                    pvm::probe_rewriter(self, &pt, &mut cpu, &mut regs, 0x100a, 0x2000),
+                ),
+                Exit::Exception { vector: 14, .. } => (false, None),
                 _ => return Err(KvmError::msg("kvm probe: unexpected exit")),
             })
         })();
         drop(pt);
         self.mf.release(code, 4096);
         self.mf.release(data, 4096);
-        let shadow = result?;
+        let (shadow, rewriter) = result?;
         if shadow {
-            tracing::info!("kvm: guest page tables are shadowed; unmaps zap translations");
+            tracing::info!(
+                "kvm: guest page tables are shadowed; unmaps {}",
+                if rewriter.is_some() {
+                    "rewrite the edited entries from a helper vCPU"
+                } else {
+                    "zap translations"
+                }
+            );
             *self.zapped.lock().unwrap() = 0;
         }
-        Ok(shadow)
+        Ok((shadow, rewriter))
     }
 
     pub fn zap_translations(&self) -> Result<(), KvmError> {

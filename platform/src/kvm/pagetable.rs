@@ -49,6 +49,9 @@ pub struct PageTables {
     /// Pages whose translation was removed or narrowed, with the generation that
     /// did it, oldest first; bounded (see [`PageTables::changes_since`]).
     log: Mutex<FlushLog>,
+    /// The generation up to which shadow-paging hosts were told of the edits
+    /// (see [`super::Vm::sync_translations`]).
+    synced: AtomicU64,
 }
 
 #[derive(Default)]
@@ -56,7 +59,15 @@ struct FlushLog {
     entries: std::collections::VecDeque<(u64, u64)>,
     /// Generations up to this one may have entries dropped from the log.
     trimmed: u64,
+    /// Memory-file offsets of the entries (leaf or table) whose translation was
+    /// removed or narrowed since the last [`PageTables::take_dirty`].
+    dirty: Vec<u64>,
+    /// More than [`DIRTY_MAX`] were: the list is incomplete.
+    dirty_overflow: bool,
 }
+
+/// Entries [`FlushLog::dirty`] holds before it gives up.
+const DIRTY_MAX: usize = 4096;
 
 /// Entries kept in the flush log.
 const LOG_MAX: usize = 4096;
@@ -71,6 +82,7 @@ impl PageTables {
             generation: AtomicU64::new(next_generation()),
             tables: AtomicU64::new(1),
             log: Mutex::new(FlushLog::default()),
+            synced: AtomicU64::new(0),
         };
         pt.entry(root, 511).store(
             KernelRegion::page_gpa(PDPT_PAGE) | PTE_P | PTE_W | PTE_A,
@@ -102,6 +114,11 @@ impl PageTables {
         // which outlives `self` (we hold the Arc); the page is one of our tables,
         // which only this table and the guest MMU touch, both atomically.
         unsafe { &*(self.mf.base_ptr().add(off as usize) as *const AtomicU64) }
+    }
+
+    /// The memory-file offset of an entry `entry` returned.
+    fn offset_of(&self, e: &AtomicU64) -> u64 {
+        (e as *const AtomicU64 as usize - self.mf.base_ptr() as usize) as u64
     }
 
     fn indices(va: u64) -> [usize; 4] {
@@ -172,15 +189,17 @@ impl PageTables {
         let _g = self.lock.lock().unwrap();
         let bits = Self::leaf_bits(prot);
         let mut replaced = Vec::new();
+        let mut entries = Vec::new();
         for p in 0..len / 4096 {
             let e = self.leaf(va + p * 4096, true)?.expect("created");
             let old = e.swap((MEMFILE_GPA + offset + p * 4096) | bits, Ordering::Release);
             if old & PTE_P != 0 {
                 replaced.push(va + p * 4096);
+                entries.push(self.offset_of(e));
             }
         }
         if !replaced.is_empty() {
-            self.changed(replaced);
+            self.changed(replaced, entries);
         }
         Ok(())
     }
@@ -192,31 +211,40 @@ impl PageTables {
         let mut p = va;
         let end = va + len;
         let mut changed = Vec::new();
+        let mut entries = Vec::new();
         while p < end {
             // Skip whole absent subtrees quickly.
             match self.leaf(p, false)? {
                 Some(e) => {
                     if e.swap(0, Ordering::Release) & PTE_P != 0 {
                         changed.push(p);
+                        entries.push(self.offset_of(e));
                     }
                     p += 4096;
                     if p & ((1 << 21) - 1) == 0 || p >= end {
-                        self.prune(p - 4096);
+                        self.prune(p - 4096, &mut entries);
                     }
                 }
                 None => p = (p | ((1 << 21) - 1)) + 1,
             }
         }
-        self.changed(changed);
+        self.changed(changed, entries);
         Ok(())
     }
 
-    /// Records that the translations of `pages` were removed or narrowed.
-    fn changed(&self, pages: Vec<u64>) {
-        if pages.is_empty() {
+    /// Records that the translations of `pages` were removed or narrowed, by
+    /// edits of the entries at memory-file offsets `entries`.
+    fn changed(&self, pages: Vec<u64>, entries: Vec<u64>) {
+        if pages.is_empty() && entries.is_empty() {
             return;
         }
         let mut log = self.log.lock().unwrap();
+        if log.dirty.len() + entries.len() > DIRTY_MAX {
+            log.dirty_overflow = true;
+            log.dirty = Vec::new();
+        } else if !log.dirty_overflow {
+            log.dirty.extend(entries);
+        }
         let g = next_generation();
         for p in pages {
             if log.entries.len() == LOG_MAX {
@@ -226,6 +254,27 @@ impl PageTables {
             log.entries.push_back((g, p));
         }
         self.generation.store(g, Ordering::Release);
+    }
+
+    /// Takes the entries edited since the last call (None: too many to list) and
+    /// the generation they bring the table to.
+    pub(crate) fn take_dirty(&self) -> (Option<Vec<u64>>, u64) {
+        let mut log = self.log.lock().unwrap();
+        let list = std::mem::take(&mut log.dirty);
+        let overflow = std::mem::replace(&mut log.dirty_overflow, false);
+        (
+            (!overflow).then_some(list),
+            self.generation.load(Ordering::Acquire),
+        )
+    }
+
+    /// The generation whose edits shadow-paging hosts were told of.
+    pub(crate) fn synced(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_synced(&self, gen: u64) {
+        self.synced.fetch_max(gen, Ordering::AcqRel);
     }
 
     /// The pages changed after generation `since` (at most `max`), or None when
@@ -247,8 +296,9 @@ impl PageTables {
         (v.len() <= max).then_some(v)
     }
 
-    /// Frees the tables above `va`'s leaf that have become empty.
-    fn prune(&self, va: u64) {
+    /// Frees the tables above `va`'s leaf that have become empty, adding the
+    /// offsets of the entries it clears to `cleared`.
+    fn prune(&self, va: u64, cleared: &mut Vec<u64>) {
         let idx = Self::indices(va);
         let mut path = [(self.root, idx[0]); 3];
         let mut table = self.root;
@@ -268,6 +318,7 @@ impl PageTables {
             }
             let (parent, i) = path[l];
             self.entry(parent, i).store(0, Ordering::Release);
+            cleared.push(parent + i as u64 * 8);
             self.mf.release(child, 4096);
             self.tables.fetch_sub(1, Ordering::Relaxed);
             child = parent;
@@ -281,6 +332,7 @@ impl PageTables {
         let bits = Self::leaf_bits(prot);
         let mut p = va;
         let mut changed = Vec::new();
+        let mut entries = Vec::new();
         while p < va + len {
             match self.leaf(p, false)? {
                 Some(e) => {
@@ -289,6 +341,7 @@ impl PageTables {
                         e.store((old & PTE_ADDR) | bits, Ordering::Release);
                         if old & PTE_P != 0 {
                             changed.push(p);
+                            entries.push(self.offset_of(e));
                         }
                     }
                     p += 4096;
@@ -296,7 +349,7 @@ impl PageTables {
                 None => p = (p | ((1 << 21) - 1)) + 1,
             }
         }
-        self.changed(changed);
+        self.changed(changed, entries);
         Ok(())
     }
 

@@ -83,17 +83,17 @@ impl AddressSpace for KvmAddressSpace {
     // vCPU's next entry; running vCPUs of the same table are not yet shot down.
     fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
         self.pt.map(va, len, offset, prot)?;
-        Ok(self.vm.sync_translations(self.pt.generation())?)
+        Ok(self.vm.sync_translations(&self.pt)?)
     }
 
     fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
         self.pt.unmap(va, len)?;
-        Ok(self.vm.sync_translations(self.pt.generation())?)
+        Ok(self.vm.sync_translations(&self.pt)?)
     }
 
     fn protect(&self, va: u64, len: u64, prot: Prot) -> Result<(), PlatformError> {
         self.pt.protect(va, len, prot)?;
-        Ok(self.vm.sync_translations(self.pt.generation())?)
+        Ok(self.vm.sync_translations(&self.pt)?)
     }
 
     fn new_thread(&self) -> Result<u64, PlatformError> {

@@ -116,7 +116,7 @@ const SYSCALL_MASK: u64 = 0x4_7700;
 /// Flags a workload may set: CF PF AF ZF SF TF DF OF AC ID.
 const USER_FLAGS: u64 = 0x24_4dd5;
 
-fn seg(selector: u16, code: bool, dpl: u8) -> kvm_segment {
+pub(crate) fn seg(selector: u16, code: bool, dpl: u8) -> kvm_segment {
     kvm_segment {
         base: 0,
         limit: 0xffff_ffff,
@@ -360,7 +360,7 @@ impl Vcpu {
         {
             k.write_u64(frame + i * 8, v);
         }
-        self.vm.sync_translations(space.generation())?;
+        self.vm.sync_translations(space)?;
         let entry = self.prepare_tlb(space);
         {
             let r = &mut self.fd.sync_regs_mut().regs;
