@@ -71,6 +71,9 @@ pub const MEMFILE_GPA: u64 = kernel::REGION_SIZE;
 /// mapped by any page table).
 const DUMMY_GPA: u64 = 1 << 46;
 
+/// Table pages [`Vm::forget_tables`] hands the rewriter; a zap is cheaper beyond.
+const FORGET_MAX: usize = 2048;
+
 /// The path opened.
 pub const DEV_KVM: &str = "/dev/kvm";
 
@@ -162,8 +165,6 @@ pub struct Vm {
     /// Whether KVM shadows guest page tables here, so host edits need
     /// [`Vm::zap_translations`] (found by [`Vm::probe_shadow_paging`]).
     shadow_paging: AtomicBool,
-    /// The page-table generation up to which translations were zapped.
-    zapped: Mutex<u64>,
     /// On shadow-paging hosts where it works: the helper that makes host edits of
     /// page tables visible entry by entry (see [`pvm`]); otherwise they zap.
     rewriter: Mutex<Option<pvm::Rewriter>>,
@@ -221,7 +222,6 @@ impl Vm {
             kernel,
             cpuid,
             shadow_paging: AtomicBool::new(false),
-            zapped: Mutex::new(0),
             rewriter: Mutex::new(None),
         });
         vm.dummy_slot(4096)?;
@@ -272,24 +272,61 @@ impl Vm {
     /// After edits of `pt` and before running it: on shadow-paging hosts, makes
     /// the edits visible to KVM, by the rewriter when there is one and the list
     /// of edited entries is complete, otherwise by a zap covering every table.
-    /// Returns once that is done (also when another thread did it).
+    /// Returns once that is done (also when another thread did it). Table pages
+    /// the edits unlinked go back to the memory file here.
     pub(crate) fn sync_translations(&self, pt: &PageTables) -> Result<(), KvmError> {
         if !self.shadow_paging() {
+            if pt.generation() > pt.synced() {
+                let (_, freed, gen) = pt.take_dirty();
+                pt.release_tables(&freed);
+                pt.set_synced(gen);
+            }
             return Ok(());
         }
-        let covered = |pt: &PageTables| {
-            let gen = pt.generation();
-            gen <= pt.synced() || gen <= *self.zapped.lock().unwrap()
-        };
+        let covered = |pt: &PageTables| pt.generation() <= pt.synced();
         if covered(pt) {
             return Ok(());
         }
         // Entries are taken and rewritten under this lock, so an empty list here
         // means whoever took them is done.
         let mut rw = self.rewriter.lock().unwrap();
-        let (dirty, gen) = pt.take_dirty();
-        let rewritten = match (rw.as_mut(), dirty) {
-            (Some(r), Some(list)) => match r.rewrite(&self.kernel, &list) {
+        let (dirty, freed, gen) = pt.take_dirty();
+        // Nothing narrowed or unlinked (a fresh table, or another thread did it):
+        // nothing to tell KVM. (Pages of dropped tables were forgotten then.)
+        let nothing = matches!(&dirty, Some(l) if l.is_empty()) && freed.is_empty();
+        let rewritten = nothing
+            || match (rw.as_mut(), dirty) {
+                (Some(r), Some(list)) => match r.rewrite(&self.kernel, &list, &freed) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(
+                            "kvm: page-table rewriter failed ({e}); zapping from now on"
+                        );
+                        *rw = None;
+                        false
+                    }
+                },
+                _ => false,
+            };
+        if !rewritten {
+            self.zap_translations()?;
+        }
+        pt.release_tables(&freed);
+        pt.set_synced(gen);
+        Ok(())
+    }
+
+    /// Before `pt`'s table pages go back to the memory file (the table is being
+    /// dropped): on shadow-paging hosts, makes KVM drop what it derived from
+    /// them, which it would otherwise reuse for whatever table gets the pages.
+    pub(crate) fn forget_tables(&self, pt: &PageTables) -> Result<(), KvmError> {
+        if !self.shadow_paging() {
+            return Ok(());
+        }
+        let pages = pt.all_table_pages();
+        let mut rw = self.rewriter.lock().unwrap();
+        let forgotten = match rw.as_mut() {
+            Some(r) if pages.len() <= FORGET_MAX => match r.rewrite(&self.kernel, &[], &pages) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!("kvm: page-table rewriter failed ({e}); zapping from now on");
@@ -299,13 +336,9 @@ impl Vm {
             },
             _ => false,
         };
-        if !rewritten && !covered(pt) {
-            let now = pagetable::current_generation();
+        if !forgotten {
             self.zap_translations()?;
-            let mut z = self.zapped.lock().unwrap();
-            *z = (*z).max(now);
         }
-        pt.set_synced(gen);
         Ok(())
     }
 
@@ -354,6 +387,8 @@ impl Vm {
         self.mf.release(data, 4096);
         let (shadow, rewriter) = result?;
         if shadow {
+            // The probe's table pages are free again: drop what KVM derived.
+            self.zap_translations()?;
             tracing::info!(
                 "kvm: guest page tables are shadowed; unmaps {}",
                 if rewriter.is_some() {
@@ -362,7 +397,6 @@ impl Vm {
                     "zap translations"
                 }
             );
-            *self.zapped.lock().unwrap() = 0;
         }
         Ok((shadow, rewriter))
     }

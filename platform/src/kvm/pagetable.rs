@@ -64,6 +64,11 @@ struct FlushLog {
     dirty: Vec<u64>,
     /// More than [`DIRTY_MAX`] were: the list is incomplete.
     dirty_overflow: bool,
+    /// Table pages unlinked by `unmap` and not yet released to the memory file:
+    /// a shadow MMU may still hold translations derived from them, so they go
+    /// back only after [`super::Vm::sync_translations`] dealt with them (or
+    /// when the table is dropped).
+    freed: Vec<u64>,
 }
 
 /// Entries [`FlushLog::dirty`] holds before it gives up.
@@ -114,6 +119,12 @@ impl PageTables {
         // which outlives `self` (we hold the Arc); the page is one of our tables,
         // which only this table and the guest MMU touch, both atomically.
         unsafe { &*(self.mf.base_ptr().add(off as usize) as *const AtomicU64) }
+    }
+
+    /// The memory-file offset of the leaf entry for `va`, if its table exists.
+    pub(crate) fn leaf_entry_offset(&self, va: u64) -> Option<u64> {
+        let e = self.leaf(va & !0xfff, false).ok()??;
+        Some(self.offset_of(e))
     }
 
     /// The memory-file offset of an entry `entry` returned.
@@ -212,6 +223,7 @@ impl PageTables {
         let end = va + len;
         let mut changed = Vec::new();
         let mut entries = Vec::new();
+        let mut freed = Vec::new();
         while p < end {
             // Skip whole absent subtrees quickly.
             match self.leaf(p, false)? {
@@ -222,11 +234,14 @@ impl PageTables {
                     }
                     p += 4096;
                     if p & ((1 << 21) - 1) == 0 || p >= end {
-                        self.prune(p - 4096, &mut entries);
+                        self.prune(p - 4096, &mut entries, &mut freed);
                     }
                 }
                 None => p = (p | ((1 << 21) - 1)) + 1,
             }
+        }
+        if !freed.is_empty() {
+            self.log.lock().unwrap().freed.extend(freed);
         }
         self.changed(changed, entries);
         Ok(())
@@ -256,16 +271,48 @@ impl PageTables {
         self.generation.store(g, Ordering::Release);
     }
 
-    /// Takes the entries edited since the last call (None: too many to list) and
+    /// Takes the entries edited since the last call (None: too many to list),
+    /// the table pages unlinked since (see [`PageTables::release_tables`]) and
     /// the generation they bring the table to.
-    pub(crate) fn take_dirty(&self) -> (Option<Vec<u64>>, u64) {
+    pub(crate) fn take_dirty(&self) -> (Option<Vec<u64>>, Vec<u64>, u64) {
         let mut log = self.log.lock().unwrap();
         let list = std::mem::take(&mut log.dirty);
+        let freed = std::mem::take(&mut log.freed);
         let overflow = std::mem::replace(&mut log.dirty_overflow, false);
         (
             (!overflow).then_some(list),
+            freed,
             self.generation.load(Ordering::Acquire),
         )
+    }
+
+    /// Returns table pages [`PageTables::take_dirty`] handed out to the memory file.
+    pub(crate) fn release_tables(&self, pages: &[u64]) {
+        for p in pages {
+            self.mf.release(*p, 4096);
+        }
+    }
+
+    /// The memory-file offsets of every table page (root included) and of the
+    /// unlinked ones not yet released.
+    pub(crate) fn all_table_pages(&self) -> Vec<u64> {
+        let _g = self.lock.lock().unwrap();
+        let mut v = self.log.lock().unwrap().freed.clone();
+        self.walk_tables(self.root, 0, &mut v);
+        v
+    }
+
+    fn walk_tables(&self, table: u64, level: usize, out: &mut Vec<u64>) {
+        if level < 3 {
+            let n = if level == 0 { 511 } else { 512 };
+            for i in 0..n {
+                let v = self.entry(table, i).load(Ordering::Relaxed);
+                if v & PTE_P != 0 {
+                    self.walk_tables((v & PTE_ADDR) - MEMFILE_GPA, level + 1, out);
+                }
+            }
+        }
+        out.push(table);
     }
 
     /// The generation whose edits shadow-paging hosts were told of.
@@ -296,9 +343,9 @@ impl PageTables {
         (v.len() <= max).then_some(v)
     }
 
-    /// Frees the tables above `va`'s leaf that have become empty, adding the
-    /// offsets of the entries it clears to `cleared`.
-    fn prune(&self, va: u64, cleared: &mut Vec<u64>) {
+    /// Unlinks the tables above `va`'s leaf that have become empty, adding the
+    /// offsets of the entries it clears to `cleared` and the tables to `freed`.
+    fn prune(&self, va: u64, cleared: &mut Vec<u64>, freed: &mut Vec<u64>) {
         let idx = Self::indices(va);
         let mut path = [(self.root, idx[0]); 3];
         let mut table = self.root;
@@ -319,7 +366,7 @@ impl PageTables {
             let (parent, i) = path[l];
             self.entry(parent, i).store(0, Ordering::Release);
             cleared.push(parent + i as u64 * 8);
-            self.mf.release(child, 4096);
+            freed.push(child);
             self.tables.fetch_sub(1, Ordering::Relaxed);
             child = parent;
         }
@@ -386,6 +433,8 @@ impl PageTables {
 impl Drop for PageTables {
     fn drop(&mut self) {
         self.free_all(self.root, 0);
+        let freed = std::mem::take(&mut self.log.lock().unwrap().freed);
+        self.release_tables(&freed);
     }
 }
 

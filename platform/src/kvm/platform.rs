@@ -76,6 +76,15 @@ impl KvmAddressSpace {
     }
 }
 
+impl Drop for KvmAddressSpace {
+    fn drop(&mut self) {
+        // Before the table pages go back to the memory file (see forget_tables).
+        if let Err(e) = self.vm.forget_tables(&self.pt) {
+            tracing::warn!("kvm: dropping an address space: {e}");
+        }
+    }
+}
+
 impl AddressSpace for KvmAddressSpace {
     // After a change that removes or narrows translations, a shadow-paging host
     // zaps at once, so no vCPU running right now keeps using them (the memory may

@@ -93,6 +93,9 @@ pub fn probe_abi(kvm: &Kvm) -> Result<PvmAbi, KvmError> {
 
 /// Entries per helper run (the generated code must fit its page).
 const BATCH: usize = 100;
+/// Where in a table page the write that makes KVM forget it goes (an entry's
+/// last byte and the next entry's first).
+const FORGET_OFFSET: u64 = 7;
 
 /// The helper vCPU of [`Vm`] that rewrites page-table entries (see the module
 /// docs). Used under `Vm`'s lock, one batch at a time.
@@ -145,9 +148,21 @@ impl Rewriter {
     }
 
     /// Makes the edits of the entries at memory-file offsets `entries` visible
-    /// to the shadow MMU.
-    pub(crate) fn rewrite(&mut self, k: &KernelRegion, entries: &[u64]) -> Result<(), KvmError> {
-        let mut gpas: Vec<u64> = entries.iter().map(|o| o + MEMFILE_GPA).collect();
+    /// to the shadow MMU, and makes it drop whatever it derived from the table
+    /// pages at offsets `forget` (about to be freed).
+    pub(crate) fn rewrite(
+        &mut self,
+        k: &KernelRegion,
+        entries: &[u64],
+        forget: &[u64],
+    ) -> Result<(), KvmError> {
+        // A 2-byte write across an entry boundary (offset 7) is "misaligned" to
+        // KVM's write tracking, which then zaps every shadow page of the frame.
+        let mut gpas: Vec<u64> = entries
+            .iter()
+            .map(|o| o + MEMFILE_GPA)
+            .chain(forget.iter().map(|o| o + MEMFILE_GPA + FORGET_OFFSET))
+            .collect();
         gpas.sort_unstable();
         gpas.dedup();
         for batch in gpas.chunks(BATCH) {
@@ -219,8 +234,13 @@ fn batch_code(batch: &[u64]) -> Vec<u8> {
             code.extend_from_slice(&[0x0f, 0x01, 0x3c, 0x25]); // invlpg [disp32]
             code.extend_from_slice(&disp32(kernel::WINDOW_VA + slot * 4096));
         }
-        code.extend_from_slice(&[0xf0, 0x48, 0x83, 0x0c, 0x25]); // lock or qword [disp32], imm8
-        code.extend_from_slice(&disp32(kernel::WINDOW_VA + slot * 4096 + (gpa & 0xfff)));
+        let at = disp32(kernel::WINDOW_VA + slot * 4096 + (gpa & 0xfff));
+        if gpa & 0xfff == FORGET_OFFSET {
+            code.extend_from_slice(&[0x66, 0xf0, 0x83, 0x0c, 0x25]); // lock or word [disp32], imm8
+        } else {
+            code.extend_from_slice(&[0xf0, 0x48, 0x83, 0x0c, 0x25]); // lock or qword [disp32], imm8
+        }
+        code.extend_from_slice(&at);
         code.push(0);
     }
     code.push(0xf4);
@@ -240,12 +260,10 @@ pub(crate) fn probe_rewriter(
     retry: u64,
     va: u64,
 ) -> Option<Rewriter> {
-    let (Some(dirty), _) = pt.take_dirty() else {
-        return None;
-    };
+    let entry = pt.leaf_entry_offset(va)?;
     let mut attempt = || -> Result<Option<Rewriter>, KvmError> {
         let mut rw = Rewriter::new(vm)?;
-        rw.rewrite(&vm.kernel, &dirty)?;
+        rw.rewrite(&vm.kernel, &[entry], &[])?;
         regs.rip = retry;
         Ok(match cpu.run(pt, regs)? {
             Exit::Exception {
@@ -1157,6 +1175,82 @@ mod rewriter_tests {
             matches!(exit, Exit::Exception { vector: 14, .. }),
             "{exit:?}"
         );
+    }
+
+    /// Table pages of a dropped address space reused by the next one: KVM must
+    /// not reuse what it derived from them (the old mappings).
+    #[test]
+    fn kvm_rewriter_dropped_tables_reused() {
+        use crate::kvm::KvmPlatform;
+        use crate::{Event, Platform};
+        let mf = Arc::new(MemoryFile::new(64 << 20).unwrap());
+        let p = match KvmPlatform::new(mf.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("SKIP: /dev/kvm not usable: {e}");
+                return;
+            }
+        };
+        println!("kvm: rewriter {}", p.vm().rewrites_page_tables());
+        let code = mf.allocate(4096).unwrap();
+        mf.write_at(code, &READ_WRITE);
+        let frames: Vec<u64> = (0..3).map(|_| mf.allocate(4096).unwrap()).collect();
+        for (i, f) in frames.iter().enumerate() {
+            mf.write_at(*f, &(0x11 * (i as u64 + 1)).to_le_bytes());
+        }
+        let mut ctx = p.new_context().unwrap();
+        let va = 0x50_0000;
+        for (round, f) in frames.iter().enumerate() {
+            let space = p.new_address_space().unwrap();
+            space
+                .map(CODE, 4096, code, libc::PROT_READ | libc::PROT_EXEC)
+                .unwrap();
+            space.map(va, 4096, *f, libc::PROT_READ).unwrap();
+            let mut r = regs_at(CODE);
+            r.rbx = va;
+            assert_eq!(ctx.switch(&*space, &mut r).unwrap(), Event::Syscall);
+            assert_eq!(
+                r.rax,
+                0x11 * (round as u64 + 1),
+                "round {round}: a stale mapping"
+            );
+        }
+    }
+
+    /// A leaf table freed by an unmap and reused for another range: KVM must
+    /// not reuse what it derived from it.
+    #[test]
+    fn kvm_rewriter_pruned_table_reused() {
+        let Some(e) = env(&READ_WRITE) else { return };
+        let mut cpu = Vcpu::new(&e.vm).unwrap();
+        let frames: Vec<u64> = (0..4).map(|_| e.mf.allocate(4096).unwrap()).collect();
+        for (i, f) in frames.iter().enumerate() {
+            e.mf.write_at(*f, &(0x11 * (i as u64 + 1)).to_le_bytes());
+        }
+        let read = |cpu: &mut Vcpu, va: u64| {
+            let mut r = regs_at(CODE);
+            r.rbx = va;
+            let exit = cpu.run(&e.pt, &mut r).unwrap();
+            (exit, r.rax)
+        };
+        // Each round maps the same slot of a leaf table 2 MiB further on; the
+        // previous round's table was freed by its unmap.
+        for (i, f) in frames.iter().enumerate() {
+            let va = 0x1000_0000 + (i as u64) * (2 << 20) + 0x5000;
+            e.pt.map(va, 4096, *f, libc::PROT_READ).unwrap();
+            sync(&e);
+            assert_eq!(
+                read(&mut cpu, va),
+                (Exit::Syscall, 0x11 * (i as u64 + 1)),
+                "round {i}"
+            );
+            e.pt.unmap(va, 4096).unwrap();
+            sync(&e);
+            assert!(matches!(
+                read(&mut cpu, va).0,
+                Exit::Exception { vector: 14, .. }
+            ));
+        }
     }
 
     /// Unmap/protect cost with a working set: the workload reads `pages` pages,
