@@ -165,6 +165,8 @@ pub struct Vm {
     /// Whether KVM shadows guest page tables here, so host edits need
     /// [`Vm::zap_translations`] (found by [`Vm::probe_shadow_paging`]).
     shadow_paging: AtomicBool,
+    /// MSR_LSTAR of every vCPU (see [`pvm::probe_syscall_gp`]).
+    lstar: std::sync::atomic::AtomicU64,
     /// On shadow-paging hosts where it works: the helper that makes host edits of
     /// page tables visible entry by entry (see [`pvm`]); otherwise they zap.
     rewriter: Mutex<Option<pvm::Rewriter>>,
@@ -223,6 +225,7 @@ impl Vm {
             cpuid,
             shadow_paging: AtomicBool::new(false),
             rewriter: Mutex::new(None),
+            lstar: std::sync::atomic::AtomicU64::new(kernel::SYSCALL_STUB),
         });
         vm.dummy_slot(4096)?;
         let (shadow, rewriter) = vm.probe_shadow_paging()?;
@@ -234,6 +237,9 @@ impl Vm {
         }
         *vm.rewriter.lock().unwrap() = rewriter;
         vm.shadow_paging.store(shadow, Ordering::Relaxed);
+        if shadow && pvm::probe_syscall_gp(&vm) {
+            tracing::info!("kvm: syscalls exit through the #GP of a non-canonical LSTAR");
+        }
         Ok(vm)
     }
 
@@ -255,6 +261,15 @@ impl Vm {
     /// True when host edits of guest page tables need a zap to take effect.
     pub fn shadow_paging(&self) -> bool {
         self.shadow_paging.load(Ordering::Relaxed)
+    }
+
+    /// The vCPUs' MSR_LSTAR.
+    pub(crate) fn lstar(&self) -> u64 {
+        self.lstar.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_lstar(&self, v: u64) {
+        self.lstar.store(v, Ordering::Relaxed)
     }
 
     /// True when host edits of guest page tables reach the shadow MMU through the

@@ -281,6 +281,63 @@ pub(crate) fn probe_rewriter(
     })
 }
 
+/// MSR_LSTAR on hosts where `syscall` from ring 3 stays in ring 3 (see
+/// [`probe_syscall_gp`]): the first address past the 4-level canonical range,
+/// which KVM takes when the guest CPUID has LA57.
+pub const SYSCALL_GP_LSTAR: u64 = 0x8000_0000_0000;
+
+/// On the PVM host this was written on, a ring-3 `syscall` of this (non-PVM)
+/// guest is emulated without the privilege change: the guest continues at LSTAR
+/// in ring 3. With LSTAR at the supervisor-only stub, the fetch there faults
+/// (#PF) after the vCPU went back to native execution; with LSTAR non-canonical
+/// the emulation raises #GP at once (frame: rip = LSTAR, cs = user, rcx/r11 as
+/// `syscall` sets them), one trip between native and emulated execution less:
+/// ~75 us per syscall round trip instead of ~100. Switches LSTAR to
+/// [`SYSCALL_GP_LSTAR`] when a test syscall exits that way; elsewhere (KVM
+/// refuses the value, or a real ring change makes the fetch fault in ring 0)
+/// keeps the stub.
+pub(crate) fn probe_syscall_gp(vm: &std::sync::Arc<Vm>) -> bool {
+    let attempt = || -> Result<bool, KvmError> {
+        let pt = PageTables::new(vm.mf.clone())?;
+        let page = |e| KvmError {
+            op: "kvm probe page",
+            errno: e,
+        };
+        let code = vm.mf.allocate(4096).map_err(|_| page(libc::ENOMEM))?;
+        let stack = vm.mf.allocate(4096).map_err(|_| page(libc::ENOMEM))?;
+        // mov eax, 39; syscall
+        vm.mf.write_at(code, &[0xb8, 39, 0, 0, 0, 0x0f, 0x05]);
+        let result = (|| {
+            pt.map(0x1000, 4096, code, libc::PROT_READ | libc::PROT_EXEC)?;
+            pt.map(0x2000, 4096, stack, libc::PROT_READ | libc::PROT_WRITE)?;
+            let mut cpu = Vcpu::new(vm)?;
+            let mut regs = crate::zeroed_regs();
+            regs.rip = 0x1000;
+            regs.rsp = 0x3000;
+            regs.eflags = 0x202;
+            let exit = cpu.run(&pt, &mut regs)?;
+            Ok::<_, KvmError>(
+                exit == Exit::Syscall
+                    && regs.rip == 0x1007
+                    && regs.rcx == 0x1007
+                    && regs.orig_rax == 39
+                    && regs.rsp == 0x3000,
+            )
+        })();
+        vm.forget_tables(&pt)?;
+        drop(pt);
+        vm.mf.release(code, 4096);
+        vm.mf.release(stack, 4096);
+        result
+    };
+    vm.set_lstar(SYSCALL_GP_LSTAR);
+    let ok = attempt().unwrap_or(false);
+    if !ok {
+        vm.set_lstar(kernel::SYSCALL_STUB);
+    }
+    ok
+}
+
 #[cfg(test)]
 mod probe {
     use kvm_bindings::{kvm_msr_entry, Msrs, KVM_MAX_CPUID_ENTRIES};
@@ -623,6 +680,16 @@ mod cost {
         )
     }
 
+    fn lstar_for(name: &str) -> Option<u64> {
+        if name.contains("supervisor LSTAR") {
+            Some(0x80_0000 + LSTAR)
+        } else if name.contains("non-canonical") {
+            Some(0x8000_0000_0000)
+        } else {
+            None
+        }
+    }
+
     #[test]
     fn kvm_pvm_cost_breakdown() {
         // Entry by sysretq: mov rsp, 0x9000; mov rcx, USER; mov r11d, 0x202; sysretq
@@ -646,12 +713,66 @@ mod cost {
             ("iretq -> syscall -> hlt", &iret, &syscall_user, STUB),
             ("sysretq -> ud2 -> hlt", &sysret, &ud_user, STUB),
             ("iretq -> ud2 -> hlt", &iret, &ud_user, STUB),
+            (
+                "iretq -> syscall with EFER.SCE=0 -> hlt",
+                &iret,
+                &syscall_user,
+                STUB,
+            ),
+            (
+                "iretq -> syscall -> #PF at supervisor LSTAR -> hlt",
+                &iret,
+                &syscall_user,
+                STUB,
+            ),
+            (
+                "iretq -> syscall -> #GP at non-canonical LSTAR -> hlt",
+                &iret,
+                &syscall_user,
+                STUB,
+            ),
         ] {
             let Some(mut m) = Mini::new(&[], true) else {
                 return;
             };
             setup(&m, entry, user);
+            if name.contains("SCE=0") {
+                let mut s = m.cpu.get_sregs().unwrap();
+                s.efer &= !1;
+                m.cpu.set_sregs(&s).unwrap();
+            }
+            if let Some(lstar) = lstar_for(name) {
+                // #PF (14) and #GP (13) handlers: hlt; add rsp, 48; jmp STUB
+                let h = CODE + 0x500;
+                let mut u = vec![0xf4, 0x48, 0x83, 0xc4, 48];
+                u.extend(jmp_to(h + 10, STUB));
+                m.bytes(h, &u);
+                for v in [13u64, 14] {
+                    let lo = (h & 0xffff) | 0x10 << 16 | 0x8e << 40 | ((h >> 16) & 0xffff) << 48;
+                    m.w64(0x7000 + v * 16, lo);
+                    m.w64(0x7000 + v * 16 + 8, 0);
+                }
+                // PD[4]: VA 8 MiB -> GPA 0, supervisor only.
+                m.w64(0x3020, 0x83);
+                let msrs = Msrs::from_entries(&[kvm_msr_entry {
+                    index: 0xc000_0082,
+                    data: lstar,
+                    ..Default::default()
+                }])
+                .unwrap();
+                m.cpu.set_msrs(&msrs).unwrap();
+            }
             let (us, what) = bench(&mut m, rip, n);
+            if lstar_for(name).is_some() {
+                let r = m.cpu.get_regs().unwrap();
+                let f: Vec<String> = (0..6)
+                    .map(|i| format!("{:#x}", m.r64(r.rsp + i * 8)))
+                    .collect();
+                println!(
+                    "mini: {name}: frame [err rip cs rflags rsp ss] {f:?} rcx {:#x} r11 {:#x}",
+                    r.rcx, r.r11
+                );
+            }
             println!("mini: {name}: {us:.2} us ({what})");
         }
     }
@@ -1251,6 +1372,43 @@ mod rewriter_tests {
                 Exit::Exception { vector: 14, .. }
             ));
         }
+    }
+
+    /// The syscall exit (whichever LSTAR this host got) leaves the registers
+    /// as Linux shows them: rcx = rip after the instruction, r11 = rflags.
+    #[test]
+    fn kvm_syscall_registers() {
+        // stc; mov eax, 39; syscall; syscall
+        let Some(e) = env(&[0xf9, 0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0x0f, 0x05]) else {
+            return;
+        };
+        println!(
+            "kvm: LSTAR {:#x}{}",
+            e.vm.lstar(),
+            if e.vm.lstar() == super::SYSCALL_GP_LSTAR {
+                " (syscalls exit through #GP)"
+            } else {
+                ""
+            }
+        );
+        let mut cpu = Vcpu::new(&e.vm).unwrap();
+        let mut r = regs_at(CODE);
+        r.rsp = 0x7fff_0000;
+        r.fs_base = 0x1234_5000;
+        r.gs_base = 0x5678_9000;
+        r.r10 = 0x1010;
+        assert_eq!(cpu.run(&e.pt, &mut r).unwrap(), Exit::Syscall);
+        assert_eq!((r.orig_rax, r.rax), (39, 39));
+        assert_eq!((r.rip, r.rcx), (CODE + 8, CODE + 8));
+        assert_eq!(r.r11 & 0xfff, 0x203, "r11: rflags with CF");
+        assert_eq!(r.eflags & 0xfff, 0x203);
+        assert_eq!(r.rsp, 0x7fff_0000);
+        assert_eq!(r.r10, 0x1010);
+        assert_eq!((r.fs_base, r.gs_base), (0x1234_5000, 0x5678_9000));
+        assert_eq!((r.cs, r.ss), (0x33, 0x2b));
+        r.rax = 5;
+        assert_eq!(cpu.run(&e.pt, &mut r).unwrap(), Exit::Syscall);
+        assert_eq!((r.rip, r.rcx, r.orig_rax), (CODE + 10, CODE + 10, 5));
     }
 
     /// Unmap/protect cost with a working set: the workload reads `pages` pages,

@@ -249,7 +249,7 @@ impl Vcpu {
                 MSR_STAR,
                 (kernel::USER_CS32 as u64) << 48 | (kernel::KERNEL_CS as u64) << 32,
             ),
-            msr(MSR_LSTAR, kernel::SYSCALL_STUB),
+            msr(MSR_LSTAR, self.vm.lstar()),
             msr(MSR_CSTAR, kernel::CSTAR_STUB),
             msr(MSR_SYSCALL_MASK, SYSCALL_MASK),
         ])
@@ -484,7 +484,12 @@ impl Vcpu {
             regs.rsp = at(7);
             regs.ss = at(8);
             regs.orig_rax = u64::MAX;
-            if vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && error & 4 != 0 {
+            let via_gp = vector == 13 && regs.rip == super::pvm::SYSCALL_GP_LSTAR;
+            if via_gp && regs.cs == kernel::USER_CS as u64
+                || vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && error & 4 != 0
+            {
+                // (Or, with LSTAR non-canonical there, the #GP of its fetch:
+                // cheaper, see `pvm::probe_syscall_gp`; no jump can fault there.)
                 // `syscall` that reached LSTAR still in ring 3: seen on PVM hosts,
                 // which emulate it for a non-PVM guest without loading CS from
                 // STAR (and apply FMASK only sometimes). rcx/r11 are as the
