@@ -18,27 +18,53 @@
 //! ## This host: KVM is PVM (shadow paging, guest at hardware CPL 3)
 //!
 //! `/dev/kvm` here is served by `kvm_pvm` (Pagetable-based Virtual Machine: no
-//! VMX, the guest runs at hardware CPL 3 on shadow page tables; its guest ABI is
-//! Linux's `Documentation/virt/kvm/x86/pvm-spec.rst`, MSRs 0x4b564dXX, PVM
-//! leaves at CPUID 0x40000200). A plain x86 guest like this one still runs, in
-//! PVM's emulated "non-PVM mode", with three consequences handled here:
-//! - `syscall` reaches LSTAR with CS unchanged (ring 3): decoded as a syscall
-//!   from the #PF the fetch of the supervisor-only stub raises (see `vcpu.rs`);
-//! - edits the host makes to guest page tables are invisible to the shadow MMU
-//!   even across CR3 loads and `invlpg`: `Vm::probe_shadow_paging` detects it
-//!   at VM creation and then every unmap/protect (synchronously, which also
-//!   covers vCPUs running at that moment) and every run after one zap all
-//!   translations ([`Vm::zap_translations`], a dummy memslot delete + re-add,
-//!   ~0.2 ms);
-//! - every ring change is emulated: a bare exit (ring-0 `hlt`) costs ~8 us, but a
-//!   ring-3 round trip (iretq in, exception or syscall out) ~78-90 us.
+//! VMX, the guest runs at hardware CPL 3 on shadow page tables; the upstream
+//! guest ABI is Linux's RFC `Documentation/virt/kvm/x86/pvm-spec.rst`, MSRs
+//! 0x4b564dXX, PVM leaves at CPUID 0x40000200). The host kernel (6.18.44-fc) is
+//! itself a PVM guest (its symbols include the guest side, `nested_pvm_setup`),
+//! so our VM is nested.
 //!
-//! Getting near the bare exit cost on PVM needs a PVM-aware guest kernel: the
-//! stubs in the lower half (PVM cannot map the upper half), a PVCS page
-//! registered with `MSR_PVM_VCPU_STRUCT`, events through `MSR_PVM_EVENT_ENTRY`
-//! and `MSR_LSTAR` (state in the PVCS, no stack), return to ring 3 with
-//! EVENT_RETURN_USER (`syscall` at `MSR_PVM_RETU_RIP`), and TLB flush hypercalls
-//! instead of the zap. On VMX/SVM hosts the current design is the right one.
+//! ### What the module offers a guest (probed, see `pvm_tests.rs`)
+//!
+//! No PVM guest ABI: KVM_GET_MSRS / KVM_SET_MSRS process none of the PVM MSRs
+//! 0x4b564df0..=0x4b564df7 (with or without KVM_SET_CPUID2), a guest `rdmsr` of
+//! MSR_PVM_LINEAR_ADDRESS_RANGE in ring 0 raises #GP, KVM_GET_SUPPORTED_CPUID
+//! and the synthetic CPUID (`invlpg 0xffffffffff4d5650; cpuid`, ring 0) show
+//! only the KVM signature leaf 0x40000000 (max leaf 0x40000001), no PVM leaves.
+//! So no PVCS, no event entry, no EVENT_RETURN_USER, no PVM hypercalls: a
+//! PVM-aware guest kernel cannot be set up ([`pvm::probe_abi`] checks it at VM
+//! creation and logs the answer). Our plain x86 guest runs in the module's
+//! emulated "non-PVM mode":
+//! - ring 0 is emulated instruction by instruction (~0.3 us each); a bare
+//!   ring-0 `hlt` exit costs ~9 us;
+//! - ring 3 runs natively; any round trip through native execution costs
+//!   ~65-70 us more, whatever the guest does: a ring-3 store to an address
+//!   without a memslot (KVM_EXIT_MMIO, no ring change at all) costs ~68 us per
+//!   round trip, 3000 native instructions add ~4 us;
+//! - a ring-3 `syscall` is emulated without the privilege change: execution goes
+//!   on at LSTAR in ring 3 (EFER.SCE and STAR's CS are ignored). With LSTAR at
+//!   the supervisor-only stub the fetch faults (#PF, error "user") after the
+//!   vCPU went native again (~100 us per round trip); with LSTAR non-canonical
+//!   ([`pvm::SYSCALL_GP_LSTAR`], probed at VM creation) the emulation raises
+//!   #GP at once (~75 us). Both are decoded as syscalls (see `vcpu.rs`);
+//! - an exception from ring 3 is delivered through the IDT to ring 0 (~80 us);
+//!   an interrupt gate with a DPL-3 code segment and an IST stack also works
+//!   (delivery stays in ring 3) but is not cheaper;
+//! - edits the host makes to guest page tables are invisible to the shadow MMU
+//!   even across CR3 loads and `invlpg` (`Vm::probe_shadow_paging` detects it at
+//!   VM creation), but a guest write to a table page is seen. So every
+//!   unmap/protect (synchronously, which also covers vCPUs running at that
+//!   moment) has a helper vCPU rewrite the edited entries in ring 0 (see
+//!   [`pvm`]; ~13 us per call, and only the edited translations refault),
+//!   and address spaces forget their table pages when dropped. The fallback,
+//!   when the rewriter does not work or the list overflows, zaps all
+//!   translations ([`Vm::zap_translations`], a dummy memslot delete + re-add,
+//!   ~20-35 us plus every vCPU refaulting its working set: ~1 ms for 256 pages).
+//!
+//! The 1.3x-bare-exit goal for a syscall round trip is out of reach on this
+//! host for any guest design that runs the workload natively: the native
+//! round trip alone is ~7x the bare exit. On VMX/SVM hosts none of the above
+//! applies (no shadow paging is detected) and the original design runs.
 
 pub mod kernel;
 pub mod pagetable;
