@@ -31,6 +31,9 @@
 //! MSR_PVM_LINEAR_ADDRESS_RANGE in ring 0 raises #GP, KVM_GET_SUPPORTED_CPUID
 //! and the synthetic CPUID (`invlpg 0xffffffffff4d5650; cpuid`, ring 0) show
 //! only the KVM signature leaf 0x40000000 (max leaf 0x40000001), no PVM leaves.
+//! A ring-0 `vmcall` (KVM_HC_VAPIC_POLL_IRQ, or PVM's TLB-flush numbers
+//! 0x17088203..=05) never completes: the vCPU stays at it inside KVM_RUN until
+//! a signal interrupts the ioctl.
 //! So no PVCS, no event entry, no EVENT_RETURN_USER, no PVM hypercalls: a
 //! PVM-aware guest kernel cannot be set up ([`pvm::probe_abi`] checks it at VM
 //! creation and logs the answer). Our plain x86 guest runs in the module's

@@ -16,6 +16,73 @@ mod probe {
     use kvm_bindings::{kvm_msr_entry, Msrs, KVM_MAX_CPUID_ENTRIES};
     use kvm_ioctls::Kvm;
 
+    /// `vmcall` from ring 0 with KVM_HC_VAPIC_POLL_IRQ (1, a no-op on KVM) and
+    /// PVM's TLB-flush hypercall numbers (RFC v1: 0x17088200 + 3..=5); prints
+    /// what comes back. Each run is kicked (SIGUSR2 -> EINTR) after 1 s: on the
+    /// host this was written on, none exits: the vCPU stays at the `vmcall`
+    /// inside KVM_RUN until the signal.
+    #[test]
+    fn kvm_pvm_probe_hypercalls() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let nrs = [1u64, 0x1708_8203, 0x1708_8204, 0x1708_8205];
+        let mut code = Vec::new();
+        for nr in nrs {
+            code.push(0xb8); // mov eax, nr
+            code.extend_from_slice(&(nr as u32).to_le_bytes());
+            code.extend_from_slice(&[0x0f, 0x01, 0xc1, 0xf4]); // vmcall; hlt
+        }
+        let Some(mut m) = super::mini::Mini::new(&code, false) else {
+            return;
+        };
+        extern "C" fn nothing(_: i32) {}
+        // SAFETY: a handler that does nothing, without SA_RESTART (KVM_RUN then
+        // returns EINTR); the same one the platform installs for this signal.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = nothing as extern "C" fn(i32) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(crate::kvm::vcpu::KICK_SIGNAL, &sa, std::ptr::null_mut());
+        }
+        // SAFETY: plain syscall.
+        let tid = unsafe { libc::gettid() };
+        for (i, nr) in nrs.into_iter().enumerate() {
+            let mut r = m.cpu.get_regs().unwrap();
+            r.rip = super::mini::CODE + 9 * i as u64;
+            m.cpu.set_regs(&r).unwrap();
+            let done = Arc::new(AtomicBool::new(false));
+            let d2 = done.clone();
+            let kicker = std::thread::spawn(move || {
+                for _ in 0..100 {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    if d2.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+                while !d2.load(Ordering::SeqCst) {
+                    // SAFETY: plain syscall to this process's thread.
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_tgkill,
+                            libc::getpid(),
+                            tid,
+                            crate::kvm::vcpu::KICK_SIGNAL,
+                        )
+                    };
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            });
+            let e = m.run();
+            done.store(true, Ordering::SeqCst);
+            kicker.join().unwrap();
+            let r = m.cpu.get_regs().unwrap();
+            println!(
+                "kvm: vmcall {nr:#x}: {e} rip {:#x} rax {}",
+                r.rip, r.rax as i64
+            );
+        }
+    }
+
     #[test]
     fn kvm_pvm_probe_abi() {
         let Ok(kvm) = Kvm::new() else { return };
