@@ -1152,6 +1152,48 @@ mod rewriter_tests {
         assert_eq!((r.rip, r.rcx, r.orig_rax), (CODE + 10, CODE + 10, 5));
     }
 
+    /// Interrupts landing anywhere in a syscall loop (including between the
+    /// emulated `syscall` and its fault at LSTAR on PVM hosts) lose no state.
+    #[test]
+    fn kvm_syscall_interrupt_stress() {
+        // loop: mov eax, 39; syscall; jmp loop
+        let Some(e) = env(&[0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]) else {
+            return;
+        };
+        let mut cpu = Vcpu::new(&e.vm).unwrap();
+        let intr = cpu.interrupter();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_micros(20 + (n * 37) % 150));
+                intr.interrupt();
+                n += 1;
+            }
+        });
+        let mut r = regs_at(CODE);
+        let (mut syscalls, mut interrupts) = (0, 0);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            match cpu.run(&e.pt, &mut r).expect("run") {
+                Exit::Syscall => {
+                    assert_eq!((r.rip, r.rcx, r.orig_rax), (CODE + 7, CODE + 7, 39));
+                    syscalls += 1;
+                }
+                Exit::Interrupted => {
+                    assert!(r.rip >= CODE && r.rip < CODE + 9, "rip {:#x}", r.rip);
+                    interrupts += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        t.join().unwrap();
+        println!("kvm: {syscalls} syscalls, {interrupts} interrupts");
+        assert!(interrupts > 0);
+    }
+
     /// Unmap/protect cost with a working set: the workload reads `pages` pages,
     /// then one of them is unmapped and mapped again, per iteration. The zap
     /// makes every page refault; the rewriter only the one edited.

@@ -551,7 +551,17 @@ impl Vcpu {
             .fd
             .get_sregs()
             .map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
-        if s.cs.dpl != 3 {
+        // Also finish the trip when stopped in ring 3 with an exception queued
+        // (it would hit the entry stub), or between a `syscall` emulated in ring
+        // 3 and its fault at LSTAR (PVM hosts, see `pvm::probe_syscall_gp`).
+        let queued = s.cs.dpl == 3
+            && (r.rip == self.vm.lstar()
+                || self
+                    .fd
+                    .get_vcpu_events()
+                    .map(|e| e.exception.injected != 0 || e.exception.pending != 0)
+                    .unwrap_or(false));
+        if s.cs.dpl != 3 || queued {
             self.interrupter.pending.store(true, Ordering::SeqCst);
             return self.enter(regs);
         }
