@@ -259,10 +259,12 @@ impl Vm {
         vm.dummy_slot(4096)?;
         let (shadow, rewriter) = vm.probe_shadow_paging()?;
         if shadow {
-            match pvm::probe_abi(&vm.kvm) {
+            // Once per process: it creates a throwaway VM.
+            static ABI: std::sync::Once = std::sync::Once::new();
+            ABI.call_once(|| match pvm::probe_abi(&vm.kvm) {
                 Ok(abi) => tracing::info!("kvm: PVM guest ABI: {abi:?}"),
                 Err(e) => tracing::info!("kvm: PVM guest ABI probe: {e}"),
-            }
+            });
         }
         *vm.rewriter.lock().unwrap() = rewriter;
         vm.shadow_paging.store(shadow, Ordering::Relaxed);

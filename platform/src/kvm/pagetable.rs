@@ -8,6 +8,10 @@
 //! table at an older generation reloads CR3 (a full non-global TLB flush) before it
 //! runs it again. (A vCPU of the same table *running* on another thread at that
 //! moment is not yet shot down: see the module's next steps.)
+//!
+//! For shadow-paging hosts the table also lists the entries it narrowed
+//! (`PageTables::take_dirty`) and holds back the table pages `unmap` unlinks
+//! until `Vm::sync_translations` told KVM (see [`super::pvm`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
