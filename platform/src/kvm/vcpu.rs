@@ -399,7 +399,10 @@ impl Vcpu {
         let gen = space.generation();
         let known = self.seen.get(&cr3).copied();
         self.undo = Some((cr3, known));
-        if known == Some(gen) && self.loaded_cr3 == cr3 {
+        // On shadow-paging hosts the `sync_translations` before this made KVM
+        // drop and flush the edited translations on every vCPU.
+        if self.loaded_cr3 == cr3 && (known == Some(gen) || self.vm.shadow_paging()) {
+            self.seen.insert(cr3, gen);
             return kernel::IRET_STUB;
         }
         let list = if known == Some(gen) {
