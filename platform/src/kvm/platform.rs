@@ -87,8 +87,9 @@ impl Drop for KvmAddressSpace {
 
 impl AddressSpace for KvmAddressSpace {
     // After a change that removes or narrows translations, a shadow-paging host
-    // zaps at once, so no vCPU running right now keeps using them (the memory may
-    // be reused as soon as this returns). Hardware-paging hosts flush on each
+    // makes KVM drop them at once (the rewriter, or a zap: see `pvm`), so no vCPU
+    // running right now keeps using them (the memory may be reused as soon as
+    // this returns). Hardware-paging hosts flush on each
     // vCPU's next entry; running vCPUs of the same table are not yet shot down.
     fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
         self.pt.map(va, len, offset, prot)?;

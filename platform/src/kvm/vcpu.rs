@@ -487,12 +487,17 @@ impl Vcpu {
             regs.rsp = at(7);
             regs.ss = at(8);
             regs.orig_rax = u64::MAX;
-            let via_gp = vector == 13 && regs.rip == super::pvm::SYSCALL_GP_LSTAR;
-            if via_gp && regs.cs == kernel::USER_CS as u64
+            let lstar = self.vm.lstar();
+            let via_gp = vector == 13
+                && lstar == super::pvm::SYSCALL_GP_LSTAR
+                && regs.rip == lstar
+                && regs.cs == kernel::USER_CS as u64;
+            if via_gp
                 || vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && error & 4 != 0
             {
-                // (Or, with LSTAR non-canonical there, the #GP of its fetch:
-                // cheaper, see `pvm::probe_syscall_gp`; no jump can fault there.)
+                // With LSTAR non-canonical there, it is the #GP of that address
+                // instead (cheaper, see `pvm::probe_syscall_gp`; a jump there
+                // faults at the jump, so only `syscall` gets this frame).
                 // `syscall` that reached LSTAR still in ring 3: seen on PVM hosts,
                 // which emulate it for a non-PVM guest without loading CS from
                 // STAR (and apply FMASK only sometimes). rcx/r11 are as the
