@@ -268,8 +268,15 @@ impl Vm {
         }
         *vm.rewriter.lock().unwrap() = rewriter;
         vm.shadow_paging.store(shadow, Ordering::Relaxed);
-        if shadow && pvm::probe_syscall_gp(&vm) {
-            tracing::info!("kvm: syscalls exit through the #GP of a non-canonical LSTAR");
+        if shadow {
+            if pvm::probe_syscall_gp(&vm) {
+                tracing::info!("kvm: syscalls exit through the #GP of a non-canonical LSTAR");
+            } else if vm.rewriter.lock().unwrap().take().is_some() {
+                // The rewriter relies on ring 0 being emulated (every guest
+                // write tracked, see `pvm`); a ring-3 syscall that stays in
+                // ring 3 is that emulation's mark. Without it: zaps.
+                tracing::info!("kvm: ring 0 not emulated; unmaps zap translations");
+            }
         }
         Ok(vm)
     }

@@ -1,7 +1,9 @@
-//! What this platform does about PVM hosts (see the module docs of [`super`]):
-//! a probe for the PVM guest ABI, and the page-table rewriter that makes host
-//! edits of guest page tables visible to a shadow MMU without zapping every
-//! translation.
+//! What this platform does about PVM hosts (see the module docs of [`super`]
+//! for what was probed there): a probe for the PVM guest ABI ([`probe_abi`]:
+//! absent on that host, so no PVM-aware guest kernel), the page-table rewriter
+//! that makes host edits of guest page tables visible to a shadow MMU without
+//! zapping every translation, and the non-canonical LSTAR that makes a
+//! syscall exit sooner ([`SYSCALL_GP_LSTAR`]).
 //!
 //! ## The rewriter
 //!
@@ -18,6 +20,19 @@
 //! pages of a batch (guest writes again, then `invlpg`), so no host-written
 //! translation is ever relied on. The code is generated per batch into kernel
 //! page [`kernel::REWRITE_CODE_PAGE`] and ends in `hlt`.
+//!
+//! Table pages about to be freed (unlinked by `unmap`, or all of a dropped
+//! address space) get a 2-byte `lock or` across an entry boundary instead:
+//! KVM takes such a "misaligned" write as a sign the page is no longer a page
+//! table and zaps every shadow page of it; otherwise the next table to get the
+//! page could inherit stale translations (seen for a dropped root).
+//!
+//! KVM sees the helper's writes because ring 0 is emulated on the PVM host
+//! (emulated writes always go through write tracking, also to table pages KVM
+//! left unprotected, "unsync"). Where ring 0 runs natively they would trap only
+//! on protected pages, so `Vm::new` keeps the rewriter only where
+//! `probe_syscall_gp` finds the emulation's mark (a ring-3 syscall staying in
+//! ring 3); elsewhere shadow-paging hosts zap.
 //!
 //! On the PVM host this was written on a batch costs about one bare exit
 //! (ring 0 is emulated there: ~0.3 us per instruction on top of ~9 us), where
