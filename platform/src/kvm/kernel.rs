@@ -8,7 +8,9 @@
 //! | 1..=3 | PDPT, PD and PT of the kernel mapping, shared by every address space |
 //! | 4 | the IDT (vectors 0-31) |
 //! | 5 | the entry stubs (code) |
-//! | 6.. | one per vCPU: GDT at 0, TSS at 0x80, flush list at 0xf8, the ring-0 stack (RSP0) at the top |
+//! | 6 | the page-table rewriter's window table (see [`super::pvm`]), mapped at [`WINDOW_VA`] too |
+//! | 7 | the page-table rewriter's code, written per batch |
+//! | 8.. | one per vCPU: GDT at 0, TSS at 0x80, flush list at 0xf8, the ring-0 stack (RSP0) at the top |
 //!
 //! Segments follow Linux's layout so the selectors the workload sees match native:
 //! kernel CS 0x10, kernel SS 0x18, user CS32 0x23, user SS 0x2b, user CS 0x33, and
@@ -41,7 +43,11 @@ pub const PD_PAGE: usize = 2;
 pub const PT_PAGE: usize = 3;
 pub const IDT_PAGE: usize = 4;
 pub const CODE_PAGE: usize = 5;
-pub const FIRST_VCPU_PAGE: usize = 6;
+pub const WINDOW_PT_PAGE: usize = 6;
+pub const REWRITE_CODE_PAGE: usize = 7;
+pub const FIRST_VCPU_PAGE: usize = 8;
+/// The 2 MiB the window table maps (PD slot 510, just below the region).
+pub const WINDOW_VA: u64 = KERNEL_VA - (2 << 20);
 /// vCPU pages that fit in the region.
 pub const MAX_VCPUS: usize = 512 - FIRST_VCPU_PAGE;
 
@@ -180,9 +186,10 @@ impl KernelRegion {
         unsafe { (self.base.add(off) as *const u64).read_volatile() }
     }
 
-    fn write_bytes(&mut self, off: usize, b: &[u8]) {
+    pub(crate) fn write_bytes(&self, off: usize, b: &[u8]) {
         assert!(off + b.len() <= REGION_SIZE as usize);
-        // SAFETY: in bounds (checked); `b` is a distinct buffer.
+        // SAFETY: in bounds (checked); `b` is a distinct buffer; a raw copy, no
+        // reference into the region formed.
         unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.base.add(off), b.len()) }
     }
 
@@ -193,10 +200,22 @@ impl KernelRegion {
         self.write_u64(pg(PML4_PAGE) + 511 * 8, Self::page_gpa(PDPT_PAGE) | table);
         self.write_u64(pg(PDPT_PAGE) + 511 * 8, Self::page_gpa(PD_PAGE) | table);
         self.write_u64(pg(PD_PAGE) + 511 * 8, Self::page_gpa(PT_PAGE) | table);
+        self.write_u64(
+            pg(PD_PAGE) + 510 * 8,
+            Self::page_gpa(WINDOW_PT_PAGE) | table,
+        );
         // Leaves: IDT read-only, code read-only executable, vCPU pages writable.
         let leaf = |i: usize, flags: u64| Self::page_gpa(i) | PTE_P | PTE_A | PTE_D | flags;
         self.write_u64(pg(PT_PAGE) + IDT_PAGE * 8, leaf(IDT_PAGE, PTE_NX));
         self.write_u64(pg(PT_PAGE) + CODE_PAGE * 8, leaf(CODE_PAGE, 0));
+        self.write_u64(
+            pg(PT_PAGE) + WINDOW_PT_PAGE * 8,
+            leaf(WINDOW_PT_PAGE, PTE_W | PTE_NX),
+        );
+        self.write_u64(
+            pg(PT_PAGE) + REWRITE_CODE_PAGE * 8,
+            leaf(REWRITE_CODE_PAGE, 0),
+        );
         for i in FIRST_VCPU_PAGE..512 {
             self.write_u64(pg(PT_PAGE) + i * 8, leaf(i, PTE_W | PTE_NX));
         }

@@ -18,31 +18,61 @@
 //! ## This host: KVM is PVM (shadow paging, guest at hardware CPL 3)
 //!
 //! `/dev/kvm` here is served by `kvm_pvm` (Pagetable-based Virtual Machine: no
-//! VMX, the guest runs at hardware CPL 3 on shadow page tables; its guest ABI is
-//! Linux's `Documentation/virt/kvm/x86/pvm-spec.rst`, MSRs 0x4b564dXX, PVM
-//! leaves at CPUID 0x40000200). A plain x86 guest like this one still runs, in
-//! PVM's emulated "non-PVM mode", with three consequences handled here:
-//! - `syscall` reaches LSTAR with CS unchanged (ring 3): decoded as a syscall
-//!   from the #PF the fetch of the supervisor-only stub raises (see `vcpu.rs`);
-//! - edits the host makes to guest page tables are invisible to the shadow MMU
-//!   even across CR3 loads and `invlpg`: `Vm::probe_shadow_paging` detects it
-//!   at VM creation and then every unmap/protect (synchronously, which also
-//!   covers vCPUs running at that moment) and every run after one zap all
-//!   translations ([`Vm::zap_translations`], a dummy memslot delete + re-add,
-//!   ~0.2 ms);
-//! - every ring change is emulated: a bare exit (ring-0 `hlt`) costs ~8 us, but a
-//!   ring-3 round trip (iretq in, exception or syscall out) ~78-90 us.
+//! VMX, the guest runs at hardware CPL 3 on shadow page tables; the upstream
+//! guest ABI is Linux's RFC `Documentation/virt/kvm/x86/pvm-spec.rst`, MSRs
+//! 0x4b564dXX, PVM leaves at CPUID 0x40000200). The host kernel (6.18.44-fc) is
+//! itself a PVM guest (its symbols include the guest side, `nested_pvm_setup`),
+//! so our VM is nested.
 //!
-//! Getting near the bare exit cost on PVM needs a PVM-aware guest kernel: the
-//! stubs in the lower half (PVM cannot map the upper half), a PVCS page
-//! registered with `MSR_PVM_VCPU_STRUCT`, events through `MSR_PVM_EVENT_ENTRY`
-//! and `MSR_LSTAR` (state in the PVCS, no stack), return to ring 3 with
-//! EVENT_RETURN_USER (`syscall` at `MSR_PVM_RETU_RIP`), and TLB flush hypercalls
-//! instead of the zap. On VMX/SVM hosts the current design is the right one.
+//! ### What the module offers a guest (probed, see `pvm_tests.rs`)
+//!
+//! No PVM guest ABI: KVM_GET_MSRS / KVM_SET_MSRS process none of the PVM MSRs
+//! 0x4b564df0..=0x4b564df7 (with or without KVM_SET_CPUID2), a guest `rdmsr` of
+//! MSR_PVM_LINEAR_ADDRESS_RANGE in ring 0 raises #GP, KVM_GET_SUPPORTED_CPUID
+//! and the synthetic CPUID (`invlpg 0xffffffffff4d5650; cpuid`, ring 0) show
+//! only the KVM signature leaf 0x40000000 (max leaf 0x40000001), no PVM leaves.
+//! A ring-0 `vmcall` (KVM_HC_VAPIC_POLL_IRQ, or PVM's TLB-flush numbers
+//! 0x17088203..=05) never completes: the vCPU stays at it inside KVM_RUN until
+//! a signal interrupts the ioctl.
+//! So no PVCS, no event entry, no EVENT_RETURN_USER, no PVM hypercalls: a
+//! PVM-aware guest kernel cannot be set up ([`pvm::probe_abi`] checks it at VM
+//! creation and logs the answer). Our plain x86 guest runs in the module's
+//! emulated "non-PVM mode":
+//! - ring 0 is emulated instruction by instruction (~0.3 us each); a bare
+//!   ring-0 `hlt` exit costs ~9 us;
+//! - ring 3 runs natively; any round trip through native execution costs
+//!   ~65-70 us more, whatever the guest does: a ring-3 store to an address
+//!   without a memslot (KVM_EXIT_MMIO, no ring change at all) costs ~68 us per
+//!   round trip, 3000 native instructions add ~4 us;
+//! - a ring-3 `syscall` is emulated without the privilege change: execution goes
+//!   on at LSTAR in ring 3 (EFER.SCE and STAR's CS are ignored). With LSTAR at
+//!   the supervisor-only stub the fetch faults (#PF, error "user") after the
+//!   vCPU went native again (~100 us per round trip); with LSTAR non-canonical
+//!   ([`pvm::SYSCALL_GP_LSTAR`], probed at VM creation) the emulation raises
+//!   #GP at once (~75 us). Both are decoded as syscalls (see `vcpu.rs`);
+//! - an exception from ring 3 is delivered through the IDT to ring 0 (~80 us);
+//!   an interrupt gate with a DPL-3 code segment and an IST stack also works
+//!   (delivery stays in ring 3) but is not cheaper;
+//! - edits the host makes to guest page tables are invisible to the shadow MMU
+//!   even across CR3 loads and `invlpg` (`Vm::probe_shadow_paging` detects it at
+//!   VM creation), but a guest write to a table page is seen. So every
+//!   unmap/protect (synchronously, which also covers vCPUs running at that
+//!   moment) has a helper vCPU rewrite the edited entries in ring 0 (see
+//!   [`pvm`]; ~13 us per call, and only the edited translations refault),
+//!   and address spaces forget their table pages when dropped. The fallback,
+//!   when the rewriter does not work or the list overflows, zaps all
+//!   translations ([`Vm::zap_translations`], a dummy memslot delete + re-add,
+//!   ~20-35 us plus every vCPU refaulting its working set: ~1 ms for 256 pages).
+//!
+//! The 1.3x-bare-exit goal for a syscall round trip is out of reach on this
+//! host for any guest design that runs the workload natively: the native
+//! round trip alone is ~7x the bare exit. On VMX/SVM hosts none of the above
+//! applies (no shadow paging is detected) and the original design runs.
 
 pub mod kernel;
 pub mod pagetable;
 pub mod platform;
+pub mod pvm;
 pub mod vcpu;
 
 #[cfg(test)]
@@ -79,6 +109,9 @@ pub fn memory_file_size(limit: Option<u64>, max: u64) -> u64 {
     let want = limit.map_or(max, |l| l.saturating_mul(2)).max(64 << 30);
     want.min(max) & !0xfff
 }
+
+/// Table pages [`Vm::forget_tables`] hands the rewriter; a zap is cheaper beyond.
+const FORGET_MAX: usize = 2048;
 
 /// The path opened.
 pub const DEV_KVM: &str = "/dev/kvm";
@@ -250,8 +283,6 @@ pub struct Vm {
     /// Whether KVM shadows guest page tables here, so host edits need
     /// [`Vm::zap_translations`] (found by [`Vm::probe_shadow_paging`]).
     shadow_paging: AtomicBool,
-    /// The page-table generation up to which translations were zapped.
-    zapped: Mutex<u64>,
     /// The most vCPUs this VM creates; contexts beyond share them
     /// (`platform::KvmContext`).
     max_vcpus: std::sync::atomic::AtomicUsize,
@@ -259,6 +290,11 @@ pub struct Vm {
     /// Every context that may hold a vCPU, for taking one from a context not
     /// running at the moment when the VM has no more.
     pub(crate) holders: Mutex<Vec<std::sync::Weak<Mutex<platform::Holder>>>>,
+    /// MSR_LSTAR of every vCPU (see [`pvm::probe_syscall_gp`]).
+    lstar: std::sync::atomic::AtomicU64,
+    /// On shadow-paging hosts where it works: the helper that makes host edits of
+    /// page tables visible entry by entry (see [`pvm`]); otherwise they zap.
+    rewriter: Mutex<Option<pvm::Rewriter>>,
 }
 
 /// The error a vCPU's creation gives when the VM has made all it may.
@@ -316,14 +352,34 @@ impl Vm {
             kernel,
             cpuid,
             shadow_paging: AtomicBool::new(false),
-            zapped: Mutex::new(0),
             max_vcpus: std::sync::atomic::AtomicUsize::new(kernel::MAX_VCPUS),
             clean_fpu: std::sync::OnceLock::new(),
             holders: Mutex::new(Vec::new()),
+            rewriter: Mutex::new(None),
+            lstar: std::sync::atomic::AtomicU64::new(kernel::SYSCALL_STUB),
         });
         vm.dummy_slot(4096)?;
-        let shadow = vm.probe_shadow_paging()?;
+        let (shadow, rewriter) = vm.probe_shadow_paging()?;
+        if shadow {
+            // Once per process: it creates a throwaway VM.
+            static ABI: std::sync::Once = std::sync::Once::new();
+            ABI.call_once(|| match pvm::probe_abi(&vm.kvm) {
+                Ok(abi) => tracing::info!("kvm: PVM guest ABI: {abi:?}"),
+                Err(e) => tracing::info!("kvm: PVM guest ABI probe: {e}"),
+            });
+        }
+        *vm.rewriter.lock().unwrap() = rewriter;
         vm.shadow_paging.store(shadow, Ordering::Relaxed);
+        if shadow {
+            if pvm::probe_syscall_gp(&vm) {
+                tracing::info!("kvm: syscalls exit through the #GP of a non-canonical LSTAR");
+            } else if vm.rewriter.lock().unwrap().take().is_some() {
+                // The rewriter relies on ring 0 being emulated (every guest
+                // write tracked, see `pvm`); a ring-3 syscall that stays in
+                // ring 3 is that emulation's mark. Without it: zaps.
+                tracing::info!("kvm: ring 0 not emulated; unmaps zap translations");
+            }
+        }
         Ok(vm)
     }
 
@@ -347,26 +403,104 @@ impl Vm {
         self.shadow_paging.load(Ordering::Relaxed)
     }
 
-    /// Before running a table at generation `gen`: on shadow-paging hosts, zaps
-    /// once for all edits up to it.
-    pub(crate) fn sync_translations(&self, gen: u64) -> Result<(), KvmError> {
+    /// The vCPUs' MSR_LSTAR.
+    pub(crate) fn lstar(&self) -> u64 {
+        self.lstar.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_lstar(&self, v: u64) {
+        self.lstar.store(v, Ordering::Relaxed)
+    }
+
+    /// True when host edits of guest page tables reach the shadow MMU through the
+    /// rewriter (see [`pvm`]) rather than zaps.
+    pub fn rewrites_page_tables(&self) -> bool {
+        self.rewriter.lock().unwrap().is_some()
+    }
+
+    /// Makes unmaps zap from now on (to compare, and to test the fallback).
+    #[cfg(test)]
+    pub(crate) fn disable_rewriter(&self) {
+        *self.rewriter.lock().unwrap() = None;
+    }
+
+    /// After edits of `pt` and before running it: on shadow-paging hosts, makes
+    /// the edits visible to KVM, by the rewriter when there is one and the list
+    /// of edited entries is complete, otherwise by a zap covering every table.
+    /// Returns once that is done (also when another thread did it). Table pages
+    /// the edits unlinked go back to the memory file here.
+    pub(crate) fn sync_translations(&self, pt: &PageTables) -> Result<(), KvmError> {
+        if !self.shadow_paging() {
+            if pt.generation() > pt.synced() {
+                let (_, freed, gen) = pt.take_dirty();
+                pt.release_tables(&freed);
+                pt.set_synced(gen);
+            }
+            return Ok(());
+        }
+        let covered = |pt: &PageTables| pt.generation() <= pt.synced();
+        if covered(pt) {
+            return Ok(());
+        }
+        // Entries are taken and rewritten under this lock, so an empty list here
+        // means whoever took them is done.
+        let mut rw = self.rewriter.lock().unwrap();
+        let (dirty, freed, gen) = pt.take_dirty();
+        // Nothing narrowed or unlinked (a fresh table, or another thread did it):
+        // nothing to tell KVM. (Pages of dropped tables were forgotten then.)
+        let nothing = matches!(&dirty, Some(l) if l.is_empty()) && freed.is_empty();
+        let rewritten = nothing
+            || match (rw.as_mut(), dirty) {
+                (Some(r), Some(list)) => match r.rewrite(&self.kernel, &list, &freed) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(
+                            "kvm: page-table rewriter failed ({e}); zapping from now on"
+                        );
+                        *rw = None;
+                        false
+                    }
+                },
+                _ => false,
+            };
+        if !rewritten {
+            self.zap_translations()?;
+        }
+        pt.release_tables(&freed);
+        pt.set_synced(gen);
+        Ok(())
+    }
+
+    /// Before `pt`'s table pages go back to the memory file (the table is being
+    /// dropped): on shadow-paging hosts, makes KVM drop what it derived from
+    /// them, which it would otherwise reuse for whatever table gets the pages.
+    pub(crate) fn forget_tables(&self, pt: &PageTables) -> Result<(), KvmError> {
         if !self.shadow_paging() {
             return Ok(());
         }
-        let gen = gen.max(pagetable::tables_freed_generation());
-        let mut z = self.zapped.lock().unwrap();
-        if *z >= gen {
-            return Ok(());
+        let pages = pt.all_table_pages();
+        let mut rw = self.rewriter.lock().unwrap();
+        let forgotten = match rw.as_mut() {
+            Some(r) if pages.len() <= FORGET_MAX => match r.rewrite(&self.kernel, &[], &pages) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("kvm: page-table rewriter failed ({e}); zapping from now on");
+                    *rw = None;
+                    false
+                }
+            },
+            _ => false,
+        };
+        if !forgotten {
+            self.zap_translations()?;
         }
-        let now = pagetable::current_generation();
-        self.zap_translations()?;
-        *z = now;
         Ok(())
     }
 
     /// Runs a few instructions to see whether a page the host unmapped (with
-    /// the CR3 load + `invlpg` every entry does) stays visible to the guest.
-    fn probe_shadow_paging(self: &Arc<Vm>) -> Result<bool, KvmError> {
+    /// the CR3 load + `invlpg` every entry does) stays visible to the guest; if
+    /// it does, whether the rewriter ([`pvm`]) makes the unmap take effect.
+    fn probe_shadow_paging(self: &Arc<Vm>) -> Result<(bool, Option<pvm::Rewriter>), KvmError> {
         let pt = PageTables::new(self.mf.clone())?;
         let page = |e| KvmError {
             op: "kvm probe page",
@@ -395,20 +529,31 @@ impl Vm {
             }
             pt.unmap(0x2000, 4096)?;
             Ok(match cpu.run(&pt, &mut regs)? {
-                Exit::Syscall => true,
-                Exit::Exception { vector: 14, .. } => false,
+                Exit::Syscall => (
+                    true,
+                    pvm::probe_rewriter(self, &pt, &mut cpu, &mut regs, 0x100a, 0x2000),
+                ),
+                Exit::Exception { vector: 14, .. } => (false, None),
                 _ => return Err(KvmError::msg("kvm probe: unexpected exit")),
             })
         })();
         drop(pt);
         self.mf.release(code, 4096);
         self.mf.release(data, 4096);
-        let shadow = result?;
+        let (shadow, rewriter) = result?;
         if shadow {
-            tracing::info!("kvm: guest page tables are shadowed; unmaps zap translations");
-            *self.zapped.lock().unwrap() = 0;
+            // The probe's table pages are free again: drop what KVM derived.
+            self.zap_translations()?;
+            tracing::info!(
+                "kvm: guest page tables are shadowed; unmaps {}",
+                if rewriter.is_some() {
+                    "rewrite the edited entries from a helper vCPU"
+                } else {
+                    "zap translations"
+                }
+            );
         }
-        Ok(shadow)
+        Ok((shadow, rewriter))
     }
 
     pub fn zap_translations(&self) -> Result<(), KvmError> {

@@ -8,6 +8,10 @@
 //! table at an older generation reloads CR3 (a full non-global TLB flush) before it
 //! runs it again. (A vCPU of the same table *running* on another thread at that
 //! moment is not yet shot down: see the module's next steps.)
+//!
+//! For shadow-paging hosts the table also lists the entries it narrowed
+//! (`PageTables::take_dirty`) and holds back the table pages `unmap` unlinks
+//! until `Vm::sync_translations` told KVM (see [`super::pvm`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +53,9 @@ pub struct PageTables {
     /// Pages whose translation was removed or narrowed, with the generation that
     /// did it, oldest first; bounded (see [`PageTables::changes_since`]).
     log: Mutex<FlushLog>,
+    /// The generation up to which shadow-paging hosts were told of the edits
+    /// (see [`super::Vm::sync_translations`]).
+    synced: AtomicU64,
 }
 
 #[derive(Default)]
@@ -56,7 +63,20 @@ struct FlushLog {
     entries: std::collections::VecDeque<(u64, u64)>,
     /// Generations up to this one may have entries dropped from the log.
     trimmed: u64,
+    /// Memory-file offsets of the entries (leaf or table) whose translation was
+    /// removed or narrowed since the last [`PageTables::take_dirty`].
+    dirty: Vec<u64>,
+    /// More than [`DIRTY_MAX`] were: the list is incomplete.
+    dirty_overflow: bool,
+    /// Table pages unlinked by `unmap` and not yet released to the memory file:
+    /// a shadow MMU may still hold translations derived from them, so they go
+    /// back only after [`super::Vm::sync_translations`] dealt with them (or
+    /// when the table is dropped).
+    freed: Vec<u64>,
 }
+
+/// Entries [`FlushLog::dirty`] holds before it gives up.
+const DIRTY_MAX: usize = 4096;
 
 /// Entries kept in the flush log.
 const LOG_MAX: usize = 4096;
@@ -71,6 +91,7 @@ impl PageTables {
             generation: AtomicU64::new(next_generation()),
             tables: AtomicU64::new(1),
             log: Mutex::new(FlushLog::default()),
+            synced: AtomicU64::new(0),
         };
         pt.entry(root, 511).store(
             KernelRegion::page_gpa(PDPT_PAGE) | PTE_P | PTE_W | PTE_A,
@@ -102,6 +123,17 @@ impl PageTables {
         // which outlives `self` (we hold the Arc); the page is one of our tables,
         // which only this table and the guest MMU touch, both atomically.
         unsafe { &*(self.mf.base_ptr().add(off as usize) as *const AtomicU64) }
+    }
+
+    /// The memory-file offset of the leaf entry for `va`, if its table exists.
+    pub(crate) fn leaf_entry_offset(&self, va: u64) -> Option<u64> {
+        let e = self.leaf(va & !0xfff, false).ok()??;
+        Some(self.offset_of(e))
+    }
+
+    /// The memory-file offset of an entry `entry` returned.
+    fn offset_of(&self, e: &AtomicU64) -> u64 {
+        (e as *const AtomicU64 as usize - self.mf.base_ptr() as usize) as u64
     }
 
     fn indices(va: u64) -> [usize; 4] {
@@ -172,15 +204,17 @@ impl PageTables {
         let _g = self.lock.lock().unwrap();
         let bits = Self::leaf_bits(prot);
         let mut replaced = Vec::new();
+        let mut entries = Vec::new();
         for p in 0..len / 4096 {
             let e = self.leaf(va + p * 4096, true)?.expect("created");
             let old = e.swap((MEMFILE_GPA + offset + p * 4096) | bits, Ordering::Release);
             if old & PTE_P != 0 {
                 replaced.push(va + p * 4096);
+                entries.push(self.offset_of(e));
             }
         }
         if !replaced.is_empty() {
-            self.changed(replaced);
+            self.changed(replaced, entries);
         }
         Ok(())
     }
@@ -192,31 +226,44 @@ impl PageTables {
         let mut p = va;
         let end = va + len;
         let mut changed = Vec::new();
+        let mut entries = Vec::new();
+        let mut freed = Vec::new();
         while p < end {
             // Skip whole absent subtrees quickly.
             match self.leaf(p, false)? {
                 Some(e) => {
                     if e.swap(0, Ordering::Release) & PTE_P != 0 {
                         changed.push(p);
+                        entries.push(self.offset_of(e));
                     }
                     p += 4096;
                     if p & ((1 << 21) - 1) == 0 || p >= end {
-                        self.prune(p - 4096);
+                        self.prune(p - 4096, &mut entries, &mut freed);
                     }
                 }
                 None => p = (p | ((1 << 21) - 1)) + 1,
             }
         }
-        self.changed(changed);
+        if !freed.is_empty() {
+            self.log.lock().unwrap().freed.extend(freed);
+        }
+        self.changed(changed, entries);
         Ok(())
     }
 
-    /// Records that the translations of `pages` were removed or narrowed.
-    fn changed(&self, pages: Vec<u64>) {
-        if pages.is_empty() {
+    /// Records that the translations of `pages` were removed or narrowed, by
+    /// edits of the entries at memory-file offsets `entries`.
+    fn changed(&self, pages: Vec<u64>, entries: Vec<u64>) {
+        if pages.is_empty() && entries.is_empty() {
             return;
         }
         let mut log = self.log.lock().unwrap();
+        if log.dirty.len() + entries.len() > DIRTY_MAX {
+            log.dirty_overflow = true;
+            log.dirty = Vec::new();
+        } else if !log.dirty_overflow {
+            log.dirty.extend(entries);
+        }
         let g = next_generation();
         for p in pages {
             if log.entries.len() == LOG_MAX {
@@ -226,6 +273,59 @@ impl PageTables {
             log.entries.push_back((g, p));
         }
         self.generation.store(g, Ordering::Release);
+    }
+
+    /// Takes the entries edited since the last call (None: too many to list),
+    /// the table pages unlinked since (see [`PageTables::release_tables`]) and
+    /// the generation they bring the table to.
+    pub(crate) fn take_dirty(&self) -> (Option<Vec<u64>>, Vec<u64>, u64) {
+        let mut log = self.log.lock().unwrap();
+        let list = std::mem::take(&mut log.dirty);
+        let freed = std::mem::take(&mut log.freed);
+        let overflow = std::mem::replace(&mut log.dirty_overflow, false);
+        (
+            (!overflow).then_some(list),
+            freed,
+            self.generation.load(Ordering::Acquire),
+        )
+    }
+
+    /// Returns table pages [`PageTables::take_dirty`] handed out to the memory file.
+    pub(crate) fn release_tables(&self, pages: &[u64]) {
+        for p in pages {
+            self.mf.release(*p, 4096);
+        }
+    }
+
+    /// The memory-file offsets of every table page (root included) and of the
+    /// unlinked ones not yet released.
+    pub(crate) fn all_table_pages(&self) -> Vec<u64> {
+        let _g = self.lock.lock().unwrap();
+        let mut v = self.log.lock().unwrap().freed.clone();
+        self.walk_tables(self.root, 0, &mut v);
+        v
+    }
+
+    fn walk_tables(&self, table: u64, level: usize, out: &mut Vec<u64>) {
+        if level < 3 {
+            let n = if level == 0 { 511 } else { 512 };
+            for i in 0..n {
+                let v = self.entry(table, i).load(Ordering::Relaxed);
+                if v & PTE_P != 0 {
+                    self.walk_tables((v & PTE_ADDR) - MEMFILE_GPA, level + 1, out);
+                }
+            }
+        }
+        out.push(table);
+    }
+
+    /// The generation whose edits shadow-paging hosts were told of.
+    pub(crate) fn synced(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_synced(&self, gen: u64) {
+        self.synced.fetch_max(gen, Ordering::AcqRel);
     }
 
     /// The pages changed after generation `since` (at most `max`), or None when
@@ -247,8 +347,9 @@ impl PageTables {
         (v.len() <= max).then_some(v)
     }
 
-    /// Frees the tables above `va`'s leaf that have become empty.
-    fn prune(&self, va: u64) {
+    /// Unlinks the tables above `va`'s leaf that have become empty, adding the
+    /// offsets of the entries it clears to `cleared` and the tables to `freed`.
+    fn prune(&self, va: u64, cleared: &mut Vec<u64>, freed: &mut Vec<u64>) {
         let idx = Self::indices(va);
         let mut path = [(self.root, idx[0]); 3];
         let mut table = self.root;
@@ -268,7 +369,8 @@ impl PageTables {
             }
             let (parent, i) = path[l];
             self.entry(parent, i).store(0, Ordering::Release);
-            release_table(&self.mf, child);
+            cleared.push(parent + i as u64 * 8);
+            freed.push(child);
             self.tables.fetch_sub(1, Ordering::Relaxed);
             child = parent;
         }
@@ -281,6 +383,7 @@ impl PageTables {
         let bits = Self::leaf_bits(prot);
         let mut p = va;
         let mut changed = Vec::new();
+        let mut entries = Vec::new();
         while p < va + len {
             match self.leaf(p, false)? {
                 Some(e) => {
@@ -289,6 +392,7 @@ impl PageTables {
                         e.store((old & PTE_ADDR) | bits, Ordering::Release);
                         if old & PTE_P != 0 {
                             changed.push(p);
+                            entries.push(self.offset_of(e));
                         }
                     }
                     p += 4096;
@@ -296,7 +400,7 @@ impl PageTables {
                 None => p = (p | ((1 << 21) - 1)) + 1,
             }
         }
-        self.changed(changed);
+        self.changed(changed, entries);
         Ok(())
     }
 
@@ -333,24 +437,14 @@ impl PageTables {
 impl Drop for PageTables {
     fn drop(&mut self) {
         self.free_all(self.root, 0);
+        let freed = std::mem::take(&mut self.log.lock().unwrap().freed);
+        self.release_tables(&freed);
     }
 }
 
-/// The generation at which a table page was last freed. A freed table page
-/// may come back as a table page elsewhere; a shadow-paging host still holds
-/// shadow pages derived from its old contents (our writes bypass the write
-/// protection it tracks guest tables with), so the next run of any vCPU must
-/// zap first (see `Vm::sync_translations`).
-static TABLES_FREED: AtomicU64 = AtomicU64::new(0);
-
-/// See [`TABLES_FREED`].
-pub fn tables_freed_generation() -> u64 {
-    TABLES_FREED.load(Ordering::Acquire)
-}
-
 fn release_table(mf: &MemoryFile, off: u64) {
-    // Before the page can be handed out again.
-    TABLES_FREED.fetch_max(next_generation(), Ordering::AcqRel);
+    // Shadow-paging hosts forgot what they derived from it first
+    // (`Vm::forget_tables`, or the freed list of `take_dirty`).
     mf.release(off, 4096);
 }
 

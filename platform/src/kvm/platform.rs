@@ -95,24 +95,34 @@ impl KvmAddressSpace {
     }
 }
 
+impl Drop for KvmAddressSpace {
+    fn drop(&mut self) {
+        // Before the table pages go back to the memory file (see forget_tables).
+        if let Err(e) = self.vm.forget_tables(&self.pt) {
+            tracing::warn!("kvm: dropping an address space: {e}");
+        }
+    }
+}
+
 impl AddressSpace for KvmAddressSpace {
     // After a change that removes or narrows translations, a shadow-paging host
-    // zaps at once, so no vCPU running right now keeps using them (the memory may
-    // be reused as soon as this returns). Hardware-paging hosts flush on each
+    // makes KVM drop them at once (the rewriter, or a zap: see `pvm`), so no vCPU
+    // running right now keeps using them (the memory may be reused as soon as
+    // this returns). Hardware-paging hosts flush on each
     // vCPU's next entry; running vCPUs of the same table are not yet shot down.
     fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
         self.pt.map(va, len, offset, prot)?;
-        Ok(self.vm.sync_translations(self.pt.generation())?)
+        Ok(self.vm.sync_translations(&self.pt)?)
     }
 
     fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
         self.pt.unmap(va, len)?;
-        Ok(self.vm.sync_translations(self.pt.generation())?)
+        Ok(self.vm.sync_translations(&self.pt)?)
     }
 
     fn protect(&self, va: u64, len: u64, prot: Prot) -> Result<(), PlatformError> {
         self.pt.protect(va, len, prot)?;
-        Ok(self.vm.sync_translations(self.pt.generation())?)
+        Ok(self.vm.sync_translations(&self.pt)?)
     }
 
     fn new_thread(&self) -> Result<u64, PlatformError> {

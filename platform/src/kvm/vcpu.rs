@@ -131,7 +131,7 @@ const SYSCALL_MASK: u64 = 0x4_7700;
 /// Flags a workload may set: CF PF AF ZF SF TF DF OF AC ID.
 const USER_FLAGS: u64 = 0x24_4dd5;
 
-fn seg(selector: u16, code: bool, dpl: u8) -> kvm_segment {
+pub(crate) fn seg(selector: u16, code: bool, dpl: u8) -> kvm_segment {
     kvm_segment {
         base: 0,
         limit: 0xffff_ffff,
@@ -281,7 +281,7 @@ impl Vcpu {
                 MSR_STAR,
                 (kernel::USER_CS32 as u64) << 48 | (kernel::KERNEL_CS as u64) << 32,
             ),
-            msr(MSR_LSTAR, kernel::SYSCALL_STUB),
+            msr(MSR_LSTAR, self.vm.lstar()),
             msr(MSR_CSTAR, kernel::CSTAR_STUB),
             msr(MSR_SYSCALL_MASK, SYSCALL_MASK),
         ])
@@ -396,7 +396,7 @@ impl Vcpu {
         {
             k.write_u64(frame + i * 8, v);
         }
-        self.vm.sync_translations(space.generation())?;
+        self.vm.sync_translations(space)?;
         let entry = self.prepare_tlb(space);
         {
             let r = &mut self.fd.sync_regs_mut().regs;
@@ -435,7 +435,10 @@ impl Vcpu {
         let gen = space.generation();
         let known = self.seen.get(&cr3).copied();
         self.undo = Some((cr3, known));
-        if known == Some(gen) && self.loaded_cr3 == cr3 {
+        // On shadow-paging hosts the `sync_translations` before this made KVM
+        // drop and flush the edited translations on every vCPU.
+        if self.loaded_cr3 == cr3 && (known == Some(gen) || self.vm.shadow_paging()) {
+            self.seen.insert(cr3, gen);
             return kernel::IRET_STUB;
         }
         let list = if known == Some(gen) {
@@ -530,7 +533,17 @@ impl Vcpu {
             regs.rsp = at(7);
             regs.ss = at(8);
             regs.orig_rax = u64::MAX;
-            if vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && error & 4 != 0 {
+            let lstar = self.vm.lstar();
+            let via_gp = vector == 13
+                && lstar == super::pvm::SYSCALL_GP_LSTAR
+                && regs.rip == lstar
+                && regs.cs == kernel::USER_CS as u64;
+            if via_gp
+                || vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && error & 4 != 0
+            {
+                // With LSTAR non-canonical there, it is the #GP of that address
+                // instead (cheaper, see `pvm::probe_syscall_gp`; a jump there
+                // faults at the jump, so only `syscall` gets this frame).
                 // `syscall` that reached LSTAR still in ring 3: seen on PVM hosts,
                 // which emulate it for a non-PVM guest without loading CS from
                 // STAR (and apply FMASK only sometimes). rcx/r11 are as the
@@ -592,7 +605,17 @@ impl Vcpu {
             .fd
             .get_sregs()
             .map_err(|e| KvmError::new("KVM_GET_SREGS", e))?;
-        if s.cs.dpl != 3 {
+        // Also finish the trip when stopped in ring 3 with an exception queued
+        // (it would hit the entry stub), or between a `syscall` emulated in ring
+        // 3 and its fault at LSTAR (PVM hosts, see `pvm::probe_syscall_gp`).
+        let queued = s.cs.dpl == 3
+            && (r.rip == self.vm.lstar()
+                || self
+                    .fd
+                    .get_vcpu_events()
+                    .map(|e| e.exception.injected != 0 || e.exception.pending != 0)
+                    .unwrap_or(false));
+        if s.cs.dpl != 3 || queued {
             self.interrupter.pending.store(true, Ordering::SeqCst);
             return self.enter(regs);
         }
