@@ -1,6 +1,6 @@
 //! Everything that touches host memory and CPU state: the [`MemoryFile`] that holds
 //! all workload memory, the [`Platform`] / [`AddressSpace`] / [`Context`] traits the
-//! sentry runs workloads through, and their implementations (`ptrace`; `kvm`, groundwork not yet selectable).
+//! sentry runs workloads through, and their implementations (`ptrace`, `kvm`).
 //!
 //! This is the one crate where `unsafe` is routine; every block says why it is sound.
 

@@ -1614,3 +1614,38 @@ fn volume_shared_mapping_writes_back() {
     }
     f.check("runsc do --volume: MAP_SHARED write-back");
 }
+
+/// `--platform=kvm` where /dev/kvm does not work (a mount namespace with
+/// /dev/null over it): one line naming the platform and the device, exit 1;
+/// the default (`auto`) still runs the command, on ptrace. Needs root for the
+/// mount namespace.
+#[test]
+fn kvm_unusable_is_one_line_and_auto_still_runs() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("kvm_unusable_is_one_line_and_auto_still_runs: SKIPPED (needs root)");
+        return;
+    }
+    let runsc = tests::runsc_bin();
+    let run = |args: &str| {
+        std::process::Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --bind /dev/null /dev/kvm && exec {} {args}",
+                runsc.display()
+            ))
+            .output()
+            .expect("unshare")
+    };
+    let out = run("--platform=kvm do /bin/true");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");
+    assert!(
+        err.contains("--platform=kvm") && err.contains("/dev/kvm"),
+        "{err}"
+    );
+    let out = run("do /bin/echo ran");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+}

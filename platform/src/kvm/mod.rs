@@ -1,5 +1,6 @@
-//! The KVM platform (groundwork; DESIGN 4.3, issue 8): the workload runs in ring 3
-//! of a KVM virtual machine whose guest-physical memory is the [`MemoryFile`].
+//! The KVM platform (`--platform=kvm`; DESIGN 4.3, issue 8): the workload runs in
+//! ring 3 of a KVM virtual machine whose guest-physical memory is the
+//! [`MemoryFile`].
 //!
 //! Guest-physical layout:
 //! - slot 0: the MemoryFile's sentry mapping at [`MEMFILE_GPA`] (guest-physical =
@@ -12,8 +13,10 @@
 //! user-accessible below. A vCPU ([`vcpu::Vcpu`]) enters ring 3 through an `iretq`
 //! stub; `syscall` and exceptions end in a `hlt`, which exits to the host.
 //!
-//! [`KvmPlatform`] implements the platform traits; it is not selectable from
-//! `runsc` yet.
+//! [`KvmPlatform`] implements the platform traits; `runsc boot` opens /dev/kvm
+//! before confinement ([`preopen`]) and its seccomp filter admits
+//! [`RUNTIME_IOCTLS`]. The memory file is sized for the slot
+//! ([`memory_file_size`]).
 //!
 //! ## This host: KVM is PVM (shadow paging, guest at hardware CPL 3)
 //!

@@ -1,5 +1,5 @@
 //! [`KvmPlatform`]: the [`Platform`] / [`AddressSpace`] / [`Context`] traits over a
-//! [`Vm`], in the same shape as the ptrace platform. Not selectable from `runsc` yet.
+//! [`Vm`], in the same shape as the ptrace platform (`--platform=kvm`).
 //!
 //! One VM per platform (sandbox); an address space is a [`PageTables`]; a context
 //! (one per task, on its host thread) owns a [`Vcpu`], created lazily on the first
