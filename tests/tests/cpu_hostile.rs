@@ -11,11 +11,14 @@
 //! the i386 ABI, which the host may serve and the sandbox does not) are
 //! compared between the sandbox platforms only.
 //!
-//! Known divergence, on PVM hosts only (`/sys/module/kvm_pvm`): there a real
-//! `syscall` reaches LSTAR still in ring 3 and faults fetching it, so a jump
-//! to LSTAR with rcx pointing just past a real `syscall` instruction and rax
-//! a syscall number is indistinguishable from that syscall, and is served as
-//! it (Linux: SIGSEGV). It gains nothing a jump to that `syscall` would not
+//! Tolerated divergence, on PVM hosts only (`/sys/module/kvm_pvm`) whose VM
+//! keeps LSTAR at the guest-kernel stub (where the non-canonical-LSTAR probe
+//! of platform/src/kvm/pvm.rs fails; on this host it succeeds and the jump
+//! gives SIGSEGV as natively): there a real `syscall` reaches LSTAR still in
+//! ring 3 and faults fetching it, so a jump to LSTAR with rcx pointing just
+//! past a real `syscall` instruction and rax a syscall number is
+//! indistinguishable from that syscall, and is served as it (Linux:
+//! SIGSEGV). It gains nothing a jump to that `syscall` would not
 //! (platform/src/kvm/vcpu.rs). Any other rcx gives SIGSEGV, as natively.
 
 use std::path::Path;

@@ -435,7 +435,11 @@ fn run_and_exec_on_every_platform() {
     let b = b.to_str().unwrap();
     for p in all_platforms() {
         let flag = format!("--platform={p}");
-        env.config("echo out-$(cat /proc/sys/kernel/hostname); exit 3", false, "");
+        env.config(
+            "echo out-$(cat /proc/sys/kernel/hostname); exit 3",
+            false,
+            "",
+        );
         let o = env.runsc(&[&flag, "run", "--bundle", b, "p1"]);
         assert_eq!(o.code, 3, "{p}: {o:?}");
         assert!(o.stdout.contains("out-oci-test"), "{p}: {o:?}");

@@ -15,7 +15,7 @@ use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs, kvm_xsave, Ms
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::kernel::{self, KernelRegion};
-use super::pagetable::PageTables;
+use super::pagetable::{PageTables, USER_LIMIT};
 use super::{KvmError, Vm};
 use crate::Regs;
 
@@ -361,6 +361,19 @@ impl Vcpu {
         self.fd.set_kvm_immediate_exit(0);
         if self.interrupter.pending.swap(false, Ordering::SeqCst) {
             return Ok(Exit::Interrupted);
+        }
+        // A non-canonical rip (from sigreturn, or a tracer's SETREGS) is the
+        // #GP of the return to user mode on Linux: SIGSEGV, SI_KERNEL, with
+        // that rip in the signal frame. It must not reach the VM: where LSTAR
+        // is non-canonical (`pvm::SYSCALL_GP_LSTAR`), the #GP at that very
+        // address would pass for a `syscall` (tests/hostile/cpu_hostile.c,
+        // "sigreturn to noncanonical rip (low)").
+        if (USER_LIMIT..0xffff_8000_0000_0000).contains(&regs.rip) {
+            return Ok(Exit::Exception {
+                vector: 13,
+                error: 0,
+                cr2: 0,
+            });
         }
         // The entry stub is fetched through the CR3 the vCPU still holds,
         // which may be a table freed since (the address space this vCPU ran
