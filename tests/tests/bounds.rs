@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tests::{compile_c_file, runsc_bin, target_dir, Cmd, Exit, Link, RunOutput, PLATFORMS};
+use tests::{
+    all_platforms, compile_c_file, runsc_bin, target_dir, Cmd, Exit, Link, RunOutput, PLATFORMS,
+};
 
 fn program(name: &str) -> PathBuf {
     let src = tests::workspace_root().join(format!("tests/bounds/{name}.c"));
@@ -31,7 +33,7 @@ fn sandbox_still_works(platform: &str) {
 #[test]
 fn touching_past_the_memory_limit_is_oom_killed() {
     let hog = program("memhog");
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let out = Cmd::new([hog.as_os_str()])
             .timeout(Duration::from_secs(30))
             .run_sandbox_with(platform, &["--total-memory=64M"]);
@@ -77,7 +79,7 @@ fn oom_kill_is_logged_and_meminfo_shows_the_limit() {
 #[test]
 fn commit_limit_refuses_huge_writable_mappings() {
     let hog = program("memhog");
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let out = Cmd::new([hog.as_os_str(), "reserve".as_ref()])
             .run_sandbox_with(platform, &["--total-memory=64M"]);
         assert_eq!(out.exit, Exit::Code(0), "{}", out.describe());
@@ -89,7 +91,7 @@ fn commit_limit_refuses_huge_writable_mappings() {
 #[test]
 fn fork_bomb_gets_eagain_at_the_task_limit() {
     let bomb = program("forkbomb");
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let out = Cmd::new([bomb.as_os_str()])
             .timeout(Duration::from_secs(60))
             .run_sandbox_with(platform, &["--max-tasks=100"]);
@@ -117,7 +119,7 @@ fn fork_bomb_gets_eagain_at_the_task_limit() {
 #[test]
 fn rlimit_nofile_is_emfile() {
     let p = program("nofile");
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let out = Cmd::new([p.as_os_str()]).run_sandbox(platform);
         assert_eq!(out.exit, Exit::Code(0), "{}", out.describe());
         assert!(out.stdout.contains("nofile ok"), "{}", out.describe());
@@ -207,7 +209,7 @@ fn oci_pids_limit() {
 
 #[test]
 fn filling_tmpfs_near_the_memory_limit_is_enospc() {
-    for platform in PLATFORMS {
+    for platform in all_platforms() {
         let out = Cmd::new([
             "/bin/sh",
             "-c",

@@ -3,13 +3,17 @@
 //! stopped and delete cleans up); a ptrace stub killed with SIGKILL kills its
 //! process with SIGKILL semantics while the rest of the sandbox goes on.
 //!
+//! The gofer and `runsc do` cases run on every platform of
+//! `tests::all_platforms` (ptrace, and kvm where /dev/kvm works); the stub
+//! case is about the ptrace platform's stub processes and runs on ptrace only.
+//!
 //! Needs: busybox-static (/bin/busybox) for the OCI case.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{runsc_bin, target_dir};
+use tests::{all_platforms, runsc_bin, target_dir};
 
 /// A scratch directory under target/ for this test.
 fn scratch(name: &str) -> PathBuf {
@@ -68,9 +72,11 @@ fn wait_timeout(c: &mut Child, t: Duration) -> Option<std::process::ExitStatus> 
     }
 }
 
-/// `runsc do sh -c SCRIPT` with stdout and stderr to files in `dir`.
-fn spawn_do(dir: &Path, script: &str) -> Child {
+/// `runsc --platform=PLATFORM do sh -c SCRIPT` with stdout and stderr to
+/// files in `dir`.
+fn spawn_do(platform: &str, dir: &Path, script: &str) -> Child {
     Command::new(runsc_bin())
+        .arg(format!("--platform={platform}"))
         .args(["do", "/bin/sh", "-c", script])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("out")).unwrap())
@@ -92,8 +98,15 @@ fn wait_for_output(dir: &Path, want: &str) {
 
 #[test]
 fn gofer_death_stops_runsc_do() {
-    let dir = scratch("gofer-do");
+    for platform in all_platforms() {
+        gofer_death_stops_runsc_do_on(platform);
+    }
+}
+
+fn gofer_death_stops_runsc_do_on(platform: &str) {
+    let dir = scratch(&format!("gofer-do-{platform}"));
     let mut c = spawn_do(
+        platform,
         &dir,
         "echo ready; while :; do read x < /etc/hostname || echo 'read failed'; done",
     );
@@ -126,8 +139,14 @@ fn gofer_death_stops_runsc_do() {
 /// sandbox is left running.
 #[test]
 fn runsc_do_death_takes_the_sandbox_along() {
-    let dir = scratch("do-death");
-    let mut c = spawn_do(&dir, "echo ready; while :; do sleep 1; done");
+    for platform in all_platforms() {
+        runsc_do_death_takes_the_sandbox_along_on(platform);
+    }
+}
+
+fn runsc_do_death_takes_the_sandbox_along_on(platform: &str) {
+    let dir = scratch(&format!("do-death-{platform}"));
+    let mut c = spawn_do(platform, &dir, "echo ready; while :; do sleep 1; done");
     wait_for_output(&dir, "ready");
     let kids = children(c.id());
     assert!(kids.len() >= 2, "gofer and sentry: {kids:?}");
@@ -157,10 +176,14 @@ fn runsc_do_death_takes_the_sandbox_along() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// ptrace only: the stubs are the ptrace platform's host processes (on kvm
+/// the workload's address spaces live in the sentry's VM, with no host
+/// process of their own to kill).
 #[test]
 fn stub_death_kills_only_its_process() {
     let dir = scratch("stub");
     let mut c = spawn_do(
+        "ptrace",
         &dir,
         "/bin/sleep 60 & echo started; wait $!; echo \"status $?\"; echo after",
     );
@@ -203,12 +226,18 @@ fn stub_death_kills_only_its_process() {
 
 const BUSYBOX_LINKS: &[&str] = &["sh", "cat", "sleep", "echo"];
 
-/// `runsc --root=ROOT ARGS`; output to a file (a created sandbox keeps its
-/// stdout and stderr open, so a pipe would never reach end of file).
+/// `runsc --root=ROOT [--platform=P] ARGS`; output to a file (a created
+/// sandbox keeps its stdout and stderr open, so a pipe would never reach end
+/// of file).
 fn runsc_oci(root: &Path, args: &[&str]) -> (i32, String) {
+    runsc_oci_on(None, root, args)
+}
+
+fn runsc_oci_on(platform: Option<&str>, root: &Path, args: &[&str]) -> (i32, String) {
     let out = root.with_extension(format!("out.{}", args[0]));
     let st = Command::new(runsc_bin())
         .arg(format!("--root={}", root.display()))
+        .args(platform.map(|p| format!("--platform={p}")))
         .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
@@ -228,12 +257,18 @@ fn status(root: &Path, id: &str) -> String {
 
 #[test]
 fn gofer_death_stops_an_oci_container() {
+    for platform in all_platforms() {
+        gofer_death_stops_an_oci_container_on(platform);
+    }
+}
+
+fn gofer_death_stops_an_oci_container_on(platform: &str) {
     let bb = Path::new("/bin/busybox");
     assert!(
         bb.exists(),
         "/bin/busybox is missing: install busybox-static"
     );
-    let dir = scratch("gofer-oci");
+    let dir = scratch(&format!("gofer-oci-{platform}"));
     let bin = dir.join("b/rootfs/bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(bb, bin.join("busybox")).unwrap();
@@ -251,7 +286,11 @@ fn gofer_death_stops_an_oci_container() {
     let root = dir.join("state");
     let id = format!("gofer-{}", std::process::id());
     let b = dir.join("b");
-    let (code, o) = runsc_oci(&root, &["create", "--bundle", b.to_str().unwrap(), &id]);
+    let (code, o) = runsc_oci_on(
+        Some(platform),
+        &root,
+        &["create", "--bundle", b.to_str().unwrap(), &id],
+    );
     assert_eq!(code, 0, "create: {o}");
     let (code, o) = runsc_oci(&root, &["start", &id]);
     assert_eq!(code, 0, "start: {o}");

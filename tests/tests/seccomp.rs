@@ -3,13 +3,14 @@
 //! `runsc seccomp-probe CALL` (hidden) installs the very filter `runsc boot`
 //! installs, then makes one host call: forbidden calls must kill it with
 //! SIGSYS, allowed ones must work. And a running sentry must be under it, on
-//! every thread.
+//! every thread (vCPU threads included), on every platform of
+//! `tests::all_platforms`.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::runsc_bin;
+use tests::{all_platforms, runsc_bin};
 
 fn probe(call: &str) -> std::process::Output {
     Command::new(runsc_bin())
@@ -207,7 +208,14 @@ fn status_field(path: &str, field: &str) -> Option<String> {
 
 #[test]
 fn running_sentry_is_confined_on_every_thread() {
+    for platform in all_platforms() {
+        running_sentry_is_confined_on(platform);
+    }
+}
+
+fn running_sentry_is_confined_on(platform: &str) {
     let mut child = Command::new(runsc_bin())
+        .arg(format!("--platform={platform}"))
         .args(["do", "/bin/sh", "-c", "echo started; sleep 3"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -249,11 +257,11 @@ fn running_sentry_is_confined_on_every_thread() {
         }
     }
     let status = child.wait().unwrap();
-    assert!(status.success(), "runsc do: {status:?}");
-    assert!(threads > 1, "the sentry has {threads} threads");
+    assert!(status.success(), "{platform}: runsc do: {status:?}");
+    assert!(threads > 1, "{platform}: the sentry has {threads} threads");
     assert!(
         bad.is_empty(),
-        "sentry threads not confined:\n{}",
+        "{platform}: sentry threads not confined:\n{}",
         bad.join("\n")
     );
 }

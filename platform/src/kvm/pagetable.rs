@@ -419,6 +419,28 @@ impl PageTables {
         ))
     }
 
+    /// Reads `buf.len()` bytes of workload code at `va` as an instruction
+    /// fetch from ring 3 would see them: every byte in the lower half, mapped
+    /// present and executable. False (buf unspecified) otherwise. Used to
+    /// decode what a fault stands for (an `int` instruction, the `syscall`
+    /// before a LSTAR fetch fault).
+    pub fn fetch_user(&self, va: u64, buf: &mut [u8]) -> bool {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let Some(a) = va.checked_add(i as u64).filter(|a| *a < USER_LIMIT) else {
+                return false;
+            };
+            match self.lookup(a) {
+                Some((off, _, true, true)) => {
+                    let mut one = [0u8];
+                    self.mf.read_at(off + (a & 0xfff), &mut one);
+                    *b = one[0];
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// Frees every table page (leaves the mapped memory alone).
     fn free_all(&self, table: u64, level: usize) {
         if level < 3 {

@@ -272,12 +272,15 @@ pub fn exception_signal(vector: u8, error: u64, cr2: u64, rip: u64) -> (i32, i32
     match vector {
         0 => (libc::SIGFPE, 1 /* FPE_INTDIV */, rip),
         1 => (libc::SIGTRAP, 2 /* TRAP_TRACE */, rip),
-        3 | 4 => (libc::SIGTRAP, SI_KERNEL, 0),
+        3 => (libc::SIGTRAP, SI_KERNEL, 0),
+        // 4 (#OF, `int $4`): SIGSEGV as Linux (do_error_trap), below.
         5 => (libc::SIGSEGV, SI_KERNEL, 0),
         6 => (libc::SIGILL, 2 /* ILL_ILLOPN */, rip),
         14 => {
-            // Present bit set: a protection violation.
-            let code = if error & 1 != 0 {
+            // Present bit set: a protection violation. Upper-half addresses
+            // (the guest kernel's region included) are SEGV_MAPERR, as Linux
+            // reports every user fault on a kernel address.
+            let code = if error & 1 != 0 && cr2 < USER_LIMIT {
                 2 /* SEGV_ACCERR */
             } else {
                 1 /* SEGV_MAPERR */
@@ -289,6 +292,39 @@ pub fn exception_signal(vector: u8, error: u64, cr2: u64, rip: u64) -> (i32, i32
         // #GP, #SS, #NP, #TS and anything else: SI_KERNEL, no address.
         _ => (libc::SIGSEGV, SI_KERNEL, 0),
     }
+}
+
+/// The event for CPU exception `vector` in ring 3, as Linux would report it,
+/// where the vector alone does not say (the instruction or flags decide):
+/// - `int $n` for a vector without a ring-3 gate is #GP on Linux (SIGSEGV,
+///   SI_KERNEL); this guest's IDT has 32 entries and PVM hosts deliver #UD
+///   for some: decoded from the instruction bytes;
+/// - `int $0x80` is served as the ptrace platform serves it: a syscall stop
+///   with the number in rax (rip past the instruction), answered from the
+///   x86-64 table (the sentry has no i386 ABI);
+/// - #DB without TF set is `int1`/icebp: TRAP_BRKPT, as Linux; with TF a
+///   single step (TRAP_TRACE).
+fn exception_event(pt: &PageTables, regs: &mut Regs, vector: u8, error: u64, cr2: u64) -> Event {
+    const SI_KERNEL: i32 = 0x80;
+    const TF: u64 = 0x100;
+    let mut insn = [0u8; 2];
+    if matches!(vector, 6 | 13) && pt.fetch_user(regs.rip, &mut insn) && insn[0] == 0xcd {
+        if insn[1] == 0x80 {
+            regs.rip += 2;
+            regs.orig_rax = regs.rax;
+            return Event::Syscall;
+        }
+        return Event::Fault {
+            signo: libc::SIGSEGV,
+            code: SI_KERNEL,
+            addr: 0,
+        };
+    }
+    let (signo, mut code, addr) = exception_signal(vector, error, cr2, regs.rip);
+    if vector == 1 && regs.eflags & TF == 0 {
+        code = 1; // TRAP_BRKPT
+    }
+    Event::Fault { signo, code, addr }
 }
 
 impl Context for KvmContext {
@@ -309,8 +345,7 @@ impl Context for KvmContext {
             Exit::Syscall => Ok(Event::Syscall),
             Exit::Interrupted => Ok(Event::Interrupted),
             Exit::Exception { vector, error, cr2 } => {
-                let (signo, code, addr) = exception_signal(vector, error, cr2, regs.rip);
-                Ok(Event::Fault { signo, code, addr })
+                Ok(exception_event(&space.pt, regs, vector, error, cr2))
             }
         }
     }

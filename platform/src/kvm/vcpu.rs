@@ -15,7 +15,7 @@ use kvm_bindings::{kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs, kvm_xsave, Ms
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
 use super::kernel::{self, KernelRegion};
-use super::pagetable::PageTables;
+use super::pagetable::{PageTables, USER_LIMIT};
 use super::{KvmError, Vm};
 use crate::Regs;
 
@@ -362,6 +362,19 @@ impl Vcpu {
         if self.interrupter.pending.swap(false, Ordering::SeqCst) {
             return Ok(Exit::Interrupted);
         }
+        // A non-canonical rip (from sigreturn, or a tracer's SETREGS) is the
+        // #GP of the return to user mode on Linux: SIGSEGV, SI_KERNEL, with
+        // that rip in the signal frame. It must not reach the VM: where LSTAR
+        // is non-canonical (`pvm::SYSCALL_GP_LSTAR`), the #GP at that very
+        // address would pass for a `syscall` (tests/hostile/cpu_hostile.c,
+        // "sigreturn to noncanonical rip (low)").
+        if (USER_LIMIT..0xffff_8000_0000_0000).contains(&regs.rip) {
+            return Ok(Exit::Exception {
+                vector: 13,
+                error: 0,
+                cr2: 0,
+            });
+        }
         // The entry stub is fetched through the CR3 the vCPU still holds,
         // which may be a table freed since (the address space this vCPU ran
         // last exec'd or exited): switching tables loads the new CR3 first.
@@ -422,7 +435,7 @@ impl Vcpu {
             };
         }
         self.fd.set_sync_dirty_reg(SyncReg::Register);
-        self.enter(regs)
+        self.enter(space, regs)
     }
 
     /// Chooses the entry stub: plain `iretq` when this vCPU last ran `space` and
@@ -478,14 +491,14 @@ impl Vcpu {
     }
 
     /// KVM_RUN with the prepared state; decodes the exit into `regs`.
-    fn enter(&mut self, regs: &mut Regs) -> Result<Exit, KvmError> {
+    fn enter(&mut self, space: &PageTables, regs: &mut Regs) -> Result<Exit, KvmError> {
         let exit = match self.fd.run() {
             Ok(VcpuExit::Hlt) => None,
             Ok(other) => Some(format!("{other:?}")),
             Err(e) if e.errno() == libc::EINTR => {
                 self.fd.set_kvm_immediate_exit(0);
                 self.interrupter.pending.store(false, Ordering::SeqCst);
-                return self.after_interrupt(regs);
+                return self.after_interrupt(space, regs);
             }
             Err(e) => return Err(KvmError::new("KVM_RUN", e)),
         };
@@ -538,18 +551,29 @@ impl Vcpu {
                 && lstar == super::pvm::SYSCALL_GP_LSTAR
                 && regs.rip == lstar
                 && regs.cs == kernel::USER_CS as u64;
-            if via_gp
-                || vector == 14 && cr2 == kernel::SYSCALL_STUB && regs.rip == cr2 && error & 4 != 0
-            {
+            let mut insn = [0u8; 2];
+            let via_pf = vector == 14
+                && lstar == kernel::SYSCALL_STUB
+                && cr2 == kernel::SYSCALL_STUB
+                && regs.rip == cr2
+                && error & 4 != 0
+                && space.fetch_user(regs.rcx.wrapping_sub(2), &mut insn)
+                && insn == [0x0f, 0x05];
+            if via_gp || via_pf {
                 // With LSTAR non-canonical there, it is the #GP of that address
                 // instead (cheaper, see `pvm::probe_syscall_gp`; a jump there
                 // faults at the jump, so only `syscall` gets this frame).
                 // `syscall` that reached LSTAR still in ring 3: seen on PVM hosts,
                 // which emulate it for a non-PVM guest without loading CS from
                 // STAR (and apply FMASK only sometimes). rcx/r11 are as the
-                // instruction set them. A workload could fake this by jumping to
-                // LSTAR with rcx/r11 of its choosing; it gains nothing a real
-                // `syscall` would not give it (Linux would send SIGSEGV instead).
+                // instruction set them, so the two bytes before rcx are a
+                // `syscall` the workload can execute. A jump or call to LSTAR
+                // (the stub's address, whichever LSTAR the VM uses) is a page
+                // fault as on Linux (SIGSEGV there), unless LSTAR is that stub
+                // and the workload also points rcx just past a real `syscall`
+                // instruction: then it is indistinguishable from having jumped
+                // to that instruction, and is served as that syscall
+                // (tests/hostile/cpu_hostile.c, "jump lstar (syscall-like rcx)").
                 regs.rip = regs.rcx;
                 regs.eflags = regs.r11;
                 regs.orig_rax = regs.rax;
@@ -586,7 +610,7 @@ impl Vcpu {
     /// registers; if it never left the host's last exit point or the entry stub,
     /// `regs` are still right; if it stopped inside a stub, finish the trip to the
     /// next exit and leave the interrupt pending for the next run.
-    fn after_interrupt(&mut self, regs: &mut Regs) -> Result<Exit, KvmError> {
+    fn after_interrupt(&mut self, space: &PageTables, regs: &mut Regs) -> Result<Exit, KvmError> {
         let r = self.fd.sync_regs().regs;
         let parked = [
             kernel::IRET_STUB,
@@ -617,7 +641,7 @@ impl Vcpu {
                     .unwrap_or(false));
         if s.cs.dpl != 3 || queued {
             self.interrupter.pending.store(true, Ordering::SeqCst);
-            return self.enter(regs);
+            return self.enter(space, regs);
         }
         copy_gprs(&r, regs);
         regs.rax = r.rax;
