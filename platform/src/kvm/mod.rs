@@ -297,6 +297,8 @@ pub struct Vm {
     /// Every context that may hold a vCPU, for taking one from a context not
     /// running at the moment when the VM has no more.
     pub(crate) holders: Mutex<Vec<std::sync::Weak<Mutex<platform::Holder>>>>,
+    /// The contexts' interrupters, for [`Vm::shoot_down`].
+    running: Mutex<Vec<std::sync::Weak<vcpu::VcpuInterrupter>>>,
     /// MSR_LSTAR of every vCPU (see [`pvm::probe_syscall_gp`]).
     lstar: std::sync::atomic::AtomicU64,
     /// On shadow-paging hosts where it works: the helper that makes host edits of
@@ -362,6 +364,7 @@ impl Vm {
             max_vcpus: std::sync::atomic::AtomicUsize::new(kernel::MAX_VCPUS),
             clean_fpu: std::sync::OnceLock::new(),
             holders: Mutex::new(Vec::new()),
+            running: Mutex::new(Vec::new()),
             rewriter: Mutex::new(None),
             lstar: std::sync::atomic::AtomicU64::new(kernel::SYSCALL_STUB),
         });
@@ -476,6 +479,38 @@ impl Vm {
         pt.release_tables(&freed);
         pt.set_synced(gen);
         Ok(())
+    }
+
+    /// After `pt` lost or narrowed translations: every other vCPU in the guest
+    /// with `pt` loaded is kicked out, and this returns once none is (as
+    /// Linux's TLB shootdown before munmap/mprotect return). A kicked vCPU
+    /// re-enters through the flush stub, since `pt`'s generation moved.
+    pub(crate) fn shoot_down(&self, pt: &PageTables) {
+        let cr3 = pt.cr3();
+        let running: Vec<_> = {
+            let mut rs = self.running.lock().unwrap();
+            rs.retain(|w| w.strong_count() > 0);
+            rs.iter().filter_map(|w| w.upgrade()).collect()
+        };
+        for r in running {
+            if r.in_guest.load(Ordering::SeqCst) != cr3 {
+                continue;
+            }
+            r.interrupt();
+            let start = std::time::Instant::now();
+            while r.in_guest.load(Ordering::SeqCst) == cr3 {
+                if start.elapsed() > std::time::Duration::from_secs(1) {
+                    tracing::warn!("kvm: a vCPU did not leave the guest for a shootdown");
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Registers a context's interrupter for [`Vm::shoot_down`].
+    pub(crate) fn register_running(&self, intr: &Arc<vcpu::VcpuInterrupter>) {
+        self.running.lock().unwrap().push(Arc::downgrade(intr));
     }
 
     /// Before `pt`'s table pages go back to the memory file (the table is being

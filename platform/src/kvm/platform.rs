@@ -106,10 +106,10 @@ impl Drop for KvmAddressSpace {
 
 impl AddressSpace for KvmAddressSpace {
     // After a change that removes or narrows translations, a shadow-paging host
-    // makes KVM drop them at once (the rewriter, or a zap: see `pvm`), so no vCPU
-    // running right now keeps using them (the memory may be reused as soon as
-    // this returns). Hardware-paging hosts flush on each
-    // vCPU's next entry; running vCPUs of the same table are not yet shot down.
+    // makes KVM drop them at once (the rewriter, or a zap: see `pvm`), and every
+    // vCPU in the guest with this table is kicked out before this returns
+    // (`Vm::shoot_down`; it re-enters with a TLB flush), so no thread keeps
+    // using them (the memory may be reused as soon as this returns).
     fn map(&self, va: u64, len: u64, offset: u64, prot: Prot) -> Result<(), PlatformError> {
         self.pt.map(va, len, offset, prot)?;
         Ok(self.vm.sync_translations(&self.pt)?)
@@ -117,12 +117,16 @@ impl AddressSpace for KvmAddressSpace {
 
     fn unmap(&self, va: u64, len: u64) -> Result<(), PlatformError> {
         self.pt.unmap(va, len)?;
-        Ok(self.vm.sync_translations(&self.pt)?)
+        self.vm.sync_translations(&self.pt)?;
+        self.vm.shoot_down(&self.pt);
+        Ok(())
     }
 
     fn protect(&self, va: u64, len: u64, prot: Prot) -> Result<(), PlatformError> {
         self.pt.protect(va, len, prot)?;
-        Ok(self.vm.sync_translations(&self.pt)?)
+        self.vm.sync_translations(&self.pt)?;
+        self.vm.shoot_down(&self.pt);
+        Ok(())
     }
 
     fn new_thread(&self) -> Result<u64, PlatformError> {
@@ -190,11 +194,9 @@ impl KvmContext {
             hs.retain(|w| w.strong_count() > 0);
             hs.push(Arc::downgrade(&holder));
         }
-        KvmContext {
-            vm,
-            holder,
-            intr: Arc::new(VcpuInterrupter::new()),
-        }
+        let intr = Arc::new(VcpuInterrupter::new());
+        vm.register_running(&intr);
+        KvmContext { vm, holder, intr }
     }
 
     /// Gives `h` a vCPU (attached to this context's interrupter, holding its

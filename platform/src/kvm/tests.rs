@@ -458,3 +458,69 @@ fn kvm_contexts_share_vcpus_beyond_the_limit() {
         t.join().unwrap();
     }
 }
+
+/// Once `unmap` returns, no thread of the address space still writes through
+/// the old translation: a vCPU spinning on the page is shot down (kicked out,
+/// re-entering with a flush) and faults.
+#[test]
+fn kvm_unmap_shoots_down_running_vcpus() {
+    use crate::{Event, Platform};
+    let mf = Arc::new(MemoryFile::new(64 << 20).unwrap());
+    let p = match KvmPlatform::new(mf.clone()) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            println!("SKIP: /dev/kvm not usable: {e}");
+            return;
+        }
+    };
+    let space = p.new_address_space().unwrap();
+    // loop: inc qword [0x500000]; jmp loop
+    let code = [0x48, 0xff, 0x04, 0x25, 0x00, 0x00, 0x50, 0x00, 0xeb, 0xf6];
+    let off = mf.allocate(4096).unwrap();
+    mf.write_at(off, &code);
+    space
+        .map(CODE, 4096, off, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
+    let data = mf.allocate(4096).unwrap();
+    space
+        .map(HOLE, 4096, data, libc::PROT_READ | libc::PROT_WRITE)
+        .unwrap();
+    let count = |mf: &MemoryFile| {
+        let mut b = [0u8; 8];
+        mf.read_at(data, &mut b);
+        u64::from_le_bytes(b)
+    };
+    let spinner = {
+        let (p, space) = (p.clone(), space.clone());
+        std::thread::spawn(move || {
+            let mut c = p.new_context().unwrap();
+            let mut r = start_regs();
+            loop {
+                match c.switch(&*space, &mut r).unwrap() {
+                    Event::Interrupted => continue,
+                    e => return e,
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    while count(&mf) < 1000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the spinner never ran"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    space.unmap(HOLE, 4096).unwrap();
+    let after = count(&mf);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(count(&mf), after, "writes went on after unmap returned");
+    assert_eq!(
+        spinner.join().unwrap(),
+        Event::Fault {
+            signo: libc::SIGSEGV,
+            code: 1,
+            addr: HOLE
+        }
+    );
+}

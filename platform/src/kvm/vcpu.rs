@@ -58,6 +58,10 @@ pub struct VcpuInterrupter {
     tid: AtomicI32,
     /// `kvm_run.immediate_exit`, while the vCPU exists.
     immediate_exit: Mutex<Option<*const AtomicU8>>,
+    /// The CR3 the vCPU is (about to be) in the guest with; 0 outside a run.
+    /// Set before the run reads the table's generation, so that an unmap
+    /// either is seen by the run or sees the run (see [`Vm::shoot_down`]).
+    pub(crate) in_guest: std::sync::atomic::AtomicU64,
 }
 
 // SAFETY: the pointer is into the vCPU's kvm_run mapping, only used under the
@@ -79,6 +83,7 @@ impl VcpuInterrupter {
             pending: AtomicBool::new(false),
             tid: AtomicI32::new(0),
             immediate_exit: Mutex::new(None),
+            in_guest: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -409,7 +414,14 @@ impl Vcpu {
         {
             k.write_u64(frame + i * 8, v);
         }
-        self.vm.sync_translations(space)?;
+        self.interrupter
+            .in_guest
+            .store(space.cr3(), Ordering::SeqCst);
+        let r = self.vm.sync_translations(space);
+        if r.is_err() {
+            self.interrupter.in_guest.store(0, Ordering::SeqCst);
+        }
+        r?;
         let entry = self.prepare_tlb(space);
         {
             let r = &mut self.fd.sync_regs_mut().regs;
@@ -492,7 +504,9 @@ impl Vcpu {
 
     /// KVM_RUN with the prepared state; decodes the exit into `regs`.
     fn enter(&mut self, space: &PageTables, regs: &mut Regs) -> Result<Exit, KvmError> {
-        let exit = match self.fd.run() {
+        let ran = self.fd.run();
+        self.interrupter.in_guest.store(0, Ordering::SeqCst);
+        let exit = match ran {
             Ok(VcpuExit::Hlt) => None,
             Ok(other) => Some(format!("{other:?}")),
             Err(e) if e.errno() == libc::EINTR => {
