@@ -2,8 +2,9 @@
 //! guest (informational: they print what they find and assert only what the
 //! platform relies on), the rewriter, the syscall exit, and cost figures.
 //!
-//! Run on the PVM host with `cargo test --release -p platform kvm_pvm -- --nocapture`
-//! (probes) and `... cost -- --test-threads=1 --nocapture` (figures).
+//! The probes that assert nothing are `#[ignore]`d: run them on a PVM host with
+//! `cargo test --release -p platform kvm_pvm -- --ignored --nocapture`; figures
+//! with `... cost -- --test-threads=1 --nocapture`.
 
 mod probe {
     //! What this host's KVM offers of the PVM guest ABI. Found on the host this
@@ -22,6 +23,7 @@ mod probe {
     /// host this was written on, none exits: the vCPU stays at the `vmcall`
     /// inside KVM_RUN until the signal.
     #[test]
+    #[ignore = "probe without assertions: prints what this host's KVM does (--ignored --nocapture)"]
     fn kvm_pvm_probe_hypercalls() {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
@@ -84,6 +86,7 @@ mod probe {
     }
 
     #[test]
+    #[ignore = "probe without assertions: prints what this host's KVM does (--ignored --nocapture)"]
     fn kvm_pvm_probe_abi() {
         let Ok(kvm) = Kvm::new() else { return };
         let abi = crate::kvm::pvm::probe_abi(&kvm).unwrap();
@@ -91,6 +94,7 @@ mod probe {
     }
 
     #[test]
+    #[ignore = "probe without assertions: prints what this host's KVM does (--ignored --nocapture)"]
     fn kvm_pvm_probe_guest_msrs() {
         // rdmsr of each PVM MSR, then hlt (a #GP with no IDT is a shutdown).
         let mut code = Vec::new();
@@ -141,6 +145,7 @@ mod probe {
     }
 
     #[test]
+    #[ignore = "probe without assertions: prints what this host's KVM does (--ignored --nocapture)"]
     fn kvm_pvm_probe_msrs() {
         let Ok(kvm) = Kvm::new() else { return };
         let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).unwrap();
@@ -208,7 +213,8 @@ mod probe {
 pub(crate) mod mini {
     //! A minimal long-mode guest for probing: 4 MiB at GPA 0 identity mapped with
     //! 2 MiB pages, code at 0x10000, GDT at 0x5000.
-    use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+    use crate::kvm::vcpu::seg;
+    use kvm_bindings::{kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
     use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
     pub struct Mini {
@@ -220,24 +226,6 @@ pub(crate) mod mini {
 
     pub const SIZE: usize = 4 << 20;
     pub const CODE: u64 = 0x10000;
-
-    fn seg(selector: u16, code: bool, dpl: u8) -> kvm_segment {
-        kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector,
-            type_: if code { 11 } else { 3 },
-            present: 1,
-            dpl,
-            db: if code { 0 } else { 1 },
-            s: 1,
-            l: if code { 1 } else { 0 },
-            g: 1,
-            avl: 0,
-            unusable: 0,
-            padding: 0,
-        }
-    }
 
     impl Mini {
         pub fn w64(&self, at: u64, v: u64) {
@@ -351,6 +339,37 @@ mod cost {
         v
     }
 
+    /// Loads the IDT (0x7000) and TSS (0x6000) the mini guest's stubs use, with
+    /// `adjust` applied to the special registers, and the syscall MSRs.
+    /// (LSTAR: `CODE + 0x100` in both probe guests.)
+    pub(super) fn load_tables(m: &Mini, adjust: impl FnOnce(&mut kvm_bindings::kvm_sregs)) {
+        let mut s = m.cpu.get_sregs().unwrap();
+        s.idt.base = 0x7000;
+        s.idt.limit = 32 * 16 - 1;
+        s.tr = kvm_segment {
+            base: 0x6000,
+            limit: 103,
+            selector: 0x40,
+            type_: 11,
+            present: 1,
+            ..Default::default()
+        };
+        adjust(&mut s);
+        m.cpu.set_sregs(&s).unwrap();
+        let msr = |index, data| kvm_msr_entry {
+            index,
+            data,
+            ..Default::default()
+        };
+        let msrs = Msrs::from_entries(&[
+            msr(0xc000_0081, 0x23u64 << 48 | 0x10u64 << 32),
+            msr(0xc000_0082, LSTAR),
+            msr(0xc000_0084, 0x4_7700),
+        ])
+        .unwrap();
+        assert_eq!(m.cpu.set_msrs(&msrs).unwrap(), 3);
+    }
+
     fn setup(m: &Mini, entry: &[u8], user: &[u8]) {
         m.bytes(STUB, entry);
         // LSTAR: hlt; jmp STUB
@@ -375,30 +394,7 @@ mod cost {
         m.w64(0x7000 + 6 * 16, lo);
         m.w64(0x7000 + 6 * 16 + 8, 0);
         m.w64(0x6000 + 4, 0x8000);
-        let mut s = m.cpu.get_sregs().unwrap();
-        s.idt.base = 0x7000;
-        s.idt.limit = 32 * 16 - 1;
-        s.tr = kvm_segment {
-            base: 0x6000,
-            limit: 103,
-            selector: 0x40,
-            type_: 11,
-            present: 1,
-            ..Default::default()
-        };
-        m.cpu.set_sregs(&s).unwrap();
-        let msr = |index, data| kvm_msr_entry {
-            index,
-            data,
-            ..Default::default()
-        };
-        let msrs = Msrs::from_entries(&[
-            msr(0xc000_0081, 0x23u64 << 48 | 0x10u64 << 32),
-            msr(0xc000_0082, LSTAR),
-            msr(0xc000_0084, 0x4_7700),
-        ])
-        .unwrap();
-        assert_eq!(m.cpu.set_msrs(&msrs).unwrap(), 3);
+        load_tables(m, |_| {});
     }
 
     fn bench(m: &mut Mini, rip: u64, n: u32) -> (f64, String) {
@@ -436,6 +432,7 @@ mod cost {
     }
 
     #[test]
+    #[ignore = "probe without assertions: prints what this host's KVM does (--ignored --nocapture)"]
     fn kvm_pvm_cost_breakdown() {
         // Entry by sysretq: mov rsp, 0x9000; mov rcx, USER; mov r11d, 0x202; sysretq
         let mut sysret = vec![0x48, 0xc7, 0xc4, 0x00, 0x90, 0, 0, 0x48, 0xc7, 0xc1];
@@ -527,30 +524,15 @@ mod ring3 {
     //! Can a vCPU that never leaves ring 3 exit to the host cheaply? `syscall`
     //! reaches LSTAR still in ring 3 here; LSTAR points at a user page whose
     //! store to an address without a memslot exits (KVM_EXIT_MMIO).
+    use super::cost::load_tables;
     use super::mini::{Mini, CODE};
-    use kvm_bindings::{kvm_msr_entry, kvm_segment, Msrs};
+    use crate::kvm::vcpu::seg;
     use std::time::Instant;
 
     const LSTAR: u64 = CODE + 0x100;
     const UD_HANDLER: u64 = CODE + 0x200;
     const USER: u64 = CODE + 0x1000;
     const MMIO_VA: u64 = 0x40_0000;
-
-    fn seg3(selector: u16, code: bool) -> kvm_segment {
-        kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector,
-            type_: if code { 11 } else { 3 },
-            present: 1,
-            dpl: 3,
-            db: if code { 0 } else { 1 },
-            s: 1,
-            l: if code { 1 } else { 0 },
-            g: 1,
-            ..Default::default()
-        }
-    }
 
     /// `mov [rip+d], al` targeting MMIO_VA, for an instruction at `at`.
     fn mmio_store(at: u64) -> Vec<u8> {
@@ -593,32 +575,10 @@ mod ring3 {
         m.w64(0x7000 + 6 * 16 + 8, 0);
         m.w64(0x6000 + 4, 0x8000);
         m.w64(0x6000 + 0x24, 0x8800); // IST1
-        let mut s = m.cpu.get_sregs().unwrap();
-        s.idt.base = 0x7000;
-        s.idt.limit = 32 * 16 - 1;
-        s.tr = kvm_segment {
-            base: 0x6000,
-            limit: 103,
-            selector: 0x40,
-            type_: 11,
-            present: 1,
-            ..Default::default()
-        };
-        s.cs = seg3(0x33, true);
-        s.ss = seg3(0x2b, false);
-        m.cpu.set_sregs(&s).unwrap();
-        let msr = |index, data| kvm_msr_entry {
-            index,
-            data,
-            ..Default::default()
-        };
-        let msrs = Msrs::from_entries(&[
-            msr(0xc000_0081, 0x23u64 << 48 | 0x10u64 << 32),
-            msr(0xc000_0082, LSTAR),
-            msr(0xc000_0084, 0x4_7700),
-        ])
-        .unwrap();
-        assert_eq!(m.cpu.set_msrs(&msrs).unwrap(), 3);
+        load_tables(&m, |s| {
+            s.cs = seg(0x33, true, 3);
+            s.ss = seg(0x2b, false, 3);
+        });
         for (name, rip) in [
             ("syscall", USER),
             ("ud2", USER + 4),
@@ -666,7 +626,7 @@ mod rewrite {
     //! Does a guest (emulated ring-0) write of a page-table entry make a host
     //! edit visible to the shadow MMU, where CR3 loads and invlpg do not?
     use super::mini::{Mini, CODE};
-    use kvm_bindings::kvm_segment;
+    use crate::kvm::vcpu::seg;
     use kvm_ioctls::VcpuExit;
 
     const USER: u64 = CODE + 0x1000;
@@ -674,23 +634,8 @@ mod rewrite {
     const DATA_VA: u64 = 0x20_0000;
     const PT: u64 = 0x4000;
 
-    fn seg(selector: u16, code: bool, dpl: u8) -> kvm_segment {
-        kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector,
-            type_: if code { 11 } else { 3 },
-            present: 1,
-            dpl,
-            db: if code { 0 } else { 1 },
-            s: 1,
-            l: if code { 1 } else { 0 },
-            g: 1,
-            ..Default::default()
-        }
-    }
-
     #[test]
+    #[ignore = "probe without assertions: prints what this host's KVM does (--ignored --nocapture)"]
     fn kvm_pvm_guest_rewrite() {
         let Some(mut m) = Mini::new(&[], true) else {
             return;
